@@ -1,0 +1,42 @@
+/* tenpak: the command-line front end. Sub-commands live in cli/cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "tenpak/tenpak.h"
+
+typedef struct {
+    const char *name;
+    int (*fn)(int, char **);
+    const char *help;
+} command;
+
+static const command commands[] = {
+    {"list", tp_cmd_list, "list every kernel in the registry (op/variant/backend) and the machine"},
+    {"verify", tp_cmd_verify, "differential tests of every kernel against its reference"},
+    {"bench", tp_cmd_bench, "benchmarks (Google Benchmark JSON / CSV / console)"},
+    {"codecs", tp_cmd_codecs, "codecs and their bits/weight from actual packed sizes"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "tenpak %s: LLM weight compression kernels, verified and benchmarked\n\n"
+               "usage: tenpak COMMAND [options]   (tenpak COMMAND --help for its options)\n\n",
+            TENPAK_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("tenpak %s\n", TENPAK_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "tenpak: unknown command '%s' (tenpak --help lists them)\n", argv[1]);
+    return 2;
+}

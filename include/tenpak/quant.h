@@ -1,0 +1,89 @@
+/* The INT4 codec family: int4 (asymmetric, FP16 scale + offset per group), int4r2 (int4 plus an
+ * INT2 residual with its own FP16 scale per group) and nf4 (QLoRA's NormalFloat-4 with an FP16
+ * absmax scale per group).
+ *
+ * Layout (all row-major, groups run along a row, i.e. along the input dimension):
+ *   W is rows x cols fp32. Each row is split into ceil(cols/g) groups; the last group of a row is
+ *   short when cols % g != 0 (it has cols % g elements and its own scale/offset).
+ *
+ *   codes   : 4-bit codes, two per byte, each row starting on a byte boundary
+ *             (row stride = ceil(cols/2) bytes). Nibble order: element 2i of a row is the LOW
+ *             nibble of byte i, element 2i+1 the HIGH nibble. An odd row ends with a zero high nibble.
+ *   scale   : rows x ceil(cols/g) FP16 values (binary16 bits), row-major.
+ *   offset  : same shape (int4, int4r2 only).
+ *   rcodes  : int4r2 only: 2-bit residual codes, four per byte, each row on a byte boundary
+ *             (row stride = ceil(cols/4)); element 4i+j sits in bits [2j, 2j+1] of byte i.
+ *   rscale  : int4r2 only: rows x ceil(cols/g) FP16 residual scales.
+ *
+ * Dequantisation (the definition; every backend must produce these exact fp32 values):
+ *   int4  : w = q*s + o                       (q in 0..15; q*s is exact in fp32, one rounding)
+ *   int4r2: w = (q*s + o) + (r - 1.5f)*rs      (r in 0..3; left sum rounded to fp32 first)
+ *   nf4   : w = NF4[q] * s                     (NF4: the 16 QLoRA levels in [-1, 1], as fp32)
+ */
+#ifndef TENPAK_QUANT_H
+#define TENPAK_QUANT_H
+
+#include "tenpak/tenpak.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tp_qkind { TP_Q_INT4 = 0, TP_Q_INT4R2 = 1, TP_Q_NF4 = 2 } tp_qkind;
+
+typedef struct tp_qmat {
+    tp_qkind kind;
+    int64_t rows, cols;
+    int g;                /* group size */
+    int64_t ngroups;      /* groups per row = ceil(cols / g) */
+    int64_t code_stride;  /* bytes per row of codes = ceil(cols / 2) */
+    int64_t rcode_stride; /* bytes per row of residual codes = ceil(cols / 4) (int4r2) */
+    uint8_t *codes;
+    uint16_t *scale;
+    uint16_t *offset;     /* NULL for nf4 */
+    uint8_t *rcodes;      /* int4r2 only */
+    uint16_t *rscale;     /* int4r2 only */
+} tp_qmat;
+
+extern const float TP_NF4_LEVELS[16];
+
+const char *tp_qkind_name(tp_qkind k);
+/* Allocates the buffers of a quantised matrix (codes zeroed). */
+tp_status tp_qmat_alloc(tp_qmat *q, tp_qkind kind, int64_t rows, int64_t cols, int g);
+void tp_qmat_free(tp_qmat *q);
+/* Packed size in bytes (codes + every scale/offset array), exactly what an artifact stores. */
+size_t tp_qmat_bytes(const tp_qmat *q);
+/* Bits per weight of a kind/group size from the packed size of a rows x cols matrix. */
+double tp_qkind_bits_per_weight(tp_qkind kind, int g, int64_t rows, int64_t cols);
+
+static inline int tp_qmat_code(const tp_qmat *q, int64_t r, int64_t c) {
+    uint8_t b = q->codes[r * q->code_stride + (c >> 1)];
+    return (c & 1) ? (b >> 4) : (b & 15);
+}
+static inline int tp_qmat_rcode(const tp_qmat *q, int64_t r, int64_t c) {
+    uint8_t b = q->rcodes[r * q->rcode_stride + (c >> 2)];
+    return (b >> (2 * (c & 3))) & 3;
+}
+
+/* ---- reference (reference/quant_ref.c): the definitions ---- */
+/* Quantise W (rows x cols) into q (allocated by the caller with tp_qmat_alloc).
+ * int4: min/max initialisation with directed FP16 rounding (offset rounded down, scale rounded up)
+ *       so the grid covers the group: every element is within half a step of its code.
+ * refine_iters > 0 (int4, int4r2 base): alternating least squares on (scale, offset) given the
+ *       codes, re-quantising after each step, keeping the best squared error per group. */
+void tp_quantize_ref(tp_qmat *q, const float *W, int refine_iters);
+void tp_dequantize_ref(const tp_qmat *q, float *W);
+/* y[rows] = W x, accumulated in double */
+void tp_qgemv_ref(const tp_qmat *q, const float *x, float *y);
+/* X is batch x cols (one activation vector per row), Y is batch x rows: Y[b] = W X[b] */
+void tp_qgemm_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y);
+
+/* ---- optimised cpu backend (kernels/cpu): dispatches on tp_cpu_isa(), threaded ---- */
+void tp_dequantize_cpu(const tp_qmat *q, float *W);
+void tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y);
+void tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,93 @@
+/* tenpak: a kernel-first benchmark and verification harness for LLM weight compression.
+ *
+ * Core utilities shared by every part: errors as values, FP16 conversion, the seeded random
+ * generator, CPU feature detection, timers and small file helpers.
+ */
+#ifndef TENPAK_TENPAK_H
+#define TENPAK_TENPAK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TENPAK_VERSION "0.1.0"
+
+/* ---- errors: values with names, never aborts (zstd's habit) ---- */
+typedef enum tp_status {
+    TP_OK = 0,
+    TP_ERR_ARG,       /* bad argument from the caller */
+    TP_ERR_NOMEM,     /* allocation failed */
+    TP_ERR_IO,        /* read/write failed */
+    TP_ERR_FORMAT,    /* input is malformed (truncated, lying header, bad JSON, ...) */
+    TP_ERR_CHECKSUM,  /* data does not match its checksum */
+    TP_ERR_UNSUPPORTED,
+    TP_ERR_INTERNAL
+} tp_status;
+
+const char *tp_status_name(tp_status s);
+
+/* A short message buffer filled by functions that can fail on user input. */
+typedef struct tp_err {
+    char msg[512];
+} tp_err;
+/* printf-style: sets e->msg (if e is non-NULL) and returns code. */
+tp_status tp_fail(tp_err *e, tp_status code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- FP16 (IEEE binary16), round to nearest even ---- */
+uint16_t tp_f32_to_f16(float f);
+float tp_f16_to_f32(uint16_t h);
+/* Largest fp16 value <= f, and smallest >= f (finite f within fp16 range). */
+uint16_t tp_f16_round_down(float f);
+uint16_t tp_f16_round_up(float f);
+uint16_t tp_bf16_from_f32(float f);
+float tp_bf16_to_f32(uint16_t h);
+
+/* ---- seeded generator (xoshiro256**), reproducible across machines ---- */
+typedef struct tp_rng {
+    uint64_t s[4];
+} tp_rng;
+void tp_rng_seed(tp_rng *r, uint64_t seed);
+uint64_t tp_rng_next(tp_rng *r);
+double tp_rng_uniform(tp_rng *r);            /* [0, 1) */
+float tp_rng_normal(tp_rng *r);               /* standard normal */
+uint32_t tp_rng_below(tp_rng *r, uint32_t n); /* [0, n) */
+uint64_t tp_hash_str(const char *s);          /* FNV-1a, to derive per-case seeds */
+uint64_t tp_seed_from_time(void);
+
+/* ---- CPU features and the ISA level the cpu backend dispatches to ---- */
+typedef enum tp_isa { TP_ISA_PORTABLE = 0, TP_ISA_AVX2 = 1 } tp_isa;
+tp_isa tp_cpu_best_isa(void);           /* what this CPU supports */
+tp_isa tp_cpu_isa(void);                /* what the cpu backend uses now */
+void tp_cpu_set_isa(tp_isa isa);        /* clamped to tp_cpu_best_isa() */
+const char *tp_isa_name(tp_isa isa);
+int tp_num_threads(void);
+const char *tp_cpu_model(void);
+double tp_cpu_mhz(void);
+
+/* ---- timing ---- */
+double tp_now(void);      /* monotonic wall clock, seconds */
+double tp_cpu_time(void); /* process CPU time, seconds */
+
+/* ---- memory: 64-byte aligned, poisonable ---- */
+void *tp_alloc(size_t bytes); /* aligned, NULL on failure */
+void tp_free(void *p);
+void tp_poison_f32(float *p, size_t n); /* fill with quiet NaN */
+
+/* ---- files ---- */
+/* Reads a whole file; returns NULL and sets e on failure. */
+void *tp_read_file(const char *path, size_t *len, tp_err *e);
+/* Writes data to path through path.tmp.XXXXXX + rename, so no partial file is left behind. */
+tp_status tp_write_file_atomic(const char *path, const void *data, size_t len, tp_err *e);
+
+/* Where ../shared lives: $TENPAK_SHARED_DIR, else the configured default. */
+const char *tp_shared_dir(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
