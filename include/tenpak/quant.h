@@ -56,6 +56,12 @@ size_t tp_qmat_bytes(const tp_qmat *q);
 /* Bits per weight of a kind/group size from the packed size of a rows x cols matrix. */
 double tp_qkind_bits_per_weight(tp_qkind kind, int g, int64_t rows, int64_t cols);
 
+/* The packed arrays laid end to end (codes, scale, offset, rcodes, rscale; tp_qmat_bytes long),
+ * little-endian: the byte image an artifact stores. unpack fills a tp_qmat allocated with the
+ * same kind and shape. */
+void tp_qmat_pack(const tp_qmat *q, void *dst);
+void tp_qmat_unpack(tp_qmat *q, const void *src);
+
 static inline int tp_qmat_code(const tp_qmat *q, int64_t r, int64_t c) {
     uint8_t b = q->codes[r * q->code_stride + (c >> 1)];
     return (c & 1) ? (b >> 4) : (b & 15);

@@ -61,6 +61,9 @@ typedef struct tp_op {
     void (*reference)(const tp_case *c, void *out);
     /* TP_CMP_PROPERTY: worst (error / allowed) over the output; passes when <= 1 */
     double (*property)(const tp_case *c, const void *out);
+    /* optional: how `verify --self-test` damages an output of this op (default: one byte
+     * flipped for exact/property ops, one element pushed past the bound for rel_l2) */
+    void (*corrupt)(const tp_case *c, void *out, tp_rng *rng);
     /* bytes moved (read + written) and FLOPs / items of one run, for bench counters */
     double (*bytes)(const tp_shape *s);
     double (*flops)(const tp_shape *s);

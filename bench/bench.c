@@ -1,0 +1,355 @@
+/* The benchmark harness. For each registry kernel and bench shape (filtered, sharded):
+ * make the inputs once, prepare, warm up, grow the iteration count until a batch lasts
+ * min_time, then time `repetitions` batches. Memory-bound ops are reported as a fraction of the
+ * STREAM-style copy bandwidth measured at the start of the same run (copy/f32/cpu). */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <regex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tenpak/bench.h"
+
+typedef struct result {
+    char name[256];
+    const tp_kernel *k;
+    tp_shape shape;
+    int64_t iters;
+    int reps;
+    double *real_ns, *cpu_ns; /* per iteration, one per repetition */
+    double median_ns;
+} result;
+
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(const double *v, int n) {
+    double *t = malloc((size_t)n * sizeof *t);
+    if (!t) abort();
+    memcpy(t, v, (size_t)n * sizeof *t);
+    qsort(t, (size_t)n, sizeof *t, cmp_dbl);
+    double m = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+    free(t);
+    return m;
+}
+
+/* Time `iters` runs; returns wall seconds, *cpu gets process CPU seconds. */
+static double time_batch(const tp_kernel *k, const tp_case *c, void *state, void *out, int64_t iters,
+                         double *cpu) {
+    double c0 = tp_cpu_time(), t0 = tp_now();
+    for (int64_t i = 0; i < iters; i++) k->run(c, state, out);
+    if (k->sync) k->sync(state);
+    double t = tp_now() - t0;
+    *cpu = tp_cpu_time() - c0;
+    return t;
+}
+
+static tp_status bench_one(const tp_kernel *k, const tp_shape *s, const tp_bench_opts *o,
+                           result *r) {
+    tp_case c;
+    tp_status st = tp_case_make(&c, k->op, s, 12345, 0);
+    if (st != TP_OK) return st;
+    void *out = tp_alloc(c.out_bytes);
+    if (!out) {
+        tp_case_free(&c);
+        return TP_ERR_NOMEM;
+    }
+    memset(out, 0, c.out_bytes);
+    void *state = k->prepare ? k->prepare(&c) : NULL;
+    double cpu;
+    time_batch(k, &c, state, out, 1, &cpu); /* warm-up: page faults, caches, thread pool */
+    int64_t iters = 1;
+    for (;;) {
+        double t = time_batch(k, &c, state, out, iters, &cpu);
+        if (t >= o->min_time || iters >= 1000000000) break;
+        /* like Google Benchmark: aim 40% past the target, grow at most 10x per step */
+        double mult = t > 0 ? 1.4 * o->min_time / t : 10.0;
+        if (mult > 10.0) mult = 10.0;
+        int64_t next = (int64_t)ceil((double)iters * mult);
+        iters = next > iters ? next : iters + 1;
+    }
+    r->iters = iters;
+    r->reps = o->repetitions;
+    r->real_ns = malloc((size_t)r->reps * sizeof(double));
+    r->cpu_ns = malloc((size_t)r->reps * sizeof(double));
+    if (!r->real_ns || !r->cpu_ns) abort();
+    for (int i = 0; i < r->reps; i++) {
+        double t = time_batch(k, &c, state, out, iters, &cpu);
+        r->real_ns[i] = 1e9 * t / (double)iters;
+        r->cpu_ns[i] = 1e9 * cpu / (double)iters;
+    }
+    r->median_ns = median(r->real_ns, r->reps);
+    if (k->release) k->release(state);
+    tp_free(out);
+    tp_case_free(&c);
+    return TP_OK;
+}
+
+/* STREAM-style copy bandwidth (bytes read + written per second), best of a few runs. */
+static double measure_copy_bandwidth(int quick) {
+    const tp_kernel *copy = NULL;
+    for (size_t i = 0; i < tp_registry_count(); i++) {
+        const tp_kernel *k = tp_registry_get(i);
+        if (!strcmp(k->op->name, "copy") && !strcmp(k->backend, "cpu")) copy = k;
+    }
+    if (!copy) return 0;
+    tp_shape s = TP_SHAPE1(quick ? (1 << 20) : (1 << 25)); /* 4 MiB or 128 MiB per buffer */
+    tp_case c;
+    if (tp_case_make(&c, copy->op, &s, 1, 0) != TP_OK) return 0;
+    void *out = tp_alloc(c.out_bytes);
+    double best = 0, cpu;
+    if (out) {
+        memset(out, 0, c.out_bytes);
+        for (int i = 0; i < 6; i++) {
+            double t = time_batch(copy, &c, NULL, out, 1, &cpu);
+            double bw = copy->op->bytes(&s) / t;
+            best = bw > best ? bw : best;
+        }
+    }
+    tp_free(out);
+    tp_case_free(&c);
+    return best;
+}
+
+static void add_caches(cJSON *ctx) {
+    cJSON *arr = cJSON_AddArrayToObject(ctx, "caches");
+    for (int i = 0; i < 8; i++) {
+        char path[128], buf[64];
+        const char *fields[] = {"type", "level", "size", "shared_cpu_list"};
+        char vals[4][64];
+        int ok = 1;
+        for (int f = 0; f < 4 && ok; f++) {
+            snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/%s", i, fields[f]);
+            FILE *fp = fopen(path, "r");
+            if (!fp || !fgets(buf, sizeof buf, fp)) ok = 0;
+            if (fp) fclose(fp);
+            if (ok) { buf[strcspn(buf, "\n")] = 0; snprintf(vals[f], sizeof vals[f], "%s", buf); }
+        }
+        if (!ok) break;
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "type", !strcmp(vals[0], "Instruction") ? "Instruction"
+                                           : !strcmp(vals[0], "Data") ? "Data" : "Unified");
+        cJSON_AddNumberToObject(c, "level", atoi(vals[1]));
+        double size = atof(vals[2]);
+        if (strchr(vals[2], 'K')) size *= 1024;
+        if (strchr(vals[2], 'M')) size *= 1024 * 1024;
+        cJSON_AddNumberToObject(c, "size", size);
+        /* "0-1" or "0,2" -> count the CPUs sharing it */
+        int sharing = 1;
+        char *dash = strchr(vals[3], '-');
+        if (dash) sharing = atoi(dash + 1) - atoi(vals[3]) + 1;
+        else for (char *p = vals[3]; *p; p++) sharing += *p == ',';
+        cJSON_AddNumberToObject(c, "num_sharing", sharing);
+        cJSON_AddItemToArray(arr, c);
+    }
+}
+
+static cJSON *make_context(double copy_bw) {
+    cJSON *ctx = cJSON_CreateObject();
+    char date[64], host[256] = "unknown";
+    time_t now = time(NULL);
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S%z", localtime(&now));
+    gethostname(host, sizeof host - 1);
+    cJSON_AddStringToObject(ctx, "date", date);
+    cJSON_AddStringToObject(ctx, "host_name", host);
+    cJSON_AddStringToObject(ctx, "executable", "tenpak bench");
+    cJSON_AddNumberToObject(ctx, "num_cpus", (double)sysconf(_SC_NPROCESSORS_ONLN));
+    cJSON_AddNumberToObject(ctx, "mhz_per_cpu", floor(tp_cpu_mhz()));
+    cJSON_AddBoolToObject(ctx, "cpu_scaling_enabled", 0);
+    add_caches(ctx);
+    cJSON_AddItemToObject(ctx, "load_avg", cJSON_CreateArray());
+#ifdef TENPAK_BUILD_TYPE
+    cJSON_AddStringToObject(ctx, "library_build_type",
+                            !strcmp(TENPAK_BUILD_TYPE, "Debug") ? "debug" : "release");
+#endif
+    cJSON_AddStringToObject(ctx, "tenpak_version", TENPAK_VERSION);
+    cJSON_AddStringToObject(ctx, "cpu_model", tp_cpu_model());
+    cJSON_AddStringToObject(ctx, "isa", tp_isa_name(tp_cpu_isa()));
+    cJSON_AddNumberToObject(ctx, "threads", tp_num_threads());
+    cJSON_AddNumberToObject(ctx, "copy_bandwidth_bytes_per_second", copy_bw);
+    return ctx;
+}
+
+static void add_counters(cJSON *b, const result *r, double t_ns, double copy_bw) {
+    const tp_op *op = r->k->op;
+    double sec = t_ns * 1e-9;
+    if (op->bytes) cJSON_AddNumberToObject(b, "bytes_per_second", op->bytes(&r->shape) / sec);
+    if (op->items) cJSON_AddNumberToObject(b, "items_per_second", op->items(&r->shape) / sec);
+    if (op->flops) cJSON_AddNumberToObject(b, "flops_per_second", op->flops(&r->shape) / sec);
+    if (op->memory_bound && op->bytes && copy_bw > 0)
+        cJSON_AddNumberToObject(b, "roofline_fraction", op->bytes(&r->shape) / sec / copy_bw);
+}
+
+static cJSON *bench_entry(const result *r, const char *name, const char *run_type, const char *agg,
+                          int rep_index, double real, double cpu, double copy_bw) {
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "name", name);
+    cJSON_AddStringToObject(b, "run_name", r->name);
+    cJSON_AddStringToObject(b, "run_type", run_type);
+    cJSON_AddNumberToObject(b, "repetitions", r->reps);
+    if (!agg) cJSON_AddNumberToObject(b, "repetition_index", rep_index);
+    cJSON_AddNumberToObject(b, "threads", 1);
+    if (agg) {
+        cJSON_AddStringToObject(b, "aggregate_name", agg);
+        cJSON_AddStringToObject(b, "aggregate_unit", "time");
+    }
+    cJSON_AddNumberToObject(b, "iterations", (double)r->iters);
+    cJSON_AddNumberToObject(b, "real_time", real);
+    cJSON_AddNumberToObject(b, "cpu_time", cpu);
+    cJSON_AddStringToObject(b, "time_unit", "ns");
+    if (!agg || strcmp(agg, "stddev")) add_counters(b, r, real, copy_bw);
+    return b;
+}
+
+static void stats(const double *v, int n, double *mean, double *med, double *sd, double *mn, double *mx) {
+    double s = 0, ss = 0;
+    *mn = v[0];
+    *mx = v[0];
+    for (int i = 0; i < n; i++) {
+        s += v[i];
+        *mn = v[i] < *mn ? v[i] : *mn;
+        *mx = v[i] > *mx ? v[i] : *mx;
+    }
+    *mean = s / n;
+    for (int i = 0; i < n; i++) ss += (v[i] - *mean) * (v[i] - *mean);
+    *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
+    *med = median(v, n);
+}
+
+static void print_row(FILE *f, tp_bench_format fmt, const result *r, double copy_bw) {
+    const tp_op *op = r->k->op;
+    double mean, med, sd, mn, mx, cm, cmed, csd, cmn, cmx;
+    stats(r->real_ns, r->reps, &mean, &med, &sd, &mn, &mx);
+    stats(r->cpu_ns, r->reps, &cm, &cmed, &csd, &cmn, &cmx);
+    double sec = med * 1e-9;
+    double bps = op->bytes ? op->bytes(&r->shape) / sec : 0;
+    double ips = op->items ? op->items(&r->shape) / sec : 0;
+    double fps = op->flops ? op->flops(&r->shape) / sec : 0;
+    double roof = op->memory_bound && copy_bw > 0 ? bps / copy_bw : 0;
+    if (fmt == TP_BENCH_CSV) {
+        fprintf(f, "\"%s\",%lld,%.6g,%.6g,ns,%.6g,%.6g,\"\",,,%.6g,%.6g,%.6g,%.6g,%.6g\n", r->name,
+                (long long)r->iters, med, cmed, bps, ips, mn, mx, sd, fps, roof);
+        return;
+    }
+    char roofs[16] = "", gf[16] = "";
+    if (roof > 0) snprintf(roofs, sizeof roofs, "%5.1f%%", 100 * roof);
+    if (fps > 0) snprintf(gf, sizeof gf, "%8.2f", fps * 1e-9);
+    fprintf(f, "%-42s %11.4f %11.4f %11.4f %10lld %9.2f %8s %8s\n", r->name, mn * 1e-6, med * 1e-6,
+            mx * 1e-6, (long long)r->iters, bps * 1e-9, roofs, gf);
+}
+
+tp_status tp_bench_run(const tp_bench_opts *o, int *ran, tp_err *e) {
+    *ran = 0;
+    regex_t re;
+    int have_re = o->filter && *o->filter;
+    if (have_re && regcomp(&re, o->filter, REG_EXTENDED | REG_NOSUB) != 0)
+        return tp_fail(e, TP_ERR_ARG, "bad --filter regex '%s'", o->filter);
+    if (o->repetitions < 1 || o->min_time <= 0 || o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n) {
+        if (have_re) regfree(&re);
+        return tp_fail(e, TP_ERR_ARG, "bad --repetitions, --min-time or --shard");
+    }
+    double copy_bw = measure_copy_bandwidth(o->quick_roofline);
+    FILE *f = o->out;
+    if (f && o->format == TP_BENCH_CSV)
+        fprintf(f, "name,iterations,real_time,cpu_time,time_unit,bytes_per_second,items_per_second,"
+                   "label,error_occurred,error_message,min_time,max_time,stddev_time,flops_per_second,"
+                   "roofline_fraction\n");
+    else if (f) {
+        fprintf(f, "tenpak bench: %s, %d threads, isa %s; copy bandwidth (roofline) %.2f GB/s\n",
+                tp_cpu_model(), tp_num_threads(), tp_isa_name(tp_cpu_isa()), copy_bw * 1e-9);
+        fprintf(f, "%-42s %11s %11s %11s %10s %9s %8s %8s\n", "benchmark", "min ms", "median ms",
+                "max ms", "iters", "GB/s", "roofline", "GFLOP/s");
+    }
+    size_t cap = 64, n = 0;
+    result *res = calloc(cap, sizeof *res);
+    if (!res) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    int64_t index = 0; /* position in the whole matrix, for sharding */
+    tp_status st = TP_OK;
+    for (size_t i = 0; i < tp_registry_count() && st == TP_OK; i++) {
+        const tp_kernel *k = tp_registry_get(i);
+        if (o->backend ? strcmp(o->backend, k->backend) != 0 : !strcmp(k->backend, "ref")) continue;
+        for (const tp_shape *s = k->op->bench_shapes; s && s->nd; s++) {
+            char name[256];
+            tp_kernel_name(k, s, name, sizeof name);
+            if (have_re && regexec(&re, name, 0, NULL, 0) != 0) continue;
+            if (!tp_kernel_is_available(k, NULL, 0)) continue;
+            if (index++ % o->shard_n != o->shard_i) continue;
+            if (n == cap) {
+                result *nr = realloc(res, 2 * cap * sizeof *res);
+                if (!nr) { st = tp_fail(e, TP_ERR_NOMEM, "out of memory"); break; }
+                memset(nr + cap, 0, cap * sizeof *res);
+                res = nr;
+                cap *= 2;
+            }
+            result *r = &res[n];
+            snprintf(r->name, sizeof r->name, "%s", name);
+            r->k = k;
+            r->shape = *s;
+            if (bench_one(k, s, o, r) != TP_OK) {
+                st = tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", name);
+                break;
+            }
+            n++;
+            if (f) {
+                print_row(f, o->format, r, copy_bw);
+                fflush(f);
+            }
+        }
+    }
+    /* ratios to the baseline of the same op and shape, measured in this run */
+    if (f && o->format == TP_BENCH_CONSOLE && st == TP_OK) {
+        int header = 0;
+        for (size_t a = 0; a < n; a++) {
+            if (res[a].k->flags & TP_K_BASELINE) continue;
+            for (size_t b = 0; b < n; b++) {
+                if (!(res[b].k->flags & TP_K_BASELINE) || strcmp(res[a].k->op->name, res[b].k->op->name)) continue;
+                char sa[96], sb[96];
+                tp_shape_name(&res[a].shape, sa, sizeof sa);
+                tp_shape_name(&res[b].shape, sb, sizeof sb);
+                if (strcmp(sa, sb)) continue;
+                if (!header) fprintf(f, "\nspeed-up vs baselines (median times, this run):\n");
+                header = 1;
+                fprintf(f, "  %-42s %6.2fx vs %s\n", res[a].name, res[b].median_ns / res[a].median_ns, res[b].name);
+            }
+        }
+    }
+    if (o->json_path && st == TP_OK) {
+        cJSON *root = cJSON_CreateObject();
+        cJSON_AddItemToObject(root, "context", make_context(copy_bw));
+        cJSON *arr = cJSON_AddArrayToObject(root, "benchmarks");
+        for (size_t a = 0; a < n; a++) {
+            result *r = &res[a];
+            for (int i = 0; i < r->reps; i++)
+                cJSON_AddItemToArray(arr, bench_entry(r, r->name, "iteration", NULL, i, r->real_ns[i], r->cpu_ns[i], copy_bw));
+            if (r->reps > 1) {
+                double m[5], c[5];
+                stats(r->real_ns, r->reps, &m[0], &m[1], &m[2], &m[3], &m[4]);
+                stats(r->cpu_ns, r->reps, &c[0], &c[1], &c[2], &c[3], &c[4]);
+                const char *agg[5] = {"mean", "median", "stddev", "min", "max"};
+                for (int j = 0; j < 5; j++) {
+                    char nm[300];
+                    snprintf(nm, sizeof nm, "%s_%s", r->name, agg[j]);
+                    cJSON_AddItemToArray(arr, bench_entry(r, nm, "aggregate", agg[j], 0, m[j], c[j], copy_bw));
+                }
+            }
+        }
+        char *text = cJSON_Print(root);
+        if (!text) st = tp_fail(e, TP_ERR_NOMEM, "out of memory");
+        else {
+            st = tp_write_file_atomic(o->json_path, text, strlen(text), e);
+            free(text);
+        }
+        cJSON_Delete(root);
+    }
+    for (size_t a = 0; a < n; a++) {
+        free(res[a].real_ns);
+        free(res[a].cpu_ns);
+    }
+    free(res);
+    if (have_re) regfree(&re);
+    *ran = (int)n;
+    return st;
+}

@@ -1,0 +1,254 @@
+/* AVX2 + FMA + F16C kernels for the INT4 family. Compiled with -mavx2 -mfma -mf16c and only
+ * called after run-time detection (src/cpu.c).
+ *
+ * Code expansion: a row's 8 codes for columns c..c+7 (c a multiple of 8) are the 4 bytes at
+ * codes + c/2. Broadcast as one dword to all lanes, lane j shifted right by 4j and masked gives
+ * element c+j, because element 2i is the low nibble of byte i (little-endian dword).
+ * Groups are multiples of 8 wide, so an 8-chunk never straddles two groups.
+ *
+ * GEMV uses the group identity  sum_i (q_i s + o) x_i = s * sum_i q_i x_i + o * sum_i x_i,
+ * with sum_i x_i per group computed once per call (tp_qgemv_xsum): 4 vector ops per 8 weights.
+ */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/cpu/quant_cpu.h"
+
+static const int32_t SH4[8] = {0, 4, 8, 12, 16, 20, 24, 28};
+static const int32_t SH2[8] = {0, 2, 4, 6, 8, 10, 12, 14};
+
+static inline __m256i codes8(const uint8_t *p, __m256i sh, __m256i m15) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(v), sh), m15);
+}
+static inline __m256i rcodes8(const uint8_t *p, __m256i sh, __m256i m3) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(v), sh), m3);
+}
+/* NF4 level of each code: two 8-entry permutes and a blend on bit 3 */
+static inline __m256 nf4_lookup(__m256i q, __m256 lo, __m256 hi) {
+    __m256 a = _mm256_permutevar8x32_ps(lo, q), b = _mm256_permutevar8x32_ps(hi, q);
+    __m256 m = _mm256_castsi256_ps(_mm256_cmpgt_epi32(q, _mm256_set1_epi32(7)));
+    return _mm256_blendv_ps(a, b, m);
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* fp16 -> fp32 for n values (vectorised by 8) */
+static void f16_to_f32_n(const uint16_t *src, float *dst, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
+}
+
+/* Scalar element, identical arithmetic to the reference (q*s is exact in fp32). */
+static inline float deq_scalar(const tp_qmat *q, int64_t r, int64_t c, const float *sf,
+                               const float *of, const float *rf) {
+    int64_t gi = c / q->g;
+    int code = tp_qmat_code(q, r, c);
+    if (q->kind == TP_Q_NF4) return TP_NF4_LEVELS[code] * sf[gi];
+    float base = (float)code * sf[gi] + of[gi];
+    if (q->kind == TP_Q_INT4) return base;
+    return base + ((float)tp_qmat_rcode(q, r, c) - 1.5f) * rf[gi];
+}
+
+/* Decode one row into dst (cols floats); sf/of/rf are the row's scales as fp32. */
+static void decode_row(const tp_qmat *q, int64_t r, const float *sf, const float *of,
+                       const float *rf, float *dst, int stream) {
+    const __m256i sh4 = _mm256_loadu_si256((const __m256i *)SH4), m15 = _mm256_set1_epi32(15);
+    const __m256i sh2 = _mm256_loadu_si256((const __m256i *)SH2), m3 = _mm256_set1_epi32(3);
+    const __m256 lo = _mm256_loadu_ps(TP_NF4_LEVELS), hi = _mm256_loadu_ps(TP_NF4_LEVELS + 8);
+    const __m256 c15 = _mm256_set1_ps(1.5f);
+    const uint8_t *cp = q->codes + r * q->code_stride;
+    const uint8_t *rp = q->rcodes ? q->rcodes + r * q->rcode_stride : NULL;
+    const int64_t cols = q->cols, full = cols & ~(int64_t)7;
+    const int g = q->g;
+    int64_t c = 0;
+    if (q->kind == TP_Q_NF4) {
+        for (; c < full; c += 8) {
+            __m256 w = _mm256_mul_ps(nf4_lookup(codes8(cp + c / 2, sh4, m15), lo, hi),
+                                     _mm256_broadcast_ss(sf + c / g));
+            if (stream) _mm256_stream_ps(dst + c, w);
+            else _mm256_storeu_ps(dst + c, w);
+        }
+    } else {
+        for (; c < full; c += 8) {
+            int64_t gi = c / g;
+            __m256 qf = _mm256_cvtepi32_ps(codes8(cp + c / 2, sh4, m15));
+            __m256 w = _mm256_fmadd_ps(qf, _mm256_broadcast_ss(sf + gi), _mm256_broadcast_ss(of + gi));
+            if (rp) {
+                __m256 rq = _mm256_sub_ps(_mm256_cvtepi32_ps(rcodes8(rp + c / 4, sh2, m3)), c15);
+                w = _mm256_fmadd_ps(rq, _mm256_broadcast_ss(rf + gi), w);
+            }
+            if (stream) _mm256_stream_ps(dst + c, w);
+            else _mm256_storeu_ps(dst + c, w);
+        }
+    }
+    for (; c < cols; c++) dst[c] = deq_scalar(q, r, c, sf, of, rf);
+}
+
+/* Per-row fp32 copies of the scales: at most 3 arrays of ngroups floats. */
+typedef struct rowscales {
+    float *sf, *of, *rf;
+} rowscales;
+static void load_rowscales(const tp_qmat *q, int64_t r, rowscales *rs) {
+    size_t base = (size_t)(r * q->ngroups);
+    f16_to_f32_n(q->scale + base, rs->sf, q->ngroups);
+    if (q->offset) f16_to_f32_n(q->offset + base, rs->of, q->ngroups);
+    if (q->rscale) f16_to_f32_n(q->rscale + base, rs->rf, q->ngroups);
+}
+
+#define MAX_STACK_GROUPS 4096
+#define ROWSCALES_DECL(q)                                                                      \
+    float sbuf_[3 * MAX_STACK_GROUPS];                                                         \
+    float *heap_ = (q)->ngroups > MAX_STACK_GROUPS ? tp_alloc(3 * (size_t)(q)->ngroups * 4) : NULL; \
+    float *sb_ = heap_ ? heap_ : sbuf_;                                                        \
+    rowscales rs = {sb_, sb_ + (q)->ngroups, sb_ + 2 * (q)->ngroups};
+
+void tp_dequant_rows_avx2(const tp_qmat *q, int64_t r0, int64_t r1, float *W) {
+    ROWSCALES_DECL(q);
+    /* Non-temporal stores when the output is far bigger than the caches and row starts stay
+     * 32-byte aligned: the output is write-only, so keeping it out of cache saves the
+     * read-for-ownership traffic (as memcpy does for large copies). */
+    int stream = (q->cols % 8 == 0) && ((uintptr_t)W % 32 == 0) &&
+                 (double)q->rows * (double)q->cols * 4 > 32e6;
+    for (int64_t r = r0; r < r1; r++) {
+        load_rowscales(q, r, &rs);
+        decode_row(q, r, rs.sf, rs.of, rs.rf, W + r * q->cols, stream);
+    }
+    if (stream) _mm_sfence();
+    tp_free(heap_);
+}
+
+/* One row of y = W x with the group identity. */
+static float gemv_row(const tp_qmat *q, int64_t r, const float *x, const float *xsum,
+                      const rowscales *rs) {
+    const __m256i sh4 = _mm256_loadu_si256((const __m256i *)SH4), m15 = _mm256_set1_epi32(15);
+    const __m256i sh2 = _mm256_loadu_si256((const __m256i *)SH2), m3 = _mm256_set1_epi32(3);
+    const __m256 lo = _mm256_loadu_ps(TP_NF4_LEVELS), hi = _mm256_loadu_ps(TP_NF4_LEVELS + 8);
+    const uint8_t *cp = q->codes + r * q->code_stride;
+    const uint8_t *rp = q->rcodes ? q->rcodes + r * q->rcode_stride : NULL;
+    const int64_t cols = q->cols, g = q->g;
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float yo = 0; /* offset terms: o * sum(x) per group */
+    for (int64_t gi = 0; gi < q->ngroups; gi++) {
+        int64_t c0 = gi * g, n = cols - c0 < g ? cols - c0 : g, c1 = c0 + (n & ~(int64_t)7);
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        int64_t c = c0;
+        if (q->kind == TP_Q_NF4) {
+            for (; c + 16 <= c1; c += 16) {
+                a0 = _mm256_fmadd_ps(nf4_lookup(codes8(cp + c / 2, sh4, m15), lo, hi), _mm256_loadu_ps(x + c), a0);
+                a1 = _mm256_fmadd_ps(nf4_lookup(codes8(cp + c / 2 + 4, sh4, m15), lo, hi), _mm256_loadu_ps(x + c + 8), a1);
+            }
+            if (c < c1) a0 = _mm256_fmadd_ps(nf4_lookup(codes8(cp + c / 2, sh4, m15), lo, hi), _mm256_loadu_ps(x + c), a0);
+        } else {
+            for (; c + 16 <= c1; c += 16) {
+                a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(codes8(cp + c / 2, sh4, m15)), _mm256_loadu_ps(x + c), a0);
+                a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(codes8(cp + c / 2 + 4, sh4, m15)), _mm256_loadu_ps(x + c + 8), a1);
+                if (rp) {
+                    b0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rcodes8(rp + c / 4, sh2, m3)), _mm256_loadu_ps(x + c), b0);
+                    b1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rcodes8(rp + c / 4 + 2, sh2, m3)), _mm256_loadu_ps(x + c + 8), b1);
+                }
+            }
+            if (c < c1) {
+                a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(codes8(cp + c / 2, sh4, m15)), _mm256_loadu_ps(x + c), a0);
+                if (rp) b0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rcodes8(rp + c / 4, sh2, m3)), _mm256_loadu_ps(x + c), b0);
+            }
+        }
+        __m256 *ar = &acc[gi & 3];
+        *ar = _mm256_fmadd_ps(_mm256_broadcast_ss(rs->sf + gi), _mm256_add_ps(a0, a1), *ar);
+        if (q->kind != TP_Q_NF4) {
+            float o = rs->of[gi];
+            if (rp) {
+                *ar = _mm256_fmadd_ps(_mm256_broadcast_ss(rs->rf + gi), _mm256_add_ps(b0, b1), *ar);
+                o -= 1.5f * rs->rf[gi];
+            }
+            yo += o * xsum[gi];
+        }
+        /* the short tail of a last group that is not a multiple of 8 */
+        for (c = c1; c < c0 + n; c++) yo += deq_scalar(q, r, c, rs->sf, rs->of, rs->rf) * x[c];
+    }
+    return hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + yo;
+}
+
+void tp_qgemv_rows_avx2(const tp_qmat *q, const float *x, const float *xsum, int64_t r0,
+                        int64_t r1, float *y) {
+    ROWSCALES_DECL(q);
+    for (int64_t r = r0; r < r1; r++) {
+        load_rowscales(q, r, &rs);
+        y[r] = gemv_row(q, r, x, xsum, &rs);
+    }
+    tp_free(heap_);
+}
+
+/* Micro-kernel: R rows of the decoded tile (stride cols) times B activation rows. The dot-product
+ * form keeps R*B accumulators in registers and reduces them once at the end of the row. */
+#define DEFINE_MK(R, B)                                                                         \
+    static void mk_##R##x##B(const float *t, int64_t cols, const float *X, float out[R][B]) {   \
+        __m256 acc[R][B];                                                                        \
+        for (int i = 0; i < R; i++)                                                              \
+            for (int j = 0; j < B; j++) acc[i][j] = _mm256_setzero_ps();                         \
+        int64_t c = 0, full = cols & ~(int64_t)7;                                                \
+        for (; c < full; c += 8) {                                                               \
+            __m256 xv[B];                                                                        \
+            for (int j = 0; j < B; j++) xv[j] = _mm256_loadu_ps(X + j * cols + c);               \
+            for (int i = 0; i < R; i++) {                                                        \
+                __m256 w = _mm256_loadu_ps(t + i * cols + c);                                    \
+                for (int j = 0; j < B; j++) acc[i][j] = _mm256_fmadd_ps(w, xv[j], acc[i][j]);    \
+            }                                                                                    \
+        }                                                                                        \
+        for (int i = 0; i < R; i++)                                                              \
+            for (int j = 0; j < B; j++) {                                                        \
+                float s = hsum8(acc[i][j]);                                                      \
+                for (int64_t k = c; k < cols; k++) s += t[i * cols + k] * X[j * cols + k];      \
+                out[i][j] = s;                                                                   \
+            }                                                                                    \
+    }
+DEFINE_MK(4, 3)
+DEFINE_MK(4, 2)
+DEFINE_MK(4, 1)
+DEFINE_MK(1, 3)
+DEFINE_MK(1, 2)
+DEFINE_MK(1, 1)
+
+void tp_qgemm_rows_avx2(const tp_qmat *q, const float *X, int64_t batch, int64_t r0, int64_t r1,
+                        float *Y, float *tile) {
+    ROWSCALES_DECL(q);
+    const int64_t cols = q->cols;
+    for (int64_t r = r0; r < r1; r += 4) {
+        int R = r1 - r >= 4 ? 4 : 1;
+        for (int i = 0; i < R; i++) {
+            load_rowscales(q, r + i, &rs);
+            decode_row(q, r + i, rs.sf, rs.of, rs.rf, tile + i * cols, 0);
+        }
+        for (int64_t b = 0; b < batch;) {
+            int B = batch - b >= 3 ? 3 : (int)(batch - b);
+            const float *Xb = X + b * cols;
+            float o4[4][3], o1[1][3];
+            if (R == 4) {
+                if (B == 3) mk_4x3(tile, cols, Xb, (float(*)[3])o4);
+                else if (B == 2) { float t[4][2]; mk_4x2(tile, cols, Xb, t); for (int i = 0; i < 4; i++) for (int j = 0; j < 2; j++) o4[i][j] = t[i][j]; }
+                else { float t[4][1]; mk_4x1(tile, cols, Xb, t); for (int i = 0; i < 4; i++) o4[i][0] = t[i][0]; }
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < B; j++) Y[(b + j) * q->rows + r + i] = o4[i][j];
+            } else {
+                if (B == 3) mk_1x3(tile, cols, Xb, o1);
+                else if (B == 2) { float t[1][2]; mk_1x2(tile, cols, Xb, t); o1[0][0] = t[0][0]; o1[0][1] = t[0][1]; }
+                else { float t[1][1]; mk_1x1(tile, cols, Xb, t); o1[0][0] = t[0][0]; }
+                for (int j = 0; j < B; j++) Y[(b + j) * q->rows + r] = o1[0][j];
+            }
+            b += B;
+        }
+        if (R == 1) r -= 3; /* advance by one row */
+    }
+    tp_free(heap_);
+}

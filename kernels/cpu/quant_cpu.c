@@ -1,0 +1,117 @@
+/* cpu backend of the INT4 family: threads over row blocks (OpenMP) and dispatches each block to
+ * the AVX2 kernels or to the portable C path, by tp_cpu_isa(). */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/quant_cpu.h"
+
+/* Work below this many weights runs on one thread: spawning costs more than it saves. */
+#define PAR_MIN_WEIGHTS (1 << 16)
+
+void tp_qgemv_xsum(const tp_qmat *q, const float *x, float *xsum) {
+    for (int64_t gi = 0; gi < q->ngroups; gi++) {
+        int64_t c0 = gi * q->g, n = q->cols - c0 < q->g ? q->cols - c0 : q->g;
+        int64_t c1 = c0 + (n & ~(int64_t)7);
+        float s = 0;
+        for (int64_t c = c0; c < c1; c++) s += x[c];
+        xsum[gi] = s;
+    }
+}
+
+/* ---- portable path: decode a row with the reference arithmetic, then plain loops ---- */
+static void decode_row_portable(const tp_qmat *q, int64_t r, float *dst) {
+    const int64_t g = q->g;
+    for (int64_t gi = 0; gi < q->ngroups; gi++) {
+        size_t si = (size_t)(r * q->ngroups + gi);
+        float s = tp_f16_to_f32(q->scale[si]);
+        float o = q->offset ? tp_f16_to_f32(q->offset[si]) : 0.0f;
+        float rs = q->rscale ? tp_f16_to_f32(q->rscale[si]) : 0.0f;
+        int64_t c0 = gi * g, c1 = c0 + g < q->cols ? c0 + g : q->cols;
+        for (int64_t c = c0; c < c1; c++) {
+            int code = tp_qmat_code(q, r, c);
+            float w;
+            if (q->kind == TP_Q_NF4) w = TP_NF4_LEVELS[code] * s;
+            else {
+                w = (float)code * s + o;
+                if (q->kind == TP_Q_INT4R2) w = w + ((float)tp_qmat_rcode(q, r, c) - 1.5f) * rs;
+            }
+            dst[c] = w;
+        }
+    }
+}
+
+static float dot_portable(const float *a, const float *b, int64_t n) {
+    /* 8 partial sums: vectorisable without -ffast-math, and better rounded than one chain */
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+    float t = 0;
+    for (; i < n; i++) t += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
+}
+
+static int use_threads(const tp_qmat *q) { return q->rows * q->cols >= PAR_MIN_WEIGHTS; }
+
+void tp_dequantize_cpu(const tp_qmat *q, float *W) {
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int64_t rows = q->rows;
+#pragma omp parallel if (use_threads(q))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        if (avx2) tp_dequant_rows_avx2(q, r0, r1, W);
+        else
+            for (int64_t r = r0; r < r1; r++) decode_row_portable(q, r, W + r * q->cols);
+    }
+}
+
+void tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y) {
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    float *xsum = avx2 ? tp_alloc((size_t)q->ngroups * sizeof(float)) : NULL;
+    if (avx2 && !xsum) abort();
+    if (avx2) tp_qgemv_xsum(q, x, xsum);
+    const int64_t rows = q->rows;
+#pragma omp parallel if (use_threads(q))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        if (avx2) tp_qgemv_rows_avx2(q, x, xsum, r0, r1, y);
+        else {
+            float *row = tp_alloc((size_t)q->cols * sizeof(float));
+            if (!row) abort();
+            for (int64_t r = r0; r < r1; r++) {
+                decode_row_portable(q, r, row);
+                y[r] = dot_portable(row, x, q->cols);
+            }
+            tp_free(row);
+        }
+    }
+    tp_free(xsum);
+}
+
+void tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int64_t rows = q->rows, cols = q->cols;
+#pragma omp parallel if (use_threads(q) || batch * q->rows * q->cols >= PAR_MIN_WEIGHTS)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        /* blocks of 4 rows, so every thread's micro-kernel runs full 4-row tiles */
+        int64_t nb = (rows + 3) / 4;
+        int64_t r0 = 4 * (nb * t / nt), r1 = 4 * (nb * (t + 1) / nt);
+        if (r1 > rows) r1 = rows;
+        float *tile = tp_alloc((size_t)(4 * cols) * sizeof(float));
+        if (!tile) abort();
+        if (r0 < r1) {
+            if (avx2) tp_qgemm_rows_avx2(q, X, batch, r0, r1, Y, tile);
+            else
+                for (int64_t r = r0; r < r1; r++) {
+                    decode_row_portable(q, r, tile);
+                    for (int64_t b = 0; b < batch; b++)
+                        Y[b * rows + r] = dot_portable(tile, X + b * cols, cols);
+                }
+        }
+        tp_free(tile);
+    }
+}

@@ -1,0 +1,19 @@
+/* Internal interface between the cpu dispatcher (kernels/cpu/quant_cpu.c) and its ISA-specific
+ * row kernels. Each works on rows [r0, r1) so the dispatcher can thread over row blocks. */
+#ifndef TENPAK_KERNELS_CPU_QUANT_CPU_H
+#define TENPAK_KERNELS_CPU_QUANT_CPU_H
+
+#include "tenpak/quant.h"
+
+/* Group sums of x over the part of each group that the 8-wide vector loop covers
+ * (tp_qgemv_prepare_xsum): xsum has ngroups entries. */
+void tp_qgemv_xsum(const tp_qmat *q, const float *x, float *xsum);
+
+void tp_dequant_rows_avx2(const tp_qmat *q, int64_t r0, int64_t r1, float *W);
+void tp_qgemv_rows_avx2(const tp_qmat *q, const float *x, const float *xsum, int64_t r0,
+                        int64_t r1, float *y);
+/* Y[b][r] for r in [r0, r1): X is batch x cols, Y batch x rows. tile holds 4*cols floats. */
+void tp_qgemm_rows_avx2(const tp_qmat *q, const float *X, int64_t batch, int64_t r0, int64_t r1,
+                        float *Y, float *tile);
+
+#endif

@@ -1,0 +1,141 @@
+/* Registry family: baselines. The dense fp32 operations every codec kernel is measured against
+ * (OpenBLAS sgemv / sgemm on the fp32 matrix) and the copy bandwidth that is the roofline of
+ * every memory-bound kernel (memcpy, and a threaded STREAM-style copy). They are verified
+ * against plain double-accumulating loops like every other kernel. */
+#include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tenpak/registry.h"
+
+typedef struct fctx {
+    float *A; /* rows x cols, or the copy source */
+    float *X; /* batch x cols */
+    int64_t batch;
+} fctx;
+
+static tp_status fsetup(tp_case *c, tp_rng *rng) {
+    fctx *x = calloc(1, sizeof *x);
+    if (!x) return TP_ERR_NOMEM;
+    c->ctx = x;
+    int64_t n0 = c->shape.d[0], n1 = c->shape.nd > 1 ? c->shape.d[1] : 1;
+    x->batch = c->shape.nd > 2 ? c->shape.d[2] : 1;
+    x->A = tp_alloc((size_t)(n0 * n1) * sizeof(float));
+    x->X = tp_alloc((size_t)(x->batch * n1) * sizeof(float));
+    if (!x->A || !x->X) return TP_ERR_NOMEM;
+    for (int64_t i = 0; i < n0 * n1; i++) x->A[i] = tp_rng_normal(rng) * 0.02f;
+    for (int64_t i = 0; i < x->batch * n1; i++) x->X[i] = tp_rng_normal(rng);
+    c->out_count = !strcmp(c->op->name, "copy") ? (size_t)n0 : (size_t)(n0 * x->batch);
+    c->out_bytes = c->out_count * sizeof(float);
+    return TP_OK;
+}
+static void fteardown(tp_case *c) {
+    fctx *x = c->ctx;
+    if (!x) return;
+    tp_free(x->A);
+    tp_free(x->X);
+    free(x);
+}
+
+/* ---- copy ---- */
+static void copy_ref(const tp_case *c, void *out) {
+    const fctx *x = c->ctx;
+    float *o = out;
+    for (int64_t i = 0; i < c->shape.d[0]; i++) o[i] = x->A[i];
+}
+static void copy_ref_run(const tp_case *c, void *s, void *out) { (void)s; copy_ref(c, out); }
+static void copy_memcpy_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    memcpy(out, ((const fctx *)c->ctx)->A, c->out_bytes);
+}
+/* STREAM-style copy: every thread copies its own contiguous slice. */
+static void copy_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const float *a = ((const fctx *)c->ctx)->A;
+    const int64_t n = c->shape.d[0];
+#pragma omp parallel if (n >= (1 << 20))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt;
+        memcpy((float *)out + i0, a + i0, (size_t)(i1 - i0) * sizeof(float));
+    }
+}
+static double copy_bytes(const tp_shape *s) { return 2.0 * 4.0 * (double)s->d[0]; }
+static double copy_items(const tp_shape *s) { return (double)s->d[0]; }
+
+/* ---- gemv / gemm on fp32 ---- */
+static void gemv_ref(const tp_case *c, void *out) {
+    const fctx *x = c->ctx;
+    int64_t rows = c->shape.d[0], cols = c->shape.d[1];
+    float *y = out;
+    for (int64_t r = 0; r < rows; r++) {
+        double acc = 0;
+        for (int64_t k = 0; k < cols; k++) acc += (double)x->A[r * cols + k] * x->X[k];
+        y[r] = (float)acc;
+    }
+}
+static void gemv_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemv_ref(c, out); }
+static void gemv_blas_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const fctx *x = c->ctx;
+    int rows = (int)c->shape.d[0], cols = (int)c->shape.d[1];
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, x->A, cols, x->X, 1, 0.0f, out, 1);
+}
+/* Y (batch x rows) = X (batch x cols) * A^T */
+static void gemm_ref(const tp_case *c, void *out) {
+    const fctx *x = c->ctx;
+    int64_t rows = c->shape.d[0], cols = c->shape.d[1];
+    float *Y = out;
+    for (int64_t b = 0; b < x->batch; b++)
+        for (int64_t r = 0; r < rows; r++) {
+            double acc = 0;
+            for (int64_t k = 0; k < cols; k++) acc += (double)x->A[r * cols + k] * x->X[b * cols + k];
+            Y[b * rows + r] = (float)acc;
+        }
+}
+static void gemm_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemm_ref(c, out); }
+static void gemm_blas_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const fctx *x = c->ctx;
+    int rows = (int)c->shape.d[0], cols = (int)c->shape.d[1], batch = (int)x->batch;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, rows, cols, 1.0f, x->X, cols, x->A,
+                cols, 0.0f, out, rows);
+}
+static double gemv_bytes(const tp_shape *s) { return 4.0 * ((double)s->d[0] * s->d[1] + s->d[0] + s->d[1]); }
+static double gemm_bytes(const tp_shape *s) {
+    return 4.0 * ((double)s->d[0] * s->d[1] + (double)s->d[2] * (s->d[0] + s->d[1]));
+}
+static double mat_items(const tp_shape *s) { return (double)s->d[0] * s->d[1]; }
+static double gemv_flops(const tp_shape *s) { return 2.0 * s->d[0] * (double)s->d[1]; }
+static double gemm_flops(const tp_shape *s) { return 2.0 * s->d[0] * (double)s->d[1] * s->d[2]; }
+
+static const tp_shape copy_verify[] = {TP_SHAPE1(1), TP_SHAPE1(7), TP_SHAPE1(1000003), TP_SHAPE_END};
+static const tp_shape copy_bench[] = {TP_SHAPE1(1 << 24), TP_SHAPE_END};
+static const tp_shape v2[] = {TP_SHAPE2(1, 1), TP_SHAPE2(3, 7), TP_SHAPE2(33, 257), TP_SHAPE2(256, 4096), TP_SHAPE_END};
+static const tp_shape v3[] = {TP_SHAPE3(1, 1, 1), TP_SHAPE3(3, 7, 2), TP_SHAPE3(33, 257, 5), TP_SHAPE3(130, 2048, 17), TP_SHAPE_END};
+static const tp_shape b2[] = {TP_SHAPE2(4096, 4096), TP_SHAPE2(11008, 4096), TP_SHAPE_END};
+static const tp_shape b3[] = {TP_SHAPE3(4096, 4096, 4), TP_SHAPE3(4096, 4096, 16), TP_SHAPE3(4096, 4096, 64), TP_SHAPE_END};
+
+static const tp_op copy_f32 = {
+    .name = "copy", .variant = "f32", .out_type = TP_OUT_F32, .cmp = TP_CMP_EXACT, .setup = fsetup,
+    .teardown = fteardown, .reference = copy_ref, .bytes = copy_bytes, .items = copy_items,
+    .verify_shapes = copy_verify, .bench_shapes = copy_bench, .memory_bound = 1};
+static const tp_op gemv_f32 = {
+    .name = "gemv", .variant = "f32", .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5,
+    .setup = fsetup, .teardown = fteardown, .reference = gemv_ref, .bytes = gemv_bytes,
+    .flops = gemv_flops, .items = mat_items, .verify_shapes = v2, .bench_shapes = b2, .memory_bound = 1};
+static const tp_op gemm_f32 = {
+    .name = "gemm", .variant = "f32", .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5,
+    .setup = fsetup, .teardown = fteardown, .reference = gemm_ref, .bytes = gemm_bytes,
+    .flops = gemm_flops, .items = mat_items, .verify_shapes = v3, .bench_shapes = b3};
+
+const tp_kernel tp_kernels_blas[] = {
+    {.op = &copy_f32, .backend = "ref", .run = copy_ref_run},
+    {.op = &copy_f32, .backend = "memcpy", .run = copy_memcpy_run, .flags = TP_K_BASELINE},
+    {.op = &copy_f32, .backend = "cpu", .run = copy_cpu_run, .flags = TP_K_BASELINE},
+    {.op = &gemv_f32, .backend = "ref", .run = gemv_ref_run},
+    {.op = &gemv_f32, .backend = "openblas", .run = gemv_blas_run, .flags = TP_K_BASELINE},
+    {.op = &gemm_f32, .backend = "ref", .run = gemm_ref_run},
+    {.op = &gemm_f32, .backend = "openblas", .run = gemm_blas_run, .flags = TP_K_BASELINE},
+    {0}};

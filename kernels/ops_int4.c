@@ -1,0 +1,239 @@
+/* Registry family: the INT4 codecs (int4 g8..g128, int4r2 g16, nf4 g64).
+ * Ops: quant (reference only, checked by its properties), dequant (exact), gemv and gemm
+ * (relative L2). Inputs: weights with per-row scales drawn log-normally and rare outliers, as
+ * trained LLM weights have; activations standard normal. Never zeros. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tenpak/quant.h"
+#include "tenpak/registry.h"
+
+typedef struct qparam {
+    tp_qkind kind;
+    int g;
+} qparam;
+
+typedef struct qctx {
+    float *W;      /* rows x cols source weights */
+    tp_qmat q;     /* W quantised by the reference */
+    float *X;      /* batch x cols activations */
+    int64_t batch;
+} qctx;
+
+/* shape: (rows, cols) for quant/dequant/gemv; (rows, cols, batch) for gemm */
+static tp_status qsetup(tp_case *c, tp_rng *rng) {
+    const qparam *p = c->op->param;
+    int64_t rows = c->shape.d[0], cols = c->shape.d[1];
+    int64_t batch = c->shape.nd > 2 ? c->shape.d[2] : 1;
+    qctx *x = calloc(1, sizeof *x);
+    if (!x) return TP_ERR_NOMEM;
+    c->ctx = x;
+    x->batch = batch;
+    x->W = tp_alloc((size_t)(rows * cols) * sizeof(float));
+    x->X = tp_alloc((size_t)(batch * cols) * sizeof(float));
+    if (!x->W || !x->X || tp_qmat_alloc(&x->q, p->kind, rows, cols, p->g) != TP_OK) return TP_ERR_NOMEM;
+    for (int64_t r = 0; r < rows; r++) {
+        float rs = 0.02f * expf(0.5f * tp_rng_normal(rng));
+        for (int64_t i = 0; i < cols; i++) {
+            float v = tp_rng_normal(rng) * rs;
+            if (tp_rng_below(rng, 256) == 0) v *= 8.0f; /* outlier */
+            x->W[r * cols + i] = v;
+        }
+    }
+    for (int64_t i = 0; i < batch * cols; i++) x->X[i] = tp_rng_normal(rng);
+    tp_quantize_ref(&x->q, x->W, 0);
+    const char *op = c->op->name;
+    if (!strcmp(op, "quant")) {
+        c->out_bytes = tp_qmat_bytes(&x->q);
+        c->out_count = c->out_bytes;
+    } else if (!strcmp(op, "dequant")) {
+        c->out_count = (size_t)(rows * cols);
+        c->out_bytes = c->out_count * 4;
+    } else {
+        c->out_count = (size_t)(rows * batch);
+        c->out_bytes = c->out_count * 4;
+    }
+    return TP_OK;
+}
+
+static void qteardown(tp_case *c) {
+    qctx *x = c->ctx;
+    if (!x) return;
+    tp_free(x->W);
+    tp_free(x->X);
+    tp_qmat_free(&x->q);
+    free(x);
+}
+
+/* ---- quant: reference only; the output is the packed byte image ---- */
+static void quant_ref(const tp_case *c, void *out) {
+    const qctx *x = c->ctx;
+    tp_qmat q;
+    if (tp_qmat_alloc(&q, x->q.kind, x->q.rows, x->q.cols, x->q.g) != TP_OK) abort();
+    tp_quantize_ref(&q, x->W, 0);
+    tp_qmat_pack(&q, out);
+    tp_qmat_free(&q);
+}
+static void quant_run(const tp_case *c, void *state, void *out) {
+    (void)state;
+    quant_ref(c, out);
+}
+
+/* Worst (error / allowed) over the matrix:
+ *  int4  : |deq - w| <= s/2 (the min/max grid covers every group), padding nibbles zero;
+ *  int4r2: |deq - w| <= rs/2;
+ *  nf4   : the code is a nearest level of w/s. */
+static double quant_property(const tp_case *c, const void *out) {
+    const qctx *x = c->ctx;
+    tp_qmat q;
+    if (tp_qmat_alloc(&q, x->q.kind, x->q.rows, x->q.cols, x->q.g) != TP_OK) abort();
+    tp_qmat_unpack(&q, out);
+    float *D = tp_alloc((size_t)(q.rows * q.cols) * sizeof(float));
+    if (!D) abort();
+    tp_dequantize_ref(&q, D);
+    double worst = 0;
+    for (int64_t r = 0; r < q.rows; r++) {
+        if ((q.cols & 1) && (q.codes[r * q.code_stride + q.code_stride - 1] >> 4)) worst = INFINITY;
+        for (int64_t col = 0; col < q.cols; col++) {
+            size_t si = (size_t)(r * q.ngroups + col / q.g);
+            double w = x->W[r * q.cols + col], d = D[r * q.cols + col], ratio;
+            double s = tp_f16_to_f32(q.scale[si]);
+            if (q.kind == TP_Q_NF4) {
+                int code = tp_qmat_code(&q, r, col);
+                double t = s > 0 ? w / s : 0, best = INFINITY;
+                for (int k = 0; k < 16; k++) best = fmin(best, fabs(t - TP_NF4_LEVELS[k]));
+                ratio = (fabs(t - TP_NF4_LEVELS[code]) - best) / 1e-6;
+                ratio = ratio < 0 ? 0 : ratio;
+            } else {
+                double step = q.kind == TP_Q_INT4 ? s : tp_f16_to_f32(q.rscale[si]);
+                /* half a step, plus the single fp32 rounding of the dequantised value */
+                double tol = 0.5 * step + 0x1p-23 * fabs(d) + 1e-30;
+                ratio = fabs(d - w) / tol;
+            }
+            if (!(ratio <= worst)) worst = ratio; /* NaN-propagating max */
+        }
+    }
+    tp_free(D);
+    tp_qmat_free(&q);
+    return worst;
+}
+
+/* Self-test damage for quant: add 8 to one code (mod 16), which moves that element by 8 steps
+ * (int4, int4r2) or to a level that is not the nearest (nf4). */
+static void quant_corrupt(const tp_case *c, void *out, tp_rng *rng) {
+    const qctx *x = c->ctx;
+    int64_t r = tp_rng_below(rng, (uint32_t)x->q.rows), col = tp_rng_below(rng, (uint32_t)x->q.cols);
+    unsigned char *b = (unsigned char *)out + r * x->q.code_stride + col / 2;
+    *b ^= (col & 1) ? 0x80 : 0x08;
+}
+
+/* ---- dequant / gemv / gemm ---- */
+static void dequant_ref(const tp_case *c, void *out) { tp_dequantize_ref(&((qctx *)c->ctx)->q, out); }
+static void dequant_ref_run(const tp_case *c, void *s, void *out) { (void)s; dequant_ref(c, out); }
+static void dequant_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    tp_dequantize_cpu(&((qctx *)c->ctx)->q, out);
+}
+static void gemv_ref(const tp_case *c, void *out) {
+    const qctx *x = c->ctx;
+    tp_qgemv_ref(&x->q, x->X, out);
+}
+static void gemv_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemv_ref(c, out); }
+static void gemv_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const qctx *x = c->ctx;
+    tp_qgemv_cpu(&x->q, x->X, out);
+}
+static void gemm_ref(const tp_case *c, void *out) {
+    const qctx *x = c->ctx;
+    tp_qgemm_ref(&x->q, x->X, x->batch, out);
+}
+static void gemm_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemm_ref(c, out); }
+static void gemm_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const qctx *x = c->ctx;
+    tp_qgemm_cpu(&x->q, x->X, x->batch, out);
+}
+
+/* ---- bytes / FLOP models (napkin math: what one run must move) ---- */
+#define QP(s) ((s)->d[0] * (double)(s)->d[1])
+static double packed_bytes(tp_qkind k, int g, const tp_shape *s) {
+    return tp_qkind_bits_per_weight(k, g, s->d[0], s->d[1]) / 8.0 * QP(s);
+}
+/* quant: read fp32 W, write packed */
+#define BYTES_FNS(K, G)                                                                             \
+    static double quant_bytes_##K##_##G(const tp_shape *s) { return 4 * QP(s) + packed_bytes(K, G, s); } \
+    static double deq_bytes_##K##_##G(const tp_shape *s) { return packed_bytes(K, G, s) + 4 * QP(s); }   \
+    static double gemv_bytes_##K##_##G(const tp_shape *s) {                                         \
+        return packed_bytes(K, G, s) + 4.0 * (s->d[0] + s->d[1]);                                   \
+    }                                                                                               \
+    static double gemm_bytes_##K##_##G(const tp_shape *s) {                                         \
+        return packed_bytes(K, G, s) + 4.0 * s->d[2] * (s->d[0] + s->d[1]);                         \
+    }
+static double items_w(const tp_shape *s) { return QP(s); }
+static double gemv_flops(const tp_shape *s) { return 2 * QP(s); }
+static double gemm_flops(const tp_shape *s) { return 2 * QP(s) * (double)s->d[2]; }
+
+static const tp_shape verify_2d[] = {
+    TP_SHAPE2(1, 1), TP_SHAPE2(3, 7), TP_SHAPE2(5, 33), TP_SHAPE2(17, 100), TP_SHAPE2(64, 129),
+    TP_SHAPE2(31, 1000), TP_SHAPE2(256, 4096), TP_SHAPE_END};
+static const tp_shape verify_3d[] = {
+    TP_SHAPE3(1, 1, 1), TP_SHAPE3(3, 7, 2), TP_SHAPE3(17, 100, 3), TP_SHAPE3(33, 257, 5),
+    TP_SHAPE3(64, 1000, 16), TP_SHAPE3(5, 130, 64), TP_SHAPE3(130, 2048, 17), TP_SHAPE_END};
+static const tp_shape bench_quant[] = {TP_SHAPE2(1024, 1024), TP_SHAPE_END};
+static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096), TP_SHAPE2(11008, 4096), TP_SHAPE_END};
+static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 4), TP_SHAPE3(4096, 4096, 16),
+                                    TP_SHAPE3(4096, 4096, 64), TP_SHAPE_END};
+
+/* One codec variant: four ops and their kernels. */
+#define INT4_OPS(K, G, NAME)                                                                        \
+    static const qparam param_##K##_##G = {K, G};                                                    \
+    BYTES_FNS(K, G)                                                                                 \
+    static const tp_op quant_##K##_##G = {                                                          \
+        .name = "quant", .variant = NAME, .out_type = TP_OUT_BYTES, .cmp = TP_CMP_PROPERTY,          \
+        .param = &param_##K##_##G, .setup = qsetup, .teardown = qteardown, .reference = quant_ref,   \
+        .property = quant_property, .corrupt = quant_corrupt, .bytes = quant_bytes_##K##_##G,       \
+        .items = items_w, .verify_shapes = verify_2d, .bench_shapes = bench_quant};                  \
+    static const tp_op dequant_##K##_##G = {                                                        \
+        .name = "dequant", .variant = NAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_EXACT,             \
+        .param = &param_##K##_##G, .setup = qsetup, .teardown = qteardown, .reference = dequant_ref, \
+        .bytes = deq_bytes_##K##_##G, .items = items_w, .verify_shapes = verify_2d,                 \
+        .bench_shapes = bench_2d, .memory_bound = 1};                                               \
+    static const tp_op gemv_##K##_##G = {                                                           \
+        .name = "gemv", .variant = NAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5, \
+        .param = &param_##K##_##G, .setup = qsetup, .teardown = qteardown, .reference = gemv_ref,    \
+        .bytes = gemv_bytes_##K##_##G, .flops = gemv_flops, .items = items_w,                       \
+        .verify_shapes = verify_2d, .bench_shapes = bench_2d, .memory_bound = 1};                   \
+    static const tp_op gemm_##K##_##G = {                                                           \
+        .name = "gemm", .variant = NAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5, \
+        .param = &param_##K##_##G, .setup = qsetup, .teardown = qteardown, .reference = gemm_ref,    \
+        .bytes = gemm_bytes_##K##_##G, .flops = gemm_flops, .items = items_w,                       \
+        .verify_shapes = verify_3d, .bench_shapes = bench_3d};
+
+#define INT4_KERNELS(K, G)                                                                          \
+    {.op = &quant_##K##_##G, .backend = "ref", .run = quant_run},                                   \
+    {.op = &dequant_##K##_##G, .backend = "ref", .run = dequant_ref_run},                            \
+    {.op = &dequant_##K##_##G, .backend = "cpu", .run = dequant_cpu_run, .flags = TP_K_ISA},         \
+    {.op = &gemv_##K##_##G, .backend = "ref", .run = gemv_ref_run},                                  \
+    {.op = &gemv_##K##_##G, .backend = "cpu", .run = gemv_cpu_run, .flags = TP_K_ISA},               \
+    {.op = &gemm_##K##_##G, .backend = "ref", .run = gemm_ref_run},                                  \
+    {.op = &gemm_##K##_##G, .backend = "cpu", .run = gemm_cpu_run, .flags = TP_K_ISA},
+
+INT4_OPS(TP_Q_INT4, 8, "int4_g8")
+INT4_OPS(TP_Q_INT4, 16, "int4_g16")
+INT4_OPS(TP_Q_INT4, 32, "int4_g32")
+INT4_OPS(TP_Q_INT4, 64, "int4_g64")
+INT4_OPS(TP_Q_INT4, 128, "int4_g128")
+INT4_OPS(TP_Q_INT4R2, 16, "int4r2_g16")
+INT4_OPS(TP_Q_NF4, 64, "nf4_g64")
+
+const tp_kernel tp_kernels_int4[] = {
+    INT4_KERNELS(TP_Q_INT4, 8)
+    INT4_KERNELS(TP_Q_INT4, 16)
+    INT4_KERNELS(TP_Q_INT4, 32)
+    INT4_KERNELS(TP_Q_INT4, 64)
+    INT4_KERNELS(TP_Q_INT4, 128)
+    INT4_KERNELS(TP_Q_INT4R2, 16)
+    INT4_KERNELS(TP_Q_NF4, 64)
+    {0}};

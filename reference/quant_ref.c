@@ -1,0 +1,287 @@
+/* Reference (scalar, obviously right) for the INT4 codec family: the definitions every optimised
+ * backend is compared with. See include/tenpak/quant.h for the layout. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tenpak/quant.h"
+
+/* QLoRA's NormalFloat-4 levels (Dettmers et al. 2023, appendix), rounded to fp32. */
+const float TP_NF4_LEVELS[16] = {
+    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
+    -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
+    0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
+    0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
+
+const char *tp_qkind_name(tp_qkind k) {
+    switch (k) {
+    case TP_Q_INT4: return "int4";
+    case TP_Q_INT4R2: return "int4r2";
+    case TP_Q_NF4: return "nf4";
+    }
+    return "?";
+}
+
+tp_status tp_qmat_alloc(tp_qmat *q, tp_qkind kind, int64_t rows, int64_t cols, int g) {
+    memset(q, 0, sizeof *q);
+    if (rows <= 0 || cols <= 0 || g <= 0) return TP_ERR_ARG;
+    q->kind = kind;
+    q->rows = rows;
+    q->cols = cols;
+    q->g = g;
+    q->ngroups = (cols + g - 1) / g;
+    q->code_stride = (cols + 1) / 2;
+    q->rcode_stride = kind == TP_Q_INT4R2 ? (cols + 3) / 4 : 0;
+    size_t ns = (size_t)(rows * q->ngroups);
+    q->codes = tp_alloc((size_t)(rows * q->code_stride));
+    q->scale = tp_alloc(ns * 2);
+    int ok = q->codes && q->scale;
+    if (kind != TP_Q_NF4) {
+        q->offset = tp_alloc(ns * 2);
+        ok = ok && q->offset;
+    }
+    if (kind == TP_Q_INT4R2) {
+        q->rcodes = tp_alloc((size_t)(rows * q->rcode_stride));
+        q->rscale = tp_alloc(ns * 2);
+        ok = ok && q->rcodes && q->rscale;
+    }
+    if (!ok) {
+        tp_qmat_free(q);
+        return TP_ERR_NOMEM;
+    }
+    memset(q->codes, 0, (size_t)(rows * q->code_stride));
+    if (q->rcodes) memset(q->rcodes, 0, (size_t)(rows * q->rcode_stride));
+    return TP_OK;
+}
+
+void tp_qmat_free(tp_qmat *q) {
+    tp_free(q->codes);
+    tp_free(q->scale);
+    tp_free(q->offset);
+    tp_free(q->rcodes);
+    tp_free(q->rscale);
+    memset(q, 0, sizeof *q);
+}
+
+size_t tp_qmat_bytes(const tp_qmat *q) {
+    size_t ns = (size_t)(q->rows * q->ngroups);
+    size_t b = (size_t)(q->rows * q->code_stride) + 2 * ns; /* codes + scale */
+    if (q->kind != TP_Q_NF4) b += 2 * ns;                    /* offset */
+    if (q->kind == TP_Q_INT4R2) b += (size_t)(q->rows * q->rcode_stride) + 2 * ns;
+    return b;
+}
+
+/* (pointer, byte count) of each packed array in storage order */
+static int qmat_parts(const tp_qmat *q, void *ptr[5], size_t len[5]) {
+    size_t ns = (size_t)(q->rows * q->ngroups) * 2;
+    int n = 0;
+    ptr[n] = q->codes; len[n++] = (size_t)(q->rows * q->code_stride);
+    ptr[n] = q->scale; len[n++] = ns;
+    if (q->kind != TP_Q_NF4) { ptr[n] = q->offset; len[n++] = ns; }
+    if (q->kind == TP_Q_INT4R2) {
+        ptr[n] = q->rcodes; len[n++] = (size_t)(q->rows * q->rcode_stride);
+        ptr[n] = q->rscale; len[n++] = ns;
+    }
+    return n;
+}
+void tp_qmat_pack(const tp_qmat *q, void *dst) {
+    void *ptr[5];
+    size_t len[5];
+    int n = qmat_parts(q, ptr, len);
+    unsigned char *d = dst;
+    for (int i = 0; i < n; i++) { memcpy(d, ptr[i], len[i]); d += len[i]; }
+}
+void tp_qmat_unpack(tp_qmat *q, const void *src) {
+    void *ptr[5];
+    size_t len[5];
+    int n = qmat_parts(q, ptr, len);
+    const unsigned char *s = src;
+    for (int i = 0; i < n; i++) { memcpy(ptr[i], s, len[i]); s += len[i]; }
+}
+
+double tp_qkind_bits_per_weight(tp_qkind kind, int g, int64_t rows, int64_t cols) {
+    tp_qmat q;
+    /* computed from the same size formula the allocator uses, without allocating */
+    memset(&q, 0, sizeof q);
+    q.kind = kind;
+    q.rows = rows;
+    q.cols = cols;
+    q.g = g;
+    q.ngroups = (cols + g - 1) / g;
+    q.code_stride = (cols + 1) / 2;
+    q.rcode_stride = kind == TP_Q_INT4R2 ? (cols + 3) / 4 : 0;
+    return 8.0 * (double)tp_qmat_bytes(&q) / (double)(rows * cols);
+}
+
+static void set_code(tp_qmat *q, int64_t r, int64_t c, int v) {
+    uint8_t *b = &q->codes[r * q->code_stride + (c >> 1)];
+    if (c & 1) *b = (uint8_t)((*b & 0x0f) | (v << 4));
+    else *b = (uint8_t)((*b & 0xf0) | v);
+}
+static void set_rcode(tp_qmat *q, int64_t r, int64_t c, int v) {
+    uint8_t *b = &q->rcodes[r * q->rcode_stride + (c >> 2)];
+    int sh = 2 * (int)(c & 3);
+    *b = (uint8_t)((*b & ~(3 << sh)) | (v << sh));
+}
+
+/* Nearest int4 code for w on the grid o + q*s (s > 0), clamped to 0..15. */
+static int int4_code(float w, float s, float o) {
+    if (!(s > 0)) return 0;
+    double t = ((double)w - (double)o) / (double)s;
+    long q = lrint(t);
+    return (int)(q < 0 ? 0 : q > 15 ? 15 : q);
+}
+
+static double group_sse_int4(const float *w, int n, float s, float o) {
+    double e = 0;
+    for (int i = 0; i < n; i++) {
+        float d = (float)int4_code(w[i], s, o) * s + o;
+        e += ((double)d - w[i]) * ((double)d - w[i]);
+    }
+    return e;
+}
+
+/* min/max initialisation with directed rounding: o16 <= min and o16 + 15*s16 >= max, so every
+ * element lies inside the grid and is within half a step of its nearest code. */
+static void int4_minmax(const float *w, int n, uint16_t *s16, uint16_t *o16) {
+    float mn = w[0], mx = w[0];
+    for (int i = 1; i < n; i++) {
+        mn = w[i] < mn ? w[i] : mn;
+        mx = w[i] > mx ? w[i] : mx;
+    }
+    *o16 = tp_f16_round_down(mn);
+    float o = tp_f16_to_f32(*o16);
+    uint16_t s = tp_f16_round_up((float)(((double)mx - o) / 15.0));
+    /* the fp32 evaluation of o + 15*s must still reach max */
+    while ((float)(15.0f * tp_f16_to_f32(s) + o) < mx) s++;
+    *s16 = s;
+}
+
+/* Alternating least squares: given codes q_i, the (s, o) minimising sum (q_i s + o - w_i)^2 solves
+ * a 2x2 normal system; then re-quantise the codes on the new grid. Keep the best pair seen. */
+static void int4_refine(const float *w, int n, uint16_t *s16, uint16_t *o16, int iters) {
+    double best = group_sse_int4(w, n, tp_f16_to_f32(*s16), tp_f16_to_f32(*o16));
+    float s = tp_f16_to_f32(*s16), o = tp_f16_to_f32(*o16);
+    for (int it = 0; it < iters; it++) {
+        double sq = 0, sqq = 0, sw = 0, sqw = 0;
+        for (int i = 0; i < n; i++) {
+            double q = int4_code(w[i], s, o);
+            sq += q; sqq += q * q; sw += w[i]; sqw += q * w[i];
+        }
+        double det = n * sqq - sq * sq;
+        if (det <= 0) break;
+        double ns = (n * sqw - sq * sw) / det, no = (sw - ns * sq) / n;
+        if (!(ns > 0)) break;
+        uint16_t s2 = tp_f32_to_f16((float)ns), o2 = tp_f32_to_f16((float)no);
+        s = tp_f16_to_f32(s2);
+        o = tp_f16_to_f32(o2);
+        double e = group_sse_int4(w, n, s, o);
+        if (e < best) {
+            best = e;
+            *s16 = s2;
+            *o16 = o2;
+        }
+    }
+}
+
+void tp_quantize_ref(tp_qmat *q, const float *W, int refine_iters) {
+    for (int64_t r = 0; r < q->rows; r++) {
+        const float *row = W + r * q->cols;
+        memset(q->codes + r * q->code_stride, 0, (size_t)q->code_stride);
+        if (q->rcodes) memset(q->rcodes + r * q->rcode_stride, 0, (size_t)q->rcode_stride);
+        for (int64_t gi = 0; gi < q->ngroups; gi++) {
+            int64_t c0 = gi * q->g;
+            int n = (int)((q->cols - c0) < q->g ? (q->cols - c0) : q->g);
+            const float *w = row + c0;
+            size_t si = (size_t)(r * q->ngroups + gi);
+            if (q->kind == TP_Q_NF4) {
+                float amax = 0;
+                for (int i = 0; i < n; i++) amax = fabsf(w[i]) > amax ? fabsf(w[i]) : amax;
+                uint16_t s16 = tp_f32_to_f16(amax);
+                float s = tp_f16_to_f32(s16);
+                q->scale[si] = s16;
+                for (int i = 0; i < n; i++) {
+                    int bq = 7; /* level 0.0 */
+                    if (s > 0) {
+                        double x = (double)w[i] / s, bd = 1e300;
+                        for (int k = 0; k < 16; k++) {
+                            double d = fabs(x - TP_NF4_LEVELS[k]);
+                            if (d < bd) { bd = d; bq = k; }
+                        }
+                    }
+                    set_code(q, r, c0 + i, bq);
+                }
+                continue;
+            }
+            uint16_t s16, o16;
+            int4_minmax(w, n, &s16, &o16);
+            if (refine_iters > 0) int4_refine(w, n, &s16, &o16, refine_iters);
+            q->scale[si] = s16;
+            q->offset[si] = o16;
+            float s = tp_f16_to_f32(s16), o = tp_f16_to_f32(o16);
+            float amax = 0;
+            for (int i = 0; i < n; i++) {
+                int c = int4_code(w[i], s, o);
+                set_code(q, r, c0 + i, c);
+                float res = w[i] - ((float)c * s + o);
+                amax = fabsf(res) > amax ? fabsf(res) : amax;
+            }
+            if (q->kind == TP_Q_INT4R2) {
+                /* 2-bit residual on levels (r - 1.5) * rs, r in 0..3: the uniform 4-level grid
+                 * over [-amax, amax] has step amax/2. Rounded up so the grid still covers amax. */
+                uint16_t rs16 = tp_f16_round_up(amax / 2.0f);
+                float rs = tp_f16_to_f32(rs16);
+                q->rscale[si] = rs16;
+                for (int i = 0; i < n; i++) {
+                    float base = (float)tp_qmat_code(q, r, c0 + i) * s + o;
+                    float res = w[i] - base;
+                    int rc = 0;
+                    if (rs > 0) {
+                        double t = floor((double)res / rs + 2.0);
+                        rc = t < 0 ? 0 : t > 3 ? 3 : (int)t;
+                    }
+                    set_rcode(q, r, c0 + i, rc);
+                }
+            }
+        }
+    }
+}
+
+/* One element of the dequantised matrix, exactly as quant.h defines it. */
+static inline float deq_elem(const tp_qmat *q, int64_t r, int64_t c) {
+    size_t si = (size_t)(r * q->ngroups + c / q->g);
+    int code = tp_qmat_code(q, r, c);
+    float s = tp_f16_to_f32(q->scale[si]);
+    if (q->kind == TP_Q_NF4) return TP_NF4_LEVELS[code] * s;
+    float base = (float)code * s + tp_f16_to_f32(q->offset[si]);
+    if (q->kind == TP_Q_INT4) return base;
+    return base + ((float)tp_qmat_rcode(q, r, c) - 1.5f) * tp_f16_to_f32(q->rscale[si]);
+}
+
+void tp_dequantize_ref(const tp_qmat *q, float *W) {
+    for (int64_t r = 0; r < q->rows; r++)
+        for (int64_t c = 0; c < q->cols; c++) W[r * q->cols + c] = deq_elem(q, r, c);
+}
+
+void tp_qgemv_ref(const tp_qmat *q, const float *x, float *y) {
+    for (int64_t r = 0; r < q->rows; r++) {
+        double acc = 0;
+        for (int64_t c = 0; c < q->cols; c++) acc += (double)deq_elem(q, r, c) * x[c];
+        y[r] = (float)acc;
+    }
+}
+
+void tp_qgemm_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
+    float *wrow = malloc((size_t)q->cols * sizeof *wrow);
+    if (!wrow) abort(); /* reference only: test sizes are small */
+    for (int64_t r = 0; r < q->rows; r++) {
+        for (int64_t c = 0; c < q->cols; c++) wrow[c] = deq_elem(q, r, c);
+        for (int64_t b = 0; b < batch; b++) {
+            double acc = 0;
+            const float *x = X + b * q->cols;
+            for (int64_t c = 0; c < q->cols; c++) acc += (double)wrow[c] * x[c];
+            Y[b * q->rows + r] = (float)acc;
+        }
+    }
+    free(wrow);
+}

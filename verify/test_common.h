@@ -1,0 +1,39 @@
+/* Shared by the Criterion suites: the run seed (fresh each run, printed, replayable with
+ * TENPAK_SEED=N) and a helper running the registry's verify driver over a filter. */
+#ifndef TENPAK_VERIFY_TEST_COMMON_H
+#define TENPAK_VERIFY_TEST_COMMON_H
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "tenpak/verify.h"
+
+static inline uint64_t test_seed(void) {
+    static uint64_t seed;
+    static int have;
+    if (!have) {
+        const char *s = getenv("TENPAK_SEED");
+        seed = s && *s ? strtoull(s, NULL, 10) : tp_seed_from_time();
+        have = 1;
+        fprintf(stderr, "seed %llu (replay: TENPAK_SEED=%llu)\n", (unsigned long long)seed,
+                (unsigned long long)seed);
+    }
+    return seed;
+}
+
+/* Every case matching the filter passes, and with self_test every corruption is rejected. */
+static inline void verify_filter(const char *filter) {
+    tp_verify_opts o = {.filter = filter, .seed = test_seed(), .self_test = 1, .out = NULL};
+    if (getenv("TENPAK_TEST_VERBOSE")) o.out = stderr;
+    tp_verify_result r;
+    tp_err e;
+    cr_assert_eq(tp_verify_run(&o, &r, &e), TP_OK, "%s", e.msg);
+    if (r.failed) {
+        o.out = stderr; /* print the cases again, with the failing ones marked */
+        tp_verify_run(&o, &r, &e);
+    }
+    cr_expect_gt(r.passed, 0, "no case matched %s", filter);
+    cr_expect_eq(r.failed, 0, "%d case(s) failed for %s (seed %llu)", r.failed, filter,
+                 (unsigned long long)o.seed);
+}
+#endif

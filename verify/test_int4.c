@@ -1,0 +1,142 @@
+/* The INT4 family: every kernel x backend x ISA level against the reference (through the
+ * registry, with self-test), plus the reference's own mathematical properties. */
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "tenpak/quant.h"
+#include "verify/test_common.h"
+
+Test(int4, registry_int4) { verify_filter("^[a-z]+/int4_g"); }
+Test(int4, registry_int4r2) { verify_filter("^[a-z]+/int4r2_"); }
+Test(int4, registry_nf4) { verify_filter("^[a-z]+/nf4_"); }
+Test(baselines, registry_f32) { verify_filter("/f32/"); }
+
+/* The experiment log's table: FP16 scale + offset per group. */
+Test(int4, bits_per_weight_table) {
+    const int g[] = {8, 16, 32, 64, 128};
+    const double want[] = {8.0, 6.0, 5.0, 4.5, 4.25};
+    for (int i = 0; i < 5; i++) {
+        double b = tp_qkind_bits_per_weight(TP_Q_INT4, g[i], 4096, 4096);
+        cr_expect_eq(b, want[i], "int4 g%d: %.6f bits/weight, want %.2f", g[i], b, want[i]);
+    }
+    cr_expect_eq(tp_qkind_bits_per_weight(TP_Q_NF4, 64, 4096, 4096), 4.25);
+    cr_expect_eq(tp_qkind_bits_per_weight(TP_Q_INT4R2, 16, 4096, 4096), 9.0);
+    /* a short last group costs a whole scale/offset pair: 4096x100, g=32 -> 4 groups per row */
+    cr_expect_eq(tp_qkind_bits_per_weight(TP_Q_INT4, 32, 1, 100), 8.0 * (50 + 4 * 4) / 100.0);
+}
+
+/* Nibble order as documented: element 2i is the low nibble of byte i; odd rows end padded. */
+Test(int4, nibble_order) {
+    tp_qmat q;
+    cr_assert_eq(tp_qmat_alloc(&q, TP_Q_INT4, 2, 3, 8), TP_OK);
+    /* weights chosen so the codes are 0, 15, 7 in row 0 (min 0, max 15 -> scale 1, offset 0) */
+    float W[6] = {0.0f, 15.0f, 7.0f, 15.0f, 0.0f, 15.0f};
+    tp_quantize_ref(&q, W, 0);
+    cr_expect_eq(q.code_stride, 2);
+    cr_expect_eq(q.codes[0], 0xF0, "byte0 = 0x%02x", q.codes[0]);
+    cr_expect_eq(q.codes[1], 0x07, "byte1 = 0x%02x (padding nibble must be 0)", q.codes[1]);
+    cr_expect_eq(q.codes[2], 0x0F, "row 1 byte0 = 0x%02x", q.codes[2]);
+    cr_expect_eq(q.codes[3], 0x0F, "row 1 byte1 = 0x%02x", q.codes[3]);
+    tp_qmat_free(&q);
+}
+
+static void random_weights(float *W, int64_t n, tp_rng *rng) {
+    for (int64_t i = 0; i < n; i++) W[i] = tp_rng_normal(rng) * 0.03f * (tp_rng_below(rng, 100) ? 1.0f : 6.0f);
+}
+
+static double sse(const float *a, const float *b, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return s;
+}
+
+/* Iterative refinement never makes a group worse than min/max and helps overall. Awkward
+ * shape: 37 columns is not a multiple of any group size. */
+Test(int4, refinement_improves) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 11);
+    const int64_t R = 64, C = 37 * 7;
+    float *W = tp_alloc(R * C * 4), *D0 = tp_alloc(R * C * 4), *D1 = tp_alloc(R * C * 4);
+    random_weights(W, R * C, &rng);
+    const int gs[] = {8, 16, 32, 64, 128};
+    for (int k = 0; k < 2; k++) {
+        tp_qkind kind = k ? TP_Q_INT4R2 : TP_Q_INT4;
+        for (int i = 0; i < 5; i++) {
+            tp_qmat a, b;
+            cr_assert_eq(tp_qmat_alloc(&a, kind, R, C, gs[i]), TP_OK);
+            cr_assert_eq(tp_qmat_alloc(&b, kind, R, C, gs[i]), TP_OK);
+            tp_quantize_ref(&a, W, 0);
+            tp_quantize_ref(&b, W, 4);
+            tp_dequantize_ref(&a, D0);
+            tp_dequantize_ref(&b, D1);
+            if (kind == TP_Q_INT4) {
+                /* per group: refined error <= min/max error */
+                for (int64_t r = 0; r < R; r++)
+                    for (int64_t g0 = 0; g0 < C; g0 += gs[i]) {
+                        int64_t n = C - g0 < gs[i] ? C - g0 : gs[i];
+                        double e0 = sse(W + r * C + g0, D0 + r * C + g0, n);
+                        double e1 = sse(W + r * C + g0, D1 + r * C + g0, n);
+                        cr_assert_leq(e1, e0 * (1 + 1e-12), "row %lld group at %lld: %g > %g", (long long)r, (long long)g0, e1, e0);
+                    }
+                cr_expect_lt(sse(W, D1, R * C), sse(W, D0, R * C), "g%d: refinement did not help", gs[i]);
+            }
+            tp_qmat_free(&a);
+            tp_qmat_free(&b);
+        }
+    }
+    tp_free(W); tp_free(D0); tp_free(D1);
+}
+
+/* pack/unpack is the identity (exact), and the byte count is tp_qmat_bytes. */
+Test(int4, pack_roundtrip) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 12);
+    const tp_qkind kinds[] = {TP_Q_INT4, TP_Q_INT4R2, TP_Q_NF4};
+    for (int k = 0; k < 3; k++) {
+        const int64_t R = 7, C = 101;
+        float *W = tp_alloc(R * C * 4), *D = tp_alloc(R * C * 4), *D2 = tp_alloc(R * C * 4);
+        random_weights(W, R * C, &rng);
+        tp_qmat a, b;
+        cr_assert_eq(tp_qmat_alloc(&a, kinds[k], R, C, 16), TP_OK);
+        cr_assert_eq(tp_qmat_alloc(&b, kinds[k], R, C, 16), TP_OK);
+        tp_quantize_ref(&a, W, 0);
+        unsigned char *buf = tp_alloc(tp_qmat_bytes(&a));
+        tp_qmat_pack(&a, buf);
+        tp_qmat_unpack(&b, buf);
+        tp_dequantize_ref(&a, D);
+        tp_dequantize_ref(&b, D2);
+        cr_expect_eq(memcmp(D, D2, R * C * 4), 0, "%s: unpack(pack(q)) differs", tp_qkind_name(kinds[k]));
+        tp_free(buf); tp_free(W); tp_free(D); tp_free(D2);
+        tp_qmat_free(&a);
+        tp_qmat_free(&b);
+    }
+}
+
+/* FP16 conversion: every half round-trips; float->half matches the F16C instruction (round to
+ * nearest even) on random and edge values; directed rounding brackets the value. */
+__attribute__((target("f16c"))) static uint16_t hw_f16(float f) { return (uint16_t)_cvtss_sh(f, _MM_FROUND_TO_NEAREST_INT); }
+__attribute__((target("f16c"))) static float hw_f32(uint16_t h) { return _cvtsh_ss(h); }
+Test(core, fp16_conversion) {
+    int hw = tp_cpu_best_isa() == TP_ISA_AVX2;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = tp_f16_to_f32((uint16_t)h);
+        if (isnan(f)) continue;
+        cr_assert_eq(tp_f32_to_f16(f), h, "half 0x%04x does not round-trip", h);
+        if (hw) cr_assert(f == hw_f32((uint16_t)h) || (f != f));
+    }
+    if (!hw) return;
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 13);
+    for (int i = 0; i < 1000000; i++) {
+        uint32_t u = (uint32_t)tp_rng_next(&rng);
+        float f;
+        memcpy(&f, &u, 4);
+        if (isnan(f)) continue;
+        cr_assert_eq(tp_f32_to_f16(f), hw_f16(f), "float %a: 0x%04x vs F16C 0x%04x", f, tp_f32_to_f16(f), hw_f16(f));
+        if (fabsf(f) < 65504.0f) {
+            cr_assert_leq(tp_f16_to_f32(tp_f16_round_down(f)), f);
+            cr_assert_geq(tp_f16_to_f32(tp_f16_round_up(f)), f);
+        }
+    }
+}
