@@ -1,0 +1,149 @@
+/* config.json parsing: see config.h. */
+#include "pipeline/config.h"
+
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const cJSON *item(const cJSON *o, const char *k) {
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNull(j) ? NULL : j;
+}
+/* First present numeric key among names (NULL-terminated); returns 1 if found. */
+static int get_num(const cJSON *o, double *v, const char *a, const char *b) {
+    const cJSON *j = item(o, a);
+    if (!j && b) j = item(o, b);
+    if (!cJSON_IsNumber(j)) return 0;
+    *v = j->valuedouble;
+    return 1;
+}
+static int get_int(const cJSON *o, int *v, const char *a, const char *b) {
+    double d;
+    if (!get_num(o, &d, a, b) || d != (double)(int)d) return 0;
+    *v = (int)d;
+    return 1;
+}
+static int get_bool(const cJSON *o, const char *k, int dflt) {
+    const cJSON *j = item(o, k);
+    return cJSON_IsBool(j) ? cJSON_IsTrue(j) : dflt;
+}
+
+tp_status tp_config_load(const char *path, tp_model_config *c, tp_err *e) {
+    memset(c, 0, sizeof *c);
+    size_t len;
+    char *text = tp_read_file(path, &len, e);
+    if (!text) return TP_ERR_IO;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return tp_fail(e, TP_ERR_FORMAT, "%s: not a well-formed JSON object", path);
+    }
+    tp_status rc = TP_OK;
+    const cJSON *mt = item(root, "model_type");
+    if (!cJSON_IsString(mt)) {
+        rc = tp_fail(e, TP_ERR_FORMAT, "%s: no \"model_type\"", path);
+        goto done;
+    }
+    snprintf(c->model_type, sizeof c->model_type, "%s", mt->valuestring);
+    c->bos_id = c->eos_id = -1;
+    get_int(root, &c->bos_id, "bos_token_id", NULL);
+    get_int(root, &c->eos_id, "eos_token_id", NULL); /* a list (Llama-3) leaves -1: unused here */
+    if (!strcmp(mt->valuestring, "gpt2")) {
+        c->arch = TP_ARCH_GPT2;
+        int ok = get_int(root, &c->n_layer, "n_layer", NULL) && get_int(root, &c->d_model, "n_embd", NULL) &&
+                 get_int(root, &c->n_head, "n_head", NULL) && get_int(root, &c->vocab, "vocab_size", NULL);
+        if (!ok) { rc = tp_fail(e, TP_ERR_FORMAT, "%s: gpt2 config needs n_layer, n_embd, n_head, vocab_size", path); goto done; }
+        if (!get_int(root, &c->n_ctx, "n_positions", "n_ctx")) c->n_ctx = 1024;
+        if (!get_int(root, &c->d_ff, "n_inner", NULL)) c->d_ff = 4 * c->d_model;
+        c->n_kv_head = c->n_head;
+        if (!get_num(root, &c->norm_eps, "layer_norm_epsilon", NULL)) c->norm_eps = 1e-5;
+        const cJSON *af = item(root, "activation_function");
+        const char *a = cJSON_IsString(af) ? af->valuestring : "gelu_new";
+        if (!strcmp(a, "gelu_new") || !strcmp(a, "gelu_pytorch_tanh")) c->act = TP_ACT_GELU_NEW;
+        else if (!strcmp(a, "gelu")) c->act = TP_ACT_GELU;
+        else if (!strcmp(a, "relu")) c->act = TP_ACT_RELU;
+        else { rc = tp_fail(e, TP_ERR_UNSUPPORTED, "%s: activation_function '%s' not supported", path, a); goto done; }
+        /* GPT2LMHeadModel always ties lm_head to wte */
+        c->tie_embeddings = get_bool(root, "tie_word_embeddings", 1);
+        if (get_bool(root, "scale_attn_by_inverse_layer_idx", 0) || get_bool(root, "reorder_and_upcast_attn", 0) ||
+            !get_bool(root, "scale_attn_weights", 1)) {
+            rc = tp_fail(e, TP_ERR_UNSUPPORTED, "%s: non-default gpt2 attention scaling options are not supported", path);
+            goto done;
+        }
+    } else if (!strcmp(mt->valuestring, "llama") || !strcmp(mt->valuestring, "qwen2") ||
+               !strcmp(mt->valuestring, "mistral")) {
+        c->arch = TP_ARCH_LLAMA;
+        int ok = get_int(root, &c->n_layer, "num_hidden_layers", NULL) &&
+                 get_int(root, &c->d_model, "hidden_size", NULL) &&
+                 get_int(root, &c->n_head, "num_attention_heads", NULL) &&
+                 get_int(root, &c->d_ff, "intermediate_size", NULL) && get_int(root, &c->vocab, "vocab_size", NULL);
+        if (!ok) {
+            rc = tp_fail(e, TP_ERR_FORMAT,
+                         "%s: %s config needs num_hidden_layers, hidden_size, num_attention_heads, intermediate_size, "
+                         "vocab_size", path, c->model_type);
+            goto done;
+        }
+        if (!get_int(root, &c->n_kv_head, "num_key_value_heads", NULL)) c->n_kv_head = c->n_head;
+        if (!get_int(root, &c->head_dim, "head_dim", NULL)) c->head_dim = 0;
+        if (!get_int(root, &c->n_ctx, "max_position_embeddings", NULL)) c->n_ctx = 2048;
+        if (!get_num(root, &c->norm_eps, "rms_norm_eps", NULL)) c->norm_eps = 1e-6;
+        const cJSON *ha = item(root, "hidden_act");
+        const char *a = cJSON_IsString(ha) ? ha->valuestring : "silu";
+        if (!strcmp(a, "silu") || !strcmp(a, "swish")) c->act = TP_ACT_SILU;
+        else if (!strcmp(a, "gelu_pytorch_tanh") || !strcmp(a, "gelu_new")) c->act = TP_ACT_GELU_NEW;
+        else if (!strcmp(a, "gelu")) c->act = TP_ACT_GELU;
+        else { rc = tp_fail(e, TP_ERR_UNSUPPORTED, "%s: hidden_act '%s' not supported", path, a); goto done; }
+        /* LlamaConfig, Qwen2Config and MistralConfig all default to an untied lm_head */
+        c->tie_embeddings = get_bool(root, "tie_word_embeddings", 0);
+        int sw = 0;
+        if (get_int(root, &sw, "sliding_window", NULL) && sw > 0) {
+            /* qwen2 only applies it when use_sliding_window is true */
+            if (strcmp(mt->valuestring, "qwen2") || get_bool(root, "use_sliding_window", 0)) c->sliding_window = sw;
+        }
+        /* RoPE: transformers 5 writes rope_parameters {rope_theta, rope_type, ...}; older checkpoints
+         * write rope_theta at the top level and optional rope_scaling {type|rope_type, factor, ...}. */
+        const cJSON *rp = item(root, "rope_parameters");
+        const cJSON *rs = item(root, "rope_scaling");
+        if (rp && !cJSON_IsObject(rp)) { rc = tp_fail(e, TP_ERR_FORMAT, "%s: rope_parameters must be an object", path); goto done; }
+        c->rope_theta = 10000.0;
+        if (!(rp && get_num(rp, &c->rope_theta, "rope_theta", NULL))) get_num(root, &c->rope_theta, "rope_theta", NULL);
+        const cJSON *sc = rp ? rp : (cJSON_IsObject(rs) ? rs : NULL);
+        c->rope_type = TP_ROPE_DEFAULT;
+        if (sc) {
+            const cJSON *ty = item(sc, "rope_type");
+            if (!ty) ty = item(sc, "type");
+            const char *t = cJSON_IsString(ty) ? ty->valuestring : "default";
+            if (!strcmp(t, "default")) c->rope_type = TP_ROPE_DEFAULT;
+            else if (!strcmp(t, "linear")) c->rope_type = TP_ROPE_LINEAR;
+            else if (!strcmp(t, "llama3")) c->rope_type = TP_ROPE_LLAMA3;
+            else { rc = tp_fail(e, TP_ERR_UNSUPPORTED, "%s: RoPE type '%s' not supported", path, t); goto done; }
+            if (c->rope_type != TP_ROPE_DEFAULT && !get_num(sc, &c->rope_factor, "factor", NULL)) {
+                rc = tp_fail(e, TP_ERR_FORMAT, "%s: RoPE type '%s' needs a factor", path, t);
+                goto done;
+            }
+            if (c->rope_type == TP_ROPE_LLAMA3 &&
+                !(get_num(sc, &c->rope_low_freq_factor, "low_freq_factor", NULL) &&
+                  get_num(sc, &c->rope_high_freq_factor, "high_freq_factor", NULL) &&
+                  get_int(sc, &c->rope_orig_ctx, "original_max_position_embeddings", NULL))) {
+                rc = tp_fail(e, TP_ERR_FORMAT, "%s: llama3 RoPE needs low/high_freq_factor and "
+                             "original_max_position_embeddings", path);
+                goto done;
+            }
+        }
+    } else {
+        rc = tp_fail(e, TP_ERR_UNSUPPORTED, "%s: unknown model_type '%s' (supported: gpt2, llama, qwen2, mistral)",
+                     path, mt->valuestring);
+        goto done;
+    }
+    if (!c->head_dim && c->n_head > 0) c->head_dim = c->d_model / c->n_head;
+    if (c->n_layer <= 0 || c->d_model <= 0 || c->n_head <= 0 || c->n_kv_head <= 0 || c->head_dim <= 0 ||
+        c->d_ff <= 0 || c->vocab <= 0 || c->n_ctx <= 0 || c->n_head % c->n_kv_head ||
+        (c->arch == TP_ARCH_GPT2 && c->d_model % c->n_head) || (c->arch == TP_ARCH_LLAMA && c->head_dim % 2)) {
+        rc = tp_fail(e, TP_ERR_FORMAT, "%s: inconsistent sizes (layers %d, hidden %d, heads %d/%d, head_dim %d)", path,
+                     c->n_layer, c->d_model, c->n_head, c->n_kv_head, c->head_dim);
+    }
+done:
+    cJSON_Delete(root);
+    return rc;
+}

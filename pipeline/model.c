@@ -1,0 +1,615 @@
+/* fp32 CPU forward pass: see model.h for the contract and the memory modes. */
+#include "pipeline/model.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One weight matrix as the forward pass uses it. rows x cols is the file layout seen as 2-D. */
+typedef struct wmat {
+    const tp_st_tensor *t;
+    int64_t rows, cols;
+    int linear_layout; /* 1: [out, in] (nn.Linear, embeddings), 0: [in, out] (GPT-2 Conv1D) */
+    float *f32;        /* cached fp32 copy (F32 mode), owned; NULL until first use */
+    const float *ovr;  /* caller-owned override */
+    float *bias;       /* owned, [out], or NULL */
+} wmat;
+
+typedef struct layer {
+    float *n1w, *n1b, *n2w, *n2b; /* norms (b NULL for RMSNorm) */
+    wmat qkv;                     /* GPT-2 fused c_attn */
+    wmat q, k, v, o;              /* Llama family (o also GPT-2's attn.c_proj) */
+    wmat fc, proj;                /* GPT-2 mlp.c_fc / mlp.c_proj */
+    wmat gate, up, down;          /* Llama family */
+} layer;
+
+struct tp_model {
+    tp_model_config c;
+    tp_st_set *st;
+    tp_weight_mode mode;
+    int cap, kvd, qd; /* KV capacity; kv width KVH*hd; query width H*hd */
+    wmat emb, pos, head;
+    wmat *headp; /* &emb when tied, else &head */
+    int tied;
+    float *nfw, *nfb;
+    layer *L;
+    wmat **all;
+    size_t nall;
+    float *kc, *vc; /* [n_layer][cap][kvd] */
+    int cached;
+    float *rope_cos, *rope_sin; /* [cap][hd/2] */
+    /* activations, sized for `rows` rows */
+    int rows;
+    float *x, *h, *q, *att, *ff1, *ff2, *S;
+    float *wscratch; /* PER_LAYER conversion target */
+    size_t wscratch_n;
+    float *lbuf; /* logits block for the NLL path */
+    int lbuf_rows;
+    tp_weight_hook hook;
+    void *hook_user;
+    double gemm_s, gemm_flops;
+};
+
+#define ATT_BLOCK 256
+#define HEAD_BLOCK_FLOATS (8u << 20) /* lm_head converted in blocks of at most this many floats */
+
+const tp_model_config *tp_model_cfg(const tp_model *m) { return &m->c; }
+const tp_st_set *tp_model_files(const tp_model *m) { return m->st; }
+tp_weight_mode tp_model_weight_mode(const tp_model *m) { return m->mode; }
+int tp_model_capacity(const tp_model *m) { return m->cap; }
+int tp_model_cached(const tp_model *m) { return m->cached; }
+void tp_model_reset(tp_model *m) { m->cached = 0; }
+size_t tp_model_num_weights(const tp_model *m) { return m->nall; }
+const tp_st_tensor *tp_model_weight(const tp_model *m, size_t i) { return i < m->nall ? m->all[i]->t : NULL; }
+void tp_model_gemm_stats(const tp_model *m, double *s, double *f) { *s = m->gemm_s; *f = m->gemm_flops; }
+void tp_model_gemm_stats_reset(tp_model *m) { m->gemm_s = m->gemm_flops = 0; }
+
+static void drop_caches(tp_model *m) {
+    for (size_t i = 0; i < m->nall; i++) { tp_free(m->all[i]->f32); m->all[i]->f32 = NULL; }
+}
+
+void tp_model_set_weight_hook(tp_model *m, tp_weight_hook fn, void *user) {
+    m->hook = fn;
+    m->hook_user = user;
+    drop_caches(m);
+}
+
+tp_status tp_model_override_weight(tp_model *m, const char *name, const float *data, tp_err *e) {
+    for (size_t i = 0; i < m->nall; i++)
+        if (!strcmp(m->all[i]->t->name, name)) {
+            /* a tied head shares emb's tensor: both entries see the override */
+            for (size_t j = 0; j < m->nall; j++)
+                if (m->all[j]->t == m->all[i]->t) { tp_free(m->all[j]->f32); m->all[j]->f32 = NULL; m->all[j]->ovr = data; }
+            return TP_OK;
+        }
+    return tp_fail(e, TP_ERR_ARG, "override: '%s' is not a weight matrix of this model", name);
+}
+
+static void free_w(wmat *w) { tp_free(w->f32); tp_free(w->bias); }
+
+void tp_model_free(tp_model *m) {
+    if (!m) return;
+    if (m->L)
+        for (int l = 0; l < m->c.n_layer; l++) {
+            layer *L = &m->L[l];
+            tp_free(L->n1w); tp_free(L->n1b); tp_free(L->n2w); tp_free(L->n2b);
+            wmat *ws[] = {&L->qkv, &L->q, &L->k, &L->v, &L->o, &L->fc, &L->proj, &L->gate, &L->up, &L->down};
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) free_w(ws[i]);
+        }
+    free_w(&m->emb);
+    free_w(&m->pos);
+    if (!m->tied) free_w(&m->head);
+    tp_free(m->nfw); tp_free(m->nfb);
+    free(m->L); free(m->all);
+    tp_free(m->kc); tp_free(m->vc); tp_free(m->rope_cos); tp_free(m->rope_sin);
+    tp_free(m->x); tp_free(m->h); tp_free(m->q); tp_free(m->att); tp_free(m->ff1); tp_free(m->ff2); tp_free(m->S);
+    tp_free(m->wscratch); tp_free(m->lbuf);
+    tp_st_close(m->st);
+    free(m);
+}
+
+/* ---- loading ---- */
+
+typedef struct loader { tp_model *m; const char *dir; tp_err *e; tp_status rc; } loader;
+
+static const tp_st_tensor *need(loader *ld, const char *name, int64_t d0, int64_t d1, int optional) {
+    if (ld->rc != TP_OK) return NULL;
+    const tp_st_tensor *t = tp_st_find(ld->m->st, name);
+    if (!t) {
+        if (!optional) ld->rc = tp_fail(ld->e, TP_ERR_FORMAT, "%s: tensor '%s' missing from the safetensors", ld->dir, name);
+        return NULL;
+    }
+    int ok = tp_st_is_float(t->dtype) && (d1 ? (t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1)
+                                              : (t->ndim == 1 && t->shape[0] == d0));
+    if (!ok) {
+        char got[96] = "", want[48];
+        for (int i = 0; i < t->ndim && i < 4; i++)
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", i ? "x" : "", (long long)t->shape[i]);
+        if (d1) snprintf(want, sizeof want, "%lldx%lld", (long long)d0, (long long)d1);
+        else snprintf(want, sizeof want, "%lld", (long long)d0);
+        ld->rc = tp_fail(ld->e, TP_ERR_FORMAT, "%s: tensor '%s' is %s [%s], expected a float tensor [%s]", ld->dir,
+                         name, tp_st_dtype_name(t->dtype), got, want);
+        return NULL;
+    }
+    return t;
+}
+
+static float *load_vec(loader *ld, const char *name, int64_t n, int optional) {
+    const tp_st_tensor *t = need(ld, name, n, 0, optional);
+    if (!t) return NULL;
+    float *v = tp_alloc((size_t)n * sizeof *v);
+    if (!v) { ld->rc = tp_fail(ld->e, TP_ERR_NOMEM, "%s: out of memory", ld->dir); return NULL; }
+    tp_st_to_f32(t, v);
+    return v;
+}
+
+/* A matrix named name with file shape d0 x d1; linear_layout says whether it is [out, in]. */
+static void load_mat(loader *ld, wmat *w, const char *name, int64_t d0, int64_t d1, int linear_layout,
+                     const char *bias_name, int64_t nbias, int bias_optional) {
+    memset(w, 0, sizeof *w);
+    w->t = need(ld, name, d0, d1, 0);
+    if (!w->t) return;
+    w->rows = d0;
+    w->cols = d1;
+    w->linear_layout = linear_layout;
+    if (bias_name) w->bias = load_vec(ld, bias_name, nbias, bias_optional);
+    tp_model *m = ld->m;
+    m->all[m->nall++] = w;
+}
+
+static void rope_tables(tp_model *m) {
+    const tp_model_config *c = &m->c;
+    int half = c->head_dim / 2;
+    for (int i = 0; i < half; i++) {
+        /* float32 arithmetic as transformers does it, so angles round the same way */
+        float inv = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)c->head_dim);
+        if (c->rope_type == TP_ROPE_LINEAR) {
+            inv = inv / (float)c->rope_factor;
+        } else if (c->rope_type == TP_ROPE_LLAMA3) {
+            double low_wl = c->rope_orig_ctx / c->rope_low_freq_factor;
+            double high_wl = c->rope_orig_ctx / c->rope_high_freq_factor;
+            double wl = 2 * M_PI / inv;
+            if (wl > low_wl) inv = (float)(inv / c->rope_factor);
+            else if (wl >= high_wl) {
+                double sm = (c->rope_orig_ctx / wl - c->rope_low_freq_factor) /
+                            (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                inv = (float)((1 - sm) * inv / c->rope_factor + sm * inv);
+            }
+        }
+        for (int p = 0; p < m->cap; p++) {
+            float a = (float)p * inv;
+            m->rope_cos[(size_t)p * half + i] = cosf(a);
+            m->rope_sin[(size_t)p * half + i] = sinf(a);
+        }
+    }
+}
+
+tp_status tp_model_load(const char *dir, const tp_model_opts *opts, tp_model **out, tp_err *e) {
+    *out = NULL;
+    tp_model_opts o = {0};
+    if (opts) o = *opts;
+    tp_model *m = calloc(1, sizeof *m);
+    if (!m) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    char *cpath = malloc(strlen(dir) + 16);
+    if (!cpath) { free(m); return tp_fail(e, TP_ERR_NOMEM, "out of memory"); }
+    sprintf(cpath, "%s/config.json", dir);
+    tp_status rc = tp_config_load(cpath, &m->c, e);
+    free(cpath);
+    if (rc != TP_OK) { free(m); return rc; }
+    rc = tp_model_files_open(dir, &m->st, e);
+    if (rc != TP_OK) { free(m); return rc; }
+    const tp_model_config *c = &m->c;
+    m->cap = o.max_ctx > 0 ? o.max_ctx : c->n_ctx;
+    if (c->arch == TP_ARCH_GPT2 && m->cap > c->n_ctx) m->cap = c->n_ctx; /* learned positions end there */
+    m->kvd = c->n_kv_head * c->head_dim;
+    m->qd = c->n_head * c->head_dim;
+    m->L = calloc((size_t)c->n_layer, sizeof *m->L);
+    m->all = calloc((size_t)c->n_layer * 10 + 3, sizeof *m->all);
+    if (!m->L || !m->all) { tp_model_free(m); return tp_fail(e, TP_ERR_NOMEM, "out of memory"); }
+    loader ld = {m, dir, e, TP_OK};
+    char n1[256], n2[256];
+    int64_t d = c->d_model, V = c->vocab, F = c->d_ff;
+    if (c->arch == TP_ARCH_GPT2) {
+        /* openai-community/gpt2 names tensors without the "transformer." prefix */
+        const char *pre = tp_st_find(m->st, "transformer.wte.weight") ? "transformer." : "";
+#define NM(buf, ...) (snprintf(buf, sizeof buf, __VA_ARGS__), buf)
+        load_mat(&ld, &m->emb, NM(n1, "%swte.weight", pre), V, d, 1, NULL, 0, 0);
+        load_mat(&ld, &m->pos, NM(n1, "%swpe.weight", pre), c->n_ctx, d, 1, NULL, 0, 0);
+        for (int l = 0; l < c->n_layer && ld.rc == TP_OK; l++) {
+            layer *L = &m->L[l];
+            L->n1w = load_vec(&ld, NM(n1, "%sh.%d.ln_1.weight", pre, l), d, 0);
+            L->n1b = load_vec(&ld, NM(n1, "%sh.%d.ln_1.bias", pre, l), d, 0);
+            load_mat(&ld, &L->qkv, NM(n1, "%sh.%d.attn.c_attn.weight", pre, l), d, 3 * d, 0,
+                     NM(n2, "%sh.%d.attn.c_attn.bias", pre, l), 3 * d, 0);
+            load_mat(&ld, &L->o, NM(n1, "%sh.%d.attn.c_proj.weight", pre, l), d, d, 0,
+                     NM(n2, "%sh.%d.attn.c_proj.bias", pre, l), d, 0);
+            L->n2w = load_vec(&ld, NM(n1, "%sh.%d.ln_2.weight", pre, l), d, 0);
+            L->n2b = load_vec(&ld, NM(n1, "%sh.%d.ln_2.bias", pre, l), d, 0);
+            load_mat(&ld, &L->fc, NM(n1, "%sh.%d.mlp.c_fc.weight", pre, l), d, F, 0,
+                     NM(n2, "%sh.%d.mlp.c_fc.bias", pre, l), F, 0);
+            load_mat(&ld, &L->proj, NM(n1, "%sh.%d.mlp.c_proj.weight", pre, l), F, d, 0,
+                     NM(n2, "%sh.%d.mlp.c_proj.bias", pre, l), d, 0);
+        }
+        m->nfw = load_vec(&ld, NM(n1, "%sln_f.weight", pre), d, 0);
+        m->nfb = load_vec(&ld, NM(n1, "%sln_f.bias", pre), d, 0);
+        m->tied = 1; /* GPT2LMHeadModel's lm_head is wte */
+    } else {
+        int64_t qd = m->qd, kvd = m->kvd;
+        load_mat(&ld, &m->emb, "model.embed_tokens.weight", V, d, 1, NULL, 0, 0);
+        for (int l = 0; l < c->n_layer && ld.rc == TP_OK; l++) {
+            layer *L = &m->L[l];
+            const char *p = "model.layers";
+            L->n1w = load_vec(&ld, NM(n1, "%s.%d.input_layernorm.weight", p, l), d, 0);
+            load_mat(&ld, &L->q, NM(n1, "%s.%d.self_attn.q_proj.weight", p, l), qd, d, 1,
+                     NM(n2, "%s.%d.self_attn.q_proj.bias", p, l), qd, 1);
+            load_mat(&ld, &L->k, NM(n1, "%s.%d.self_attn.k_proj.weight", p, l), kvd, d, 1,
+                     NM(n2, "%s.%d.self_attn.k_proj.bias", p, l), kvd, 1);
+            load_mat(&ld, &L->v, NM(n1, "%s.%d.self_attn.v_proj.weight", p, l), kvd, d, 1,
+                     NM(n2, "%s.%d.self_attn.v_proj.bias", p, l), kvd, 1);
+            load_mat(&ld, &L->o, NM(n1, "%s.%d.self_attn.o_proj.weight", p, l), d, qd, 1,
+                     NM(n2, "%s.%d.self_attn.o_proj.bias", p, l), d, 1);
+            L->n2w = load_vec(&ld, NM(n1, "%s.%d.post_attention_layernorm.weight", p, l), d, 0);
+            load_mat(&ld, &L->gate, NM(n1, "%s.%d.mlp.gate_proj.weight", p, l), F, d, 1,
+                     NM(n2, "%s.%d.mlp.gate_proj.bias", p, l), F, 1);
+            load_mat(&ld, &L->up, NM(n1, "%s.%d.mlp.up_proj.weight", p, l), F, d, 1,
+                     NM(n2, "%s.%d.mlp.up_proj.bias", p, l), F, 1);
+            load_mat(&ld, &L->down, NM(n1, "%s.%d.mlp.down_proj.weight", p, l), d, F, 1,
+                     NM(n2, "%s.%d.mlp.down_proj.bias", p, l), d, 1);
+        }
+        m->nfw = load_vec(&ld, "model.norm.weight", d, 0);
+        m->tied = c->tie_embeddings || !tp_st_find(m->st, "lm_head.weight");
+        if (!c->tie_embeddings && m->tied && ld.rc == TP_OK)
+            ld.rc = tp_fail(e, TP_ERR_FORMAT, "%s: tie_word_embeddings is false but 'lm_head.weight' is missing", dir);
+        if (!m->tied) load_mat(&ld, &m->head, "lm_head.weight", V, d, 1, NULL, 0, 0);
+#undef NM
+    }
+    if (ld.rc != TP_OK) { tp_model_free(m); return ld.rc; }
+    m->headp = m->tied ? &m->emb : &m->head;
+
+    /* memory mode, scratch for the largest matrix (lm_head goes in blocks) */
+    size_t f32_total = 0, biggest = 0;
+    for (size_t i = 0; i < m->nall; i++) {
+        size_t n = (size_t)m->all[i]->t->numel;
+        f32_total += n * 4;
+        if (m->all[i] != &m->emb && m->all[i] != &m->head && m->all[i] != &m->pos && n > biggest) biggest = n;
+    }
+    m->mode = o.weights;
+    if (m->mode == TP_WEIGHTS_AUTO) m->mode = f32_total <= ((size_t)1 << 30) ? TP_WEIGHTS_F32 : TP_WEIGHTS_PER_LAYER;
+    if (m->mode == TP_WEIGHTS_PER_LAYER) {
+        size_t hb = (size_t)(HEAD_BLOCK_FLOATS / (size_t)d) * (size_t)d;
+        m->wscratch_n = biggest > hb ? biggest : hb;
+        m->wscratch = tp_alloc(m->wscratch_n * sizeof(float));
+    }
+    size_t kvn = (size_t)c->n_layer * (size_t)m->cap * (size_t)m->kvd;
+    m->kc = tp_alloc(kvn * sizeof(float));
+    m->vc = tp_alloc(kvn * sizeof(float));
+    if (c->arch == TP_ARCH_LLAMA) {
+        m->rope_cos = tp_alloc((size_t)m->cap * (size_t)(c->head_dim / 2) * sizeof(float));
+        m->rope_sin = tp_alloc((size_t)m->cap * (size_t)(c->head_dim / 2) * sizeof(float));
+        if (m->rope_cos && m->rope_sin) rope_tables(m);
+    }
+    if (!m->kc || !m->vc || (m->mode == TP_WEIGHTS_PER_LAYER && !m->wscratch) ||
+        (c->arch == TP_ARCH_LLAMA && (!m->rope_cos || !m->rope_sin))) {
+        tp_model_free(m);
+        return tp_fail(e, TP_ERR_NOMEM, "%s: out of memory for the KV cache (%zu MB)", dir, kvn * 8 >> 20);
+    }
+    *out = m;
+    return TP_OK;
+}
+
+/* ---- weights as fp32 ---- */
+
+static tp_status wfill(tp_model *m, const wmat *w, int64_t r0, int64_t nr, float *dst, tp_err *e) {
+    if (w->ovr) {
+        memcpy(dst, w->ovr + r0 * w->cols, (size_t)(nr * w->cols) * sizeof *dst);
+        return TP_OK;
+    }
+    if (m->hook) {
+        int r = m->hook(m->hook_user, w->t->name, w->t, r0, nr, dst);
+        if (r < 0) return tp_fail(e, TP_ERR_INTERNAL, "weight hook failed for '%s'", w->t->name);
+        if (r > 0) return TP_OK;
+    }
+    tp_st_rows_to_f32(w->t, r0, nr, dst);
+    return TP_OK;
+}
+
+/* The whole matrix in fp32: override, cached copy, or converted now (cached in F32 mode, into
+ * the shared scratch in PER_LAYER mode, valid until the next wget). */
+static const float *wget(tp_model *m, wmat *w, tp_status *rc, tp_err *e) {
+    if (w->ovr) return w->ovr;
+    if (w->f32) return w->f32;
+    float *dst;
+    if (m->mode == TP_WEIGHTS_F32) {
+        dst = w->f32 = tp_alloc((size_t)w->t->numel * sizeof(float));
+        if (!dst) { *rc = tp_fail(e, TP_ERR_NOMEM, "out of memory converting '%s'", w->t->name); return NULL; }
+    } else {
+        dst = m->wscratch;
+    }
+    *rc = wfill(m, w, 0, w->rows, dst, e);
+    if (*rc != TP_OK) { if (w->f32) { tp_free(w->f32); w->f32 = NULL; } return NULL; }
+    return dst;
+}
+
+static void gemm(tp_model *m, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                 int transB, float beta, float *C, int ldc) {
+    if (M <= 0 || N <= 0) return;
+    double t0 = tp_now();
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
+                beta, C, ldc);
+    m->gemm_s += tp_now() - t0;
+    m->gemm_flops += 2.0 * M * N * K;
+}
+
+/* Y[n, out] (row stride ldy) = X[n, in] W (+ bias), or += when accumulate. */
+static tp_status linear(tp_model *m, wmat *w, const float *X, int n, float *Y, int ldy, int accumulate, tp_err *e) {
+    tp_status rc = TP_OK;
+    const float *W = wget(m, w, &rc, e);
+    if (!W) return rc;
+    int in = (int)(w->linear_layout ? w->cols : w->rows), out = (int)(w->linear_layout ? w->rows : w->cols);
+    if (w->bias) {
+        for (int i = 0; i < n; i++) {
+            float *y = Y + (size_t)i * ldy;
+            if (accumulate) for (int j = 0; j < out; j++) y[j] += w->bias[j];
+            else memcpy(y, w->bias, (size_t)out * sizeof *y);
+        }
+    }
+    float beta = (w->bias || accumulate) ? 1.0f : 0.0f;
+    gemm(m, n, out, in, 1.0f, X, in, W, w->linear_layout ? in : out, w->linear_layout, beta, Y, ldy);
+    return TP_OK;
+}
+
+/* ---- elementwise pieces ---- */
+
+static void layernorm(const float *x, float *y, int n, int d, const float *w, const float *b, double eps) {
+#pragma omp parallel for schedule(static) if (n > 16)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * d;
+        float *yi = y + (size_t)i * d;
+        double mean = 0, var = 0;
+        for (int j = 0; j < d; j++) mean += xi[j];
+        mean /= d;
+        for (int j = 0; j < d; j++) var += (xi[j] - mean) * (xi[j] - mean);
+        var /= d;
+        float r = (float)(1.0 / sqrt(var + eps));
+        for (int j = 0; j < d; j++) yi[j] = (float)(xi[j] - mean) * r * w[j] + b[j];
+    }
+}
+
+static void rmsnorm(const float *x, float *y, int n, int d, const float *w, double eps) {
+#pragma omp parallel for schedule(static) if (n > 16)
+    for (int i = 0; i < n; i++) {
+        const float *xi = x + (size_t)i * d;
+        float *yi = y + (size_t)i * d;
+        double ss = 0;
+        for (int j = 0; j < d; j++) ss += (double)xi[j] * xi[j];
+        float r = (float)(1.0 / sqrt(ss / d + eps));
+        for (int j = 0; j < d; j++) yi[j] = w[j] * (xi[j] * r);
+    }
+}
+
+static inline float act(tp_act a, float x) {
+    switch (a) {
+    case TP_ACT_GELU_NEW: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case TP_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));
+    case TP_ACT_SILU: return x / (1.0f + expf(-x));
+    case TP_ACT_RELU: return x > 0 ? x : 0;
+    }
+    return x;
+}
+
+/* rotate_half RoPE (transformers' Llama layout: pairs (i, i + hd/2)) on rows of a [n, heads*hd]
+ * matrix with row stride ld, row r at position pos0 + r. */
+static void rope(const tp_model *m, float *X, int n, int ld, int heads, int pos0) {
+    int hd = m->c.head_dim, half = hd / 2;
+#pragma omp parallel for schedule(static) if (n > 16)
+    for (int r = 0; r < n; r++) {
+        const float *cs = m->rope_cos + (size_t)(pos0 + r) * half, *sn = m->rope_sin + (size_t)(pos0 + r) * half;
+        for (int h = 0; h < heads; h++) {
+            float *v = X + (size_t)r * ld + (size_t)h * hd;
+            for (int i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half];
+                v[i] = a * cs[i] - b * sn[i];
+                v[i + half] = b * cs[i] + a * sn[i];
+            }
+        }
+    }
+}
+
+static tp_status ensure_rows(tp_model *m, int n, tp_err *e) {
+    if (n <= m->rows) return TP_OK;
+    const tp_model_config *c = &m->c;
+    size_t d = (size_t)c->d_model, q = c->arch == TP_ARCH_GPT2 ? 3 * d : (size_t)m->qd, F = (size_t)c->d_ff;
+    tp_free(m->x); tp_free(m->h); tp_free(m->q); tp_free(m->att); tp_free(m->ff1); tp_free(m->ff2); tp_free(m->S);
+    m->x = tp_alloc((size_t)n * d * 4);
+    m->h = tp_alloc((size_t)n * d * 4);
+    m->q = tp_alloc((size_t)n * q * 4);
+    m->att = tp_alloc((size_t)n * (size_t)m->qd * 4);
+    m->ff1 = tp_alloc((size_t)n * F * 4);
+    m->ff2 = tp_alloc((size_t)n * F * 4);
+    m->S = tp_alloc((size_t)ATT_BLOCK * (size_t)m->cap * 4);
+    if (!m->x || !m->h || !m->q || !m->att || !m->ff1 || !m->ff2 || !m->S) {
+        m->rows = 0;
+        return tp_fail(e, TP_ERR_NOMEM, "out of memory for activations of %d rows", n);
+    }
+    m->rows = n;
+    return TP_OK;
+}
+
+/* Causal attention of rows [0, n) (positions pos0..) of one layer. Q: [n, qd] with row stride qs;
+ * K/V cache rows [0, pos0 + n) of the layer; output att [n, qd]. */
+static void attention(tp_model *m, const float *Q, int qs, const float *K, const float *V, int n, int pos0) {
+    const tp_model_config *c = &m->c;
+    int hd = c->head_dim, H = c->n_head, grp = c->n_head / c->n_kv_head, win = c->sliding_window;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < H; h++) {
+        int kh = h / grp;
+        for (int r0 = 0; r0 < n; r0 += ATT_BLOCK) {
+            int r1 = r0 + ATT_BLOCK < n ? r0 + ATT_BLOCK : n, rb = r1 - r0;
+            int kend = pos0 + r1, kstart = 0;
+            if (win > 0 && pos0 + r0 - win + 1 > 0) kstart = pos0 + r0 - win + 1;
+            int nk = kend - kstart;
+            float *S = m->S;
+            gemm(m, rb, nk, hd, scale, Q + (size_t)r0 * qs + (size_t)h * hd, qs,
+                 K + (size_t)kstart * m->kvd + (size_t)kh * hd, m->kvd, 1, 0.0f, S, nk);
+            /* softmax over each row's visible keys [lo, p]; everything else gets weight 0 */
+#pragma omp parallel for schedule(static) if (rb > 16)
+            for (int i = 0; i < rb; i++) {
+                float *s = S + (size_t)i * nk;
+                int p = pos0 + r0 + i, lo = (win > 0 && p - win + 1 > kstart) ? p - win + 1 : kstart;
+                int a = lo - kstart, b = p - kstart; /* inclusive */
+                float mx = -INFINITY;
+                for (int j = a; j <= b; j++) mx = s[j] > mx ? s[j] : mx;
+                float sum = 0;
+                for (int j = a; j <= b; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
+                float inv = 1.0f / sum;
+                for (int j = 0; j < a; j++) s[j] = 0;
+                for (int j = a; j <= b; j++) s[j] *= inv;
+                for (int j = b + 1; j < nk; j++) s[j] = 0;
+            }
+            gemm(m, rb, hd, nk, 1.0f, S, nk, V + (size_t)kstart * m->kvd + (size_t)kh * hd, m->kvd, 0, 0.0f,
+                 m->att + (size_t)r0 * m->qd + (size_t)h * hd, m->qd);
+        }
+    }
+}
+
+/* Everything up to the final norm: m->h holds the normed hidden states of rows [0, n). */
+static tp_status trunk(tp_model *m, const int32_t *ids, int n, int pos0, tp_err *e) {
+    const tp_model_config *c = &m->c;
+    if (n <= 0 || !ids) return tp_fail(e, TP_ERR_ARG, "forward: need at least one token");
+    if (pos0 < 0 || pos0 > m->cached)
+        return tp_fail(e, TP_ERR_ARG, "forward: pos0 %d but only %d positions are cached", pos0, m->cached);
+    if (pos0 + n > m->cap)
+        return tp_fail(e, TP_ERR_ARG, "forward: positions up to %d exceed the context capacity %d", pos0 + n, m->cap);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab)
+            return tp_fail(e, TP_ERR_ARG, "forward: token id %d out of range [0, %d)", ids[i], c->vocab);
+    tp_status rc = ensure_rows(m, n, e);
+    if (rc != TP_OK) return rc;
+    int d = c->d_model, F = c->d_ff;
+    size_t lay = (size_t)m->cap * m->kvd;
+    m->cached = pos0; /* invalid positions beyond pos0 are overwritten below */
+
+    /* embeddings */
+    for (int i = 0; i < n; i++) {
+        float *xi = m->x + (size_t)i * d;
+        if (m->emb.ovr || m->emb.f32) memcpy(xi, (m->emb.ovr ? m->emb.ovr : m->emb.f32) + (size_t)ids[i] * d, (size_t)d * 4);
+        else if ((rc = wfill(m, &m->emb, ids[i], 1, xi, e)) != TP_OK) return rc;
+        if (c->arch == TP_ARCH_GPT2) {
+            float *pe = m->h; /* scratch row */
+            if (m->pos.ovr || m->pos.f32) pe = (float *)(m->pos.ovr ? m->pos.ovr : m->pos.f32) + (size_t)(pos0 + i) * d;
+            else if ((rc = wfill(m, &m->pos, pos0 + i, 1, pe, e)) != TP_OK) return rc;
+            for (int j = 0; j < d; j++) xi[j] += pe[j];
+        }
+    }
+    if (m->mode == TP_WEIGHTS_F32) {
+        /* keep embeddings as fp32 copies too (first call converts them) */
+        if (!m->emb.ovr && !m->emb.f32 && !wget(m, &m->emb, &rc, e)) return rc;
+        if (c->arch == TP_ARCH_GPT2 && !m->pos.ovr && !m->pos.f32 && !wget(m, &m->pos, &rc, e)) return rc;
+    }
+
+    for (int l = 0; l < c->n_layer; l++) {
+        layer *L = &m->L[l];
+        float *Kl = m->kc + l * lay, *Vl = m->vc + l * lay;
+        if (c->arch == TP_ARCH_GPT2) {
+            layernorm(m->x, m->h, n, d, L->n1w, L->n1b, c->norm_eps);
+            if ((rc = linear(m, &L->qkv, m->h, n, m->q, 3 * d, 0, e)) != TP_OK) return rc;
+            for (int i = 0; i < n; i++) {
+                memcpy(Kl + (size_t)(pos0 + i) * m->kvd, m->q + (size_t)i * 3 * d + d, (size_t)d * 4);
+                memcpy(Vl + (size_t)(pos0 + i) * m->kvd, m->q + (size_t)i * 3 * d + 2 * d, (size_t)d * 4);
+            }
+            attention(m, m->q, 3 * d, Kl, Vl, n, pos0);
+            if ((rc = linear(m, &L->o, m->att, n, m->x, d, 1, e)) != TP_OK) return rc;
+            layernorm(m->x, m->h, n, d, L->n2w, L->n2b, c->norm_eps);
+            if ((rc = linear(m, &L->fc, m->h, n, m->ff1, F, 0, e)) != TP_OK) return rc;
+            size_t nf = (size_t)n * F;
+#pragma omp parallel for schedule(static) if (nf > 65536)
+            for (size_t j = 0; j < nf; j++) m->ff1[j] = act(c->act, m->ff1[j]);
+            if ((rc = linear(m, &L->proj, m->ff1, n, m->x, d, 1, e)) != TP_OK) return rc;
+        } else {
+            rmsnorm(m->x, m->h, n, d, L->n1w, c->norm_eps);
+            if ((rc = linear(m, &L->q, m->h, n, m->q, m->qd, 0, e)) != TP_OK) return rc;
+            if ((rc = linear(m, &L->k, m->h, n, Kl + (size_t)pos0 * m->kvd, m->kvd, 0, e)) != TP_OK) return rc;
+            if ((rc = linear(m, &L->v, m->h, n, Vl + (size_t)pos0 * m->kvd, m->kvd, 0, e)) != TP_OK) return rc;
+            rope(m, m->q, n, m->qd, c->n_head, pos0);
+            rope(m, Kl + (size_t)pos0 * m->kvd, n, m->kvd, c->n_kv_head, pos0);
+            attention(m, m->q, m->qd, Kl, Vl, n, pos0);
+            if ((rc = linear(m, &L->o, m->att, n, m->x, d, 1, e)) != TP_OK) return rc;
+            rmsnorm(m->x, m->h, n, d, L->n2w, c->norm_eps);
+            if ((rc = linear(m, &L->gate, m->h, n, m->ff1, F, 0, e)) != TP_OK) return rc;
+            if ((rc = linear(m, &L->up, m->h, n, m->ff2, F, 0, e)) != TP_OK) return rc;
+            size_t nf = (size_t)n * F;
+#pragma omp parallel for schedule(static) if (nf > 65536)
+            for (size_t j = 0; j < nf; j++) m->ff1[j] = act(c->act, m->ff1[j]) * m->ff2[j];
+            if ((rc = linear(m, &L->down, m->ff1, n, m->x, d, 1, e)) != TP_OK) return rc;
+        }
+    }
+    if (c->arch == TP_ARCH_GPT2) layernorm(m->x, m->h, n, d, m->nfw, m->nfb, c->norm_eps);
+    else rmsnorm(m->x, m->h, n, d, m->nfw, c->norm_eps);
+    m->cached = pos0 + n;
+    return TP_OK;
+}
+
+/* logits[nr, vocab] of hidden rows Hs[nr, d]. In PER_LAYER mode the head goes in row blocks. */
+static tp_status head(tp_model *m, const float *Hs, int nr, float *logits, tp_err *e) {
+    int d = m->c.d_model, V = m->c.vocab;
+    wmat *w = m->headp;
+    const float *W = w->ovr ? w->ovr : w->f32;
+    if (!W && m->mode == TP_WEIGHTS_F32) {
+        tp_status rc = TP_OK;
+        if (!(W = wget(m, w, &rc, e))) return rc;
+    }
+    if (W) {
+        gemm(m, nr, V, d, 1.0f, Hs, d, W, d, 1, 0.0f, logits, V);
+        return TP_OK;
+    }
+    int blk = (int)(m->wscratch_n / (size_t)d);
+    for (int v0 = 0; v0 < V; v0 += blk) {
+        int nv = V - v0 < blk ? V - v0 : blk;
+        tp_status rc = wfill(m, w, v0, nv, m->wscratch, e);
+        if (rc != TP_OK) return rc;
+        gemm(m, nr, nv, d, 1.0f, Hs, d, m->wscratch, d, 1, 0.0f, logits + v0, V);
+    }
+    return TP_OK;
+}
+
+tp_status tp_model_forward(tp_model *m, const int32_t *ids, int n, int pos0, int row0, float *logits, tp_err *e) {
+    if (row0 < 0 || row0 > n) return tp_fail(e, TP_ERR_ARG, "forward: row0 %d outside [0, %d]", row0, n);
+    tp_status rc = trunk(m, ids, n, pos0, e);
+    if (rc != TP_OK || !logits || row0 == n) return rc;
+    return head(m, m->h + (size_t)row0 * m->c.d_model, n - row0, logits, e);
+}
+
+tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, const int32_t *targets,
+                               double *nll, tp_err *e) {
+    if (row0 < 0 || row0 > n) return tp_fail(e, TP_ERR_ARG, "forward: row0 %d outside [0, %d]", row0, n);
+    int V = m->c.vocab;
+    for (int i = row0; i < n; i++)
+        if (targets[i - row0] < 0 || targets[i - row0] >= V)
+            return tp_fail(e, TP_ERR_ARG, "forward: target id %d out of range [0, %d)", targets[i - row0], V);
+    tp_status rc = trunk(m, ids, n, pos0, e);
+    if (rc != TP_OK) return rc;
+    int blk = (int)((HEAD_BLOCK_FLOATS) / (size_t)V);
+    if (blk < 16) blk = 16;
+    if (blk > 512) blk = 512;
+    if (!m->lbuf) {
+        m->lbuf = tp_alloc((size_t)blk * V * sizeof(float));
+        if (!m->lbuf) return tp_fail(e, TP_ERR_NOMEM, "out of memory for a logits block");
+        m->lbuf_rows = blk;
+    }
+    blk = m->lbuf_rows;
+    for (int r0 = row0; r0 < n; r0 += blk) {
+        int nr = n - r0 < blk ? n - r0 : blk;
+        if ((rc = head(m, m->h + (size_t)r0 * m->c.d_model, nr, m->lbuf, e)) != TP_OK) return rc;
+#pragma omp parallel for schedule(static)
+        for (int i = 0; i < nr; i++) {
+            const float *l = m->lbuf + (size_t)i * V;
+            float mx = -INFINITY;
+            for (int j = 0; j < V; j++) mx = l[j] > mx ? l[j] : mx;
+            double s = 0;
+            for (int j = 0; j < V; j++) s += expf(l[j] - mx);
+            nll[r0 + i - row0] = log(s) + (double)mx - (double)l[targets[r0 + i - row0]];
+        }
+    }
+    return TP_OK;
+}

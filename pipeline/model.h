@@ -1,0 +1,90 @@
+/* CPU fp32 forward pass of GPT-2 and Llama-family causal LMs loaded from Hugging Face folders.
+ *
+ * Matmuls go through OpenBLAS cblas_sgemm (threaded); attention is causal (optionally with a
+ * sliding window) and computed with sgemm per head over blocks of query rows. A KV cache holds the
+ * keys/values of positions [0, tp_model_cached()) so text can be fed a window at a time (prefill)
+ * or one token at a time (incremental decoding), always getting the next-token logits.
+ *
+ * Weight memory (see README): weights stay in their file dtype inside the mmap'd safetensors.
+ *  - TP_WEIGHTS_F32: every weight matrix is converted once to an fp32 copy (4 bytes/param more;
+ *    fastest; fine for small models).
+ *  - TP_WEIGHTS_PER_LAYER: each matrix is converted right before its matmul into one scratch
+ *    buffer sized for the largest matrix (the lm_head in blocks of rows), so resident memory is
+ *    the fp16 mapping N + one matrix in fp32 + KV cache + activations: a 7B fp16 model (N = 13.5 GB)
+ *    runs in well under 1.3 N at ctx 1024.
+ *  - TP_WEIGHTS_AUTO (default): F32 when all fp32 copies total at most 1 GiB, else PER_LAYER.
+ *
+ * Substituting weights (codec pipeline): a weight hook is asked for every matrix before the file
+ * data is used, and tp_model_override_weight installs a caller-owned fp32 matrix by tensor name.
+ * Both see/give the tensor in its file layout (e.g. [out, in] for nn.Linear, [in, out] for GPT-2
+ * Conv1D). Changing either drops cached fp32 copies, so the next forward uses the new weights. */
+#ifndef TENPAK_PIPELINE_MODEL_H
+#define TENPAK_PIPELINE_MODEL_H
+
+#include <stdint.h>
+
+#include "pipeline/config.h"
+#include "pipeline/safetensors.h"
+#include "tenpak/tenpak.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tp_weight_mode { TP_WEIGHTS_AUTO = 0, TP_WEIGHTS_F32 = 1, TP_WEIGHTS_PER_LAYER = 2 } tp_weight_mode;
+
+typedef struct tp_model_opts {
+    tp_weight_mode weights;
+    int max_ctx; /* KV cache capacity in positions; 0: the config's context length */
+} tp_model_opts;
+
+/* Fills dst with rows [row0, row0 + nrows) of tensor `name` (seen as [shape[0], numel/shape[0]],
+ * file layout) in fp32. Returns 1 when it filled dst, 0 to let the model read the file, -1 on error
+ * (the forward pass then fails with a message naming the tensor). */
+typedef int (*tp_weight_hook)(void *user, const char *name, const tp_st_tensor *t, int64_t row0, int64_t nrows,
+                              float *dst);
+
+typedef struct tp_model tp_model;
+
+/* Loads dir/config.json and dir's safetensors. opts may be NULL (defaults). */
+tp_status tp_model_load(const char *dir, const tp_model_opts *opts, tp_model **out, tp_err *e);
+void tp_model_free(tp_model *m);
+
+const tp_model_config *tp_model_cfg(const tp_model *m);
+const tp_st_set *tp_model_files(const tp_model *m);
+tp_weight_mode tp_model_weight_mode(const tp_model *m); /* F32 or PER_LAYER after AUTO resolved */
+int tp_model_capacity(const tp_model *m);               /* KV cache positions */
+
+/* The weight matrices the forward pass multiplies by (every linear weight, embeddings and lm_head
+ * if untied), by tensor name in file order of layers: the codec's candidates. */
+size_t tp_model_num_weights(const tp_model *m);
+const tp_st_tensor *tp_model_weight(const tp_model *m, size_t i);
+
+void tp_model_set_weight_hook(tp_model *m, tp_weight_hook fn, void *user);
+/* data: numel floats in file layout, owned by the caller, alive until replaced or the model is
+ * freed; NULL removes the override. Fails if name is not one of tp_model_weight(). */
+tp_status tp_model_override_weight(tp_model *m, const char *name, const float *data, tp_err *e);
+
+/* KV cache: positions [0, cached) are in it. */
+int tp_model_cached(const tp_model *m);
+void tp_model_reset(tp_model *m);
+
+/* Runs ids[0..n) at positions pos0 .. pos0+n-1 (0 <= pos0 <= cached, pos0 + n <= capacity; a
+ * pos0 below cached rewinds the cache), leaving cached = pos0 + n. Writes the logits of rows
+ * [row0, n) to logits ((n - row0) x vocab floats, row-major); logits may be NULL (no lm_head).
+ * Incremental decoding: tp_model_forward(m, &tok, 1, cached, 0, logits, e). */
+tp_status tp_model_forward(tp_model *m, const int32_t *ids, int n, int pos0, int row0, float *logits, tp_err *e);
+
+/* Same, but instead of logits writes nll[i - row0] = -log softmax(logits_i)[targets[i - row0]]
+ * for rows i in [row0, n), in double precision, holding only a block of logits at a time. */
+tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, const int32_t *targets,
+                               double *nll, tp_err *e);
+
+/* Time spent in sgemm and its FLOP count since the last reset (for efficiency reports). */
+void tp_model_gemm_stats(const tp_model *m, double *seconds, double *flops);
+void tp_model_gemm_stats_reset(tp_model *m);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
