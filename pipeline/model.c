@@ -1,6 +1,8 @@
 /* fp32 CPU forward pass: see model.h for the contract and the memory modes. */
 #include "pipeline/model.h"
 
+#include "pipeline/vecmath.h"
+
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
@@ -362,7 +364,6 @@ static tp_status linear(tp_model *m, wmat *w, const float *X, int n, float *Y, i
 /* ---- elementwise pieces ---- */
 
 static void layernorm(const float *x, float *y, int n, int d, const float *w, const float *b, double eps) {
-#pragma omp parallel for schedule(static) if (n > 16)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * d;
         float *yi = y + (size_t)i * d;
@@ -377,7 +378,6 @@ static void layernorm(const float *x, float *y, int n, int d, const float *w, co
 }
 
 static void rmsnorm(const float *x, float *y, int n, int d, const float *w, double eps) {
-#pragma omp parallel for schedule(static) if (n > 16)
     for (int i = 0; i < n; i++) {
         const float *xi = x + (size_t)i * d;
         float *yi = y + (size_t)i * d;
@@ -402,7 +402,6 @@ static inline float act(tp_act a, float x) {
  * matrix with row stride ld, row r at position pos0 + r. */
 static void rope(const tp_model *m, float *X, int n, int ld, int heads, int pos0) {
     int hd = m->c.head_dim, half = hd / 2;
-#pragma omp parallel for schedule(static) if (n > 16)
     for (int r = 0; r < n; r++) {
         const float *cs = m->rope_cos + (size_t)(pos0 + r) * half, *sn = m->rope_sin + (size_t)(pos0 + r) * half;
         for (int h = 0; h < heads; h++) {
@@ -436,6 +435,41 @@ static tp_status ensure_rows(tp_model *m, int n, tp_err *e) {
     return TP_OK;
 }
 
+/* Masked softmax of score rows: row i (position p0 + i) sees keys [lo, p] where lo is kstart or
+ * the sliding-window start; every other key gets weight 0. */
+typedef struct softmax_ctx { float *S; int nk, rows, p0, kstart, win; } softmax_ctx;
+static void softmax_part(void *vc, int t, int nt) {
+    softmax_ctx *c = vc;
+    for (int i = c->rows * t / nt; i < c->rows * (t + 1) / nt; i++) {
+        float *s = c->S + (size_t)i * c->nk;
+        int p = c->p0 + i, lo = (c->win > 0 && p - c->win + 1 > c->kstart) ? p - c->win + 1 : c->kstart;
+        int a = lo - c->kstart, b = p - c->kstart; /* inclusive */
+        float mx = tp_vmax(s + a, (size_t)(b - a + 1));
+        float inv = 1.0f / tp_vexp_inplace(s + a, (size_t)(b - a + 1), mx);
+        for (int j = 0; j < a; j++) s[j] = 0;
+        for (int j = a; j <= b; j++) s[j] *= inv;
+        for (int j = b + 1; j < c->nk; j++) s[j] = 0;
+    }
+}
+
+/* Activations over n floats, split across threads when large. */
+typedef struct act_ctx { float *g; const float *u; size_t n; tp_act a; } act_ctx;
+static void act_part(void *vc, int t, int nt) {
+    act_ctx *c = vc;
+    size_t i0 = c->n * (size_t)t / (size_t)nt, i1 = c->n * (size_t)(t + 1) / (size_t)nt;
+    float *g = c->g + i0;
+    size_t n = i1 - i0;
+    if (c->a == TP_ACT_GELU_NEW && !c->u) { tp_vgelu_new(g, n); return; }
+    if (c->a == TP_ACT_SILU && c->u) { tp_vswiglu(g, c->u + i0, n); return; }
+    for (size_t j = 0; j < n; j++) g[j] = act(c->a, g[j]) * (c->u ? c->u[i0 + j] : 1.0f);
+}
+static void apply_act(float *g, const float *u, size_t n, tp_act a) {
+    act_ctx c = {g, u, n, a};
+    int nt = n >= 65536 ? tp_par_threads() : 1;
+    if (nt > 1) tp_par_run(nt, act_part, &c);
+    else act_part(&c, 0, 1);
+}
+
 /* Causal attention of rows [0, n) (positions pos0..) of one layer. Q: [n, qd] with row stride qs;
  * K/V cache rows [0, pos0 + n) of the layer; output att [n, qd]. */
 static void attention(tp_model *m, const float *Q, int qs, const float *K, const float *V, int n, int pos0) {
@@ -452,21 +486,10 @@ static void attention(tp_model *m, const float *Q, int qs, const float *K, const
             float *S = m->S;
             gemm(m, rb, nk, hd, scale, Q + (size_t)r0 * qs + (size_t)h * hd, qs,
                  K + (size_t)kstart * m->kvd + (size_t)kh * hd, m->kvd, 1, 0.0f, S, nk);
-            /* softmax over each row's visible keys [lo, p]; everything else gets weight 0 */
-#pragma omp parallel for schedule(static) if (rb > 16)
-            for (int i = 0; i < rb; i++) {
-                float *s = S + (size_t)i * nk;
-                int p = pos0 + r0 + i, lo = (win > 0 && p - win + 1 > kstart) ? p - win + 1 : kstart;
-                int a = lo - kstart, b = p - kstart; /* inclusive */
-                float mx = -INFINITY;
-                for (int j = a; j <= b; j++) mx = s[j] > mx ? s[j] : mx;
-                float sum = 0;
-                for (int j = a; j <= b; j++) { s[j] = expf(s[j] - mx); sum += s[j]; }
-                float inv = 1.0f / sum;
-                for (int j = 0; j < a; j++) s[j] = 0;
-                for (int j = a; j <= b; j++) s[j] *= inv;
-                for (int j = b + 1; j < nk; j++) s[j] = 0;
-            }
+            softmax_ctx sc = {S, nk, rb, pos0 + r0, kstart, win};
+            int nt = (size_t)rb * nk >= 65536 ? tp_par_threads() : 1;
+            if (nt > 1) tp_par_run(nt, softmax_part, &sc);
+            else softmax_part(&sc, 0, 1);
             gemm(m, rb, hd, nk, 1.0f, S, nk, V + (size_t)kstart * m->kvd + (size_t)kh * hd, m->kvd, 0, 0.0f,
                  m->att + (size_t)r0 * m->qd + (size_t)h * hd, m->qd);
         }
@@ -522,9 +545,7 @@ static tp_status trunk(tp_model *m, const int32_t *ids, int n, int pos0, tp_err 
             if ((rc = linear(m, &L->o, m->att, n, m->x, d, 1, e)) != TP_OK) return rc;
             layernorm(m->x, m->h, n, d, L->n2w, L->n2b, c->norm_eps);
             if ((rc = linear(m, &L->fc, m->h, n, m->ff1, F, 0, e)) != TP_OK) return rc;
-            size_t nf = (size_t)n * F;
-#pragma omp parallel for schedule(static) if (nf > 65536)
-            for (size_t j = 0; j < nf; j++) m->ff1[j] = act(c->act, m->ff1[j]);
+            apply_act(m->ff1, NULL, (size_t)n * F, c->act);
             if ((rc = linear(m, &L->proj, m->ff1, n, m->x, d, 1, e)) != TP_OK) return rc;
         } else {
             rmsnorm(m->x, m->h, n, d, L->n1w, c->norm_eps);
@@ -538,9 +559,7 @@ static tp_status trunk(tp_model *m, const int32_t *ids, int n, int pos0, tp_err 
             rmsnorm(m->x, m->h, n, d, L->n2w, c->norm_eps);
             if ((rc = linear(m, &L->gate, m->h, n, m->ff1, F, 0, e)) != TP_OK) return rc;
             if ((rc = linear(m, &L->up, m->h, n, m->ff2, F, 0, e)) != TP_OK) return rc;
-            size_t nf = (size_t)n * F;
-#pragma omp parallel for schedule(static) if (nf > 65536)
-            for (size_t j = 0; j < nf; j++) m->ff1[j] = act(c->act, m->ff1[j]) * m->ff2[j];
+            apply_act(m->ff1, m->ff2, (size_t)n * F, c->act);
             if ((rc = linear(m, &L->down, m->ff1, n, m->x, d, 1, e)) != TP_OK) return rc;
         }
     }
@@ -580,6 +599,17 @@ tp_status tp_model_forward(tp_model *m, const int32_t *ids, int n, int pos0, int
     return head(m, m->h + (size_t)row0 * m->c.d_model, n - row0, logits, e);
 }
 
+/* nll[i] = logsumexp(row i) - row_i[target i] */
+typedef struct nll_ctx { const float *L; int V, rows; const int32_t *tg; double *nll; } nll_ctx;
+static void nll_part(void *vc, int t, int nt) {
+    nll_ctx *c = vc;
+    for (int i = c->rows * t / nt; i < c->rows * (t + 1) / nt; i++) {
+        const float *l = c->L + (size_t)i * c->V;
+        float mx = tp_vmax(l, (size_t)c->V);
+        c->nll[i] = log(tp_vsumexp(l, (size_t)c->V, mx)) + (double)mx - (double)l[c->tg[i]];
+    }
+}
+
 tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, const int32_t *targets,
                                double *nll, tp_err *e) {
     if (row0 < 0 || row0 > n) return tp_fail(e, TP_ERR_ARG, "forward: row0 %d outside [0, %d]", row0, n);
@@ -601,15 +631,8 @@ tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0,
     for (int r0 = row0; r0 < n; r0 += blk) {
         int nr = n - r0 < blk ? n - r0 : blk;
         if ((rc = head(m, m->h + (size_t)r0 * m->c.d_model, nr, m->lbuf, e)) != TP_OK) return rc;
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < nr; i++) {
-            const float *l = m->lbuf + (size_t)i * V;
-            float mx = -INFINITY;
-            for (int j = 0; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-            double s = 0;
-            for (int j = 0; j < V; j++) s += expf(l[j] - mx);
-            nll[r0 + i - row0] = log(s) + (double)mx - (double)l[targets[r0 + i - row0]];
-        }
+        nll_ctx nc = {m->lbuf, V, nr, targets + (r0 - row0), nll + (r0 - row0)};
+        tp_par_run(tp_par_threads(), nll_part, &nc);
     }
     return TP_OK;
 }

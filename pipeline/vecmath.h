@@ -1,0 +1,29 @@
+/* Row kernels of the forward pass (exp-based reductions, activations) with an AVX2+FMA path
+ * chosen at run time and a portable fallback, plus a tiny fork-join helper.
+ *
+ * Why not OpenMP here: OpenBLAS (Debian's pthread build) keeps its own worker threads, and
+ * libgomp's workers spin after every parallel region; on a 2-core machine the two pools fight
+ * and sgemm throughput halves. tp_par_for uses short-lived pthreads that never spin, and only
+ * for work large enough (> ~100 us) that thread start-up (~20 us) does not matter. */
+#ifndef TENPAK_PIPELINE_VECMATH_H
+#define TENPAK_PIPELINE_VECMATH_H
+
+#include <stddef.h>
+
+/* max of x[0..n) (n >= 1) */
+float tp_vmax(const float *x, size_t n);
+/* sum of exp(x[i] - m), in double */
+double tp_vsumexp(const float *x, size_t n, float m);
+/* x[i] = exp(x[i] - m); returns the sum */
+float tp_vexp_inplace(float *x, size_t n, float m);
+/* x[i] = gelu_new(x[i]) = x / (1 + exp(-2 sqrt(2/pi) (x + 0.044715 x^3))) (== 0.5 x (1 + tanh(.))) */
+void tp_vgelu_new(float *x, size_t n);
+/* g[i] = silu(g[i]) * u[i] */
+void tp_vswiglu(float *g, const float *u, size_t n);
+
+/* Runs fn(ctx, i, n) for i in [0, n) on up to n threads (the caller is thread 0). */
+void tp_par_run(int n, void (*fn)(void *ctx, int i, int n), void *ctx);
+/* Threads worth using for elementwise work: OpenBLAS's thread count. */
+int tp_par_threads(void);
+
+#endif
