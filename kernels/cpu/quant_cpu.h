@@ -5,8 +5,8 @@
 
 #include "tenpak/quant.h"
 
-/* Group sums of x over the part of each group that the 8-wide vector loop covers
- * (tp_qgemv_prepare_xsum): xsum has ngroups entries. */
+/* Per-group sums of x (ngroups entries; for a short last group, over its whole 8-chunks):
+ * the offset term of the group identity used by the AVX2 GEMV. */
 void tp_qgemv_xsum(const tp_qmat *q, const float *x, float *xsum);
 
 void tp_dequant_rows_avx2(const tp_qmat *q, int64_t r0, int64_t r1, float *W);

@@ -128,56 +128,86 @@ void tp_dequant_rows_avx2(const tp_qmat *q, int64_t r0, int64_t r1, float *W) {
     tp_free(heap_);
 }
 
-/* One row of y = W x with the group identity. */
+/* Direct form for one 8-chunk at column c (any kind): dequantise, then multiply by x. */
+static inline __m256 deq8(const tp_qmat *q, const uint8_t *cp, const uint8_t *rp, uint64_t c,
+                          uint64_t gi, const rowscales *rs) {
+    const __m256i sh4 = _mm256_loadu_si256((const __m256i *)SH4), m15 = _mm256_set1_epi32(15);
+    __m256i qi = codes8(cp + (c >> 1), sh4, m15);
+    if (q->kind == TP_Q_NF4)
+        return _mm256_mul_ps(nf4_lookup(qi, _mm256_loadu_ps(TP_NF4_LEVELS), _mm256_loadu_ps(TP_NF4_LEVELS + 8)),
+                             _mm256_broadcast_ss(rs->sf + gi));
+    __m256 w = _mm256_fmadd_ps(_mm256_cvtepi32_ps(qi), _mm256_broadcast_ss(rs->sf + gi),
+                               _mm256_broadcast_ss(rs->of + gi));
+    if (rp) {
+        const __m256i sh2 = _mm256_loadu_si256((const __m256i *)SH2), m3 = _mm256_set1_epi32(3);
+        __m256 rq = _mm256_sub_ps(_mm256_cvtepi32_ps(rcodes8(rp + (c >> 2), sh2, m3)), _mm256_set1_ps(1.5f));
+        w = _mm256_fmadd_ps(rq, _mm256_broadcast_ss(rs->rf + gi), w);
+    }
+    return w;
+}
+
+/* One row of y = W x.
+ * Full groups of int4/nf4 with g >= 32 use the group identity (codes times x summed per group,
+ * scaled once per group, offsets through the per-group sums of x): 4 vector ops per 8 weights,
+ * 4 independent accumulators so the FMA latency is hidden. Everything else (g8/g16, int4r2,
+ * the short last group) uses the direct form with 4 rotating accumulators. */
 static float gemv_row(const tp_qmat *q, int64_t r, const float *x, const float *xsum,
                       const rowscales *rs) {
     const __m256i sh4 = _mm256_loadu_si256((const __m256i *)SH4), m15 = _mm256_set1_epi32(15);
-    const __m256i sh2 = _mm256_loadu_si256((const __m256i *)SH2), m3 = _mm256_set1_epi32(3);
     const __m256 lo = _mm256_loadu_ps(TP_NF4_LEVELS), hi = _mm256_loadu_ps(TP_NF4_LEVELS + 8);
     const uint8_t *cp = q->codes + r * q->code_stride;
     const uint8_t *rp = q->rcodes ? q->rcodes + r * q->rcode_stride : NULL;
-    const int64_t cols = q->cols, g = q->g;
-    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-    float yo = 0; /* offset terms: o * sum(x) per group */
-    for (int64_t gi = 0; gi < q->ngroups; gi++) {
-        int64_t c0 = gi * g, n = cols - c0 < g ? cols - c0 : g, c1 = c0 + (n & ~(int64_t)7);
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-        int64_t c = c0;
-        if (q->kind == TP_Q_NF4) {
-            for (; c + 16 <= c1; c += 16) {
-                a0 = _mm256_fmadd_ps(nf4_lookup(codes8(cp + c / 2, sh4, m15), lo, hi), _mm256_loadu_ps(x + c), a0);
-                a1 = _mm256_fmadd_ps(nf4_lookup(codes8(cp + c / 2 + 4, sh4, m15), lo, hi), _mm256_loadu_ps(x + c + 8), a1);
-            }
-            if (c < c1) a0 = _mm256_fmadd_ps(nf4_lookup(codes8(cp + c / 2, sh4, m15), lo, hi), _mm256_loadu_ps(x + c), a0);
-        } else {
-            for (; c + 16 <= c1; c += 16) {
-                a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(codes8(cp + c / 2, sh4, m15)), _mm256_loadu_ps(x + c), a0);
-                a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(codes8(cp + c / 2 + 4, sh4, m15)), _mm256_loadu_ps(x + c + 8), a1);
-                if (rp) {
-                    b0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rcodes8(rp + c / 4, sh2, m3)), _mm256_loadu_ps(x + c), b0);
-                    b1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rcodes8(rp + c / 4 + 2, sh2, m3)), _mm256_loadu_ps(x + c + 8), b1);
+    const uint64_t cols = (uint64_t)q->cols, g = (uint64_t)q->g;
+    const uint64_t nfull = cols / g;            /* groups of exactly g elements */
+    __m256 r0 = _mm256_setzero_ps(), r1 = _mm256_setzero_ps();
+    __m256 a0 = r0, a1 = r0, a2 = r0, a3 = r0;
+    float yo = 0;
+    uint64_t c = 0;
+    if (g >= 32 && g % 32 == 0 && !rp) {
+        const int nf4 = q->kind == TP_Q_NF4;
+        for (uint64_t gi = 0; gi < nfull; gi++) {
+            __m256 b0 = _mm256_setzero_ps(), b1 = b0, b2 = b0, b3 = b0;
+            for (uint64_t e = c + g; c < e; c += 32) {
+                const uint8_t *p = cp + (c >> 1);
+                __m256 q0, q1, q2, q3;
+                if (nf4) {
+                    q0 = nf4_lookup(codes8(p, sh4, m15), lo, hi);
+                    q1 = nf4_lookup(codes8(p + 4, sh4, m15), lo, hi);
+                    q2 = nf4_lookup(codes8(p + 8, sh4, m15), lo, hi);
+                    q3 = nf4_lookup(codes8(p + 12, sh4, m15), lo, hi);
+                } else {
+                    q0 = _mm256_cvtepi32_ps(codes8(p, sh4, m15));
+                    q1 = _mm256_cvtepi32_ps(codes8(p + 4, sh4, m15));
+                    q2 = _mm256_cvtepi32_ps(codes8(p + 8, sh4, m15));
+                    q3 = _mm256_cvtepi32_ps(codes8(p + 12, sh4, m15));
                 }
+                b0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(x + c), b0);
+                b1 = _mm256_fmadd_ps(q1, _mm256_loadu_ps(x + c + 8), b1);
+                b2 = _mm256_fmadd_ps(q2, _mm256_loadu_ps(x + c + 16), b2);
+                b3 = _mm256_fmadd_ps(q3, _mm256_loadu_ps(x + c + 24), b3);
             }
-            if (c < c1) {
-                a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(codes8(cp + c / 2, sh4, m15)), _mm256_loadu_ps(x + c), a0);
-                if (rp) b0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rcodes8(rp + c / 4, sh2, m3)), _mm256_loadu_ps(x + c), b0);
-            }
+            __m256 t = _mm256_add_ps(_mm256_add_ps(b0, b1), _mm256_add_ps(b2, b3));
+            /* two result accumulators, swapped each group, halve the FMA chain */
+            __m256 prev = r0;
+            r0 = r1;
+            r1 = _mm256_fmadd_ps(_mm256_broadcast_ss(rs->sf + gi), t, prev);
+            if (!nf4) yo += rs->of[gi] * xsum[gi];
         }
-        __m256 *ar = &acc[gi & 3];
-        *ar = _mm256_fmadd_ps(_mm256_broadcast_ss(rs->sf + gi), _mm256_add_ps(a0, a1), *ar);
-        if (q->kind != TP_Q_NF4) {
-            float o = rs->of[gi];
-            if (rp) {
-                *ar = _mm256_fmadd_ps(_mm256_broadcast_ss(rs->rf + gi), _mm256_add_ps(b0, b1), *ar);
-                o -= 1.5f * rs->rf[gi];
-            }
-            yo += o * xsum[gi];
+    } else {
+        const uint64_t gshift = (uint64_t)__builtin_ctzll(g);
+        for (; c + 32 <= cols; c += 32) {
+            a0 = _mm256_fmadd_ps(deq8(q, cp, rp, c, c >> gshift, rs), _mm256_loadu_ps(x + c), a0);
+            a1 = _mm256_fmadd_ps(deq8(q, cp, rp, c + 8, (c + 8) >> gshift, rs), _mm256_loadu_ps(x + c + 8), a1);
+            a2 = _mm256_fmadd_ps(deq8(q, cp, rp, c + 16, (c + 16) >> gshift, rs), _mm256_loadu_ps(x + c + 16), a2);
+            a3 = _mm256_fmadd_ps(deq8(q, cp, rp, c + 24, (c + 24) >> gshift, rs), _mm256_loadu_ps(x + c + 24), a3);
         }
-        /* the short tail of a last group that is not a multiple of 8 */
-        for (c = c1; c < c0 + n; c++) yo += deq_scalar(q, r, c, rs->sf, rs->of, rs->rf) * x[c];
     }
-    return hsum8(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))) + yo;
+    /* what is left: whole 8-chunks in the direct form, then single elements */
+    for (; c + 8 <= cols; c += 8)
+        a0 = _mm256_fmadd_ps(deq8(q, cp, rp, c, c / g, rs), _mm256_loadu_ps(x + c), a0);
+    for (; c < cols; c++) yo += deq_scalar(q, r, (int64_t)c, rs->sf, rs->of, rs->rf) * x[c];
+    __m256 s = _mm256_add_ps(_mm256_add_ps(r0, r1), _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+    return hsum8(s) + yo;
 }
 
 void tp_qgemv_rows_avx2(const tp_qmat *q, const float *x, const float *xsum, int64_t r0,
