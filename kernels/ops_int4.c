@@ -156,6 +156,17 @@ static void gemm_cpu_run(const tp_case *c, void *s, void *out) {
     tp_qgemm_cpu(&x->q, x->X, x->batch, out);
 }
 
+static void gemv_a8_ref(const tp_case *c, void *out) {
+    const qctx *x = c->ctx;
+    tp_qgemv_a8_ref(&x->q, x->X, out);
+}
+static void gemv_a8_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemv_a8_ref(c, out); }
+static void gemv_a8_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const qctx *x = c->ctx;
+    tp_qgemv_a8_cpu(&x->q, x->X, out);
+}
+
 /* ---- bytes / FLOP models (napkin math: what one run must move) ---- */
 #define QP(s) ((s)->d[0] * (double)(s)->d[1])
 static double packed_bytes(tp_qkind k, int g, const tp_shape *s) {
@@ -211,6 +222,17 @@ static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 4), TP_SHAPE3(4096, 40
         .bytes = gemm_bytes_##K##_##G, .flops = gemm_flops, .items = items_w,                       \
         .verify_shapes = verify_3d, .bench_shapes = bench_3d};
 
+/* W4A8 GEMV variants (int4, g a multiple of 64): int8 activations per group. */
+#define INT4_A8_OPS(G, NAME)                                                                       \
+    static const tp_op gemv_a8_##G = {                                                            \
+        .name = "gemv", .variant = NAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5, \
+        .param = &param_TP_Q_INT4_##G, .setup = qsetup, .teardown = qteardown,                    \
+        .reference = gemv_a8_ref, .bytes = gemv_bytes_TP_Q_INT4_##G, .flops = gemv_flops,          \
+        .items = items_w, .verify_shapes = verify_2d, .bench_shapes = bench_2d, .memory_bound = 1};
+#define INT4_A8_KERNELS(G)                                                                         \
+    {.op = &gemv_a8_##G, .backend = "ref", .run = gemv_a8_ref_run},                                \
+    {.op = &gemv_a8_##G, .backend = "cpu", .run = gemv_a8_cpu_run, .flags = TP_K_ISA},
+
 #define INT4_KERNELS(K, G)                                                                          \
     {.op = &quant_##K##_##G, .backend = "ref", .run = quant_run},                                   \
     {.op = &dequant_##K##_##G, .backend = "ref", .run = dequant_ref_run},                            \
@@ -227,6 +249,8 @@ INT4_OPS(TP_Q_INT4, 64, "int4_g64")
 INT4_OPS(TP_Q_INT4, 128, "int4_g128")
 INT4_OPS(TP_Q_INT4R2, 16, "int4r2_g16")
 INT4_OPS(TP_Q_NF4, 64, "nf4_g64")
+INT4_A8_OPS(64, "int4_g64_a8")
+INT4_A8_OPS(128, "int4_g128_a8")
 
 const tp_kernel tp_kernels_int4[] = {
     INT4_KERNELS(TP_Q_INT4, 8)
@@ -236,4 +260,6 @@ const tp_kernel tp_kernels_int4[] = {
     INT4_KERNELS(TP_Q_INT4, 128)
     INT4_KERNELS(TP_Q_INT4R2, 16)
     INT4_KERNELS(TP_Q_NF4, 64)
+    INT4_A8_KERNELS(64)
+    INT4_A8_KERNELS(128)
     {0}};

@@ -285,3 +285,42 @@ void tp_qgemm_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
     }
     free(wrow);
 }
+
+void tp_quantize_x8_ref(const float *x, int64_t n, int g, int8_t *xq, float *xs) {
+    for (int64_t c0 = 0, gi = 0; c0 < n; c0 += g, gi++) {
+        int64_t c1 = c0 + g < n ? c0 + g : n;
+        float amax = 0;
+        for (int64_t i = c0; i < c1; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+        float s = amax / 127.0f;
+        xs[gi] = s;
+        for (int64_t i = c0; i < c1; i++) {
+            long v = s > 0 ? lrintf(x[i] / s) : 0;
+            xq[i] = (int8_t)(v < -127 ? -127 : v > 127 ? 127 : v);
+        }
+    }
+}
+
+void tp_qgemv_a8_ref(const tp_qmat *q, const float *x, float *y) {
+    int8_t *xq = malloc((size_t)q->cols);
+    float *xs = malloc((size_t)q->ngroups * sizeof *xs);
+    if (!xq || !xs) abort(); /* reference only: test sizes are small */
+    tp_quantize_x8_ref(x, q->cols, q->g, xq, xs);
+    for (int64_t r = 0; r < q->rows; r++) {
+        double acc = 0;
+        for (int64_t gi = 0; gi < q->ngroups; gi++) {
+            size_t si = (size_t)(r * q->ngroups + gi);
+            int64_t c0 = gi * q->g, c1 = c0 + q->g < q->cols ? c0 + q->g : q->cols;
+            long dot = 0;
+            double xsum = 0;
+            for (int64_t c = c0; c < c1; c++) {
+                dot += (long)tp_qmat_code(q, r, c) * xq[c];
+                xsum += x[c];
+            }
+            acc += (double)tp_f16_to_f32(q->scale[si]) * xs[gi] * (double)dot +
+                   (double)tp_f16_to_f32(q->offset[si]) * xsum;
+        }
+        y[r] = (float)acc;
+    }
+    free(xq);
+    free(xs);
+}

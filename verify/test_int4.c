@@ -140,3 +140,28 @@ Test(core, fp16_conversion) {
         }
     }
 }
+
+/* W4A8 is a different op from the fp32-activation GEMV: its cost is int8 rounding of the
+ * activations. State that cost: within 1e-2 relative L2 of the fp32-activation reference. */
+Test(int4, a8_activation_error) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 14);
+    const int64_t R = 96, C = 64 * 9 + 17; /* ends in a short group */
+    const int gs[] = {64, 128};
+    for (int k = 0; k < 2; k++) {
+        float *W = tp_alloc(R * C * 4), *x = tp_alloc(C * 4), *y0 = tp_alloc(R * 4), *y1 = tp_alloc(R * 4);
+        random_weights(W, R * C, &rng);
+        for (int64_t i = 0; i < C; i++) x[i] = tp_rng_normal(&rng);
+        tp_qmat q;
+        cr_assert_eq(tp_qmat_alloc(&q, TP_Q_INT4, R, C, gs[k]), TP_OK);
+        tp_quantize_ref(&q, W, 0);
+        tp_qgemv_ref(&q, x, y0);
+        tp_qgemv_a8_ref(&q, x, y1);
+        double e = sse(y0, y1, R), n = 0;
+        for (int64_t i = 0; i < R; i++) n += (double)y0[i] * y0[i];
+        cr_expect_leq(sqrt(e / n), 1e-2, "g%d: W4A8 vs fp32 activations rel_l2 %.3g", gs[k], sqrt(e / n));
+        cr_expect_gt(sqrt(e / n), 0.0, "int8 activations should round something");
+        tp_qmat_free(&q);
+        tp_free(W); tp_free(x); tp_free(y0); tp_free(y1);
+    }
+}

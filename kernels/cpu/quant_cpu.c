@@ -115,3 +115,44 @@ void tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
         tp_free(tile);
     }
 }
+
+void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int64_t cols = q->cols, ng = q->ngroups;
+    int8_t *xq = tp_alloc((size_t)cols), *xqp = tp_alloc((size_t)cols);
+    float *xs = tp_alloc((size_t)ng * sizeof(float)), *xsum = tp_alloc((size_t)ng * sizeof(float));
+    if (!xq || !xqp || !xs || !xsum) abort();
+    tp_quantize_x8_ref(x, cols, q->g, xq, xs);
+    for (int64_t gi = 0; gi < ng; gi++) { /* exact sums over whole groups */
+        int64_t c0 = gi * q->g, c1 = c0 + q->g < cols ? c0 + q->g : cols;
+        float s = 0;
+        for (int64_t c = c0; c < c1; c++) s += x[c];
+        xsum[gi] = s;
+    }
+    /* per 64-block: even elements first, then odd ones (the nibble split's order) */
+    for (int64_t b = 0; b + 64 <= cols; b += 64)
+        for (int i = 0; i < 32; i++) {
+            xqp[b + i] = xq[b + 2 * i];
+            xqp[b + 32 + i] = xq[b + 2 * i + 1];
+        }
+    const int64_t rows = q->rows;
+#pragma omp parallel if (use_threads(q))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        if (avx2) tp_qgemv_a8_rows_avx2(q, xqp, xq, xs, xsum, r0, r1, y);
+        else
+            for (int64_t r = r0; r < r1; r++) {
+                float acc = 0;
+                for (int64_t gi = 0; gi < ng; gi++) {
+                    size_t si = (size_t)(r * ng + gi);
+                    int64_t c0 = gi * q->g, c1 = c0 + q->g < cols ? c0 + q->g : cols;
+                    int32_t dot = 0;
+                    for (int64_t c = c0; c < c1; c++) dot += tp_qmat_code(q, r, c) * xq[c];
+                    acc += tp_f16_to_f32(q->scale[si]) * xs[gi] * (float)dot + tp_f16_to_f32(q->offset[si]) * xsum[gi];
+                }
+                y[r] = acc;
+            }
+    }
+    tp_free(xq); tp_free(xqp); tp_free(xs); tp_free(xsum);
+}

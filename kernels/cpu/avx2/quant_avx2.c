@@ -282,3 +282,44 @@ void tp_qgemm_rows_avx2(const tp_qmat *q, const float *X, int64_t batch, int64_t
     }
     tp_free(heap_);
 }
+
+/* W4A8 GEMV: 64 weights per step. 32 code bytes split into low nibbles (even elements) and
+ * high nibbles (odd elements); maddubs multiplies them with the matching permuted int8
+ * activations and adds pairs into int16. A group adds at most g/64 * 2 pair sums of at most
+ * 2*15*127 = 3810 each, so g <= 256 cannot saturate int16 (g64, g128 here). */
+void tp_qgemv_a8_rows_avx2(const tp_qmat *q, const int8_t *xqp, const int8_t *xq, const float *xs,
+                           const float *xsum, int64_t r0, int64_t r1, float *y) {
+    ROWSCALES_DECL(q);
+    const __m256i m15 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    const uint64_t cols = (uint64_t)q->cols, g = (uint64_t)q->g, nfull = cols / g;
+    for (int64_t r = r0; r < r1; r++) {
+        load_rowscales(q, r, &rs);
+        const uint8_t *cp = q->codes + r * q->code_stride;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0;
+        float yo = 0;
+        uint64_t c = 0;
+        for (uint64_t gi = 0; gi < nfull; gi++) {
+            __m256i s16 = _mm256_setzero_si256();
+            for (uint64_t e = c + g; c < e; c += 64) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(cp + (c >> 1)));
+                __m256i lo = _mm256_and_si256(v, m15), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15);
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xqp + c))));
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xqp + c + 32))));
+            }
+            __m256 d = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));
+            __m256 prev = acc0;
+            acc0 = acc1;
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(rs.sf[gi] * xs[gi]), d, prev);
+            yo += rs.of[gi] * xsum[gi];
+        }
+        /* a short last group: scalar, same arithmetic as the reference */
+        if (c < cols) {
+            uint64_t gi = nfull;
+            int32_t dot = 0;
+            for (; c < cols; c++) dot += tp_qmat_code(q, r, (int64_t)c) * xq[c];
+            yo += rs.sf[gi] * xs[gi] * (float)dot + rs.of[gi] * xsum[gi];
+        }
+        y[r] = hsum8(_mm256_add_ps(acc0, acc1)) + yo;
+    }
+    tp_free(heap_);
+}
