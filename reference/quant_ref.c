@@ -313,11 +313,11 @@ void tp_qgemv_a8_ref(const tp_qmat *q, const float *x, float *y) {
             long dot = 0;
             double xsum = 0;
             for (int64_t c = c0; c < c1; c++) {
-                dot += (long)tp_qmat_code(q, r, c) * xq[c];
+                dot += (long)(tp_qmat_code(q, r, c) - 8) * xq[c];
                 xsum += x[c];
             }
-            acc += (double)tp_f16_to_f32(q->scale[si]) * xs[gi] * (double)dot +
-                   (double)tp_f16_to_f32(q->offset[si]) * xsum;
+            double sc = tp_f16_to_f32(q->scale[si]);
+            acc += sc * xs[gi] * (double)dot + ((double)tp_f16_to_f32(q->offset[si]) + 8.0 * sc) * xsum;
         }
         y[r] = (float)acc;
     }

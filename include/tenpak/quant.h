@@ -87,9 +87,10 @@ void tp_qgemm_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y);
 /* ---- W4A8 GEMV (int4 only, g a multiple of 64): activations quantised to int8 per group ----
  * The op (after llama.cpp's Q4 x Q8 dot products), defined by the reference:
  *   per group of g elements of x: xs = max|x_i| / 127 (fp32), xq_i = round(x_i / xs) in -127..127
- *   y_r = sum_groups [ s * xs * sum_i q_i * xq_i  +  o * sum_i x_i ]
- * The offset term uses the exact fp32 x, so only the s*q part sees activation rounding
- * (relative error about 1e-3 against tp_qgemv_ref; the registry states both). */
+ *   y_r = sum_groups [ s * xs * sum_i (q_i - 8) * xq_i  +  (o + 8 s) * sum_i x_i ]
+ * (q s + o = (q - 8) s + (o + 8 s): the centred codes keep the part that sees activation rounding
+ * as small as the weights themselves; the rest uses the exact fp32 sum of x.) Its cost against
+ * tp_qgemv_ref is stated by the test a8_activation_error. */
 void tp_quantize_x8_ref(const float *x, int64_t n, int g, int8_t *xq, float *xs);
 void tp_qgemv_a8_ref(const tp_qmat *q, const float *x, float *y);
 void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y);

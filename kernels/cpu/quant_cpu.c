@@ -121,13 +121,16 @@ void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
     const int64_t cols = q->cols, ng = q->ngroups;
     int8_t *xq = tp_alloc((size_t)cols), *xqp = tp_alloc((size_t)cols);
     float *xs = tp_alloc((size_t)ng * sizeof(float)), *xsum = tp_alloc((size_t)ng * sizeof(float));
-    if (!xq || !xqp || !xs || !xsum) abort();
+    int32_t *xqsum = tp_alloc((size_t)ng * sizeof(int32_t));
+    if (!xq || !xqp || !xs || !xsum || !xqsum) abort();
     tp_quantize_x8_ref(x, cols, q->g, xq, xs);
     for (int64_t gi = 0; gi < ng; gi++) { /* exact sums over whole groups */
         int64_t c0 = gi * q->g, c1 = c0 + q->g < cols ? c0 + q->g : cols;
         float s = 0;
-        for (int64_t c = c0; c < c1; c++) s += x[c];
+        int32_t sq = 0;
+        for (int64_t c = c0; c < c1; c++) { s += x[c]; sq += xq[c]; }
         xsum[gi] = s;
+        xqsum[gi] = sq;
     }
     /* per 64-block: even elements first, then odd ones (the nibble split's order) */
     for (int64_t b = 0; b + 64 <= cols; b += 64)
@@ -140,7 +143,7 @@ void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        if (avx2) tp_qgemv_a8_rows_avx2(q, xqp, xq, xs, xsum, r0, r1, y);
+        if (avx2) tp_qgemv_a8_rows_avx2(q, xqp, xq, xs, xsum, xqsum, r0, r1, y);
         else
             for (int64_t r = r0; r < r1; r++) {
                 float acc = 0;
@@ -148,11 +151,12 @@ void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
                     size_t si = (size_t)(r * ng + gi);
                     int64_t c0 = gi * q->g, c1 = c0 + q->g < cols ? c0 + q->g : cols;
                     int32_t dot = 0;
-                    for (int64_t c = c0; c < c1; c++) dot += tp_qmat_code(q, r, c) * xq[c];
-                    acc += tp_f16_to_f32(q->scale[si]) * xs[gi] * (float)dot + tp_f16_to_f32(q->offset[si]) * xsum[gi];
+                    for (int64_t c = c0; c < c1; c++) dot += (tp_qmat_code(q, r, c) - 8) * xq[c];
+                    float sc = tp_f16_to_f32(q->scale[si]);
+                    acc += sc * xs[gi] * (float)dot + (tp_f16_to_f32(q->offset[si]) + 8.0f * sc) * xsum[gi];
                 }
                 y[r] = acc;
             }
     }
-    tp_free(xq); tp_free(xqp); tp_free(xs); tp_free(xsum);
+    tp_free(xq); tp_free(xqp); tp_free(xs); tp_free(xsum); tp_free(xqsum);
 }

@@ -17,8 +17,9 @@ void tp_qgemm_rows_avx2(const tp_qmat *q, const float *X, int64_t batch, int64_t
                         float *Y, float *tile);
 
 /* W4A8: xqp is the int8 activations permuted per 64-block (the 32 even elements, then the 32
- * odd ones: the order the nibble split produces); gs[gi] = the group's x scale; xsum as above. */
+ * odd ones: the order the nibble split produces); xs[gi] = the group's x scale; xsum as above;
+ * xqsum[gi] = the group's sum of xq (for the centring by 8). */
 void tp_qgemv_a8_rows_avx2(const tp_qmat *q, const int8_t *xqp, const int8_t *xq, const float *xs,
-                           const float *xsum, int64_t r0, int64_t r1, float *y);
+                           const float *xsum, const int32_t *xqsum, int64_t r0, int64_t r1, float *y);
 
 #endif

@@ -288,7 +288,7 @@ void tp_qgemm_rows_avx2(const tp_qmat *q, const float *X, int64_t batch, int64_t
  * activations and adds pairs into int16. A group adds at most g/64 * 2 pair sums of at most
  * 2*15*127 = 3810 each, so g <= 256 cannot saturate int16 (g64, g128 here). */
 void tp_qgemv_a8_rows_avx2(const tp_qmat *q, const int8_t *xqp, const int8_t *xq, const float *xs,
-                           const float *xsum, int64_t r0, int64_t r1, float *y) {
+                           const float *xsum, const int32_t *xqsum, int64_t r0, int64_t r1, float *y) {
     ROWSCALES_DECL(q);
     const __m256i m15 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
     const uint64_t cols = (uint64_t)q->cols, g = (uint64_t)q->g, nfull = cols / g;
@@ -306,18 +306,20 @@ void tp_qgemv_a8_rows_avx2(const tp_qmat *q, const int8_t *xqp, const int8_t *xq
                 s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo, _mm256_loadu_si256((const __m256i *)(xqp + c))));
                 s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi, _mm256_loadu_si256((const __m256i *)(xqp + c + 32))));
             }
-            __m256 d = _mm256_cvtepi32_ps(_mm256_madd_epi16(s16, ones));
+            /* sum (q - 8) xq = sum q xq - 8 sum xq: lane 0 carries the centring term */
+            __m256i d32 = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones), _mm256_setr_epi32(8 * xqsum[gi], 0, 0, 0, 0, 0, 0, 0));
+            __m256 d = _mm256_cvtepi32_ps(d32);
             __m256 prev = acc0;
             acc0 = acc1;
             acc1 = _mm256_fmadd_ps(_mm256_set1_ps(rs.sf[gi] * xs[gi]), d, prev);
-            yo += rs.of[gi] * xsum[gi];
+            yo += (rs.of[gi] + 8.0f * rs.sf[gi]) * xsum[gi];
         }
         /* a short last group: scalar, same arithmetic as the reference */
         if (c < cols) {
             uint64_t gi = nfull;
             int32_t dot = 0;
-            for (; c < cols; c++) dot += tp_qmat_code(q, r, (int64_t)c) * xq[c];
-            yo += rs.sf[gi] * xs[gi] * (float)dot + rs.of[gi] * xsum[gi];
+            for (; c < cols; c++) dot += (tp_qmat_code(q, r, (int64_t)c) - 8) * xq[c];
+            yo += rs.sf[gi] * xs[gi] * (float)dot + (rs.of[gi] + 8.0f * rs.sf[gi]) * xsum[gi];
         }
         y[r] = hsum8(_mm256_add_ps(acc0, acc1)) + yo;
     }
