@@ -117,6 +117,7 @@ int tp_cmd_verify(int argc, char **argv) {
         }
     }
     if (r.passed + r.failed == 0) fprintf(stderr, "tenpak verify: no case matched the filter\n");
+    if (r.skipped) printf("%d case(s) skipped (kernels not available on this machine)\n", r.skipped);
     printf("%d passed, %d failed\n", r.passed, r.failed);
     return r.failed ? 1 : (r.passed ? 0 : 1);
 }

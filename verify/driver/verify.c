@@ -76,7 +76,15 @@ tp_status tp_verify_run(const tp_verify_opts *o, tp_verify_result *res, tp_err *
                 char name[256];
                 tp_kernel_name(k, s, name, sizeof name);
                 if (have_re && regexec(&re, name, 0, NULL, 0) != 0) continue;
-                if (!tp_kernel_is_available(k, NULL, 0)) { res->skipped++; continue; }
+                char why[128];
+                if (!tp_kernel_is_available(k, why, sizeof why)) {
+                    /* say so once per kernel (at its first shape), e.g. "no CUDA device" */
+                    if (o->out && s == op->verify_shapes)
+                        fprintf(o->out, "%-8s %-12s %-9s %-9s %-15s skipped: %s\n", op->name, op->variant,
+                                k->backend, "-", "*", why[0] ? why : "not available");
+                    res->skipped++;
+                    continue;
+                }
                 if (k->flags & TP_K_ISA)
                     for (int isa = (int)best; isa >= 0; isa--) items[n++] = (run_item){k, (tp_isa)isa};
                 else
