@@ -29,9 +29,11 @@ assert names == {"gemv/int4_g128/cpu/4096x4096", "gemv/f32/openblas/4096x4096", 
 assert any("roofline_fraction" in b for b in it)
 PY
 # Google Benchmark's own compare tool reads two runs (Debian's libbenchmark-tools)
-if [ -f /usr/share/benchmark/compare.py ] && python3 -c 'import scipy' 2>/dev/null; then
+# (Debian's own python3 carries python3-scipy, which compare.py imports)
+DPY=/usr/bin/python3
+if [ -f /usr/share/benchmark/compare.py ] && $DPY -c 'import scipy' 2>/dev/null; then
   "$T" bench --filter "$F" --min-time 0.01 --repetitions 3 --quick-roofline --json "$tmp/b2.json" >/dev/null || fail "second bench"
-  python3 /usr/share/benchmark/compare.py benchmarks "$tmp/b.json" "$tmp/b2.json" > "$tmp/cmp.txt" || fail "compare.py rejected the JSON"
+  $DPY /usr/share/benchmark/compare.py benchmarks "$tmp/b.json" "$tmp/b2.json" > "$tmp/cmp.txt" || fail "compare.py rejected the JSON"
   grep -q 'gemv/int4_g128/cpu/4096x4096_median' "$tmp/cmp.txt" || fail "compare.py output"
 else
   echo "note: compare.py or scipy missing, Google Benchmark compare check skipped"
