@@ -6,4 +6,6 @@ int tp_cmd_list(int argc, char **argv);
 int tp_cmd_verify(int argc, char **argv);
 int tp_cmd_bench(int argc, char **argv);
 int tp_cmd_codecs(int argc, char **argv);
+int tp_cmd_tokenize(int argc, char **argv);
+int tp_cmd_ppl(int argc, char **argv);
 #endif

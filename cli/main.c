@@ -16,6 +16,8 @@ static const command commands[] = {
     {"verify", tp_cmd_verify, "differential tests of every kernel against its reference"},
     {"bench", tp_cmd_bench, "benchmarks (Google Benchmark JSON / CSV / console)"},
     {"codecs", tp_cmd_codecs, "codecs and their bits/weight from actual packed sizes"},
+    {"tokenize", tp_cmd_tokenize, "token ids of a text file by a model's tokenizer.json"},
+    {"ppl", tp_cmd_ppl, "perplexity of a text under a Hugging Face model (HF or llama.cpp protocol)"},
 };
 
 static void usage(FILE *f) {

@@ -610,11 +610,12 @@ static void nll_part(void *vc, int t, int nt) {
     }
 }
 
-tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, const int32_t *targets,
-                               double *nll, tp_err *e) {
-    if (row0 < 0 || row0 > n) return tp_fail(e, TP_ERR_ARG, "forward: row0 %d outside [0, %d]", row0, n);
+tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, int row1,
+                               const int32_t *targets, double *nll, tp_err *e) {
+    if (row0 < 0 || row1 > n || row0 > row1)
+        return tp_fail(e, TP_ERR_ARG, "forward: rows [%d, %d) outside [0, %d]", row0, row1, n);
     int V = m->c.vocab;
-    for (int i = row0; i < n; i++)
+    for (int i = row0; i < row1; i++)
         if (targets[i - row0] < 0 || targets[i - row0] >= V)
             return tp_fail(e, TP_ERR_ARG, "forward: target id %d out of range [0, %d)", targets[i - row0], V);
     tp_status rc = trunk(m, ids, n, pos0, e);
@@ -628,8 +629,8 @@ tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0,
         m->lbuf_rows = blk;
     }
     blk = m->lbuf_rows;
-    for (int r0 = row0; r0 < n; r0 += blk) {
-        int nr = n - r0 < blk ? n - r0 : blk;
+    for (int r0 = row0; r0 < row1; r0 += blk) {
+        int nr = row1 - r0 < blk ? row1 - r0 : blk;
         if ((rc = head(m, m->h + (size_t)r0 * m->c.d_model, nr, m->lbuf, e)) != TP_OK) return rc;
         nll_ctx nc = {m->lbuf, V, nr, targets + (r0 - row0), nll + (r0 - row0)};
         tp_par_run(tp_par_threads(), nll_part, &nc);

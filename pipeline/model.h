@@ -76,9 +76,10 @@ void tp_model_reset(tp_model *m);
 tp_status tp_model_forward(tp_model *m, const int32_t *ids, int n, int pos0, int row0, float *logits, tp_err *e);
 
 /* Same, but instead of logits writes nll[i - row0] = -log softmax(logits_i)[targets[i - row0]]
- * for rows i in [row0, n), in double precision, holding only a block of logits at a time. */
-tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, const int32_t *targets,
-                               double *nll, tp_err *e);
+ * for rows i in [row0, row1) (row1 <= n), in double precision, holding only a block of logits at
+ * a time. For a window ids[0..n) scored on itself: targets = ids + row0 + 1, row1 = n - 1. */
+tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, int row1,
+                               const int32_t *targets, double *nll, tp_err *e);
 
 /* Time spent in sgemm and its FLOP count since the last reset (for efficiency reports). */
 void tp_model_gemm_stats(const tp_model *m, double *seconds, double *flops);
