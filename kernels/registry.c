@@ -11,6 +11,7 @@
  * Adding a family: one line here. */
 extern const tp_kernel tp_kernels_blas[];
 extern const tp_kernel tp_kernels_int4[];
+extern const tp_kernel tp_kernels_entropy[];
 #ifdef TENPAK_HAVE_CUDA
 extern const tp_kernel tp_kernels_cuda[];
 #endif
@@ -18,6 +19,7 @@ extern const tp_kernel tp_kernels_cuda[];
 static const tp_kernel *const families[] = {
     tp_kernels_blas,
     tp_kernels_int4,
+    tp_kernels_entropy,
 #ifdef TENPAK_HAVE_CUDA
     tp_kernels_cuda,
 #endif

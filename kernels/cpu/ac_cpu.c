@@ -1,0 +1,91 @@
+/* cpu range coder for the static order-0 block payload: the reference's arithmetic
+ * (reference/ac_ref.c) with the state in registers, the output written without per-byte capacity
+ * checks while 16 bytes of room remain, and a slot -> symbol table in the decoder. The stream is
+ * byte-identical to the reference's. */
+#include <string.h>
+
+#include "reference/ent_internal.h"
+
+#define TOP (1ull << 56)
+
+int tp_ac_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_header *h, uint8_t *dst,
+                          size_t cap, size_t *len);
+tp_status tp_ac_payload_dec_cpu(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
+                                tp_err *e);
+
+int tp_ac_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_header *h, uint8_t *dst,
+                          size_t cap, size_t *len) {
+    const int s = h->scale_bits, sb = h->sym_bits;
+    const size_t count = sb == 8 ? n : 2 * n;
+    uint32_t cum[257];
+    tp_ent_cum(h->freq, h->nsym, cum);
+    uint64_t low = 0, range = ~0ull;
+    size_t pos = 0;
+    for (size_t i = 0; i < count; i++) {
+        const unsigned sym = tp_ent_sym_at(src, sb, i);
+        const uint64_t r = range >> s;
+        const uint64_t nl = low + r * cum[sym];
+        if (nl < low) { /* carry into the written bytes */
+            size_t k = pos;
+            while (k > 0 && dst[k - 1] == 0xff) dst[--k] = 0;
+            if (k == 0) return 1;
+            dst[k - 1]++;
+        }
+        low = nl;
+        range = r * h->freq[sym];
+        if (range < TOP) {
+            if (cap - pos < 8) return 1; /* at most 7 bytes leave per symbol (range >= 2^41) */
+            do {
+                dst[pos++] = (uint8_t)(low >> 56);
+                low <<= 8;
+                range <<= 8;
+            } while (range < TOP);
+        }
+    }
+    const uint64_t v = low + (TOP - 1);
+    if (v < low) {
+        size_t k = pos;
+        while (k > 0 && dst[k - 1] == 0xff) dst[--k] = 0;
+        if (k == 0) return 1;
+        dst[k - 1]++;
+    }
+    if (pos >= cap) return 1;
+    dst[pos++] = (uint8_t)(v >> 56);
+    *len = pos;
+    return 0;
+}
+
+tp_status tp_ac_payload_dec_cpu(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
+                                tp_err *e) {
+    const int s = h->scale_bits, sb = h->sym_bits;
+    const size_t count = sb == 8 ? h->n : 2 * h->n, len = h->payload_len;
+    uint32_t cum[257];
+    /* slot -> (freq, cum, sym) packed: freq (16 bits) | sym << 16 ; cum from the table */
+    static _Thread_local uint32_t tab[1 << TP_ENT_SCALE_MAX];
+    tp_ent_cum(h->freq, h->nsym, cum);
+    for (int k = 0; k < h->nsym; k++)
+        for (uint32_t slot = cum[k]; slot < cum[k + 1]; slot++) tab[slot] = (uint32_t)k;
+    size_t pos = 0;
+    uint64_t code = 0, range = ~0ull;
+    for (int i = 0; i < 8; i++) code = code << 8 | (pos < len ? payload[pos] : 0), pos++;
+    for (size_t i = 0; i < count; i++) {
+        const uint64_t r = range >> s;
+        const uint64_t t = code / r;
+        if (t >> s) return tp_fail(e, TP_ERR_FORMAT, "AC payload is malformed at symbol %zu", i);
+        const unsigned sym = tab[t];
+        code -= r * cum[sym];
+        range = r * h->freq[sym];
+        while (range < TOP) {
+            code = code << 8 | (pos < len ? payload[pos] : 0);
+            pos++;
+            range <<= 8;
+        }
+        if (sb == 8) dst[i] = (uint8_t)sym;
+        else if (i & 1) dst[i >> 1] |= (uint8_t)(sym << 4);
+        else dst[i >> 1] = (uint8_t)sym;
+    }
+    if (pos != len + 7)
+        return tp_fail(e, TP_ERR_FORMAT, "AC stream length mismatch (%zu bytes, the symbols used %zu)", len,
+                       pos >= 7 ? pos - 7 : 0);
+    return TP_OK;
+}

@@ -1,0 +1,286 @@
+/* cpu backend of the entropy coders: the 32-lane interleaved rANS (the format of
+ * include/tenpak/entropy.h with lanes = 32), encoder without divisions (exact reciprocals) and a
+ * decoder with a packed table, dispatched to AVX2 or the portable path by tp_cpu_isa(); the range
+ * coder with a slot table (kernels/cpu/ac_cpu.c). Streams are byte-identical to the reference's
+ * for the same parameters; other lane counts and scale_bits > 12 go through the reference. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/rans_cpu.h"
+#include "reference/ent_internal.h"
+
+int tp_ac_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_header *h, uint8_t *dst,
+                          size_t cap, size_t *len);
+tp_status tp_ac_payload_dec_cpu(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
+                                tp_err *e);
+
+/* Four histograms break the store-to-load dependency of repeated bytes. */
+static void count_cpu(const uint8_t *src, size_t n, int sym_bits, uint64_t *count) {
+    uint32_t c[4][256];
+    memset(c, 0, sizeof c);
+    memset(count, 0, (size_t)(1 << sym_bits) * sizeof *count);
+    size_t i = 0;
+    while (i < n) {
+        /* flush before a uint32 could overflow */
+        size_t stop = n - i > (1u << 30) ? i + (1u << 30) : n, i4 = i + ((stop - i) & ~(size_t)3);
+        for (; i < i4; i += 4) {
+            c[0][src[i]]++;
+            c[1][src[i + 1]]++;
+            c[2][src[i + 2]]++;
+            c[3][src[i + 3]]++;
+        }
+        for (; i < stop; i++) c[0][src[i]]++;
+        for (int b = 0; b < 256; b++) {
+            uint64_t t = (uint64_t)c[0][b] + c[1][b] + c[2][b] + c[3][b];
+            if (sym_bits == 8) count[b] += t;
+            else {
+                count[b & 15] += t;
+                count[b >> 4] += t;
+            }
+        }
+        memset(c, 0, sizeof c);
+    }
+}
+
+/* ---- rANS encoder, 32 lanes ----
+ * Division by f without dividing: with l = ceil(log2 f) and rcp = ceil(2^(31+l) / f) (< 2^32),
+ * floor(x / f) = (x * rcp) >> (31 + l) for every x < 2^31 (Granlund-Montgomery: rcp * f - 2^(31+l)
+ * < f <= 2^l). Then C(x) = x + cum + q (2^s - f). */
+static void esym_init(tp_rans_esym *t, uint32_t cum, uint32_t f, int s) {
+    memset(t, 0, sizeof *t);
+    if (!f) return;
+    int l = 0;
+    while ((1u << l) < f) l++;
+    t->x_max_m1 = (f << (31 - s)) - 1;
+    t->shift = 31u + (uint32_t)l;
+    t->rcp = (uint32_t)(((1ull << t->shift) + f - 1) / f);
+    t->bc = cum | ((1u << s) - f) << 16;
+}
+
+/* one lane: C(x) after renormalisation, without dividing */
+static inline uint32_t esym_put(const tp_rans_esym *E, uint32_t v) {
+    const uint32_t q = (uint32_t)(((uint64_t)v * E->rcp) >> E->shift);
+    return v + (E->bc & 0xffff) + q * (E->bc >> 16);
+}
+
+int32_t tp_rans_lut_expand[256][8] __attribute__((aligned(32)));
+int32_t tp_rans_lut_compact[256][8] __attribute__((aligned(32)));
+
+__attribute__((constructor)) static void luts_init(void) {
+    for (int m = 0; m < 256; m++) {
+        int cnt = __builtin_popcount((unsigned)m), r = 0;
+        for (int i = 0; i < 8; i++) {
+            tp_rans_lut_expand[m][i] = __builtin_popcount((unsigned)m & ((1u << i) - 1));
+            tp_rans_lut_compact[m][i] = 0;
+        }
+        for (int i = 0; i < 8; i++)
+            if (m >> i & 1) tp_rans_lut_compact[m][8 - cnt + r++] = i;
+    }
+}
+
+static void enc_groups_portable(uint32_t x[32], uint8_t **pp, const tp_rans_esym *tab,
+                                const uint8_t *syms, size_t ngroups) {
+    uint8_t *p = *pp;
+    for (size_t g = ngroups; g-- > 0;) {
+        const uint8_t *sy = syms + 32 * g;
+        uint8_t r1[32], r2[32];
+        uint32_t n1[32], n2[32];
+        for (int j = 0; j < 32; j++) {
+            const tp_rans_esym *E = &tab[sy[j]];
+            uint32_t v = x[j];
+            n1[j] = v > E->x_max_m1;
+            n2[j] = (v >> 8) > E->x_max_m1;
+            r2[j] = (uint8_t)v;
+            r1[j] = (uint8_t)(v >> (8 * n2[j]));
+            v >>= 8 * (n1[j] + n2[j]);
+            x[j] = esym_put(E, v);
+        }
+        for (int j = 31; j >= 0; j--) {
+            p[-1] = r2[j];
+            p -= n2[j];
+        }
+        for (int j = 31; j >= 0; j--) {
+            p[-1] = r1[j];
+            p -= n1[j];
+        }
+    }
+    *pp = p;
+}
+
+static int rans_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_header *h, uint8_t *dst,
+                                size_t cap, size_t *len) {
+    if (h->lanes != 32) return tp_rans_payload_enc_ref(src, n, h, dst, cap, len);
+    const int s = h->scale_bits;
+    const size_t count = h->sym_bits == 8 ? n : 2 * n, full = count / 32, tail = count % 32;
+    uint32_t cum[257], x[32];
+    tp_ent_cum(h->freq, h->nsym, cum);
+    tp_rans_esym tab[256];
+    for (int k = 0; k < h->nsym; k++) esym_init(&tab[k], cum[k], h->freq[k], s);
+    for (int j = 0; j < 32; j++) x[j] = TP_RANS_L;
+    uint8_t *p = dst + cap;
+    uint8_t syms[32 * 64];
+
+    /* the short last group first (the encoder runs backwards), as the reference does */
+    if (tail) {
+        uint8_t r1[32], r2[32];
+        int nb[32], need = 0;
+        for (size_t j = 0; j < tail; j++) {
+            const unsigned sym = tp_ent_sym_at(src, h->sym_bits, full * 32 + j);
+            const tp_rans_esym *E = &tab[sym];
+            uint32_t v = x[j];
+            nb[j] = (v > E->x_max_m1) + ((v >> 8) > E->x_max_m1);
+            r2[j] = (uint8_t)v;
+            r1[j] = (uint8_t)(nb[j] == 2 ? v >> 8 : v);
+            v >>= 8 * nb[j];
+            x[j] = esym_put(E, v);
+            need += nb[j];
+        }
+        if (p - dst < need) return 1;
+        for (int j = (int)tail - 1; j >= 0; j--)
+            if (nb[j] == 2) *--p = r2[j];
+        for (int j = (int)tail - 1; j >= 0; j--)
+            if (nb[j] >= 1) *--p = r1[j];
+    }
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    size_t g = full;
+    while (g > 0) {
+        /* a chunk of up to 64 groups, as long as it surely fits (<= 72 bytes a group) */
+        size_t room = (size_t)(p - dst), fit = room / TP_RANS32_GROUP_BYTES;
+        size_t ng = g < 64 ? g : 64;
+        if (fit == 0) break;
+        if (ng > fit) ng = fit;
+        const uint8_t *sy;
+        if (h->sym_bits == 8) sy = src + (g - ng) * 32;
+        else {
+            const uint8_t *b = src + (g - ng) * 16;
+            for (size_t i = 0; i < ng * 16; i++) {
+                syms[2 * i] = b[i] & 15;
+                syms[2 * i + 1] = b[i] >> 4;
+            }
+            sy = syms;
+        }
+        if (avx2) tp_rans32_enc_groups_avx2(x, &p, tab, sy, ng);
+        else enc_groups_portable(x, &p, tab, sy, ng);
+        g -= ng;
+    }
+    /* close to the front of the buffer: group by group with exact room checks */
+    for (; g > 0; g--) {
+        uint8_t r1[32], r2[32];
+        int nb[32], need = 0;
+        for (int j = 0; j < 32; j++) {
+            const unsigned sym = tp_ent_sym_at(src, h->sym_bits, (g - 1) * 32 + (size_t)j);
+            const tp_rans_esym *E = &tab[sym];
+            uint32_t v = x[j];
+            nb[j] = (v > E->x_max_m1) + ((v >> 8) > E->x_max_m1);
+            r2[j] = (uint8_t)v;
+            r1[j] = (uint8_t)(nb[j] == 2 ? v >> 8 : v);
+            v >>= 8 * nb[j];
+            x[j] = esym_put(E, v);
+            need += nb[j];
+        }
+        if (p - dst < need) return 1;
+        for (int j = 31; j >= 0; j--)
+            if (nb[j] == 2) *--p = r2[j];
+        for (int j = 31; j >= 0; j--)
+            if (nb[j] >= 1) *--p = r1[j];
+    }
+    if (p - dst < 4 * 32) return 1;
+    for (int j = 31; j >= 0; j--) {
+        p -= 4;
+        tp_ent_wr32(p, x[j]);
+    }
+    *len = (size_t)(dst + cap - p);
+    memmove(dst, p, *len);
+    return 0;
+}
+
+/* ---- rANS decoder, 32 lanes ---- */
+static size_t dec_groups_portable(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
+                                  const uint32_t *tab, int s, int sym_bits, uint8_t *out,
+                                  size_t ngroups) {
+    const uint8_t *p = *pp;
+    const uint32_t mask = (1u << s) - 1;
+    size_t g = 0;
+    for (; g < ngroups && end - p >= TP_RANS32_GROUP_BYTES; g++) {
+        uint8_t sy[32];
+        for (int j = 0; j < 32; j++) {
+            const uint32_t e = tab[x[j] & mask];
+            x[j] = ((e & 0xfff) + 1) * (x[j] >> s) + ((e >> 12) & 0xfff);
+            sy[j] = (uint8_t)(e >> 24);
+        }
+        for (int round = 0; round < 2; round++)
+            for (int j = 0; j < 32; j++) {
+                const uint32_t c = x[j] < TP_RANS_L;
+                const uint32_t v = x[j] << 8 | *p; /* p < end: the group check above */
+                x[j] = c ? v : x[j];
+                p += c;
+            }
+        if (sym_bits == 8) memcpy(out + 32 * g, sy, 32);
+        else
+            for (int i = 0; i < 16; i++) out[16 * g + (size_t)i] = (uint8_t)(sy[2 * i] | sy[2 * i + 1] << 4);
+    }
+    *pp = p;
+    return g;
+}
+
+static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
+                                      tp_err *e) {
+    if (h->lanes != 32 || h->scale_bits > 12) return tp_rans_payload_dec_ref(h, payload, dst, e);
+    const int s = h->scale_bits;
+    const uint32_t mask = (1u << s) - 1;
+    const size_t count = h->sym_bits == 8 ? h->n : 2 * h->n, full = count / 32;
+    uint32_t cum[257], x[32], tab[1 << 12];
+    tp_ent_cum(h->freq, h->nsym, cum);
+    for (int k = 0; k < h->nsym; k++)
+        for (uint32_t slot = cum[k]; slot < cum[k + 1]; slot++)
+            tab[slot] = (h->freq[k] - 1) | (slot - cum[k]) << 12 | (uint32_t)k << 24;
+    const uint8_t *p = payload, *end = payload + h->payload_len;
+    for (int j = 0; j < 32; j++, p += 4) {
+        x[j] = tp_ent_rd32(p);
+        if (x[j] < TP_RANS_L || x[j] >= 256u * TP_RANS_L)
+            return tp_fail(e, TP_ERR_FORMAT, "rANS state %d is 0x%08x, outside [2^23, 2^31)", j, x[j]);
+    }
+    const size_t gbytes = h->sym_bits == 8 ? 32 : 16;
+    size_t g = tp_cpu_isa() == TP_ISA_AVX2
+                   ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)
+                   : dec_groups_portable(x, &p, end, tab, s, h->sym_bits, dst, full);
+    /* the rest (near the end of the payload, and the short last group) with bounds checks */
+    for (size_t base = g * 32; base < count; base += 32) {
+        const int k = count - base < 32 ? (int)(count - base) : 32;
+        for (int j = 0; j < k; j++) {
+            const uint32_t t = tab[x[j] & mask];
+            const unsigned sym = t >> 24;
+            x[j] = ((t & 0xfff) + 1) * (x[j] >> s) + ((t >> 12) & 0xfff);
+            const size_t i = base + (size_t)j;
+            if (h->sym_bits == 8) dst[i] = (uint8_t)sym;
+            else if (i & 1) dst[i >> 1] |= (uint8_t)(sym << 4);
+            else dst[i >> 1] = (uint8_t)sym;
+        }
+        for (int round = 0; round < 2; round++)
+            for (int j = 0; j < k; j++)
+                if (x[j] < TP_RANS_L) {
+                    if (p == end)
+                        return tp_fail(e, TP_ERR_FORMAT, "rANS payload truncated at symbol %zu", base + (size_t)j);
+                    x[j] = x[j] << 8 | *p++;
+                }
+    }
+    (void)gbytes;
+    if (p != end)
+        return tp_fail(e, TP_ERR_FORMAT, "rANS payload has %zu bytes left over after the last symbol",
+                       (size_t)(end - p));
+    for (int j = 0; j < 32; j++)
+        if (x[j] != TP_RANS_L)
+            return tp_fail(e, TP_ERR_FORMAT, "rANS lane %d ends in state 0x%08x, not 2^23", j, x[j]);
+    return TP_OK;
+}
+
+static const tp_ent_impl cpu_impl = {rans_payload_enc_cpu, tp_ac_payload_enc_cpu, rans_payload_dec_cpu,
+                                     tp_ac_payload_dec_cpu, count_cpu};
+
+tp_status tp_ent_encode_cpu(const void *src, size_t n, const tp_ent_params *p, void *dst, size_t cap,
+                            size_t *len, tp_err *e) {
+    return tp_ent_encode_with(&cpu_impl, src, n, p, dst, cap, len, e);
+}
+tp_status tp_ent_decode_cpu(const void *src, size_t len, void *dst, size_t cap, size_t *n, tp_err *e) {
+    return tp_ent_decode_with(&cpu_impl, src, len, dst, cap, n, e);
+}

@@ -1,0 +1,195 @@
+/* Registry family: entropy coders (include/tenpak/entropy.h). What each op compares:
+ *   rans_enc / ac_enc: the whole block (header, table, payload, checksum) written for the same
+ *       parameters (32 lanes, scale 12): the cpu coder must write the reference's stream byte for
+ *       byte (exact; the buffer is tp_ent_bound(n) long, zero after the block).
+ *   rans_dec / ac_dec: the decoded bytes of a block written by the reference encoder (exact).
+ * Inputs (never zeros; shape = bytes of input):
+ *   o0_bytes: English-like text (letter frequencies, word lengths, punctuation), ~4.2 bits/byte;
+ *   o0_nib:   INT4 codes of Gaussian weights quantised min/max per group of 128, two per byte,
+ *             coded as 4-bit symbols;
+ *   o0_vq8:   8-bit VQ indices with Zipf(1.1) codebook usage over 256 entries. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tenpak/entropy.h"
+#include "tenpak/registry.h"
+
+typedef enum gen_kind { GEN_TEXT, GEN_NIB, GEN_VQ } gen_kind;
+typedef struct eparam {
+    tp_ent_coder coder;
+    int sym_bits;
+    gen_kind gen;
+} eparam;
+
+typedef struct ectx {
+    uint8_t *src, *enc;
+    size_t n, enc_len;
+    tp_ent_params p;
+} ectx;
+
+static void gen_text(uint8_t *d, size_t n, tp_rng *rng) {
+    static const char letters[] = "etaoinshrdlcumwfgypbvkjxqz";
+    static const double w[] = {12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8,
+                               2.4, 2.4, 2.2, 2.0, 2.0, 1.9, 1.5, 1.0, 0.8, 0.15, 0.15, 0.1, 0.07};
+    double cdf[26], t = 0;
+    for (int i = 0; i < 26; i++) cdf[i] = (t += w[i]);
+    size_t i = 0;
+    int sentence_start = 1;
+    while (i < n) {
+        int len = 1 + (int)tp_rng_below(rng, 4) + (int)tp_rng_below(rng, 5);
+        for (int k = 0; k < len && i < n; k++) {
+            double u = tp_rng_uniform(rng) * t;
+            int c = 0;
+            while (c < 25 && u >= cdf[c]) c++;
+            char ch = letters[c];
+            if (k == 0 && sentence_start) ch = (char)(ch - 'a' + 'A');
+            d[i++] = (uint8_t)ch;
+        }
+        sentence_start = 0;
+        if (i >= n) break;
+        uint32_t r = tp_rng_below(rng, 100);
+        if (r < 6) {
+            d[i++] = '.';
+            sentence_start = 1;
+        } else if (r < 10) d[i++] = ',';
+        else if (r < 11) {
+            d[i++] = (uint8_t)('0' + tp_rng_below(rng, 10));
+        }
+        if (i < n) d[i++] = r == 99 ? '\n' : ' ';
+    }
+}
+
+static void gen_nib(uint8_t *d, size_t n, tp_rng *rng) {
+    float w[128];
+    uint8_t codes[128];
+    for (size_t i = 0; i < 2 * n; i += 128) {
+        float lo = INFINITY, hi = -INFINITY;
+        for (int k = 0; k < 128; k++) {
+            w[k] = tp_rng_normal(rng);
+            if (tp_rng_below(rng, 256) == 0) w[k] *= 6.0f;
+            lo = fminf(lo, w[k]);
+            hi = fmaxf(hi, w[k]);
+        }
+        for (int k = 0; k < 128; k++) codes[k] = (uint8_t)lrintf((w[k] - lo) / (hi - lo) * 15.0f);
+        for (int k = 0; k < 128 && i + (size_t)k < 2 * n; k += 2) d[(i + (size_t)k) / 2] = (uint8_t)(codes[k] | codes[k + 1] << 4);
+    }
+}
+
+static void gen_vq(uint8_t *d, size_t n, tp_rng *rng) {
+    double cdf[256], t = 0;
+    uint8_t perm[256];
+    for (int i = 0; i < 256; i++) {
+        cdf[i] = (t += pow(i + 1.0, -1.1));
+        perm[i] = (uint8_t)i;
+    }
+    for (int i = 255; i > 0; i--) { /* which codebook entries are popular is arbitrary */
+        int j = (int)tp_rng_below(rng, (uint32_t)i + 1);
+        uint8_t s = perm[i];
+        perm[i] = perm[j];
+        perm[j] = s;
+    }
+    for (size_t i = 0; i < n; i++) {
+        double u = tp_rng_uniform(rng) * t;
+        int lo = 0, hi = 255;
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (u < cdf[mid]) hi = mid;
+            else lo = mid + 1;
+        }
+        d[i] = perm[lo];
+    }
+}
+
+static tp_status esetup(tp_case *c, tp_rng *rng) {
+    const eparam *ep = c->op->param;
+    const size_t n = (size_t)c->shape.d[0];
+    ectx *x = calloc(1, sizeof *x);
+    if (!x) return TP_ERR_NOMEM;
+    c->ctx = x;
+    x->n = n;
+    x->src = tp_alloc(n ? n : 1);
+    x->enc = tp_alloc(tp_ent_bound(n));
+    if (!x->src || !x->enc) return TP_ERR_NOMEM;
+    if (ep->gen == GEN_TEXT) gen_text(x->src, n, rng);
+    else if (ep->gen == GEN_NIB) gen_nib(x->src, n, rng);
+    else gen_vq(x->src, n, rng);
+    tp_ent_params_default(&x->p, ep->coder);
+    x->p.sym_bits = ep->sym_bits;
+    tp_err e;
+    if (tp_ent_encode_ref(x->src, n, &x->p, x->enc, tp_ent_bound(n), &x->enc_len, &e) != TP_OK)
+        return TP_ERR_INTERNAL;
+    const int is_enc = strstr(c->op->name, "_enc") != NULL;
+    c->out_bytes = is_enc ? tp_ent_bound(n) : n;
+    c->out_count = c->out_bytes;
+    return TP_OK;
+}
+
+static void eteardown(tp_case *c) {
+    ectx *x = c->ctx;
+    if (!x) return;
+    tp_free(x->src);
+    tp_free(x->enc);
+    free(x);
+}
+
+static void enc_into(const tp_case *c, void *out, int cpu) {
+    const ectx *x = c->ctx;
+    size_t len = 0;
+    tp_err e;
+    tp_status st = (cpu ? tp_ent_encode_cpu : tp_ent_encode_ref)(x->src, x->n, &x->p, out, c->out_bytes, &len, &e);
+    if (st != TP_OK) len = 0;
+    memset((uint8_t *)out + len, 0, c->out_bytes - len);
+}
+static void dec_into(const tp_case *c, void *out, int cpu) {
+    const ectx *x = c->ctx;
+    size_t n = 0;
+    tp_err e;
+    tp_status st = (cpu ? tp_ent_decode_cpu : tp_ent_decode_ref)(x->enc, x->enc_len, out, c->out_bytes, &n, &e);
+    if (st != TP_OK && c->out_bytes) memset(out, 0xEE, c->out_bytes); /* never equal to a success */
+}
+static void enc_ref(const tp_case *c, void *out) { enc_into(c, out, 0); }
+static void dec_ref(const tp_case *c, void *out) { dec_into(c, out, 0); }
+static void enc_ref_run(const tp_case *c, void *s, void *out) { (void)s; enc_into(c, out, 0); }
+static void enc_cpu_run(const tp_case *c, void *s, void *out) { (void)s; enc_into(c, out, 1); }
+static void dec_ref_run(const tp_case *c, void *s, void *out) { (void)s; dec_into(c, out, 0); }
+static void dec_cpu_run(const tp_case *c, void *s, void *out) { (void)s; dec_into(c, out, 1); }
+
+/* Throughput is counted in uncompressed bytes (what the user sees as MB/s), for both directions. */
+static double ebytes(const tp_shape *s) { return (double)s->d[0]; }
+
+static const tp_shape verify_1d[] = {TP_SHAPE1(1), TP_SHAPE1(3), TP_SHAPE1(17), TP_SHAPE1(200),
+                                     TP_SHAPE1(4097), TP_SHAPE1(65539), TP_SHAPE1(1000003), TP_SHAPE_END};
+static const tp_shape bench_1d[] = {TP_SHAPE1(1048576), TP_SHAPE1(16777216), TP_SHAPE_END};
+
+#define ENT_OPS(OP, CODER, SB, GEN, VARIANT)                                                        \
+    static const eparam param_##OP##_##GEN = {CODER, SB, GEN};                                       \
+    static const tp_op op_##OP##_enc_##GEN = {                                                       \
+        .name = #OP "_enc", .variant = VARIANT, .out_type = TP_OUT_BYTES, .cmp = TP_CMP_EXACT,       \
+        .param = &param_##OP##_##GEN, .setup = esetup, .teardown = eteardown, .reference = enc_ref, \
+        .bytes = ebytes, .items = ebytes, .verify_shapes = verify_1d, .bench_shapes = bench_1d};     \
+    static const tp_op op_##OP##_dec_##GEN = {                                                       \
+        .name = #OP "_dec", .variant = VARIANT, .out_type = TP_OUT_BYTES, .cmp = TP_CMP_EXACT,       \
+        .param = &param_##OP##_##GEN, .setup = esetup, .teardown = eteardown, .reference = dec_ref, \
+        .bytes = ebytes, .items = ebytes, .verify_shapes = verify_1d, .bench_shapes = bench_1d};
+
+/* rANS dispatches on the ISA (AVX2 / portable); the range coder has one path */
+#define ENT_KERNELS(OP, GEN, FLAGS)                                                                 \
+    {.op = &op_##OP##_enc_##GEN, .backend = "ref", .run = enc_ref_run},                              \
+    {.op = &op_##OP##_enc_##GEN, .backend = "cpu", .run = enc_cpu_run, .flags = FLAGS},              \
+    {.op = &op_##OP##_dec_##GEN, .backend = "ref", .run = dec_ref_run},                              \
+    {.op = &op_##OP##_dec_##GEN, .backend = "cpu", .run = dec_cpu_run, .flags = FLAGS},
+
+ENT_OPS(rans, TP_ENT_RANS, 8, GEN_TEXT, "o0_bytes")
+ENT_OPS(rans, TP_ENT_RANS, 4, GEN_NIB, "o0_nib")
+ENT_OPS(rans, TP_ENT_RANS, 8, GEN_VQ, "o0_vq8")
+ENT_OPS(ac, TP_ENT_AC, 8, GEN_TEXT, "o0_bytes")
+ENT_OPS(ac, TP_ENT_AC, 4, GEN_NIB, "o0_nib")
+
+const tp_kernel tp_kernels_entropy[] = {
+    ENT_KERNELS(rans, GEN_TEXT, TP_K_ISA)
+    ENT_KERNELS(rans, GEN_NIB, TP_K_ISA)
+    ENT_KERNELS(rans, GEN_VQ, TP_K_ISA)
+    ENT_KERNELS(ac, GEN_TEXT, 0)
+    ENT_KERNELS(ac, GEN_NIB, 0)
+    {0}};
