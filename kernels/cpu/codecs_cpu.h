@@ -1,0 +1,41 @@
+/* Internal interface between the cpu dispatchers of the VQ / 2:4 / LoRA / low-rank families
+ * (kernels/cpu/{vq,sparse,lora,lowrank}_cpu.c) and their AVX2 kernels (kernels/cpu/avx2/).
+ * Row kernels work on rows [r0, r1) so the dispatchers can thread over row blocks. */
+#ifndef TENPAK_KERNELS_CPU_CODECS_CPU_H
+#define TENPAK_KERNELS_CPU_CODECS_CPU_H
+
+#include "tenpak/sparse.h"
+#include "tenpak/vq.h"
+
+/* Work below this many weights runs on one thread. */
+#define TP_K3_PAR_MIN (1 << 16)
+
+/* tp_quantize_ref over row blocks in parallel (identical output: rows are independent). */
+void tp_k3_quantize_rows(tp_qmat *q, const float *W, int refine_iters);
+
+/* ---- 2:4 ---- */
+/* xp: x zero-padded to 4*ngroups (+16) floats; xr: xp rearranged by tp_sp24_xr_make for the
+ * ngroups/4 full metadata words. */
+void tp_sp24_xr_make(const float *xp, int64_t nw, float *xr);
+void tp_sp24_gemv_rows_avx2(const tp_sp24 *s, const float *xp, const float *xr, int64_t r0,
+                            int64_t r1, float *y);
+/* XT: (4*ngroups) x bp transposed activations (bp = 8*nv, zero padded), out: rows x bp */
+void tp_sp24_gemm_rows_avx2(const tp_sp24 *s, const float *XT, int nv, int64_t r0, int64_t r1,
+                            float *vals, int32_t *idx, float *out);
+
+/* ---- VQ ---- */
+/* Nearest centroid of n vectors (d floats each, stride d) among the codebook; cbt is the
+ * codebook transposed in blocks of 8 centroids (tp_vq_cbt_make). Exact same arithmetic as the
+ * reference. */
+void tp_vq_nearest_avx2(const float *V, int64_t n, int d, int K, const float *cbt, int32_t *code);
+float *tp_vq_cbt_make(const float *cb, int K, int d); /* tp_alloc'ed, K rounded up to 8 */
+/* y[r] += sum over vectors v in [v0, v1) of T[(v - v0) * K + code(r, v)] */
+void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int64_t v0, int64_t v1,
+                            int64_t r0, int64_t r1, float *y);
+/* Dot products of the d-wide pieces of x with every centroid: T[v][k], v in [v0, v1). */
+void tp_vq_table_avx2(const tp_vqmat *m, const float *xp, int64_t v0, int64_t v1, float *T);
+
+/* ---- shared small helpers (AVX2) ---- */
+float tp_dot_avx2(const float *a, const float *b, int64_t n);
+
+#endif

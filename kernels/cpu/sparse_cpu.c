@@ -1,0 +1,188 @@
+/* cpu backend of 2:4 sparsity: pruning and compress / decompress threaded over rows with the
+ * reference's arithmetic (so bit-identical), sparse GEMV / GEMM threaded over row blocks and
+ * dispatched to AVX2 (tp_cpu_isa()) or the portable loops. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/codecs_cpu.h"
+
+static int big(int64_t rows, int64_t cols) { return rows * cols >= TP_K3_PAR_MIN; }
+
+/* Row-block view of a tp_qmat: rows [r0, r1) of q as a matrix of its own. */
+static tp_qmat qmat_rows(const tp_qmat *q, int64_t r0, int64_t r1) {
+    tp_qmat v = *q;
+    v.rows = r1 - r0;
+    v.codes = q->codes + r0 * q->code_stride;
+    v.scale = q->scale + r0 * q->ngroups;
+    if (q->offset) v.offset = q->offset + r0 * q->ngroups;
+    if (q->rcodes) v.rcodes = q->rcodes + r0 * q->rcode_stride;
+    if (q->rscale) v.rscale = q->rscale + r0 * q->ngroups;
+    return v;
+}
+
+void tp_k3_quantize_rows(tp_qmat *q, const float *W, int refine_iters) {
+    const int64_t rows = q->rows;
+#pragma omp parallel if (big(q->rows, q->cols))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        if (r0 < r1) {
+            tp_qmat v = qmat_rows(q, r0, r1);
+            tp_quantize_ref(&v, W + r0 * q->cols, refine_iters);
+        }
+    }
+}
+
+void tp_prune24_cpu(const float *W, int64_t rows, int64_t cols, const float *importance, float *P) {
+#pragma omp parallel if (big(rows, cols))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        if (r0 < r1) tp_prune24_ref(W + r0 * cols, r1 - r0, cols, importance, P + r0 * cols);
+    }
+}
+
+/* Row-block view of a compressed matrix (meta and values of rows [r0, r1)). */
+static tp_sp24 sp_rows(const tp_sp24 *s, int64_t r0, int64_t r1) {
+    tp_sp24 v = *s;
+    v.rows = r1 - r0;
+    v.meta = s->meta + r0 * s->meta_stride;
+    if (s->vf32) v.vf32 = s->vf32 + r0 * s->nkept;
+    if (s->vf16) v.vf16 = s->vf16 + r0 * s->nkept;
+    if (s->vkind == TP_SP_INT4) v.q = qmat_rows(&s->q, r0, r1);
+    return v;
+}
+
+tp_status tp_sp24_compress_cpu(tp_sp24 *s, const float *P, int refine_iters) {
+    const int64_t rows = s->rows, cols = s->cols;
+    int bad = 0;
+#pragma omp parallel if (big(rows, cols)) reduction(| : bad)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        if (r0 < r1) {
+            tp_sp24 v = sp_rows(s, r0, r1);
+            bad |= tp_sp24_compress_ref(&v, P + r0 * cols, refine_iters) != TP_OK;
+        }
+    }
+    return bad ? TP_ERR_ARG : TP_OK;
+}
+
+void tp_sp24_decompress_cpu(const tp_sp24 *s, float *W) {
+    const int64_t rows = s->rows, cols = s->cols;
+#pragma omp parallel if (big(rows, cols))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        if (r0 < r1) {
+            tp_sp24 v = sp_rows(s, r0, r1);
+            tp_sp24_decompress_ref(&v, W + r0 * cols);
+        }
+    }
+}
+
+/* ---- portable products: decode a row's kept values and columns, then plain loops ---- */
+static void decode_row(const tp_sp24 *s, int64_t r, float *vals, int32_t *idx) {
+    for (int64_t j = 0; j < s->ngroups; j++) {
+        int f = tp_sp24_field(s, r, j);
+        idx[2 * j] = (int32_t)(4 * j + (f & 3));
+        idx[2 * j + 1] = (int32_t)(4 * j + ((f >> 2) & 3));
+    }
+    for (int64_t k = 0; k < s->nkept; k++) vals[k] = tp_sp24_value(s, r, k);
+}
+
+/* x padded with zeros to the 4*G columns the metadata can address (+16 for the vector loop) */
+static float *pad_x(const tp_sp24 *s, const float *x) {
+    size_t n = (size_t)(4 * s->ngroups + 16);
+    float *xp = tp_alloc(n * sizeof(float));
+    if (!xp) abort();
+    memset(xp, 0, n * sizeof(float));
+    memcpy(xp, x, (size_t)s->cols * sizeof(float));
+    return xp;
+}
+
+void tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y) {
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int64_t rows = s->rows, N = s->nkept;
+    float *xp = pad_x(s, x), *xr = NULL;
+    if (avx2) {
+        xr = tp_alloc((size_t)(4 * s->ngroups + 16) * sizeof(float));
+        if (!xr) abort();
+        tp_sp24_xr_make(xp, s->ngroups / 4, xr);
+    }
+#pragma omp parallel if (big(rows, s->cols))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        if (avx2) {
+            if (r0 < r1) tp_sp24_gemv_rows_avx2(s, xp, xr, r0, r1, y);
+        } else {
+            float *vals = tp_alloc((size_t)N * sizeof(float));
+            int32_t *idx = tp_alloc((size_t)N * sizeof(int32_t));
+            if (!vals || !idx) abort();
+            for (int64_t r = r0; r < r1; r++) {
+                decode_row(s, r, vals, idx);
+                float acc[4] = {0, 0, 0, 0};
+                int64_t k = 0;
+                for (; k + 4 <= N; k += 4)
+                    for (int u = 0; u < 4; u++) acc[u] += vals[k + u] * xp[idx[k + u]];
+                for (; k < N; k++) acc[0] += vals[k] * xp[idx[k]];
+                y[r] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            }
+            tp_free(vals);
+            tp_free(idx);
+        }
+    }
+    tp_free(xp);
+    tp_free(xr);
+}
+
+/* GEMM: X transposed into XT (4G x bp, zero padded) so each kept value meets one contiguous
+ * run of the batch: acc[0..bp) += v * XT[col][0..bp). Batches wider than 64 go in slices. */
+void tp_sp24_gemm_cpu(const tp_sp24 *s, const float *X, int64_t batch, float *Y) {
+    if (batch == 1) {
+        tp_sp24_gemv_cpu(s, X, Y);
+        return;
+    }
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int64_t rows = s->rows, cols = s->cols, N = s->nkept, C4 = 4 * s->ngroups;
+    for (int64_t b0 = 0; b0 < batch; b0 += 64) {
+        int64_t nb = batch - b0 < 64 ? batch - b0 : 64;
+        int nv = (int)((nb + 7) / 8), bp = 8 * nv;
+        float *XT = tp_alloc((size_t)(C4 * bp) * sizeof(float));
+        if (!XT) abort();
+        memset(XT, 0, (size_t)(C4 * bp) * sizeof(float));
+        for (int64_t b = 0; b < nb; b++)
+            for (int64_t c = 0; c < cols; c++) XT[c * bp + b] = X[(b0 + b) * cols + c];
+#pragma omp parallel if (big(rows, cols * nb))
+        {
+            int nt = omp_get_num_threads(), t = omp_get_thread_num();
+            int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+            float *vals = tp_alloc((size_t)N * sizeof(float));
+            int32_t *idx = tp_alloc((size_t)N * sizeof(int32_t));
+            float *out = tp_alloc((size_t)(64 * bp) * sizeof(float));
+            if (!vals || !idx || !out) abort();
+            for (int64_t rb = r0; rb < r1; rb += 64) {
+                int64_t re = rb + 64 < r1 ? rb + 64 : r1;
+                if (avx2) tp_sp24_gemm_rows_avx2(s, XT, nv, rb, re, vals, idx, out);
+                else
+                    for (int64_t r = rb; r < re; r++) {
+                        decode_row(s, r, vals, idx);
+                        float *o = out + (r - rb) * bp;
+                        for (int b = 0; b < bp; b++) o[b] = 0;
+                        for (int64_t k = 0; k < N; k++) {
+                            const float v = vals[k], *xt = XT + (int64_t)idx[k] * bp;
+                            for (int b = 0; b < bp; b++) o[b] += v * xt[b];
+                        }
+                    }
+                for (int64_t r = rb; r < re; r++)
+                    for (int64_t b = 0; b < nb; b++) Y[(b0 + b) * rows + r] = out[(r - rb) * bp + b];
+            }
+            tp_free(vals);
+            tp_free(idx);
+            tp_free(out);
+        }
+        tp_free(XT);
+    }
+}

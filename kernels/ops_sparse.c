@@ -1,0 +1,201 @@
+/* Registry family: 2:4 semi-structured sparsity (sparse24_*).
+ * Ops: prune (exact; magnitude, or magnitude x per-column importance), compress (exact, the packed
+ * byte image), decompress (exact), gemv and gemm (relative L2), for values in fp32, fp16 and
+ * INT4 g64 (the "2:4 + 4-bit" pipeline). Inputs: weights with log-normal row scales and rare
+ * outliers (as ops_int4.c), activations standard normal. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tenpak/registry.h"
+#include "tenpak/sparse.h"
+
+typedef struct sparam {
+    tp_sp_vkind vk;
+    int g;
+    int importance;
+} sparam;
+
+typedef struct sctx {
+    float *W, *imp, *P, *X;
+    tp_sp24 s; /* P compressed by the reference */
+    int64_t batch;
+} sctx;
+
+static tp_status ssetup(tp_case *c, tp_rng *rng) {
+    const sparam *p = c->op->param;
+    int64_t rows = c->shape.d[0], cols = c->shape.d[1];
+    int64_t batch = c->shape.nd > 2 ? c->shape.d[2] : 1;
+    sctx *x = calloc(1, sizeof *x);
+    if (!x) return TP_ERR_NOMEM;
+    c->ctx = x;
+    x->batch = batch;
+    size_t n = (size_t)(rows * cols);
+    x->W = tp_alloc(n * 4);
+    x->P = tp_alloc(n * 4);
+    x->imp = tp_alloc((size_t)cols * 4);
+    x->X = tp_alloc((size_t)(batch * cols) * 4);
+    if (!x->W || !x->P || !x->imp || !x->X) return TP_ERR_NOMEM;
+    for (int64_t r = 0; r < rows; r++) {
+        float rs = 0.02f * expf(0.5f * tp_rng_normal(rng));
+        for (int64_t i = 0; i < cols; i++) {
+            float v = tp_rng_normal(rng) * rs;
+            if (tp_rng_below(rng, 256) == 0) v *= 8.0f;
+            x->W[r * cols + i] = v;
+        }
+    }
+    for (int64_t i = 0; i < cols; i++) x->imp[i] = expf(tp_rng_normal(rng));
+    for (int64_t i = 0; i < batch * cols; i++) x->X[i] = tp_rng_normal(rng);
+    tp_prune24_ref(x->W, rows, cols, p->importance ? x->imp : NULL, x->P);
+    if (tp_sp24_alloc(&x->s, p->vk, rows, cols, p->g) != TP_OK) return TP_ERR_NOMEM;
+    if (tp_sp24_compress_ref(&x->s, x->P, 0) != TP_OK) return TP_ERR_INTERNAL;
+    const char *op = c->op->name;
+    if (!strcmp(op, "compress")) {
+        c->out_bytes = tp_sp24_bytes(&x->s);
+        c->out_count = c->out_bytes;
+    } else if (!strcmp(op, "prune") || !strcmp(op, "decompress")) {
+        c->out_count = n;
+        c->out_bytes = n * 4;
+    } else {
+        c->out_count = (size_t)(rows * batch);
+        c->out_bytes = c->out_count * 4;
+    }
+    return TP_OK;
+}
+
+static void steardown(tp_case *c) {
+    sctx *x = c->ctx;
+    if (!x) return;
+    tp_free(x->W);
+    tp_free(x->P);
+    tp_free(x->imp);
+    tp_free(x->X);
+    tp_sp24_free(&x->s);
+    free(x);
+}
+
+#define CTX(c) ((const sctx *)(c)->ctx)
+#define PAR(c) ((const sparam *)(c)->op->param)
+
+static void prune_ref(const tp_case *c, void *out) {
+    tp_prune24_ref(CTX(c)->W, c->shape.d[0], c->shape.d[1], PAR(c)->importance ? CTX(c)->imp : NULL, out);
+}
+static void prune_ref_run(const tp_case *c, void *s, void *out) { (void)s; prune_ref(c, out); }
+static void prune_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    tp_prune24_cpu(CTX(c)->W, c->shape.d[0], c->shape.d[1], PAR(c)->importance ? CTX(c)->imp : NULL, out);
+}
+
+static void compress_with(const tp_case *c, void *out, int cpu) {
+    tp_sp24 s;
+    if (tp_sp24_alloc(&s, PAR(c)->vk, c->shape.d[0], c->shape.d[1], PAR(c)->g) != TP_OK) abort();
+    tp_status st = cpu ? tp_sp24_compress_cpu(&s, CTX(c)->P, 0) : tp_sp24_compress_ref(&s, CTX(c)->P, 0);
+    if (st != TP_OK) abort();
+    tp_sp24_pack(&s, out);
+    tp_sp24_free(&s);
+}
+static void compress_ref(const tp_case *c, void *out) { compress_with(c, out, 0); }
+static void compress_ref_run(const tp_case *c, void *s, void *out) { (void)s; compress_with(c, out, 0); }
+static void compress_cpu_run(const tp_case *c, void *s, void *out) { (void)s; compress_with(c, out, 1); }
+
+static void decompress_ref(const tp_case *c, void *out) { tp_sp24_decompress_ref(&CTX(c)->s, out); }
+static void decompress_ref_run(const tp_case *c, void *s, void *out) { (void)s; decompress_ref(c, out); }
+static void decompress_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    tp_sp24_decompress_cpu(&CTX(c)->s, out);
+}
+
+static void gemm_ref(const tp_case *c, void *out) { tp_sp24_gemm_ref(&CTX(c)->s, CTX(c)->X, CTX(c)->batch, out); }
+static void gemm_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemm_ref(c, out); }
+static void gemv_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    tp_sp24_gemv_cpu(&CTX(c)->s, CTX(c)->X, out);
+}
+static void gemm_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    tp_sp24_gemm_cpu(&CTX(c)->s, CTX(c)->X, CTX(c)->batch, out);
+}
+
+/* ---- napkin math ---- */
+#define NW(s) ((double)(s)->d[0] * (double)(s)->d[1])
+static double w_items(const tp_shape *s) { return NW(s); }
+static double prune_bytes(const tp_shape *s) { return 8 * NW(s); } /* read W, write P */
+static double gemv_flops(const tp_shape *s) { return NW(s); }     /* 2 FLOP per kept weight */
+static double gemm_flops(const tp_shape *s) { return NW(s) * (double)s->d[2]; }
+#define SP_BYTES(NAME, VK, G)                                                                     \
+    static double packed_##NAME(const tp_shape *s) { return (double)tp_sp24_bytes_for(VK, G, s->d[0], s->d[1]); } \
+    static double cbytes_##NAME(const tp_shape *s) { return 4 * NW(s) + packed_##NAME(s); }         \
+    static double gemv_bytes_##NAME(const tp_shape *s) { return packed_##NAME(s) + 4.0 * (s->d[0] + s->d[1]); } \
+    static double gemm_bytes_##NAME(const tp_shape *s) {                                            \
+        return packed_##NAME(s) + 4.0 * s->d[2] * (s->d[0] + s->d[1]);                             \
+    }
+
+static const tp_shape verify_2d[] = {
+    TP_SHAPE2(1, 1), TP_SHAPE2(3, 7), TP_SHAPE2(5, 33), TP_SHAPE2(17, 100), TP_SHAPE2(64, 129),
+    TP_SHAPE2(31, 1000), TP_SHAPE2(9, 2050), TP_SHAPE2(256, 1024), TP_SHAPE_END};
+static const tp_shape verify_3d[] = {
+    TP_SHAPE3(1, 1, 1), TP_SHAPE3(3, 7, 2), TP_SHAPE3(17, 100, 3), TP_SHAPE3(33, 257, 5),
+    TP_SHAPE3(64, 1000, 16), TP_SHAPE3(5, 130, 64), TP_SHAPE3(20, 300, 65), TP_SHAPE3(130, 2048, 17),
+    TP_SHAPE_END};
+static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096), TP_SHAPE_END};
+static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 4), TP_SHAPE3(4096, 4096, 16),
+                                    TP_SHAPE3(4096, 4096, 64), TP_SHAPE_END};
+
+static const sparam p_prune = {TP_SP_F32, 0, 0}, p_prune_imp = {TP_SP_F32, 0, 1};
+static const tp_op prune_mag = {
+    .name = "prune", .variant = "sparse24", .out_type = TP_OUT_F32, .cmp = TP_CMP_EXACT,
+    .param = &p_prune, .setup = ssetup, .teardown = steardown, .reference = prune_ref,
+    .bytes = prune_bytes, .items = w_items, .verify_shapes = verify_2d, .bench_shapes = bench_2d,
+    .memory_bound = 1};
+static const tp_op prune_imp = {
+    .name = "prune", .variant = "sparse24_imp", .out_type = TP_OUT_F32, .cmp = TP_CMP_EXACT,
+    .param = &p_prune_imp, .setup = ssetup, .teardown = steardown, .reference = prune_ref,
+    .bytes = prune_bytes, .items = w_items, .verify_shapes = verify_2d, .bench_shapes = bench_2d,
+    .memory_bound = 1};
+
+#define SP_OPS(NAME, VK, G, VNAME)                                                                  \
+    static const sparam param_##NAME = {VK, G, 0};                                                  \
+    SP_BYTES(NAME, VK, G)                                                                           \
+    static const tp_op compress_##NAME = {                                                          \
+        .name = "compress", .variant = VNAME, .out_type = TP_OUT_BYTES, .cmp = TP_CMP_EXACT,        \
+        .param = &param_##NAME, .setup = ssetup, .teardown = steardown, .reference = compress_ref,  \
+        .bytes = cbytes_##NAME, .items = w_items, .verify_shapes = verify_2d, .bench_shapes = bench_2d}; \
+    static const tp_op decompress_##NAME = {                                                        \
+        .name = "decompress", .variant = VNAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_EXACT,        \
+        .param = &param_##NAME, .setup = ssetup, .teardown = steardown, .reference = decompress_ref, \
+        .bytes = cbytes_##NAME, .items = w_items, .verify_shapes = verify_2d, .bench_shapes = bench_2d, \
+        .memory_bound = 1};                                                                         \
+    static const tp_op gemv_##NAME = {                                                              \
+        .name = "gemv", .variant = VNAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5, \
+        .param = &param_##NAME, .setup = ssetup, .teardown = steardown, .reference = gemm_ref,      \
+        .bytes = gemv_bytes_##NAME, .flops = gemv_flops, .items = w_items, .verify_shapes = verify_2d, \
+        .bench_shapes = bench_2d, .memory_bound = 1};                                               \
+    static const tp_op gemm_##NAME = {                                                              \
+        .name = "gemm", .variant = VNAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5, \
+        .param = &param_##NAME, .setup = ssetup, .teardown = steardown, .reference = gemm_ref,      \
+        .bytes = gemm_bytes_##NAME, .flops = gemm_flops, .items = w_items, .verify_shapes = verify_3d, \
+        .bench_shapes = bench_3d};
+
+#define SP_KERNELS(NAME)                                                                            \
+    {.op = &compress_##NAME, .backend = "ref", .run = compress_ref_run},                            \
+    {.op = &compress_##NAME, .backend = "cpu", .run = compress_cpu_run},                            \
+    {.op = &decompress_##NAME, .backend = "ref", .run = decompress_ref_run},                        \
+    {.op = &decompress_##NAME, .backend = "cpu", .run = decompress_cpu_run},                        \
+    {.op = &gemv_##NAME, .backend = "ref", .run = gemm_ref_run},                                    \
+    {.op = &gemv_##NAME, .backend = "cpu", .run = gemv_cpu_run, .flags = TP_K_ISA},                 \
+    {.op = &gemm_##NAME, .backend = "ref", .run = gemm_ref_run},                                    \
+    {.op = &gemm_##NAME, .backend = "cpu", .run = gemm_cpu_run, .flags = TP_K_ISA},
+
+SP_OPS(f32, TP_SP_F32, 0, "sparse24_f32")
+SP_OPS(f16, TP_SP_F16, 0, "sparse24_f16")
+SP_OPS(int4, TP_SP_INT4, TP_SP24_INT4_G, "sparse24_int4_g64")
+
+const tp_kernel tp_kernels_sparse[] = {
+    {.op = &prune_mag, .backend = "ref", .run = prune_ref_run},
+    {.op = &prune_mag, .backend = "cpu", .run = prune_cpu_run},
+    {.op = &prune_imp, .backend = "ref", .run = prune_ref_run},
+    {.op = &prune_imp, .backend = "cpu", .run = prune_cpu_run},
+    SP_KERNELS(f32)
+    SP_KERNELS(f16)
+    SP_KERNELS(int4)
+    {0}};
