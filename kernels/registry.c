@@ -12,6 +12,7 @@
 extern const tp_kernel tp_kernels_blas[];
 extern const tp_kernel tp_kernels_int4[];
 extern const tp_kernel tp_kernels_entropy[];
+extern const tp_kernel tp_kernels_sparse[];
 #ifdef TENPAK_HAVE_CUDA
 extern const tp_kernel tp_kernels_cuda[];
 #endif
@@ -20,6 +21,7 @@ static const tp_kernel *const families[] = {
     tp_kernels_blas,
     tp_kernels_int4,
     tp_kernels_entropy,
+    tp_kernels_sparse,
 #ifdef TENPAK_HAVE_CUDA
     tp_kernels_cuda,
 #endif
