@@ -8,4 +8,7 @@ int tp_cmd_bench(int argc, char **argv);
 int tp_cmd_codecs(int argc, char **argv);
 int tp_cmd_tokenize(int argc, char **argv);
 int tp_cmd_ppl(int argc, char **argv);
+int tp_cmd_entropy(int argc, char **argv);
+int tp_cmd_compress(int argc, char **argv);
+int tp_cmd_eval(int argc, char **argv);
 #endif

@@ -1,0 +1,211 @@
+/* tenpak compress / tenpak eval: a checkpoint through a codec into an artifact, and the
+ * artifact's perplexity beside the original's, with honest byte accounting. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "pipeline/codec.h"
+#include "pipeline/compress.h"
+
+static void compress_usage(FILE *f) {
+    fprintf(f, "usage: tenpak compress --model DIR --codec SPEC --out FILE.tpk [--lossless none|zstd]\n"
+               "                       [--select linear|mlp|attn] [--compress-embeddings]\n"
+               "                       [--override REGEX=SPEC]... [--json FILE]\n"
+               "  SPEC: method[:key=value,...][+method...], methods: %s\n"
+               "  e.g. int4:g=16  int4r2:g=16  nf4:g=64  int4:g=128,refine=4\n"
+               "  --override gives tensors whose name matches REGEX their own SPEC ('none' keeps them).\n",
+            tp_codec_methods());
+}
+
+static cJSON *size_json(const tp_compress_result *r) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "artifact_bytes", (double)r->artifact_bytes);
+    cJSON_AddNumberToObject(o, "fp32_bytes", (double)r->fp32_bytes);
+    cJSON_AddNumberToObject(o, "fp16_bytes", (double)r->fp16_bytes);
+    cJSON_AddNumberToObject(o, "ratio_fp32", (double)r->fp32_bytes / (double)r->artifact_bytes);
+    cJSON_AddNumberToObject(o, "ratio_fp16", (double)r->fp16_bytes / (double)r->artifact_bytes);
+    cJSON_AddNumberToObject(o, "bits_per_weight", 8.0 * (double)r->compressed_bytes / (double)r->compressed_numel);
+    cJSON_AddNumberToObject(o, "bits_per_weight_model", 8.0 * (double)r->artifact_bytes / (double)r->total_numel);
+    cJSON_AddNumberToObject(o, "theory_bits_per_weight", r->theory_bpw);
+    cJSON_AddNumberToObject(o, "compressed_tensors", r->ncompressed);
+    cJSON_AddNumberToObject(o, "tensors", r->ntensors);
+    cJSON_AddNumberToObject(o, "compressed_weights", (double)r->compressed_numel);
+    cJSON_AddNumberToObject(o, "weights", (double)r->total_numel);
+    cJSON_AddNumberToObject(o, "rel_frobenius_error", r->rel_error);
+    return o;
+}
+
+static void print_sizes(const tp_compress_result *r) {
+    printf("artifact      %llu bytes (%d of %d tensors compressed, %llu of %llu weights)\n",
+           (unsigned long long)r->artifact_bytes, r->ncompressed, r->ntensors,
+           (unsigned long long)r->compressed_numel, (unsigned long long)r->total_numel);
+    printf("vs fp32       %llu bytes: %.3fx smaller\n", (unsigned long long)r->fp32_bytes,
+           (double)r->fp32_bytes / (double)r->artifact_bytes);
+    printf("vs fp16       %llu bytes: %.3fx smaller\n", (unsigned long long)r->fp16_bytes,
+           (double)r->fp16_bytes / (double)r->artifact_bytes);
+    printf("bits/weight   %.4f actual over compressed tensors (theory %.4f), %.4f over the whole model\n",
+           8.0 * (double)r->compressed_bytes / (double)r->compressed_numel, r->theory_bpw,
+           8.0 * (double)r->artifact_bytes / (double)r->total_numel);
+    printf("rel error     %.5f (Frobenius, over compressed tensors)\n", r->rel_error);
+}
+
+static int write_json(const char *path, cJSON *o, const char *cmd) {
+    char *text = cJSON_Print(o);
+    tp_err e;
+    int rc = 0;
+    if (!text || tp_write_file_atomic(path, text, strlen(text), &e) != TP_OK) {
+        fprintf(stderr, "tenpak %s: %s\n", cmd, text ? e.msg : "out of memory");
+        rc = 1;
+    }
+    free(text);
+    return rc;
+}
+
+int tp_cmd_compress(int argc, char **argv) {
+    tp_compress_opts o = {0};
+    const char *out = NULL, *json = NULL, *v;
+    for (int i = 1; i < argc; i++) {
+        if (tp_arg(argc, argv, &i, "--model", &v)) o.model_dir = v;
+        else if (tp_arg(argc, argv, &i, "--codec", &v)) o.codec = v;
+        else if (tp_arg(argc, argv, &i, "--out", &v)) out = v;
+        else if (tp_arg(argc, argv, &i, "--lossless", &v)) o.lossless = v;
+        else if (tp_arg(argc, argv, &i, "--select", &v)) o.select = v;
+        else if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
+        else if (tp_arg(argc, argv, &i, "--override", &v)) {
+            const char *eq = strrchr(v, '=');
+            /* REGEX=SPEC: the spec is after the last '=' that starts a method name */
+            const char *sep = NULL;
+            for (const char *p = v; (p = strchr(p, '=')); p++)
+                if (p[1] >= 'a' && p[1] <= 'z' && (p == v || p[-1] != ',')) { sep = p; break; }
+            (void)eq;
+            if (!sep || o.noverrides == TP_MAX_OVERRIDES) {
+                fprintf(stderr, "tenpak compress: --override needs REGEX=SPEC (at most %d)\n", TP_MAX_OVERRIDES);
+                return 2;
+            }
+            char *re = strndup(v, (size_t)(sep - v));
+            o.override_re[o.noverrides] = re;
+            o.override_spec[o.noverrides++] = sep + 1;
+        } else if (tp_flag(argv, i, "--compress-embeddings")) o.compress_embeddings = 1;
+        else if (tp_flag(argv, i, "--help")) { compress_usage(stdout); return 0; }
+        else {
+            fprintf(stderr, "tenpak compress: unknown option '%s' (see --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!o.model_dir || !o.codec || !out) {
+        compress_usage(stderr);
+        return 2;
+    }
+    tp_compress_result r;
+    tp_err e;
+    tp_status s = tp_compress_model(&o, out, &r, &e);
+    for (int k = 0; k < o.noverrides; k++) free((char *)o.override_re[k]);
+    if (s != TP_OK) {
+        fprintf(stderr, "tenpak compress: %s\n", e.msg);
+        return 1;
+    }
+    printf("wrote %s in %.1f s\n", out, r.seconds);
+    print_sizes(&r);
+    int rc = 0;
+    if (json) {
+        cJSON *j = size_json(&r);
+        cJSON_AddStringToObject(j, "artifact", out);
+        cJSON_AddStringToObject(j, "model", o.model_dir);
+        cJSON_AddStringToObject(j, "codec", o.codec);
+        rc = write_json(json, j, "compress");
+        cJSON_Delete(j);
+    }
+    return rc;
+}
+
+static void progress(void *u, size_t done, size_t total) {
+    (void)u;
+    fprintf(stderr, "\r  ppl %zu / %zu tokens", done, total);
+    if (done == total) fputc('\n', stderr);
+}
+
+int tp_cmd_eval(int argc, char **argv) {
+    tp_eval_opts o = {0};
+    const char *json = NULL, *v;
+    unsigned long long u;
+    for (int i = 1; i < argc; i++) {
+        if (tp_arg(argc, argv, &i, "--artifact", &v)) o.artifact = v;
+        else if (tp_arg(argc, argv, &i, "--model", &v)) o.model_dir = v;
+        else if (tp_arg(argc, argv, &i, "--data", &v)) o.data = v;
+        else if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
+        else if (tp_arg(argc, argv, &i, "--max-tokens", &v) || tp_arg(argc, argv, &i, "--ctx", &v) ||
+                 tp_arg(argc, argv, &i, "--stride", &v) || tp_arg(argc, argv, &i, "--tail-chars", &v)) {
+            if (!tp_parse_u64(v, &u)) {
+                fprintf(stderr, "tenpak eval: %s needs a non-negative integer\n", argv[i - 1]);
+                return 2;
+            }
+            const char *opt = argv[i - 1];
+            if (!strncmp(opt, "--max-tokens", 12)) o.max_tokens = (size_t)u;
+            else if (!strncmp(opt, "--ctx", 5)) o.ppl.ctx = (int)u;
+            else if (!strncmp(opt, "--stride", 8)) o.ppl.stride = (int)u;
+            else o.tail_chars = (size_t)u;
+        } else if (tp_arg(argc, argv, &i, "--protocol", &v)) {
+            if (!strcmp(v, "hf")) o.ppl.protocol = TP_PPL_HF;
+            else if (!strcmp(v, "llamacpp")) o.ppl.protocol = TP_PPL_LLAMACPP;
+            else { fprintf(stderr, "tenpak eval: --protocol is hf or llamacpp\n"); return 2; }
+        } else if (tp_flag(argv, i, "--help")) {
+            printf("usage: tenpak eval --artifact FILE.tpk --data FILE [--model DIR] [--max-tokens N] [--ctx N]\n"
+                   "                   [--stride N] [--protocol hf|llamacpp] [--tail-chars N] [--json FILE]\n"
+                   "  Rebuilds the model from the artifact (the source checkpoint must be present: its\n"
+                   "  config and tokenizer are used and its sha256 must match) and measures perplexity\n"
+                   "  with the protocol of `tenpak ppl`, beside the uncompressed model's on the same tokens.\n");
+            return 0;
+        } else {
+            fprintf(stderr, "tenpak eval: unknown option '%s' (see --help)\n", argv[i]);
+            return 2;
+        }
+    }
+    if (!o.artifact || !o.data) {
+        fprintf(stderr, "tenpak eval: --artifact and --data are required (see --help)\n");
+        return 2;
+    }
+    if (isatty(2)) o.ppl.progress = progress;
+    tp_eval_result r;
+    tp_err e;
+    if (tp_eval_artifact(&o, &r, &e) != TP_OK) {
+        fprintf(stderr, "tenpak eval: %s\n", e.msg);
+        return 1;
+    }
+    double delta = 100.0 * (r.ppl.ppl - r.baseline.ppl) / r.baseline.ppl;
+    printf("artifact      %s (codec %s)\n", o.artifact, r.codec);
+    print_sizes(&r.size);
+    printf("data          %s (%zu tokens, %zu scored, %s protocol, ctx %d, stride %d)\n", o.data, r.tokens,
+           r.ppl.scored, tp_ppl_protocol_name(o.ppl.protocol), r.ppl.ctx, r.ppl.stride);
+    printf("ppl           %.4f (baseline %.4f, %+.3f%%)\n", r.ppl.ppl, r.baseline.ppl, delta);
+    int rc = 0;
+    if (json) {
+        cJSON *j = size_json(&r.size);
+        cJSON_AddStringToObject(j, "artifact", o.artifact);
+        cJSON_AddStringToObject(j, "codec", r.codec);
+        cJSON_AddStringToObject(j, "model_type", r.model_type);
+        cJSON_AddStringToObject(j, "model_sha256", r.model_sha256);
+        cJSON_AddStringToObject(j, "data", o.data);
+        cJSON_AddStringToObject(j, "data_sha256", r.data_sha256);
+        cJSON_AddNumberToObject(j, "tail_chars", (double)o.tail_chars);
+        cJSON_AddStringToObject(j, "protocol", tp_ppl_protocol_name(o.ppl.protocol));
+        cJSON_AddNumberToObject(j, "ctx", r.ppl.ctx);
+        cJSON_AddNumberToObject(j, "stride", r.ppl.stride);
+        cJSON_AddNumberToObject(j, "max_tokens", (double)o.max_tokens);
+        cJSON_AddNumberToObject(j, "tokens", (double)r.tokens);
+        cJSON_AddNumberToObject(j, "scored_tokens", (double)r.ppl.scored);
+        cJSON_AddNumberToObject(j, "nll_sum", r.ppl.nll_sum);
+        cJSON_AddNumberToObject(j, "ppl", r.ppl.ppl);
+        cJSON_AddNumberToObject(j, "baseline_nll_sum", r.baseline.nll_sum);
+        cJSON_AddNumberToObject(j, "baseline_ppl", r.baseline.ppl);
+        cJSON_AddNumberToObject(j, "ppl_delta_percent", delta);
+        cJSON_AddNumberToObject(j, "seconds", r.ppl.seconds + r.baseline.seconds);
+        rc = write_json(json, j, "eval");
+        cJSON_Delete(j);
+    }
+    return rc;
+}

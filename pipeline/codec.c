@@ -1,0 +1,194 @@
+/* Codec spec parsing and the method table. See pipeline/codec.h. */
+#include "pipeline/codec.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tenpak/quant.h"
+
+/* ---- the INT4 family: blob = tp_qmat_pack image ---- */
+static int qkind_of(const tp_codec_stage *s) {
+    const char *n = s->method->name;
+    return !strcmp(n, "int4") ? TP_Q_INT4 : !strcmp(n, "int4r2") ? TP_Q_INT4R2 : TP_Q_NF4;
+}
+static size_t q_blob_bytes(const tp_codec_stage *s, int64_t rows, int64_t cols) {
+    double bpw = tp_qkind_bits_per_weight((tp_qkind)qkind_of(s), (int)tp_codec_param_get(s, "g"), rows, cols);
+    return (size_t)llround(bpw * (double)rows * (double)cols / 8.0);
+}
+static double q_theory_bpw(const tp_codec_stage *s) {
+    double g = tp_codec_param_get(s, "g");
+    switch (qkind_of(s)) {
+    case TP_Q_INT4: return 4.0 + 32.0 / g;
+    case TP_Q_INT4R2: return 6.0 + 48.0 / g;
+    default: return 4.0 + 16.0 / g;
+    }
+}
+static tp_status q_encode(const tp_codec_stage *s, const float *W, int64_t rows, int64_t cols, uint8_t *blob,
+                          tp_err *e) {
+    tp_qmat q;
+    if (tp_qmat_alloc(&q, (tp_qkind)qkind_of(s), rows, cols, (int)tp_codec_param_get(s, "g")) != TP_OK)
+        return tp_fail(e, TP_ERR_NOMEM, "out of memory quantising a %lldx%lld matrix", (long long)rows, (long long)cols);
+    tp_quantize_ref(&q, W, (int)tp_codec_param_get(s, "refine"));
+    tp_qmat_pack(&q, blob);
+    tp_qmat_free(&q);
+    return TP_OK;
+}
+static tp_status q_decode_add(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, float *W,
+                              tp_err *e) {
+    tp_qmat q;
+    float *D = tp_alloc((size_t)(rows * cols) * sizeof(float));
+    if (!D || tp_qmat_alloc(&q, (tp_qkind)qkind_of(s), rows, cols, (int)tp_codec_param_get(s, "g")) != TP_OK) {
+        tp_free(D);
+        return tp_fail(e, TP_ERR_NOMEM, "out of memory decoding a %lldx%lld matrix", (long long)rows, (long long)cols);
+    }
+    tp_qmat_unpack(&q, blob);
+    tp_dequantize_cpu(&q, D);
+    for (int64_t i = 0; i < rows * cols; i++) W[i] += D[i];
+    tp_qmat_free(&q);
+    tp_free(D);
+    return TP_OK;
+}
+
+static const tp_codec_method methods[] = {
+    {"int4", "g=128,refine=0", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add},
+    {"int4r2", "g=16,refine=0", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add},
+    {"nf4", "g=64", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add},
+};
+#define NMETHODS (sizeof methods / sizeof methods[0])
+
+const char *tp_codec_methods(void) {
+    static char buf[256];
+    if (!buf[0])
+        for (size_t i = 0; i < NMETHODS; i++)
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? ", " : "", methods[i].name);
+    return buf;
+}
+
+double tp_codec_param_get(const tp_codec_stage *s, const char *key) {
+    for (int i = 0; i < s->nparams; i++)
+        if (!strcmp(s->params[i].key, key)) return s->params[i].value;
+    return 0;
+}
+
+static int is_valid_group(double g) {
+    return g >= 8 && g <= 4096 && g == floor(g) && ((long)g & ((long)g - 1)) == 0;
+}
+
+/* parse "k=v,k=v" into the stage, over the method's defaults */
+static tp_status parse_params(tp_codec_stage *st, char *text, const char *spec, tp_err *e) {
+    char defs[128];
+    snprintf(defs, sizeof defs, "%s", st->method->defaults);
+    st->nparams = 0;
+    for (char *save = NULL, *kv = strtok_r(defs, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        *eq = 0;
+        snprintf(st->params[st->nparams].key, sizeof st->params[0].key, "%s", kv);
+        st->params[st->nparams++].value = atof(eq + 1);
+    }
+    if (!text || !*text) return TP_OK;
+    for (char *save = NULL, *kv = strtok_r(text, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(kv, '=');
+        if (!eq) return tp_fail(e, TP_ERR_ARG, "codec '%s': '%s' is not key=value", spec, kv);
+        *eq = 0;
+        char *end;
+        double v = strtod(eq + 1, &end);
+        if (end == eq + 1 || *end) return tp_fail(e, TP_ERR_ARG, "codec '%s': %s needs a number", spec, kv);
+        int found = 0;
+        for (int i = 0; i < st->nparams; i++)
+            if (!strcmp(st->params[i].key, kv)) { st->params[i].value = v; found = 1; }
+        if (!found)
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': %s takes no parameter '%s' (it takes %s)", spec,
+                           st->method->name, kv, st->method->defaults);
+    }
+    return TP_OK;
+}
+
+tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e) {
+    memset(c, 0, sizeof *c);
+    if (!spec || !*spec || strlen(spec) >= 200) return tp_fail(e, TP_ERR_ARG, "empty or overlong codec spec");
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", spec);
+    for (char *save = NULL, *stage = strtok_r(buf, "+", &save); stage; stage = strtok_r(NULL, "+", &save)) {
+        if (c->nstages == TP_CODEC_MAX_STAGES) return tp_fail(e, TP_ERR_ARG, "codec '%s': too many stages", spec);
+        char *colon = strchr(stage, ':');
+        if (colon) *colon = 0;
+        tp_codec_stage *st = &c->stages[c->nstages];
+        for (size_t i = 0; i < NMETHODS; i++)
+            if (!strcmp(methods[i].name, stage)) st->method = &methods[i];
+        if (!st->method)
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': unknown method '%s' (known: %s)", spec, stage, tp_codec_methods());
+        tp_status s = parse_params(st, colon ? colon + 1 : NULL, spec, e);
+        if (s != TP_OK) return s;
+        double g = tp_codec_param_get(st, "g"), refine = tp_codec_param_get(st, "refine");
+        if (!is_valid_group(g))
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': g must be a power of two in 8..4096, got %g", spec, g);
+        if (refine < 0 || refine > 100 || refine != floor(refine))
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': refine must be an integer in 0..100", spec);
+        c->nstages++;
+    }
+    if (!c->nstages) return tp_fail(e, TP_ERR_ARG, "codec '%s': no stage", spec);
+    /* canonical spec: every parameter written out */
+    size_t used = 0;
+    for (int i = 0; i < c->nstages; i++) {
+        const tp_codec_stage *st = &c->stages[i];
+        used += (size_t)snprintf(c->spec + used, sizeof c->spec - used, "%s%s", i ? "+" : "", st->method->name);
+        for (int k = 0; k < st->nparams && used < sizeof c->spec; k++)
+            used += (size_t)snprintf(c->spec + used, sizeof c->spec - used, "%s%s=%g", k ? "," : ":", st->params[k].key,
+                                     st->params[k].value);
+    }
+    return TP_OK;
+}
+
+size_t tp_codec_blob_bytes(const tp_codec *c, int64_t rows, int64_t cols) {
+    size_t n = 0;
+    for (int i = 0; i < c->nstages; i++) n += c->stages[i].method->blob_bytes(&c->stages[i], rows, cols);
+    return n;
+}
+
+double tp_codec_theory_bpw(const tp_codec *c) {
+    double b = 0;
+    for (int i = 0; i < c->nstages; i++) b += c->stages[i].method->theory_bpw(&c->stages[i]);
+    return b;
+}
+
+tp_status tp_codec_encode(const tp_codec *c, const float *W, int64_t rows, int64_t cols, uint8_t *blob, tp_err *e) {
+    size_t n = (size_t)(rows * cols);
+    float *res = NULL; /* the residual the next stage encodes */
+    const float *cur = W;
+    tp_status st = TP_OK;
+    for (int i = 0; i < c->nstages && st == TP_OK; i++) {
+        const tp_codec_stage *s = &c->stages[i];
+        st = s->method->encode(s, cur, rows, cols, blob, e);
+        if (st != TP_OK || i + 1 == c->nstages) break;
+        if (!res) {
+            res = tp_alloc(n * sizeof(float));
+            if (!res) { st = tp_fail(e, TP_ERR_NOMEM, "out of memory"); break; }
+            memcpy(res, W, n * sizeof(float));
+        }
+        /* res -= decode(stage): decode_add into a negated copy */
+        for (size_t k = 0; k < n; k++) res[k] = -res[k];
+        st = s->method->decode_add(s, blob, rows, cols, res, e);
+        for (size_t k = 0; k < n; k++) res[k] = -res[k];
+        cur = res;
+        blob += s->method->blob_bytes(s, rows, cols);
+    }
+    tp_free(res);
+    return st;
+}
+
+tp_status tp_codec_decode(const tp_codec *c, const uint8_t *blob, size_t len, int64_t rows, int64_t cols, float *W,
+                          tp_err *e) {
+    if (len != tp_codec_blob_bytes(c, rows, cols))
+        return tp_fail(e, TP_ERR_FORMAT, "%s blob for %lldx%lld is %zu bytes, expected %zu", c->spec, (long long)rows,
+                       (long long)cols, len, tp_codec_blob_bytes(c, rows, cols));
+    memset(W, 0, (size_t)(rows * cols) * sizeof(float));
+    for (int i = 0; i < c->nstages; i++) {
+        const tp_codec_stage *s = &c->stages[i];
+        tp_status st = s->method->decode_add(s, blob, rows, cols, W, e);
+        if (st != TP_OK) return st;
+        blob += s->method->blob_bytes(s, rows, cols);
+    }
+    return TP_OK;
+}

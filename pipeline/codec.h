@@ -1,0 +1,66 @@
+/* Codecs over whole weight matrices, named by spec strings:
+ *
+ *   spec    := stage ('+' stage)*
+ *   stage   := method [':' key '=' value (',' key '=' value)*]
+ *   e.g.  int4:g=16    int4r2:g=16    nf4:g=64    int4:g=128,refine=4
+ *
+ * A chain A+B encodes W with A, then encodes the residual W - A(W) with B; decoding adds the
+ * stages. Each method turns a rows x cols fp32 matrix (groups along a row = the input dimension)
+ * into a byte blob whose size follows from the shape and parameters, and back.
+ * Adding a method: one entry in pipeline/codec.c's method table. */
+#ifndef TENPAK_PIPELINE_CODEC_H
+#define TENPAK_PIPELINE_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tenpak/tenpak.h"
+
+#define TP_CODEC_MAX_STAGES 4
+#define TP_CODEC_MAX_PARAMS 8
+
+typedef struct tp_codec_param {
+    char key[16];
+    double value;
+} tp_codec_param;
+
+struct tp_codec_method;
+
+typedef struct tp_codec_stage {
+    const struct tp_codec_method *method;
+    int nparams;
+    tp_codec_param params[TP_CODEC_MAX_PARAMS]; /* every key of the method, defaults filled in */
+} tp_codec_stage;
+
+typedef struct tp_codec {
+    int nstages;
+    tp_codec_stage stages[TP_CODEC_MAX_STAGES];
+    char spec[256]; /* canonical: every parameter written out */
+} tp_codec;
+
+typedef struct tp_codec_method {
+    const char *name;
+    const char *defaults; /* "g=128,refine=0": the keys it accepts, with their defaults */
+    /* blob bytes for a rows x cols matrix (exact: decode rejects any other length) */
+    size_t (*blob_bytes)(const tp_codec_stage *s, int64_t rows, int64_t cols);
+    /* bits/weight the format's arithmetic promises, ignoring row padding */
+    double (*theory_bpw)(const tp_codec_stage *s);
+    tp_status (*encode)(const tp_codec_stage *s, const float *W, int64_t rows, int64_t cols, uint8_t *blob,
+                        tp_err *e);
+    /* decode and ADD into W (so chains sum their stages) */
+    tp_status (*decode_add)(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, float *W,
+                            tp_err *e);
+} tp_codec_method;
+
+tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e);
+double tp_codec_param_get(const tp_codec_stage *s, const char *key);
+size_t tp_codec_blob_bytes(const tp_codec *c, int64_t rows, int64_t cols);
+double tp_codec_theory_bpw(const tp_codec *c);
+/* blob must hold tp_codec_blob_bytes(); stages are laid out one after the other */
+tp_status tp_codec_encode(const tp_codec *c, const float *W, int64_t rows, int64_t cols, uint8_t *blob, tp_err *e);
+tp_status tp_codec_decode(const tp_codec *c, const uint8_t *blob, size_t len, int64_t rows, int64_t cols, float *W,
+                          tp_err *e);
+/* Names of all methods, for help texts: "int4, int4r2, nf4" */
+const char *tp_codec_methods(void);
+
+#endif

@@ -1,0 +1,334 @@
+/* tenpak compress / eval: a whole checkpoint through a codec into an artifact, and back into a
+ * model whose perplexity is measured with the same protocol as `tenpak ppl`. */
+#include "pipeline/compress.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "pipeline/artifact.h"
+#include "pipeline/codec.h"
+#include "pipeline/model.h"
+#include "pipeline/safetensors.h"
+#include "pipeline/tokenizer.h"
+#include "tenpak/sha256.h"
+
+/* ---- which tensors a codec applies to ---- */
+static int is_embedding(const char *name) {
+    return strstr(name, "embed") || strstr(name, "wte") || strstr(name, "wpe") || strstr(name, "lm_head");
+}
+static int in_selection(const char *name, const char *select) {
+    if (!strcmp(select, "mlp")) return strstr(name, ".mlp.") != NULL;
+    if (!strcmp(select, "attn")) return strstr(name, ".attn.") || strstr(name, ".self_attn.");
+    return 1;
+}
+
+static char *read_text(const char *path, tp_err *e) {
+    size_t n;
+    return tp_read_file(path, &n, e);
+}
+
+static void hex32(const uint8_t d[32], char out[65]) {
+    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_compress_result *r, tp_err *e) {
+    memset(r, 0, sizeof *r);
+    double t0 = tp_now();
+    const char *select = o->select ? o->select : "linear", *lossless = o->lossless ? o->lossless : "none";
+    if (strcmp(select, "linear") && strcmp(select, "mlp") && strcmp(select, "attn"))
+        return tp_fail(e, TP_ERR_ARG, "--select must be linear, mlp or attn, got '%s'", select);
+    if (strcmp(lossless, "none") && strcmp(lossless, "zstd"))
+        return tp_fail(e, TP_ERR_ARG, "--lossless must be none or zstd, got '%s'", lossless);
+    tp_codec main;
+    tp_status s = tp_codec_parse(o->codec, &main, e);
+    if (s != TP_OK) return s;
+    tp_codec ov[TP_MAX_OVERRIDES];
+    regex_t re[TP_MAX_OVERRIDES];
+    int nre = 0;
+    for (int i = 0; i < o->noverrides && s == TP_OK; i++) {
+        if (regcomp(&re[i], o->override_re[i], REG_EXTENDED | REG_NOSUB) != 0) {
+            s = tp_fail(e, TP_ERR_ARG, "bad override regex '%s'", o->override_re[i]);
+            break;
+        }
+        nre++;
+        if (strcmp(o->override_spec[i], "none")) s = tp_codec_parse(o->override_spec[i], &ov[i], e);
+    }
+    char cfgpath[4096];
+    snprintf(cfgpath, sizeof cfgpath, "%s/config.json", o->model_dir);
+    char *cfgtext = s == TP_OK ? read_text(cfgpath, e) : NULL;
+    cJSON *cfg = cfgtext ? cJSON_Parse(cfgtext) : NULL;
+    if (s == TP_OK && cfgtext && !cfg) s = tp_fail(e, TP_ERR_FORMAT, "%s: not valid JSON", cfgpath);
+    if (s == TP_OK && !cfgtext) s = TP_ERR_IO;
+    free(cfgtext);
+    const char *mtype = cfg ? tp_json_str(cfg, "model_type") : NULL;
+    int conv1d = mtype && !strcmp(mtype, "gpt2"); /* GPT-2 stores Conv1D weights [in, out] */
+    tp_st_set *set = NULL;
+    if (s == TP_OK) s = tp_model_files_open(o->model_dir, &set, e);
+    uint8_t dg[32];
+    char sha[65] = "";
+    if (s == TP_OK && (s = tp_st_sha256(set, dg, e)) == TP_OK) hex32(dg, sha);
+    tp_art_writer *w = NULL;
+    if (s == TP_OK) s = tp_artw_open(out_path, &w, e);
+    double err = 0, norm = 0;
+    for (size_t i = 0; s == TP_OK && i < tp_st_count(set); i++) {
+        const tp_st_tensor *t = tp_st_at(set, i);
+        r->ntensors++;
+        r->total_numel += (uint64_t)t->numel;
+        r->fp32_bytes += (uint64_t)t->numel * 4;
+        r->fp16_bytes += (uint64_t)t->numel * 2;
+        const tp_codec *c = NULL;
+        int linear = t->ndim == 2 && tp_st_is_float(t->dtype);
+        if (linear && (is_embedding(t->name) ? o->compress_embeddings : in_selection(t->name, select))) c = &main;
+        for (int k = 0; k < nre; k++)
+            if (regexec(&re[k], t->name, 0, NULL, 0) == 0) {
+                c = strcmp(o->override_spec[k], "none") && linear ? &ov[k] : NULL;
+                break;
+            }
+        cJSON *rec = cJSON_CreateObject();
+        cJSON_AddStringToObject(rec, "name", t->name);
+        cJSON *shape = cJSON_AddArrayToObject(rec, "shape");
+        for (int d = 0; d < t->ndim; d++) cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+        cJSON_AddStringToObject(rec, "dtype", tp_st_dtype_name(t->dtype));
+        if (!c) {
+            cJSON_AddStringToObject(rec, "codec", "raw");
+            s = tp_artw_add(w, rec, t->data, t->nbytes, lossless, e);
+            continue;
+        }
+        int transposed = conv1d && !is_embedding(t->name);
+        int64_t rows = transposed ? t->shape[1] : t->shape[0], cols = transposed ? t->shape[0] : t->shape[1];
+        size_t n = (size_t)t->numel, nb = tp_codec_blob_bytes(c, rows, cols);
+        float *raw = tp_alloc(n * 4), *W = tp_alloc(n * 4), *D = tp_alloc(n * 4);
+        uint8_t *blob = tp_alloc(nb);
+        if (!raw || !W || !D || !blob) s = tp_fail(e, TP_ERR_NOMEM, "out of memory for %s", t->name);
+        if (s == TP_OK) {
+            tp_st_to_f32(t, raw);
+            if (transposed)
+                for (int64_t a = 0; a < t->shape[0]; a++)
+                    for (int64_t b = 0; b < t->shape[1]; b++) W[b * rows + a] = raw[a * t->shape[1] + b];
+            else memcpy(W, raw, n * 4);
+            s = tp_codec_encode(c, W, rows, cols, blob, e);
+        }
+        if (s == TP_OK) s = tp_codec_decode(c, blob, nb, rows, cols, D, e);
+        if (s == TP_OK) {
+            for (size_t k = 0; k < n; k++) {
+                err += ((double)D[k] - W[k]) * ((double)D[k] - W[k]);
+                norm += (double)W[k] * W[k];
+            }
+            cJSON_AddStringToObject(rec, "codec", c->spec);
+            cJSON_AddNumberToObject(rec, "rows", (double)rows);
+            cJSON_AddNumberToObject(rec, "cols", (double)cols);
+            cJSON_AddBoolToObject(rec, "transposed", transposed);
+            uint64_t before = tp_artw_payload_bytes(w);
+            s = tp_artw_add(w, rec, blob, nb, lossless, e);
+            rec = NULL;
+            r->compressed_bytes += tp_artw_payload_bytes(w) - before;
+            r->compressed_numel += n;
+            r->ncompressed++;
+            if (!o->quiet && isatty(2)) fprintf(stderr, "\r  compressed %d tensors ...", r->ncompressed);
+        }
+        cJSON_Delete(rec);
+        tp_free(raw); tp_free(W); tp_free(D); tp_free(blob);
+    }
+    if (!o->quiet && isatty(2) && r->ncompressed) fputc('\n', stderr);
+    if (s == TP_OK && r->ncompressed == 0)
+        s = tp_fail(e, TP_ERR_ARG, "%s: the selection matched no tensor", o->model_dir);
+    if (s == TP_OK) {
+        cJSON *h = cJSON_CreateObject();
+        cJSON_AddStringToObject(h, "format", "tenpak-artifact");
+        cJSON_AddNumberToObject(h, "version", 1);
+        cJSON_AddStringToObject(h, "codec", main.spec);
+        cJSON_AddStringToObject(h, "select", select);
+        cJSON_AddBoolToObject(h, "compress_embeddings", o->compress_embeddings);
+        cJSON *ovs = cJSON_AddArrayToObject(h, "overrides");
+        for (int k = 0; k < o->noverrides; k++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "match", o->override_re[k]);
+            cJSON_AddStringToObject(x, "codec", strcmp(o->override_spec[k], "none") ? ov[k].spec : "none");
+            cJSON_AddItemToArray(ovs, x);
+        }
+        cJSON_AddStringToObject(h, "lossless", lossless);
+        cJSON *src = cJSON_AddObjectToObject(h, "source");
+        cJSON_AddStringToObject(src, "dir", o->model_dir);
+        cJSON_AddStringToObject(src, "sha256", sha);
+        cJSON_AddStringToObject(src, "model_type", mtype ? mtype : "");
+        cJSON_AddItemToObject(h, "config", cfg);
+        cfg = NULL;
+        cJSON_AddNumberToObject(h, "theory_bits_per_weight", tp_codec_theory_bpw(&main));
+        cJSON_AddNumberToObject(h, "rel_frobenius_error", norm > 0 ? sqrt(err / norm) : 0);
+        s = tp_artw_finish(w, h, &r->artifact_bytes, e);
+        w = NULL;
+    }
+    tp_artw_abort(w);
+    cJSON_Delete(cfg);
+    tp_st_close(set);
+    for (int k = 0; k < nre; k++) regfree(&re[k]);
+    r->theory_bpw = tp_codec_theory_bpw(&main);
+    r->rel_error = norm > 0 ? sqrt(err / norm) : 0;
+    r->seconds = tp_now() - t0;
+    return s;
+}
+
+/* ---- text ---- */
+static char *read_gz(const char *path, size_t *len, tp_err *e) {
+    gzFile f = gzopen(path, "rb");
+    if (!f) { tp_fail(e, TP_ERR_IO, "%s: cannot open", path); return NULL; }
+    size_t cap = 1 << 20, n = 0;
+    char *buf = malloc(cap);
+    for (;;) {
+        if (!buf) { gzclose(f); tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", path); return NULL; }
+        int k = gzread(f, buf + n, (unsigned)(cap - n - 1));
+        if (k < 0) { free(buf); gzclose(f); tp_fail(e, TP_ERR_FORMAT, "%s: corrupt gzip stream", path); return NULL; }
+        if (k == 0) break;
+        n += (size_t)k;
+        if (cap - n < 2) { char *nb = realloc(buf, cap * 2); if (!nb) free(buf); buf = nb; cap *= 2; }
+    }
+    gzclose(f);
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+tp_status tp_load_text_tokens(const char *model_dir, const char *path, size_t tail_chars, int32_t **ids, size_t *n,
+                              int32_t *bos, char sha_hex[65], tp_err *e) {
+    size_t len = 0, pl = strlen(path);
+    char *text = pl > 3 && !strcmp(path + pl - 3, ".gz") ? read_gz(path, &len, e) : tp_read_file(path, &len, e);
+    if (!text) return TP_ERR_IO;
+    const char *start = text;
+    if (tail_chars > 0) { /* the last tail_chars UTF-8 characters (continuation bytes don't count) */
+        size_t k = len, chars = 0;
+        while (k > 0 && chars < tail_chars) {
+            k--;
+            if (((unsigned char)text[k] & 0xC0) != 0x80) chars++;
+        }
+        start = text + k;
+        len -= k;
+    }
+    uint8_t dg[32];
+    tp_sha256(start, len, dg);
+    hex32(dg, sha_hex);
+    char tpath[4096];
+    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", model_dir);
+    tp_tokenizer *tok;
+    tp_status s = tp_tokenizer_load(tpath, &tok, e);
+    if (s == TP_OK) {
+        s = tp_tokenizer_encode(tok, start, len, 1, ids, n, e);
+        const int32_t *pre;
+        *bos = tp_tokenizer_prefix(tok, &pre) ? pre[0] : -1;
+        tp_tokenizer_free(tok);
+    }
+    free(text);
+    return s;
+}
+
+/* ---- eval ---- */
+static tp_status ppl_of(tp_model *m, const int32_t *ids, size_t n, const tp_ppl_opts *po, int32_t bos,
+                        tp_ppl_result *r, tp_err *e) {
+    tp_ppl_opts o = *po;
+    o.bos = bos;
+    return tp_ppl_run(m, ids, n, &o, r, e);
+}
+
+tp_status tp_eval_artifact(const tp_eval_opts *o, tp_eval_result *r, tp_err *e) {
+    memset(r, 0, sizeof *r);
+    tp_artifact a;
+    tp_status s = tp_artifact_open(o->artifact, &a, e);
+    if (s != TP_OK) return s;
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(a.header, "source");
+    const char *dir = o->model_dir ? o->model_dir : tp_json_str(src, "dir");
+    const char *want_sha = tp_json_str(src, "sha256");
+    snprintf(r->codec, sizeof r->codec, "%s", tp_json_str(a.header, "codec"));
+    snprintf(r->model_type, sizeof r->model_type, "%s", tp_json_str(src, "model_type") ? tp_json_str(src, "model_type") : "");
+    tp_model *m = NULL;
+    float **bufs = calloc((size_t)cJSON_GetArraySize(a.tensors) + 1, sizeof *bufs);
+    int nb = 0;
+    int32_t *ids = NULL;
+    if (!dir || !want_sha) s = tp_fail(e, TP_ERR_FORMAT, "%s: header lacks the source model", o->artifact);
+    if (s == TP_OK) s = tp_model_load(dir, NULL, &m, e);
+    uint8_t dg[32];
+    if (s == TP_OK && (s = tp_st_sha256(tp_model_files(m), dg, e)) == TP_OK) {
+        hex32(dg, r->model_sha256);
+        if (strcmp(r->model_sha256, want_sha))
+            s = tp_fail(e, TP_ERR_ARG, "%s was made from a checkpoint with sha256 %.12s..., but %s has %.12s...",
+                        o->artifact, want_sha, dir, r->model_sha256);
+    }
+    size_t n = 0;
+    int32_t bos = -1;
+    if (s == TP_OK) s = tp_load_text_tokens(dir, o->data, o->tail_chars, &ids, &n, &bos, r->data_sha256, e);
+    if (s == TP_OK && o->max_tokens && o->max_tokens < n) n = o->max_tokens;
+    r->tokens = n;
+    if (s == TP_OK && !o->skip_baseline) s = ppl_of(m, ids, n, &o->ppl, bos, &r->baseline, e);
+    if (s == TP_OK && o->skip_baseline) {
+        r->baseline.ppl = o->baseline_ppl;
+        r->baseline.nll_sum = o->baseline_nll;
+    }
+    /* install the artifact's weights: raw records must be the source's bytes, codec records are
+     * decoded and handed to the model in its file layout */
+    const tp_st_set *set = m ? tp_model_files(m) : NULL;
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, a.tensors) {
+        if (s != TP_OK) break;
+        const char *name = tp_json_str(rec, "name"), *codec = tp_json_str(rec, "codec");
+        const tp_st_tensor *t = tp_st_find(set, name);
+        uint8_t *data = NULL;
+        size_t len = 0;
+        if (!t) { s = tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s is not in %s", o->artifact, name, dir); break; }
+        if ((s = tp_artifact_read_record(&a, rec, &data, &len, e)) != TP_OK) break;
+        r->size.ntensors++;
+        r->size.total_numel += (uint64_t)t->numel;
+        r->size.fp32_bytes += (uint64_t)t->numel * 4;
+        r->size.fp16_bytes += (uint64_t)t->numel * 2;
+        if (!strcmp(codec, "raw")) {
+            if (len != t->nbytes || memcmp(data, t->data, len))
+                s = tp_fail(e, TP_ERR_FORMAT, "%s: raw tensor %s differs from the source checkpoint", o->artifact, name);
+            free(data);
+            continue;
+        }
+        tp_codec c;
+        const cJSON *jr = cJSON_GetObjectItemCaseSensitive(rec, "rows"), *jc = cJSON_GetObjectItemCaseSensitive(rec, "cols");
+        int transposed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "transposed"));
+        int64_t rows = cJSON_IsNumber(jr) ? (int64_t)jr->valuedouble : -1, cols = cJSON_IsNumber(jc) ? (int64_t)jc->valuedouble : -1;
+        if ((s = tp_codec_parse(codec, &c, e)) != TP_OK) { free(data); break; }
+        if (t->ndim != 2 || rows * cols != t->numel || rows != (transposed ? t->shape[1] : t->shape[0])) {
+            free(data);
+            s = tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: record shape does not match the checkpoint", o->artifact, name);
+            break;
+        }
+        float *D = tp_alloc((size_t)t->numel * 4), *F = transposed ? tp_alloc((size_t)t->numel * 4) : D;
+        if (!D || !F) { free(data); s = tp_fail(e, TP_ERR_NOMEM, "out of memory"); break; }
+        s = tp_codec_decode(&c, data, len, rows, cols, D, e);
+        free(data);
+        if (transposed) {
+            for (int64_t i = 0; i < rows; i++)
+                for (int64_t j = 0; j < cols; j++) F[j * rows + i] = D[i * cols + j];
+            tp_free(D);
+        }
+        bufs[nb++] = F;
+        r->size.compressed_numel += (uint64_t)t->numel;
+        r->size.ncompressed++;
+        if (s == TP_OK) s = tp_model_override_weight(m, name, F, e);
+    }
+    cJSON_ArrayForEach(rec, a.tensors) {
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(rec, "length");
+        if (strcmp(tp_json_str(rec, "codec"), "raw") && cJSON_IsNumber(l)) r->size.compressed_bytes += (uint64_t)l->valuedouble;
+    }
+    r->size.artifact_bytes = a.size;
+    const cJSON *tb = cJSON_GetObjectItemCaseSensitive(a.header, "theory_bits_per_weight");
+    const cJSON *re = cJSON_GetObjectItemCaseSensitive(a.header, "rel_frobenius_error");
+    r->size.theory_bpw = cJSON_IsNumber(tb) ? tb->valuedouble : 0;
+    r->size.rel_error = cJSON_IsNumber(re) ? re->valuedouble : 0;
+    if (s == TP_OK && r->size.ntensors != (int)tp_st_count(set))
+        s = tp_fail(e, TP_ERR_FORMAT, "%s holds %d tensors, the checkpoint %zu", o->artifact, r->size.ntensors, tp_st_count(set));
+    if (s == TP_OK) s = ppl_of(m, ids, n, &o->ppl, bos, &r->ppl, e);
+    free(ids);
+    tp_model_free(m);
+    for (int i = 0; i < nb; i++) tp_free(bufs[i]);
+    free(bufs);
+    tp_artifact_close(&a);
+    return s;
+}

@@ -1,0 +1,70 @@
+/* Whole-model compression into an artifact, and evaluation of an artifact by perplexity.
+ * The functions behind `tenpak compress` and `tenpak eval`, which the report also calls. */
+#ifndef TENPAK_PIPELINE_COMPRESS_H
+#define TENPAK_PIPELINE_COMPRESS_H
+
+#include <stdint.h>
+
+#include "pipeline/ppl.h"
+#include "tenpak/tenpak.h"
+
+#define TP_MAX_OVERRIDES 16
+
+/* Which tensors a codec applies to. Linear layers are the 2-D weights of the transformer blocks;
+ * embeddings (token and position) and lm_head are kept unless compress_embeddings is set; norms
+ * and biases are always kept. Overrides (first matching POSIX regex on the tensor name) give a
+ * tensor its own spec, or "none" to keep it. */
+typedef struct tp_compress_opts {
+    const char *model_dir;
+    const char *codec;    /* spec, e.g. "int4:g=16" */
+    const char *select;   /* "linear" (default), "mlp", "attn" */
+    const char *lossless; /* "none" (default) or "zstd" */
+    int compress_embeddings;
+    int noverrides;
+    const char *override_re[TP_MAX_OVERRIDES];
+    const char *override_spec[TP_MAX_OVERRIDES];
+    int quiet;
+} tp_compress_opts;
+
+typedef struct tp_compress_result {
+    uint64_t artifact_bytes;   /* the file's size: every byte, header included */
+    uint64_t fp32_bytes;       /* numel x 4 over every tensor of the model */
+    uint64_t fp16_bytes;       /* numel x 2 */
+    uint64_t total_numel;
+    uint64_t compressed_numel; /* weights of the tensors a codec was applied to */
+    uint64_t compressed_bytes; /* stored bytes of those tensors' records */
+    int ncompressed, ntensors;
+    double theory_bpw;         /* the main codec's arithmetic bits/weight */
+    double rel_error;          /* relative Frobenius error over the compressed tensors */
+    double seconds;
+} tp_compress_result;
+
+tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_compress_result *r, tp_err *e);
+
+/* Tokens of a text file (or its last tail_chars UTF-8 characters when tail_chars > 0; a .gz file
+ * is decompressed) with the model's tokenizer.json, special tokens added as its post-processor
+ * adds them. *bos gets the id the tokenizer puts first, or -1. sha256 (hex) of the text used. */
+tp_status tp_load_text_tokens(const char *model_dir, const char *path, size_t tail_chars, int32_t **ids, size_t *n,
+                              int32_t *bos, char sha_hex[65], tp_err *e);
+
+typedef struct tp_eval_opts {
+    const char *artifact;
+    const char *model_dir; /* NULL: the folder recorded in the artifact */
+    const char *data;
+    size_t tail_chars;
+    size_t max_tokens;     /* 0: all */
+    tp_ppl_opts ppl;
+    int skip_baseline;     /* baseline_ppl given by the caller instead */
+    double baseline_ppl, baseline_nll;
+} tp_eval_opts;
+
+typedef struct tp_eval_result {
+    tp_compress_result size; /* sizes re-read from the artifact */
+    tp_ppl_result ppl, baseline;
+    size_t tokens;
+    char codec[256], model_sha256[65], data_sha256[65], model_type[32];
+} tp_eval_result;
+
+tp_status tp_eval_artifact(const tp_eval_opts *o, tp_eval_result *r, tp_err *e);
+
+#endif
