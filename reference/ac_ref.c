@@ -120,6 +120,9 @@ tp_status tp_ac_dec_finish(tp_ac_dec *dec, tp_err *e) {
     if (dec->err) return tp_fail(e, TP_ERR_FORMAT, "AC stream is malformed or does not match the model");
     /* the decoder has read 8 bytes ahead of the encoder's renormalisations, the encoder wrote one
      * flush byte: a stream of the right length is read to exactly 7 bytes past its end */
+    /* the flush byte is canonical (code = v - low < 2^56): any other final byte is corruption,
+     * even where it would decode to the same symbols */
+    if (dec->code >= TOP) return tp_fail(e, TP_ERR_FORMAT, "AC stream: non-canonical final byte");
     if (dec->pos != dec->len + 7)
         return tp_fail(e, TP_ERR_FORMAT, "AC stream length mismatch (%zu bytes, the symbols used %zu)",
                        dec->len, dec->pos >= 7 ? dec->pos - 7 : 0);

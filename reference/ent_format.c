@@ -12,7 +12,7 @@
 void tp_ent_params_default(tp_ent_params *p, tp_ent_coder coder) {
     p->coder = coder;
     p->lanes = coder == TP_ENT_RANS ? TP_ENT_LANES_CPU : 0;
-    p->scale_bits = TP_ENT_SCALE_DEFAULT;
+    p->scale_bits = 0; /* auto: 12 unless quantisation costs > 0.1% */
     p->sym_bits = 8;
 }
 
@@ -97,6 +97,19 @@ tp_status tp_ent_quantize_freqs(const uint64_t *count, int nsym, int scale_bits,
         sum--;
     }
     return TP_OK;
+}
+
+int tp_ent_auto_scale(const uint64_t *count, int nsym) {
+    const double ideal = tp_ent_entropy_bits(count, nsym);
+    double N = 0;
+    int present = 0;
+    for (int s = 0; s < nsym; s++) N += (double)count[s], present += count[s] > 0;
+    uint32_t freq[256];
+    for (int s = TP_ENT_SCALE_DEFAULT; s < TP_ENT_SCALE_MAX; s++) {
+        if (present > (1 << s) || tp_ent_quantize_freqs(count, nsym, s, freq, NULL) != TP_OK) continue;
+        if (tp_ent_coded_bits(count, freq, nsym, s) <= ideal * N * 1.001) return s;
+    }
+    return TP_ENT_SCALE_MAX;
 }
 
 double tp_ent_entropy_bits(const uint64_t *count, int nsym) {
@@ -272,7 +285,7 @@ tp_status tp_ent_encode_with(const tp_ent_impl *im, const void *src_, size_t n, 
     *len = 0;
     if (p->coder != TP_ENT_RANS && p->coder != TP_ENT_AC) return tp_fail(e, TP_ERR_ARG, "coder must be rans or ac");
     if (p->sym_bits != 8 && p->sym_bits != 4) return tp_fail(e, TP_ERR_ARG, "sym_bits %d (must be 8 or 4)", p->sym_bits);
-    if (p->scale_bits < 1 || p->scale_bits > TP_ENT_SCALE_MAX) return tp_fail(e, TP_ERR_ARG, "scale_bits %d outside 1..15", p->scale_bits);
+    if (p->scale_bits < 0 || p->scale_bits > TP_ENT_SCALE_MAX) return tp_fail(e, TP_ERR_ARG, "scale_bits %d outside 0 (auto), 1..15", p->scale_bits);
     if (p->coder == TP_ENT_RANS && (p->lanes < 1 || p->lanes > TP_ENT_MAX_LANES)) return tp_fail(e, TP_ERR_ARG, "lanes %d outside 1..64", p->lanes);
     if ((uint64_t)n >= TP_ENT_MAX_N) return tp_fail(e, TP_ERR_ARG, "input of %zu bytes is too large", n);
     if (cap < tp_ent_bound(n)) return tp_fail(e, TP_ERR_ARG, "output buffer %zu < bound %zu", cap, tp_ent_bound(n));
@@ -290,6 +303,7 @@ tp_status tp_ent_encode_with(const tp_ent_impl *im, const void *src_, size_t n, 
     if (n > 0) {
         uint64_t count[256];
         im->count(src, n, p->sym_bits, count);
+        if (p->scale_bits == 0) h.scale_bits = tp_ent_auto_scale(count, h.nsym);
         tp_status st = tp_ent_quantize_freqs(count, h.nsym, h.scale_bits, h.freq, e);
         if (st != TP_OK) return st;
         uint8_t table[TP_ENT_TABLE_MAX];

@@ -27,8 +27,6 @@ tp_status tp_ent_encode_with(const tp_ent_impl *im, const void *src, size_t n, c
 tp_status tp_ent_decode_with(const tp_ent_impl *im, const void *src, size_t len, void *dst, size_t cap,
                              size_t *n, tp_err *e);
 
-/* Cumulative frequencies: cum[s] = sum of freq[t] for t < s (nsym + 1 entries). */
-void tp_ent_cum(const uint32_t *freq, int nsym, uint32_t *cum);
 /* slot -> symbol table, 2^scale_bits entries */
 void tp_ent_slot_table(const uint32_t *freq, int nsym, int scale_bits, uint8_t *slot2sym);
 

@@ -10,7 +10,8 @@
  *   4    1     version = 1
  *   5    1     coder: 0 stored (payload = the data), 1 rANS, 2 range coder (AC)
  *   6    1     lanes: rANS states interleaved, 1..64 (the cpu coder writes 32); 0 for other coders
- *   7    1     scale_bits s: frequencies sum to exactly 2^s, 1 <= s <= 15 (default 12); 0 if stored
+ *   7    1     scale_bits s: frequencies sum to exactly 2^s, 1 <= s <= 15 (the encoder picks 12
+ *              unless that costs > 0.1% over the order-0 entropy, then up to 15); 0 if stored
  *   8    1     sym_bits: 8 (one symbol per byte, alphabet 256) or 4 (two symbols per byte, low
  *              nibble first, alphabet 16)
  *   9    1     reserved, 0
@@ -72,11 +73,12 @@ typedef enum tp_ent_coder { TP_ENT_STORED = 0, TP_ENT_RANS = 1, TP_ENT_AC = 2 } 
 typedef struct tp_ent_params {
     tp_ent_coder coder; /* TP_ENT_RANS or TP_ENT_AC (the encoder falls back to stored by itself) */
     int lanes;          /* rANS: 1..64 */
-    int scale_bits;     /* 1..15 */
+    int scale_bits;     /* 1..15, or 0: auto (the smallest of 12..15 whose quantised table costs at
+                           most 0.1% over the order-0 entropy; 15 otherwise) */
     int sym_bits;       /* 8 or 4 */
 } tp_ent_params;
 
-/* rANS: 32 lanes, scale 12, bytes. AC: scale 12, bytes. */
+/* rANS: 32 lanes, scale auto, bytes. AC: scale auto, bytes. */
 void tp_ent_params_default(tp_ent_params *p, tp_ent_coder coder);
 const char *tp_ent_coder_name(tp_ent_coder c); /* "stored", "rans", "ac" */
 
@@ -121,12 +123,15 @@ tp_status tp_ent_quantize_freqs(const uint64_t *count, int nsym, int scale_bits,
 /* Order-0 entropy of the counts in bits per symbol, and the ideal coded size in bits of the stream
  * with the quantised freqs (sum of -log2(freq/2^s)). */
 double tp_ent_entropy_bits(const uint64_t *count, int nsym);
+int tp_ent_auto_scale(const uint64_t *count, int nsym);
 double tp_ent_coded_bits(const uint64_t *count, const uint32_t *freq, int nsym, int scale_bits);
 
 /* Binary search in a cumulative table cdf[0..nsym] (cdf[0] = 0, strictly increasing where
  * freq >= 1, cdf[nsym] = total): the s with cdf[s] <= target < cdf[s+1]. For large alphabets
  * (a language model's vocabulary). */
 uint32_t tp_ent_cdf_find(const uint32_t *cdf, uint32_t nsym, uint32_t target);
+/* cdf from frequencies: cum[0] = 0, cum[s + 1] = cum[s] + freq[s] (nsym + 1 entries). */
+void tp_ent_cum(const uint32_t *freq, int nsym, uint32_t *cum);
 
 /* ---- adaptive coding: the caller supplies (cum, freq) per symbol, total = 2^total_bits ----
  * Every call checks 1 <= total_bits <= TP_ENT_ADAPT_MAX_BITS, freq >= 1, cum + freq <= total;
@@ -136,7 +141,8 @@ uint32_t tp_ent_cdf_find(const uint32_t *cdf, uint32_t nsym, uint32_t target);
 /* Range coder (AC), 64-bit low and range. Encoding:
  *   r = range >> total_bits; low += r * cum (carry into the written bytes); range = r * freq;
  *   while range < 2^56: write low >> 56; low <<= 8; range <<= 8.
- * Finish writes the one byte that makes the code value a multiple of 2^56 inside [low, low+range). */
+ * Finish writes the one byte that makes the code value the smallest multiple of 2^56 >= low (inside
+ * [low, low + range)); the decoder reads past the end as zeros and rejects any other final byte. */
 typedef struct tp_ac_enc {
     uint64_t low, range;
     uint8_t *buf;

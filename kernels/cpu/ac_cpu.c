@@ -33,13 +33,11 @@ int tp_ac_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_header *h, 
         }
         low = nl;
         range = r * h->freq[sym];
-        if (range < TOP) {
-            if (cap - pos < 8) return 1; /* at most 7 bytes leave per symbol (range >= 2^41) */
-            do {
-                dst[pos++] = (uint8_t)(low >> 56);
-                low <<= 8;
-                range <<= 8;
-            } while (range < TOP);
+        while (range < TOP) { /* at most 2 bytes per symbol (range >= 2^41) */
+            if (pos >= cap) return 1;
+            dst[pos++] = (uint8_t)(low >> 56);
+            low <<= 8;
+            range <<= 8;
         }
     }
     const uint64_t v = low + (TOP - 1);
@@ -84,6 +82,7 @@ tp_status tp_ac_payload_dec_cpu(const tp_ent_header *h, const uint8_t *payload, 
         else if (i & 1) dst[i >> 1] |= (uint8_t)(sym << 4);
         else dst[i >> 1] = (uint8_t)sym;
     }
+    if (code >= TOP) return tp_fail(e, TP_ERR_FORMAT, "AC stream: non-canonical final byte");
     if (pos != len + 7)
         return tp_fail(e, TP_ERR_FORMAT, "AC stream length mismatch (%zu bytes, the symbols used %zu)", len,
                        pos >= 7 ? pos - 7 : 0);

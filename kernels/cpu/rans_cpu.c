@@ -2,7 +2,8 @@
  * include/tenpak/entropy.h with lanes = 32), encoder without divisions (exact reciprocals) and a
  * decoder with a packed table, dispatched to AVX2 or the portable path by tp_cpu_isa(); the range
  * coder with a slot table (kernels/cpu/ac_cpu.c). Streams are byte-identical to the reference's
- * for the same parameters; other lane counts and scale_bits > 12 go through the reference. */
+ * for the same parameters; other lane counts go through the reference. scale_bits 13..15 decode
+ * on a portable path with a wider table (the AVX2 table packs 12-bit fields). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -223,17 +224,51 @@ static size_t dec_groups_portable(uint32_t x[32], const uint8_t **pp, const uint
     return g;
 }
 
+/* scale_bits 13..15: freq | (slot - cum) << 16 and a separate symbol table */
+static size_t dec_groups_wide(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
+                              const uint32_t *tab, const uint8_t *sym, int s, int sym_bits,
+                              uint8_t *out, size_t ngroups) {
+    const uint8_t *p = *pp;
+    const uint32_t mask = (1u << s) - 1;
+    size_t g = 0;
+    for (; g < ngroups && end - p >= TP_RANS32_GROUP_BYTES; g++) {
+        uint8_t sy[32];
+        for (int j = 0; j < 32; j++) {
+            const uint32_t slot = x[j] & mask, e = tab[slot];
+            x[j] = (e & 0xffff) * (x[j] >> s) + (e >> 16);
+            sy[j] = sym[slot];
+        }
+        for (int round = 0; round < 2; round++)
+            for (int j = 0; j < 32; j++) {
+                const uint32_t c = x[j] < TP_RANS_L;
+                const uint32_t v = x[j] << 8 | *p;
+                x[j] = c ? v : x[j];
+                p += c;
+            }
+        if (sym_bits == 8) memcpy(out + 32 * g, sy, 32);
+        else
+            for (int i = 0; i < 16; i++) out[16 * g + (size_t)i] = (uint8_t)(sy[2 * i] | sy[2 * i + 1] << 4);
+    }
+    *pp = p;
+    return g;
+}
+
 static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
                                       tp_err *e) {
-    if (h->lanes != 32 || h->scale_bits > 12) return tp_rans_payload_dec_ref(h, payload, dst, e);
-    const int s = h->scale_bits;
+    if (h->lanes != 32) return tp_rans_payload_dec_ref(h, payload, dst, e);
+    const int s = h->scale_bits, wide = s > 12;
     const uint32_t mask = (1u << s) - 1;
     const size_t count = h->sym_bits == 8 ? h->n : 2 * h->n, full = count / 32;
-    uint32_t cum[257], x[32], tab[1 << 12];
+    uint32_t cum[257], x[32];
+    static _Thread_local uint32_t tab[1 << TP_ENT_SCALE_MAX];
+    static _Thread_local uint8_t symtab[1 << TP_ENT_SCALE_MAX];
     tp_ent_cum(h->freq, h->nsym, cum);
     for (int k = 0; k < h->nsym; k++)
-        for (uint32_t slot = cum[k]; slot < cum[k + 1]; slot++)
-            tab[slot] = (h->freq[k] - 1) | (slot - cum[k]) << 12 | (uint32_t)k << 24;
+        for (uint32_t slot = cum[k]; slot < cum[k + 1]; slot++) {
+            tab[slot] = wide ? h->freq[k] | (slot - cum[k]) << 16
+                             : (h->freq[k] - 1) | (slot - cum[k]) << 12 | (uint32_t)k << 24;
+            symtab[slot] = (uint8_t)k;
+        }
     const uint8_t *p = payload, *end = payload + h->payload_len;
     for (int j = 0; j < 32; j++, p += 4) {
         x[j] = tp_ent_rd32(p);
@@ -241,16 +276,17 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
             return tp_fail(e, TP_ERR_FORMAT, "rANS state %d is 0x%08x, outside [2^23, 2^31)", j, x[j]);
     }
     const size_t gbytes = h->sym_bits == 8 ? 32 : 16;
-    size_t g = tp_cpu_isa() == TP_ISA_AVX2
+    size_t g = wide ? dec_groups_wide(x, &p, end, tab, symtab, s, h->sym_bits, dst, full)
+               : tp_cpu_isa() == TP_ISA_AVX2
                    ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)
                    : dec_groups_portable(x, &p, end, tab, s, h->sym_bits, dst, full);
     /* the rest (near the end of the payload, and the short last group) with bounds checks */
     for (size_t base = g * 32; base < count; base += 32) {
         const int k = count - base < 32 ? (int)(count - base) : 32;
         for (int j = 0; j < k; j++) {
-            const uint32_t t = tab[x[j] & mask];
-            const unsigned sym = t >> 24;
-            x[j] = ((t & 0xfff) + 1) * (x[j] >> s) + ((t >> 12) & 0xfff);
+            const uint32_t slot = x[j] & mask;
+            const unsigned sym = symtab[slot];
+            x[j] = h->freq[sym] * (x[j] >> s) + slot - cum[sym];
             const size_t i = base + (size_t)j;
             if (h->sym_bits == 8) dst[i] = (uint8_t)sym;
             else if (i & 1) dst[i >> 1] |= (uint8_t)(sym << 4);
