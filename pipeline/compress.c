@@ -110,7 +110,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
             tp_st_to_f32(t, raw);
             if (transposed)
                 for (int64_t a = 0; a < t->shape[0]; a++)
-                    for (int64_t b = 0; b < t->shape[1]; b++) W[b * rows + a] = raw[a * t->shape[1] + b];
+                    for (int64_t b = 0; b < t->shape[1]; b++) W[b * cols + a] = raw[a * t->shape[1] + b];
             else memcpy(W, raw, n * 4);
             s = tp_codec_encode(c, W, rows, cols, blob, e);
         }
