@@ -13,6 +13,7 @@ extern const tp_kernel tp_kernels_blas[];
 extern const tp_kernel tp_kernels_int4[];
 extern const tp_kernel tp_kernels_entropy[];
 extern const tp_kernel tp_kernels_sparse[];
+extern const tp_kernel tp_kernels_vq[];
 #ifdef TENPAK_HAVE_CUDA
 extern const tp_kernel tp_kernels_cuda[];
 #endif
@@ -22,6 +23,7 @@ static const tp_kernel *const families[] = {
     tp_kernels_int4,
     tp_kernels_entropy,
     tp_kernels_sparse,
+    tp_kernels_vq,
 #ifdef TENPAK_HAVE_CUDA
     tp_kernels_cuda,
 #endif

@@ -24,16 +24,16 @@ void tp_sp24_gemm_rows_avx2(const tp_sp24 *s, const float *XT, int nv, int64_t r
                             float *vals, int32_t *idx, float *out);
 
 /* ---- VQ ---- */
-/* Nearest centroid of n vectors (d floats each, stride d) among the codebook; cbt is the
- * codebook transposed in blocks of 8 centroids (tp_vq_cbt_make). Exact same arithmetic as the
- * reference. */
+/* Nearest centroid of n vectors (d <= 16 floats each, stride d); cbt is the codebook transposed
+ * in blocks of 8 centroids (tp_vq_cbt_make, K rounded up to 8). Same numbers as the reference. */
 void tp_vq_nearest_avx2(const float *V, int64_t n, int d, int K, const float *cbt, int32_t *code);
-float *tp_vq_cbt_make(const float *cb, int K, int d); /* tp_alloc'ed, K rounded up to 8 */
-/* y[r] += sum over vectors v in [v0, v1) of T[(v - v0) * K + code(r, v)] */
-void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int64_t v0, int64_t v1,
+float *tp_vq_cbt_make(const float *cb, int K, int d); /* tp_alloc'ed */
+void tp_vq_mindist_avx2(const float *T, int64_t m, int d, const float *c, float *D);
+/* T[(v - v0) * Kp + k] = x_v . c_k for v in [v0, v1), Kp = K rounded up to 8 */
+void tp_vq_table_avx2(const float *cbt, int d, int K, const float *xp, int64_t v0, int64_t v1, float *T);
+/* y[r] += sum over v in [v0, v1) of T[(v - v0) * Kp + code(r, v)], r in [r0, r1) */
+void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int Kp, int64_t v0, int64_t v1,
                             int64_t r0, int64_t r1, float *y);
-/* Dot products of the d-wide pieces of x with every centroid: T[v][k], v in [v0, v1). */
-void tp_vq_table_avx2(const tp_vqmat *m, const float *xp, int64_t v0, int64_t v1, float *T);
 
 /* ---- shared small helpers (AVX2) ---- */
 float tp_dot_avx2(const float *a, const float *b, int64_t n);

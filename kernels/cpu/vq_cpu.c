@@ -1,0 +1,228 @@
+/* cpu backend of vector quantisation: the k-means hooks (threaded, AVX2 nearest centroid),
+ * encode / decode threaded over rows, the lookup-GEMV (table of x-piece . centroid dot products
+ * computed once per call, then gathered by code, threaded over rows), and the vq+int4 codec. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/codecs_cpu.h"
+#include "reference/vq_internal.h"
+
+#define ABLK 1024 /* vectors per scheduling block of the assignment */
+
+static int use_avx2(int d) { return tp_cpu_isa() == TP_ISA_AVX2 && d <= 16; }
+
+static void assign_cpu(void *ctx, const float *T, int64_t m, int d, int K, const float *cb,
+                       int32_t *code, float *dist) {
+    (void)ctx;
+    const int avx2 = use_avx2(d);
+    float *cbt = avx2 ? tp_vq_cbt_make(cb, K, d) : NULL;
+    if (avx2 && !cbt) abort();
+    const int64_t nblk = (m + ABLK - 1) / ABLK;
+#pragma omp parallel for schedule(dynamic, 4) if (m * K >= TP_K3_PAR_MIN)
+    for (int64_t b = 0; b < nblk; b++) {
+        int64_t i0 = b * ABLK, i1 = i0 + ABLK < m ? i0 + ABLK : m;
+        if (avx2) tp_vq_nearest_avx2(T + i0 * d, i1 - i0, d, K, cbt, code + i0);
+        else
+            for (int64_t i = i0; i < i1; i++) code[i] = tp_vq_nearest_ref(T + i * d, cb, K, d);
+        for (int64_t i = i0; i < i1; i++) dist[i] = tp_vq_dist_ref(T + i * d, cb + (size_t)code[i] * d, d);
+    }
+    tp_free(cbt);
+}
+
+static void mindist_cpu(void *ctx, const float *T, int64_t m, int d, const float *c, float *D) {
+    (void)ctx;
+    const int avx2 = use_avx2(d);
+    const int64_t nblk = (m + 4 * ABLK - 1) / (4 * ABLK);
+#pragma omp parallel for schedule(static) if (m >= 8 * ABLK)
+    for (int64_t b = 0; b < nblk; b++) {
+        int64_t i0 = b * 4 * ABLK, i1 = i0 + 4 * ABLK < m ? i0 + 4 * ABLK : m;
+        if (avx2) tp_vq_mindist_avx2(T + i0 * d, i1 - i0, d, c, D + i0);
+        else
+            for (int64_t i = i0; i < i1; i++) {
+                float t = tp_vq_dist_ref(T + i * d, c, d);
+                if (t < D[i]) D[i] = t;
+            }
+    }
+}
+
+/* chunk sums in parallel into separate buffers, then added in chunk order (as the reference) */
+static void sums_cpu(void *ctx, const float *T, const float *w, const int32_t *code, const float *dist,
+                     int64_t m, int d, int K, double *S, double *Wk, double *distortion) {
+    const int64_t nch = (m + TP_KMEANS_CHUNK - 1) / TP_KMEANS_CHUNK;
+    const size_t per = (size_t)K * (size_t)(d + 1);
+    double *cs = nch > 1 && nch * per * sizeof(double) <= ((size_t)1 << 28)
+                     ? malloc((size_t)nch * per * sizeof(double)) : NULL;
+    double *dd = cs ? malloc((size_t)nch * sizeof(double)) : NULL;
+    if (!cs || !dd) {
+        free(cs);
+        free(dd);
+        tp_kmeans_hooks_ref.sums(ctx, T, w, code, dist, m, d, K, S, Wk, distortion);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < nch; c++) {
+        int64_t c0 = c * TP_KMEANS_CHUNK, c1 = c0 + TP_KMEANS_CHUNK < m ? c0 + TP_KMEANS_CHUNK : m;
+        dd[c] = tp_kmeans_chunk_sums(T, w, code, dist, c0, c1, d, K, cs + (size_t)c * per);
+    }
+    for (int64_t c = 0; c < nch; c++) {
+        tp_kmeans_chunk_add(cs + (size_t)c * per, d, K, S, Wk);
+        *distortion += dd[c];
+    }
+    free(cs);
+    free(dd);
+}
+
+static const tp_kmeans_hooks hooks_cpu = {assign_cpu, mindist_cpu, sums_cpu, NULL};
+
+tp_status tp_kmeans_cpu(const float *V, int64_t n, int d, int K, const float *weights,
+                        const tp_kmeans_opts *o, float *codebook, tp_kmeans_stats *st) {
+    return tp_kmeans_run(V, n, d, K, weights, o, codebook, st, &hooks_cpu);
+}
+
+static int big(const tp_vqmat *m) { return m->rows * m->cols >= TP_K3_PAR_MIN; }
+
+void tp_vq_encode_cpu(tp_vqmat *m, const float *W) {
+    const int d = m->d, K = m->K, avx2 = use_avx2(d);
+    const int64_t rows = m->rows, cols = m->cols, nvec = m->nvec;
+    float *cbt = avx2 ? tp_vq_cbt_make(m->codebook, K, d) : NULL;
+    if (avx2 && !cbt) abort();
+#pragma omp parallel if (big(m))
+    {
+        float *V = tp_alloc((size_t)(nvec * d) * sizeof(float));
+        int32_t *code = tp_alloc((size_t)nvec * sizeof(int32_t));
+        if (!V || !code) abort();
+#pragma omp for schedule(dynamic, 16)
+        for (int64_t r = 0; r < rows; r++) {
+            memset(V, 0, (size_t)(nvec * d) * sizeof(float));
+            memcpy(V, W + r * cols, (size_t)cols * sizeof(float));
+            if (avx2) tp_vq_nearest_avx2(V, nvec, d, K, cbt, code);
+            else
+                for (int64_t v = 0; v < nvec; v++) code[v] = tp_vq_nearest_ref(V + v * d, m->codebook, K, d);
+            for (int64_t v = 0; v < nvec; v++) {
+                if (m->codes8) m->codes8[r * nvec + v] = (uint8_t)code[v];
+                else m->codes16[r * nvec + v] = (uint16_t)code[v];
+            }
+        }
+        tp_free(V);
+        tp_free(code);
+    }
+    tp_free(cbt);
+}
+
+void tp_vq_decode_cpu(const tp_vqmat *m, float *W) {
+    const int d = m->d;
+    const int64_t rows = m->rows, cols = m->cols, nvec = m->nvec, full = cols / d;
+#pragma omp parallel for schedule(static) if (big(m))
+    for (int64_t r = 0; r < rows; r++) {
+        float *o = W + r * cols;
+        if (d == 4)
+            for (int64_t v = 0; v < full; v++) memcpy(o + 4 * v, m->codebook + 4 * (size_t)tp_vq_code(m, r, v), 16);
+        else if (d == 8)
+            for (int64_t v = 0; v < full; v++) memcpy(o + 8 * v, m->codebook + 8 * (size_t)tp_vq_code(m, r, v), 32);
+        else
+            for (int64_t v = 0; v < full; v++)
+                memcpy(o + d * v, m->codebook + (size_t)d * tp_vq_code(m, r, v), (size_t)d * sizeof(float));
+        if (full < nvec)
+            memcpy(o + d * full, m->codebook + (size_t)d * tp_vq_code(m, r, full),
+                   (size_t)(cols - d * full) * sizeof(float));
+    }
+}
+
+void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
+    const int d = m->d, K = m->K, Kp = (K + 7) / 8 * 8, avx2 = use_avx2(d);
+    const int64_t rows = m->rows, cols = m->cols, nvec = m->nvec;
+    /* vectors per column block: the block's table (bv x Kp floats) stays in L2 */
+    int64_t bv = 16384 / Kp;
+    bv = bv < 16 ? 16 : bv / 16 * 16;
+    float *xp = tp_alloc((size_t)(nvec * d) * sizeof(float));
+    float *T = tp_alloc((size_t)(nvec * Kp) * sizeof(float));
+    float *cbt = avx2 ? tp_vq_cbt_make(m->codebook, K, d) : NULL;
+    if (!xp || !T || (avx2 && !cbt)) abort();
+    memset(xp, 0, (size_t)(nvec * d) * sizeof(float));
+    memcpy(xp, x, (size_t)cols * sizeof(float));
+#pragma omp parallel if (big(m))
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t v0 = nvec * t / nt, v1 = nvec * (t + 1) / nt;
+        if (avx2) tp_vq_table_avx2(cbt, d, K, xp, v0, v1, T + v0 * Kp);
+        else
+            for (int64_t v = v0; v < v1; v++)
+                for (int k = 0; k < K; k++) {
+                    float s = 0;
+                    for (int j = 0; j < d; j++) s += xp[v * d + j] * m->codebook[(size_t)k * d + j];
+                    T[v * Kp + k] = s;
+                }
+#pragma omp barrier
+        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
+        for (int64_t r = r0; r < r1; r++) y[r] = 0;
+        for (int64_t b0 = 0; b0 < nvec; b0 += bv) {
+            int64_t b1 = b0 + bv < nvec ? b0 + bv : nvec;
+            if (avx2) tp_vq_lookup_rows_avx2(m, T + b0 * Kp, Kp, b0, b1, r0, r1, y);
+            else
+                for (int64_t r = r0; r < r1; r++) {
+                    float a[4] = {0, 0, 0, 0};
+                    int64_t v = b0;
+                    for (; v + 4 <= b1; v += 4)
+                        for (int u = 0; u < 4; u++) a[u] += T[(v + u) * Kp + tp_vq_code(m, r, v + u)];
+                    for (; v < b1; v++) a[0] += T[v * Kp + tp_vq_code(m, r, v)];
+                    y[r] += (a[0] + a[1]) + (a[2] + a[3]);
+                }
+        }
+    }
+    tp_free(xp);
+    tp_free(T);
+    tp_free(cbt);
+}
+
+tp_status tp_vq_fit(tp_vqmat *m, const float *W, const tp_kmeans_opts *o, tp_kmeans_stats *st) {
+    const int64_t n = m->rows * m->nvec;
+    float *V = tp_alloc((size_t)(n * m->d) * sizeof(float));
+    float *imp = o && o->importance ? tp_alloc((size_t)n * sizeof(float)) : NULL;
+    if (!V || (o && o->importance && !imp)) {
+        tp_free(V);
+        tp_free(imp);
+        return TP_ERR_NOMEM;
+    }
+    tp_vq_vectors(W, m->rows, m->cols, m->d, V);
+    if (imp) tp_vq_importance(W, m->rows, m->cols, m->d, imp);
+    tp_status s = tp_kmeans_cpu(V, n, m->d, m->K, imp, o, m->codebook, st);
+    tp_free(V);
+    tp_free(imp);
+    if (s == TP_OK) tp_vq_encode_cpu(m, W);
+    return s;
+}
+
+/* ---- vq + INT4 residual ---- */
+tp_status tp_vqr_fit(tp_vqr *m, const float *W, const tp_kmeans_opts *o, int refine_iters) {
+    const int64_t n = m->vq.rows * m->vq.cols;
+    tp_status s = tp_vq_fit(&m->vq, W, o, NULL);
+    if (s != TP_OK) return s;
+    float *R = tp_alloc((size_t)n * sizeof(float));
+    if (!R) return TP_ERR_NOMEM;
+    tp_vq_decode_cpu(&m->vq, R);
+    for (int64_t i = 0; i < n; i++) R[i] = W[i] - R[i];
+    tp_k3_quantize_rows(&m->res, R, refine_iters);
+    tp_free(R);
+    return TP_OK;
+}
+
+void tp_vqr_decode_cpu(const tp_vqr *m, float *W) {
+    const int64_t n = m->vq.rows * m->vq.cols;
+    float *R = tp_alloc((size_t)n * sizeof(float));
+    if (!R) abort();
+    tp_vq_decode_cpu(&m->vq, W);
+    tp_dequantize_cpu(&m->res, R);
+#pragma omp parallel for schedule(static) if (n >= TP_K3_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) W[i] = W[i] + R[i];
+    tp_free(R);
+}
+
+void tp_vqr_gemv_cpu(const tp_vqr *m, const float *x, float *y) {
+    float *y2 = tp_alloc((size_t)m->vq.rows * sizeof(float));
+    if (!y2) abort();
+    tp_vq_gemv_cpu(&m->vq, x, y);
+    tp_qgemv_cpu(&m->res, x, y2);
+    for (int64_t r = 0; r < m->vq.rows; r++) y[r] += y2[r];
+    tp_free(y2);
+}
