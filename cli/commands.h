@@ -11,4 +11,5 @@ int tp_cmd_ppl(int argc, char **argv);
 int tp_cmd_entropy(int argc, char **argv);
 int tp_cmd_compress(int argc, char **argv);
 int tp_cmd_eval(int argc, char **argv);
+int tp_cmd_claims(int argc, char **argv);
 #endif

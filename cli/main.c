@@ -18,6 +18,7 @@ static const command commands[] = {
     {"codecs", tp_cmd_codecs, "codecs and their bits/weight from actual packed sizes"},
     {"compress", tp_cmd_compress, "compress a checkpoint with a codec into an artifact (.tpk)"},
     {"eval", tp_cmd_eval, "perplexity of an artifact beside its source model, with byte accounting"},
+    {"claims", tp_cmd_claims, "verify published claims: VERIFIED / FAILED / NEEDS MODEL"},
     {"entropy", tp_cmd_entropy, "entropy coding (rANS, AC): encode / decode files, weight streams vs zstd"},
     {"tokenize", tp_cmd_tokenize, "token ids of a text file by a model's tokenizer.json"},
     {"ppl", tp_cmd_ppl, "perplexity of a text under a Hugging Face model (HF or llama.cpp protocol)"},

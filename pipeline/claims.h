@@ -1,0 +1,43 @@
+/* Claims: published "codec X on model Y gives ratio R at PPL delta D" rows, and their
+ * verification by running what each needs.
+ *
+ * A claims file is JSON: {"claims": [claim, ...]} with each claim
+ *   name, model (display name), model_dir (folder, relative to the models directory),
+ *   codec (tenpak spec), select ("linear" | "mlp" | "attn"), dataset (display name),
+ *   data (path, relative to the shared data directory), tail_chars (optional),
+ *   protocol {name: "hf" | "llamacpp", ctx, stride, max_tokens (0 = the whole file)},
+ *   claimed {ratio_fp32, ppl_delta_percent}, tolerance {ratio_rel, ppl_delta_abs}, source.
+ * Status: VERIFIED (both measured within tolerance), FAILED (either outside: both numbers
+ * shown), NEEDS MODEL (the model folder is absent here), UNSUPPORTED (the codec spec is not one
+ * tenpak implements; the reason is given), ERROR (it could not be run: the message says why). */
+#ifndef TENPAK_PIPELINE_CLAIMS_H
+#define TENPAK_PIPELINE_CLAIMS_H
+
+#include <cjson/cJSON.h>
+
+#include "tenpak/tenpak.h"
+
+typedef enum tp_claim_status {
+    TP_CLAIM_VERIFIED = 0,
+    TP_CLAIM_FAILED,
+    TP_CLAIM_NEEDS_MODEL,
+    TP_CLAIM_UNSUPPORTED,
+    TP_CLAIM_ERROR
+} tp_claim_status;
+
+const char *tp_claim_status_name(tp_claim_status s);
+
+typedef struct tp_claims_opts {
+    const char *models_dir; /* NULL: $TENPAK_MODELS_DIR, else <shared>/models */
+    const char *data_dir;   /* NULL: the shared directory */
+    const char *tmp_dir;    /* where artifacts are written while verifying; NULL: $TMPDIR or /tmp */
+    size_t max_tokens;      /* > 0: cap every claim's protocol (a quick check, marked in the output) */
+    int quiet;
+} tp_claims_opts;
+
+/* Verifies every claim of the file; appends one result object per claim to results (name,
+ * model, codec, status, reason, claimed and measured numbers). Counts per status in counts[5].
+ * Fails only when the file itself is unreadable or malformed. */
+tp_status tp_claims_verify_file(const char *path, const tp_claims_opts *o, cJSON *results, int counts[5], tp_err *e);
+
+#endif
