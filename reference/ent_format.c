@@ -294,7 +294,7 @@ tp_status tp_ent_encode_with(const tp_ent_impl *im, const void *src_, size_t n, 
     memset(&h, 0, sizeof h);
     h.coder = p->coder;
     h.lanes = p->coder == TP_ENT_RANS ? p->lanes : 0;
-    h.scale_bits = p->scale_bits;
+    h.scale_bits = p->scale_bits ? p->scale_bits : TP_ENT_SCALE_DEFAULT;
     h.sym_bits = p->sym_bits;
     h.nsym = 1 << p->sym_bits;
     h.n = n;

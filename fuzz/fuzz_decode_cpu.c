@@ -1,0 +1,21 @@
+/* libFuzzer: the cpu block decoder (32-lane rANS with AVX2 and portable paths, range coder),
+ * differentially against the reference: both accept or both reject, with the same bytes. */
+#include "fuzz/fuzz_common.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    size_t len, n1, n2;
+    int intact;
+    uint8_t *blk = fuzz_block(data, size, &len, &intact), *o1, *o2;
+    if (!blk) return 0;
+    if (size > 6) tp_cpu_set_isa(data[6] & 1 ? TP_ISA_PORTABLE : TP_ISA_AVX2); /* clamped to the cpu */
+    tp_status s1 = fuzz_decode(tp_ent_decode_cpu, blk, len, &o1, &n1);
+    tp_status s2 = fuzz_decode(tp_ent_decode_ref, blk, len, &o2, &n2);
+    if (intact && s1 != TP_OK) abort();
+    if ((s1 == TP_OK) != (s2 == TP_OK)) abort();
+    if (s1 == TP_OK && (n1 != n2 || memcmp(o1, o2, n1))) abort();
+    free(o1);
+    free(o2);
+    free(blk);
+    return 0;
+}
