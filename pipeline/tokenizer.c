@@ -22,6 +22,7 @@ static int b_reserve(bytes *b, size_t extra) {
     return 1;
 }
 static int b_put(bytes *b, const void *s, size_t n) {
+    if (!n) return 1; /* b->p may still be NULL */
     if (!b_reserve(b, n)) return 0;
     memcpy(b->p + b->n, s, n);
     b->n += n;
@@ -982,11 +983,13 @@ tp_status tp_tokenizer_decode(const tp_tokenizer *t, const int32_t *ids, size_t 
         case DC_REPLACE:
         case DC_METASPACE:
             for (size_t i = 0; ok && i < a.n; i++) {
-                const char *from = q->kind == DC_REPLACE ? q->a : q->a;
-                ok = replace_all(&tmp, a.buf.p + a.off[i], a.len[i], from, q->alen, q->kind == DC_REPLACE ? q->b : " ",
-                                 q->kind == DC_REPLACE ? q->blen : 1);
-                size_t skip = (q->kind == DC_METASPACE && q->prepend && i == 0 && tmp.n && tmp.p[0] == ' ') ? 1 : 0;
-                if (ok) ok = pc_add(&b, tmp.p + skip, tmp.n - skip);
+                /* Metaspace: the replacement becomes a space, except in the first token, where
+                 * tokenizers drops it (all of them) when a prefix was prepended */
+                int drop = q->kind == DC_METASPACE && q->prepend && i == 0;
+                const char *to = q->kind == DC_REPLACE ? q->b : drop ? "" : " ";
+                size_t tolen = q->kind == DC_REPLACE ? q->blen : drop ? 0 : 1;
+                ok = replace_all(&tmp, a.buf.p + a.off[i], a.len[i], q->a, q->alen, to, tolen);
+                if (ok) ok = pc_add(&b, tmp.p, tmp.n);
             }
             break;
         case DC_STRIP:

@@ -266,6 +266,32 @@ Test(badinput, tiny_sentencepiece_tokenizer) {
     tp_tokenizer_free(t);
 }
 
+/* Metaspace pre-tokenizer and decoder (newer Llama/Mistral conversions). */
+Test(badinput, tiny_metaspace_tokenizer) {
+    write_text("tokenizer.json",
+               "{\"pre_tokenizer\":{\"type\":\"Metaspace\",\"replacement\":\"\xe2\x96\x81\",\"prepend_scheme\":\"first\","
+               "\"split\":true},\"decoder\":{\"type\":\"Metaspace\",\"replacement\":\"\xe2\x96\x81\","
+               "\"prepend_scheme\":\"first\",\"split\":true},"
+               "\"model\":{\"type\":\"BPE\",\"vocab\":{\"\xe2\x96\x81" "a\":0,\"b\":1,\"\xe2\x96\x81\":2,\"a\":3},"
+               "\"merges\":[[\"\xe2\x96\x81\",\"a\"]]}}");
+    tp_tokenizer *t;
+    tp_err e = {{0}};
+    cr_assert_eq(tp_tokenizer_load(path_of("tokenizer.json"), &t, &e), TP_OK, "%s", e.msg);
+    int32_t *ids;
+    size_t n;
+    cr_assert_eq(tp_tokenizer_encode(t, "a b", 3, 1, &ids, &n, &e), TP_OK, "%s", e.msg);
+    int32_t want[] = {0, 2, 1};
+    cr_assert_eq(n, 3);
+    for (int i = 0; i < 3; i++) cr_expect_eq(ids[i], want[i], "id %d: %d", i, ids[i]);
+    char *back;
+    size_t bl;
+    cr_assert_eq(tp_tokenizer_decode(t, ids, n, 1, &back, &bl, &e), TP_OK);
+    cr_expect_str_eq(back, "a b");
+    free(back);
+    free(ids);
+    tp_tokenizer_free(t);
+}
+
 /* ---- a hand-made Llama-family checkpoint ---- */
 typedef struct stw { char hdr[8192]; uint8_t data[65536]; size_t dn; } stw;
 static void st_add(stw *w, const char *name, const char *dtype, int d0, int d1, float scale) {
