@@ -12,4 +12,5 @@ int tp_cmd_entropy(int argc, char **argv);
 int tp_cmd_compress(int argc, char **argv);
 int tp_cmd_eval(int argc, char **argv);
 int tp_cmd_claims(int argc, char **argv);
+int tp_cmd_report(int argc, char **argv);
 #endif

@@ -1,0 +1,31 @@
+/* tenpak report: runs a matrix of codecs x models x datasets from a JSON config and writes
+ *   OUT/results/report.json   every measured number (the source of the markdown)
+ *   OUT/EXPERIMENT_LOG.md     status table, verified results per model with baseline PPL,
+ *                             bits/weight theory vs actual, +1% crossings, claims, provenance
+ *   OUT/plots/ (png, svg)     PPL delta vs bits/weight (Pareto front), kernel throughput
+ * Config keys: models (folder names under the models directory), datasets ({name, path relative
+ * to the shared directory, tail_chars}), codecs ({spec, select, lossless, name}), protocol
+ * ({name, ctx, stride, max_tokens}), claims (claims files), bench (a `tenpak bench --json` file). */
+#ifndef TENPAK_PIPELINE_REPORT_H
+#define TENPAK_PIPELINE_REPORT_H
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+#include "tenpak/tenpak.h"
+
+typedef struct tp_report_opts {
+    const char *config;     /* NULL: reports/default.json */
+    const char *out_dir;    /* NULL: reports */
+    const char *models_dir; /* NULL: $TENPAK_MODELS_DIR, else <shared>/models */
+    const char *data_dir;   /* NULL: the shared directory */
+    const char *bench_json; /* overrides the config's "bench" */
+    size_t max_tokens;
+    int max_tokens_set;
+    int keep_artifacts;
+    const char *command;    /* the command line, for provenance */
+} tp_report_opts;
+
+tp_status tp_report_run(const tp_report_opts *o, tp_err *e);
+
+#endif

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# tenpak report on the reduced CI config: it must write the markdown, the JSON and the plot, and
+# every number in the markdown's tables must be present in the JSON it came from.
+set -u
+T="$1"; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+cd "$(dirname "$0")/../.." || fail "cd"
+"$T" report --config reports/ci.json --out "$tmp/r" --max-tokens 300 2> "$tmp/log" || { cat "$tmp/log"; fail "report exited $?"; }
+for f in EXPERIMENT_LOG.md results/report.json plots/pareto.png plots/pareto.svg; do
+  [ -s "$tmp/r/$f" ] || fail "missing $f"
+done
+ls "$tmp/r/artifacts" | grep -q . && fail "artifacts left behind without --keep-artifacts"
+python3 - "$tmp/r/EXPERIMENT_LOG.md" "$tmp/r/results/report.json" <<'PY' || fail "a markdown number is not in the JSON"
+import json, re, sys
+md = open(sys.argv[1]).read()
+js = json.load(open(sys.argv[2]))
+nums = []
+def walk(x):
+    if isinstance(x, bool): return
+    if isinstance(x, (int, float)): nums.append(float(x))
+    elif isinstance(x, dict): [walk(v) for v in x.values()]
+    elif isinstance(x, list): [walk(v) for v in x]
+walk(js)
+checked = 0
+lines = md.splitlines()
+for i, line in enumerate(lines):
+    if not line.startswith("|") or line.startswith("|---"): continue
+    if i + 1 < len(lines) and lines[i + 1].startswith("|---"): continue   # a header row
+    for cell in line.strip("|").split("|"):
+        cell = cell.strip()
+        if not re.fullmatch(r"[-+0-9., x%]+", cell): continue   # names, specs, statuses: not measurements
+        for tok in re.findall(r"[-+]?\d+(?:\.\d+)?", cell):
+            dec = len(tok.split(".")[1]) if "." in tok else 0
+            v = float(tok)
+            if not any(abs(round(n, dec) - v) <= 0.5 * 10 ** -dec + 1e-12 for n in nums):
+                sys.exit(f"{tok!r} in row {line!r} has no source in the JSON")
+            checked += 1
+for m in re.finditer(r"baseline PPL ([\d.]+)", md):
+    v = float(m.group(1)); dec = len(m.group(1).split(".")[1])
+    assert any(abs(round(n, dec) - v) < 10 ** -dec for n in nums), m.group(0)
+    checked += 1
+assert checked > 50, checked
+assert len(js["rows"]) == 6 and len(js["baselines"]) == 2
+assert all(r["artifact_bytes"] > 0 and r["ppl"] > 0 for r in js["rows"])
+print(f"report_cli: {checked} numbers in the markdown all come from the JSON")
+PY
+"$T" report --config "$tmp/nope.json" --out "$tmp/x" 2>"$tmp/err"; [ $? -eq 1 ] || fail "missing config must exit 1"
+grep -q nope.json "$tmp/err" || fail "error must name the config"
+echo '{"models": ["gpt2-mini"], "datasets": [], "codecs": []}' > "$tmp/bad.json"
+"$T" report --config "$tmp/bad.json" --out "$tmp/x" 2>/dev/null; [ $? -eq 1 ] || fail "empty config must exit 1"
+echo "report_cli: ok"
