@@ -14,6 +14,7 @@ extern const tp_kernel tp_kernels_int4[];
 extern const tp_kernel tp_kernels_entropy[];
 extern const tp_kernel tp_kernels_sparse[];
 extern const tp_kernel tp_kernels_vq[];
+extern const tp_kernel tp_kernels_lora[];
 #ifdef TENPAK_HAVE_CUDA
 extern const tp_kernel tp_kernels_cuda[];
 #endif
@@ -24,6 +25,7 @@ static const tp_kernel *const families[] = {
     tp_kernels_entropy,
     tp_kernels_sparse,
     tp_kernels_vq,
+    tp_kernels_lora,
 #ifdef TENPAK_HAVE_CUDA
     tp_kernels_cuda,
 #endif

@@ -4,6 +4,7 @@
 #ifndef TENPAK_KERNELS_CPU_CODECS_CPU_H
 #define TENPAK_KERNELS_CPU_CODECS_CPU_H
 
+#include "tenpak/lora.h"
 #include "tenpak/sparse.h"
 #include "tenpak/vq.h"
 
@@ -34,6 +35,11 @@ void tp_vq_table_avx2(const float *cbt, int d, int K, const float *xp, int64_t v
 /* y[r] += sum over v in [v0, v1) of T[(v - v0) * Kp + code(r, v)], r in [r0, r1) */
 void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int Kp, int64_t v0, int64_t v1,
                             int64_t r0, int64_t r1, float *y);
+
+/* ---- LoRA ---- */
+/* rows [i0, i1) of out = W + sign * s B A (sign +1 merge, -1 unmerge), lora.h's definition */
+void tp_lora_merge_rows_avx2(const float *W, const tp_lora *l, float sign, int64_t i0, int64_t i1,
+                             float *out);
 
 /* ---- shared small helpers (AVX2) ---- */
 float tp_dot_avx2(const float *a, const float *b, int64_t n);

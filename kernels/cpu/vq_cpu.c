@@ -133,7 +133,7 @@ void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
     const int d = m->d, K = m->K, Kp = (K + 7) / 8 * 8, avx2 = use_avx2(d);
     const int64_t rows = m->rows, cols = m->cols, nvec = m->nvec;
     /* vectors per column block: the block's table (bv x Kp floats) stays in L2 */
-    int64_t bv = 16384 / Kp;
+    int64_t bv = (getenv("TP_VQ_BV") ? atoi(getenv("TP_VQ_BV")) : 16384) / Kp;
     bv = bv < 16 ? 16 : bv / 16 * 16;
     float *xp = tp_alloc((size_t)(nvec * d) * sizeof(float));
     float *T = tp_alloc((size_t)(nvec * Kp) * sizeof(float));

@@ -1,0 +1,103 @@
+/* cpu backend of LoRA. GEMV: t = A x once (r short dot products), then the base GEMV and
+ * y[i] += s * B[i] . t in row blocks: the adapter adds 2 r (rows + cols) FLOPs and r (rows + cols)
+ * floats of traffic to the base product, and BA (rows x cols) is never formed.
+ * BGMV: the base GEMM for the whole batch (weights read once), then per column its adapter's
+ * t_b = A_idx[b] X[b] and Y[b][i] += s B_idx[b][i] . t_b. Merge / unmerge: threaded rows, AVX2. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/codecs_cpu.h"
+
+static float dot_portable(const float *a, const float *b, int64_t n) {
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+    float t = 0;
+    for (; i < n; i++) t += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
+}
+static float dot(int avx2, const float *a, const float *b, int64_t n) {
+    return avx2 ? tp_dot_avx2(a, b, n) : dot_portable(a, b, n);
+}
+
+/* f32 base: Y[b][i] = W[i] . X[b] for rows in parallel */
+static void base_f32(const tp_lora_base *w, const float *X, int64_t batch, float *Y, int avx2) {
+    const int64_t rows = w->rows, cols = w->cols;
+#pragma omp parallel for schedule(static) if (rows * cols >= TP_K3_PAR_MIN)
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t b = 0; b < batch; b++) Y[b * rows + i] = dot(avx2, w->W + i * cols, X + b * cols, cols);
+}
+
+void tp_lora_bgmv_cpu(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
+                      const float *X, int64_t batch, float *Y) {
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int64_t rows = w->rows, cols = w->cols;
+    int rmax = 1;
+    for (int i = 0; i < nad; i++) rmax = ad[i].r > rmax ? ad[i].r : rmax;
+    float *t = tp_alloc((size_t)(batch * rmax) * sizeof(float));
+    if (!t) abort();
+    /* t_b = A_idx[b] X[b]: batch * r short dot products */
+#pragma omp parallel for collapse(2) schedule(static) if (batch * rmax * cols >= TP_K3_PAR_MIN)
+    for (int64_t b = 0; b < batch; b++)
+        for (int k = 0; k < rmax; k++) {
+            const tp_lora *l = &ad[idx[b]];
+            if (k < l->r) t[b * rmax + k] = dot(avx2, l->A + (int64_t)k * cols, X + b * cols, cols);
+        }
+    if (w->q) {
+        if (batch == 1) tp_qgemv_cpu(w->q, X, Y);
+        else tp_qgemm_cpu(w->q, X, batch, Y);
+    } else
+        base_f32(w, X, batch, Y, avx2);
+#pragma omp parallel for schedule(static) if (rows * batch * rmax >= TP_K3_PAR_MIN / 4)
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t b = 0; b < batch; b++) {
+            const tp_lora *l = &ad[idx[b]];
+            const float *bi = l->B + i * l->r, *tb = t + b * rmax;
+            float acc = 0;
+            for (int k = 0; k < l->r; k++) acc += bi[k] * tb[k]; /* r <= 64: the compiler vectorises */
+            Y[b * rows + i] += tp_lora_scale(l) * acc;
+        }
+    tp_free(t);
+}
+
+void tp_lora_gemv_cpu(const tp_lora_base *w, const tp_lora *l, const float *x, float *y) {
+    int32_t zero = 0;
+    tp_lora_bgmv_cpu(w, l, 1, &zero, x, 1, y);
+}
+
+static void merge_cpu(const float *W, const tp_lora *l, float sign, float *out) {
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int64_t rows = l->rows;
+#pragma omp parallel if (rows * l->cols >= TP_K3_PAR_MIN)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t i0 = rows * t / nt, i1 = rows * (t + 1) / nt;
+        if (i0 < i1) {
+            if (avx2) tp_lora_merge_rows_avx2(W, l, sign, i0, i1, out);
+            else {
+                /* the reference's definition on the row block, through a row view of B */
+                tp_lora v = *l;
+                v.rows = i1 - i0;
+                v.B = l->B + i0 * l->r;
+                if (sign > 0) tp_lora_merge_ref(W + i0 * l->cols, &v, out + i0 * l->cols);
+                else tp_lora_unmerge_ref(W + i0 * l->cols, &v, out + i0 * l->cols);
+            }
+        }
+    }
+}
+
+void tp_lora_merge_cpu(const float *W, const tp_lora *l, float *out) { merge_cpu(W, l, 1.0f, out); }
+void tp_lora_unmerge_cpu(const float *Wm, const tp_lora *l, float *out) { merge_cpu(Wm, l, -1.0f, out); }
+
+tp_status tp_lora_merge_q_cpu(const tp_qmat *q, const tp_lora *l, tp_qmat *out) {
+    const size_t n = (size_t)(q->rows * q->cols);
+    float *D = tp_alloc(n * sizeof(float));
+    if (!D) return TP_ERR_NOMEM;
+    tp_dequantize_cpu(q, D);
+    merge_cpu(D, l, 1.0f, D); /* in place: each element reads W before writing it */
+    tp_k3_quantize_rows(out, D, 0);
+    tp_free(D);
+    return TP_OK;
+}
