@@ -210,10 +210,9 @@ static size_t dec_groups_portable(uint32_t x[32], const uint8_t **pp, const uint
             sy[j] = (uint8_t)(e >> 24);
         }
         for (int round = 0; round < 2; round++)
-            for (int j = 0; j < 32; j++) {
+            for (int j = 0; j < 32; j++) { /* arithmetic, not a select: the branch would mispredict */
                 const uint32_t c = x[j] < TP_RANS_L;
-                const uint32_t v = x[j] << 8 | *p; /* p < end: the group check above */
-                x[j] = c ? v : x[j];
+                x[j] = x[j] << (8 * c) | (*p & (0u - c)); /* p < end: the group check above */
                 p += c;
             }
         if (sym_bits == 8) memcpy(out + 32 * g, sy, 32);
@@ -241,8 +240,7 @@ static size_t dec_groups_wide(uint32_t x[32], const uint8_t **pp, const uint8_t 
         for (int round = 0; round < 2; round++)
             for (int j = 0; j < 32; j++) {
                 const uint32_t c = x[j] < TP_RANS_L;
-                const uint32_t v = x[j] << 8 | *p;
-                x[j] = c ? v : x[j];
+                x[j] = x[j] << (8 * c) | (*p & (0u - c));
                 p += c;
             }
         if (sym_bits == 8) memcpy(out + 32 * g, sy, 32);

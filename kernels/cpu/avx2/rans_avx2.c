@@ -1,10 +1,11 @@
 /* AVX2 kernels of the 32-lane rANS (format: include/tenpak/entropy.h). Four vectors of eight
  * 32-bit states; lane j of vector v is rANS lane 8v + j.
  *
- * Decoder, per group: one table gather per vector gives (freq - 1, slot - cum, sym); then two
- * renormalisation rounds over the vectors in order, each taking the lanes with x < L: movemask,
- * an 8-byte load expanded to dwords and permuted so that the k-th needy lane gets the k-th byte,
- * a blend, and the pointer moves by the popcount. That is exactly the reference's lane order.
+ * Decoder, per group: one table gather per vector gives (freq - 1, slot - cum, sym); then the two
+ * renormalisation rounds, each taking the lanes with x < L in lane order (round 1 of vectors
+ * 0..3, then round 2): movemask, an 8-byte load expanded to dwords and permuted so that the k-th
+ * needy lane gets the k-th byte, a blend; the pointer moves by the popcounts. That is exactly
+ * the reference's order.
  *
  * Encoder, per group (backwards): for each vector the renormalisation masks and bytes are formed,
  * the bytes of the needy lanes are compacted (in lane order) to the top of an 8-byte store that
@@ -26,6 +27,7 @@ size_t tp_rans32_dec_groups_avx2(uint32_t x[32], const uint8_t **pp, const uint8
     __m256i X3 = _mm256_loadu_si256((const __m256i *)(x + 24));
     const __m256i vmask = _mm256_set1_epi32((int)((1u << s) - 1)), v12 = _mm256_set1_epi32(0xfff);
     const __m256i one = _mm256_set1_epi32(1), vL = _mm256_set1_epi32((int)TP_RANS_L);
+    const __m256i vL2 = _mm256_set1_epi32((int)(TP_RANS_L >> 8));
     const __m128i sh = _mm_cvtsi32_si128(s);
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     const __m256i nibmul = _mm256_set1_epi16(0x1001); /* bytes (1, 16): lo + 16 * hi */
@@ -39,31 +41,41 @@ size_t tp_rans32_dec_groups_avx2(uint32_t x[32], const uint8_t **pp, const uint8
         X = _mm256_add_epi32(_mm256_mullo_epi32(f, _mm256_srl_epi32(X, sh)), b);                   \
         S = _mm256_srli_epi32(e, 24);                                                              \
     }
-#define RENORM(X)                                                                                  \
-    {                                                                                              \
-        __m256i m = _mm256_cmpgt_epi32(vL, X);                                                     \
-        unsigned bits = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(m));                      \
-        __m256i raw = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)p));                   \
-        __m256i idx = _mm256_load_si256((const __m256i *)tp_rans_lut_expand[bits]);                \
-        __m256i nx = _mm256_or_si256(_mm256_slli_epi32(X, 8), _mm256_permutevar8x32_epi32(raw, idx)); \
-        X = _mm256_blendv_epi8(X, nx, m);                                                          \
-        p += __builtin_popcount(bits);                                                             \
-    }
+/* Both rounds at once: after round 1 a lane is >= L unless it was < 2^15 before it (a byte
+ * shifts in below), so the round-2 mask is known up front and every byte position follows from
+ * popcounts: the loads of a group do not wait for each other. */
+#define MASKS(X, M1, M2, B1, B2)                                                                   \
+    __m256i M1 = _mm256_cmpgt_epi32(vL, X), M2 = _mm256_cmpgt_epi32(vL2, X);                       \
+    unsigned B1 = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(M1));                           \
+    unsigned B2 = (unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(M2));
+#define BYTES(Q, B)                                                                                \
+    _mm256_permutevar8x32_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(Q))),       \
+                                _mm256_load_si256((const __m256i *)tp_rans_lut_expand[B]))
+#define APPLY(X, M1, M2, Q1, B1, Q2, B2)                                                           \
+    X = _mm256_blendv_epi8(X, _mm256_or_si256(_mm256_slli_epi32(X, 8), BYTES(Q1, B1)), M1);         \
+    X = _mm256_blendv_epi8(X, _mm256_or_si256(_mm256_slli_epi32(X, 8), BYTES(Q2, B2)), M2);
         __m256i S0, S1, S2, S3;
         DEC(X0, S0)
         DEC(X1, S1)
         DEC(X2, S2)
         DEC(X3, S3)
-        RENORM(X0)
-        RENORM(X1)
-        RENORM(X2)
-        RENORM(X3)
-        RENORM(X0)
-        RENORM(X1)
-        RENORM(X2)
-        RENORM(X3)
+        MASKS(X0, m10, m20, b10, b20)
+        MASKS(X1, m11, m21, b11, b21)
+        MASKS(X2, m12, m22, b12, b22)
+        MASKS(X3, m13, m23, b13, b23)
+        const uint8_t *q0 = p, *q1 = q0 + __builtin_popcount(b10), *q2 = q1 + __builtin_popcount(b11);
+        const uint8_t *q3 = q2 + __builtin_popcount(b12), *r0 = q3 + __builtin_popcount(b13);
+        const uint8_t *r1 = r0 + __builtin_popcount(b20), *r2 = r1 + __builtin_popcount(b21);
+        const uint8_t *r3 = r2 + __builtin_popcount(b22);
+        p = r3 + __builtin_popcount(b23);
+        APPLY(X0, m10, m20, q0, b10, r0, b20)
+        APPLY(X1, m11, m21, q1, b11, r1, b21)
+        APPLY(X2, m12, m22, q2, b12, r2, b22)
+        APPLY(X3, m13, m23, q3, b13, r3, b23)
 #undef DEC
-#undef RENORM
+#undef MASKS
+#undef BYTES
+#undef APPLY
         /* 32 dwords -> 32 bytes in lane order */
         __m256i t01 = _mm256_packus_epi32(S0, S1), t23 = _mm256_packus_epi32(S2, S3);
         __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(t01, t23), order);
