@@ -15,6 +15,7 @@ extern const tp_kernel tp_kernels_entropy[];
 extern const tp_kernel tp_kernels_sparse[];
 extern const tp_kernel tp_kernels_vq[];
 extern const tp_kernel tp_kernels_lora[];
+extern const tp_kernel tp_kernels_lowrank[];
 #ifdef TENPAK_HAVE_CUDA
 extern const tp_kernel tp_kernels_cuda[];
 #endif
@@ -26,6 +27,7 @@ static const tp_kernel *const families[] = {
     tp_kernels_sparse,
     tp_kernels_vq,
     tp_kernels_lora,
+    tp_kernels_lowrank,
 #ifdef TENPAK_HAVE_CUDA
     tp_kernels_cuda,
 #endif

@@ -41,6 +41,10 @@ void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int Kp, int64_t v
 void tp_lora_merge_rows_avx2(const float *W, const tp_lora *l, float sign, int64_t i0, int64_t i1,
                              float *out);
 
+/* rows [i0, i1) of the low-rank product (lowrank.h's definition) */
+void tp_lr_product_rows_avx2(const float *L, const float *R, int rank, int64_t cols, int64_t i0,
+                             int64_t i1, float *out);
+
 /* ---- shared small helpers (AVX2) ---- */
 float tp_dot_avx2(const float *a, const float *b, int64_t n);
 

@@ -48,3 +48,34 @@ void tp_lora_merge_rows_avx2(const float *W, const tp_lora *l, float sign, int64
         }
     }
 }
+
+/* rows [i0, i1) of the low-rank product lr(i, j) = fmaf chain over t of L[i][t] R[t][j]
+ * (lowrank.h's definition), 8 columns per vector */
+void tp_lr_product_rows_avx2(const float *L, const float *R, int rank, int64_t cols, int64_t i0,
+                             int64_t i1, float *out) {
+    for (int64_t i = i0; i < i1; i++) {
+        const float *l = L + i * rank;
+        float *o = out + i * cols;
+        int64_t j = 0;
+        for (; j + 32 <= cols; j += 32) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (int k = 0; k < rank; k++) {
+                const __m256 lk = _mm256_broadcast_ss(l + k);
+                const float *rk = R + (int64_t)k * cols + j;
+                a0 = _mm256_fmadd_ps(lk, _mm256_loadu_ps(rk), a0);
+                a1 = _mm256_fmadd_ps(lk, _mm256_loadu_ps(rk + 8), a1);
+                a2 = _mm256_fmadd_ps(lk, _mm256_loadu_ps(rk + 16), a2);
+                a3 = _mm256_fmadd_ps(lk, _mm256_loadu_ps(rk + 24), a3);
+            }
+            _mm256_storeu_ps(o + j, a0);
+            _mm256_storeu_ps(o + j + 8, a1);
+            _mm256_storeu_ps(o + j + 16, a2);
+            _mm256_storeu_ps(o + j + 24, a3);
+        }
+        for (; j < cols; j++) {
+            float acc = 0.0f;
+            for (int k = 0; k < rank; k++) acc = fmaf(l[k], R[(int64_t)k * cols + j], acc);
+            o[j] = acc;
+        }
+    }
+}

@@ -1,0 +1,108 @@
+/* cpu backend of low rank and tenpakx: the product by row blocks (AVX2, bit-identical to the
+ * reference), the low-rank GEMV y = L (R x) (k dot products of length cols, then rows dot
+ * products of length k, both threaded), tenpakx fit / decode / GEMV by composition. */
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/codecs_cpu.h"
+#include "tenpak/lowrank.h"
+
+static float dot_portable(const float *a, const float *b, int64_t n) {
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+    float t = 0;
+    for (; i < n; i++) t += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
+}
+
+void tp_lowrank_product_cpu(const tp_lowrank *m, float *W) {
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int64_t rows = m->rows;
+#pragma omp parallel if (m->rows * m->cols >= TP_K3_PAR_MIN)
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        int64_t i0 = rows * t / nt, i1 = rows * (t + 1) / nt;
+        if (i0 < i1) {
+            if (avx2) tp_lr_product_rows_avx2(m->L, m->R, m->rank, m->cols, i0, i1, W);
+            else {
+                tp_lowrank v = *m;
+                v.rows = i1 - i0;
+                v.L = m->L + i0 * m->rank;
+                tp_lowrank_product_ref(&v, W + i0 * m->cols);
+            }
+        }
+    }
+}
+
+void tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y) {
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int64_t rows = m->rows, cols = m->cols;
+    const int k = m->rank;
+    float *t = tp_alloc((size_t)k * sizeof(float));
+    if (!t) abort();
+    const int par = (rows + cols) * (int64_t)k >= TP_K3_PAR_MIN;
+#pragma omp parallel if (par)
+    {
+#pragma omp for schedule(static)
+        for (int i = 0; i < k; i++)
+            t[i] = avx2 ? tp_dot_avx2(m->R + (int64_t)i * cols, x, cols) : dot_portable(m->R + (int64_t)i * cols, x, cols);
+#pragma omp for schedule(static)
+        for (int64_t i = 0; i < rows; i++)
+            y[i] = avx2 ? tp_dot_avx2(m->L + i * k, t, k) : dot_portable(m->L + i * k, t, k);
+    }
+    tp_free(t);
+}
+
+tp_status tp_tenpakx_fit(tp_tenpakx *m, const float *W, const tp_tenpakx_cfg *cfg, tp_err *e) {
+    const int64_t n = m->lr.rows * m->lr.cols;
+    float *P = tp_alloc((size_t)n * sizeof(float));
+    if (!P) return tp_fail(e, TP_ERR_NOMEM, "tenpakx: out of memory");
+    tp_status st = tp_lowrank_fit(&m->lr, W, NULL, e);
+    if (st == TP_OK) {
+        tp_lowrank_product_cpu(&m->lr, P);
+        for (int64_t i = 0; i < n; i++) P[i] = W[i] - P[i]; /* remainder after low rank */
+        tp_kmeans_opts o = {.seed = cfg ? cfg->seed : 0};
+        st = tp_vq_fit(&m->vq, P, &o, NULL);
+        if (st != TP_OK) tp_fail(e, st, "tenpakx: k-means failed");
+    }
+    if (st == TP_OK) {
+        float *V = tp_alloc((size_t)n * sizeof(float));
+        if (!V) st = tp_fail(e, TP_ERR_NOMEM, "tenpakx: out of memory");
+        else {
+            tp_vq_decode_cpu(&m->vq, V);
+            for (int64_t i = 0; i < n; i++) P[i] = P[i] - V[i]; /* remainder after VQ */
+            tp_k3_quantize_rows(&m->res, P, cfg ? cfg->refine_iters : 0);
+            tp_free(V);
+        }
+    }
+    tp_free(P);
+    return st;
+}
+
+void tp_tenpakx_decode_cpu(const tp_tenpakx *m, float *W) {
+    const int64_t n = m->lr.rows * m->lr.cols;
+    float *V = tp_alloc((size_t)n * sizeof(float)), *R = tp_alloc((size_t)n * sizeof(float));
+    if (!V || !R) abort();
+    tp_lowrank_product_cpu(&m->lr, W);
+    tp_vq_decode_cpu(&m->vq, V);
+    tp_dequantize_cpu(&m->res, R);
+#pragma omp parallel for schedule(static) if (n >= TP_K3_PAR_MIN)
+    for (int64_t i = 0; i < n; i++) W[i] = (W[i] + V[i]) + R[i];
+    tp_free(V);
+    tp_free(R);
+}
+
+void tp_tenpakx_gemv_cpu(const tp_tenpakx *m, const float *x, float *y) {
+    const int64_t rows = m->lr.rows;
+    float *y2 = tp_alloc((size_t)rows * sizeof(float)), *y3 = tp_alloc((size_t)rows * sizeof(float));
+    if (!y2 || !y3) abort();
+    tp_lowrank_gemv_cpu(&m->lr, x, y);
+    tp_vq_gemv_cpu(&m->vq, x, y2);
+    tp_qgemv_cpu(&m->res, x, y3);
+    for (int64_t r = 0; r < rows; r++) y[r] += y2[r] + y3[r];
+    tp_free(y2);
+    tp_free(y3);
+}
