@@ -8,8 +8,9 @@
  * Merge (the definition, bit for bit in every backend): for each (i, j),
  *   acc = 0; for k = 0..r-1: acc = fmaf(B[i][k], A[k][j], acc);   d = s * acc (fp32)
  *   merged = W[i][j] + d, unmerged = W'[i][j] - d (one fp32 rounding each).
- * So unmerge(merge(W)) differs from W by at most one rounding of |W + d|:
- *   |unmerge(merge(W)) - W| <= 2^-24 * |W + d| (round to nearest), checked in verify/test_lora.c.
+ * So unmerge(merge(W)) differs from W by the two roundings (of W + d, then of the difference):
+ *   |unmerge(merge(W)) - W| <= 2^-24 * (|W + d| + |W|) (round to nearest), checked in
+ *   verify/test_lora.c; it is exact whenever W + d is.
  * For a quantised base, merge dequantises, adds d, and re-quantises with tp_quantize_ref (the
  * result is a new tp_qmat of the same kind and group; its error is the quantiser's). */
 #ifndef TENPAK_LORA_H

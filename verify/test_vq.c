@@ -1,0 +1,133 @@
+/* Vector quantisation: every kernel against the reference (registry, with self-test), plus the
+ * k-means properties: determinism across thread counts, re-seeding, weighting, nearest codes,
+ * packing and sizes. */
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "tenpak/vq.h"
+#include "verify/test_common.h"
+
+Test(vq, registry_vq) { verify_filter("^[a-z]+/vq_"); }
+Test(vq, registry_vqr) { verify_filter("^[a-z]+/vqr_"); }
+
+static float *rand_vectors(int64_t n, int d, tp_rng *rng) {
+    float *V = tp_alloc((size_t)(n * d) * 4);
+    for (int64_t i = 0; i < n * d; i++) V[i] = tp_rng_normal(rng) * 0.02f;
+    return V;
+}
+
+/* same codebook, bit for bit, with 1 and 2 threads, and equal to the reference */
+Test(vq, kmeans_deterministic) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 41);
+    const int64_t n = 40000; /* several chunks of TP_KMEANS_CHUNK */
+    float *V = rand_vectors(n, 4, &rng), *imp = tp_alloc(n * 4);
+    for (int64_t i = 0; i < n; i++) imp[i] = fabsf(V[4 * i]) + 1e-3f;
+    float a[64 * 4], b[64 * 4], c[64 * 4];
+    tp_kmeans_opts o = {.seed = 7, .max_iters = 6};
+    int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    cr_assert_eq(tp_kmeans_cpu(V, n, 4, 64, imp, &o, a, NULL), TP_OK);
+    omp_set_num_threads(2);
+    cr_assert_eq(tp_kmeans_cpu(V, n, 4, 64, imp, &o, b, NULL), TP_OK);
+    omp_set_num_threads(nt);
+    cr_assert_eq(tp_kmeans_ref(V, n, 4, 64, imp, &o, c, NULL), TP_OK);
+    cr_expect_eq(memcmp(a, b, sizeof a), 0, "1 vs 2 threads");
+    cr_expect_eq(memcmp(a, c, sizeof a), 0, "cpu vs reference");
+    tp_free(V);
+    tp_free(imp);
+}
+
+/* Lloyd never ends worse than its start; duplicates force empty clusters, which are re-seeded */
+Test(vq, lloyd_and_reseed) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 42);
+    const int64_t n = 3000;
+    float *V = rand_vectors(n, 8, &rng);
+    float c1[32 * 8], c2[32 * 8];
+    tp_kmeans_stats s1, s2;
+    tp_kmeans_opts o1 = {.seed = 3, .max_iters = 1}, o2 = {.seed = 3, .max_iters = 30};
+    cr_assert_eq(tp_kmeans_cpu(V, n, 8, 32, NULL, &o1, c1, &s1), TP_OK);
+    cr_assert_eq(tp_kmeans_cpu(V, n, 8, 32, NULL, &o2, c2, &s2), TP_OK);
+    cr_expect_leq(s2.distortion, s1.distortion * (1 + 1e-9), "%g > %g", s2.distortion, s1.distortion);
+    cr_expect_gt(s2.iters, 1);
+    /* 400 vectors with 6 distinct values, 16 centroids: k-means++ must repeat some */
+    float *D = tp_alloc(400 * 4 * 4), cb[16 * 4];
+    for (int64_t i = 0; i < 400; i++)
+        for (int j = 0; j < 4; j++) D[i * 4 + j] = (float)((i % 6) * 0.25 + j * 0.01);
+    tp_kmeans_stats s3;
+    tp_kmeans_opts o3 = {.seed = 5, .max_iters = 5};
+    cr_assert_eq(tp_kmeans_cpu(D, 400, 4, 16, NULL, &o3, cb, &s3), TP_OK);
+    cr_expect_gt(s3.reseeded, 0, "no empty cluster was re-seeded");
+    cr_expect_eq(s3.distortion, 0.0, "6 points, 16 centroids: every point is a centroid");
+    for (int i = 0; i < 16 * 4; i++) cr_assert(isfinite(cb[i]));
+    tp_free(V);
+    tp_free(D);
+}
+
+/* K = 1: the centroid is the weighted mean (then rounded to fp16) */
+Test(vq, weighted_mean) {
+    float V[3 * 2] = {0, 0, 1, 1, 4, 8}, w[3] = {1, 1, 2}, cb[2];
+    tp_kmeans_opts o = {.seed = 1, .max_iters = 3};
+    cr_assert_eq(tp_kmeans_ref(V, 3, 2, 1, w, &o, cb, NULL), TP_OK);
+    cr_expect_eq(cb[0], tp_f16_to_f32(tp_f32_to_f16((float)(9.0 / 4))), "%g", cb[0]);
+    cr_expect_eq(cb[1], tp_f16_to_f32(tp_f32_to_f16((float)(17.0 / 4))), "%g", cb[1]);
+}
+
+/* every code of the cpu encoder is a nearest centroid; awkward shape (cols % d != 0) */
+Test(vq, encode_nearest) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 43);
+    const int64_t R = 13, C = 203;
+    float *W = rand_vectors(R, (int)C, &rng);
+    tp_vqmat m;
+    cr_assert_eq(tp_vq_alloc(&m, R, C, 8, 64), TP_OK);
+    tp_kmeans_opts o = {.seed = 9, .max_iters = 5};
+    cr_assert_eq(tp_vq_fit(&m, W, &o, NULL), TP_OK);
+    float x[8];
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t v = 0; v < m.nvec; v++) {
+            for (int j = 0; j < 8; j++) x[j] = v * 8 + j < C ? W[r * C + v * 8 + j] : 0.0f;
+            double best = INFINITY, got = 0;
+            for (int k = 0; k < 64; k++) {
+                double dd = 0;
+                for (int j = 0; j < 8; j++) dd += ((double)x[j] - m.codebook[k * 8 + j]) * ((double)x[j] - m.codebook[k * 8 + j]);
+                best = fmin(best, dd);
+                if (k == tp_vq_code(&m, r, v)) got = dd;
+            }
+            cr_assert_leq(got, best * (1 + 1e-5) + 1e-12);
+        }
+    tp_vq_free(&m);
+    tp_free(W);
+}
+
+/* packing: 8-bit and 12-bit codes round-trip; sizes as documented */
+Test(vq, pack_and_sizes) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 44);
+    const int Ks[2] = {256, 4096};
+    for (int t = 0; t < 2; t++) {
+        tp_vqmat a, b;
+        cr_assert_eq(tp_vq_alloc(&a, 5, 37, 4, Ks[t]), TP_OK);
+        cr_assert_eq(tp_vq_alloc(&b, 5, 37, 4, Ks[t]), TP_OK);
+        for (int i = 0; i < Ks[t] * 4; i++) a.codebook[i] = tp_f16_to_f32(tp_f32_to_f16(tp_rng_normal(&rng)));
+        for (int64_t i = 0; i < 5 * a.nvec; i++) {
+            if (a.codes8) a.codes8[i] = (uint8_t)tp_rng_below(&rng, 256);
+            else a.codes16[i] = (uint16_t)tp_rng_below(&rng, 4096);
+        }
+        unsigned char *buf = tp_alloc(tp_vq_bytes(&a));
+        tp_vq_pack(&a, buf);
+        tp_vq_unpack(&b, buf);
+        cr_expect_eq(memcmp(a.codebook, b.codebook, Ks[t] * 16), 0);
+        for (int64_t i = 0; i < 5 * a.nvec; i++) cr_assert_eq(tp_vq_code(&a, i / a.nvec, i % a.nvec), tp_vq_code(&b, i / a.nvec, i % a.nvec));
+        tp_free(buf);
+        tp_vq_free(&a);
+        tp_vq_free(&b);
+    }
+    const double n = 4096.0 * 4096.0;
+    cr_expect_eq(tp_vq_bytes_for(4096, 4096, 4, 256), 4096 * 1024 + 256 * 4 * 2);
+    cr_expect_eq(tp_vq_bytes_for(4096, 4096, 4, 4096), 4096 * 1024 * 3 / 2 + 4096 * 4 * 2);
+    cr_expect_eq(tp_vq_bytes_for(4096, 4096, 8, 256), 4096 * 512 + 256 * 8 * 2); /* 1.002 bits/weight */
+    cr_expect_eq(tp_vqr_bytes_for(4096, 4096, 8, 256, 32), tp_vq_bytes_for(4096, 4096, 8, 256) + (size_t)(n * 5 / 8));
+}
