@@ -13,4 +13,6 @@ int tp_cmd_compress(int argc, char **argv);
 int tp_cmd_eval(int argc, char **argv);
 int tp_cmd_claims(int argc, char **argv);
 int tp_cmd_report(int argc, char **argv);
+int tp_cmd_zip(int argc, char **argv);
+int tp_cmd_unzip(int argc, char **argv);
 #endif

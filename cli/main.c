@@ -20,6 +20,8 @@ static const command commands[] = {
     {"eval", tp_cmd_eval, "perplexity of an artifact beside its source model, with byte accounting"},
     {"claims", tp_cmd_claims, "verify published claims: VERIFIED / FAILED / NEEDS MODEL"},
     {"report", tp_cmd_report, "run the codec x model matrix and write the experiment log"},
+    {"zip", tp_cmd_zip, "lossless text compression with a language model (arithmetic coding / rANS)"},
+    {"unzip", tp_cmd_unzip, "decompress a tenpak zip file (needs the same model)"},
     {"entropy", tp_cmd_entropy, "entropy coding (rANS, AC): encode / decode files, weight streams vs zstd"},
     {"tokenize", tp_cmd_tokenize, "token ids of a text file by a model's tokenizer.json"},
     {"ppl", tp_cmd_ppl, "perplexity of a text under a Hugging Face model (HF or llama.cpp protocol)"},
