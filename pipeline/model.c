@@ -337,8 +337,12 @@ static void gemm(tp_model *m, int M, int N, int K, float alpha, const float *A, 
                  int transB, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     double t0 = tp_now();
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
-                beta, C, ldc);
+    /* one row (incremental decoding): sgemv reads the weights once, where sgemm would first pack
+     * (copy) all of them for a single output row */
+    if (M == 1) cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? N : K, transB ? K : N, alpha,
+                            B, ldb, A, 1, beta, C, 1);
+    else cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
+                     beta, C, ldc);
     m->gemm_s += tp_now() - t0;
     m->gemm_flops += 2.0 * M * N * K;
 }
