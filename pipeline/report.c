@@ -548,3 +548,123 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
     cJSON_Delete(cfg);
     return s;
 }
+
+/* ---- merge: benchmark JSONs from several machines into one cross-hardware table ---- */
+typedef struct mrow { char name[200]; double t[16], bps[16]; } mrow;
+
+tp_status tp_report_merge(const char *out, const char *const *files, int nf, tp_err *e) {
+    if (nf < 1 || nf > 16) return tp_fail(e, TP_ERR_ARG, "merge takes 1 to 16 benchmark JSON files");
+    char machine[16][256];
+    mrow *rows = NULL;
+    int nr = 0, cap = 0;
+    for (int f = 0; f < nf; f++) {
+        size_t n;
+        char *text = tp_read_file(files[f], &n, e);
+        if (!text) { free(rows); return TP_ERR_IO; }
+        cJSON *j = cJSON_ParseWithLength(text, n);
+        free(text);
+        const cJSON *ctx = cJSON_GetObjectItemCaseSensitive(j, "context"), *arr = cJSON_GetObjectItemCaseSensitive(j, "benchmarks");
+        if (!cJSON_IsObject(ctx) || !cJSON_IsArray(arr)) {
+            cJSON_Delete(j);
+            free(rows);
+            return tp_fail(e, TP_ERR_FORMAT, "%s: not a Google Benchmark JSON (context + benchmarks)", files[f]);
+        }
+        /* the machine: host, processor or device, library build */
+        const char *dev = str(ctx, "device", NULL);
+        snprintf(machine[f], sizeof machine[f], "%s / %s / %s", str(ctx, "host_name", "?"),
+                 dev ? dev : str(ctx, "cpu_model", "?"), str(ctx, "library_build_type", "?"));
+        const cJSON *b;
+        cJSON_ArrayForEach(b, arr) {
+            const char *agg = str(b, "aggregate_name", ""), *rt = str(b, "run_type", "");
+            int single = !strcmp(rt, "iteration") && num(b, "repetitions", 1) <= 1;
+            if (strcmp(agg, "median") && !single) continue;
+            const char *name = str(b, "run_name", str(b, "name", ""));
+            int k = -1;
+            for (int i = 0; i < nr; i++) if (!strcmp(rows[i].name, name)) k = i;
+            if (k < 0) {
+                if (nr == cap) { cap = cap ? 2 * cap : 64; rows = realloc(rows, (size_t)cap * sizeof *rows); }
+                k = nr++;
+                memset(&rows[k], 0, sizeof rows[k]);
+                snprintf(rows[k].name, sizeof rows[k].name, "%s", name);
+                for (int i = 0; i < 16; i++) rows[k].t[i] = NAN;
+            }
+            double scale = !strcmp(str(b, "time_unit", "ns"), "us") ? 1e3 : !strcmp(str(b, "time_unit", "ns"), "ms") ? 1e6 : 1;
+            rows[k].t[f] = num(b, "real_time", NAN) * scale;
+            rows[k].bps[f] = num(b, "bytes_per_second", 0);
+        }
+        cJSON_Delete(j);
+    }
+    mkdirs(out);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *ms = cJSON_AddArrayToObject(root, "machines");
+    for (int f = 0; f < nf; f++) {
+        cJSON *m = cJSON_CreateObject();
+        cJSON_AddStringToObject(m, "machine", machine[f]);
+        cJSON_AddStringToObject(m, "source", files[f]);
+        cJSON_AddItemToArray(ms, m);
+    }
+    cJSON *tab = cJSON_AddArrayToObject(root, "benchmarks");
+    sbuf md = {0};
+    sb_printf(&md, "# Benchmarks across machines\n\nMerged by `tenpak report merge` from %d run(s). Median real time per "
+                   "iteration (ms) and bytes/s (GB/s) of each benchmark, one column per machine.\n\n| benchmark |", nf);
+    for (int f = 0; f < nf; f++) sb_printf(&md, " %s |", machine[f]);
+    sb_printf(&md, "\n|---|");
+    for (int f = 0; f < nf; f++) sb_printf(&md, "---|");
+    sb_printf(&md, "\n");
+    for (int i = 0; i < nr; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "name", rows[i].name);
+        cJSON *per = cJSON_AddArrayToObject(r, "per_machine");
+        sb_printf(&md, "| %s |", rows[i].name);
+        for (int f = 0; f < nf; f++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "machine", machine[f]);
+            if (!isnan(rows[i].t[f])) {
+                cJSON_AddNumberToObject(x, "real_time_ms", rows[i].t[f] * 1e-6);
+                cJSON_AddNumberToObject(x, "gb_per_s", rows[i].bps[f] * 1e-9);
+                sb_printf(&md, " %.4f ms, %.2f GB/s |", rows[i].t[f] * 1e-6, rows[i].bps[f] * 1e-9);
+            } else sb_printf(&md, " - |");
+            cJSON_AddItemToArray(per, x);
+        }
+        sb_printf(&md, "\n");
+        cJSON_AddItemToArray(tab, r);
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/merged.json", out);
+    char *js = cJSON_Print(root);
+    tp_status s = js ? write_text(path, js, e) : tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    free(js);
+    snprintf(path, sizeof path, "%s/MERGED.md", out);
+    if (s == TP_OK) s = write_text(path, md.p ? md.p : "", e);
+    /* plot: GB/s per benchmark, one series per machine */
+    if (s == TP_OK && nr) {
+        char dat[4200], gp[4200];
+        snprintf(dat, sizeof dat, "%s/merged.dat", out);
+        snprintf(gp, sizeof gp, "%s/merged.gp", out);
+        FILE *fd = fopen(dat, "w"), *fg = fopen(gp, "w");
+        if (fd && fg) {
+            for (int i = 0; i < nr; i++) {
+                fprintf(fd, "\"%s\"", rows[i].name);
+                for (int f = 0; f < nf; f++) fprintf(fd, " %g", isnan(rows[i].t[f]) ? 0.0 : rows[i].bps[f] * 1e-9);
+                fprintf(fd, "\n");
+            }
+            for (int t = 0; t < 2; t++) {
+                fprintf(fg, "set terminal %s size 1200,700\nset output '%s/merged.%s'\n", t ? "svg" : "pngcairo", out, t ? "svg" : "png");
+                fprintf(fg, "set title 'GB/s per benchmark and machine'\nset style data histograms\nset style fill solid 0.8\n"
+                            "set xtics rotate by -45 font ',7'\nset ylabel 'GB/s'\nset key outside top\nplot ");
+                for (int f = 0; f < nf; f++) fprintf(fg, "%s'%s' using %d:xtic(1) title '%s'", f ? ", " : "", dat, f + 2, machine[f]);
+                fprintf(fg, "\n");
+            }
+        }
+        if (fd) fclose(fd);
+        if (fg) fclose(fg);
+        char cmd[8600], o2[256];
+        snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", gp);
+        run_capture(cmd, o2, sizeof o2);
+    }
+    free(md.p);
+    cJSON_Delete(root);
+    free(rows);
+    if (s == TP_OK) fprintf(stderr, "merged %d run(s), %d benchmarks: %s/MERGED.md, %s/merged.json, %s/merged.png\n", nf, nr, out, out, out);
+    return s;
+}

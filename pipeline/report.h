@@ -28,4 +28,9 @@ typedef struct tp_report_opts {
 
 tp_status tp_report_run(const tp_report_opts *o, tp_err *e);
 
+/* `tenpak report merge`: Google Benchmark JSONs from several machines (e.g. the shards of a job
+ * array, or a CPU and a GPU run) into OUT/MERGED.md, OUT/merged.json and OUT/merged.png|svg, one
+ * column per machine (host / processor or device / library build). */
+tp_status tp_report_merge(const char *out, const char *const *files, int nf, tp_err *e);
+
 #endif
