@@ -34,7 +34,7 @@ static void mindist_cpu(void *ctx, const float *T, int64_t m, int d, const float
     (void)ctx;
     const int avx2 = use_avx2(d);
     const int64_t nblk = (m + 4 * ABLK - 1) / (4 * ABLK);
-#pragma omp parallel for schedule(static) if (m >= 8 * ABLK)
+#pragma omp parallel for schedule(static) if (m * d >= (1 << 20)) /* one call per k-means++ pick: keep small ones serial */
     for (int64_t b = 0; b < nblk; b++) {
         int64_t i0 = b * 4 * ABLK, i1 = i0 + 4 * ABLK < m ? i0 + 4 * ABLK : m;
         if (avx2) tp_vq_mindist_avx2(T + i0 * d, i1 - i0, d, c, D + i0);
@@ -129,11 +129,49 @@ void tp_vq_decode_cpu(const tp_vqmat *m, float *W) {
     }
 }
 
+/* y[r] += sum_v T[v][code(r, v)]: 8 codes per 64-bit load, 4 accumulators */
+static void lookup_rows_portable(const tp_vqmat *m, const float *T, int Kp, int64_t v0, int64_t v1,
+                                 int64_t r0, int64_t r1, float *y) {
+    const int64_t nv = v1 - v0;
+    for (int64_t r = r0; r < r1; r++) {
+        float a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int64_t v = 0;
+        if (m->codes8) {
+            const uint8_t *cp = m->codes8 + r * m->nvec + v0;
+            for (; v + 8 <= nv; v += 8) {
+                uint64_t c;
+                memcpy(&c, cp + v, 8);
+                const float *t = T + v * Kp;
+                a0 += t[c & 255];
+                a1 += t[Kp + (c >> 8 & 255)];
+                a2 += t[2 * Kp + (c >> 16 & 255)];
+                a3 += t[3 * Kp + (c >> 24 & 255)];
+                a0 += t[4 * Kp + (c >> 32 & 255)];
+                a1 += t[5 * Kp + (c >> 40 & 255)];
+                a2 += t[6 * Kp + (c >> 48 & 255)];
+                a3 += t[7 * Kp + (c >> 56)];
+            }
+            for (; v < nv; v++) a0 += T[v * Kp + cp[v]];
+        } else {
+            const uint16_t *cp = m->codes16 + r * m->nvec + v0;
+            for (; v + 4 <= nv; v += 4) {
+                const float *t = T + v * Kp;
+                a0 += t[cp[v]];
+                a1 += t[Kp + cp[v + 1]];
+                a2 += t[2 * Kp + cp[v + 2]];
+                a3 += t[3 * Kp + cp[v + 3]];
+            }
+            for (; v < nv; v++) a0 += T[v * Kp + cp[v]];
+        }
+        y[r] += (a0 + a1) + (a2 + a3);
+    }
+}
+
 void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
     const int d = m->d, K = m->K, Kp = (K + 7) / 8 * 8, avx2 = use_avx2(d);
     const int64_t rows = m->rows, cols = m->cols, nvec = m->nvec;
     /* vectors per column block: the block's table (bv x Kp floats) stays in L2 */
-    int64_t bv = (getenv("TP_VQ_BV") ? atoi(getenv("TP_VQ_BV")) : 16384) / Kp;
+    int64_t bv = 16384 / Kp;
     bv = bv < 16 ? 16 : bv / 16 * 16;
     float *xp = tp_alloc((size_t)(nvec * d) * sizeof(float));
     float *T = tp_alloc((size_t)(nvec * Kp) * sizeof(float));
@@ -159,15 +197,7 @@ void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
         for (int64_t b0 = 0; b0 < nvec; b0 += bv) {
             int64_t b1 = b0 + bv < nvec ? b0 + bv : nvec;
             if (avx2) tp_vq_lookup_rows_avx2(m, T + b0 * Kp, Kp, b0, b1, r0, r1, y);
-            else
-                for (int64_t r = r0; r < r1; r++) {
-                    float a[4] = {0, 0, 0, 0};
-                    int64_t v = b0;
-                    for (; v + 4 <= b1; v += 4)
-                        for (int u = 0; u < 4; u++) a[u] += T[(v + u) * Kp + tp_vq_code(m, r, v + u)];
-                    for (; v < b1; v++) a[0] += T[v * Kp + tp_vq_code(m, r, v)];
-                    y[r] += (a[0] + a[1]) + (a[2] + a[3]);
-                }
+            else lookup_rows_portable(m, T + b0 * Kp, Kp, b0, b1, r0, r1, y);
         }
     }
     tp_free(xp);

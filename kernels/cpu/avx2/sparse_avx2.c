@@ -198,6 +198,18 @@ static void decode_row(const tp_sp24 *s, const lut4 *t, int64_t r, float *vals, 
     if (s->vkind == TP_SP_F16)
         for (; k + 8 <= N; k += 8)
             _mm256_storeu_ps(vals + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s->vf16 + r * N + k))));
+    if (s->vkind == TP_SP_INT4 && s->q.g % 8 == 0) {
+        /* q * s + o: q * s is exact, so the FMA equals the definition's multiply-then-add */
+        const tp_qmat *q = &s->q;
+        const __m256i sh = _mm256_loadu_si256((const __m256i *)SH4), m15 = _mm256_set1_epi32(15);
+        const uint8_t *cp = q->codes + r * q->code_stride;
+        for (; k + 8 <= N; k += 8) {
+            int64_t gi = k / q->g;
+            __m256 sv = _mm256_set1_ps(_cvtsh_ss(q->scale[r * q->ngroups + gi]));
+            __m256 ov = _mm256_set1_ps(_cvtsh_ss(q->offset[r * q->ngroups + gi]));
+            _mm256_storeu_ps(vals + k, _mm256_fmadd_ps(int4_codes(cp + k / 2, sh, m15), sv, ov));
+        }
+    }
     for (; k < N; k++) vals[k] = tp_sp24_value(s, r, k);
 }
 
