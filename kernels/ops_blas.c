@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tenpak/matvec.h"
 #include "tenpak/registry.h"
 
 typedef struct fctx {
@@ -22,11 +23,12 @@ static tp_status fsetup(tp_case *c, tp_rng *rng) {
     int64_t n0 = c->shape.d[0], n1 = c->shape.nd > 1 ? c->shape.d[1] : 1;
     x->batch = c->shape.nd > 2 ? c->shape.d[2] : 1;
     x->A = tp_alloc((size_t)(n0 * n1) * sizeof(float));
-    x->X = tp_alloc((size_t)(x->batch * n1) * sizeof(float));
+    int gemvt = !strcmp(c->op->name, "gemvt");
+    x->X = tp_alloc((size_t)(x->batch * (gemvt ? n0 : n1)) * sizeof(float));
     if (!x->A || !x->X) return TP_ERR_NOMEM;
     for (int64_t i = 0; i < n0 * n1; i++) x->A[i] = tp_rng_normal(rng) * 0.02f;
-    for (int64_t i = 0; i < x->batch * n1; i++) x->X[i] = tp_rng_normal(rng);
-    c->out_count = !strcmp(c->op->name, "copy") ? (size_t)n0 : (size_t)(n0 * x->batch);
+    for (int64_t i = 0; i < x->batch * (gemvt ? n0 : n1); i++) x->X[i] = tp_rng_normal(rng);
+    c->out_count = !strcmp(c->op->name, "copy") ? (size_t)n0 : gemvt ? (size_t)n1 : (size_t)(n0 * x->batch);
     c->out_bytes = c->out_count * sizeof(float);
     return TP_OK;
 }
@@ -88,6 +90,46 @@ static void gemv_blas_run(const tp_case *c, void *s, void *out) {
     int rows = (int)c->shape.d[0], cols = (int)c->shape.d[1];
     cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, x->A, cols, x->X, 1, 0.0f, out, 1);
 }
+/* the fixed-order kernel (tenpak/matvec.h), threaded over output ranges */
+static void gemv_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const fctx *x = c->ctx;
+    int64_t rows = c->shape.d[0], cols = c->shape.d[1];
+#pragma omp parallel if (rows * cols >= (1 << 16))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        tp_matvec_rows(x->A, cols, cols, x->X, 1.0f, 0.0f, out, rows * t / nt, rows * (t + 1) / nt);
+    }
+}
+/* gemvt: y (cols) = A^T x, A rows x cols row-major, x of length rows */
+static void gemvt_ref(const tp_case *c, void *out) {
+    const fctx *x = c->ctx;
+    int64_t rows = c->shape.d[0], cols = c->shape.d[1];
+    float *y = out;
+    for (int64_t n = 0; n < cols; n++) {
+        double acc = 0;
+        for (int64_t k = 0; k < rows; k++) acc += (double)x->X[k] * x->A[k * cols + n];
+        y[n] = (float)acc;
+    }
+}
+static void gemvt_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemvt_ref(c, out); }
+static void gemvt_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const fctx *x = c->ctx;
+    int64_t rows = c->shape.d[0], cols = c->shape.d[1];
+#pragma omp parallel if (rows * cols >= (1 << 16))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        tp_matvec_cols(x->A, cols, rows, x->X, 1.0f, 0.0f, out, cols * t / nt, cols * (t + 1) / nt);
+    }
+}
+static void gemvt_blas_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const fctx *x = c->ctx;
+    int rows = (int)c->shape.d[0], cols = (int)c->shape.d[1];
+    cblas_sgemv(CblasRowMajor, CblasTrans, rows, cols, 1.0f, x->A, cols, x->X, 1, 0.0f, out, 1);
+}
+
 /* Y (batch x rows) = X (batch x cols) * A^T */
 static void gemm_ref(const tp_case *c, void *out) {
     const fctx *x = c->ctx;
@@ -131,6 +173,10 @@ static const tp_op gemv_f32 = {
     .name = "gemv", .variant = "f32", .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5,
     .setup = fsetup, .teardown = fteardown, .reference = gemv_ref, .bytes = gemv_bytes,
     .flops = gemv_flops, .items = mat_items, .verify_shapes = v2, .bench_shapes = b2, .memory_bound = 1};
+static const tp_op gemvt_f32 = {
+    .name = "gemvt", .variant = "f32", .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5,
+    .setup = fsetup, .teardown = fteardown, .reference = gemvt_ref, .bytes = gemv_bytes,
+    .flops = gemv_flops, .items = mat_items, .verify_shapes = v2, .bench_shapes = b2, .memory_bound = 1};
 static const tp_op gemm_f32 = {
     .name = "gemm", .variant = "f32", .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5,
     .setup = fsetup, .teardown = fteardown, .reference = gemm_ref, .bytes = gemm_bytes,
@@ -142,6 +188,10 @@ const tp_kernel tp_kernels_blas[] = {
     {.op = &copy_f32, .backend = "cpu", .run = copy_cpu_run, .flags = TP_K_BASELINE | TP_K_ISA},
     {.op = &gemv_f32, .backend = "ref", .run = gemv_ref_run},
     {.op = &gemv_f32, .backend = "openblas", .run = gemv_blas_run, .flags = TP_K_BASELINE},
+    {.op = &gemv_f32, .backend = "cpu", .run = gemv_cpu_run, .flags = TP_K_ISA},
+    {.op = &gemvt_f32, .backend = "ref", .run = gemvt_ref_run},
+    {.op = &gemvt_f32, .backend = "openblas", .run = gemvt_blas_run, .flags = TP_K_BASELINE},
+    {.op = &gemvt_f32, .backend = "cpu", .run = gemvt_cpu_run, .flags = TP_K_ISA},
     {.op = &gemm_f32, .backend = "ref", .run = gemm_ref_run},
     {.op = &gemm_f32, .backend = "openblas", .run = gemm_blas_run, .flags = TP_K_BASELINE},
     {0}};

@@ -1,5 +1,6 @@
 /* fp32 CPU forward pass: see model.h for the contract and the memory modes. */
 #include "pipeline/model.h"
+#include "tenpak/matvec.h"
 
 #include "pipeline/vecmath.h"
 
@@ -333,15 +334,32 @@ static const float *wget(tp_model *m, wmat *w, tp_status *rc, tp_err *e) {
     return dst;
 }
 
+typedef struct mv_job {
+    const float *B;
+    int ldb, K;
+    const float *a;
+    float alpha, beta;
+    float *c;
+    int N, transB;
+} mv_job;
+static void mv_part(void *ctx, int i, int n) {
+    const mv_job *j = ctx;
+    int64_t o0 = (int64_t)j->N * i / n, o1 = (int64_t)j->N * (i + 1) / n;
+    if (j->transB) tp_matvec_rows(j->B, j->ldb, j->K, j->a, j->alpha, j->beta, j->c, o0, o1);
+    else tp_matvec_cols(j->B, j->ldb, j->K, j->a, j->alpha, j->beta, j->c, o0, o1);
+}
+
 static void gemm(tp_model *m, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                  int transB, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
     double t0 = tp_now();
-    /* one row (incremental decoding): sgemv reads the weights once, where sgemm would first pack
-     * (copy) all of them for a single output row */
-    if (M == 1) cblas_sgemv(CblasRowMajor, transB ? CblasNoTrans : CblasTrans, transB ? N : K, transB ? K : N, alpha,
-                            B, ldb, A, 1, beta, C, 1);
-    else cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
+    /* one row (incremental decoding): a matrix-vector product, which reads the weights once where
+     * sgemm would first pack (copy) them all, and sums in a fixed order whatever the thread count
+     * (tenpak/matvec.h), so `tenpak zip` decodes on any number of threads */
+    if (M == 1) {
+        mv_job j = {B, ldb, K, A, alpha, beta, C, N, transB};
+        tp_par_run(tp_par_threads(), mv_part, &j);
+    } else cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
                      beta, C, ldc);
     m->gemm_s += tp_now() - t0;
     m->gemm_flops += 2.0 * M * N * K;

@@ -1,0 +1,22 @@
+/* fp32 matrix-vector products with a fixed summation order: each output's sum is computed by one
+ * thread in an order that depends only on the ISA level, never on the thread count, so a result
+ * is reproducible bit for bit at any number of threads (what `tenpak zip` needs from the model's
+ * one-token steps). Work is split by output ranges [o0, o1); callers thread over them.
+ *   tp_matvec_rows: y[r] = alpha * dot(A[r, 0..K), x) + beta * y[r]       (A row-major, lda)
+ *   tp_matvec_cols: y[n] = alpha * sum_k x[k] B[k, n] + beta * y[n]       (B row-major K x N, ldb)
+ * beta == 0 ignores y's old contents. */
+#ifndef TENPAK_MATVEC_H
+#define TENPAK_MATVEC_H
+
+#include <stdint.h>
+
+void tp_matvec_rows(const float *A, int64_t lda, int64_t K, const float *x, float alpha, float beta, float *y,
+                    int64_t r0, int64_t r1);
+void tp_matvec_cols(const float *B, int64_t ldb, int64_t K, const float *x, float alpha, float beta, float *y,
+                    int64_t n0, int64_t n1);
+void tp_matvec_rows_avx2(const float *A, int64_t lda, int64_t K, const float *x, float alpha, float beta, float *y,
+                         int64_t r0, int64_t r1);
+void tp_matvec_cols_avx2(const float *B, int64_t ldb, int64_t K, const float *x, float alpha, float beta, float *y,
+                         int64_t n0, int64_t n1);
+
+#endif

@@ -1,0 +1,60 @@
+/* AVX2 fixed-order matrix-vector products (see include/tenpak/matvec.h). */
+#include <immintrin.h>
+
+#include "tenpak/matvec.h"
+
+static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+void tp_matvec_rows_avx2(const float *A, int64_t lda, int64_t K, const float *x, float alpha, float beta, float *y,
+                         int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+        const float *a = A + r * lda;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        int64_t k = 0;
+        for (; k + 32 <= K; k += 32) {
+            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(x + k), s0);
+            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(x + k + 8), s1);
+            s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 16), _mm256_loadu_ps(x + k + 16), s2);
+            s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 24), _mm256_loadu_ps(x + k + 24), s3);
+        }
+        for (; k + 8 <= K; k += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(x + k), s0);
+        float t = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+        for (; k < K; k++) t += a[k] * x[k];
+        y[r] = beta == 0.0f ? alpha * t : alpha * t + beta * y[r];
+    }
+}
+
+/* Columns in blocks of 32 outputs: for each k, acc += x[k] * B[k, n..n+31]. Per output the sum
+ * runs over k in order, whatever the block boundaries. */
+void tp_matvec_cols_avx2(const float *B, int64_t ldb, int64_t K, const float *x, float alpha, float beta, float *y,
+                         int64_t n0, int64_t n1) {
+    int64_t n = n0;
+    for (; n + 32 <= n1; n += 32) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int64_t k = 0; k < K; k++) {
+            const float *b = B + k * ldb + n;
+            __m256 xv = _mm256_broadcast_ss(x + k);
+            a0 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(b), a0);
+            a1 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(b + 8), a1);
+            a2 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(b + 16), a2);
+            a3 = _mm256_fmadd_ps(xv, _mm256_loadu_ps(b + 24), a3);
+        }
+        __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+        __m256 *acc[4] = {&a0, &a1, &a2, &a3};
+        for (int j = 0; j < 4; j++) {
+            __m256 r = _mm256_mul_ps(*acc[j], va);
+            if (beta != 0.0f) r = _mm256_fmadd_ps(vb, _mm256_loadu_ps(y + n + 8 * j), r);
+            _mm256_storeu_ps(y + n + 8 * j, r);
+        }
+    }
+    for (; n < n1; n++) {
+        float t = 0;
+        for (int64_t k = 0; k < K; k++) t = __builtin_fmaf(x[k], B[k * ldb + n], t);
+        y[n] = beta == 0.0f ? alpha * t : alpha * t + beta * y[n];
+    }
+}
