@@ -13,6 +13,8 @@ CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTENPAK_FUZZ=ON 
 # shellcheck disable=SC2086
 cmake --build "$build" -j"${FUZZ_JOBS:-2}" --target $targets
 rc=0
+passed=0
+failed=0
 for t in $targets; do
   corpus="$build/corpus/$t"
   mkdir -p "$corpus" "$build/artifacts"
@@ -20,8 +22,11 @@ for t in $targets; do
   if ! "$build/$t" -max_total_time="$secs" -max_len=8192 -rss_limit_mb=2048 -timeout=10 \
        -artifact_prefix="$build/artifacts/$t-" -print_final_stats=1 "$corpus" 2>"$build/$t.log"; then
     echo "FAIL: $t (log: $build/$t.log, artifacts: $build/artifacts/)"; tail -30 "$build/$t.log"; rc=1
+    failed=$((failed + 1))
   else
     grep -E "stat::number_of_executed_units|cov:" "$build/$t.log" | tail -2
+    passed=$((passed + 1))
   fi
 done
+echo "fuzz: $passed passed, $failed failed"
 exit $rc
