@@ -127,7 +127,33 @@ void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int Kp, int64_t v
     const int64_t nv = v1 - v0;
     const __m256i base = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(Kp));
     const __m256i step8 = _mm256_set1_epi32(8 * Kp), step16 = _mm256_set1_epi32(16 * Kp);
-    for (int64_t r = r0; r < r1; r++) {
+    int64_t r = r0;
+    if (m->codes8)
+        /* two rows per step: four independent gathers in flight, shared offsets */
+        for (; r + 2 <= r1; r += 2) {
+            const uint8_t *c0 = m->codes8 + r * m->nvec + v0, *c1 = c0 + m->nvec;
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+            __m256i off = base;
+            int64_t v = 0;
+            for (; v + 16 <= nv; v += 16) {
+                __m128i p16 = _mm_loadu_si128((const __m128i *)(c0 + v));
+                __m128i q16 = _mm_loadu_si128((const __m128i *)(c1 + v));
+                __m256i off8 = _mm256_add_epi32(off, step8);
+                a0 = _mm256_add_ps(a0, _mm256_i32gather_ps(T, _mm256_add_epi32(_mm256_cvtepu8_epi32(p16), off), 4));
+                b0 = _mm256_add_ps(b0, _mm256_i32gather_ps(T, _mm256_add_epi32(_mm256_cvtepu8_epi32(q16), off), 4));
+                a1 = _mm256_add_ps(a1, _mm256_i32gather_ps(T, _mm256_add_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(p16, 8)), off8), 4));
+                b1 = _mm256_add_ps(b1, _mm256_i32gather_ps(T, _mm256_add_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(q16, 8)), off8), 4));
+                off = _mm256_add_epi32(off, step16);
+            }
+            float s0 = 0, s1 = 0;
+            for (; v < nv; v++) {
+                s0 += T[v * Kp + c0[v]];
+                s1 += T[v * Kp + c1[v]];
+            }
+            y[r] += hsum8(_mm256_add_ps(a0, a1)) + s0;
+            y[r + 1] += hsum8(_mm256_add_ps(b0, b1)) + s1;
+        }
+    for (; r < r1; r++) {
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
         __m256i off = base;
         int64_t v = 0;
