@@ -17,6 +17,10 @@ python3 -c "
 import json,sys; d=json.load(open(sys.argv[1]))
 for k in ('bits_per_byte','model_bits_per_byte','gap_percent','kB_per_s','coder'): assert k in d, k
 assert d['coder']=='rans' and d['bits_per_byte'] > 0" "$tmp/z.json" || fail "zip JSON"
+# determinism across thread counts: compress on one thread, decompress on two
+OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$T" zip --model "$L" "$tmp/a.txt" "$tmp/t1.tpz" >/dev/null || fail "zip 1 thread"
+OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 "$T" unzip --model "$L" "$tmp/t1.tpz" "$tmp/t1.out" >/dev/null || fail "unzip 2 threads"
+cmp -s "$tmp/a.txt" "$tmp/t1.out" || fail "1-thread zip / 2-thread unzip differs"
 # bytes no tokenizer reproduces: invalid UTF-8, NUL, CR, a lone continuation byte
 printf 'caf\xc3\xa9 ok\r\nbad \xff\xfe bytes\x00 here\n\x80tail line\n' > "$tmp/b.bin"
 "$T" zip --model "$L" "$tmp/b.bin" "$tmp/b.tpz" > "$tmp/b.log" || fail "zip binary"
