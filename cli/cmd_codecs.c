@@ -8,19 +8,17 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "pipeline/codec.h"
 #include "pipeline/safetensors.h"
 #include "tenpak/quant.h"
 
-typedef struct codec_row {
-    const char *name;
-    tp_qkind kind;
-    int g;
-} codec_row;
-
-static const codec_row rows[] = {
-    {"int4:g=8", TP_Q_INT4, 8},     {"int4:g=16", TP_Q_INT4, 16},   {"int4:g=32", TP_Q_INT4, 32},
-    {"int4:g=64", TP_Q_INT4, 64},   {"int4:g=128", TP_Q_INT4, 128}, {"int4r2:g=16", TP_Q_INT4R2, 16},
-    {"nf4:g=64", TP_Q_NF4, 64},
+/* The table's codecs: every family at its default settings, the INT4 group sweep, and the
+ * experiment log's composite codecs. Sizes come from tp_codec_blob_bytes, the byte count
+ * compress writes (codebooks, factors, metadata and scales counted). */
+static const char *const table_specs[] = {
+    "int4:g=8", "int4:g=16", "int4:g=32", "int4:g=64", "int4:g=128", "int4r2:g=16", "nf4:g=64",
+    "vq:d=4,k=256", "vq:d=8,k=256", "vq:d=4,k=4096", "vq:d=8,k=256+int4:g=32", "vq:d=4,k=256+int4:g=16,refine=4",
+    "tenpakx:rank=32,d=4,k=256,res=int4:g=32", "sparse24", "sparse24:v=32", "sparse24+int4:g=128", "svd:rank=64",
 };
 
 /* The linear-layer weights of a checkpoint: 2-D float tensors, embeddings and lm_head left out.
@@ -32,23 +30,28 @@ static int is_linear(const tp_st_tensor *t) {
 }
 static int is_conv1d(const tp_st_tensor *t) { return strncmp(t->name, "transformer.h.", 14) == 0; }
 
-/* Relative Frobenius error of every codec (min/max and refined) over a model's linear layers. */
-static int model_errors(const char *dir, cJSON *out) {
+/* Relative Frobenius error of each codec over a model's linear layers, through the same
+ * encode/decode as tenpak compress. */
+static const char *const error_specs[] = {
+    "int4:g=8", "int4:g=8,refine=4", "int4:g=16", "int4:g=16,refine=4", "int4:g=32", "int4:g=32,refine=4",
+    "int4:g=64", "int4:g=64,refine=4", "int4:g=128", "int4:g=128,refine=4", "int4r2:g=16", "int4r2:g=16,refine=4",
+    "nf4:g=64"};
+
+static int model_errors(const char *dir, const char *const *specs, int nspecs, cJSON *out) {
     tp_st_set *set;
     tp_err e;
     if (tp_model_files_open(dir, &set, &e) != TP_OK) {
         fprintf(stderr, "tenpak codecs: %s\n", e.msg);
         return 1;
     }
-    typedef struct { const char *name; tp_qkind kind; int g, refine; double err, ref; } acc;
-    acc a[] = {{"int4:g=8", TP_Q_INT4, 8, 0, 0, 0},      {"int4:g=8,refine=4", TP_Q_INT4, 8, 4, 0, 0},
-               {"int4:g=16", TP_Q_INT4, 16, 0, 0, 0},    {"int4:g=16,refine=4", TP_Q_INT4, 16, 4, 0, 0},
-               {"int4:g=32", TP_Q_INT4, 32, 0, 0, 0},    {"int4:g=32,refine=4", TP_Q_INT4, 32, 4, 0, 0},
-               {"int4:g=64", TP_Q_INT4, 64, 0, 0, 0},    {"int4:g=64,refine=4", TP_Q_INT4, 64, 4, 0, 0},
-               {"int4:g=128", TP_Q_INT4, 128, 0, 0, 0},  {"int4:g=128,refine=4", TP_Q_INT4, 128, 4, 0, 0},
-               {"int4r2:g=16", TP_Q_INT4R2, 16, 0, 0, 0}, {"int4r2:g=16,refine=4", TP_Q_INT4R2, 16, 4, 0, 0},
-               {"nf4:g=64", TP_Q_NF4, 64, 0, 0, 0}};
-    const size_t na = sizeof a / sizeof a[0];
+    double *err = calloc((size_t)nspecs, sizeof *err), norm = 0;
+    tp_codec *cs = calloc((size_t)nspecs, sizeof *cs);
+    for (int j = 0; j < nspecs; j++)
+        if (tp_codec_parse(specs[j], &cs[j], &e) != TP_OK) {
+            fprintf(stderr, "tenpak codecs: %s\n", e.msg);
+            free(err); free(cs); tp_st_close(set);
+            return 1;
+        }
     int64_t nweights = 0, ntensors = 0;
     for (size_t i = 0; i < tp_st_count(set); i++) {
         const tp_st_tensor *t = tp_st_at(set, i);
@@ -62,18 +65,17 @@ static int model_errors(const char *dir, cJSON *out) {
                 for (int64_t c = 0; c < C; c++) W[c * R + r] = raw[r * C + c];
             int64_t tmp = R; R = C; C = tmp;
         } else memcpy(W, raw, (size_t)(R * C) * 4);
-        double norm = 0;
         for (int64_t k = 0; k < R * C; k++) norm += (double)W[k] * W[k];
-        for (size_t j = 0; j < na; j++) {
-            tp_qmat q;
-            if (tp_qmat_alloc(&q, a[j].kind, R, C, a[j].g) != TP_OK) abort();
-            tp_quantize_ref(&q, W, a[j].refine);
-            tp_dequantize_cpu(&q, D);
-            double err = 0;
-            for (int64_t k = 0; k < R * C; k++) err += ((double)D[k] - W[k]) * ((double)D[k] - W[k]);
-            a[j].err += err;
-            a[j].ref += norm;
-            tp_qmat_free(&q);
+        for (int j = 0; j < nspecs; j++) {
+            size_t nb = tp_codec_blob_bytes(&cs[j], R, C);
+            uint8_t *blob = tp_alloc(nb);
+            if (!blob || tp_codec_encode(&cs[j], W, R, C, blob, &e) != TP_OK ||
+                tp_codec_decode(&cs[j], blob, nb, R, C, D, &e) != TP_OK) {
+                fprintf(stderr, "tenpak codecs: %s: %s\n", t->name, blob ? e.msg : "out of memory");
+                abort();
+            }
+            for (int64_t k = 0; k < R * C; k++) err[j] += ((double)D[k] - W[k]) * ((double)D[k] - W[k]);
+            tp_free(blob);
         }
         nweights += R * C;
         ntensors++;
@@ -82,34 +84,40 @@ static int model_errors(const char *dir, cJSON *out) {
     tp_st_close(set);
     printf("\nreconstruction error on %s: %lld linear tensors, %lld weights (embeddings and lm_head excluded)\n",
            dir, (long long)ntensors, (long long)nweights);
-    printf("%-22s %14s %12s\n", "codec", "rel_frobenius", "vs_minmax");
-    for (size_t j = 0; j < na; j++) {
-        double rel = a[j].ref > 0 ? sqrt(a[j].err / a[j].ref) : 0;
+    printf("%-44s %14s %12s\n", "codec", "rel_frobenius", "vs_minmax");
+    for (int j = 0; j < nspecs; j++) {
+        double rel = norm > 0 ? sqrt(err[j] / norm) : 0;
         char vs[32] = "";
-        if (a[j].refine) {
-            double base = sqrt(a[j - 1].err / a[j - 1].ref);
+        /* a refined row follows its min/max twin */
+        if (j > 0 && strstr(specs[j], "refine=") && !strncmp(specs[j], specs[j - 1], strlen(specs[j - 1]))) {
+            double base = sqrt(err[j - 1] / norm);
             snprintf(vs, sizeof vs, "%+.1f%%", 100.0 * (rel - base) / base);
         }
-        printf("%-22s %14.5f %12s\n", a[j].name, rel, vs);
+        printf("%-44s %14.5f %12s\n", cs[j].spec, rel, vs);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "model", dir);
-        cJSON_AddStringToObject(o, "codec", a[j].name);
+        cJSON_AddStringToObject(o, "codec", cs[j].spec);
         cJSON_AddNumberToObject(o, "rel_frobenius_error", rel);
         cJSON_AddNumberToObject(o, "weights", (double)nweights);
         cJSON_AddItemToArray(out, o);
     }
+    free(err);
+    free(cs);
     return 0;
 }
 
 int tp_cmd_codecs(int argc, char **argv) {
-    const char *json = NULL, *v, *models[8];
-    int nmodels = 0;
+    const char *json = NULL, *v, *models[8], *extra[16];
+    int nmodels = 0, nextra = 0;
     long long R = 4096, C = 4096;
     for (int i = 1; i < argc; i++) {
         if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
         else if (tp_arg(argc, argv, &i, "--model", &v)) {
             if (nmodels == 8) { fprintf(stderr, "tenpak codecs: at most 8 --model\n"); return 2; }
             models[nmodels++] = v;
+        } else if (tp_arg(argc, argv, &i, "--codec", &v)) {
+            if (nextra == 16) { fprintf(stderr, "tenpak codecs: at most 16 --codec\n"); return 2; }
+            extra[nextra++] = v;
         } else if (tp_arg(argc, argv, &i, "--shape", &v)) {
             int used = 0;
             if (sscanf(v, "%lldx%lld%n", &R, &C, &used) != 2 || v[used] || R < 1 || C < 1) {
@@ -117,11 +125,11 @@ int tp_cmd_codecs(int argc, char **argv) {
                 return 2;
             }
         } else if (tp_flag(argv, i, "--help")) {
-            printf("usage: tenpak codecs [--shape ROWSxCOLS] [--model DIR]... [--json FILE]\n"
-                   "  Prints each codec's packed bytes and bits/weight for a matrix of the shape\n"
-                   "  (default 4096x4096), from the sizes the quantiser allocates. With --model, also\n"
-                   "  the relative Frobenius reconstruction error of each codec (min/max and refined)\n"
-                   "  over the checkpoint's linear layers.\n");
+            printf("usage: tenpak codecs [--shape ROWSxCOLS] [--model DIR]... [--codec SPEC]... [--json FILE]\n"
+                   "  Prints each codec's stored bytes and bits/weight for a matrix of the shape (default\n"
+                   "  4096x4096): the bytes tenpak compress writes (codebooks, factors, metadata counted).\n"
+                   "  With --model, also the relative Frobenius reconstruction error over the checkpoint's\n"
+                   "  linear layers of the INT4 family (min/max and refined) and of every --codec given.\n");
             return 0;
         } else {
             fprintf(stderr, "tenpak codecs: unknown option '%s' (see --help)\n", argv[i]);
@@ -129,22 +137,23 @@ int tp_cmd_codecs(int argc, char **argv) {
         }
     }
     cJSON *arr = cJSON_CreateArray();
-    printf("codec bits/weight for a %lldx%lld fp32 matrix (packed bytes from tp_qmat_alloc):\n", R, C);
-    printf("%-14s %6s %14s %12s %10s %10s\n", "codec", "group", "packed_bytes", "bits/weight", "vs_fp32", "vs_fp16");
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        tp_qmat q;
-        if (tp_qmat_alloc(&q, rows[i].kind, R, C, rows[i].g) != TP_OK) {
-            fprintf(stderr, "tenpak codecs: out of memory for %lldx%lld\n", R, C);
+    printf("codec bits/weight for a %lldx%lld fp32 matrix (the bytes tenpak compress stores for it):\n", R, C);
+    printf("%-44s %14s %12s %12s %10s %10s\n", "codec", "packed_bytes", "bits/weight", "theory", "vs_fp32", "vs_fp16");
+    int nt = (int)(sizeof table_specs / sizeof table_specs[0]);
+    for (int i = 0; i < nt + nextra; i++) {
+        tp_codec c;
+        tp_err e;
+        if (tp_codec_parse(i < nt ? table_specs[i] : extra[i - nt], &c, &e) != TP_OK) {
+            fprintf(stderr, "tenpak codecs: %s\n", e.msg);
             cJSON_Delete(arr);
-            return 1;
+            return 2;
         }
-        size_t bytes = tp_qmat_bytes(&q);
-        tp_qmat_free(&q);
+        size_t bytes = tp_codec_blob_bytes(&c, R, C);
         double bpw = 8.0 * (double)bytes / ((double)R * (double)C);
-        printf("%-14s %6d %14zu %12.4f %9.2fx %9.2fx\n", rows[i].name, rows[i].g, bytes, bpw, 32.0 / bpw, 16.0 / bpw);
+        printf("%-44s %14zu %12.4f %12.4f %9.2fx %9.2fx\n", c.spec, bytes, bpw, tp_codec_theory_bpw(&c, R, C),
+               32.0 / bpw, 16.0 / bpw);
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "codec", rows[i].name);
-        cJSON_AddNumberToObject(o, "group", rows[i].g);
+        cJSON_AddStringToObject(o, "codec", c.spec);
         cJSON_AddNumberToObject(o, "rows", (double)R);
         cJSON_AddNumberToObject(o, "cols", (double)C);
         cJSON_AddNumberToObject(o, "packed_bytes", (double)bytes);
@@ -153,7 +162,11 @@ int tp_cmd_codecs(int argc, char **argv) {
     }
     int rc = 0;
     cJSON *errs = cJSON_CreateArray();
-    for (int m = 0; m < nmodels && !rc; m++) rc = model_errors(models[m], errs);
+    const char *specs[64];
+    int ns = 0;
+    for (size_t k = 0; k < sizeof error_specs / sizeof error_specs[0]; k++) specs[ns++] = error_specs[k];
+    for (int k = 0; k < nextra; k++) specs[ns++] = extra[k];
+    for (int m = 0; m < nmodels && !rc; m++) rc = model_errors(models[m], specs, ns, errs);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "codecs", arr);
     cJSON_AddItemToObject(root, "reconstruction", errs);

@@ -31,7 +31,10 @@ static tp_status add_into(float *W, const float *D, int64_t n) {
 static size_t vq_blob(const tp_codec_stage *s, int64_t rows, int64_t cols) {
     return tp_vq_bytes_for(rows, cols, (int)P(s, "d"), (int)P(s, "k"));
 }
-static double vq_theory(const tp_codec_stage *s) { return tp_vq_code_bits((int)P(s, "k")) / P(s, "d"); }
+static double vq_theory(const tp_codec_stage *s, int64_t rows, int64_t cols) {
+    (void)rows;
+    (void)cols;
+    return tp_vq_code_bits((int)P(s, "k")) / P(s, "d"); }
 static tp_status vq_encode(const tp_codec_stage *s, const float *W, int64_t rows, int64_t cols, uint8_t *blob,
                            tp_err *e) {
     tp_vqmat m;
@@ -67,7 +70,9 @@ static tp_sp_vkind sp_kind(const tp_codec_stage *s) {
 static size_t sp_blob(const tp_codec_stage *s, int64_t rows, int64_t cols) {
     return tp_sp24_bytes_for(sp_kind(s), (int)P(s, "g"), rows, cols);
 }
-static double sp_theory(const tp_codec_stage *s) {
+static double sp_theory(const tp_codec_stage *s, int64_t rows, int64_t cols) {
+    (void)rows;
+    (void)cols;
     tp_sp_vkind k = sp_kind(s);
     return 1.0 + (k == TP_SP_F32 ? 16.0 : k == TP_SP_F16 ? 8.0 : 2.0 + 16.0 / P(s, "g"));
 }
@@ -111,8 +116,10 @@ static tp_status sp_decode_add(const tp_codec_stage *s, const uint8_t *blob, int
 static size_t lr_blob(const tp_codec_stage *s, int64_t rows, int64_t cols) {
     return tp_lowrank_bytes_for(rows, cols, (int)P(s, "r"));
 }
-/* shape-dependent (16 r (rows + cols) / (rows cols)); quoted for a 4096 x 4096 matrix */
-static double lr_theory(const tp_codec_stage *s) { return 16.0 * P(s, "r") * 2.0 / 4096.0; }
+/* fp16 factors: 16 r (rows + cols) / (rows cols) bits per weight */
+static double lr_theory(const tp_codec_stage *s, int64_t rows, int64_t cols) {
+    return 16.0 * P(s, "r") * (double)(rows + cols) / ((double)rows * (double)cols);
+}
 static tp_status lr_encode(const tp_codec_stage *s, const float *W, int64_t rows, int64_t cols, uint8_t *blob,
                            tp_err *e) {
     tp_lowrank m;

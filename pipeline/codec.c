@@ -17,7 +17,9 @@ static size_t q_blob_bytes(const tp_codec_stage *s, int64_t rows, int64_t cols) 
     double bpw = tp_qkind_bits_per_weight((tp_qkind)qkind_of(s), (int)tp_codec_param_get(s, "g"), rows, cols);
     return (size_t)llround(bpw * (double)rows * (double)cols / 8.0);
 }
-static double q_theory_bpw(const tp_codec_stage *s) {
+static double q_theory_bpw(const tp_codec_stage *s, int64_t rows, int64_t cols) {
+    (void)rows;
+    (void)cols;
     double g = tp_codec_param_get(s, "g");
     switch (qkind_of(s)) {
     case TP_Q_INT4: return 4.0 + 32.0 / g;
@@ -58,12 +60,73 @@ static const tp_codec_method methods[] = {
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
+/* The VQ, 2:4 and low-rank methods live beside their kernels (kernels/codec_k3.c). */
+extern const tp_codec_method tp_codec_methods_k3[];
+extern const size_t tp_codec_methods_k3_count;
+
+static const tp_codec_method *find_method(const char *name) {
+    for (size_t i = 0; i < NMETHODS; i++)
+        if (!strcmp(methods[i].name, name)) return &methods[i];
+    for (size_t i = 0; i < tp_codec_methods_k3_count; i++)
+        if (!strcmp(tp_codec_methods_k3[i].name, name)) return &tp_codec_methods_k3[i];
+    return NULL;
+}
+
 const char *tp_codec_methods(void) {
     static char buf[256];
-    if (!buf[0])
+    if (!buf[0]) {
         for (size_t i = 0; i < NMETHODS; i++)
             snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", i ? ", " : "", methods[i].name);
+        for (size_t i = 0; i < tp_codec_methods_k3_count; i++)
+            snprintf(buf + strlen(buf), sizeof buf - strlen(buf), ", %s", tp_codec_methods_k3[i].name);
+        snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " (aliases: svd, tenpakx, sparse24+int4)");
+    }
     return buf;
+}
+
+/* The spellings of the experiment log and the issues, rewritten to method chains:
+ *   svd:rank=R                          -> lowrank:r=R
+ *   tenpakx:rank=R,d=D,k=K,res=int4:g=G -> lowrank:r=R,imp=1+vq:d=D,k=K,imp=1+int4:g=G
+ *   sparse24+int4:g=G                   -> sparse24:v=4,g=G
+ * Returns 0 when the text is not one of them (then it is parsed as it is). */
+static int rewrite_alias(const char *in, char *out, size_t n) {
+    long r = 32, d = 4, k = 256, g = 32;
+    int used = 0;
+    if (sscanf(in, "svd:rank=%ld%n", &r, &used) == 1 && !in[used]) {
+        snprintf(out, n, "lowrank:r=%ld", r);
+        return 1;
+    }
+    if (!strcmp(in, "svd")) { snprintf(out, n, "lowrank:r=64"); return 1; }
+    if (!strncmp(in, "tenpakx", 7) && (in[7] == 0 || in[7] == ':')) {
+        const char *p = in + 7;
+        if (*p == ':') {
+            p++;
+            while (*p) {
+                int m = 0;
+                if (sscanf(p, "rank=%ld%n", &r, &m) == 1 || sscanf(p, "d=%ld%n", &d, &m) == 1 ||
+                    sscanf(p, "k=%ld%n", &k, &m) == 1 || sscanf(p, "res=int4:g=%ld%n", &g, &m) == 1) {
+                    p += m;
+                    if (*p == ',') p++;
+                    else if (*p) return 0;
+                } else return 0;
+            }
+        }
+        /* importance-weighted SVD and VQ: the experiment log's calibration-free proxy */
+        snprintf(out, n, "lowrank:r=%ld,imp=1+vq:d=%ld,k=%ld,imp=1+int4:g=%ld", r, d, k, g);
+        return 1;
+    }
+    if (sscanf(in, "sparse24+int4:g=%ld%n", &g, &used) == 1 && !in[used]) {
+        snprintf(out, n, "sparse24:v=4,g=%ld", g);
+        return 1;
+    }
+    if (!strcmp(in, "sparse24+int4")) { snprintf(out, n, "sparse24:v=4,g=128"); return 1; }
+    return 0;
+}
+
+static int has_param(const tp_codec_stage *s, const char *key) {
+    for (int i = 0; i < s->nparams; i++)
+        if (!strcmp(s->params[i].key, key)) return 1;
+    return 0;
 }
 
 double tp_codec_param_get(const tp_codec_stage *s, const char *key) {
@@ -109,23 +172,35 @@ tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e) {
     memset(c, 0, sizeof *c);
     if (!spec || !*spec || strlen(spec) >= 200) return tp_fail(e, TP_ERR_ARG, "empty or overlong codec spec");
     char buf[256];
-    snprintf(buf, sizeof buf, "%s", spec);
+    if (!rewrite_alias(spec, buf, sizeof buf)) snprintf(buf, sizeof buf, "%s", spec);
     for (char *save = NULL, *stage = strtok_r(buf, "+", &save); stage; stage = strtok_r(NULL, "+", &save)) {
         if (c->nstages == TP_CODEC_MAX_STAGES) return tp_fail(e, TP_ERR_ARG, "codec '%s': too many stages", spec);
         char *colon = strchr(stage, ':');
         if (colon) *colon = 0;
         tp_codec_stage *st = &c->stages[c->nstages];
-        for (size_t i = 0; i < NMETHODS; i++)
-            if (!strcmp(methods[i].name, stage)) st->method = &methods[i];
+        st->method = find_method(stage);
         if (!st->method)
             return tp_fail(e, TP_ERR_ARG, "codec '%s': unknown method '%s' (known: %s)", spec, stage, tp_codec_methods());
         tp_status s = parse_params(st, colon ? colon + 1 : NULL, spec, e);
         if (s != TP_OK) return s;
+        for (int k = 0; k < st->nparams; k++) {
+            double v = st->params[k].value;
+            if (v < 0 || v != floor(v) || v > 1e9)
+                return tp_fail(e, TP_ERR_ARG, "codec '%s': %s must be a non-negative integer", spec, st->params[k].key);
+        }
         double g = tp_codec_param_get(st, "g"), refine = tp_codec_param_get(st, "refine");
-        if (!is_valid_group(g))
+        if (has_param(st, "g") && !is_valid_group(g))
             return tp_fail(e, TP_ERR_ARG, "codec '%s': g must be a power of two in 8..4096, got %g", spec, g);
-        if (refine < 0 || refine > 100 || refine != floor(refine))
-            return tp_fail(e, TP_ERR_ARG, "codec '%s': refine must be an integer in 0..100", spec);
+        if (refine > 100) return tp_fail(e, TP_ERR_ARG, "codec '%s': refine must be in 0..100", spec);
+        if (has_param(st, "d") && (tp_codec_param_get(st, "d") < 1 || tp_codec_param_get(st, "d") > 16))
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': d must be in 1..16", spec);
+        if (has_param(st, "k") && (tp_codec_param_get(st, "k") < 2 || tp_codec_param_get(st, "k") > 65536))
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': k must be in 2..65536", spec);
+        if (has_param(st, "r") && tp_codec_param_get(st, "r") < 1)
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': r must be at least 1", spec);
+        if (has_param(st, "v") && tp_codec_param_get(st, "v") != 4 && tp_codec_param_get(st, "v") != 16 &&
+            tp_codec_param_get(st, "v") != 32)
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': v (2:4 value format) must be 4, 16 or 32", spec);
         c->nstages++;
     }
     if (!c->nstages) return tp_fail(e, TP_ERR_ARG, "codec '%s': no stage", spec);
@@ -147,9 +222,9 @@ size_t tp_codec_blob_bytes(const tp_codec *c, int64_t rows, int64_t cols) {
     return n;
 }
 
-double tp_codec_theory_bpw(const tp_codec *c) {
+double tp_codec_theory_bpw(const tp_codec *c, int64_t rows, int64_t cols) {
     double b = 0;
-    for (int i = 0; i < c->nstages; i++) b += c->stages[i].method->theory_bpw(&c->stages[i]);
+    for (int i = 0; i < c->nstages; i++) b += c->stages[i].method->theory_bpw(&c->stages[i], rows, cols);
     return b;
 }
 

@@ -43,8 +43,8 @@ typedef struct tp_codec_method {
     const char *defaults; /* "g=128,refine=0": the keys it accepts, with their defaults */
     /* blob bytes for a rows x cols matrix (exact: decode rejects any other length) */
     size_t (*blob_bytes)(const tp_codec_stage *s, int64_t rows, int64_t cols);
-    /* bits/weight the format's arithmetic promises, ignoring row padding */
-    double (*theory_bpw)(const tp_codec_stage *s);
+    /* bits/weight the format's arithmetic promises for a rows x cols matrix, ignoring padding */
+    double (*theory_bpw)(const tp_codec_stage *s, int64_t rows, int64_t cols);
     tp_status (*encode)(const tp_codec_stage *s, const float *W, int64_t rows, int64_t cols, uint8_t *blob,
                         tp_err *e);
     /* decode and ADD into W (so chains sum their stages) */
@@ -55,7 +55,7 @@ typedef struct tp_codec_method {
 tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e);
 double tp_codec_param_get(const tp_codec_stage *s, const char *key);
 size_t tp_codec_blob_bytes(const tp_codec *c, int64_t rows, int64_t cols);
-double tp_codec_theory_bpw(const tp_codec *c);
+double tp_codec_theory_bpw(const tp_codec *c, int64_t rows, int64_t cols);
 /* blob must hold tp_codec_blob_bytes(); stages are laid out one after the other */
 tp_status tp_codec_encode(const tp_codec *c, const float *W, int64_t rows, int64_t cols, uint8_t *blob, tp_err *e);
 tp_status tp_codec_decode(const tp_codec *c, const uint8_t *blob, size_t len, int64_t rows, int64_t cols, float *W,

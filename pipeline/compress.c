@@ -75,7 +75,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     if (s == TP_OK && (s = tp_st_sha256(set, dg, e)) == TP_OK) hex32(dg, sha);
     tp_art_writer *w = NULL;
     if (s == TP_OK) s = tp_artw_open(out_path, &w, e);
-    double err = 0, norm = 0;
+    double err = 0, norm = 0, theory_bits = 0; /* theory: summed over the compressed tensors */
     for (size_t i = 0; s == TP_OK && i < tp_st_count(set); i++) {
         const tp_st_tensor *t = tp_st_at(set, i);
         r->ntensors++;
@@ -130,6 +130,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
             r->compressed_bytes += tp_artw_payload_bytes(w) - before;
             r->compressed_numel += n;
             r->ncompressed++;
+            theory_bits += tp_codec_theory_bpw(c, rows, cols) * (double)n;
             if (!o->quiet && isatty(2)) fprintf(stderr, "\r  compressed %d tensors ...", r->ncompressed);
         }
         cJSON_Delete(rec);
@@ -159,7 +160,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
         cJSON_AddStringToObject(src, "model_type", mtype ? mtype : "");
         cJSON_AddItemToObject(h, "config", cfg);
         cfg = NULL;
-        cJSON_AddNumberToObject(h, "theory_bits_per_weight", tp_codec_theory_bpw(&main));
+        cJSON_AddNumberToObject(h, "theory_bits_per_weight", theory_bits / (double)r->compressed_numel);
         cJSON_AddNumberToObject(h, "rel_frobenius_error", norm > 0 ? sqrt(err / norm) : 0);
         s = tp_artw_finish(w, h, &r->artifact_bytes, e);
         w = NULL;
@@ -168,7 +169,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     cJSON_Delete(cfg);
     tp_st_close(set);
     for (int k = 0; k < nre; k++) regfree(&re[k]);
-    r->theory_bpw = tp_codec_theory_bpw(&main);
+    r->theory_bpw = r->compressed_numel ? theory_bits / (double)r->compressed_numel : 0;
     r->rel_error = norm > 0 ? sqrt(err / norm) : 0;
     r->seconds = tp_now() - t0;
     return s;

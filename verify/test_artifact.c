@@ -51,7 +51,7 @@ Test(codec, spec_parsing) {
     tp_err e;
     cr_assert_eq(tp_codec_parse("int4:g=16", &c, &e), TP_OK, "%s", e.msg);
     cr_expect_str_eq(c.spec, "int4:g=16,refine=0");
-    cr_expect_eq(tp_codec_theory_bpw(&c), 6.0);
+    cr_expect_eq(tp_codec_theory_bpw(&c, 4096, 4096), 6.0);
     cr_assert_eq(tp_codec_parse("nf4", &c, &e), TP_OK, "%s", e.msg);
     cr_expect_str_eq(c.spec, "nf4:g=64");
     cr_assert_eq(tp_codec_parse("int4:g=128+int4r2:g=16", &c, &e), TP_OK, "%s", e.msg);

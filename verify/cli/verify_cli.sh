@@ -24,7 +24,7 @@ cmp -s <(grep -v '"date"' "$tmp/v.json") <(grep -v '"date"' "$tmp/v2.json") || f
 "$T" verify --seed x >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad seed must exit 2"
 "$T" verify --filter 'no-such-kernel' >/dev/null 2>&1; [ $? -eq 1 ] || fail "no match must exit 1"
 "$T" list | grep -q '^gemv .*int4_g128 .*cpu' || fail "list"
-"$T" codecs | grep -Eq '^int4:g=128 +128 +[0-9]+ +4\.2500' || fail "codecs g128 4.25"
+"$T" codecs | grep -Eq '^int4:g=128,refine=0 +[0-9]+ +4\.2500' || fail "codecs g128 4.25"
 "$T" codecs --json "$tmp/c.json" >/dev/null && python3 -c "import json,sys; assert len(json.load(open(sys.argv[1]))['codecs'])>=7" "$tmp/c.json" || fail "codecs json"
 "$T" codecs --model "$tmp/no-such-model" --json "$tmp/m.json" 2>"$tmp/err"; [ $? -eq 1 ] || fail "missing model must exit 1"
 grep -q 'no-such-model' "$tmp/err" || fail "error must name the folder: $(cat "$tmp/err")"
