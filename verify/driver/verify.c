@@ -107,6 +107,9 @@ tp_status tp_verify_run(const tp_verify_opts *o, tp_verify_result *res, tp_err *
                 if (is_isa) tp_cpu_set_isa(items[t].isa);
                 poison(&c, out);
                 tp_kernel_run_once(k, &c, out);
+                /* back to the machine's level at once: the next case's setup (e.g. k-means) runs
+                 * with the cpu backend's default, not with the level last tested */
+                if (is_isa) tp_cpu_set_isa(saved_isa);
                 double metric;
                 int ok = tp_case_compare(&c, out, &metric);
                 int rejected = 1;
