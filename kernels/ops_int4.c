@@ -12,6 +12,7 @@
 typedef struct qparam {
     tp_qkind kind;
     int g;
+    int f16a; /* the _f16a variants: activations rounded to binary16 (part of the op) */
 } qparam;
 
 typedef struct qctx {
@@ -42,6 +43,8 @@ static tp_status qsetup(tp_case *c, tp_rng *rng) {
         }
     }
     for (int64_t i = 0; i < batch * cols; i++) x->X[i] = tp_rng_normal(rng);
+    if (p->f16a) /* fp16 activations: the op's inputs are binary16 values (kept as fp32 here) */
+        for (int64_t i = 0; i < batch * cols; i++) x->X[i] = tp_f16_to_f32(tp_f32_to_f16(x->X[i]));
     tp_quantize_ref(&x->q, x->W, 0);
     const char *op = c->op->name;
     if (!strcmp(op, "quant")) {
@@ -199,7 +202,7 @@ static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 4), TP_SHAPE3(4096, 40
 
 /* One codec variant: four ops and their kernels. */
 #define INT4_OPS(K, G, NAME)                                                                        \
-    static const qparam param_##K##_##G = {K, G};                                                    \
+    static const qparam param_##K##_##G = {K, G, 0};                                                  \
     BYTES_FNS(K, G)                                                                                 \
     static const tp_op quant_##K##_##G = {                                                          \
         .name = "quant", .variant = NAME, .out_type = TP_OUT_BYTES, .cmp = TP_CMP_PROPERTY,          \
@@ -233,6 +236,70 @@ static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 4), TP_SHAPE3(4096, 40
     {.op = &gemv_a8_##G, .backend = "ref", .run = gemv_a8_ref_run},                                \
     {.op = &gemv_a8_##G, .backend = "cpu", .run = gemv_a8_cpu_run, .flags = TP_K_ISA},
 
+/* fp16-activation variants (<codec>_f16a): the same weights, activations rounded to binary16 as
+ * part of the op (the reference and the comparison are unchanged, so the bound stays 1e-5 against
+ * the exact product). Inputs the GPU kernels read as fp16; benchmarked at the H100 shapes of
+ * issue 7. Only the reference and the CUDA backend implement them. */
+static const tp_shape verify_2d_f16a[] = {
+    TP_SHAPE2(1, 1), TP_SHAPE2(17, 100), TP_SHAPE2(64, 129), TP_SHAPE2(256, 4096), TP_SHAPE2(333, 2080),
+    TP_SHAPE2(1000, 4160), TP_SHAPE_END};
+static const tp_shape verify_3d_f16a[] = {
+    TP_SHAPE3(3, 7, 2), TP_SHAPE3(33, 257, 5), TP_SHAPE3(130, 2048, 17), TP_SHAPE3(333, 2080, 16),
+    TP_SHAPE3(100, 4096, 1), TP_SHAPE3(64, 1024, 64), TP_SHAPE3(257, 4160, 40), TP_SHAPE_END};
+static const tp_shape bench_2d_f16a[] = {TP_SHAPE2(8192, 8192), TP_SHAPE2(28672, 8192), TP_SHAPE_END};
+static const tp_shape bench_3d_f16a[] = {TP_SHAPE3(8192, 8192, 2), TP_SHAPE3(8192, 8192, 16),
+                                         TP_SHAPE3(28672, 8192, 16), TP_SHAPE3(8192, 8192, 64), TP_SHAPE_END};
+static const tp_shape bench_2d_f16a_small[] = {TP_SHAPE2(8192, 8192), TP_SHAPE_END};
+static const tp_shape bench_3d_f16a_small[] = {TP_SHAPE3(8192, 8192, 16), TP_SHAPE_END};
+#define INT4_F16A_OPS(K, G, NAME, B2, B3)                                                          \
+    static const qparam param_f16a_##K##_##G = {K, G, 1};                                           \
+    static const tp_op gemv_f16a_##K##_##G = {                                                     \
+        .name = "gemv", .variant = NAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5, \
+        .param = &param_f16a_##K##_##G, .setup = qsetup, .teardown = qteardown, .reference = gemv_ref, \
+        .bytes = gemv_f16a_bytes_##K##_##G, .flops = gemv_flops, .items = items_w,                  \
+        .verify_shapes = verify_2d_f16a, .bench_shapes = B2, .memory_bound = 1};                    \
+    static const tp_op gemm_f16a_##K##_##G = {                                                     \
+        .name = "gemm", .variant = NAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5, \
+        .param = &param_f16a_##K##_##G, .setup = qsetup, .teardown = qteardown, .reference = gemm_ref, \
+        .bytes = gemm_f16a_bytes_##K##_##G, .flops = gemm_flops, .items = items_w,                  \
+        .verify_shapes = verify_3d_f16a, .bench_shapes = B3};
+/* bytes actually read/written with fp16 activations and fp32 outputs */
+#define F16A_BYTES_FNS(K, G)                                                                        \
+    static double gemv_f16a_bytes_##K##_##G(const tp_shape *s) {                                    \
+        return packed_bytes(K, G, s) + 2.0 * s->d[1] + 4.0 * s->d[0];                               \
+    }                                                                                               \
+    static double gemm_f16a_bytes_##K##_##G(const tp_shape *s) {                                    \
+        return packed_bytes(K, G, s) + s->d[2] * (2.0 * s->d[1] + 4.0 * s->d[0]);                    \
+    }
+
+#ifdef TENPAK_HAVE_CUDA
+/* The CUDA backend (kernels/cuda): prepare uploads the packed matrix and the activations. */
+#include "kernels/cuda/tp_cuda.h"
+static void *q_cuda_prepare_any(const tp_case *c, int allow_tc) {
+    const qctx *x = c->ctx;
+    const qparam *p = c->op->param;
+    return tp_cuda_q_prepare(&x->q, x->X, x->batch, c->op->name, p->f16a, allow_tc);
+}
+static void *q_cuda_prepare(const tp_case *c) { return q_cuda_prepare_any(c, 1); }
+static void *q_cuda_simt_prepare(const tp_case *c) { return q_cuda_prepare_any(c, 0); }
+#define CUDA_Q_KERNEL(OP, BACKEND, PREP)                                                            \
+    {.op = &OP, .backend = BACKEND, .run = tp_cuda_q_run, .available = tp_cuda_available,            \
+     .flags = TP_K_DEVICE, .prepare = PREP, .sync = tp_cuda_sync, .fetch = tp_cuda_q_fetch,          \
+     .release = tp_cuda_q_release},
+#define INT4_CUDA_KERNELS(K, G)                                                                     \
+    CUDA_Q_KERNEL(dequant_##K##_##G, "cuda", q_cuda_prepare)                                        \
+    CUDA_Q_KERNEL(gemv_##K##_##G, "cuda", q_cuda_prepare)                                           \
+    CUDA_Q_KERNEL(gemm_##K##_##G, "cuda", q_cuda_prepare)
+#define INT4_F16A_CUDA_KERNELS(K, G)                                                                \
+    CUDA_Q_KERNEL(gemv_f16a_##K##_##G, "cuda", q_cuda_prepare)                                      \
+    CUDA_Q_KERNEL(gemv_f16a_##K##_##G, "cuda-simt", q_cuda_simt_prepare)                            \
+    CUDA_Q_KERNEL(gemm_f16a_##K##_##G, "cuda", q_cuda_prepare)                                      \
+    CUDA_Q_KERNEL(gemm_f16a_##K##_##G, "cuda-simt", q_cuda_simt_prepare)
+#else
+#define INT4_CUDA_KERNELS(K, G)
+#define INT4_F16A_CUDA_KERNELS(K, G)
+#endif
+
 #define INT4_KERNELS(K, G)                                                                          \
     {.op = &quant_##K##_##G, .backend = "ref", .run = quant_run},                                   \
     {.op = &dequant_##K##_##G, .backend = "ref", .run = dequant_ref_run},                            \
@@ -240,7 +307,12 @@ static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 4), TP_SHAPE3(4096, 40
     {.op = &gemv_##K##_##G, .backend = "ref", .run = gemv_ref_run},                                  \
     {.op = &gemv_##K##_##G, .backend = "cpu", .run = gemv_cpu_run, .flags = TP_K_ISA},               \
     {.op = &gemm_##K##_##G, .backend = "ref", .run = gemm_ref_run},                                  \
-    {.op = &gemm_##K##_##G, .backend = "cpu", .run = gemm_cpu_run, .flags = TP_K_ISA},
+    {.op = &gemm_##K##_##G, .backend = "cpu", .run = gemm_cpu_run, .flags = TP_K_ISA},               \
+    INT4_CUDA_KERNELS(K, G)
+#define INT4_F16A_KERNELS(K, G)                                                                     \
+    {.op = &gemv_f16a_##K##_##G, .backend = "ref", .run = gemv_ref_run},                             \
+    {.op = &gemm_f16a_##K##_##G, .backend = "ref", .run = gemm_ref_run},                             \
+    INT4_F16A_CUDA_KERNELS(K, G)
 
 INT4_OPS(TP_Q_INT4, 8, "int4_g8")
 INT4_OPS(TP_Q_INT4, 16, "int4_g16")
@@ -251,6 +323,20 @@ INT4_OPS(TP_Q_INT4R2, 16, "int4r2_g16")
 INT4_OPS(TP_Q_NF4, 64, "nf4_g64")
 INT4_A8_OPS(64, "int4_g64_a8")
 INT4_A8_OPS(128, "int4_g128_a8")
+F16A_BYTES_FNS(TP_Q_INT4, 8)
+F16A_BYTES_FNS(TP_Q_INT4, 16)
+F16A_BYTES_FNS(TP_Q_INT4, 32)
+F16A_BYTES_FNS(TP_Q_INT4, 64)
+F16A_BYTES_FNS(TP_Q_INT4, 128)
+F16A_BYTES_FNS(TP_Q_INT4R2, 16)
+F16A_BYTES_FNS(TP_Q_NF4, 64)
+INT4_F16A_OPS(TP_Q_INT4, 8, "int4_g8_f16a", bench_2d_f16a_small, bench_3d_f16a_small)
+INT4_F16A_OPS(TP_Q_INT4, 16, "int4_g16_f16a", bench_2d_f16a_small, bench_3d_f16a_small)
+INT4_F16A_OPS(TP_Q_INT4, 32, "int4_g32_f16a", bench_2d_f16a_small, bench_3d_f16a_small)
+INT4_F16A_OPS(TP_Q_INT4, 64, "int4_g64_f16a", bench_2d_f16a_small, bench_3d_f16a_small)
+INT4_F16A_OPS(TP_Q_INT4, 128, "int4_g128_f16a", bench_2d_f16a, bench_3d_f16a)
+INT4_F16A_OPS(TP_Q_INT4R2, 16, "int4r2_g16_f16a", bench_2d_f16a_small, bench_3d_f16a_small)
+INT4_F16A_OPS(TP_Q_NF4, 64, "nf4_g64_f16a", bench_2d_f16a_small, bench_3d_f16a_small)
 
 const tp_kernel tp_kernels_int4[] = {
     INT4_KERNELS(TP_Q_INT4, 8)
@@ -262,4 +348,11 @@ const tp_kernel tp_kernels_int4[] = {
     INT4_KERNELS(TP_Q_NF4, 64)
     INT4_A8_KERNELS(64)
     INT4_A8_KERNELS(128)
+    INT4_F16A_KERNELS(TP_Q_INT4, 8)
+    INT4_F16A_KERNELS(TP_Q_INT4, 16)
+    INT4_F16A_KERNELS(TP_Q_INT4, 32)
+    INT4_F16A_KERNELS(TP_Q_INT4, 64)
+    INT4_F16A_KERNELS(TP_Q_INT4, 128)
+    INT4_F16A_KERNELS(TP_Q_INT4R2, 16)
+    INT4_F16A_KERNELS(TP_Q_NF4, 64)
     {0}};

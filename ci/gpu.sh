@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Build, verify and benchmark the CUDA backend on a GPU machine, in one call.
+#
+#   bash ci/gpu.sh [bench-filter]        results in $OUT (default reports/gpu/out)
+#
+# The GPU machine is bare (CUDA 13 and PyTorch, no Debian -dev packages): the libraries the build
+# needs travel as Debian .deb files in .gpu/debs/ (git-ignored; fetch them on a Debian 12 machine
+# with ci/gpu.sh --fetch-debs) and are unpacked with dpkg -x into a private prefix, never into /.
+# Then: configure with the backend ON, build the CLI, `tenpak list`, `tenpak verify --self-test` on
+# every cuda / cuda-simt / cublas kernel, `tenpak bench` on the GPU kernels and their baselines in
+# one run (JSON), and a summary table against issue 7's targets (ci/gpu_summary.py).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+DEBS=(libcjson1 libcjson-dev libzstd-dev libzstd1 libxxhash0 libxxhash-dev libpcre2-dev libpcre2-8-0
+      libpcre2-16-0 libpcre2-32-0 libpcre2-posix3 libopenblas0 libopenblas0-pthread libopenblas-dev
+      libopenblas-pthread-dev liblapacke liblapacke-dev libtmglib3 libgfortran5 libquadmath0
+      libcriterion3 libcriterion-dev libnanomsg5 libgit2-1.5 libhttp-parser2.9 libmbedtls14
+      libmbedx509-1 libmbedcrypto7 libssh2-1 pkgconf pkgconf-bin pkg-config libpkgconf3 zlib1g zlib1g-dev)
+if [ "${1:-}" = "--fetch-debs" ]; then
+    mkdir -p .gpu/debs && cd .gpu/debs && exec apt-get download "${DEBS[@]}"
+fi
+FILTER=${1:-'^(gemv|gemm)/[a-z0-9_]*_f16a/|/cublas/|^copy/d2d/|^(dequant|gemv)/int4_g128/cuda/'}
+OUT=${OUT:-reports/gpu/out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/run.log") 2>&1
+echo "ci/gpu.sh: $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (+ local changes)')"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader || true
+[ -d /usr/local/cuda/bin ] && export PATH=/usr/local/cuda/bin:$PATH
+nvcc --version | tail -1
+
+# ---- dependencies: system ones if present, else the carried .deb files ----
+CMAKE_EXTRA=()
+if [ -n "${TENPAK_GPU_FORCE_DEBS:-}" ] || ! pkg-config --exists libcjson libzstd libxxhash libpcre2-8 openblas lapacke criterion zlib 2>/dev/null; then
+    P=${TENPAK_GPU_PREFIX:-/tmp/tenpak-deps}
+    L=$P/usr/lib/x86_64-linux-gnu
+    ls .gpu/debs/*.deb >/dev/null 2>&1 || { echo "no .gpu/debs/*.deb: run ci/gpu.sh --fetch-debs on Debian 12 and carry .gpu"; exit 1; }
+    mkdir -p "$P"
+    for f in .gpu/debs/*.deb; do dpkg -x "$f" "$P"; done
+    # Criterion's own .pc lists private requirements (libgit2, nanomsg, ...) that only matter for
+    # static links; the GPU run builds the CLI, not the suites.
+    cat > "$L/pkgconfig/criterion.pc" <<PC
+prefix=/usr
+includedir=\${prefix}/include
+libdir=\${prefix}/lib/x86_64-linux-gnu
+Name: criterion
+Description: Criterion (carried .deb, private requirements dropped)
+Version: 2.4.1
+Libs: -L\${libdir} -lcriterion
+Cflags: -I\${includedir}
+PC
+    # Debian names BLAS/LAPACK through alternatives, which dpkg -x does not set up
+    ln -sf ../openblas-pthread/pkgconfig/openblas.pc "$L/pkgconfig/openblas.pc"
+    ln -sf ../openblas-pthread/pkgconfig/lapack-openblas.pc "$L/pkgconfig/lapack.pc"
+    ln -sf ../openblas-pthread/pkgconfig/blas-openblas.pc "$L/pkgconfig/blas.pc"
+    export PKG_CONFIG_SYSROOT_DIR=$P
+    export PKG_CONFIG_LIBDIR=$L/pkgconfig:$P/usr/share/pkgconfig
+    export LD_LIBRARY_PATH=$L:$L/openblas-pthread:$P/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+    export CPATH=$P/usr/include:$P/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}
+    PKGCONF=$P/usr/bin/pkgconf
+    CMAKE_EXTRA+=(-DPKG_CONFIG_EXECUTABLE=$PKGCONF)
+    echo "deps: $(ls .gpu/debs/*.deb | wc -l) .deb files unpacked into $P"
+fi
+
+# ---- build ----
+B=${TENPAK_GPU_BUILD:-build-gpu}
+t0=$(date +%s)
+cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DTENPAK_CUDA=ON "${CMAKE_EXTRA[@]}" > "$OUT/build.log" 2>&1 &&
+    cmake --build "$B" -j "$(nproc)" --target tenpak >> "$OUT/build.log" 2>&1
+rc=$?
+echo "build: rc=$rc in $(( $(date +%s) - t0 )) s"
+if [ $rc -ne 0 ]; then tail -n 40 "$OUT/build.log"; exit $rc; fi
+T=$B/tenpak
+
+# ---- list, verify, bench ----
+$T list > "$OUT/list.txt"; grep '^cuda' "$OUT/list.txt"
+t0=$(date +%s)
+$T verify --self-test --filter '/(cuda|cuda-simt|cublas)/' --json "$OUT/verify.json" > "$OUT/verify.txt" 2>&1
+vrc=$?
+echo "verify: rc=$vrc in $(( $(date +%s) - t0 )) s; $(grep -c PASS "$OUT/verify.txt") PASS, $(grep -c FAIL "$OUT/verify.txt") FAIL"
+grep -E 'FAIL|skipped|ACCEPTED' "$OUT/verify.txt" | head -n 30
+t0=$(date +%s)
+$T bench --filter "$FILTER" --min-time ${TENPAK_GPU_MIN_TIME:-0.1} --repetitions ${TENPAK_GPU_REPS:-5} \
+    --json "$OUT/bench.json" > "$OUT/bench.txt" 2>&1
+brc=$?
+echo "bench: rc=$brc in $(( $(date +%s) - t0 )) s"
+python3 ci/gpu_summary.py "$OUT/bench.json" "$OUT/verify.txt" > "$OUT/summary.md"
+cat "$OUT/summary.md"
+exit $(( vrc || brc ))

@@ -1,0 +1,94 @@
+/* The CUDA backend's device handling: availability, `tenpak list`'s description line, errors,
+ * synchronisation. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels/cuda/common.cuh"
+
+static int avail_state = -1; /* -1 unknown, 0 no, 1 yes */
+static char avail_why[400];
+static cudaDeviceProp props;
+
+static void probe(void) {
+    if (avail_state >= 0) return;
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess || n <= 0) {
+        avail_state = 0;
+        snprintf(avail_why, sizeof avail_why, "no CUDA device (%s)",
+                 e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+        (void)cudaGetLastError();
+        return;
+    }
+    if (cudaGetDeviceProperties(&props, 0) != cudaSuccess) {
+        avail_state = 0;
+        snprintf(avail_why, sizeof avail_why, "no CUDA device (properties unreadable)");
+        return;
+    }
+    /* built for sm_90 machine code plus compute_90 PTX: needs capability 9.0 or newer */
+    if (props.major < 9) {
+        avail_state = 0;
+        snprintf(avail_why, sizeof avail_why, "CUDA device %s is sm_%d%d; built for sm_90+", props.name,
+                 props.major, props.minor);
+        return;
+    }
+    avail_state = 1;
+}
+
+extern "C" int tp_cuda_available(char *why, size_t n) {
+    probe();
+    if (!avail_state && why && n) snprintf(why, n, "%s", avail_why);
+    return avail_state;
+}
+
+extern "C" void tp_cuda_describe(FILE *f) {
+    probe();
+    int drv = 0, rt = 0;
+    cudaDriverGetVersion(&drv);
+    cudaRuntimeGetVersion(&rt);
+    (void)cudaGetLastError();
+    if (!avail_state) {
+        fprintf(f, "cuda: built (sm_90 + compute_90 PTX, runtime %d.%d); %s\n", rt / 1000, (rt % 1000) / 10,
+                avail_why);
+        return;
+    }
+    fprintf(f, "cuda: %s, capability %d.%d, %d SMs, %.1f GiB, L2 %.0f MiB, driver %d.%d, runtime %d.%d\n",
+            props.name, props.major, props.minor, props.multiProcessorCount,
+            (double)props.totalGlobalMem / (1024.0 * 1024 * 1024), (double)props.l2CacheSize / (1024.0 * 1024),
+            drv / 1000, (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10);
+}
+
+int tp_cu_sm_count(void) {
+    probe();
+    return avail_state ? props.multiProcessorCount : 1;
+}
+size_t tp_cu_l2_bytes(void) {
+    probe();
+    return avail_state ? (size_t)props.l2CacheSize : (size_t)50 << 20;
+}
+
+int tp_cu_rotation(size_t bytes) {
+    if (!bytes) return 1;
+    size_t want = 4 * tp_cu_l2_bytes();
+    size_t n = (want + bytes - 1) / bytes;
+    return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+}
+
+static int errors_printed;
+int tp_cu_ok(cudaError_t e, const char *what, const char *file, int line) {
+    if (e == cudaSuccess) return 1;
+    if (errors_printed++ < 8)
+        fprintf(stderr, "cuda: %s failed: %s (%s:%d)\n", what, cudaGetErrorString(e), file, line);
+    return 0;
+}
+
+void tp_cu_nan_fill(float *out, size_t n) {
+    for (size_t i = 0; i < n; i++) out[i] = NAN;
+}
+
+extern "C" void tp_cuda_sync(void *state) {
+    tp_cu_state *st = (tp_cu_state *)state;
+    cudaError_t e = cudaDeviceSynchronize();
+    if (st) TP_CU(st, e);
+    else tp_cu_ok(e, "cudaDeviceSynchronize", __FILE__, __LINE__);
+}

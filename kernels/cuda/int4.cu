@@ -1,0 +1,677 @@
+/* The INT4 family on the GPU: dequantise (exact), fused dequant-GEMV and dequant-GEMM for
+ * int4 (g8..g128), int4r2 and nf4, in the layout of include/tenpak/quant.h (read as stored:
+ * no repacking at prepare).
+ *
+ * Kernels (kernels/cuda/NOTES.md has the numbers):
+ *   deq_generic / gemv_generic / gemm_generic : any shape, one element at a time (small and odd
+ *       verify shapes);
+ *   deq_fast    : cols % 32 == 0; one thread decodes 32 columns (16 bytes of codes) exactly;
+ *   gemv_simt   : cols % 32 == 0, batch 1, CUDA cores: a warp owns 4 rows, a lane 16-byte
+ *       chunks of codes (double-buffered). int4 uses the factored form
+ *       y = sum_groups s * sum(q x) + o * sum(x), with the codes turned into floats by the
+ *       exponent trick (0x4B000000 | nibble bits) - 2^23, which leaves q * 16^k: the
+ *       activations are pre-scaled by 16^-k (exact) once per chunk and reused for the 4 rows;
+ *   gemm_simt   : cols % 32 == 0, any batch, CUDA cores: a warp decodes 2 rows x 32 columns
+ *       exactly once and applies them to 4 batch columns;
+ *   qmm_tc      : int4 with g in {32, 64, 128}, cols % g == 0, fp16 activations (the _f16a
+ *       variants), any batch: tensor cores (mma.sync m16n8k16, fp16 x fp16 -> fp32). The A
+ *       operand is the raw codes q (0..15, exact in fp16, made with two LOP3 and one HFMA2
+ *       per pair), B the activations, so every product q*x is exact and the sum of one group
+ *       is accumulated in fp32; per group y += s * sum(q x) + o * sum(x), sum(x) from a second
+ *       mma with an all-ones A (it lands in the accumulator layout, no shuffles). The k order
+ *       inside a group is permuted (same permutation for A and B) so each thread decodes the
+ *       16-byte chunk it loaded. A block of 4 warps owns 16 rows and splits the groups of a row
+ *       among its warps (GEMV needs the parallelism), reducing through shared memory.
+ */
+#include <cuda_fp16.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/common.cuh"
+
+__constant__ float c_nf4[16];
+
+struct QArgs {
+    const uint8_t *codes;
+    const uint16_t *scale, *offset;
+    const uint8_t *rcodes;
+    const uint16_t *rscale;
+    long long rows, cols, ngroups, cstride, rstride;
+    int g;
+};
+
+static __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+
+/* x[b][c] as float, from fp32 or fp16 storage */
+template <bool XH>
+static __device__ __forceinline__ float xval(const void *X, long long i) {
+    if (XH) return h2f(((const uint16_t *)X)[i]);
+    return ((const float *)X)[i];
+}
+
+/* The definition (include/tenpak/quant.h), element by element. The products q*s and
+ * (r-1.5)*rs are exact in fp32, so the fused multiply-adds round exactly like the reference's
+ * separate multiply and add. */
+template <int KIND>
+static __device__ __forceinline__ float deq_elem(const QArgs &a, long long r, long long c) {
+    uint8_t b = a.codes[r * a.cstride + (c >> 1)];
+    int q = (c & 1) ? (b >> 4) : (b & 15);
+    long long si = r * a.ngroups + c / a.g;
+    float s = h2f(a.scale[si]);
+    if (KIND == TP_Q_NF4) return __fmul_rn(c_nf4[q], s);
+    float w = __fmaf_rn((float)q, s, h2f(a.offset[si]));
+    if (KIND == TP_Q_INT4R2) {
+        int rr = (a.rcodes[r * a.rstride + (c >> 2)] >> (2 * (c & 3))) & 3;
+        w = __fmaf_rn((float)rr - 1.5f, h2f(a.rscale[si]), w);
+    }
+    return w;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Generic kernels (any shape)
+ * ------------------------------------------------------------------------------------------- */
+template <int KIND>
+__global__ void deq_generic(QArgs a, float *__restrict__ W) {
+    long long n = a.rows * a.cols;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < n; i += (long long)gridDim.x * blockDim.x)
+        W[i] = deq_elem<KIND>(a, i / a.cols, i % a.cols);
+}
+
+/* one warp per (row, batch column) */
+template <int KIND, bool XH>
+__global__ void gemm_generic(QArgs a, const void *__restrict__ X, int batch, float *__restrict__ Y) {
+    long long wid = (blockIdx.x * (long long)blockDim.x + threadIdx.x) >> 5;
+    int lane = threadIdx.x & 31;
+    if (wid >= a.rows * batch) return;
+    long long r = wid % a.rows, b = wid / a.rows;
+    float acc = 0.f;
+    for (long long c = lane; c < a.cols; c += 32) acc = fmaf(deq_elem<KIND>(a, r, c), xval<XH>(X, b * a.cols + c), acc);
+    for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (!lane) Y[b * a.rows + r] = acc;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Chunk helpers (cols % 32 == 0): 32 columns = 16 bytes of codes = 4 words of 8 nibbles.
+ * ------------------------------------------------------------------------------------------- */
+template <bool XH>
+static __device__ __forceinline__ void load_x32(const void *X, long long off, float x[32]) {
+    if (XH) {
+        const uint4 *p = (const uint4 *)((const uint16_t *)X + off);
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            uint4 u = __ldg(p + i);
+            uint32_t w[4] = {u.x, u.y, u.z, u.w};
+#pragma unroll
+            for (int j = 0; j < 4; j++) {
+                float2 f = __half22float2(*(const __half2 *)&w[j]);
+                x[8 * i + 2 * j] = f.x;
+                x[8 * i + 2 * j + 1] = f.y;
+            }
+        }
+    } else {
+        const float4 *p = (const float4 *)((const float *)X + off);
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            float4 f = __ldg(p + i);
+            x[4 * i] = f.x;
+            x[4 * i + 1] = f.y;
+            x[4 * i + 2] = f.z;
+            x[4 * i + 3] = f.w;
+        }
+    }
+}
+
+/* Exact dequantised values of one row's 32-column chunk (the definition, vectorised). */
+template <int KIND, int G>
+static __device__ __forceinline__ void decode_chunk(const QArgs &a, long long r, long long ch, uint4 cw,
+                                                    const float *nf4, float w[32]) {
+    constexpr int NG = G >= 32 ? 1 : 32 / G; /* groups in the chunk */
+    const long long g0 = r * a.ngroups + (ch * 32) / G;
+    uint32_t words[4] = {cw.x, cw.y, cw.z, cw.w};
+    uint2 rw = make_uint2(0, 0);
+    if (KIND == TP_Q_INT4R2) rw = __ldg((const uint2 *)(a.rcodes + r * a.rstride) + ch);
+#pragma unroll
+    for (int gi = 0; gi < NG; gi++) {
+        float s = h2f(__ldg(a.scale + g0 + gi));
+        float o = KIND == TP_Q_NF4 ? 0.f : h2f(__ldg(a.offset + g0 + gi));
+        float rs = KIND == TP_Q_INT4R2 ? h2f(__ldg(a.rscale + g0 + gi)) : 0.f;
+#pragma unroll
+        for (int e = gi * (32 / NG); e < (gi + 1) * (32 / NG); e++) {
+            int q = (words[e >> 3] >> (4 * (e & 7))) & 15;
+            float v;
+            if (KIND == TP_Q_NF4) v = __fmul_rn(nf4[q], s);
+            else {
+                v = __fmaf_rn((float)q, s, o);
+                if (KIND == TP_Q_INT4R2) {
+                    uint32_t rwd = e < 16 ? rw.x : rw.y;
+                    int rr = (rwd >> (2 * (e & 15))) & 3;
+                    v = __fmaf_rn((float)rr - 1.5f, rs, v);
+                }
+            }
+            w[e] = v;
+        }
+    }
+}
+
+template <int KIND, int G>
+__global__ void __launch_bounds__(256) deq_fast(QArgs a, float *__restrict__ W) {
+    __shared__ float nf4[16];
+    if (threadIdx.x < 16) nf4[threadIdx.x] = c_nf4[threadIdx.x];
+    __syncthreads();
+    const long long nch = a.cols >> 5, total = a.rows * nch;
+    for (long long i = blockIdx.x * (long long)blockDim.x + threadIdx.x; i < total; i += (long long)gridDim.x * blockDim.x) {
+        long long r = i / nch, ch = i % nch;
+        uint4 cw = __ldg((const uint4 *)(a.codes + r * a.cstride) + ch);
+        float w[32];
+        decode_chunk<KIND, G>(a, r, ch, cw, nf4, w);
+        float4 *dst = (float4 *)(W + r * a.cols + ch * 32);
+#pragma unroll
+        for (int j = 0; j < 8; j++) __stcs(dst + j, make_float4(w[4 * j], w[4 * j + 1], w[4 * j + 2], w[4 * j + 3]));
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * GEMV on CUDA cores (cols % 32 == 0, batch 1)
+ * ------------------------------------------------------------------------------------------- */
+/* nibble k of a word as q * 16^k (k < 5) or, from w >> 20, q * 16^(k-5): exponent trick */
+static __device__ __forceinline__ float nib_scaled(uint32_t bits) {
+    return __int_as_float(0x4B000000u | bits) - 8388608.0f;
+}
+/* 16^-k for the positions nib_scaled leaves */
+static __device__ __forceinline__ float prescale(int k) {
+    const float p[8] = {1.f, 0.0625f, 0.00390625f, 0.000244140625f, 1.52587890625e-05f, 1.f, 0.0625f, 0.00390625f};
+    return p[k];
+}
+
+template <int KIND, int G, bool XH>
+__global__ void __launch_bounds__(256) gemv_simt(QArgs a, const void *__restrict__ X, float *__restrict__ y) {
+    constexpr int R = KIND == TP_Q_INT4R2 ? 2 : 4; /* rows per warp */
+    constexpr int NG = G >= 32 ? 1 : 32 / G;      /* groups per chunk */
+    constexpr int WPG = 4 / NG;                   /* code words per group */
+    __shared__ float nf4[16];
+    if (threadIdx.x < 16) nf4[threadIdx.x] = c_nf4[threadIdx.x];
+    __syncthreads();
+    const int lane = threadIdx.x & 31;
+    const long long r0 = ((long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5)) * R;
+    if (r0 >= a.rows) return;
+    const long long nch = a.cols >> 5;
+    const uint4 *rowp[R];
+    long long rr[R];
+#pragma unroll
+    for (int i = 0; i < R; i++) {
+        rr[i] = r0 + i < a.rows ? r0 + i : a.rows - 1;
+        rowp[i] = (const uint4 *)(a.codes + rr[i] * a.cstride);
+    }
+    float acc[R];
+#pragma unroll
+    for (int i = 0; i < R; i++) acc[i] = 0.f;
+    uint4 cur[R], nxt[R];
+    if (lane < nch) {
+#pragma unroll
+        for (int i = 0; i < R; i++) cur[i] = __ldcs(rowp[i] + lane);
+    }
+    for (long long ch = lane; ch < nch; ch += 32) {
+        if (ch + 32 < nch) {
+#pragma unroll
+            for (int i = 0; i < R; i++) nxt[i] = __ldcs(rowp[i] + ch + 32);
+        }
+        float x[32];
+        load_x32<XH>(X, ch * 32, x);
+        float sx[NG];
+#pragma unroll
+        for (int gi = 0; gi < NG; gi++) {
+            float t = 0.f;
+#pragma unroll
+            for (int e = gi * 8 * WPG; e < (gi + 1) * 8 * WPG; e++) t += x[e];
+            sx[gi] = t;
+        }
+        float xr[KIND == TP_Q_INT4R2 ? 32 : 1];
+        if (KIND == TP_Q_INT4R2) {
+#pragma unroll
+            for (int e = 0; e < 32; e++) xr[e % (KIND == TP_Q_INT4R2 ? 32 : 1)] = x[e];
+        }
+        if (KIND != TP_Q_NF4) {
+#pragma unroll
+            for (int e = 0; e < 32; e++) x[e] *= prescale(e & 7);
+        }
+#pragma unroll
+        for (int i = 0; i < R; i++) {
+            const long long g0 = rr[i] * a.ngroups + (ch * 32) / G;
+            uint32_t wv[4] = {cur[i].x, cur[i].y, cur[i].z, cur[i].w};
+            uint2 rw = make_uint2(0, 0);
+            if (KIND == TP_Q_INT4R2) rw = __ldg((const uint2 *)(a.rcodes + rr[i] * a.rstride) + ch);
+#pragma unroll
+            for (int gi = 0; gi < NG; gi++) {
+                float dot = 0.f, dot2 = 0.f;
+#pragma unroll
+                for (int wi = gi * WPG; wi < (gi + 1) * WPG; wi++) {
+                    const uint32_t w = wv[wi];
+                    const float *xp = x + 8 * wi;
+                    if (KIND == TP_Q_NF4) {
+#pragma unroll
+                        for (int k = 0; k < 8; k += 2) {
+                            dot = fmaf(nf4[(w >> (4 * k)) & 15], xp[k], dot);
+                            dot2 = fmaf(nf4[(w >> (4 * k + 4)) & 15], xp[k + 1], dot2);
+                        }
+                    } else {
+                        const uint32_t u = w >> 20;
+                        dot = fmaf(nib_scaled(w & 0xFu), xp[0], dot);
+                        dot2 = fmaf(nib_scaled(w & 0xF0u), xp[1], dot2);
+                        dot = fmaf(nib_scaled(w & 0xF00u), xp[2], dot);
+                        dot2 = fmaf(nib_scaled(w & 0xF000u), xp[3], dot2);
+                        dot = fmaf(nib_scaled(w & 0xF0000u), xp[4], dot);
+                        dot2 = fmaf(nib_scaled(u & 0xFu), xp[5], dot2);
+                        dot = fmaf(nib_scaled(u & 0xF0u), xp[6], dot);
+                        dot2 = fmaf(nib_scaled(u & 0xF00u), xp[7], dot2);
+                    }
+                }
+                dot += dot2;
+                const float s = h2f(__ldg(a.scale + g0 + gi));
+                if (KIND == TP_Q_NF4) {
+                    acc[i] = fmaf(s, dot, acc[i]);
+                } else {
+                    const float o = h2f(__ldg(a.offset + g0 + gi));
+                    float t = fmaf(s, dot, o * sx[gi]);
+                    if (KIND == TP_Q_INT4R2) {
+                        /* (r - 1.5) rs: sum r x over the group, minus 1.5 sum x */
+                        float rd = 0.f;
+#pragma unroll
+                        for (int e = gi * 8 * WPG; e < (gi + 1) * 8 * WPG; e++) {
+                            uint32_t rwd = e < 16 ? rw.x : rw.y;
+                            rd = fmaf((float)((rwd >> (2 * (e & 15))) & 3), xr[e % (KIND == TP_Q_INT4R2 ? 32 : 1)], rd);
+                        }
+                        t = fmaf(h2f(__ldg(a.rscale + g0 + gi)), rd - 1.5f * sx[gi], t);
+                    }
+                    acc[i] += t;
+                }
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < R; i++) cur[i] = nxt[i];
+    }
+#pragma unroll
+    for (int i = 0; i < R; i++)
+        for (int o = 16; o; o >>= 1) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], o);
+    if (!lane) {
+#pragma unroll
+        for (int i = 0; i < R; i++)
+            if (r0 + i < a.rows) y[r0 + i] = acc[i];
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * GEMM on CUDA cores (cols % 32 == 0): a warp owns 2 rows and 4 batch columns; blockIdx.x is
+ * the batch tile (fastest), so the blocks sharing rows run together and share them in L2.
+ * ------------------------------------------------------------------------------------------- */
+template <int KIND, int G, bool XH>
+__global__ void __launch_bounds__(256) gemm_simt(QArgs a, const void *__restrict__ X, int batch, float *__restrict__ Y) {
+    constexpr int R = 2, NB = 4;
+    __shared__ float nf4[16];
+    if (threadIdx.x < 16) nf4[threadIdx.x] = c_nf4[threadIdx.x];
+    __syncthreads();
+    const int lane = threadIdx.x & 31;
+    const long long r0 = ((long long)blockIdx.y * (blockDim.x >> 5) + (threadIdx.x >> 5)) * R;
+    const int b0 = blockIdx.x * NB;
+    if (r0 >= a.rows) return;
+    const long long nch = a.cols >> 5;
+    long long rr[R];
+#pragma unroll
+    for (int i = 0; i < R; i++) rr[i] = r0 + i < a.rows ? r0 + i : a.rows - 1;
+    float acc[R][NB];
+#pragma unroll
+    for (int i = 0; i < R; i++)
+#pragma unroll
+        for (int j = 0; j < NB; j++) acc[i][j] = 0.f;
+    for (long long ch = lane; ch < nch; ch += 32) {
+        float w[R][32];
+#pragma unroll
+        for (int i = 0; i < R; i++) {
+            uint4 cw = __ldcs((const uint4 *)(a.codes + rr[i] * a.cstride) + ch);
+            decode_chunk<KIND, G>(a, rr[i], ch, cw, nf4, w[i]);
+        }
+#pragma unroll
+        for (int j = 0; j < NB; j++) {
+            if (b0 + j >= batch) break;
+            float x[32];
+            load_x32<XH>(X, (long long)(b0 + j) * a.cols + ch * 32, x);
+#pragma unroll
+            for (int i = 0; i < R; i++) {
+                float d0 = 0.f, d1 = 0.f;
+#pragma unroll
+                for (int e = 0; e < 32; e += 2) {
+                    d0 = fmaf(w[i][e], x[e], d0);
+                    d1 = fmaf(w[i][e + 1], x[e + 1], d1);
+                }
+                acc[i][j] += d0 + d1;
+            }
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < R; i++)
+#pragma unroll
+        for (int j = 0; j < NB; j++)
+            for (int o = 16; o; o >>= 1) acc[i][j] += __shfl_xor_sync(0xffffffffu, acc[i][j], o);
+    if (!lane) {
+#pragma unroll
+        for (int i = 0; i < R; i++)
+#pragma unroll
+            for (int j = 0; j < NB; j++)
+                if (r0 + i < a.rows && b0 + j < batch) Y[(long long)(b0 + j) * a.rows + r0 + i] = acc[i][j];
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensor-core GEMV/GEMM: int4, g in {32, 64, 128}, cols % g == 0, fp16 activations.
+ * ------------------------------------------------------------------------------------------- */
+static __device__ __forceinline__ void mma16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};\n"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/* One code word (8 nibbles q0..q7) as four fp16 pairs (q0,q4) (q1,q5) (q2,q6) (q3,q7). */
+static __device__ __forceinline__ void word_pairs(uint32_t w, uint32_t p[4]) {
+    const uint32_t MAGIC = 0x64006400u; /* half 1024 in both lanes */
+    uint32_t t0 = (w & 0x000F000Fu) | MAGIC, t1 = (w & 0x00F000F0u) | MAGIC;
+    uint32_t u = w >> 8;
+    uint32_t t2 = (u & 0x000F000Fu) | MAGIC, t3 = (u & 0x00F000F0u) | MAGIC;
+    const __half2 k1024 = __halves2half2(__ushort_as_half(0x6400), __ushort_as_half(0x6400));
+    const __half2 k16th = __halves2half2(__ushort_as_half(0x2C00), __ushort_as_half(0x2C00)); /* 1/16 */
+    const __half2 km64 = __halves2half2(__ushort_as_half(0xD400), __ushort_as_half(0xD400));  /* -64 */
+    __half2 h0 = __hsub2(*(__half2 *)&t0, k1024);
+    __half2 h1 = __hfma2(*(__half2 *)&t1, k16th, km64);
+    __half2 h2 = __hsub2(*(__half2 *)&t2, k1024);
+    __half2 h3 = __hfma2(*(__half2 *)&t3, k16th, km64);
+    p[0] = *(uint32_t *)&h0;
+    p[1] = *(uint32_t *)&h1;
+    p[2] = *(uint32_t *)&h2;
+    p[3] = *(uint32_t *)&h3;
+}
+
+template <int NB> struct CodeVec;
+template <> struct CodeVec<16> {
+    static __device__ __forceinline__ void load(const uint8_t *p, uint32_t w[4]) {
+        uint4 v = __ldcs((const uint4 *)p);
+        w[0] = v.x, w[1] = v.y, w[2] = v.z, w[3] = v.w;
+    }
+};
+template <> struct CodeVec<8> {
+    static __device__ __forceinline__ void load(const uint8_t *p, uint32_t w[2]) {
+        uint2 v = __ldcs((const uint2 *)p);
+        w[0] = v.x, w[1] = v.y;
+    }
+};
+template <> struct CodeVec<4> {
+    static __device__ __forceinline__ void load(const uint8_t *p, uint32_t w[1]) { w[0] = __ldcs((const unsigned int *)p); }
+};
+
+constexpr int TC_WARPS = 4;
+
+template <int G, int NT>
+__global__ void __launch_bounds__(32 * TC_WARPS) qmm_tc(QArgs a, const uint16_t *__restrict__ X, int batch,
+                                                         int nslices, float *__restrict__ Y) {
+    constexpr int P = G / 4;  /* columns per thread per group */
+    constexpr int PB = P / 2; /* bytes of codes per thread per row per group */
+    constexpr int NW = P / 8; /* 32-bit code words */
+    __shared__ float red[TC_WARPS][NT][4][32];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2, tq = lane & 3;
+    const long long tile = blockIdx.x / nslices;
+    const int slice = blockIdx.x % nslices;
+    const long long rbase = tile * 16;
+    const long long ra = min(rbase + gq, a.rows - 1), rb = min(rbase + gq + 8, a.rows - 1);
+    const uint8_t *pa = a.codes + ra * a.cstride + tq * PB, *pb = a.codes + rb * a.cstride + tq * PB;
+    const long long ngr = a.cols / G;
+    const int nbase = slice * NT * 8;
+    /* this thread's activation rows (B fragments): n = nbase + nt*8 + gq */
+    const uint16_t *xrow[NT];
+    bool xok[NT];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        int n = nbase + nt * 8 + gq;
+        xok[nt] = n < batch;
+        xrow[nt] = X + (long long)(xok[nt] ? n : 0) * a.cols + tq * P;
+    }
+    const uint32_t ONES[4] = {0x3C003C00u, 0x3C003C00u, 0x3C003C00u, 0x3C003C00u};
+    float acc[NT][4];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) acc[nt][j] = 0.f;
+
+    uint32_t ca[NW] = {}, cb[NW] = {}, na[NW] = {}, nb[NW] = {};
+    long long kb = warp;
+    if (kb < ngr) {
+        CodeVec<PB>::load(pa + kb * (G / 2), ca);
+        CodeVec<PB>::load(pb + kb * (G / 2), cb);
+    }
+    for (; kb < ngr; kb += TC_WARPS) {
+        if (kb + TC_WARPS < ngr) {
+            CodeVec<PB>::load(pa + (kb + TC_WARPS) * (G / 2), na);
+            CodeVec<PB>::load(pb + (kb + TC_WARPS) * (G / 2), nb);
+        }
+        const float sa = h2f(__ldg(a.scale + ra * a.ngroups + kb)), oa = h2f(__ldg(a.offset + ra * a.ngroups + kb));
+        const float sb = h2f(__ldg(a.scale + rb * a.ngroups + kb)), ob = h2f(__ldg(a.offset + rb * a.ngroups + kb));
+        float cg[NT][4], sm[NT][4];
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int j = 0; j < 4; j++) cg[nt][j] = sm[nt][j] = 0.f;
+#pragma unroll
+        for (int i = 0; i < NW; i++) {
+            uint32_t qa[4], qb[4];
+            word_pairs(ca[i], qa);
+            word_pairs(cb[i], qb);
+            /* k-step 0: slots (2t,2t+1) = cols (0,4), (2t+8,2t+9) = cols (1,5) of the word;
+             * k-step 1: (2,6) and (3,7). A regs: {row g, slots lo}, {row g+8, lo}, {g, hi}, {g+8, hi} */
+            const uint32_t A0[4] = {qa[0], qb[0], qa[1], qb[1]};
+            const uint32_t A1[4] = {qa[2], qb[2], qa[3], qb[3]};
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                uint4 xv = make_uint4(0, 0, 0, 0);
+                if (xok[nt]) xv = __ldg((const uint4 *)(xrow[nt] + kb * G) + i);
+                const uint32_t b00 = __byte_perm(xv.x, xv.z, 0x5410), b01 = __byte_perm(xv.x, xv.z, 0x7632);
+                const uint32_t b10 = __byte_perm(xv.y, xv.w, 0x5410), b11 = __byte_perm(xv.y, xv.w, 0x7632);
+                mma16816(cg[nt], A0, b00, b01);
+                mma16816(sm[nt], ONES, b00, b01);
+                mma16816(cg[nt], A1, b10, b11);
+                mma16816(sm[nt], ONES, b10, b11);
+            }
+        }
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+            acc[nt][0] += fmaf(sa, cg[nt][0], oa * sm[nt][0]);
+            acc[nt][1] += fmaf(sa, cg[nt][1], oa * sm[nt][1]);
+            acc[nt][2] += fmaf(sb, cg[nt][2], ob * sm[nt][2]);
+            acc[nt][3] += fmaf(sb, cg[nt][3], ob * sm[nt][3]);
+        }
+#pragma unroll
+        for (int i = 0; i < NW; i++) ca[i] = na[i], cb[i] = nb[i];
+    }
+    /* reduce the warps' partial sums */
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) red[warp][nt][j][lane] = acc[nt][j];
+    __syncthreads();
+    if (warp) return;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            float t = red[0][nt][j][lane];
+#pragma unroll
+            for (int w = 1; w < TC_WARPS; w++) t += red[w][nt][j][lane];
+            const long long r = rbase + gq + (j >= 2 ? 8 : 0);
+            const int n = nbase + nt * 8 + 2 * tq + (j & 1);
+            if (r < a.rows && n < batch) Y[(long long)n * a.rows + r] = t;
+        }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * State, dispatch, registry glue
+ * ------------------------------------------------------------------------------------------- */
+enum { OP_DEQ = 0, OP_GEMV = 1, OP_GEMM = 2 };
+
+struct q_state {
+    tp_cu_state base;
+    int op, kind, g, f16a, allow_tc, batch;
+    int ncopy, next;
+    QArgs args[8]; /* one per rotated copy of the weights */
+    void *blob[8];
+    void *X;  /* batch x cols, fp32 or fp16 */
+    float *Y; /* output: rows x cols (dequant) or batch x rows */
+    size_t out_count;
+};
+
+extern "C" void *tp_cuda_q_prepare(const tp_qmat *q, const float *X, int64_t batch, const char *op, int f16a,
+                                   int allow_tc) {
+    q_state *s = (q_state *)calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->op = !strcmp(op, "dequant") ? OP_DEQ : !strcmp(op, "gemv") ? OP_GEMV : OP_GEMM;
+    s->kind = q->kind;
+    s->g = q->g;
+    s->f16a = f16a;
+    s->allow_tc = allow_tc;
+    s->batch = (int)batch;
+    TP_CU(&s->base, cudaMemcpyToSymbol(c_nf4, TP_NF4_LEVELS, sizeof(float) * 16));
+    /* the packed arrays, each 16-byte aligned inside one allocation per copy */
+    const size_t nsc = (size_t)(q->rows * q->ngroups);
+    size_t sz[5] = {(size_t)(q->rows * q->code_stride), nsc * 2, q->offset ? nsc * 2 : 0,
+                    q->rcodes ? (size_t)(q->rows * q->rcode_stride) : 0, q->rscale ? nsc * 2 : 0};
+    const void *src[5] = {q->codes, q->scale, q->offset, q->rcodes, q->rscale};
+    size_t off[5], total = 0;
+    for (int i = 0; i < 5; i++) {
+        off[i] = total;
+        total += (sz[i] + 255) & ~(size_t)255;
+    }
+    s->ncopy = s->op == OP_DEQ ? 1 : tp_cu_rotation(total);
+    for (int c = 0; c < s->ncopy && !s->base.failed; c++) {
+        TP_CU(&s->base, cudaMalloc(&s->blob[c], total));
+        if (s->base.failed) break;
+        char *b = (char *)s->blob[c];
+        for (int i = 0; i < 5; i++)
+            if (sz[i]) TP_CU(&s->base, cudaMemcpy(b + off[i], src[i], sz[i], cudaMemcpyHostToDevice));
+        QArgs &a = s->args[c];
+        a.codes = (const uint8_t *)(b + off[0]);
+        a.scale = (const uint16_t *)(b + off[1]);
+        a.offset = sz[2] ? (const uint16_t *)(b + off[2]) : NULL;
+        a.rcodes = sz[3] ? (const uint8_t *)(b + off[3]) : NULL;
+        a.rscale = sz[4] ? (const uint16_t *)(b + off[4]) : NULL;
+        a.rows = q->rows;
+        a.cols = q->cols;
+        a.ngroups = q->ngroups;
+        a.cstride = q->code_stride;
+        a.rstride = q->rcode_stride;
+        a.g = q->g;
+    }
+    if (s->op != OP_DEQ) {
+        size_t n = (size_t)(batch * q->cols);
+        if (f16a) {
+            uint16_t *xh = (uint16_t *)malloc(n * 2 + 2);
+            if (!xh) s->base.failed = 1;
+            else {
+                for (size_t i = 0; i < n; i++) xh[i] = tp_f32_to_f16(X[i]); /* exact: f16a inputs */
+                TP_CU(&s->base, cudaMalloc(&s->X, n * 2 + 16));
+                if (!s->base.failed) TP_CU(&s->base, cudaMemcpy(s->X, xh, n * 2, cudaMemcpyHostToDevice));
+                free(xh);
+            }
+        } else {
+            TP_CU(&s->base, cudaMalloc(&s->X, n * 4 + 16));
+            if (!s->base.failed) TP_CU(&s->base, cudaMemcpy(s->X, X, n * 4, cudaMemcpyHostToDevice));
+        }
+    }
+    s->out_count = s->op == OP_DEQ ? (size_t)(q->rows * q->cols) : (size_t)(batch * q->rows);
+    TP_CU(&s->base, cudaMalloc((void **)&s->Y, s->out_count * 4 + 16));
+    if (!s->base.failed) TP_CU(&s->base, cudaMemset(s->Y, 0xff, s->out_count * 4)); /* NaN poison */
+    return s;
+}
+
+static int grid_for(long long work, int threads) {
+    long long b = (work + threads - 1) / threads;
+    long long cap = (long long)tp_cu_sm_count() * 32;
+    return (int)(b < 1 ? 1 : b > cap ? cap : b);
+}
+
+template <int KIND, int G>
+static void launch_kind_g(q_state *s, const QArgs &a) {
+    const bool fast = (a.cols & 31) == 0;
+    if (s->op == OP_DEQ) {
+        if (fast) deq_fast<KIND, G><<<grid_for(a.rows * (a.cols >> 5), 256), 256>>>(a, s->Y);
+        else deq_generic<KIND><<<grid_for(a.rows * a.cols, 256), 256>>>(a, s->Y);
+        return;
+    }
+    const int batch = s->batch;
+    if (KIND == TP_Q_INT4 && (G == 32 || G == 64 || G == 128) && s->f16a && s->allow_tc && a.cols % G == 0) {
+        constexpr int GG = G == 32 || G == 64 || G == 128 ? G : 128;
+        const int tiles8 = (batch + 7) / 8;
+        const long long rtiles = (a.rows + 15) / 16;
+        const uint16_t *X = (const uint16_t *)s->X;
+        if (tiles8 == 1) qmm_tc<GG, 1><<<(unsigned)rtiles, 32 * TC_WARPS>>>(a, X, batch, 1, s->Y);
+        else if (tiles8 == 2) qmm_tc<GG, 2><<<(unsigned)rtiles, 32 * TC_WARPS>>>(a, X, batch, 1, s->Y);
+        else {
+            const int ns = (tiles8 + 3) / 4;
+            qmm_tc<GG, 4><<<(unsigned)(rtiles * ns), 32 * TC_WARPS>>>(a, X, batch, ns, s->Y);
+        }
+        return;
+    }
+    if (fast && batch == 1) {
+        constexpr int R = KIND == TP_Q_INT4R2 ? 2 : 4;
+        const unsigned blocks = (unsigned)((a.rows + 8 * R - 1) / (8 * R));
+        if (s->f16a) gemv_simt<KIND, G, true><<<blocks, 256>>>(a, s->X, s->Y);
+        else gemv_simt<KIND, G, false><<<blocks, 256>>>(a, s->X, s->Y);
+    } else if (fast) {
+        dim3 grid((unsigned)((batch + 3) / 4), (unsigned)((a.rows + 15) / 16));
+        if (s->f16a) gemm_simt<KIND, G, true><<<grid, 256>>>(a, s->X, batch, s->Y);
+        else gemm_simt<KIND, G, false><<<grid, 256>>>(a, s->X, batch, s->Y);
+    } else {
+        const long long warps = a.rows * batch;
+        const unsigned blocks = (unsigned)((warps * 32 + 255) / 256);
+        if (s->f16a) gemm_generic<KIND, true><<<blocks, 256>>>(a, s->X, batch, s->Y);
+        else gemm_generic<KIND, false><<<blocks, 256>>>(a, s->X, batch, s->Y);
+    }
+}
+
+template <int KIND>
+static void launch_kind(q_state *s, const QArgs &a) {
+    switch (a.g) {
+    case 8: launch_kind_g<KIND, 8>(s, a); break;
+    case 16: launch_kind_g<KIND, 16>(s, a); break;
+    case 32: launch_kind_g<KIND, 32>(s, a); break;
+    case 64: launch_kind_g<KIND, 64>(s, a); break;
+    case 128: launch_kind_g<KIND, 128>(s, a); break;
+    default:
+        fprintf(stderr, "cuda: int4 group size %d not built\n", a.g);
+        s->base.failed = 1;
+    }
+}
+
+extern "C" void tp_cuda_q_run(const tp_case *c, void *state, void *out) {
+    (void)c;
+    (void)out;
+    q_state *s = (q_state *)state;
+    if (!s || s->base.failed) return;
+    const QArgs &a = s->args[s->next];
+    s->next = (s->next + 1) % s->ncopy;
+    switch (s->kind) {
+    case TP_Q_INT4: launch_kind<TP_Q_INT4>(s, a); break;
+    case TP_Q_INT4R2: launch_kind<TP_Q_INT4R2>(s, a); break;
+    default: launch_kind<TP_Q_NF4>(s, a); break;
+    }
+    TP_CU_LAUNCHED(&s->base);
+}
+
+extern "C" void tp_cuda_q_fetch(const tp_case *c, void *state, void *out) {
+    q_state *s = (q_state *)state;
+    if (s && !s->base.failed) TP_CU(&s->base, cudaMemcpy(out, s->Y, s->out_count * 4, cudaMemcpyDeviceToHost));
+    if (!s || s->base.failed) tp_cu_nan_fill((float *)out, c->out_count);
+}
+
+extern "C" void tp_cuda_q_release(void *state) {
+    q_state *s = (q_state *)state;
+    if (!s) return;
+    for (int i = 0; i < s->ncopy; i++) cudaFree(s->blob[i]);
+    cudaFree(s->X);
+    cudaFree(s->Y);
+    free(s);
+}
