@@ -33,6 +33,11 @@ typedef struct tp_claims_opts {
     const char *tmp_dir;    /* where artifacts are written while verifying; NULL: $TMPDIR or /tmp */
     size_t max_tokens;      /* > 0: cap every claim's protocol (a quick check, marked in the output) */
     int quiet;
+    /* measurements already made in this run (tenpak report's rows): a claim whose model folder,
+     * canonical codec, selection, data file, tail and token count match one is judged on it
+     * instead of being run again. Each: {model_dir, codec, select, data, tail_chars, max_tokens,
+     * ratio_fp32, ppl_delta_percent, ppl, baseline_ppl, artifact_bytes, tokens}. */
+    const cJSON *known;
 } tp_claims_opts;
 
 /* Verifies every claim of the file; appends one result object per claim to results (name,

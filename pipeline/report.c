@@ -519,13 +519,28 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
         crossings(root);
         cJSON *cl = cJSON_AddArrayToObject(root, "claims");
         const cJSON *files = cJSON_GetObjectItemCaseSensitive(cfg, "claims");
+        /* the matrix's own measurements, so claims about the same runs are not run twice */
+        cJSON *known = cJSON_CreateArray();
+        const cJSON *r;
+        cJSON_ArrayForEach(r, rows) {
+            const cJSON *ds, *dsm = NULL;
+            cJSON_ArrayForEach(ds, datasets) if (!strcmp(str(ds, "name", ""), str(r, "dataset", "?"))) dsm = ds;
+            if (!dsm) continue;
+            cJSON *k = cJSON_Duplicate(r, 1);
+            cJSON_AddStringToObject(k, "model_dir", str(r, "model", ""));
+            cJSON_AddStringToObject(k, "data", str(dsm, "path", ""));
+            cJSON_AddNumberToObject(k, "tail_chars", num(dsm, "tail_chars", 0));
+            cJSON_AddNumberToObject(k, "max_tokens", (double)max_tokens);
+            cJSON_AddItemToArray(known, k);
+        }
         cJSON_ArrayForEach(c, files) {
             if (!cJSON_IsString(c)) continue;
-            tp_claims_opts qo = {.models_dir = models_dir, .data_dir = shared, .max_tokens = max_tokens};
+            tp_claims_opts qo = {.models_dir = models_dir, .data_dir = shared, .max_tokens = max_tokens, .known = known};
             int counts[5] = {0};
             fprintf(stderr, "claims: %s\n", c->valuestring);
             if ((s = tp_claims_verify_file(c->valuestring, &qo, cl, counts, e)) != TP_OK) break;
         }
+        cJSON_Delete(known);
     }
     if (s == TP_OK) {
         cJSON *plots = cJSON_AddArrayToObject(root, "plots");
