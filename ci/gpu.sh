@@ -23,7 +23,9 @@ FILTER=${1:-'^(gemv|gemm)/[a-z0-9_]*_f16a/|/cublas/|^copy/d2d/|^(dequant|gemv)/i
 OUT=${OUT:-reports/gpu/out}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/run.log") 2>&1
-echo "ci/gpu.sh: $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $(git rev-parse HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo ' (+ local changes)')"
+# the device machine gets the working tree without .git: pass TENPAK_GIT_COMMIT for provenance
+commit=${TENPAK_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null || echo unknown)}
+echo "ci/gpu.sh: $(date -u +%Y-%m-%dT%H:%M:%SZ) commit $commit; bench filter '$FILTER'"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv,noheader || true
 [ -d /usr/local/cuda/bin ] && export PATH=/usr/local/cuda/bin:$PATH
 nvcc --version | tail -1
@@ -64,11 +66,12 @@ fi
 # ---- build ----
 B=${TENPAK_GPU_BUILD:-build-gpu}
 t0=$(date +%s)
-cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DTENPAK_CUDA=ON "${CMAKE_EXTRA[@]}" > "$OUT/build.log" 2>&1 &&
-    cmake --build "$B" -j "$(nproc)" --target tenpak >> "$OUT/build.log" 2>&1
+mkdir -p "$B"
+cmake -S . -B "$B" -DCMAKE_BUILD_TYPE=Release -DTENPAK_CUDA=ON "${CMAKE_EXTRA[@]}" > "$B/build.log" 2>&1 &&
+    cmake --build "$B" -j "$(nproc)" --target tenpak >> "$B/build.log" 2>&1
 rc=$?
 echo "build: rc=$rc in $(( $(date +%s) - t0 )) s"
-if [ $rc -ne 0 ]; then tail -n 40 "$OUT/build.log"; exit $rc; fi
+if [ $rc -ne 0 ]; then cp "$B/build.log" "$OUT/"; tail -n 40 "$B/build.log"; exit $rc; fi
 T=$B/tenpak
 
 # ---- list, verify, bench ----

@@ -406,24 +406,127 @@ template <> struct CodeVec<4> {
     static __device__ __forceinline__ void load(const uint8_t *p, uint32_t w[1]) { w[0] = __ldcs((const unsigned int *)p); }
 };
 
-constexpr int TC_WARPS = 4;
+/* One pipeline stage of qmm_tc: a k-block of 128 columns (GPI groups of G) for MT m-tiles:
+ * raw code words, raw fp16 scale/offset bits and (XPF) the activation vectors, all loaded one
+ * stage ahead of their use so that no DRAM or L2 latency sits inside an iteration. */
+template <int G, int NT, int MT, bool XPF>
+struct TcStage {
+    static constexpr int GPI = 128 / G, NW = G / 32;
+    uint32_t c[MT][2][GPI][NW];
+    unsigned short s[MT][2][GPI][2];
+    uint4 x[XPF ? NT : 1][GPI][NW];
+};
 
-template <int G, int NT>
-__global__ void __launch_bounds__(32 * TC_WARPS) qmm_tc(QArgs a, const uint16_t *__restrict__ X, int batch,
-                                                         int nslices, float *__restrict__ Y) {
-    constexpr int P = G / 4;  /* columns per thread per group */
-    constexpr int PB = P / 2; /* bytes of codes per thread per row per group */
-    constexpr int NW = P / 8; /* 32-bit code words */
-    __shared__ float red[TC_WARPS][NT][4][32];
+template <int G, int NT, int MT, bool XPF>
+static __device__ __forceinline__ void tc_load(TcStage<G, NT, MT, XPF> &st, const QArgs &a, long long kb,
+                                               const long long (&rows)[MT][2], const uint16_t *const (&xrow)[NT],
+                                               const bool (&xok)[NT], int tq) {
+    constexpr int GPI = 128 / G, P = G / 4, PB = P / 2;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++)
+#pragma unroll
+            for (int j = 0; j < GPI; j++) {
+                CodeVec<PB>::load(a.codes + rows[mt][h] * a.cstride + kb * 64 + j * (G / 2) + tq * PB, st.c[mt][h][j]);
+                const long long si = rows[mt][h] * a.ngroups + kb * GPI + j;
+                st.s[mt][h][j][0] = __ldcs(a.scale + si);
+                st.s[mt][h][j][1] = __ldcs(a.offset + si);
+            }
+    if (XPF) {
+#pragma unroll
+        for (int nt = 0; nt < (XPF ? NT : 1); nt++)
+#pragma unroll
+            for (int j = 0; j < GPI; j++)
+#pragma unroll
+                for (int i = 0; i < G / 32; i++)
+                    st.x[nt][j][i] = xok[nt] ? __ldg((const uint4 *)(xrow[nt] + kb * 128 + j * G) + i) : make_uint4(0, 0, 0, 0);
+    }
+}
+
+template <int G, int NT, int MT, bool XPF>
+static __device__ __forceinline__ void tc_compute(const TcStage<G, NT, MT, XPF> &st, long long kb,
+                                                  const uint16_t *const (&xrow)[NT], const bool (&xok)[NT],
+                                                  float (&acc)[MT][NT][4]) {
+    constexpr int GPI = 128 / G, NW = G / 32;
+    const uint32_t ONES[4] = {0x3C003C00u, 0x3C003C00u, 0x3C003C00u, 0x3C003C00u};
+#pragma unroll
+    for (int j = 0; j < GPI; j++) {
+        float cg[MT][NT][4], sm[NT][4];
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++) {
+#pragma unroll
+            for (int e = 0; e < 4; e++) sm[nt][e] = 0.f;
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) cg[mt][nt][e] = 0.f;
+        }
+#pragma unroll
+        for (int i = 0; i < NW; i++) {
+            uint32_t q[MT][2][4];
+#pragma unroll
+            for (int mt = 0; mt < MT; mt++) {
+                word_pairs(st.c[mt][0][j][i], q[mt][0]);
+                word_pairs(st.c[mt][1][j][i], q[mt][1]);
+            }
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                uint4 xv;
+                if (XPF) xv = st.x[XPF ? nt : 0][j][i];
+                else xv = xok[nt] ? __ldg((const uint4 *)(xrow[nt] + kb * 128 + j * G) + i) : make_uint4(0, 0, 0, 0);
+                /* k-step 0: slots (2t,2t+1) = word columns (0,4), (2t+8,2t+9) = (1,5);
+                 * k-step 1: (2,6) and (3,7) */
+                const uint32_t b00 = __byte_perm(xv.x, xv.z, 0x5410), b01 = __byte_perm(xv.x, xv.z, 0x7632);
+                const uint32_t b10 = __byte_perm(xv.y, xv.w, 0x5410), b11 = __byte_perm(xv.y, xv.w, 0x7632);
+                mma16816(sm[nt], ONES, b00, b01);
+                mma16816(sm[nt], ONES, b10, b11);
+#pragma unroll
+                for (int mt = 0; mt < MT; mt++) {
+                    /* A regs: {row g, slots lo}, {row g+8, lo}, {g, hi}, {g+8, hi} */
+                    const uint32_t A0[4] = {q[mt][0][0], q[mt][1][0], q[mt][0][1], q[mt][1][1]};
+                    const uint32_t A1[4] = {q[mt][0][2], q[mt][1][2], q[mt][0][3], q[mt][1][3]};
+                    mma16816(cg[mt][nt], A0, b00, b01);
+                    mma16816(cg[mt][nt], A1, b10, b11);
+                }
+            }
+        }
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+            const float sa = h2f(st.s[mt][0][j][0]), oa = h2f(st.s[mt][0][j][1]);
+            const float sb = h2f(st.s[mt][1][j][0]), ob = h2f(st.s[mt][1][j][1]);
+#pragma unroll
+            for (int nt = 0; nt < NT; nt++) {
+                acc[mt][nt][0] += fmaf(sa, cg[mt][nt][0], oa * sm[nt][0]);
+                acc[mt][nt][1] += fmaf(sa, cg[mt][nt][1], oa * sm[nt][1]);
+                acc[mt][nt][2] += fmaf(sb, cg[mt][nt][2], ob * sm[nt][2]);
+                acc[mt][nt][3] += fmaf(sb, cg[mt][nt][3], ob * sm[nt][3]);
+            }
+        }
+    }
+}
+
+/* int4, g in {32, 64, 128}, cols % 128 == 0, fp16 activations. A block of KS warps owns
+ * 16*MT rows; its warps take the 128-column k-blocks of those rows in turn (kb = warp, warp+KS,
+ * ...) and reduce through shared memory. blockIdx.x = row tile * nslices + batch slice, so the
+ * slices of one row tile run side by side and share its codes in L2. */
+template <int G, int NT, int MT, int KS>
+__global__ void __launch_bounds__(32 * KS) qmm_tc(QArgs a, const uint16_t *__restrict__ X, int batch, int nslices,
+                                                   float *__restrict__ Y) {
+    constexpr bool XPF = NT <= 2;
+    constexpr int P = G / 4;
+    __shared__ float red[KS][MT][NT][4][32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2, tq = lane & 3;
     const long long tile = blockIdx.x / nslices;
     const int slice = blockIdx.x % nslices;
-    const long long rbase = tile * 16;
-    const long long ra = min(rbase + gq, a.rows - 1), rb = min(rbase + gq + 8, a.rows - 1);
-    const uint8_t *pa = a.codes + ra * a.cstride + tq * PB, *pb = a.codes + rb * a.cstride + tq * PB;
-    const long long ngr = a.cols / G;
+    const long long rbase = tile * 16 * MT;
+    long long rows[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) rows[mt][h] = min(rbase + mt * 16 + gq + 8 * h, a.rows - 1);
+    const long long nkb = a.cols / 128;
     const int nbase = slice * NT * 8;
-    /* this thread's activation rows (B fragments): n = nbase + nt*8 + gq */
     const uint16_t *xrow[NT];
     bool xok[NT];
 #pragma unroll
@@ -432,80 +535,47 @@ __global__ void __launch_bounds__(32 * TC_WARPS) qmm_tc(QArgs a, const uint16_t 
         xok[nt] = n < batch;
         xrow[nt] = X + (long long)(xok[nt] ? n : 0) * a.cols + tq * P;
     }
-    const uint32_t ONES[4] = {0x3C003C00u, 0x3C003C00u, 0x3C003C00u, 0x3C003C00u};
-    float acc[NT][4];
+    float acc[MT][NT][4];
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) acc[nt][j] = 0.f;
-
-    uint32_t ca[NW] = {}, cb[NW] = {}, na[NW] = {}, nb[NW] = {};
-    long long kb = warp;
-    if (kb < ngr) {
-        CodeVec<PB>::load(pa + kb * (G / 2), ca);
-        CodeVec<PB>::load(pb + kb * (G / 2), cb);
-    }
-    for (; kb < ngr; kb += TC_WARPS) {
-        if (kb + TC_WARPS < ngr) {
-            CodeVec<PB>::load(pa + (kb + TC_WARPS) * (G / 2), na);
-            CodeVec<PB>::load(pb + (kb + TC_WARPS) * (G / 2), nb);
-        }
-        const float sa = h2f(__ldg(a.scale + ra * a.ngroups + kb)), oa = h2f(__ldg(a.offset + ra * a.ngroups + kb));
-        const float sb = h2f(__ldg(a.scale + rb * a.ngroups + kb)), ob = h2f(__ldg(a.offset + rb * a.ngroups + kb));
-        float cg[NT][4], sm[NT][4];
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
         for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-            for (int j = 0; j < 4; j++) cg[nt][j] = sm[nt][j] = 0.f;
-#pragma unroll
-        for (int i = 0; i < NW; i++) {
-            uint32_t qa[4], qb[4];
-            word_pairs(ca[i], qa);
-            word_pairs(cb[i], qb);
-            /* k-step 0: slots (2t,2t+1) = cols (0,4), (2t+8,2t+9) = cols (1,5) of the word;
-             * k-step 1: (2,6) and (3,7). A regs: {row g, slots lo}, {row g+8, lo}, {g, hi}, {g+8, hi} */
-            const uint32_t A0[4] = {qa[0], qb[0], qa[1], qb[1]};
-            const uint32_t A1[4] = {qa[2], qb[2], qa[3], qb[3]};
-#pragma unroll
-            for (int nt = 0; nt < NT; nt++) {
-                uint4 xv = make_uint4(0, 0, 0, 0);
-                if (xok[nt]) xv = __ldg((const uint4 *)(xrow[nt] + kb * G) + i);
-                const uint32_t b00 = __byte_perm(xv.x, xv.z, 0x5410), b01 = __byte_perm(xv.x, xv.z, 0x7632);
-                const uint32_t b10 = __byte_perm(xv.y, xv.w, 0x5410), b11 = __byte_perm(xv.y, xv.w, 0x7632);
-                mma16816(cg[nt], A0, b00, b01);
-                mma16816(sm[nt], ONES, b00, b01);
-                mma16816(cg[nt], A1, b10, b11);
-                mma16816(sm[nt], ONES, b10, b11);
-            }
-        }
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++) {
-            acc[nt][0] += fmaf(sa, cg[nt][0], oa * sm[nt][0]);
-            acc[nt][1] += fmaf(sa, cg[nt][1], oa * sm[nt][1]);
-            acc[nt][2] += fmaf(sb, cg[nt][2], ob * sm[nt][2]);
-            acc[nt][3] += fmaf(sb, cg[nt][3], ob * sm[nt][3]);
-        }
-#pragma unroll
-        for (int i = 0; i < NW; i++) ca[i] = na[i], cb[i] = nb[i];
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+    TcStage<G, NT, MT, XPF> A, B;
+    long long kb = warp;
+    if (kb < nkb) tc_load(A, a, kb, rows, xrow, xok, tq);
+    for (;;) { /* two stages in registers, roles swapped each half (no copies) */
+        if (kb >= nkb) break;
+        if (kb + KS < nkb) tc_load(B, a, kb + KS, rows, xrow, xok, tq);
+        tc_compute(A, kb, xrow, xok, acc);
+        kb += KS;
+        if (kb >= nkb) break;
+        if (kb + KS < nkb) tc_load(A, a, kb + KS, rows, xrow, xok, tq);
+        tc_compute(B, kb, xrow, xok, acc);
+        kb += KS;
     }
-    /* reduce the warps' partial sums */
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++)
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int j = 0; j < 4; j++) red[warp][nt][j][lane] = acc[nt][j];
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) red[warp][mt][nt][e][lane] = acc[mt][nt][e];
     __syncthreads();
     if (warp) return;
 #pragma unroll
-    for (int nt = 0; nt < NT; nt++)
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-        for (int j = 0; j < 4; j++) {
-            float t = red[0][nt][j][lane];
+        for (int nt = 0; nt < NT; nt++)
 #pragma unroll
-            for (int w = 1; w < TC_WARPS; w++) t += red[w][nt][j][lane];
-            const long long r = rbase + gq + (j >= 2 ? 8 : 0);
-            const int n = nbase + nt * 8 + 2 * tq + (j & 1);
-            if (r < a.rows && n < batch) Y[(long long)n * a.rows + r] = t;
-        }
+            for (int e = 0; e < 4; e++) {
+                float t = red[0][mt][nt][e][lane];
+#pragma unroll
+                for (int w = 1; w < KS; w++) t += red[w][mt][nt][e][lane];
+                const long long r = rbase + mt * 16 + gq + (e >= 2 ? 8 : 0);
+                const int n = nbase + nt * 8 + 2 * tq + (e & 1);
+                if (r < a.rows && n < batch) Y[(long long)n * a.rows + r] = t;
+            }
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -593,6 +663,16 @@ static int grid_for(long long work, int threads) {
     return (int)(b < 1 ? 1 : b > cap ? cap : b);
 }
 
+/* TENPAK_CUDA_TC_MT=1: one m-tile per warp for batch 9..16 too (an experiment switch; see NOTES.md) */
+static int tc_mt1(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("TENPAK_CUDA_TC_MT");
+        v = e && atoi(e) == 1;
+    }
+    return v;
+}
+
 template <int KIND, int G>
 static void launch_kind_g(q_state *s, const QArgs &a) {
     const bool fast = (a.cols & 31) == 0;
@@ -602,16 +682,24 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
         return;
     }
     const int batch = s->batch;
-    if (KIND == TP_Q_INT4 && (G == 32 || G == 64 || G == 128) && s->f16a && s->allow_tc && a.cols % G == 0) {
+    if (KIND == TP_Q_INT4 && (G == 32 || G == 64 || G == 128) && s->f16a && s->allow_tc && a.cols % 128 == 0) {
         constexpr int GG = G == 32 || G == 64 || G == 128 ? G : 128;
+        constexpr int MT2 = GG == 128 ? 2 : 1; /* m-tiles per warp when x is re-used (batch 9..16) */
         const int tiles8 = (batch + 7) / 8;
-        const long long rtiles = (a.rows + 15) / 16;
         const uint16_t *X = (const uint16_t *)s->X;
-        if (tiles8 == 1) qmm_tc<GG, 1><<<(unsigned)rtiles, 32 * TC_WARPS>>>(a, X, batch, 1, s->Y);
-        else if (tiles8 == 2) qmm_tc<GG, 2><<<(unsigned)rtiles, 32 * TC_WARPS>>>(a, X, batch, 1, s->Y);
-        else {
+        if (tiles8 == 1) {
+            const unsigned blocks = (unsigned)((a.rows + 15) / 16);
+            qmm_tc<GG, 1, 1, 8><<<blocks, 256>>>(a, X, batch, 1, s->Y);
+        } else if (tiles8 == 2 && (MT2 == 1 || tc_mt1())) {
+            const unsigned blocks = (unsigned)((a.rows + 15) / 16);
+            qmm_tc<GG, 2, 1, 4><<<blocks, 128>>>(a, X, batch, 1, s->Y);
+        } else if (tiles8 == 2) {
+            const unsigned blocks = (unsigned)((a.rows + 16 * MT2 - 1) / (16 * MT2));
+            qmm_tc<GG, 2, MT2, 4><<<blocks, 128>>>(a, X, batch, 1, s->Y);
+        } else {
             const int ns = (tiles8 + 3) / 4;
-            qmm_tc<GG, 4><<<(unsigned)(rtiles * ns), 32 * TC_WARPS>>>(a, X, batch, ns, s->Y);
+            const long long blocks = (a.rows + 15) / 16 * ns;
+            qmm_tc<GG, 4, 1, 4><<<(unsigned)blocks, 128>>>(a, X, batch, ns, s->Y);
         }
         return;
     }
