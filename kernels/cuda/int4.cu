@@ -510,10 +510,10 @@ static __device__ __forceinline__ void tc_compute(const TcStage<G, NT, MT, XPF> 
  * 16*MT rows; its warps take the 128-column k-blocks of those rows in turn (kb = warp, warp+KS,
  * ...) and reduce through shared memory. blockIdx.x = row tile * nslices + batch slice, so the
  * slices of one row tile run side by side and share its codes in L2. */
-template <int G, int NT, int MT, int KS>
-__global__ void __launch_bounds__(32 * KS) qmm_tc(QArgs a, const uint16_t *__restrict__ X, int batch, int nslices,
+template <int G, int NT, int MT, int KS, int MINB = 1, int XP = -1>
+__global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t *__restrict__ X, int batch, int nslices,
                                                    float *__restrict__ Y) {
-    constexpr bool XPF = NT <= 2;
+    constexpr bool XPF = XP < 0 ? NT <= 2 : XP != 0; /* activations prefetched with the codes */
     constexpr int P = G / 4;
     __shared__ float red[KS][MT][NT][4][32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2, tq = lane & 3;
@@ -673,6 +673,15 @@ static int tc_mt1(void) {
     return v;
 }
 
+static int gemv_cfg(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("TENPAK_CUDA_GEMV_CFG");
+        v = e && *e ? e[0] : 'c';
+    }
+    return v;
+}
+
 template <int KIND, int G>
 static void launch_kind_g(q_state *s, const QArgs &a) {
     const bool fast = (a.cols & 31) == 0;
@@ -688,8 +697,16 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
         const int tiles8 = (batch + 7) / 8;
         const uint16_t *X = (const uint16_t *)s->X;
         if (tiles8 == 1) {
+            /* GEMV: occupancy decides (NOTES.md); TENPAK_CUDA_GEMV_CFG picks another for experiments */
             const unsigned blocks = (unsigned)((a.rows + 15) / 16);
-            qmm_tc<GG, 1, 1, 8><<<blocks, 256>>>(a, X, batch, 1, s->Y);
+            switch (gemv_cfg()) {
+            case 'a': qmm_tc<GG, 1, 1, 8><<<blocks, 256>>>(a, X, batch, 1, s->Y); break;
+            case 'b': qmm_tc<GG, 1, 1, 4><<<blocks, 128>>>(a, X, batch, 1, s->Y); break;
+            case 'd': qmm_tc<GG, 1, 1, 8, 3><<<blocks, 256>>>(a, X, batch, 1, s->Y); break;
+            case 'e': qmm_tc<GG, 1, 1, 4, 1, 0><<<blocks, 128>>>(a, X, batch, 1, s->Y); break;
+            case 'f': qmm_tc<GG, 1, 1, 8, 1, 0><<<blocks, 256>>>(a, X, batch, 1, s->Y); break;
+            default: qmm_tc<GG, 1, 1, 4, 6><<<blocks, 128>>>(a, X, batch, 1, s->Y); break;
+            }
         } else if (tiles8 == 2 && (MT2 == 1 || tc_mt1())) {
             const unsigned blocks = (unsigned)((a.rows + 15) / 16);
             qmm_tc<GG, 2, 1, 4><<<blocks, 128>>>(a, X, batch, 1, s->Y);
