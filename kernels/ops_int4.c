@@ -110,8 +110,9 @@ static double quant_property(const tp_case *c, const void *out) {
                 ratio = ratio < 0 ? 0 : ratio;
             } else {
                 double step = q.kind == TP_Q_INT4 ? s : tp_f16_to_f32(q.rscale[si]);
-                /* half a step, plus the single fp32 rounding of the dequantised value */
-                double tol = 0.5 * step + 0x1p-23 * fabs(d) + 1e-30;
+                /* half a step, plus the fp32 roundings: of the dequantised value, and (int4r2) of
+                 * the residual w - base the code was chosen from, which can move a tie */
+                double tol = 0.5 * step + 0x1p-23 * (fabs(d) + fabs(w)) + 1e-30;
                 ratio = fabs(d - w) / tol;
             }
             if (!(ratio <= worst)) worst = ratio; /* NaN-propagating max */
