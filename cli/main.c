@@ -1,6 +1,8 @@
 /* tenpak: the command-line front end. Sub-commands live in cli/cmd_*.c. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/commands.h"
 #include "tenpak/tenpak.h"
@@ -35,7 +37,20 @@ static void usage(FILE *f) {
         fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
 }
 
+/* OpenBLAS's pthread pool spins (with sched_yield) for about 2^28 cycles after every call, and
+ * the OpenMP threads of tenpak's own kernels then fight it for the two cores: kernels measured
+ * after a BLAS call ran up to 10x slow, and BLAS calls after OpenMP regions slowed too. OpenBLAS
+ * reads OPENBLAS_THREAD_TIMEOUT when it is loaded, before main, so set it (2^4 cycles: its
+ * threads sleep at once after a call) and start again, unless the user chose a value. */
+static void calm_thread_pools(char **argv) {
+    if (getenv("OPENBLAS_THREAD_TIMEOUT") || getenv("TENPAK_NO_REEXEC")) return;
+    setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
+    setenv("TENPAK_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv); /* on failure, go on as we are */
+}
+
 int main(int argc, char **argv) {
+    calm_thread_pools(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
