@@ -305,6 +305,7 @@ tp_status tp_lmzip_compress(const char *dir, tp_lmzip_coder ck, const uint8_t *i
             stats->out_bytes = *out_len;
             stats->segments = nsg;
             stats->coded_bits = 8.0 * (double)*out_len;
+            stats->payload_bytes = plen;
         }
     }
     for (size_t i = 0; i < nsg; i++) free(sg[i].ids);

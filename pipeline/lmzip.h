@@ -39,7 +39,8 @@ typedef enum tp_lmzip_coder { TP_LMZIP_RANS = 1, TP_LMZIP_AC = 2 } tp_lmzip_code
 typedef struct tp_lmzip_stats {
     size_t in_bytes, out_bytes, tokens, raw_bytes, segments;
     double model_bits;     /* sum of -log2 p(token) under the model's float probabilities */
-    double coded_bits;     /* 8 x payload bytes */
+    double coded_bits;     /* 8 x the container's bytes */
+    size_t payload_bytes;  /* the coded stream alone, without the container's fixed header */
     double seconds;
 } tp_lmzip_stats;
 
