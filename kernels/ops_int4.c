@@ -171,6 +171,17 @@ static void gemv_a8_cpu_run(const tp_case *c, void *s, void *out) {
     tp_qgemv_a8_cpu(&x->q, x->X, out);
 }
 
+static void gemm_a8_ref(const tp_case *c, void *out) {
+    const qctx *x = c->ctx;
+    tp_qgemm_a8_ref(&x->q, x->X, x->batch, out);
+}
+static void gemm_a8_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemm_a8_ref(c, out); }
+static void gemm_a8_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const qctx *x = c->ctx;
+    tp_qgemm_a8_cpu(&x->q, x->X, x->batch, out);
+}
+
 /* ---- bytes / FLOP models (napkin math: what one run must move) ---- */
 #define QP(s) ((s)->d[0] * (double)(s)->d[1])
 static double packed_bytes(tp_qkind k, int g, const tp_shape *s) {
@@ -232,10 +243,17 @@ static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 4), TP_SHAPE3(4096, 40
         .name = "gemv", .variant = NAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5, \
         .param = &param_TP_Q_INT4_##G, .setup = qsetup, .teardown = qteardown,                    \
         .reference = gemv_a8_ref, .bytes = gemv_bytes_TP_Q_INT4_##G, .flops = gemv_flops,          \
-        .items = items_w, .verify_shapes = verify_2d, .bench_shapes = bench_2d, .memory_bound = 1};
+        .items = items_w, .verify_shapes = verify_2d, .bench_shapes = bench_2d, .memory_bound = 1}; \
+    static const tp_op gemm_a8_##G = {                                                            \
+        .name = "gemm", .variant = NAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5, \
+        .param = &param_TP_Q_INT4_##G, .setup = qsetup, .teardown = qteardown,                    \
+        .reference = gemm_a8_ref, .bytes = gemm_bytes_TP_Q_INT4_##G, .flops = gemm_flops,          \
+        .items = items_w, .verify_shapes = verify_3d, .bench_shapes = bench_3d};
 #define INT4_A8_KERNELS(G)                                                                         \
     {.op = &gemv_a8_##G, .backend = "ref", .run = gemv_a8_ref_run},                                \
-    {.op = &gemv_a8_##G, .backend = "cpu", .run = gemv_a8_cpu_run, .flags = TP_K_ISA},
+    {.op = &gemv_a8_##G, .backend = "cpu", .run = gemv_a8_cpu_run, .flags = TP_K_ISA},             \
+    {.op = &gemm_a8_##G, .backend = "ref", .run = gemm_a8_ref_run},                                \
+    {.op = &gemm_a8_##G, .backend = "cpu", .run = gemm_a8_cpu_run, .flags = TP_K_ISA},
 
 /* fp16-activation variants (<codec>_f16a): the same weights, activations rounded to binary16 as
  * part of the op (the reference and the comparison are unchanged, so the bound stays 1e-5 against

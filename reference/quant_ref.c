@@ -324,3 +324,7 @@ void tp_qgemv_a8_ref(const tp_qmat *q, const float *x, float *y) {
     free(xq);
     free(xs);
 }
+
+void tp_qgemm_a8_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
+    for (int64_t b = 0; b < batch; b++) tp_qgemv_a8_ref(q, X + b * q->cols, Y + b * q->rows);
+}

@@ -94,6 +94,9 @@ void tp_qgemm_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y);
 void tp_quantize_x8_ref(const float *x, int64_t n, int g, int8_t *xq, float *xs);
 void tp_qgemv_a8_ref(const tp_qmat *q, const float *x, float *y);
 void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y);
+/* W4A8 GEMM: each activation row X[b] quantised as above (its own group scales); Y[b] as GEMV. */
+void tp_qgemm_a8_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y);
+void tp_qgemm_a8_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y);
 
 /* ---- optimised cpu backend (kernels/cpu): dispatches on tp_cpu_isa(), threaded ---- */
 void tp_dequantize_cpu(const tp_qmat *q, float *W);

@@ -160,3 +160,40 @@ void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
     }
     tp_free(xq); tp_free(xqp); tp_free(xs); tp_free(xsum); tp_free(xqsum);
 }
+
+void tp_qgemm_a8_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
+    if (tp_cpu_isa() != TP_ISA_AVX2 || batch > 64 || q->g > 256) {
+        for (int64_t b = 0; b < batch; b++) tp_qgemv_a8_cpu(q, X + b * q->cols, Y + b * q->rows);
+        return;
+    }
+    const int64_t cols = q->cols, ng = q->ngroups;
+    int8_t *xq = tp_alloc((size_t)(batch * cols)), *xqp = tp_alloc((size_t)(batch * cols));
+    float *xs = tp_alloc((size_t)(batch * ng) * sizeof(float)), *xsum = tp_alloc((size_t)(batch * ng) * sizeof(float));
+    int32_t *xqsum = tp_alloc((size_t)(batch * ng) * sizeof(int32_t));
+    if (!xq || !xqp || !xs || !xsum || !xqsum) abort();
+    for (int64_t b = 0; b < batch; b++) { /* each column exactly as tp_qgemv_a8_cpu prepares it */
+        const float *x = X + b * cols;
+        int8_t *bq = xq + b * cols, *bp = xqp + b * cols;
+        tp_quantize_x8_ref(x, cols, q->g, bq, xs + b * ng);
+        for (int64_t gi = 0; gi < ng; gi++) {
+            int64_t c0 = gi * q->g, c1 = c0 + q->g < cols ? c0 + q->g : cols;
+            float s = 0;
+            int32_t sq = 0;
+            for (int64_t c = c0; c < c1; c++) { s += x[c]; sq += bq[c]; }
+            xsum[b * ng + gi] = s;
+            xqsum[b * ng + gi] = sq;
+        }
+        for (int64_t k = 0; k + 64 <= cols; k += 64)
+            for (int i = 0; i < 32; i++) {
+                bp[k + i] = bq[k + 2 * i];
+                bp[k + 32 + i] = bq[k + 2 * i + 1];
+            }
+    }
+    const int64_t rows = q->rows;
+#pragma omp parallel if (use_threads(q))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        tp_qgemm_a8_rows_avx2(q, xqp, xq, xs, xsum, xqsum, batch, rows * t / nt, rows * (t + 1) / nt, Y);
+    }
+    tp_free(xq); tp_free(xqp); tp_free(xs); tp_free(xsum); tp_free(xqsum);
+}

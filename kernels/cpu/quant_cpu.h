@@ -22,4 +22,10 @@ void tp_qgemm_rows_avx2(const tp_qmat *q, const float *X, int64_t batch, int64_t
 void tp_qgemv_a8_rows_avx2(const tp_qmat *q, const int8_t *xqp, const int8_t *xq, const float *xs,
                            const float *xsum, const int32_t *xqsum, int64_t r0, int64_t r1, float *y);
 
+/* W4A8 GEMM: the per-column arrays of the GEMV one after another (column b at b * cols for
+ * xqp/xq, b * ngroups for xs/xsum/xqsum); Y is batch x rows. */
+void tp_qgemm_a8_rows_avx2(const tp_qmat *q, const int8_t *xqp, const int8_t *xq, const float *xs,
+                           const float *xsum, const int32_t *xqsum, int64_t batch, int64_t r0, int64_t r1,
+                           float *Y);
+
 #endif

@@ -325,3 +325,58 @@ void tp_qgemv_a8_rows_avx2(const tp_qmat *q, const int8_t *xqp, const int8_t *xq
     }
     tp_free(heap_);
 }
+
+/* W4A8 GEMM: a group's codes are split into nibbles once and used by every activation column;
+ * per column the arithmetic is exactly the GEMV's (same sums, same order). */
+void tp_qgemm_a8_rows_avx2(const tp_qmat *q, const int8_t *xqp, const int8_t *xq, const float *xs,
+                           const float *xsum, const int32_t *xqsum, int64_t batch, int64_t r0, int64_t r1,
+                           float *Y) {
+    ROWSCALES_DECL(q);
+    const __m256i m15 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+    const uint64_t cols = (uint64_t)q->cols, g = (uint64_t)q->g, nfull = cols / g, nb = g / 64, ng = (uint64_t)q->ngroups;
+    __m256 acc[64][2];
+    float yo[64];
+    for (int64_t r = r0; r < r1; r++) {
+        load_rowscales(q, r, &rs);
+        const uint8_t *cp = q->codes + r * q->code_stride;
+        for (int64_t b = 0; b < batch; b++) {
+            acc[b][0] = acc[b][1] = _mm256_setzero_ps();
+            yo[b] = 0;
+        }
+        uint64_t c = 0;
+        for (uint64_t gi = 0; gi < nfull; gi++, c += g) {
+            __m256i lo[4], hi[4];
+            for (uint64_t j = 0; j < nb; j++) {
+                __m256i v = _mm256_loadu_si256((const __m256i *)(cp + ((c + 64 * j) >> 1)));
+                lo[j] = _mm256_and_si256(v, m15);
+                hi[j] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m15);
+            }
+            const float sc = rs.sf[gi], oc = rs.of[gi] + 8.0f * rs.sf[gi];
+            for (int64_t b = 0; b < batch; b++) {
+                const int8_t *xb = xqp + b * (int64_t)cols + c;
+                __m256i s16 = _mm256_setzero_si256();
+                for (uint64_t j = 0; j < nb; j++) {
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(lo[j], _mm256_loadu_si256((const __m256i *)(xb + 64 * j))));
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(hi[j], _mm256_loadu_si256((const __m256i *)(xb + 64 * j + 32))));
+                }
+                __m256i d32 = _mm256_sub_epi32(_mm256_madd_epi16(s16, ones),
+                                               _mm256_setr_epi32(8 * xqsum[b * ng + gi], 0, 0, 0, 0, 0, 0, 0));
+                /* the same two alternating accumulators as the GEMV, so each column's sum matches it */
+                __m256 prev = acc[b][0];
+                acc[b][0] = acc[b][1];
+                acc[b][1] = _mm256_fmadd_ps(_mm256_set1_ps(sc * xs[b * ng + gi]), _mm256_cvtepi32_ps(d32), prev);
+                yo[b] += oc * xsum[b * ng + gi];
+            }
+        }
+        if (c < cols) { /* a short last group: scalar, as the GEMV */
+            uint64_t gi = nfull;
+            for (int64_t b = 0; b < batch; b++) {
+                int32_t dot = 0;
+                for (uint64_t k = c; k < cols; k++) dot += (tp_qmat_code(q, r, (int64_t)k) - 8) * xq[b * (int64_t)cols + (int64_t)k];
+                yo[b] += rs.sf[gi] * xs[b * ng + gi] * (float)dot + (rs.of[gi] + 8.0f * rs.sf[gi]) * xsum[b * ng + gi];
+            }
+        }
+        for (int64_t b = 0; b < batch; b++) Y[b * q->rows + r] = hsum8(_mm256_add_ps(acc[b][0], acc[b][1])) + yo[b];
+    }
+    tp_free(heap_);
+}
