@@ -3,7 +3,8 @@
  * decoder with a packed table, dispatched to AVX2 or the portable path by tp_cpu_isa(); the range
  * coder with a slot table (kernels/cpu/ac_cpu.c). Streams are byte-identical to the reference's
  * for the same parameters; other lane counts go through the reference. scale_bits 13..15 decode
- * on a portable path with a wider table (the AVX2 table packs 12-bit fields). */
+ * with a wider table (freq | (slot - cum) << 16, 2^s entries, and a byte table of symbols: at
+ * most 160 KB, built per block) on AVX2 or the portable path. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -274,10 +275,11 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
             return tp_fail(e, TP_ERR_FORMAT, "rANS state %d is 0x%08x, outside [2^23, 2^31)", j, x[j]);
     }
     const size_t gbytes = h->sym_bits == 8 ? 32 : 16;
-    size_t g = wide ? dec_groups_wide(x, &p, end, tab, symtab, s, h->sym_bits, dst, full)
-               : tp_cpu_isa() == TP_ISA_AVX2
-                   ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)
-                   : dec_groups_portable(x, &p, end, tab, s, h->sym_bits, dst, full);
+    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    size_t g = wide ? (avx2 ? tp_rans32_dec_groups_wide_avx2(x, &p, end, tab, symtab, s, h->sym_bits, dst, full)
+                            : dec_groups_wide(x, &p, end, tab, symtab, s, h->sym_bits, dst, full))
+               : avx2 ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)
+                      : dec_groups_portable(x, &p, end, tab, s, h->sym_bits, dst, full);
     /* the rest (near the end of the payload, and the short last group) with bounds checks */
     for (size_t base = g * 32; base < count; base += 32) {
         const int k = count - base < 32 ? (int)(count - base) : 32;
