@@ -13,6 +13,8 @@
 #include "pipeline/safetensors.h"
 #include "tenpak/entropy.h"
 #include "tenpak/quant.h"
+#include "tenpak/sparse.h"
+#include "tenpak/vq.h"
 
 static int cmp_dbl(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -288,10 +290,14 @@ typedef struct row {
 
 static void add_row(cJSON *arr, int gsize, const row *r) {
     double ratio = r->out > 0 ? r->in / r->out : 0;
-    printf("g%-4d %-7s %-26s %11.0f %11.0f %8.4f %8.4f %9.1f %9.1f\n", gsize, r->stream, r->method, r->in, r->out, ratio,
+    char g[16];
+    if (gsize > 0) snprintf(g, sizeof g, "g%d", gsize);
+    else snprintf(g, sizeof g, "-");
+    printf("%-5s %-10s %-26s %11.0f %11.0f %8.4f %8.4f %9.1f %9.1f\n", g, r->stream, r->method, r->in, r->out, ratio,
            8.0 * r->out / r->in, r->in / r->enc_s / 1e6, r->in / r->dec_s / 1e6);
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "group", gsize);
+    if (gsize > 0) cJSON_AddNumberToObject(o, "group", gsize);
+    else cJSON_AddNullToObject(o, "group"); /* streams that do not depend on the INT4 group */
     cJSON_AddStringToObject(o, "stream", r->stream);
     cJSON_AddStringToObject(o, "method", r->method);
     cJSON_AddNumberToObject(o, "bytes_in", r->in);
@@ -426,9 +432,96 @@ static int run_zstd_dict(const uint8_t *d, size_t n, int level, row *r) {
     return ok;
 }
 
+/* Every method on one stream (nibble rANS / AC too where the stream is nibbles); 0 on a failed
+ * round trip. */
+static int code_stream(cJSON *arr, int gsize, const char *name, const uint8_t *d, size_t n, int nibbles,
+                       int repeat) {
+    row r;
+    int ok = 1;
+    r.stream = name;
+    if (nibbles) {
+        r.method = "rans o0 nibbles";
+        ok &= run_ent(d, n, TP_ENT_RANS, 4, repeat, &r);
+        add_row(arr, gsize, &r);
+    }
+    r.method = "rans o0 bytes";
+    ok &= run_ent(d, n, TP_ENT_RANS, 8, repeat, &r);
+    add_row(arr, gsize, &r);
+    r.method = "ac o0 bytes";
+    ok &= run_ent(d, n, TP_ENT_AC, 8, repeat, &r);
+    add_row(arr, gsize, &r);
+    r.method = "zstd -3";
+    ok &= run_zstd(d, n, 3, repeat, &r);
+    add_row(arr, gsize, &r);
+    r.method = "zstd -19";
+    ok &= run_zstd(d, n, 19, 1, &r);
+    add_row(arr, gsize, &r);
+    r.method = "zstd -19 dict (chunked)";
+    int dk = run_zstd_dict(d, n, 19, &r);
+    if (dk < 0) printf("%-5s %-10s %-26s dictionary training failed (too few samples)\n", gsize > 0 ? "" : "-", name, r.method);
+    else add_row(arr, gsize, &r);
+    ok &= dk != 0;
+    if (!ok) fprintf(stderr, "tenpak entropy streams: a round trip failed on the %s stream\n", name);
+    return ok;
+}
+
+/* fp16 words (little-endian) split into a plane of high bytes (sign, exponent, 2 mantissa bits)
+ * and a plane of low bytes (mantissa). */
+static int split_planes(const buf *b, buf *hi, buf *lo) {
+    const size_t m = b->n / 2;
+    hi->d = malloc(m ? m : 1);
+    lo->d = malloc(m ? m : 1);
+    if (!hi->d || !lo->d) return 0;
+    for (size_t i = 0; i < m; i++) {
+        lo->d[i] = b->d[2 * i];
+        hi->d[i] = b->d[2 * i + 1];
+    }
+    hi->n = lo->n = hi->cap = lo->cap = m;
+    return 1;
+}
+
+/* The VQ code stream (k-means d4 K256, 8-bit codes, row-major) and the 2:4 metadata stream
+ * (uint16 words, four 4-bit fields each: two nibble symbols per byte) of the first max_t 2-D
+ * tensors (all when max_t < 0). */
+static int build_vq_sparse(tp_st_set *set, int max_t, int vq_iters, buf *vq, buf *meta, size_t *nt, double *vq_s) {
+    *nt = 0;
+    *vq_s = 0;
+    for (size_t t = 0; t < tp_st_count(set) && (max_t < 0 || (int)*nt < max_t); t++) {
+        const tp_st_tensor *T = tp_st_at(set, t);
+        if (T->ndim != 2 || !tp_st_is_float(T->dtype) || T->shape[0] < 1 || T->shape[1] < 4) continue;
+        const int64_t rows = T->shape[0], cols = T->shape[1];
+        float *W = tp_alloc((size_t)T->numel * sizeof(float)), *P = tp_alloc((size_t)T->numel * sizeof(float));
+        tp_vqmat m;
+        tp_sp24 sp;
+        int ok = W && P && tp_vq_alloc(&m, rows, cols, 4, 256) == TP_OK;
+        if (ok) {
+            tp_st_to_f32(T, W);
+            tp_kmeans_opts o = {.seed = 1, .max_iters = vq_iters, .tol = 1e-4, .max_train = 65536};
+            double t0 = tp_now();
+            ok = tp_vq_fit(&m, W, &o, NULL) == TP_OK && buf_put(vq, m.codes8, (size_t)(rows * m.nvec));
+            *vq_s += tp_now() - t0;
+            tp_vq_free(&m);
+        }
+        if (ok) {
+            tp_prune24_cpu(W, rows, cols, NULL, P);
+            ok = tp_sp24_alloc(&sp, TP_SP_F16, rows, cols, 0) == TP_OK;
+            if (ok) {
+                ok = tp_sp24_compress_cpu(&sp, P, 0) == TP_OK &&
+                     buf_put(meta, sp.meta, (size_t)(rows * sp.meta_stride) * sizeof(uint16_t));
+                tp_sp24_free(&sp);
+            }
+        }
+        tp_free(W);
+        tp_free(P);
+        if (!ok) return 0;
+        (*nt)++;
+    }
+    return 1;
+}
+
 static int cmd_streams(int argc, char **argv) {
     const char *json = NULL, *model = NULL, *v;
-    int repeat = 3, groups[4] = {128, 16}, ngroups = 2;
+    int repeat = 3, groups[4] = {128, 16}, ngroups = 2, vq_tensors = -1, vq_iters = 10;
     unsigned long long u;
     for (int i = 1; i < argc; i++) {
         if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
@@ -446,11 +539,28 @@ static int cmd_streams(int argc, char **argv) {
             }
             groups[0] = (int)u;
             ngroups = 1;
+        } else if (tp_arg(argc, argv, &i, "--vq-tensors", &v)) {
+            if (!tp_parse_u64(v, &u) || u > 100000) {
+                fprintf(stderr, "tenpak entropy streams: --vq-tensors must be 0..100000\n");
+                return 2;
+            }
+            vq_tensors = (int)u;
+        } else if (tp_arg(argc, argv, &i, "--vq-iters", &v)) {
+            if (!tp_parse_u64(v, &u) || u < 1 || u > 100) {
+                fprintf(stderr, "tenpak entropy streams: --vq-iters must be 1..100\n");
+                return 2;
+            }
+            vq_iters = (int)u;
         } else if (tp_flag(argv, i, "--help")) {
-            printf("usage: tenpak entropy streams --model DIR [--group G] [--repeat K] [--json FILE]\n"
+            printf("usage: tenpak entropy streams --model DIR [--group G] [--repeat K] [--vq-tensors N]\n"
+                   "                              [--vq-iters I] [--json FILE]\n"
                    "  Quantises every 2-D weight of the model (INT4 min/max, groups of G along rows;\n"
                    "  default: g128 and g16) and codes the nibble stream and the fp16 scale+offset stream\n"
-                   "  with rANS, AC, zstd -3, zstd -19 and zstd -19 with a trained dictionary.\n"
+                   "  with rANS, AC, zstd -3, zstd -19 and zstd -19 with a trained dictionary; the scale\n"
+                   "  stream also split into byte planes (scales.hi: high bytes, scales.lo: low bytes).\n"
+                   "  Then, once: the VQ code stream (k-means d4 K256 per tensor, I Lloyd iterations on a\n"
+                   "  65536-vector sample [10]; the first N tensors [all]; N = 0 skips VQ and 2:4) and the\n"
+                   "  2:4 metadata stream (magnitude pruning, 4-bit fields: nibble symbols).\n"
                    "  One thread; MB/s in uncompressed bytes, median of K runs (default 3).\n");
             return 0;
         } else {
@@ -471,7 +581,7 @@ static int cmd_streams(int argc, char **argv) {
     cJSON *arr = cJSON_CreateArray();
     int rc = 0;
     printf("model %s: INT4 streams (one thread; MB/s of uncompressed stream, median of %d)\n", model, repeat);
-    printf("%-5s %-7s %-26s %11s %11s %8s %8s %9s %9s\n", "group", "stream", "method", "bytes_in", "bytes_out", "ratio",
+    printf("%-5s %-10s %-26s %11s %11s %8s %8s %9s %9s\n", "group", "stream", "method", "bytes_in", "bytes_out", "ratio",
            "bits/B", "enc MB/s", "dec MB/s");
     for (int gi = 0; gi < ngroups && !rc; gi++) {
         buf codes = {0}, scales = {0};
@@ -503,45 +613,34 @@ static int cmd_streams(int argc, char **argv) {
             break;
         }
         if (gi == 0) printf("(%zu 2-D tensors)\n", nt);
-        const struct {
-            const char *name;
-            buf *b;
-        } streams[2] = {{"codes", &codes}, {"scales", &scales}};
-        for (int s = 0; s < 2; s++) {
-            const uint8_t *d = streams[s].b->d;
-            size_t n = streams[s].b->n;
-            row r;
-            int ok = 1;
-            r.stream = streams[s].name;
-            if (s == 0) {
-                r.method = "rans o0 nibbles";
-                ok &= run_ent(d, n, TP_ENT_RANS, 4, repeat, &r);
-                add_row(arr, groups[gi], &r);
-            }
-            r.method = "rans o0 bytes";
-            ok &= run_ent(d, n, TP_ENT_RANS, 8, repeat, &r);
-            add_row(arr, groups[gi], &r);
-            r.method = "ac o0 bytes";
-            ok &= run_ent(d, n, TP_ENT_AC, 8, repeat, &r);
-            add_row(arr, groups[gi], &r);
-            r.method = "zstd -3";
-            ok &= run_zstd(d, n, 3, repeat, &r);
-            add_row(arr, groups[gi], &r);
-            r.method = "zstd -19";
-            ok &= run_zstd(d, n, 19, 1, &r);
-            add_row(arr, groups[gi], &r);
-            r.method = "zstd -19 dict (chunked)";
-            int dk = run_zstd_dict(d, n, 19, &r);
-            if (dk < 0) printf("g%-4d %-7s %-26s dictionary training failed (too few samples)\n", groups[gi], r.stream, r.method);
-            else add_row(arr, groups[gi], &r);
-            ok &= dk != 0;
-            if (!ok) {
-                fprintf(stderr, "tenpak entropy streams: a round trip failed on the %s stream\n", streams[s].name);
-                rc = 1;
-            }
+        buf hi = {0}, lo = {0};
+        if (!split_planes(&scales, &hi, &lo)) {
+            fprintf(stderr, "tenpak entropy streams: out of memory\n");
+            rc = 1;
         }
+        if (!rc && !code_stream(arr, groups[gi], "codes", codes.d, codes.n, 1, repeat)) rc = 1;
+        if (!rc && !code_stream(arr, groups[gi], "scales", scales.d, scales.n, 0, repeat)) rc = 1;
+        if (!rc && !code_stream(arr, groups[gi], "scales.hi", hi.d, hi.n, 0, repeat)) rc = 1;
+        if (!rc && !code_stream(arr, groups[gi], "scales.lo", lo.d, lo.n, 0, repeat)) rc = 1;
+        free(hi.d);
+        free(lo.d);
         free(codes.d);
         free(scales.d);
+    }
+    if (!rc && vq_tensors != 0) {
+        buf vq = {0}, meta = {0};
+        size_t nt = 0;
+        double vq_s = 0;
+        if (!build_vq_sparse(set, vq_tensors, vq_iters, &vq, &meta, &nt, &vq_s)) {
+            fprintf(stderr, "tenpak entropy streams: VQ / 2:4 encoding failed (out of memory?)\n");
+            rc = 1;
+        } else {
+            printf("(VQ d4 K256 and 2:4 of %zu 2-D tensors; k-means + encode %.1f s)\n", nt, vq_s);
+            if (!code_stream(arr, 0, "vq.codes", vq.d, vq.n, 0, repeat)) rc = 1;
+            if (!rc && !code_stream(arr, 0, "sp24.meta", meta.d, meta.n, 1, repeat)) rc = 1;
+        }
+        free(vq.d);
+        free(meta.d);
     }
     tp_st_close(set);
     if (!rc && json) rc = write_json(json, arr, "streams");
@@ -554,7 +653,7 @@ int tp_cmd_entropy(int argc, char **argv) {
         FILE *f = argc < 2 ? stderr : stdout;
         fprintf(f, "usage: tenpak entropy encode [--coder rans|ac] [--json FILE] IN OUT\n"
                    "       tenpak entropy decode [--json FILE] IN OUT\n"
-                   "       tenpak entropy streams --model DIR [--json FILE]\n"
+                   "       tenpak entropy streams --model DIR [--vq-tensors N] [--json FILE]\n"
                    "  (tenpak entropy SUBCOMMAND --help for the options)\n");
         return argc < 2 ? 2 : 0;
     }

@@ -42,4 +42,22 @@ for bad in trunc flip scale notablock missing; do
   grep -q "$bad.tpec" "$tmp/err.txt" || fail "$bad: message does not name the file"
 done
 "$T" entropy encode --coder zz "$tmp/in.txt" "$tmp/o" 2>/dev/null && fail "bad --coder accepted"
+# streams on a real model (when the shared models are there): the byte planes of the scales, the
+# VQ codes and the 2:4 metadata are reported, with every round trip checked
+M="${2:-}/models/llama-mini"
+if [ -d "$M" ]; then
+  "$T" entropy streams --model "$M" --group 128 --repeat 1 --vq-tensors 2 --vq-iters 2 --json "$tmp/s.json" >/dev/null \
+    || fail "streams"
+  python3 - "$tmp/s.json" <<'PY' || fail "streams JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = d if isinstance(d, list) else next(v for v in d.values() if isinstance(v, list))
+seen = {(r["stream"], r["method"]) for r in rows}
+for s in ("codes", "scales", "scales.hi", "scales.lo", "vq.codes", "sp24.meta"):
+    assert (s, "rans o0 bytes") in seen and (s, "zstd -19") in seen, s
+assert ("sp24.meta", "rans o0 nibbles") in seen
+for r in rows:
+    assert r["bytes_out"] > 0 and r["ratio"] > 0, r
+PY
+fi
 echo "PASS"
