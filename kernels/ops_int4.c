@@ -110,9 +110,10 @@ static double quant_property(const tp_case *c, const void *out) {
                 ratio = ratio < 0 ? 0 : ratio;
             } else {
                 double step = q.kind == TP_Q_INT4 ? s : tp_f16_to_f32(q.rscale[si]);
-                /* half a step, plus the fp32 roundings: of the dequantised value, and (int4r2) of
-                 * the residual w - base the code was chosen from, which can move a tie */
-                double tol = 0.5 * step + 0x1p-23 * (fabs(d) + fabs(w)) + 1e-30;
+                /* half a step, plus the fp32 roundings of the base q*s+o, of the residual w - base
+                 * the int4r2 code was chosen from (it can move a tie) and of the dequantised value:
+                 * each at most 2^-24 of a magnitude below |w| + |d| + 2 step */
+                double tol = 0.5 * step + 0x1p-22 * (fabs(d) + fabs(w) + 2.0 * step) + 1e-30;
                 ratio = fabs(d - w) / tol;
             }
             if (!(ratio <= worst)) worst = ratio; /* NaN-propagating max */
