@@ -102,6 +102,10 @@ static double quant_property(const tp_case *c, const void *out) {
             size_t si = (size_t)(r * q.ngroups + col / q.g);
             double w = x->W[r * q.cols + col], d = D[r * q.cols + col], ratio;
             double s = tp_f16_to_f32(q.scale[si]);
+            /* a zero scale (a constant group exactly representable in fp16) makes every code
+             * decode alike: the quantiser then writes the canonical code (0; nf4: level 0.0) */
+            int code0 = tp_qmat_code(&q, r, col);
+            if (s == 0 && code0 != (q.kind == TP_Q_NF4 ? 7 : 0)) worst = INFINITY;
             if (q.kind == TP_Q_NF4) {
                 int code = tp_qmat_code(&q, r, col);
                 double t = s > 0 ? w / s : 0, best = INFINITY;
