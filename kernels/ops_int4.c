@@ -266,10 +266,11 @@ static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 4), TP_SHAPE3(4096, 40
  * issue 7. Only the reference and the CUDA backend implement them. */
 static const tp_shape verify_2d_f16a[] = {
     TP_SHAPE2(1, 1), TP_SHAPE2(17, 100), TP_SHAPE2(64, 129), TP_SHAPE2(256, 4096), TP_SHAPE2(333, 2080),
-    TP_SHAPE2(1000, 4160), TP_SHAPE_END};
+    TP_SHAPE2(1000, 4160), TP_SHAPE2(77, 2304), TP_SHAPE2(333, 2176), TP_SHAPE_END};
 static const tp_shape verify_3d_f16a[] = {
     TP_SHAPE3(3, 7, 2), TP_SHAPE3(33, 257, 5), TP_SHAPE3(130, 2048, 17), TP_SHAPE3(333, 2080, 16),
-    TP_SHAPE3(100, 4096, 1), TP_SHAPE3(64, 1024, 64), TP_SHAPE3(257, 4160, 40), TP_SHAPE_END};
+    TP_SHAPE3(100, 4096, 1), TP_SHAPE3(64, 1024, 64), TP_SHAPE3(257, 4160, 40),
+    TP_SHAPE3(77, 2304, 16), TP_SHAPE3(45, 1152, 9), TP_SHAPE_END};
 static const tp_shape bench_2d_f16a[] = {TP_SHAPE2(8192, 8192), TP_SHAPE2(28672, 8192), TP_SHAPE_END};
 static const tp_shape bench_3d_f16a[] = {TP_SHAPE3(8192, 8192, 2), TP_SHAPE3(8192, 8192, 16),
                                          TP_SHAPE3(28672, 8192, 16), TP_SHAPE3(8192, 8192, 64), TP_SHAPE_END};

@@ -579,6 +579,170 @@ __global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t 
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Tensor-core GEMV/GEMM v3 (qmm_async): the arithmetic of qmm_tc (tc_compute), fed through a
+ * D-stage cp.async pipeline in shared memory instead of registers. Every thread copies exactly
+ * the 16 code bytes per row it will decode (so codes need no barrier: cp.async.wait_group makes
+ * a thread's own copies visible to it) and one scale-or-offset word per m-tile, which the four
+ * lanes of a quad share (a __syncwarp orders those). D stages in flight per warp without holding
+ * registers: the bytes in flight per SM no longer depend on the register count (NOTES.md, v3).
+ * Conditions: int4 g32/g64/g128, cols % 128 == 0, and for g128 an even number of groups per row
+ * (the 4-byte copy of a scale takes the aligned pair that holds it).
+ * ------------------------------------------------------------------------------------------- */
+template <int N>
+static __device__ __forceinline__ void cp_async(void *dst, const void *src) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(dst);
+    if (N == 16) asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(src) : "memory");
+    else asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(s), "l"(src), "n"(N) : "memory");
+}
+static __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+static __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory"); }
+
+template <int G, int NT, int MT, int KS, int D>
+struct AsyncLayout {
+    static constexpr int NTHR = 32 * KS;
+    static constexpr size_t codes = (size_t)D * MT * 2 * NTHR * 16; /* [D][MT][2][thread] x 16 B */
+    static constexpr size_t scales = (size_t)D * MT * NTHR * 8;     /* [D][MT][thread] x 8 B */
+    static constexpr size_t red = (size_t)KS * MT * NT * 4 * 32 * 4;
+    static constexpr size_t bytes = codes + scales + red;
+};
+
+template <int G, int NT, int MT, int KS, int D>
+__global__ void __launch_bounds__(32 * KS) qmm_async(QArgs a, const uint16_t *__restrict__ X, int batch, int nslices,
+                                                     float *__restrict__ Y) {
+    typedef AsyncLayout<G, NT, MT, KS, D> L;
+    constexpr int GPI = 128 / G, NW = G / 32, P = G / 4, PB = P / 2; /* PB code bytes a thread takes per row per group */
+    constexpr int SB = G == 32 ? 8 : 4;                                 /* scale bytes one copy takes */
+    constexpr int NTHR = L::NTHR;
+    extern __shared__ __align__(16) unsigned char smem[];
+    uint4 *sC = (uint4 *)smem;
+    uint2 *sS = (uint2 *)(smem + L::codes);
+    float *red = (float *)(smem + L::codes + L::scales);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
+    const long long tile = blockIdx.x / nslices;
+    const int slice = blockIdx.x % nslices;
+    const long long rbase = tile * 16 * MT;
+    long long rows[MT][2];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) rows[mt][h] = min(rbase + mt * 16 + gq + 8 * h, a.rows - 1);
+    const long long nkb = a.cols / 128;
+    const int nbase = slice * NT * 8;
+    const uint16_t *xrow[NT];
+    bool xok[NT];
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        int n = nbase + nt * 8 + gq;
+        xok[nt] = n < batch;
+        xrow[nt] = X + (long long)(xok[nt] ? n : 0) * a.cols + tq * P;
+    }
+    float acc[MT][NT][4];
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+    /* this warp's k-blocks: warp, warp + KS, ... */
+    const int nj = nkb > warp ? (int)((nkb - warp + KS - 1) / KS) : 0;
+    /* quad lane tq copies the scale (tq even) or offset (tq odd) words of row h = tq >> 1 */
+    const uint16_t *sarr = (tq & 1) ? a.offset : a.scale;
+    auto issue = [&](int j) {
+        const int slot = j % D;
+        const long long kb = warp + (long long)KS * j;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const uint8_t *src = a.codes + rows[mt][h] * a.cstride + kb * 64 + tq * PB;
+                unsigned char *dst = (unsigned char *)(sC + ((slot * MT + mt) * 2 + h) * NTHR + tid);
+#pragma unroll
+                for (int p = 0; p < GPI; p++) cp_async<PB>(dst + p * PB, src + p * (G / 2));
+            }
+            const long long si = rows[mt][tq >> 1] * a.ngroups + (G == 128 ? (kb & ~1LL) : kb * GPI);
+            cp_async<SB>(sS + (slot * MT + mt) * NTHR + tid, sarr + si);
+        }
+    };
+#pragma unroll
+    for (int p = 0; p < D - 1; p++) {
+        if (p < nj) issue(p);
+        cp_async_commit(); /* empty groups keep the count uniform */
+    }
+    for (int j = 0; j < nj; j++) {
+        if (j + D - 1 < nj) issue(j + D - 1); /* the slot of j - 1: every lane is done with it */
+        cp_async_commit();
+        cp_async_wait<D - 1>(); /* stage j has landed */
+        __syncwarp();           /* ... and the quad's scale words are visible to its four lanes */
+        const int slot = j % D;
+        const long long kb = warp + (long long)KS * j;
+        TcStage<G, NT, MT, false> st;
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                const uint4 v = sC[((slot * MT + mt) * 2 + h) * NTHR + tid];
+                const uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+                for (int p = 0; p < GPI; p++)
+#pragma unroll
+                    for (int i = 0; i < NW; i++) st.c[mt][h][p][i] = w[p * NW + i];
+                const uint2 sv = sS[(slot * MT + mt) * NTHR + (tid & ~3) + 2 * h];
+                const uint2 ov = sS[(slot * MT + mt) * NTHR + (tid & ~3) + 2 * h + 1];
+#pragma unroll
+                for (int p = 0; p < GPI; p++) {
+                    const int idx = G == 128 ? (int)(kb & 1) : p;
+                    const uint32_t sw = idx < 2 ? sv.x : sv.y, ow = idx < 2 ? ov.x : ov.y;
+                    st.s[mt][h][p][0] = (unsigned short)(sw >> (16 * (idx & 1)));
+                    st.s[mt][h][p][1] = (unsigned short)(ow >> (16 * (idx & 1)));
+                }
+            }
+        }
+        tc_compute(st, kb, xrow, xok, acc);
+        __syncwarp(); /* every lane has read this slot before the next issue refills it */
+    }
+    cp_async_wait<0>();
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) red[(((warp * MT + mt) * NT + nt) * 4 + e) * 32 + lane] = acc[mt][nt][e];
+    __syncthreads();
+    if (warp) return;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float t = 0.f;
+#pragma unroll
+                for (int w = 0; w < KS; w++) t += red[(((w * MT + mt) * NT + nt) * 4 + e) * 32 + lane];
+                const long long r = rbase + mt * 16 + gq + (e >= 2 ? 8 : 0);
+                const int n = nbase + nt * 8 + 2 * tq + (e & 1);
+                if (r < a.rows && n < batch) Y[(long long)n * a.rows + r] = t;
+            }
+}
+
+/* Launches qmm_async<G, NT, MT, KS, D> over every row tile (x nslices); raises the kernel's
+ * dynamic shared-memory limit once. Returns 0 when the launch could not be configured. */
+template <int G, int NT, int MT, int KS, int D>
+static int launch_async(const QArgs &a, const uint16_t *X, int batch, int nslices, float *Y) {
+    typedef AsyncLayout<G, NT, MT, KS, D> L;
+    static int configured = 0;
+    if (!configured) {
+        if (cudaFuncSetAttribute(qmm_async<G, NT, MT, KS, D>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                 (int)L::bytes) != cudaSuccess)
+            return 0;
+        configured = 1;
+    }
+    const long long blocks = (a.rows + 16 * MT - 1) / (16 * MT) * nslices;
+    qmm_async<G, NT, MT, KS, D><<<(unsigned)blocks, 32 * KS, L::bytes>>>(a, X, batch, nslices, Y);
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * State, dispatch, registry glue
  * ------------------------------------------------------------------------------------------- */
 enum { OP_DEQ = 0, OP_GEMV = 1, OP_GEMM = 2 };
@@ -682,6 +846,46 @@ static int gemv_cfg(void) {
     return v;
 }
 
+/* TENPAK_CUDA_V3=0: the register-pipelined qmm_tc instead of qmm_async (for side-by-side runs);
+ * TENPAK_CUDA_V3_CFG=<letter>: another qmm_async configuration (NOTES.md lists them). */
+static int env_char(const char *name, int dflt) {
+    const char *e = getenv(name);
+    return e && *e ? e[0] : dflt;
+}
+static int v3_on(void) {
+    static int v = -1;
+    if (v < 0) v = env_char("TENPAK_CUDA_V3", '1') != '0';
+    return v;
+}
+static int v3_cfg(void) {
+    static int v = -1;
+    if (v < 0) v = env_char("TENPAK_CUDA_V3_CFG", 'a');
+    return v;
+}
+
+/* qmm_async for batch <= 16; 0 when it does not apply (the caller falls back to qmm_tc) */
+template <int G>
+static int launch_v3(q_state *s, const QArgs &a) {
+    const int batch = s->batch, tiles8 = (batch + 7) / 8;
+    if (!v3_on() || tiles8 > 2 || (G == 128 && (a.ngroups & 1))) return 0;
+    const uint16_t *X = (const uint16_t *)s->X;
+    const int cfg = v3_cfg();
+    if (tiles8 == 1) {
+        switch (cfg) {
+        case 'b': return launch_async<G, 1, 1, 4, 4>(a, X, batch, 1, s->Y);
+        case 'c': return launch_async<G, 1, 1, 4, 8>(a, X, batch, 1, s->Y);
+        case 'd': return launch_async<G, 1, 1, 8, 4>(a, X, batch, 1, s->Y);
+        default: return launch_async<G, 1, 1, 4, 6>(a, X, batch, 1, s->Y);
+        }
+    }
+    switch (cfg) {
+    case 'b': return launch_async<G, 2, 4, 4, 3>(a, X, batch, 1, s->Y);
+    case 'c': return launch_async<G, 2, 1, 4, 6>(a, X, batch, 1, s->Y);
+    case 'd': return launch_async<G, 2, 4, 8, 3>(a, X, batch, 1, s->Y);
+    default: return launch_async<G, 2, 2, 4, 4>(a, X, batch, 1, s->Y);
+    }
+}
+
 template <int KIND, int G>
 static void launch_kind_g(q_state *s, const QArgs &a) {
     const bool fast = (a.cols & 31) == 0;
@@ -696,6 +900,7 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
         constexpr int MT2 = GG == 128 ? 2 : 1; /* m-tiles per warp when x is re-used (batch 9..16) */
         const int tiles8 = (batch + 7) / 8;
         const uint16_t *X = (const uint16_t *)s->X;
+        if (launch_v3<GG>(s, a)) return;
         if (tiles8 == 1) {
             /* GEMV: occupancy decides (NOTES.md); TENPAK_CUDA_GEMV_CFG picks another for experiments */
             const unsigned blocks = (unsigned)((a.rows + 15) / 16);
