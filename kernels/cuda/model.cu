@@ -184,8 +184,8 @@ __global__ void rope_kernel(float *X, int ld, int heads, int hd, const float *co
 }
 
 /* Masked softmax of score row blockIdx.x (position p0 + row; row length nk, keys from kstart):
- * keys [lo, p] where lo is kstart or the sliding-window start; every other key gets 0. Each
- * thread rewrites only the entries it read, so the passes need no barrier between them. */
+ * keys [lo, p] where lo is kstart or the sliding-window start; every other key gets 0. The
+ * reductions' barriers separate the passes (the last pass reads entries other threads wrote). */
 __global__ void softmax_kernel(float *S, int nk, int p0, int kstart, int win) {
     __shared__ double shd[TPB];
     __shared__ float shf[TPB];
