@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "pipeline/ppl.h"
+#include "pipeline/tokenizer.h"
 #ifdef TENPAK_HAVE_CUDA
 #include "kernels/cuda/tp_cuda.h"
 #endif
@@ -23,19 +24,22 @@ static tp_model *load(const char *model) {
     return m;
 }
 
-static int32_t *golden_ids(const char *model, size_t *n) {
+/* WikiText-2 test through the model's tokenizer (as `tenpak ppl --data`): the GPU machine gets
+ * the models' config, tokenizer and safetensors, not their goldens. */
+static int32_t *wiki_ids(const char *model, size_t *n) {
     char p[1024];
-    snprintf(p, sizeof p, "%s/models/%s/goldens/wiki.test.ids.u32", tp_shared_dir(), model);
     tp_err e = {{0}};
+    tp_tokenizer *tok = NULL;
+    snprintf(p, sizeof p, "%s/models/%s/tokenizer.json", tp_shared_dir(), model);
+    cr_assert_eq(tp_tokenizer_load(p, &tok, &e), TP_OK, "%s", e.msg);
+    snprintf(p, sizeof p, "%s/datasets/wikitext-2-raw/wiki.test.raw", tp_shared_dir());
     size_t len;
-    uint8_t *g = tp_read_file(p, &len, &e);
-    cr_assert(g, "%s", e.msg);
-    *n = len / 4;
-    int32_t *ids = malloc(*n * sizeof *ids);
-    for (size_t i = 0; i < *n; i++)
-        ids[i] = (int32_t)((uint32_t)g[4 * i] | (uint32_t)g[4 * i + 1] << 8 | (uint32_t)g[4 * i + 2] << 16 |
-                           (uint32_t)g[4 * i + 3] << 24);
-    free(g);
+    char *text = tp_read_file(p, &len, &e);
+    cr_assert(text, "%s", e.msg);
+    int32_t *ids = NULL;
+    cr_assert_eq(tp_tokenizer_encode(tok, text, len, 1, &ids, n, &e), TP_OK, "%s", e.msg);
+    free(text);
+    tp_tokenizer_free(tok);
     return ids;
 }
 
@@ -74,7 +78,7 @@ static void compare(const char *model, size_t ntok) {
     need_device();
     tp_model *m = load(model);
     size_t n;
-    int32_t *ids = golden_ids(model, &n);
+    int32_t *ids = wiki_ids(model, &n);
     if (n > ntok) n = ntok;
     tp_err e = {{0}};
     tp_ppl_opts o = {.protocol = TP_PPL_HF, .ctx = 1024, .stride = 512, .device = TP_DEVICE_CPU};
