@@ -10,7 +10,8 @@
 # /tmp/tenpak-deps, is put on LD_LIBRARY_PATH when present). TENPAK_SHARED_DIR holds
 # models/{gpt2-mini,llama-mini}/ and datasets/wikitext-2-raw/wiki.test.raw, laid out as ../shared.
 # --test also builds and runs the Criterion suite test_pipeline_ppl_cuda in the binary's build
-# folder. Results (JSON and console output of every run) in $OUT/ppl (default reports/gpu/out/ppl).
+# folder. Also `tenpak eval --device cpu|cuda` of an int4:g=128 llama-mini artifact (2048 tokens):
+# the codec's weights must replace the uploaded ones. Results (JSON and console output of every run) in $OUT/ppl (default reports/gpu/out/ppl).
 # Exit status 0 only if every run worked and every cuda/cpu relative difference is <= 1e-4.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -76,6 +77,29 @@ print(f"cuda device: {dev_name}; cpu threads: {threads}; tok/s = scored tokens /
       "(weights uploaded before the clock starts)")
 sys.exit(1 if bad else 0)
 PY
+
+# tenpak eval --device: the compressed weights replace the uploaded ones (re-upload after overrides)
+ART=$O/llama-mini-int4g128.tpk
+if "$T" compress --model "$S/models/llama-mini" --codec int4:g=128 --out "$ART" > "$O/compress.txt" 2>&1; then
+    for dev in cpu cuda; do
+        "$T" eval --artifact "$ART" --model "$S/models/llama-mini" --data "$DATA" --max-tokens 2048 --device "$dev" \
+            --json "$O/eval_${dev}.json" > "$O/eval_${dev}.txt" 2>&1 || { echo "FAIL: tenpak eval --device $dev"; tail -n 5 "$O/eval_${dev}.txt"; fail=1; }
+    done
+    python3 - "$O" <<'PY' || fail=1
+import json, sys
+try:
+    c, g = (json.load(open(f"{sys.argv[1]}/eval_{d}.json")) for d in ("cpu", "cuda"))
+except (OSError, ValueError) as e:
+    print(f"eval: missing result: {e}"); sys.exit(1)
+rel = max(abs(g[k] - c[k]) / c[k] for k in ("ppl", "baseline_ppl"))
+print(f"eval llama-mini int4:g=128, 2048 tokens: ppl cpu {c['ppl']:.6f} cuda {g['ppl']:.6f}, baseline cpu "
+      f"{c['baseline_ppl']:.6f} cuda {g['baseline_ppl']:.6f}: max rel diff {rel:.2e} {'ok' if rel <= 1e-4 else 'FAIL'}")
+sys.exit(0 if rel <= 1e-4 else 1)
+PY
+    rm -f "$ART"
+else
+    echo "FAIL: tenpak compress (see $O/compress.txt)"; fail=1
+fi
 
 if [ "${2:-}" = "--test" ]; then
     B=$(dirname "$T")
