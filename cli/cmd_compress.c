@@ -153,9 +153,14 @@ int tp_cmd_eval(int argc, char **argv) {
             if (!strcmp(v, "hf")) o.ppl.protocol = TP_PPL_HF;
             else if (!strcmp(v, "llamacpp")) o.ppl.protocol = TP_PPL_LLAMACPP;
             else { fprintf(stderr, "tenpak eval: --protocol is hf or llamacpp\n"); return 2; }
+        } else if (tp_arg(argc, argv, &i, "--device", &v)) {
+            if (!strcmp(v, "cpu")) o.ppl.device = TP_DEVICE_CPU;
+            else if (!strcmp(v, "cuda")) o.ppl.device = TP_DEVICE_CUDA;
+            else { fprintf(stderr, "tenpak eval: --device is cpu or cuda\n"); return 2; }
         } else if (tp_flag(argv, i, "--help")) {
             printf("usage: tenpak eval --artifact FILE.tpk --data FILE [--model DIR] [--max-tokens N] [--ctx N]\n"
-                   "                   [--stride N] [--protocol hf|llamacpp] [--tail-chars N] [--json FILE]\n"
+                   "                   [--stride N] [--protocol hf|llamacpp] [--tail-chars N] [--device cpu|cuda]\n"
+                   "                   [--json FILE]\n"
                    "  Rebuilds the model from the artifact (the source checkpoint must be present: its\n"
                    "  config and tokenizer are used and its sha256 must match) and measures perplexity\n"
                    "  with the protocol of `tenpak ppl`, beside the uncompressed model's on the same tokens.\n");
@@ -182,6 +187,8 @@ int tp_cmd_eval(int argc, char **argv) {
     printf("data          %s (%zu tokens, %zu scored, %s protocol, ctx %d, stride %d)\n", o.data, r.tokens,
            r.ppl.scored, tp_ppl_protocol_name(o.ppl.protocol), r.ppl.ctx, r.ppl.stride);
     printf("ppl           %.4f (baseline %.4f, %+.3f%%)\n", r.ppl.ppl, r.baseline.ppl, delta);
+    double tps = r.ppl.seconds > 0 ? (double)r.ppl.scored / r.ppl.seconds : 0;
+    printf("speed         %.1f scored tok/s on %s\n", tps, tp_device_name(o.ppl.device));
     int rc = 0;
     if (json) {
         cJSON *j = size_json(&r.size);
@@ -193,6 +200,8 @@ int tp_cmd_eval(int argc, char **argv) {
         cJSON_AddStringToObject(j, "data_sha256", r.data_sha256);
         cJSON_AddNumberToObject(j, "tail_chars", (double)o.tail_chars);
         cJSON_AddStringToObject(j, "protocol", tp_ppl_protocol_name(o.ppl.protocol));
+        cJSON_AddStringToObject(j, "device", tp_device_name(o.ppl.device));
+        cJSON_AddNumberToObject(j, "tokens_per_second", tps);
         cJSON_AddNumberToObject(j, "ctx", r.ppl.ctx);
         cJSON_AddNumberToObject(j, "stride", r.ppl.stride);
         cJSON_AddNumberToObject(j, "max_tokens", (double)o.max_tokens);

@@ -29,6 +29,8 @@ static void usage(FILE *f) {
             "                     llamacpp (non-overlapping windows, second half scored)\n"
             "  --threads N        OpenBLAS threads (default: all cores)\n"
             "  --weights MODE     auto (default), f32 (fp32 copies) or per-layer (convert on use)\n"
+            "  --device D         cpu (default) or cuda: each window's forward pass on the GPU (fp32\n"
+            "                     weights uploaded once, cuBLAS sgemm without TF32); only the NLLs come back\n"
             "  --json FILE        write the result as JSON (atomically)\n"
             "model_sha256 is the SHA-256 of the model's .safetensors files concatenated in file-name\n"
             "order (for one model.safetensors: its sha256sum); data_sha256 is that of the data file.\n");
@@ -52,7 +54,7 @@ static int parse_int(const char *s, long long *v) {
 }
 
 int tp_cmd_ppl(int argc, char **argv) {
-    const char *model = NULL, *data = NULL, *idsf = NULL, *json = NULL, *proto = "hf", *wmode = "auto";
+    const char *model = NULL, *data = NULL, *idsf = NULL, *json = NULL, *proto = "hf", *wmode = "auto", *dev = "cpu";
     long long ctx = 0, stride = 0, maxtok = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -65,6 +67,7 @@ int tp_cmd_ppl(int argc, char **argv) {
         else if (!strcmp(a, "--json") && has) json = argv[++i];
         else if (!strcmp(a, "--protocol") && has) proto = argv[++i];
         else if (!strcmp(a, "--weights") && has) wmode = argv[++i];
+        else if (!strcmp(a, "--device") && has) dev = argv[++i];
         else if (!strcmp(a, "--ctx")) num = &ctx;
         else if (!strcmp(a, "--stride")) num = &stride;
         else if (!strcmp(a, "--max-tokens")) num = &maxtok;
@@ -80,6 +83,9 @@ int tp_cmd_ppl(int argc, char **argv) {
     if (!strcmp(proto, "hf")) po.protocol = TP_PPL_HF;
     else if (!strcmp(proto, "llamacpp")) po.protocol = TP_PPL_LLAMACPP;
     else { fprintf(stderr, "tenpak ppl: --protocol must be hf or llamacpp, not '%s'\n", proto); return 2; }
+    if (!strcmp(dev, "cpu")) po.device = TP_DEVICE_CPU;
+    else if (!strcmp(dev, "cuda")) po.device = TP_DEVICE_CUDA;
+    else { fprintf(stderr, "tenpak ppl: --device must be cpu or cuda, not '%s'\n", dev); return 2; }
     tp_model_opts mo = {0};
     if (!strcmp(wmode, "auto")) mo.weights = TP_WEIGHTS_AUTO;
     else if (!strcmp(wmode, "f32")) mo.weights = TP_WEIGHTS_F32;
@@ -100,6 +106,8 @@ int tp_cmd_ppl(int argc, char **argv) {
     int bos_prepended = 0;
 
     if ((rc = tp_model_load(model, &mo, &m, &e)) != TP_OK) goto done;
+    /* fail early (before tokenizing) when the device is unusable; tp_ppl_run keeps it */
+    if ((rc = tp_model_set_device(m, po.device, &e)) != TP_OK) goto done;
     if (!(tpath = malloc(strlen(model) + 32))) { rc = tp_fail(&e, TP_ERR_NOMEM, "out of memory"); goto done; }
     sprintf(tpath, "%s/tokenizer.json", model);
     if (data || access(tpath, F_OK) == 0)
@@ -144,8 +152,12 @@ int tp_cmd_ppl(int argc, char **argv) {
     printf("nll_sum      %.6f\n", r.nll_sum);
     printf("scored       %zu tokens\n", r.scored);
     printf("ppl          %.6f\n", r.ppl);
-    printf("speed        %.1f scored tok/s, %.1f forward tok/s, %.2f s wall; sgemm %.1f GFLOP/s (%.0f%% of wall)\n", tps, ftps,
-           r.seconds, gflops, 100.0 * r.gemm_seconds / r.seconds);
+    if (po.device == TP_DEVICE_CPU)
+        printf("speed        %.1f scored tok/s, %.1f forward tok/s, %.2f s wall; sgemm %.1f GFLOP/s (%.0f%% of wall)\n", tps,
+               ftps, r.seconds, gflops, 100.0 * r.gemm_seconds / r.seconds);
+    else
+        printf("speed        %.1f scored tok/s, %.1f forward tok/s, %.2f s wall on %s (%s; weights uploaded before)\n",
+               tps, ftps, r.seconds, tp_device_name(po.device), tp_model_device_desc(m));
     printf("model_sha256 %s\ndata_sha256  %s\n", mhex, dhex);
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -166,12 +178,15 @@ int tp_cmd_ppl(int argc, char **argv) {
         else cJSON_AddNullToObject(o, "max_tokens");
         cJSON_AddStringToObject(o, "weights", tp_model_weight_mode(m) == TP_WEIGHTS_F32 ? "f32" : "per-layer");
         cJSON_AddNumberToObject(o, "threads", openblas_get_num_threads());
+        cJSON_AddStringToObject(o, "device", tp_device_name(po.device));
+        cJSON_AddStringToObject(o, "device_name", tp_model_device_desc(m));
         cJSON_AddNumberToObject(o, "windows", (double)r.windows);
         cJSON_AddNumberToObject(o, "scored_tokens", (double)r.scored);
         cJSON_AddNumberToObject(o, "nll_sum", r.nll_sum);
         cJSON_AddNumberToObject(o, "ppl", r.ppl);
         cJSON_AddNumberToObject(o, "wall_s", r.seconds);
         cJSON_AddNumberToObject(o, "tokens_per_s", tps);
+        cJSON_AddNumberToObject(o, "tokens_per_second", tps); /* issue 7's name; = tokens_per_s (scored) */
         cJSON_AddNumberToObject(o, "forward_tokens_per_s", ftps);
         cJSON_AddNumberToObject(o, "sgemm_gflops", gflops);
         cJSON_AddNumberToObject(o, "sgemm_time_fraction", r.gemm_seconds / r.seconds);

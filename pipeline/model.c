@@ -52,7 +52,11 @@ struct tp_model {
     tp_weight_hook hook;
     void *hook_user;
     double gemm_s, gemm_flops;
+    tp_device device; /* where tp_model_forward_nll runs (see the device section at the end) */
+    void *cuda;       /* tp_cuda_model *, NULL until --device cuda */
+    int cuda_stale;   /* weights changed since they were uploaded */
 };
+static void device_release(tp_model *m);
 
 #define ATT_BLOCK 256
 #define HEAD_BLOCK_FLOATS (8u << 20) /* lm_head converted in blocks of at most this many floats */
@@ -69,6 +73,7 @@ void tp_model_gemm_stats(const tp_model *m, double *s, double *f) { *s = m->gemm
 void tp_model_gemm_stats_reset(tp_model *m) { m->gemm_s = m->gemm_flops = 0; }
 
 static void drop_caches(tp_model *m) {
+    m->cuda_stale = 1;
     for (size_t i = 0; i < m->nall; i++) { tp_free(m->all[i]->f32); m->all[i]->f32 = NULL; }
 }
 
@@ -108,6 +113,7 @@ void tp_model_free(tp_model *m) {
     tp_free(m->kc); tp_free(m->vc); tp_free(m->rope_cos); tp_free(m->rope_sin);
     tp_free(m->x); tp_free(m->h); tp_free(m->q); tp_free(m->att); tp_free(m->ff1); tp_free(m->ff2); tp_free(m->S);
     tp_free(m->wscratch); tp_free(m->lbuf);
+    device_release(m);
     tp_st_close(m->st);
     free(m);
 }
@@ -615,6 +621,9 @@ static tp_status head(tp_model *m, const float *Hs, int nr, float *logits, tp_er
 }
 
 tp_status tp_model_forward(tp_model *m, const int32_t *ids, int n, int pos0, int row0, float *logits, tp_err *e) {
+    if (m->device != TP_DEVICE_CPU)
+        return tp_fail(e, TP_ERR_UNSUPPORTED, "forward: logits are computed on the CPU only (the %s device gives NLLs)",
+                       tp_device_name(m->device));
     if (row0 < 0 || row0 > n) return tp_fail(e, TP_ERR_ARG, "forward: row0 %d outside [0, %d]", row0, n);
     tp_status rc = trunk(m, ids, n, pos0, e);
     if (rc != TP_OK || !logits || row0 == n) return rc;
@@ -632,6 +641,9 @@ static void nll_part(void *vc, int t, int nt) {
     }
 }
 
+static tp_status device_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, int row1,
+                                    const int32_t *targets, double *nll, tp_err *e);
+
 tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, int row1,
                                const int32_t *targets, double *nll, tp_err *e) {
     if (row0 < 0 || row1 > n || row0 > row1)
@@ -640,6 +652,7 @@ tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0,
     for (int i = row0; i < row1; i++)
         if (targets[i - row0] < 0 || targets[i - row0] >= V)
             return tp_fail(e, TP_ERR_ARG, "forward: target id %d out of range [0, %d)", targets[i - row0], V);
+    if (m->device != TP_DEVICE_CPU) return device_forward_nll(m, ids, n, pos0, row0, row1, targets, nll, e);
     tp_status rc = trunk(m, ids, n, pos0, e);
     if (rc != TP_OK) return rc;
     int blk = (int)((HEAD_BLOCK_FLOATS) / (size_t)V);
@@ -658,4 +671,150 @@ tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0,
         tp_par_run(tp_par_threads(), nll_part, &nc);
     }
     return TP_OK;
+}
+
+/* ---- devices: tp_model_forward_nll on a CUDA GPU (kernels/cuda/model.cu) ----
+ * The CPU path above is untouched by this section: with TP_DEVICE_CPU (the default) nothing here
+ * runs. With TP_DEVICE_CUDA every tensor is handed to the device once, in fp32, as the CPU would
+ * use it (overrides and the weight hook applied), and again after either changes. */
+#ifdef TENPAK_HAVE_CUDA
+#include "kernels/cuda/tp_cuda_model.h"
+#endif
+
+const char *tp_device_name(tp_device d) { return d == TP_DEVICE_CUDA ? "cuda" : "cpu"; }
+tp_device tp_model_device(const tp_model *m) { return m->device; }
+
+const char *tp_model_device_desc(const tp_model *m) {
+#ifdef TENPAK_HAVE_CUDA
+    if (m->device == TP_DEVICE_CUDA && m->cuda) return tp_cuda_model_device_name(m->cuda);
+#endif
+    return tp_device_name(m->device);
+}
+
+static void device_release(tp_model *m) {
+#ifdef TENPAK_HAVE_CUDA
+    tp_cuda_model_free(m->cuda);
+#endif
+    m->cuda = NULL;
+}
+
+#ifdef TENPAK_HAVE_CUDA
+/* One matrix to the device: its override or cached fp32 copy as is, else converted into tmp. */
+static tp_status cuda_put_mat(tp_model *m, tp_cuda_slot slot, int layer, const wmat *w, float **tmp, size_t *tmpn,
+                              tp_err *e) {
+    if (!w->t) return TP_OK; /* not part of this architecture */
+    const float *data = w->ovr ? w->ovr : w->f32;
+    if (!data) {
+        size_t need = (size_t)w->t->numel;
+        if (need > *tmpn) {
+            tp_free(*tmp);
+            if (!(*tmp = tp_alloc(need * sizeof(float)))) {
+                *tmpn = 0;
+                return tp_fail(e, TP_ERR_NOMEM, "out of memory converting '%s' for the GPU", w->t->name);
+            }
+            *tmpn = need;
+        }
+        tp_status rc = wfill(m, w, 0, w->rows, *tmp, e);
+        if (rc != TP_OK) return rc;
+        data = *tmp;
+    }
+    return tp_cuda_model_set_mat(m->cuda, slot, layer, data, w->rows, w->cols, w->linear_layout, w->bias, e);
+}
+
+static tp_status cuda_upload(tp_model *m, tp_err *e) {
+    const tp_model_config *c = &m->c;
+    int d = c->d_model, gpt2 = c->arch == TP_ARCH_GPT2;
+    float *tmp = NULL;
+    size_t tmpn = 0;
+    tp_status rc = TP_OK;
+#define PUT_MAT(slot, layer, w) if (rc == TP_OK) rc = cuda_put_mat(m, slot, layer, w, &tmp, &tmpn, e)
+#define PUT_VEC(slot, layer, v) if (rc == TP_OK && (v)) rc = tp_cuda_model_set_vec(m->cuda, slot, layer, v, d, e)
+    PUT_MAT(TP_CU_EMB, -1, &m->emb);
+    if (gpt2) PUT_MAT(TP_CU_POS, -1, &m->pos);
+    if (!m->tied) PUT_MAT(TP_CU_HEAD, -1, &m->head);
+    PUT_VEC(TP_CU_NORM_F_W, -1, m->nfw);
+    PUT_VEC(TP_CU_NORM_F_B, -1, m->nfb);
+    for (int l = 0; l < c->n_layer; l++) {
+        layer *L = &m->L[l];
+        PUT_VEC(TP_CU_N1W, l, L->n1w);
+        PUT_VEC(TP_CU_N1B, l, L->n1b);
+        PUT_VEC(TP_CU_N2W, l, L->n2w);
+        PUT_VEC(TP_CU_N2B, l, L->n2b);
+        if (gpt2) {
+            PUT_MAT(TP_CU_QKV, l, &L->qkv);
+            PUT_MAT(TP_CU_O, l, &L->o);
+            PUT_MAT(TP_CU_FC, l, &L->fc);
+            PUT_MAT(TP_CU_PROJ, l, &L->proj);
+        } else {
+            PUT_MAT(TP_CU_Q, l, &L->q);
+            PUT_MAT(TP_CU_K, l, &L->k);
+            PUT_MAT(TP_CU_V, l, &L->v);
+            PUT_MAT(TP_CU_O, l, &L->o);
+            PUT_MAT(TP_CU_GATE, l, &L->gate);
+            PUT_MAT(TP_CU_UP, l, &L->up);
+            PUT_MAT(TP_CU_DOWN, l, &L->down);
+        }
+    }
+#undef PUT_MAT
+#undef PUT_VEC
+    if (rc == TP_OK && !gpt2) rc = tp_cuda_model_set_rope(m->cuda, m->rope_cos, m->rope_sin, e);
+    tp_free(tmp);
+    if (rc == TP_OK) m->cuda_stale = 0;
+    return rc;
+}
+#endif
+
+tp_status tp_model_set_device(tp_model *m, tp_device d, tp_err *e) {
+    if (d == TP_DEVICE_CPU) {
+        if (m->device != TP_DEVICE_CPU) { m->device = TP_DEVICE_CPU; m->cached = 0; }
+        return TP_OK;
+    }
+    if (d != TP_DEVICE_CUDA) return tp_fail(e, TP_ERR_ARG, "unknown device %d", (int)d);
+#ifndef TENPAK_HAVE_CUDA
+    return tp_fail(e, TP_ERR_UNSUPPORTED, "--device cuda: this tenpak was built without CUDA");
+#else
+    const tp_model_config *c = &m->c;
+    if (!m->cuda) {
+        tp_cuda_model_shape s = {c->arch == TP_ARCH_GPT2, (int)c->act, c->n_layer, c->d_model, c->n_head,
+                                 c->n_kv_head, c->head_dim, c->d_ff, c->vocab, m->cap, c->sliding_window,
+                                 c->norm_eps};
+        tp_cuda_model *cm = NULL;
+        tp_status rc = tp_cuda_model_create(&s, &cm, e);
+        if (rc != TP_OK) return rc;
+        m->cuda = cm;
+        m->cuda_stale = 1;
+    }
+    if (m->cuda_stale) {
+        tp_status rc = cuda_upload(m, e);
+        if (rc != TP_OK) { device_release(m); m->device = TP_DEVICE_CPU; return rc; }
+    }
+    if (m->device != TP_DEVICE_CUDA) { m->device = TP_DEVICE_CUDA; m->cached = 0; }
+    return TP_OK;
+#endif
+}
+
+/* The argument checks of trunk(), then the device's forward pass. */
+static tp_status device_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, int row1,
+                                    const int32_t *targets, double *nll, tp_err *e) {
+    const tp_model_config *c = &m->c;
+    if (n <= 0 || !ids) return tp_fail(e, TP_ERR_ARG, "forward: need at least one token");
+    if (pos0 < 0 || pos0 > m->cached)
+        return tp_fail(e, TP_ERR_ARG, "forward: pos0 %d but only %d positions are cached", pos0, m->cached);
+    if (pos0 + n > m->cap)
+        return tp_fail(e, TP_ERR_ARG, "forward: positions up to %d exceed the context capacity %d", pos0 + n, m->cap);
+    for (int i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= c->vocab)
+            return tp_fail(e, TP_ERR_ARG, "forward: token id %d out of range [0, %d)", ids[i], c->vocab);
+#ifdef TENPAK_HAVE_CUDA
+    if (m->cuda_stale) { /* weights changed since the upload (override / hook) */
+        tp_status rc = tp_model_set_device(m, TP_DEVICE_CUDA, e);
+        if (rc != TP_OK) return rc;
+    }
+    tp_status rc = tp_cuda_model_forward_nll(m->cuda, ids, n, pos0, row0, row1, targets, nll, e);
+    m->cached = rc == TP_OK ? pos0 + n : 0;
+    return rc;
+#else
+    (void)row0; (void)row1; (void)targets; (void)nll;
+    return tp_fail(e, TP_ERR_UNSUPPORTED, "forward: this tenpak was built without CUDA");
+#endif
 }

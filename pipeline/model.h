@@ -81,6 +81,18 @@ tp_status tp_model_forward(tp_model *m, const int32_t *ids, int n, int pos0, int
 tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, int row1,
                                const int32_t *targets, double *nll, tp_err *e);
 
+/* Where tp_model_forward_nll runs. TP_DEVICE_CPU (default) is the code above, unchanged.
+ * TP_DEVICE_CUDA (kernels/cuda/tp_cuda_model.h): every tensor is uploaded in fp32 now (overrides
+ * and the weight hook applied; again on the next forward after either changes) and each window's
+ * forward pass runs on the GPU with its own KV cache; only the NLLs come back. Fails with
+ * "... built without CUDA" or "no CUDA device (...)". Changing the device empties the KV cache.
+ * tp_model_forward (logits) stays CPU-only: it fails while CUDA is selected. */
+typedef enum tp_device { TP_DEVICE_CPU = 0, TP_DEVICE_CUDA = 1 } tp_device;
+tp_status tp_model_set_device(tp_model *m, tp_device d, tp_err *e);
+tp_device tp_model_device(const tp_model *m);
+const char *tp_device_name(tp_device d);             /* "cpu" / "cuda" */
+const char *tp_model_device_desc(const tp_model *m); /* "cpu" or the GPU's name ("NVIDIA H200") */
+
 /* Time spent in sgemm and its FLOP count since the last reset (for efficiency reports). */
 void tp_model_gemm_stats(const tp_model *m, double *seconds, double *flops);
 void tp_model_gemm_stats_reset(tp_model *m);

@@ -38,6 +38,8 @@ tp_status tp_ppl_run(tp_model *m, const int32_t *ids, size_t n, const tp_ppl_opt
                        tp_ppl_protocol_name(o->protocol));
     r->ctx = ctx;
     r->stride = o->protocol == TP_PPL_HF ? stride : ctx;
+    tp_status drc = tp_model_set_device(m, o->device, e); /* a no-op for the CPU, as before */
+    if (drc != TP_OK) return drc;
     int32_t *win = malloc((size_t)ctx * sizeof *win);
     double *nll = malloc((size_t)ctx * sizeof *nll);
     if (!win || !nll) { free(win); free(nll); return tp_fail(e, TP_ERR_NOMEM, "ppl: out of memory"); }

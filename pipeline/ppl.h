@@ -28,6 +28,7 @@ typedef struct tp_ppl_opts {
     int ctx;          /* window; 0: the model's context (capped by its KV capacity) */
     int stride;       /* HF protocol only; 0: 512 (or ctx if smaller) */
     int32_t bos;      /* llamacpp protocol: id put at each chunk start, -1 for none */
+    tp_device device; /* where the windows run (tp_model_set_device; before the clock starts) */
     /* called after every window with tokens scored so far and the total to score */
     void (*progress)(void *user, size_t scored, size_t total);
     void *user;

@@ -1,0 +1,525 @@
+/* The fp32 forward pass of pipeline/model.c on a CUDA device (contract: tp_cuda_model.h).
+ *
+ * Each kernel below is a transcription of the CPU function of the same name in pipeline/model.c
+ * (layernorm, rmsnorm, act, rope, the masked softmax of attention, nll), one block per row where
+ * a row needs a reduction, so it can be read side by side with the CPU code. Reductions that the
+ * CPU does in double (norm statistics, the NLL's sum of exponentials) are done in double here.
+ * Matmuls, including attention's Q K^T and P V per head and block of query rows (as the CPU does
+ * them), are cublasSgemm calls in PEDANTIC math mode: fp32 products and sums, no TF32.
+ *
+ * Napkin math, llama-mini window of 1024 tokens: ~2 x 21.7 M params x 1024 = 44 GFLOP of linear
+ * layers and lm_head plus ~2 x 6 x 6 x 1024^2 x 64 = 3 GFLOP of attention; fp32 CUDA-core
+ * sgemm on an H200 runs at tens of TFLOP/s, so a window should take a few milliseconds and the
+ * elementwise kernels (memory-bound, a few MB each) are not expected to matter. */
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/tp_cuda.h"
+#include "kernels/cuda/tp_cuda_model.h"
+
+#define TPB 256                       /* threads per block of the row kernels (a power of two) */
+#define S_FLOATS ((size_t)32 << 20)   /* attention score block: at most this many floats */
+#define LOGIT_FLOATS ((size_t)32 << 20) /* logits block of the NLL: at most this many floats */
+
+struct dmat {
+    float *w;         /* file layout rows x cols */
+    int64_t rows, cols;
+    int linear;       /* 1: [out, in]; 0: [in, out] */
+    float *bias;      /* [out] or NULL */
+};
+
+struct dlayer {
+    float *n1w, *n1b, *n2w, *n2b;
+    dmat qkv, q, k, v, o, fc, proj, gate, up, down;
+};
+
+struct tp_cuda_model {
+    tp_cuda_model_shape s;
+    int failed;
+    char name[256];
+    cudaStream_t st;
+    cublasHandle_t h;
+    int kvd, qd, qw;   /* kv width, query width, width of the q buffer (GPT-2: fused 3d) */
+    dmat emb, pos, head;
+    float *nfw, *nfb;
+    dlayer *L;
+    float *rope_cos, *rope_sin;
+    float *kc, *vc;    /* [n_layer][cap][kvd] */
+    int cached;
+    int att_rows;      /* query rows per attention block: att_rows x cap floats of scores */
+    float *S;
+    int logit_rows;
+    float *logits;     /* logit_rows x vocab */
+    int rows;          /* activations allocated for this many rows */
+    float *x, *hb, *q, *att, *ff1, *ff2;
+    int32_t *ids, *tg;
+    double *nll;
+};
+
+/* ---- errors: every CUDA / cuBLAS call checked; the first failure marks the model failed ---- */
+
+static tp_status cu_err(tp_cuda_model *cm, tp_err *e, const char *what, const char *why, int line) {
+    if (cm) cm->failed = 1;
+    return tp_fail(e, TP_ERR_INTERNAL, "cuda: %s failed: %s (kernels/cuda/model.cu:%d)", what, why, line);
+}
+#define CK(call)                                                                                  \
+    do {                                                                                          \
+        cudaError_t r_ = (call);                                                                  \
+        if (r_ != cudaSuccess) return cu_err(cm, e, #call, cudaGetErrorString(r_), __LINE__);     \
+    } while (0)
+#define CB(call)                                                                                  \
+    do {                                                                                          \
+        cublasStatus_t r_ = (call);                                                               \
+        if (r_ != CUBLAS_STATUS_SUCCESS) return cu_err(cm, e, #call, cublasGetStatusString(r_), __LINE__); \
+    } while (0)
+#define LAUNCHED(name) CK(cudaGetLastError()) /* launch configuration / missing kernel image */
+#define TRY(x)                                                                                    \
+    do {                                                                                          \
+        tp_status s_ = (x);                                                                       \
+        if (s_ != TP_OK) return s_;                                                               \
+    } while (0)
+
+/* ---- kernels ---- */
+
+__device__ double block_sum(double v, double *sh) {
+    int t = threadIdx.x;
+    sh[t] = v;
+    __syncthreads();
+    for (int k = TPB / 2; k > 0; k >>= 1) {
+        if (t < k) sh[t] += sh[t + k];
+        __syncthreads();
+    }
+    double r = sh[0];
+    __syncthreads(); /* everyone has read sh[0] before sh is reused */
+    return r;
+}
+
+__device__ float block_max(float v, float *sh) {
+    int t = threadIdx.x;
+    sh[t] = v;
+    __syncthreads();
+    for (int k = TPB / 2; k > 0; k >>= 1) {
+        if (t < k) sh[t] = fmaxf(sh[t], sh[t + k]);
+        __syncthreads();
+    }
+    float r = sh[0];
+    __syncthreads();
+    return r;
+}
+
+/* x[i] = emb[ids[i]] (+ pos[pos0 + i] for GPT-2) */
+__global__ void embed_kernel(float *x, const float *emb, const float *pos, const int32_t *ids, int d, int pos0) {
+    int i = blockIdx.x;
+    const float *er = emb + (size_t)ids[i] * d;
+    const float *pr = pos ? pos + (size_t)(pos0 + i) * d : NULL;
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        float v = er[j];
+        if (pr) v += pr[j];
+        x[(size_t)i * d + j] = v;
+    }
+}
+
+/* one block per row; statistics in double as pipeline/model.c's layernorm */
+__global__ void layernorm_kernel(const float *x, float *y, int d, const float *w, const float *b, double eps) {
+    __shared__ double sh[TPB];
+    const float *xi = x + (size_t)blockIdx.x * d;
+    float *yi = y + (size_t)blockIdx.x * d;
+    double s = 0;
+    for (int j = threadIdx.x; j < d; j += TPB) s += xi[j];
+    double mean = block_sum(s, sh) / d;
+    double v = 0;
+    for (int j = threadIdx.x; j < d; j += TPB) v += (xi[j] - mean) * (xi[j] - mean);
+    double var = block_sum(v, sh) / d;
+    float r = (float)(1.0 / sqrt(var + eps));
+    for (int j = threadIdx.x; j < d; j += TPB) yi[j] = (float)(xi[j] - mean) * r * w[j] + b[j];
+}
+
+__global__ void rmsnorm_kernel(const float *x, float *y, int d, const float *w, double eps) {
+    __shared__ double sh[TPB];
+    const float *xi = x + (size_t)blockIdx.x * d;
+    float *yi = y + (size_t)blockIdx.x * d;
+    double ss = 0;
+    for (int j = threadIdx.x; j < d; j += TPB) ss += (double)xi[j] * xi[j];
+    ss = block_sum(ss, sh);
+    float r = (float)(1.0 / sqrt(ss / d + eps));
+    for (int j = threadIdx.x; j < d; j += TPB) yi[j] = w[j] * (xi[j] * r);
+}
+
+/* Y[i, 0..out) = bias (or += bias when accumulate), row stride ldy */
+__global__ void bias_kernel(float *Y, int ldy, const float *bias, int out, int accumulate) {
+    float *y = Y + (size_t)blockIdx.x * ldy;
+    for (int j = threadIdx.x; j < out; j += blockDim.x) y[j] = accumulate ? y[j] + bias[j] : bias[j];
+}
+
+__device__ float act_f(int a, float x) {
+    switch (a) {
+    case 0: return 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x))); /* gelu_new */
+    case 1: return 0.5f * x * (1.0f + erff(x * 0.7071067811865476f));                          /* gelu */
+    case 2: return x / (1.0f + expf(-x));                                                       /* silu */
+    case 3: return x > 0 ? x : 0;                                                               /* relu */
+    }
+    return x;
+}
+
+/* g = act(g) (* u when u: SwiGLU), n floats */
+__global__ void act_kernel(float *g, const float *u, size_t n, int a) {
+    for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        g[i] = act_f(a, g[i]) * (u ? u[i] : 1.0f);
+}
+
+/* rotate_half RoPE on row blockIdx.x (position pos0 + row) of a [n, heads*hd] matrix, stride ld */
+__global__ void rope_kernel(float *X, int ld, int heads, int hd, const float *cos_t, const float *sin_t, int pos0) {
+    int r = blockIdx.x, half = hd / 2;
+    const float *cs = cos_t + (size_t)(pos0 + r) * half, *sn = sin_t + (size_t)(pos0 + r) * half;
+    for (int k = threadIdx.x; k < heads * half; k += blockDim.x) {
+        int h = k / half, i = k % half;
+        float *v = X + (size_t)r * ld + (size_t)h * hd;
+        float a = v[i], b = v[i + half];
+        v[i] = a * cs[i] - b * sn[i];
+        v[i + half] = b * cs[i] + a * sn[i];
+    }
+}
+
+/* Masked softmax of score row blockIdx.x (position p0 + row; row length nk, keys from kstart):
+ * keys [lo, p] where lo is kstart or the sliding-window start; every other key gets 0. The
+ * reductions' barriers separate the passes (the last pass reads entries other threads wrote). */
+__global__ void softmax_kernel(float *S, int nk, int p0, int kstart, int win) {
+    __shared__ double shd[TPB];
+    __shared__ float shf[TPB];
+    float *s = S + (size_t)blockIdx.x * nk;
+    int p = p0 + blockIdx.x, lo = (win > 0 && p - win + 1 > kstart) ? p - win + 1 : kstart;
+    int a = lo - kstart, b = p - kstart; /* inclusive */
+    float mx = -INFINITY;
+    for (int j = a + threadIdx.x; j <= b; j += TPB) mx = fmaxf(mx, s[j]);
+    mx = block_max(mx, shf);
+    double sum = 0;
+    for (int j = a + threadIdx.x; j <= b; j += TPB) {
+        float v = expf(s[j] - mx);
+        s[j] = v;
+        sum += v;
+    }
+    float inv = 1.0f / (float)block_sum(sum, shd);
+    for (int j = threadIdx.x; j < nk; j += TPB) s[j] = (j >= a && j <= b) ? s[j] * inv : 0.0f;
+}
+
+/* nll[i] = logsumexp(row i) - row_i[tg[i]], the sum of exponentials in double */
+__global__ void nll_kernel(const float *L, int V, const int32_t *tg, double *nll) {
+    __shared__ double shd[TPB];
+    __shared__ float shf[TPB];
+    const float *l = L + (size_t)blockIdx.x * V;
+    float mx = -INFINITY;
+    for (int j = threadIdx.x; j < V; j += TPB) mx = fmaxf(mx, l[j]);
+    mx = block_max(mx, shf);
+    double sum = 0;
+    for (int j = threadIdx.x; j < V; j += TPB) sum += exp((double)(l[j] - mx));
+    sum = block_sum(sum, shd);
+    if (threadIdx.x == 0) nll[blockIdx.x] = log(sum) + (double)mx - (double)l[tg[blockIdx.x]];
+}
+
+/* ---- host side ---- */
+
+static void dfree(void *p) {
+    if (p) (void)cudaFree(p);
+}
+
+extern "C" void tp_cuda_model_free(tp_cuda_model *cm) {
+    if (!cm) return;
+    dmat *ms[] = {&cm->emb, &cm->pos, &cm->head};
+    for (size_t i = 0; i < 3; i++) { dfree(ms[i]->w); dfree(ms[i]->bias); }
+    if (cm->L)
+        for (int l = 0; l < cm->s.n_layer; l++) {
+            dlayer *L = &cm->L[l];
+            dfree(L->n1w); dfree(L->n1b); dfree(L->n2w); dfree(L->n2b);
+            dmat *ws[] = {&L->qkv, &L->q, &L->k, &L->v, &L->o, &L->fc, &L->proj, &L->gate, &L->up, &L->down};
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) { dfree(ws[i]->w); dfree(ws[i]->bias); }
+        }
+    free(cm->L);
+    dfree(cm->nfw); dfree(cm->nfb); dfree(cm->rope_cos); dfree(cm->rope_sin);
+    dfree(cm->kc); dfree(cm->vc); dfree(cm->S); dfree(cm->logits);
+    dfree(cm->x); dfree(cm->hb); dfree(cm->q); dfree(cm->att); dfree(cm->ff1); dfree(cm->ff2);
+    dfree(cm->ids); dfree(cm->tg); dfree(cm->nll);
+    if (cm->h) (void)cublasDestroy(cm->h);
+    if (cm->st) (void)cudaStreamDestroy(cm->st);
+    free(cm);
+}
+
+extern "C" const char *tp_cuda_model_device_name(const tp_cuda_model *cm) { return cm->name; }
+
+static tp_status dalloc(tp_cuda_model *cm, void **p, size_t bytes, tp_err *e) {
+    CK(cudaMalloc(p, bytes ? bytes : 4));
+    return TP_OK;
+}
+
+static tp_status create_inner(tp_cuda_model *cm, tp_err *e) {
+    const tp_cuda_model_shape *s = &cm->s;
+    cudaDeviceProp pr;
+    CK(cudaSetDevice(0));
+    CK(cudaGetDeviceProperties(&pr, 0));
+    snprintf(cm->name, sizeof cm->name, "%s", pr.name);
+    CK(cudaStreamCreate(&cm->st));
+    CB(cublasCreate(&cm->h));
+    CB(cublasSetStream(cm->h, cm->st));
+    CB(cublasSetMathMode(cm->h, CUBLAS_PEDANTIC_MATH)); /* fp32 as on the CPU: no TF32 */
+    cm->kvd = s->n_kv_head * s->head_dim;
+    cm->qd = s->n_head * s->head_dim;
+    cm->qw = s->gpt2 ? 3 * s->d_model : cm->qd;
+    if (!(cm->L = (dlayer *)calloc((size_t)s->n_layer, sizeof *cm->L)))
+        return tp_fail(e, TP_ERR_NOMEM, "cuda: out of memory");
+    size_t kvn = (size_t)s->n_layer * (size_t)s->cap * (size_t)cm->kvd;
+    TRY(dalloc(cm, (void **)&cm->kc, kvn * 4, e));
+    TRY(dalloc(cm, (void **)&cm->vc, kvn * 4, e));
+    size_t ar = S_FLOATS / (size_t)s->cap;
+    cm->att_rows = ar < 1 ? 1 : ar > 1024 ? 1024 : (int)ar;
+    TRY(dalloc(cm, (void **)&cm->S, (size_t)cm->att_rows * (size_t)s->cap * 4, e));
+    size_t lr = LOGIT_FLOATS / (size_t)s->vocab;
+    cm->logit_rows = lr < 1 ? 1 : lr > (size_t)s->cap ? s->cap : (int)lr;
+    TRY(dalloc(cm, (void **)&cm->logits, (size_t)cm->logit_rows * (size_t)s->vocab * 4, e));
+    return TP_OK;
+}
+
+extern "C" tp_status tp_cuda_model_create(const tp_cuda_model_shape *s, tp_cuda_model **out, tp_err *e) {
+    *out = NULL;
+    char why[400];
+    if (!tp_cuda_available(why, sizeof why)) return tp_fail(e, TP_ERR_UNSUPPORTED, "%s", why);
+    if (s->n_layer <= 0 || s->d_model <= 0 || s->n_head <= 0 || s->n_kv_head <= 0 || s->n_head % s->n_kv_head ||
+        s->head_dim <= 0 || s->head_dim % 2 || s->d_ff <= 0 || s->vocab <= 0 || s->cap <= 0)
+        return tp_fail(e, TP_ERR_ARG, "cuda: unsupported model shape");
+    tp_cuda_model *cm = (tp_cuda_model *)calloc(1, sizeof *cm);
+    if (!cm) return tp_fail(e, TP_ERR_NOMEM, "cuda: out of memory");
+    cm->s = *s;
+    tp_status rc = create_inner(cm, e);
+    if (rc != TP_OK) { tp_cuda_model_free(cm); return rc; }
+    *out = cm;
+    return TP_OK;
+}
+
+/* (Re)uploads n floats into *dst, allocating when absent. Sizes never change for a slot. */
+static tp_status put(tp_cuda_model *cm, float **dst, const float *src, size_t n, tp_err *e) {
+    if (!*dst) TRY(dalloc(cm, (void **)dst, n * 4, e));
+    CK(cudaMemcpy(*dst, src, n * 4, cudaMemcpyHostToDevice));
+    return TP_OK;
+}
+
+static float **vec_slot(tp_cuda_model *cm, tp_cuda_slot slot, int layer) {
+    if (slot == TP_CU_NORM_F_W) return &cm->nfw;
+    if (slot == TP_CU_NORM_F_B) return &cm->nfb;
+    if (layer < 0 || layer >= cm->s.n_layer) return NULL;
+    dlayer *L = &cm->L[layer];
+    switch (slot) {
+    case TP_CU_N1W: return &L->n1w;
+    case TP_CU_N1B: return &L->n1b;
+    case TP_CU_N2W: return &L->n2w;
+    case TP_CU_N2B: return &L->n2b;
+    default: return NULL;
+    }
+}
+
+static dmat *mat_slot(tp_cuda_model *cm, tp_cuda_slot slot, int layer) {
+    if (slot == TP_CU_EMB) return &cm->emb;
+    if (slot == TP_CU_POS) return &cm->pos;
+    if (slot == TP_CU_HEAD) return &cm->head;
+    if (layer < 0 || layer >= cm->s.n_layer) return NULL;
+    dlayer *L = &cm->L[layer];
+    switch (slot) {
+    case TP_CU_QKV: return &L->qkv;
+    case TP_CU_Q: return &L->q;
+    case TP_CU_K: return &L->k;
+    case TP_CU_V: return &L->v;
+    case TP_CU_O: return &L->o;
+    case TP_CU_FC: return &L->fc;
+    case TP_CU_PROJ: return &L->proj;
+    case TP_CU_GATE: return &L->gate;
+    case TP_CU_UP: return &L->up;
+    case TP_CU_DOWN: return &L->down;
+    default: return NULL;
+    }
+}
+
+extern "C" tp_status tp_cuda_model_set_vec(tp_cuda_model *cm, tp_cuda_slot slot, int layer, const float *v,
+                                           int64_t n, tp_err *e) {
+    float **p = vec_slot(cm, slot, layer);
+    if (!p || n != cm->s.d_model) return tp_fail(e, TP_ERR_ARG, "cuda: bad vector slot %d (layer %d)", (int)slot, layer);
+    return put(cm, p, v, (size_t)n, e);
+}
+
+extern "C" tp_status tp_cuda_model_set_mat(tp_cuda_model *cm, tp_cuda_slot slot, int layer, const float *w,
+                                           int64_t rows, int64_t cols, int linear, const float *bias, tp_err *e) {
+    dmat *m = mat_slot(cm, slot, layer);
+    if (!m || rows <= 0 || cols <= 0 || (m->w && (m->rows != rows || m->cols != cols || m->linear != linear)))
+        return tp_fail(e, TP_ERR_ARG, "cuda: bad matrix slot %d (layer %d, %lldx%lld)", (int)slot, layer,
+                       (long long)rows, (long long)cols);
+    m->rows = rows;
+    m->cols = cols;
+    m->linear = linear;
+    TRY(put(cm, &m->w, w, (size_t)(rows * cols), e));
+    if (bias) TRY(put(cm, &m->bias, bias, (size_t)(linear ? rows : cols), e));
+    else if (m->bias) { dfree(m->bias); m->bias = NULL; }
+    return TP_OK;
+}
+
+extern "C" tp_status tp_cuda_model_set_rope(tp_cuda_model *cm, const float *cos_t, const float *sin_t, tp_err *e) {
+    size_t n = (size_t)cm->s.cap * (size_t)(cm->s.head_dim / 2);
+    TRY(put(cm, &cm->rope_cos, cos_t, n, e));
+    return put(cm, &cm->rope_sin, sin_t, n, e);
+}
+
+/* Row-major C[M, N] (ldc) = alpha A[M, K] (lda) op(B) + beta C, op(B) = B^T for B [N, K] (transB)
+ * or B for B [K, N]. cuBLAS is column-major, where a row-major X is X^T: C^T = op(B)^T A^T. */
+static tp_status gemm(tp_cuda_model *cm, int M, int N, int K, float alpha, const float *A, int lda, const float *B,
+                      int ldb, int transB, float beta, float *C, int ldc, tp_err *e) {
+    if (M <= 0 || N <= 0) return TP_OK;
+    CB(cublasSgemm(cm->h, transB ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &alpha, B, ldb, A, lda, &beta, C,
+                   ldc));
+    return TP_OK;
+}
+
+/* Y[n, out] (ldy) = X[n, in] W (+ bias), or += when accumulate: pipeline/model.c's linear */
+static tp_status linear(tp_cuda_model *cm, const dmat *w, const float *X, int n, float *Y, int ldy, int accumulate,
+                        tp_err *e) {
+    if (!w->w) return tp_fail(e, TP_ERR_INTERNAL, "cuda: a weight matrix was not uploaded");
+    int in = (int)(w->linear ? w->cols : w->rows), out = (int)(w->linear ? w->rows : w->cols);
+    if (w->bias) {
+        bias_kernel<<<n, TPB, 0, cm->st>>>(Y, ldy, w->bias, out, accumulate);
+        LAUNCHED(bias_kernel);
+    }
+    float beta = (w->bias || accumulate) ? 1.0f : 0.0f;
+    return gemm(cm, n, out, in, 1.0f, X, in, w->w, (int)w->cols, w->linear, beta, Y, ldy, e);
+}
+
+static tp_status ensure_rows(tp_cuda_model *cm, int n, tp_err *e) {
+    if (n <= cm->rows) return TP_OK;
+    size_t d = (size_t)cm->s.d_model, F = (size_t)cm->s.d_ff, N = (size_t)n;
+    float **fs[] = {&cm->x, &cm->hb, &cm->q, &cm->att, &cm->ff1, &cm->ff2};
+    for (size_t i = 0; i < 6; i++) { dfree(*fs[i]); *fs[i] = NULL; }
+    dfree(cm->ids); dfree(cm->tg); dfree(cm->nll);
+    cm->ids = cm->tg = NULL;
+    cm->nll = NULL;
+    cm->rows = 0;
+    TRY(dalloc(cm, (void **)&cm->x, N * d * 4, e));
+    TRY(dalloc(cm, (void **)&cm->hb, N * d * 4, e));
+    TRY(dalloc(cm, (void **)&cm->q, N * (size_t)cm->qw * 4, e));
+    TRY(dalloc(cm, (void **)&cm->att, N * (size_t)cm->qd * 4, e));
+    TRY(dalloc(cm, (void **)&cm->ff1, N * F * 4, e));
+    TRY(dalloc(cm, (void **)&cm->ff2, N * F * 4, e));
+    TRY(dalloc(cm, (void **)&cm->ids, N * 4, e));
+    TRY(dalloc(cm, (void **)&cm->tg, N * 4, e));
+    TRY(dalloc(cm, (void **)&cm->nll, N * 8, e));
+    cm->rows = n;
+    return TP_OK;
+}
+
+/* Causal attention of rows [0, n) (positions pos0..) of one layer, per head and block of query
+ * rows as pipeline/model.c's attention. Q: [n, qd] with row stride qs; K/V: the layer's cache. */
+static tp_status attention(tp_cuda_model *cm, const float *Q, int qs, const float *K, const float *V, int n, int pos0,
+                           tp_err *e) {
+    const tp_cuda_model_shape *s = &cm->s;
+    int hd = s->head_dim, H = s->n_head, grp = s->n_head / s->n_kv_head, win = s->sliding_window;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int h = 0; h < H; h++) {
+        int kh = h / grp;
+        for (int r0 = 0; r0 < n; r0 += cm->att_rows) {
+            int r1 = r0 + cm->att_rows < n ? r0 + cm->att_rows : n, rb = r1 - r0;
+            int kend = pos0 + r1, kstart = 0;
+            if (win > 0 && pos0 + r0 - win + 1 > 0) kstart = pos0 + r0 - win + 1;
+            int nk = kend - kstart;
+            TRY(gemm(cm, rb, nk, hd, scale, Q + (size_t)r0 * qs + (size_t)h * hd, qs,
+                     K + (size_t)kstart * cm->kvd + (size_t)kh * hd, cm->kvd, 1, 0.0f, cm->S, nk, e));
+            softmax_kernel<<<rb, TPB, 0, cm->st>>>(cm->S, nk, pos0 + r0, kstart, win);
+            LAUNCHED(softmax_kernel);
+            TRY(gemm(cm, rb, hd, nk, 1.0f, cm->S, nk, V + (size_t)kstart * cm->kvd + (size_t)kh * hd, cm->kvd, 0, 0.0f,
+                     cm->att + (size_t)r0 * cm->qd + (size_t)h * hd, cm->qd, e));
+        }
+    }
+    return TP_OK;
+}
+
+static tp_status forward_inner(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, int row0, int row1,
+                               const int32_t *targets, double *nll, tp_err *e) {
+    const tp_cuda_model_shape *s = &cm->s;
+    int d = s->d_model, F = s->d_ff, V = s->vocab;
+    size_t lay = (size_t)s->cap * cm->kvd;
+    if (!cm->emb.w || (s->gpt2 && !cm->pos.w) || !cm->nfw || (s->gpt2 && !cm->nfb) || (!s->gpt2 && !cm->rope_cos))
+        return tp_fail(e, TP_ERR_INTERNAL, "cuda: the model's tensors were not all uploaded");
+    TRY(ensure_rows(cm, n, e));
+    cm->cached = pos0; /* positions beyond pos0 are overwritten below */
+    CK(cudaMemcpyAsync(cm->ids, ids, (size_t)n * 4, cudaMemcpyHostToDevice, cm->st));
+    if (row1 > row0)
+        CK(cudaMemcpyAsync(cm->tg, targets, (size_t)(row1 - row0) * 4, cudaMemcpyHostToDevice, cm->st));
+    embed_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->emb.w, s->gpt2 ? cm->pos.w : NULL, cm->ids, d, pos0);
+    LAUNCHED(embed_kernel);
+    for (int l = 0; l < s->n_layer; l++) {
+        dlayer *L = &cm->L[l];
+        float *Kl = cm->kc + l * lay, *Vl = cm->vc + l * lay;
+        if (!L->n1w || !L->n2w || (s->gpt2 && (!L->n1b || !L->n2b)))
+            return tp_fail(e, TP_ERR_INTERNAL, "cuda: layer %d's norms were not uploaded", l);
+        if (s->gpt2) {
+            layernorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, L->n1w, L->n1b, s->norm_eps);
+            LAUNCHED(layernorm_kernel);
+            TRY(linear(cm, &L->qkv, cm->hb, n, cm->q, 3 * d, 0, e));
+            /* K and V columns of the fused projection into the cache (kvd == d for GPT-2) */
+            CK(cudaMemcpy2DAsync(Kl + (size_t)pos0 * cm->kvd, (size_t)cm->kvd * 4, cm->q + d, (size_t)3 * d * 4,
+                                 (size_t)d * 4, (size_t)n, cudaMemcpyDeviceToDevice, cm->st));
+            CK(cudaMemcpy2DAsync(Vl + (size_t)pos0 * cm->kvd, (size_t)cm->kvd * 4, cm->q + 2 * d, (size_t)3 * d * 4,
+                                 (size_t)d * 4, (size_t)n, cudaMemcpyDeviceToDevice, cm->st));
+            TRY(attention(cm, cm->q, 3 * d, Kl, Vl, n, pos0, e));
+            TRY(linear(cm, &L->o, cm->att, n, cm->x, d, 1, e));
+            layernorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, L->n2w, L->n2b, s->norm_eps);
+            LAUNCHED(layernorm_kernel);
+            TRY(linear(cm, &L->fc, cm->hb, n, cm->ff1, F, 0, e));
+            act_kernel<<<1024, TPB, 0, cm->st>>>(cm->ff1, NULL, (size_t)n * F, s->act);
+            LAUNCHED(act_kernel);
+            TRY(linear(cm, &L->proj, cm->ff1, n, cm->x, d, 1, e));
+        } else {
+            rmsnorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, L->n1w, s->norm_eps);
+            LAUNCHED(rmsnorm_kernel);
+            TRY(linear(cm, &L->q, cm->hb, n, cm->q, cm->qd, 0, e));
+            TRY(linear(cm, &L->k, cm->hb, n, Kl + (size_t)pos0 * cm->kvd, cm->kvd, 0, e));
+            TRY(linear(cm, &L->v, cm->hb, n, Vl + (size_t)pos0 * cm->kvd, cm->kvd, 0, e));
+            rope_kernel<<<n, TPB, 0, cm->st>>>(cm->q, cm->qd, s->n_head, s->head_dim, cm->rope_cos, cm->rope_sin, pos0);
+            LAUNCHED(rope_kernel);
+            rope_kernel<<<n, TPB, 0, cm->st>>>(Kl + (size_t)pos0 * cm->kvd, cm->kvd, s->n_kv_head, s->head_dim,
+                                               cm->rope_cos, cm->rope_sin, pos0);
+            LAUNCHED(rope_kernel);
+            TRY(attention(cm, cm->q, cm->qd, Kl, Vl, n, pos0, e));
+            TRY(linear(cm, &L->o, cm->att, n, cm->x, d, 1, e));
+            rmsnorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, L->n2w, s->norm_eps);
+            LAUNCHED(rmsnorm_kernel);
+            TRY(linear(cm, &L->gate, cm->hb, n, cm->ff1, F, 0, e));
+            TRY(linear(cm, &L->up, cm->hb, n, cm->ff2, F, 0, e));
+            act_kernel<<<1024, TPB, 0, cm->st>>>(cm->ff1, cm->ff2, (size_t)n * F, s->act);
+            LAUNCHED(act_kernel);
+            TRY(linear(cm, &L->down, cm->ff1, n, cm->x, d, 1, e));
+        }
+    }
+    if (s->gpt2) layernorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, cm->nfw, cm->nfb, s->norm_eps);
+    else rmsnorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, cm->nfw, s->norm_eps);
+    LAUNCHED(final_norm);
+    const dmat *hw = cm->head.w ? &cm->head : &cm->emb; /* tied: the embedding */
+    if (hw->rows != V || hw->cols != d || !hw->linear)
+        return tp_fail(e, TP_ERR_INTERNAL, "cuda: lm_head is not [vocab, d_model]");
+    for (int r0 = row0; r0 < row1; r0 += cm->logit_rows) {
+        int nr = row1 - r0 < cm->logit_rows ? row1 - r0 : cm->logit_rows;
+        TRY(gemm(cm, nr, V, d, 1.0f, cm->hb + (size_t)r0 * d, d, hw->w, d, 1, 0.0f, cm->logits, V, e));
+        nll_kernel<<<nr, TPB, 0, cm->st>>>(cm->logits, V, cm->tg + (r0 - row0), cm->nll + (r0 - row0));
+        LAUNCHED(nll_kernel);
+    }
+    if (row1 > row0)
+        CK(cudaMemcpyAsync(nll, cm->nll, (size_t)(row1 - row0) * sizeof(double), cudaMemcpyDeviceToHost, cm->st));
+    CK(cudaStreamSynchronize(cm->st)); /* and any error of the kernels above */
+    cm->cached = pos0 + n;
+    return TP_OK;
+}
+
+extern "C" tp_status tp_cuda_model_forward_nll(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, int row0,
+                                               int row1, const int32_t *targets, double *nll, tp_err *e) {
+    if (cm->failed) return tp_fail(e, TP_ERR_INTERNAL, "cuda: the device model failed earlier");
+    if (n <= 0 || pos0 < 0 || pos0 > cm->cached || pos0 + n > cm->s.cap || row0 < 0 || row1 > n || row0 > row1)
+        return tp_fail(e, TP_ERR_ARG, "cuda: forward of %d rows at position %d (rows [%d, %d)) outside the cache", n,
+                       pos0, row0, row1);
+    tp_status rc = forward_inner(cm, ids, n, pos0, row0, row1, targets, nll, e);
+    if (rc != TP_OK) cm->failed = 1;
+    return rc;
+}
