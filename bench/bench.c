@@ -11,6 +11,15 @@
 #include <unistd.h>
 
 #include "tenpak/bench.h"
+#ifdef TENPAK_HAVE_CUDA
+#include "kernels/cuda/tp_cuda.h"
+#endif
+
+/* Device kernels are timed by replaying a CUDA graph of GRAPH_RUNS consecutive run() calls (the
+ * launch gaps of back-to-back stream launches are then not part of the figure; METHOD.md), unless
+ * TENPAK_BENCH_GRAPH=0 or the kernel's run() cannot be captured. 24 runs: with any rotation of
+ * 2..8 weight copies, the replays never read the same copy twice in a row. */
+#define GRAPH_RUNS 24
 
 typedef struct result {
     char name[256];
@@ -20,6 +29,7 @@ typedef struct result {
     int reps;
     double *real_ns, *cpu_ns; /* per iteration, one per repetition */
     double median_ns;
+    const char *timing; /* "graph" or "stream" for device kernels, NULL for cpu ones */
 } result;
 
 static int cmp_dbl(const void *a, const void *b) {
@@ -36,15 +46,27 @@ static double median(const double *v, int n) {
     return m;
 }
 
-/* Time `iters` runs; returns wall seconds, *cpu gets process CPU seconds. */
-static double time_batch(const tp_kernel *k, const tp_case *c, void *state, void *out, int64_t iters,
-                         double *cpu) {
+/* Time `iters` runs (a multiple of GRAPH_RUNS when graph is set: iters / GRAPH_RUNS replays);
+ * returns wall seconds, *cpu gets process CPU seconds. */
+static double time_batch_g(const tp_kernel *k, const tp_case *c, void *state, void *out, int64_t iters,
+                           double *cpu, void *graph) {
     double c0 = tp_cpu_time(), t0 = tp_now();
-    for (int64_t i = 0; i < iters; i++) k->run(c, state, out);
+#ifdef TENPAK_HAVE_CUDA
+    if (graph)
+        for (int64_t i = 0; i < iters; i += GRAPH_RUNS) tp_cuda_graph_launch(graph);
+    else
+#else
+    (void)graph;
+#endif
+        for (int64_t i = 0; i < iters; i++) k->run(c, state, out);
     if (k->sync) k->sync(state);
     double t = tp_now() - t0;
     *cpu = tp_cpu_time() - c0;
     return t;
+}
+static double time_batch(const tp_kernel *k, const tp_case *c, void *state, void *out, int64_t iters,
+                         double *cpu) {
+    return time_batch_g(k, c, state, out, iters, cpu, NULL);
 }
 
 static tp_status bench_one(const tp_kernel *k, const tp_shape *s, const tp_bench_opts *o,
@@ -61,15 +83,27 @@ static tp_status bench_one(const tp_kernel *k, const tp_shape *s, const tp_bench
     void *state = k->prepare ? k->prepare(&c) : NULL;
     double cpu;
     time_batch(k, &c, state, out, 1, &cpu); /* warm-up: page faults, caches, thread pool */
-    int64_t iters = 1;
+    void *graph = NULL;
+    r->timing = NULL;
+    if (k->flags & TP_K_DEVICE) {
+#ifdef TENPAK_HAVE_CUDA
+        const char *e = getenv("TENPAK_BENCH_GRAPH");
+        if (!(e && !strcmp(e, "0"))) graph = tp_cuda_graph_make(k, &c, state, out, GRAPH_RUNS);
+        if (graph) time_batch_g(k, &c, state, out, GRAPH_RUNS, &cpu, graph); /* warm-up of the graph */
+#endif
+        r->timing = graph ? "graph" : "stream";
+    }
+    const int64_t unit = graph ? GRAPH_RUNS : 1;
+    int64_t iters = unit;
     for (;;) {
-        double t = time_batch(k, &c, state, out, iters, &cpu);
+        double t = time_batch_g(k, &c, state, out, iters, &cpu, graph);
         if (t >= o->min_time || iters >= 1000000000) break;
         /* like Google Benchmark: aim 40% past the target, grow at most 10x per step */
         double mult = t > 0 ? 1.4 * o->min_time / t : 10.0;
         if (mult > 10.0) mult = 10.0;
         int64_t next = (int64_t)ceil((double)iters * mult);
-        iters = next > iters ? next : iters + 1;
+        next = (next + unit - 1) / unit * unit;
+        iters = next > iters ? next : iters + unit;
     }
     r->iters = iters;
     r->reps = o->repetitions;
@@ -77,11 +111,14 @@ static tp_status bench_one(const tp_kernel *k, const tp_shape *s, const tp_bench
     r->cpu_ns = malloc((size_t)r->reps * sizeof(double));
     if (!r->real_ns || !r->cpu_ns) abort();
     for (int i = 0; i < r->reps; i++) {
-        double t = time_batch(k, &c, state, out, iters, &cpu);
+        double t = time_batch_g(k, &c, state, out, iters, &cpu, graph);
         r->real_ns[i] = 1e9 * t / (double)iters;
         r->cpu_ns[i] = 1e9 * cpu / (double)iters;
     }
     r->median_ns = median(r->real_ns, r->reps);
+#ifdef TENPAK_HAVE_CUDA
+    tp_cuda_graph_free(graph);
+#endif
     if (k->release) k->release(state);
     tp_free(out);
     tp_case_free(&c);
@@ -198,6 +235,7 @@ static cJSON *bench_entry(const result *r, const char *name, const char *run_typ
         cJSON_AddStringToObject(b, "aggregate_unit", "time");
     }
     cJSON_AddNumberToObject(b, "iterations", (double)r->iters);
+    if (r->timing) cJSON_AddStringToObject(b, "timing", r->timing);
     cJSON_AddNumberToObject(b, "real_time", real);
     cJSON_AddNumberToObject(b, "cpu_time", cpu);
     cJSON_AddStringToObject(b, "time_unit", "ns");

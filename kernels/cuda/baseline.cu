@@ -42,6 +42,7 @@ extern "C" void *tp_cuda_dense_prepare(const uint16_t *W, const float *X, int64_
     }
     TP_CU(&s->base, cudaMalloc((void **)&s->Y, (size_t)(batch * rows) * 4));
     cublasStatus_t cs = cublasCreate(&s->h);
+    if (cs == CUBLAS_STATUS_SUCCESS) cs = cublasSetStream(s->h, cudaStreamPerThread); /* graph capture */
     if (cs != CUBLAS_STATUS_SUCCESS) {
         fprintf(stderr, "cuda: cublasCreate failed (%d)\n", (int)cs);
         s->base.failed = 1;

@@ -92,3 +92,53 @@ extern "C" void tp_cuda_sync(void *state) {
     if (st) TP_CU(st, e);
     else tp_cu_ok(e, "cudaDeviceSynchronize", __FILE__, __LINE__);
 }
+
+/* Graph timing for `tenpak bench` (METHOD.md: "for many small launches, capture a graph and time
+ * its replays"): `launches` consecutive run() calls of a device kernel captured from the calling
+ * thread's default stream (the backend is built with --default-stream per-thread). A kernel whose
+ * run() cannot be captured gets NULL (the bench falls back to stream timing); a failed capture
+ * leaves the kernel's state as it was. */
+struct tp_cu_graph {
+    cudaGraph_t g;
+    cudaGraphExec_t x;
+};
+extern "C" void *tp_cuda_graph_make(const tp_kernel *k, const tp_case *c, void *state, void *out, int launches) {
+    if (!k->run || launches < 1) return NULL;
+    tp_cu_state *st = (tp_cu_state *)state;
+    const int failed0 = st ? st->failed : 0;
+    if (failed0) return NULL;
+    cudaGraph_t g = NULL;
+    if (cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
+        (void)cudaGetLastError();
+        return NULL;
+    }
+    const int quiet = errors_printed;
+    errors_printed = 1 << 20; /* a launch refused during capture is expected here, not an error to print */
+    for (int i = 0; i < launches; i++) k->run(c, state, out);
+    cudaError_t e = cudaStreamEndCapture(cudaStreamPerThread, &g);
+    errors_printed = quiet;
+    (void)cudaGetLastError();
+    tp_cu_graph *r = NULL;
+    if (e == cudaSuccess && g && !(st && st->failed)) {
+        r = (tp_cu_graph *)calloc(1, sizeof *r);
+        if (r && cudaGraphInstantiate(&r->x, g, 0) == cudaSuccess) r->g = g;
+        else {
+            free(r);
+            r = NULL;
+        }
+    }
+    if (!r && g) cudaGraphDestroy(g);
+    (void)cudaGetLastError();
+    if (st) st->failed = failed0;
+    return r;
+}
+extern "C" int tp_cuda_graph_launch(void *graph) {
+    return cudaGraphLaunch(((tp_cu_graph *)graph)->x, cudaStreamPerThread) == cudaSuccess;
+}
+extern "C" void tp_cuda_graph_free(void *graph) {
+    tp_cu_graph *r = (tp_cu_graph *)graph;
+    if (!r) return;
+    cudaGraphExecDestroy(r->x);
+    cudaGraphDestroy(r->g);
+    free(r);
+}

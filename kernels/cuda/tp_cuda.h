@@ -57,6 +57,12 @@ void tp_cuda_copy_run(const tp_case *c, void *state, void *out);
 void tp_cuda_copy_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_copy_release(void *state);
 
+/* Graph timing (`tenpak bench`): `launches` consecutive k->run() calls captured into a CUDA graph;
+ * NULL when the kernel's run() cannot be captured (then time it launch by launch). */
+void *tp_cuda_graph_make(const tp_kernel *k, const tp_case *c, void *state, void *out, int launches);
+int tp_cuda_graph_launch(void *graph); /* asynchronous; 0 on a launch error */
+void tp_cuda_graph_free(void *graph);
+
 /* Waits for all work of the state's stream (every cuda kernel's sync). */
 void tp_cuda_sync(void *state);
 
