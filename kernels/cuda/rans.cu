@@ -36,6 +36,77 @@ struct RansArgs {
     int *status;
 };
 
+/* One group of 32 symbols (TAIL: only lanes < k hold a symbol). The decoded byte (or nibble
+ * pair) goes to row sl of the staging buffer; both renormalisation bytes of every lane are
+ * fetched at once (tp_cuda_rans.h, step b). Returns false, uniformly, when the payload is too
+ * short for the group's bytes. */
+template <bool NIB, bool TAIL>
+static __device__ __forceinline__ bool rans_group(uint32_t &x, int lane, int k, const uint8_t *tab,
+                                                  const uint32_t *fc, int s, uint8_t *stage, int sl,
+                                                  const uint8_t *p, unsigned long long &pos,
+                                                  unsigned long long plen) {
+    const unsigned FULL = 0xffffffffu;
+    const bool act = !TAIL || lane < k;
+    uint32_t sym = 0;
+    if (act) sym = tp_rans_lane_decode(&x, tab, fc, s);
+    if (!NIB) {
+        if (act) stage[sl * 32 + lane] = (uint8_t)sym;
+    } else {
+        /* k is even (2n symbols, 32 lanes): an active even lane has an active neighbour */
+        const uint32_t hi = __shfl_down_sync(FULL, sym, 1);
+        if (act && !(lane & 1)) stage[sl * 16 + (lane >> 1)] = (uint8_t)(sym | hi << 4);
+    }
+    const int n1 = act && tp_rans_need1(x), n2 = act && tp_rans_need2(x);
+    const uint32_t m1 = __ballot_sync(FULL, n1), m2 = __ballot_sync(FULL, n2);
+    const uint32_t take = tp_rans_popc(m1) + tp_rans_popc(m2);
+    if (pos + take > plen) return false;
+    const uint8_t *q = p + pos;
+    uint32_t b1 = 0, b2 = 0;
+    if (n1) b1 = __ldg(q + tp_rans_off1(m1, lane));
+    if (n2) b2 = __ldg(q + tp_rans_off2(m1, m2, lane));
+    x = tp_rans_refill(x, n1, n2, b1, b2);
+    pos += take;
+    return true;
+}
+
+/* The staged bytes [0, nb) to out: one 16-byte store per lane when the buffer is full and out is
+ * aligned, else byte by byte. */
+static __device__ __forceinline__ void rans_flush(uint8_t *out, const uint8_t *stage, int nb, bool vec, int lane) {
+    __syncwarp();
+    if (vec && nb == RANS_STAGE) ((uint4 *)out)[lane] = ((const uint4 *)stage)[lane];
+    else
+        for (int i = lane; i < nb; i += 32) out[i] = stage[i];
+    __syncwarp();
+}
+
+/* One rANS block (tables in shared memory, states loaded and checked): returns its status. */
+template <bool NIB>
+static __device__ __forceinline__ int rans_block(uint32_t x, int lane, const uint8_t *tab, const uint32_t *fc,
+                                                 int s, uint8_t *stage, const uint8_t *p, unsigned long long plen,
+                                                 unsigned long long n, uint8_t *out, bool vec) {
+    constexpr int GB = NIB ? 16 : 32, PER_FLUSH = RANS_STAGE / GB; /* bytes per group, groups per flush */
+    const unsigned long long count = NIB ? 2 * n : n, full = count / 32;
+    const int k = (int)(count % 32);
+    unsigned long long pos = 4 * TP_RANS_GPU_LANES, flushed = 0;
+    int sl = 0;
+    for (unsigned long long g = 0; g < full; g++) {
+        if (!rans_group<NIB, false>(x, lane, 32, tab, fc, s, stage, sl, p, pos, plen)) return TP_RANS_GPU_TRUNCATED;
+        if (++sl == PER_FLUSH) {
+            rans_flush(out + flushed, stage, RANS_STAGE, vec, lane);
+            flushed += RANS_STAGE;
+            sl = 0;
+        }
+    }
+    if (k) {
+        if (!rans_group<NIB, true>(x, lane, k, tab, fc, s, stage, sl, p, pos, plen)) return TP_RANS_GPU_TRUNCATED;
+        sl++;
+    }
+    const unsigned long long done = NIB ? count / 2 : count;
+    if (done > flushed) rans_flush(out + flushed, stage, (int)(done - flushed), vec, lane);
+    if (pos != plen || !__all_sync(0xffffffffu, x == TP_RANS_L)) return TP_RANS_GPU_BAD_END;
+    return TP_RANS_GPU_OK;
+}
+
 __global__ void __launch_bounds__(RANS_WARPS * 32) rans_dec_warp(RansArgs a) {
     extern __shared__ __align__(16) uint8_t smem[];
     const unsigned FULL = 0xffffffffu;
@@ -54,7 +125,6 @@ __global__ void __launch_bounds__(RANS_WARPS * 32) rans_dec_warp(RansArgs a) {
             if (lane == 0) a.status[b] = TP_RANS_GPU_OK;
             continue;
         }
-        const int s = d.scale_bits, nib = d.sym_bits == 4;
         const uint32_t *gfc = a.fc + (size_t)b * 256;
         __syncwarp(); /* the previous block's readers of fc / tab are done */
         for (int i = lane; i < 256; i += 32) fc[i] = gfc[i];
@@ -64,57 +134,14 @@ __global__ void __launch_bounds__(RANS_WARPS * 32) rans_dec_warp(RansArgs a) {
             for (uint32_t t = (uint32_t)lane; t < f; t += 32) tab[c0 + t] = (uint8_t)sym;
         }
         __syncwarp();
-        uint32_t x = (uint32_t)p[4 * lane] | (uint32_t)p[4 * lane + 1] << 8 | (uint32_t)p[4 * lane + 2] << 16 |
-                     (uint32_t)p[4 * lane + 3] << 24;
-        if (__any_sync(FULL, x < TP_RANS_L || x >= 256u * TP_RANS_L)) {
-            if (lane == 0) a.status[b] = TP_RANS_GPU_BAD_STATE;
-            continue;
+        const uint32_t x = (uint32_t)p[4 * lane] | (uint32_t)p[4 * lane + 1] << 8 |
+                           (uint32_t)p[4 * lane + 2] << 16 | (uint32_t)p[4 * lane + 3] << 24;
+        int st = TP_RANS_GPU_BAD_STATE;
+        if (!__any_sync(FULL, x < TP_RANS_L || x >= 256u * TP_RANS_L)) {
+            const bool vec = (d.out_off & 15) == 0;
+            st = d.sym_bits == 4 ? rans_block<true>(x, lane, tab, fc, d.scale_bits, stage, p, d.pay_len, d.n, out, vec)
+                                 : rans_block<false>(x, lane, tab, fc, d.scale_bits, stage, p, d.pay_len, d.n, out, vec);
         }
-        const unsigned long long count = nib ? 2 * d.n : d.n, plen = d.pay_len;
-        const unsigned long long ngroups = (count + 31) / 32;
-        const int gbytes = nib ? 16 : 32, per_flush = RANS_STAGE / gbytes;
-        const bool vec = (d.out_off & 15) == 0;
-        unsigned long long pos = 4 * TP_RANS_GPU_LANES, flushed = 0;
-        int st = TP_RANS_GPU_OK, sl = 0;
-        for (unsigned long long g = 0; g < ngroups; g++) {
-            const unsigned long long base = g * 32;
-            const int k = count - base < 32 ? (int)(count - base) : 32;
-            const bool act = lane < k;
-            uint32_t sym = 0;
-            if (act) sym = tp_rans_lane_decode(&x, tab, fc, s);
-            if (!nib) {
-                if (act) stage[sl * 32 + lane] = (uint8_t)sym;
-            } else {
-                /* k is even (2n symbols, 32 lanes): an active even lane has an active neighbour */
-                const uint32_t hi = __shfl_down_sync(FULL, sym, 1);
-                if (act && !(lane & 1)) stage[sl * 16 + (lane >> 1)] = (uint8_t)(sym | hi << 4);
-            }
-            const int n1 = act && tp_rans_need1(x), n2 = act && tp_rans_need2(x);
-            const uint32_t m1 = __ballot_sync(FULL, n1), m2 = __ballot_sync(FULL, n2);
-            const uint32_t take = tp_rans_popc(m1) + tp_rans_popc(m2);
-            if (pos + take > plen) { /* uniform: m1, m2 are the warp's */
-                st = TP_RANS_GPU_TRUNCATED;
-                break;
-            }
-            uint32_t b1 = 0, b2 = 0;
-            if (n1) b1 = __ldg(p + pos + tp_rans_off1(m1, lane));
-            if (n2) b2 = __ldg(p + pos + tp_rans_off2(m1, m2, lane));
-            x = tp_rans_refill(x, n1, n2, b1, b2);
-            pos += take;
-            if (++sl == per_flush || g + 1 == ngroups) {
-                __syncwarp();
-                const unsigned long long done = nib ? (base + (unsigned)k) / 2 : base + (unsigned)k;
-                const int nb = (int)(done - flushed);
-                if (vec && nb == RANS_STAGE)
-                    ((uint4 *)(out + flushed))[lane] = ((const uint4 *)stage)[lane];
-                else
-                    for (int i = lane; i < nb; i += 32) out[flushed + (unsigned)i] = stage[i];
-                flushed = done;
-                sl = 0;
-                __syncwarp();
-            }
-        }
-        if (st == TP_RANS_GPU_OK && (pos != plen || !__all_sync(FULL, x == TP_RANS_L))) st = TP_RANS_GPU_BAD_END;
         if (lane == 0) a.status[b] = st;
     }
 }
