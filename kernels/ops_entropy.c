@@ -195,7 +195,8 @@ ENT_OPS(ac, TP_ENT_AC, 4, GEN_NIB, "o0_nib")
  * lanes, scale auto); the output is the concatenation of the decoded blocks (exact).
  *   ref:  the reference decoder, block after block;
  *   cpu:  the cpu decoder, blocks spread over the OpenMP threads;
- *   cuda: kernels/cuda/rans.cu, one warp per block (the blocks' XXH64 checked on the host in fetch).
+ *   cuda: kernels/cuda/rans.cu, one warp per block (the blocks' XXH64 checked on the host in fetch);
+ *   cuda-pf: the same with payload lines prefetched into L1 ahead of the decode.
  * Bytes counted: decoded output (what issue 7's "GB/s of decoded output" means); the payload read
  * is ~0.5x that for text (kernels/cuda/NOTES.md). */
 #define CHUNK_BYTES ((size_t)65536)
@@ -291,7 +292,11 @@ CHUNK_OP(op_rans_dec_nib_chunks, "o0_nib_chunks64k", cparam_nib)
 #include "kernels/cuda/tp_cuda_rans.h"
 static void *cdec_cuda_prepare(const tp_case *c) {
     const cctx *x = c->ctx;
-    return tp_cuda_rans_prepare(x->enc, x->off, x->nblk, x->n);
+    return tp_cuda_rans_prepare(x->enc, x->off, x->nblk, x->n, 0);
+}
+static void *cdec_cuda_pf_prepare(const tp_case *c) {
+    const cctx *x = c->ctx;
+    return tp_cuda_rans_prepare(x->enc, x->off, x->nblk, x->n, 1);
 }
 /* The device decode does not check the blocks' XXH64: done here, after the copy back. */
 static void cdec_cuda_fetch(const tp_case *c, void *state, void *out) {
@@ -309,10 +314,13 @@ static void cdec_cuda_fetch(const tp_case *c, void *state, void *out) {
         }
     }
 }
+#define CHUNK_CUDA_KERNEL1(OP, BACKEND, PREP)                                                        \
+    {.op = &OP, .backend = BACKEND, .run = tp_cuda_rans_run, .available = tp_cuda_available,         \
+     .flags = TP_K_DEVICE, .prepare = PREP, .sync = tp_cuda_sync, .fetch = cdec_cuda_fetch,         \
+     .release = tp_cuda_rans_release},
+/* cuda-pf: the same kernel with L1 prefetch of the payload ahead (compared in the same run) */
 #define CHUNK_CUDA_KERNEL(OP)                                                                        \
-    {.op = &OP, .backend = "cuda", .run = tp_cuda_rans_run, .available = tp_cuda_available,          \
-     .flags = TP_K_DEVICE, .prepare = cdec_cuda_prepare, .sync = tp_cuda_sync,                      \
-     .fetch = cdec_cuda_fetch, .release = tp_cuda_rans_release},
+    CHUNK_CUDA_KERNEL1(OP, "cuda", cdec_cuda_prepare) CHUNK_CUDA_KERNEL1(OP, "cuda-pf", cdec_cuda_pf_prepare)
 #else
 #define CHUNK_CUDA_KERNEL(OP)
 #endif

@@ -98,8 +98,10 @@ enum {
 
 #ifdef TENPAK_HAVE_CUDA
 /* Blocks: block i is stream[off[i] .. off[i + 1]) (nblocks + 1 offsets); decoded in order, the
- * output is their concatenation (c->out_bytes must equal the sum of their n). */
-void *tp_cuda_rans_prepare(const uint8_t *stream, const size_t *off, size_t nblocks, size_t out_bytes);
+ * output is their concatenation (c->out_bytes must equal the sum of their n). prefetch: the kernel
+ * also prefetches payload lines into L1 ahead of the decode (backend "cuda-pf", for comparison). */
+void *tp_cuda_rans_prepare(const uint8_t *stream, const size_t *off, size_t nblocks, size_t out_bytes,
+                           int prefetch);
 void tp_cuda_rans_run(const tp_case *c, void *state, void *out);
 /* Copies the decoded bytes into out; 0xEE everywhere on any failure (CUDA error, bad block). */
 void tp_cuda_rans_fetch(const tp_case *c, void *state, void *out);
