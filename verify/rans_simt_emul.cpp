@@ -73,6 +73,7 @@ alignas(16) uint8_t smem[4 * (512 + 1024 + (1 << 15))];
 
 #include "kernels/cuda/rans_kernel.cuh"
 #include "tenpak/entropy.h"
+#include "tenpak/registry.h"
 
 static RansArgs emu_args;
 static int emu_pf;
@@ -183,11 +184,12 @@ static void skewed(uint8_t *d, size_t n, double q, int nib) {
 
 static int ncases, nfailed;
 
-/* n bytes cut into chunks, each a block (cpu encoder); decoded by the emulated kernel; compared
- * with the reference decoder's output (and the input). */
-static void one_case(size_t n, size_t chunk, int nib, int scale, double q, int pf) {
+/* n bytes (skewed, or given) cut into chunks, each a block (cpu encoder); decoded by the emulated
+ * kernel; compared with the reference decoder's output (and the input). */
+static void one_case(size_t n, size_t chunk, int nib, int scale, double q, int pf, const uint8_t *given = NULL) {
     std::vector<uint8_t> src(n + 1), ref(n + 1), out(n + 1);
-    skewed(src.data(), n, q, nib);
+    if (given) memcpy(src.data(), given, n);
+    else skewed(src.data(), n, q, nib);
     const size_t nb = (n + chunk - 1) / chunk, bound = tp_ent_bound(chunk);
     std::vector<uint8_t> enc(nb * bound + 1);
     std::vector<size_t> off(nb + 1, 0);
@@ -214,7 +216,8 @@ static void one_case(size_t n, size_t chunk, int nib, int scale, double q, int p
     for (size_t i = 0; i < nb; i++) bad |= st[i] != TP_RANS_GPU_OK;
     ncases++;
     nfailed += bad || emu_errors;
-    printf("n=%-8zu chunk=%-6zu sym_bits=%d scale=%-2d q=%.2f pf=%d blocks=%zu (rans %d): %s\n", n, chunk, nib ? 4 : 8,
+    printf("%sn=%-8zu chunk=%-6zu sym_bits=%d scale=%-2d q=%.2f pf=%d blocks=%zu (rans %d): %s\n",
+           given ? "op input " : "", n, chunk, nib ? 4 : 8,
            scale, q, pf, nb, rans_blocks, bad || emu_errors ? "FAIL" : "ok");
     emu_errors = 0;
 }
@@ -233,6 +236,21 @@ int main(int argc, char **argv) {
     one_case(100003, 65536, 1, 15, 0.5, 0);
     one_case(50001, 1000, 0, 12, 0.8, 0);
     one_case(50001, 4000, 1, 12, 0.8, 1);
+    /* the registry ops' own inputs (text, INT4 nibbles), 1000003 bytes */
+    const char *variants[2] = {"o0_chunks64k", "o0_nib_chunks64k"};
+    for (int v = 0; v < 2; v++)
+        for (size_t i = 0; i < tp_registry_count(); i++) {
+            const tp_kernel *k = tp_registry_get(i);
+            if (strcmp(k->op->name, "rans_dec") || strcmp(k->op->variant, variants[v]) || strcmp(k->backend, "ref")) continue;
+            const tp_shape sh = TP_SHAPE1(1000003);
+            tp_case c;
+            if (tp_case_make(&c, k->op, &sh, rs, 1) != TP_OK) {
+                fprintf(stderr, "emul: setup of rans_dec/%s failed\n", variants[v]);
+                return 1;
+            }
+            one_case(c.out_bytes, 65536, v, 0, 0, v, (const uint8_t *)c.ref);
+            tp_case_free(&c);
+        }
     /* a damaged block: the device status must say so */
     {
         const size_t n = 20011, cap = tp_ent_bound(n);
