@@ -302,7 +302,7 @@ static void *cdec_cuda_pf_prepare(const tp_case *c) {
 static void cdec_cuda_fetch(const tp_case *c, void *state, void *out) {
     const cctx *x = c->ctx;
     tp_cuda_rans_fetch(c, state, out);
-    for (size_t i = 0; i < x->nblk; i++) {
+    for (size_t i = 0; i < x->nblk && !tp_cuda_rans_failed(state); i++) {
         tp_ent_header h;
         tp_err e;
         const uint8_t *o = (const uint8_t *)out + i * CHUNK_BYTES;

@@ -122,6 +122,10 @@ extern "C" void tp_cuda_rans_fetch(const tp_case *c, void *state, void *out) {
     if ((!s || s->base.failed) && c->out_bytes) memset(out, 0xEE, c->out_bytes);
 }
 
+extern "C" int tp_cuda_rans_failed(const void *state) {
+    return !state || ((const rans_state *)state)->base.failed;
+}
+
 extern "C" void tp_cuda_rans_release(void *state) {
     rans_state *s = (rans_state *)state;
     if (!s) return;

@@ -106,6 +106,8 @@ void tp_cuda_rans_run(const tp_case *c, void *state, void *out);
 /* Copies the decoded bytes into out; 0xEE everywhere on any failure (CUDA error, bad block). */
 void tp_cuda_rans_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_rans_release(void *state);
+/* 1 when the state failed (prepare, a CUDA call or a block's status): fetch wrote 0xEE. */
+int tp_cuda_rans_failed(const void *state);
 #endif
 
 #ifdef __cplusplus
