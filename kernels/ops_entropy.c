@@ -3,6 +3,8 @@
  *       parameters (32 lanes, scale 12): the cpu coder must write the reference's stream byte for
  *       byte (exact; the buffer is tp_ent_bound(n) long, zero after the block).
  *   rans_dec / ac_dec: the decoded bytes of a block written by the reference encoder (exact).
+ *   rans_dec/o0_chunks64k, o0_nib_chunks64k: many independent 64 KiB blocks, decoded bytes
+ *       concatenated (exact); ref, cpu (OpenMP over blocks), cuda (see below).
  * Inputs (never zeros; shape = bytes of input):
  *   o0_bytes: English-like text (letter frequencies, word lengths, punctuation), ~4.2 bits/byte;
  *   o0_nib:   INT4 codes of Gaussian weights quantised min/max per group of 128, two per byte,
