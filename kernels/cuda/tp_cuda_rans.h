@@ -1,4 +1,5 @@
-/* rANS decode on the GPU (kernels/cuda/rans.cu): many independent blocks of the entropy format
+/* rANS decode on the GPU (kernels/cuda/rans.cu, the kernel in kernels/cuda/rans_kernel.cuh):
+ * many independent blocks of the entropy format
  * (include/tenpak/entropy.h) decoded in parallel, one warp per block, one lane per rANS lane.
  * Used by the registry op rans_dec/o0_chunks64k (kernels/ops_entropy.c).
  *
@@ -15,7 +16,8 @@
  *     checks it on the host after fetch (outside the timed run).
  *  2. The per-lane arithmetic of the warp decoder as plain inline functions, compiled both as
  *     __host__ __device__ code in rans.cu and as C in the host emulation of the warp algorithm
- *     (verify/test_rans_warp.c), which checks it against the reference decoder on this CPU.
+ *     (verify/test_rans_warp.c), which checks it against the reference decoder on this CPU;
+ *     verify/rans_simt_emul.cpp runs the kernel itself on the CPU (lanes as coroutines).
  *
  * The warp algorithm (32 lanes, lane j owns rANS lane j; a group = 32 consecutive symbols):
  *   a) every active lane decodes one symbol: slot = x & (2^s-1), sym = table[slot],
