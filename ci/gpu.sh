@@ -77,7 +77,7 @@ T=$B/tenpak
 # ---- list, verify, bench ----
 $T list > "$OUT/list.txt"; grep '^cuda' "$OUT/list.txt"
 t0=$(date +%s)
-$T verify --self-test --filter '/(cuda|cuda-simt|cublas)/' --json "$OUT/verify.json" > "$OUT/verify.txt" 2>&1
+$T verify --self-test --filter '/(cuda[a-z0-9-]*|cublas|cusparselt)/' --json "$OUT/verify.json" > "$OUT/verify.txt" 2>&1
 vrc=$?
 echo "verify: rc=$vrc in $(( $(date +%s) - t0 )) s; $(grep -c PASS "$OUT/verify.txt") PASS, $(grep -c FAIL "$OUT/verify.txt") FAIL"
 grep -E 'FAIL|skipped|ACCEPTED' "$OUT/verify.txt" | head -n 30
