@@ -54,17 +54,21 @@ FAM_HD float fam_int4_elem(const uint8_t *codes, const uint16_t *scale, const ui
     return fam_fma((float)q, fam_h2f(scale[si]), fam_h2f(offset[si]));
 }
 
-/* 32 activations of a chunk, pre-scaled by 16^-(e & 7) for the exponent trick below (exact:
- * powers of two); returns their plain sum (for the offset term). */
-FAM_HD float fam_prep_x32(const float x[32], float xs[32]) {
-    const float p[8] = {1.f, 0.0625f, 0.00390625f, 0.000244140625f, 1.52587890625e-05f, 1.f, 0.0625f, 0.00390625f};
+/* 32 activations of a chunk, pre-scaled in place by 16^-(e & 7) for the exponent trick below
+ * (exact: powers of two); returns their plain sum (for the offset term). */
+FAM_HD float fam_prep_x32(float x[32]) {
     float s0 = 0.f, s1 = 0.f;
 FAM_UNROLL
     for (int e = 0; e < 32; e += 2) {
         s0 += x[e];
         s1 += x[e + 1];
-        xs[e] = x[e] * p[e & 7];
-        xs[e + 1] = x[e + 1] * p[(e + 1) & 7];
+    }
+FAM_UNROLL
+    for (int e = 0; e < 32; e++) {
+        const int k = e & 7;
+        const float p = k == 0 || k == 5 ? 1.f : k == 1 || k == 6 ? 0.0625f : k == 2 || k == 7 ? 0.00390625f
+                        : k == 3 ? 0.000244140625f : 1.52587890625e-05f;
+        x[e] *= p;
     }
     return s0 + s1;
 }
@@ -73,7 +77,7 @@ FAM_UNROLL
 FAM_HD float fam_nib(uint32_t bits) { return fam_bits_f(0x4B000000u | bits) - 8388608.0f; }
 
 /* sum_e q_e x_e over one 32-column chunk (4 words of 8 nibbles, element 8i + k in bits 4k of
- * word i), with xs from fam_prep_x32 */
+ * word i), with xs pre-scaled by fam_prep_x32 */
 FAM_HD float fam_int4_dot32(const uint32_t w[4], const float xs[32]) {
     float d0 = 0.f, d1 = 0.f;
 FAM_UNROLL

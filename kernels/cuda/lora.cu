@@ -121,8 +121,22 @@ __global__ void __launch_bounds__(LR_THREADS) lora_shrink(LArgs a, LRun p) {
     lora_unit<RK>(a, p, blockIdx.x, red);
 }
 
+/* codes (16 bytes per row), scale and offset bits of chunk ch of the warp's rows */
+template <int KIND, int NB>
+static __device__ __forceinline__ void lora_load_chunk(const LArgs &a, const long long (&rr)[LR_R], long long ch,
+                                                       uint4 (&c)[LR_R], uint16_t (&sc)[LR_R], uint16_t (&of)[LR_R]) {
+#pragma unroll
+    for (int i = 0; i < LR_R; i++) {
+        const uint4 *p = (const uint4 *)(a.codes + rr[i] * a.cstride) + ch;
+        c[i] = NB == 1 ? __ldcs(p) : __ldg(p); /* streamed once (GEMV) / re-read per batch tile */
+        const long long gi = rr[i] * a.ngroups + (ch * 32) / a.g;
+        sc[i] = __ldg(a.scale + gi);
+        of[i] = KIND == TP_Q_NF4 ? (uint16_t)0 : __ldg(a.offset + gi);
+    }
+}
+
 template <int KIND, int RK, int NB, bool FAST>
-__global__ void __launch_bounds__(LR_THREADS) lora_main(LArgs a, LRun p) {
+__global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a, LRun p) {
     extern __shared__ float Tsh[]; /* batch x RK */
     __shared__ float red[LR_WARPS * RK];
     __shared__ float nf4[16];
@@ -160,21 +174,32 @@ __global__ void __launch_bounds__(LR_THREADS) lora_main(LArgs a, LRun p) {
 #pragma unroll
             for (int nb = 0; nb < NB; nb++) acc[i][nb] = 0.f;
         if (FAST) {
+            /* codes, scales and offsets of the next chunk are loaded before this one is used
+             * (two chunks in flight per lane) */
             const long long nch = a.cols >> 5;
+            uint4 cur[LR_R], nxt[LR_R];
+            uint16_t cs[LR_R], co[LR_R], ns[LR_R], no[LR_R];
+#pragma unroll
+            for (int i = 0; i < LR_R; i++) {
+                cur[i] = nxt[i] = make_uint4(0, 0, 0, 0);
+                cs[i] = co[i] = ns[i] = no[i] = 0;
+            }
+            if (lane < nch) lora_load_chunk<KIND, NB>(a, rr, lane, cur, cs, co);
             for (long long ch = lane; ch < nch; ch += 32) {
+                if (ch + 32 < nch) lora_load_chunk<KIND, NB>(a, rr, ch + 32, nxt, ns, no);
                 uint32_t w[LR_R][4];
                 float s[LR_R], o[LR_R];
 #pragma unroll
                 for (int i = 0; i < LR_R; i++) {
-                    const uint4 cw = NB == 1 ? __ldcs((const uint4 *)(a.codes + rr[i] * a.cstride) + ch)
-                                             : __ldg((const uint4 *)(a.codes + rr[i] * a.cstride) + ch);
-                    w[i][0] = cw.x;
-                    w[i][1] = cw.y;
-                    w[i][2] = cw.z;
-                    w[i][3] = cw.w;
-                    const long long gi = rr[i] * a.ngroups + (ch * 32) / a.g;
-                    s[i] = fam_h2f(__ldg(a.scale + gi));
-                    o[i] = KIND == TP_Q_NF4 ? 0.f : fam_h2f(__ldg(a.offset + gi));
+                    w[i][0] = cur[i].x;
+                    w[i][1] = cur[i].y;
+                    w[i][2] = cur[i].z;
+                    w[i][3] = cur[i].w;
+                    s[i] = fam_h2f(cs[i]);
+                    o[i] = fam_h2f(co[i]);
+                    cur[i] = nxt[i];
+                    cs[i] = ns[i];
+                    co[i] = no[i];
                 }
 #pragma unroll
                 for (int nb = 0; nb < NB; nb++) {
@@ -194,10 +219,9 @@ __global__ void __launch_bounds__(LR_THREADS) lora_main(LArgs a, LRun p) {
 #pragma unroll
                         for (int i = 0; i < LR_R; i++) acc[i][nb] = fmaf(s[i], fam_nf4_dot32(w[i], x, nf4), acc[i][nb]);
                     } else {
-                        float xs[32];
-                        const float sx = fam_prep_x32(x, xs);
+                        const float sx = fam_prep_x32(x);
 #pragma unroll
-                        for (int i = 0; i < LR_R; i++) acc[i][nb] += fmaf(s[i], fam_int4_dot32(w[i], xs), o[i] * sx);
+                        for (int i = 0; i < LR_R; i++) acc[i][nb] += fmaf(s[i], fam_int4_dot32(w[i], x), o[i] * sx);
                     }
                 }
             }
@@ -474,7 +498,8 @@ static void lora_emulate_rk(const tp_qmat *q, const tp_lora *ad, int nad, const 
                         if (q->kind == TP_Q_NF4) la = fmaf(s, fam_nf4_dot32(w, x + ch * 32, TP_NF4_LEVELS), la);
                         else {
                             float xs[32];
-                            const float sx = fam_prep_x32(x + ch * 32, xs);
+                            memcpy(xs, x + ch * 32, sizeof xs);
+                            const float sx = fam_prep_x32(xs);
                             la += fmaf(s, fam_int4_dot32(w, xs), fam_h2f(q->offset[gi]) * sx);
                         }
                     }
