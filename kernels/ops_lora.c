@@ -142,7 +142,11 @@ static const tp_shape verify_2d[] = {
 static const tp_shape verify_3d[] = {
     TP_SHAPE3(1, 1, 1), TP_SHAPE3(3, 7, 2), TP_SHAPE3(17, 100, 3), TP_SHAPE3(33, 257, 5),
     TP_SHAPE3(64, 1000, 16), TP_SHAPE3(5, 130, 64), TP_SHAPE3(130, 2048, 17), TP_SHAPE_END};
-static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096), TP_SHAPE_END};
+static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096),
+#ifdef TENPAK_HAVE_CUDA
+                                    TP_SHAPE2(8192, 8192), /* the INT4 GPU GEMV's shape (issue 7) */
+#endif
+                                    TP_SHAPE_END};
 static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 16), TP_SHAPE_END};
 
 #define LORA_GEMV(NAME, Q, G, R, VNAME)                                                             \
@@ -177,6 +181,44 @@ static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 16), TP_SHAPE_END};
     {.op = &gemm_##NAME, .backend = "ref", .run = bgmv_ref_run},                                    \
     {.op = &gemm_##NAME, .backend = "cpu", .run = bgmv_cpu_run, .flags = TP_K_ISA},
 
+#ifdef TENPAK_HAVE_CUDA
+/* The CUDA backend (kernels/cuda/lora.cu): fused base + LoRA in one launch ("cuda") and the
+ * same kernels as two launches ("cuda-2k", shrink then base + expand) for comparison. */
+#include "kernels/cuda/tp_cuda_fam.h"
+static void *lora_cuda_prepare_any(const tp_case *c, int fused) {
+    const lctx *x = CTX(c);
+    return tp_cuda_lora_prepare(x->base.q, x->ad, x->nad, x->idx, x->X, x->batch, fused);
+}
+static void *lora_cuda_prepare(const tp_case *c) { return lora_cuda_prepare_any(c, 1); }
+static void *lora_cuda2_prepare(const tp_case *c) { return lora_cuda_prepare_any(c, 0); }
+/* "cuda-emu": the CUDA kernels' per-thread code run on the host in their work decomposition
+ * (tp_cuda_lora_emulate), so machines without a GPU test it; only with TENPAK_CUDA_EMU=1 */
+static void lora_emu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const lctx *x = CTX(c);
+    tp_cuda_lora_emulate(x->base.q, x->ad, x->nad, x->idx, x->X, x->batch, out);
+}
+#define LORA_EMU_K(OP) {.op = &OP, .backend = "cuda-emu", .run = lora_emu_run, .available = tp_cuda_emu_available},
+#define LORA_CUDA_K(OP, BACKEND, PREP)                                                               \
+    {.op = &OP, .backend = BACKEND, .run = tp_cuda_lora_run, .available = tp_cuda_available,          \
+     .flags = TP_K_DEVICE, .prepare = PREP, .sync = tp_cuda_sync, .fetch = tp_cuda_lora_fetch,        \
+     .release = tp_cuda_lora_release},
+#define LORA_CUDA_KERNELS                                                                            \
+    LORA_EMU_K(gemv_i4_r16) LORA_EMU_K(gemv_nf4_r16) LORA_EMU_K(gemm_b_i4_a4) LORA_EMU_K(gemm_b_nf4_a4) \
+    LORA_CUDA_K(gemv_i4_r8, "cuda", lora_cuda_prepare)                                               \
+    LORA_CUDA_K(gemv_i4_r16, "cuda", lora_cuda_prepare)                                              \
+    LORA_CUDA_K(gemv_i4_r16, "cuda-2k", lora_cuda2_prepare)                                          \
+    LORA_CUDA_K(gemv_i4_r32, "cuda", lora_cuda_prepare)                                              \
+    LORA_CUDA_K(gemv_i4_r64, "cuda", lora_cuda_prepare)                                              \
+    LORA_CUDA_K(gemv_nf4_r16, "cuda", lora_cuda_prepare)                                             \
+    LORA_CUDA_K(gemm_b_i4_a1, "cuda", lora_cuda_prepare)                                             \
+    LORA_CUDA_K(gemm_b_i4_a4, "cuda", lora_cuda_prepare)                                             \
+    LORA_CUDA_K(gemm_b_i4_a4, "cuda-2k", lora_cuda2_prepare)                                         \
+    LORA_CUDA_K(gemm_b_nf4_a4, "cuda", lora_cuda_prepare)
+#else
+#define LORA_CUDA_KERNELS
+#endif
+
 #define QI4 (TP_Q_INT4 + 1)
 #define QNF4 (TP_Q_NF4 + 1)
 LORA_GEMV(f32_r16, 0, 0, 16, "lora_f32_r16")
@@ -201,4 +243,5 @@ const tp_kernel tp_kernels_lora[] = {
     BGMV_K(b_i4_a1)
     BGMV_K(b_i4_a4)
     BGMV_K(b_nf4_a4)
+    LORA_CUDA_KERNELS
     {0}};

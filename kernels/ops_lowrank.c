@@ -289,6 +289,27 @@ static const tp_op tx_gemv = {.name = "gemv", .variant = "tenpakx_r32_d4k256_g32
     .reference = txgemv_ref, .bytes = tx_bytes, .flops = tx_gflops, .items = w_items, .verify_shapes = verify_2d,
     .bench_shapes = bench_2d};
 
+#ifdef TENPAK_HAVE_CUDA
+/* The CUDA backend (kernels/cuda/lowrank.cu): lowrank GEMV, tenpakx decode (exact); "cuda-emu"
+ * runs their per-thread code on the host (TENPAK_CUDA_EMU=1). */
+#include "kernels/cuda/tp_cuda_fam.h"
+static void *lr_cuda_prepare(const tp_case *c) { return tp_cuda_lowrank_prepare(&CTX(c)->lr, CTX(c)->X); }
+static void *tx_cuda_prepare(const tp_case *c) { return tp_cuda_tenpakx_prepare(&CTX(c)->tx); }
+static void lr_emu_run(const tp_case *c, void *s, void *out) { (void)s; tp_cuda_lowrank_emulate(&CTX(c)->lr, CTX(c)->X, out); }
+static void tx_emu_run(const tp_case *c, void *s, void *out) { (void)s; tp_cuda_tenpakx_emulate(&CTX(c)->tx, out); }
+#define LR_CUDA_K(OP, PREP, EMU)                                                                     \
+    {.op = &OP, .backend = "cuda", .run = tp_cuda_lowrank_run, .available = tp_cuda_available,        \
+     .flags = TP_K_DEVICE, .prepare = PREP, .sync = tp_cuda_sync, .fetch = tp_cuda_lowrank_fetch,      \
+     .release = tp_cuda_lowrank_release},                                                            \
+    {.op = &OP, .backend = "cuda-emu", .run = EMU, .available = tp_cuda_emu_available},
+#define LOWRANK_CUDA_KERNELS                                                                         \
+    LR_CUDA_K(gemv_r32, lr_cuda_prepare, lr_emu_run)                                                 \
+    LR_CUDA_K(gemv_r64, lr_cuda_prepare, lr_emu_run)                                                 \
+    LR_CUDA_K(tx_decode, tx_cuda_prepare, tx_emu_run)
+#else
+#define LOWRANK_CUDA_KERNELS
+#endif
+
 const tp_kernel tp_kernels_lowrank[] = {
     {.op = &fit_r32, .backend = "ref", .run = lrfit_run},
     {.op = &fit_r64i, .backend = "ref", .run = lrfit_run},
@@ -303,4 +324,5 @@ const tp_kernel tp_kernels_lowrank[] = {
     {.op = &tx_decode, .backend = "cpu", .run = txdecode_cpu_run, .flags = TP_K_ISA},
     {.op = &tx_gemv, .backend = "ref", .run = txgemv_ref_run},
     {.op = &tx_gemv, .backend = "cpu", .run = txgemv_cpu_run, .flags = TP_K_ISA},
+    LOWRANK_CUDA_KERNELS
     {0}};

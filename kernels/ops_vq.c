@@ -177,12 +177,22 @@ static const tp_shape verify_fit[] = {TP_SHAPE2(1, 1), TP_SHAPE2(3, 7), TP_SHAPE
 static const tp_shape verify_fit_small[] = {TP_SHAPE2(1, 1), TP_SHAPE2(3, 7), TP_SHAPE2(17, 100), TP_SHAPE_END};
 static const tp_shape verify_2d[] = {
     TP_SHAPE2(1, 1), TP_SHAPE2(3, 7), TP_SHAPE2(5, 33), TP_SHAPE2(17, 100), TP_SHAPE2(64, 129),
-    TP_SHAPE2(31, 1000), TP_SHAPE2(9, 2050), TP_SHAPE_END};
+    TP_SHAPE2(31, 1000), TP_SHAPE2(9, 2050),
+#ifdef TENPAK_HAVE_CUDA
+    TP_SHAPE2(33, 4096), TP_SHAPE2(1100, 1024), /* the GPU kernel's fast path (nvec % 64 == 0), row blocks */
+#endif
+    TP_SHAPE_END};
 static const tp_shape verify_enc_bigk[] = {TP_SHAPE2(1, 1), TP_SHAPE2(3, 7), TP_SHAPE2(17, 100),
                                            TP_SHAPE2(2, 2050), TP_SHAPE_END};
 static const tp_shape bench_fit[] = {TP_SHAPE2(4096, 4096), TP_SHAPE_END};
 static const tp_shape bench_fit_small[] = {TP_SHAPE2(1024, 1024), TP_SHAPE_END};
 static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096), TP_SHAPE_END};
+/* K256 variants: with the CUDA backend also the GPU GEMV shape of issue 7 */
+static const tp_shape bench_2d_k256[] = {TP_SHAPE2(4096, 4096),
+#ifdef TENPAK_HAVE_CUDA
+                                         TP_SHAPE2(8192, 8192),
+#endif
+                                         TP_SHAPE_END};
 
 #define VQ_FIT(NAME, D, K, G, REF, IMP, IT, OPNAME, VNAME, VFIT, BFIT)                              \
     static const vparam param_##NAME = {D, K, G, REF, IMP, IT};                                      \
@@ -225,9 +235,9 @@ static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096), TP_SHAPE_END};
     {.op = &gemv_##NAME, .backend = "cpu", .run = gemv_cpu_run, .flags = TP_K_ISA},
 
 VQ_FIT(d4k256, 4, 256, 0, 0, 0, 0, "kmeans", "vq_d4k256", verify_fit, bench_fit)
-VQ_MAT(d4k256, "vq_d4k256", bench_2d, verify_2d)
+VQ_MAT(d4k256, "vq_d4k256", bench_2d_k256, verify_2d)
 VQ_FIT(d8k256, 8, 256, 0, 0, 0, 0, "kmeans", "vq_d8k256", verify_fit, bench_fit)
-VQ_MAT(d8k256, "vq_d8k256", bench_2d, verify_2d)
+VQ_MAT(d8k256, "vq_d8k256", bench_2d_k256, verify_2d)
 VQ_FIT(d4k256i, 4, 256, 0, 0, 1, 0, "kmeans", "vq_d4k256_imp", verify_fit, bench_fit_small)
 VQ_FIT(d4k4096, 4, 4096, 0, 0, 0, 0, "kmeans", "vq_d4k4096", verify_fit_small, NULL)
 VQ_MAT(d4k4096, "vq_d4k4096", bench_2d, verify_enc_bigk)
@@ -240,6 +250,25 @@ VQ_MAT(v1, "vqr_d8k256_g32", bench_2d, verify_2d)
 VQ_FIT(v2, 4, 256, 16, 4, 0, 0, "fit", "vqr_d4k256_g16", verify_fit, bench_fit_small)
 VQ_MAT(v2, "vqr_d4k256_g16", bench_2d, verify_2d)
 
+#ifdef TENPAK_HAVE_CUDA
+/* The CUDA backend (kernels/cuda/vq.cu): lookup-GEMV for K <= 256; "cuda-emu" runs its
+ * per-thread code on the host (TENPAK_CUDA_EMU=1). */
+#include "kernels/cuda/tp_cuda_fam.h"
+static void *vq_cuda_prepare(const tp_case *c) { return tp_cuda_vq_prepare(&CTX(c)->m.vq, CTX(c)->X); }
+static void vq_emu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    tp_cuda_vq_emulate(&CTX(c)->m.vq, CTX(c)->X, out);
+}
+#define VQ_CUDA_K(NAME)                                                                              \
+    {.op = &gemv_##NAME, .backend = "cuda", .run = tp_cuda_vq_run, .available = tp_cuda_available,    \
+     .flags = TP_K_DEVICE, .prepare = vq_cuda_prepare, .sync = tp_cuda_sync, .fetch = tp_cuda_vq_fetch, \
+     .release = tp_cuda_vq_release},                                                                 \
+    {.op = &gemv_##NAME, .backend = "cuda-emu", .run = vq_emu_run, .available = tp_cuda_emu_available},
+#define VQ_CUDA_KERNELS VQ_CUDA_K(d4k256) VQ_CUDA_K(d8k256) VQ_CUDA_K(d3k7)
+#else
+#define VQ_CUDA_KERNELS
+#endif
+
 const tp_kernel tp_kernels_vq[] = {
     VQ_KERNELS(d4k256)
     VQ_KERNELS(d8k256)
@@ -249,4 +278,5 @@ const tp_kernel tp_kernels_vq[] = {
     VQ_KERNELS(d3k7)
     VQ_KERNELS(v1)
     VQ_KERNELS(v2)
+    VQ_CUDA_KERNELS
     {0}};

@@ -1,0 +1,539 @@
+/* LoRA on the GPU: Y[b] = W X[b] + s_i B_i (A_i X[b]), i = idx[b] (include/tenpak/lora.h), with an
+ * int4 (g128) or nf4 (g64) base read as stored (quant.h) and fp32 activations and adapters.
+ * BA is never formed.
+ *
+ * One launch (fused = 1). Work of a run:
+ *   shrink: T[b][k] = sum_c A_i[k][c] X[b][c], cut into units (b, 1024-column chunk); a unit's r
+ *           partial dots go to P[unit][k] (no atomics on data: T is summed in a fixed order);
+ *   base  : a warp owns 4 rows, a lane 32-column chunks (16 bytes of codes, int4.cu's decoding
+ *           idea re-written here: the exponent trick turns nibbles into q*16^k, activations are
+ *           pre-scaled by 16^-k once per chunk and shared by the 4 rows; y = sum_groups
+ *           s * sum(q x) + o * sum(x));
+ *   expand: after its base rows a block sums P into T (shared memory) and adds s B[row] . T[b].
+ * Every block takes a ticket (atomic counter) on entry and the first `units` tickets do the
+ * shrink units before their base rows; a block waits for "all units done" only after its own
+ * units, and every lower ticket is already running, so the wait cannot deadlock (the decoupled
+ * look-back argument). Counters are never reset: they grow by nblocks / units per run and the
+ * run's epoch says which values mean "this run". The wait is bounded (~1 s): past it the state
+ * is marked failed and fetch writes NaN.
+ * fused = 0: the same code as two launches (shrink kernel, then base + expand), for comparison.
+ * Batches (BGMV): the warp's rows are applied to 4 batch columns per pass (codes re-read from
+ * L1 for the next 4). */
+#include <stdlib.h>
+
+#include "kernels/cuda/fam_common.cuh"
+
+__constant__ float c_lora_nf4[16];
+
+enum { LR_WARPS = 8, LR_R = 4, LR_THREADS = 256, LR_CHUNK = 1024 };
+
+struct LArgs {
+    const uint8_t *codes;
+    const uint16_t *scale, *offset;
+    const float *A; /* nad x r x cols */
+    const float *B; /* nad x rows x r */
+    long long rows, cols, cstride, ngroups;
+    int g;
+};
+
+struct LRun {
+    const float *X; /* batch x cols */
+    const int *idx; /* batch */
+    float *P;       /* units x r */
+    float *Y;       /* batch x rows */
+    unsigned long long *tick, *done;
+    int *err;
+    unsigned long long epoch;
+    float sc[8];    /* alpha / r per adapter */
+    int batch, nchunk, units, nblocks, fused;
+};
+
+template <int KIND>
+FAM_HD float lora_elem(const LArgs &a, const float *nf4, long long r, long long c) {
+    if (KIND == TP_Q_NF4) {
+        uint8_t b = a.codes[r * a.cstride + (c >> 1)];
+        int q = (c & 1) ? (b >> 4) : (b & 15);
+        return nf4[q] * fam_h2f(a.scale[r * a.ngroups + c / a.g]);
+    }
+    return fam_int4_elem(a.codes, a.scale, a.offset, a.cstride, a.ngroups, a.g, r, c);
+}
+
+/* one thread's share of shrink unit u: columns c0 + tid, c0 + tid + nt, ... of the unit's chunk */
+template <int RK>
+FAM_HD void lora_unit_acc(const LArgs &a, const LRun &p, int u, int tid, int nt, float acc[RK]) {
+    const int b = u / p.nchunk, ch = u % p.nchunk;
+    const long long c0 = (long long)ch * LR_CHUNK;
+    const long long c1 = c0 + LR_CHUNK < a.cols ? c0 + LR_CHUNK : a.cols;
+    const float *A = a.A + (long long)p.idx[b] * RK * a.cols;
+    const float *x = p.X + (long long)b * a.cols;
+FAM_UNROLL
+    for (int k = 0; k < RK; k++) acc[k] = 0.f;
+    for (long long c = c0 + tid; c < c1; c += nt) {
+        const float xv = x[c];
+FAM_UNROLL
+        for (int k = 0; k < RK; k++) acc[k] = fmaf(A[k * a.cols + c], xv, acc[k]);
+    }
+}
+
+/* s_i B_i[row] . T[b] */
+template <int RK>
+FAM_HD float lora_expand(const LArgs &a, const LRun &p, const float *T, long long row, int b) {
+    const int ad = p.idx[b];
+    const float *Bp = a.B + ((long long)ad * a.rows + row) * RK;
+    float e0 = 0.f, e1 = 0.f;
+FAM_UNROLL
+    for (int k = 0; k < RK; k += 2) {
+        e0 = fmaf(Bp[k], T[(long long)b * RK + k], e0);
+        e1 = fmaf(Bp[k + 1], T[(long long)b * RK + k + 1], e1);
+    }
+    return p.sc[ad] * (e0 + e1);
+}
+
+static __device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* the block computes unit u into P[u][*]; red: LR_WARPS * RK floats of shared memory */
+template <int RK>
+static __device__ void lora_unit(const LArgs &a, const LRun &p, int u, float *red) {
+    float acc[RK];
+    lora_unit_acc<RK>(a, p, u, threadIdx.x, blockDim.x, acc);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+#pragma unroll
+    for (int k = 0; k < RK; k++) {
+        float v = warp_sum(acc[k]);
+        if (!lane) red[warp * RK + k] = v;
+    }
+    __syncthreads();
+    for (int k = threadIdx.x; k < RK; k += blockDim.x) {
+        float t = 0.f;
+        for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += red[w * RK + k];
+        p.P[(long long)u * RK + k] = t;
+    }
+    __syncthreads();
+}
+
+template <int RK>
+__global__ void __launch_bounds__(LR_THREADS) lora_shrink(LArgs a, LRun p) {
+    __shared__ float red[LR_WARPS * RK];
+    lora_unit<RK>(a, p, blockIdx.x, red);
+}
+
+/* codes (16 bytes per row), scale and offset bits of chunk ch of the warp's rows */
+template <int KIND, int NB>
+static __device__ __forceinline__ void lora_load_chunk(const LArgs &a, const long long (&rr)[LR_R], long long ch,
+                                                       uint4 (&c)[LR_R], uint16_t (&sc)[LR_R], uint16_t (&of)[LR_R]) {
+#pragma unroll
+    for (int i = 0; i < LR_R; i++) {
+        const uint4 *p = (const uint4 *)(a.codes + rr[i] * a.cstride) + ch;
+        c[i] = NB == 1 ? __ldcs(p) : __ldg(p); /* streamed once (GEMV) / re-read per batch tile */
+        const long long gi = rr[i] * a.ngroups + (ch * 32) / a.g;
+        sc[i] = __ldg(a.scale + gi);
+        of[i] = KIND == TP_Q_NF4 ? (uint16_t)0 : __ldg(a.offset + gi);
+    }
+}
+
+template <int KIND, int RK, int NB, bool FAST>
+__global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a, LRun p) {
+    extern __shared__ float Tsh[]; /* batch x RK */
+    __shared__ float red[LR_WARPS * RK];
+    __shared__ float nf4[16];
+    __shared__ long long s_ticket;
+    if (threadIdx.x < 16) nf4[threadIdx.x] = c_lora_nf4[threadIdx.x];
+    if (p.fused) {
+        if (threadIdx.x == 0) s_ticket = (long long)(atomicAdd(p.tick, 1ULL) - p.epoch * (unsigned long long)p.nblocks);
+        __syncthreads();
+        const long long t = s_ticket;
+        if (t < 0 || t >= p.nblocks) {
+            if (threadIdx.x == 0) atomicExch(p.err, 1);
+        } else {
+            int ndone = 0;
+            for (long long u = t; u < p.units; u += p.nblocks, ndone++) lora_unit<RK>(a, p, (int)u, red);
+            if (ndone) {
+                __threadfence(); /* this thread's P writes visible before the count */
+                __syncthreads();
+                if (threadIdx.x == 0) atomicAdd(p.done, (unsigned long long)ndone);
+            }
+        }
+    }
+    __syncthreads();
+
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const long long r0 = ((long long)blockIdx.x * LR_WARPS + warp) * LR_R;
+    long long rr[LR_R];
+#pragma unroll
+    for (int i = 0; i < LR_R; i++) rr[i] = r0 + i < a.rows ? r0 + i : a.rows - 1;
+    const int ntiles = (p.batch + NB - 1) / NB;
+    for (int bt = 0; bt < ntiles; bt++) {
+        const int b0 = bt * NB;
+        float acc[LR_R][NB];
+#pragma unroll
+        for (int i = 0; i < LR_R; i++)
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) acc[i][nb] = 0.f;
+        if (FAST) {
+            /* codes, scales and offsets of the next chunk are loaded before this one is used
+             * (two chunks in flight per lane) */
+            const long long nch = a.cols >> 5;
+            uint4 cur[LR_R], nxt[LR_R];
+            uint16_t cs[LR_R], co[LR_R], ns[LR_R], no[LR_R];
+#pragma unroll
+            for (int i = 0; i < LR_R; i++) {
+                cur[i] = nxt[i] = make_uint4(0, 0, 0, 0);
+                cs[i] = co[i] = ns[i] = no[i] = 0;
+            }
+            if (lane < nch) lora_load_chunk<KIND, NB>(a, rr, lane, cur, cs, co);
+            for (long long ch = lane; ch < nch; ch += 32) {
+                if (ch + 32 < nch) lora_load_chunk<KIND, NB>(a, rr, ch + 32, nxt, ns, no);
+                uint32_t w[LR_R][4];
+                float s[LR_R], o[LR_R];
+#pragma unroll
+                for (int i = 0; i < LR_R; i++) {
+                    w[i][0] = cur[i].x;
+                    w[i][1] = cur[i].y;
+                    w[i][2] = cur[i].z;
+                    w[i][3] = cur[i].w;
+                    s[i] = fam_h2f(cs[i]);
+                    o[i] = fam_h2f(co[i]);
+                    cur[i] = nxt[i];
+                    cs[i] = ns[i];
+                    co[i] = no[i];
+                }
+#pragma unroll
+                for (int nb = 0; nb < NB; nb++) {
+                    const int b = b0 + nb;
+                    if (b >= p.batch) break;
+                    float x[32];
+                    const float4 *xp = (const float4 *)(p.X + (long long)b * a.cols + ch * 32);
+#pragma unroll
+                    for (int j = 0; j < 8; j++) {
+                        const float4 f = __ldg(xp + j);
+                        x[4 * j] = f.x;
+                        x[4 * j + 1] = f.y;
+                        x[4 * j + 2] = f.z;
+                        x[4 * j + 3] = f.w;
+                    }
+                    if (KIND == TP_Q_NF4) {
+#pragma unroll
+                        for (int i = 0; i < LR_R; i++) acc[i][nb] = fmaf(s[i], fam_nf4_dot32(w[i], x, nf4), acc[i][nb]);
+                    } else {
+                        const float sx = fam_prep_x32(x);
+#pragma unroll
+                        for (int i = 0; i < LR_R; i++) acc[i][nb] += fmaf(s[i], fam_int4_dot32(w[i], x), o[i] * sx);
+                    }
+                }
+            }
+        } else {
+            for (long long c = lane; c < a.cols; c += 32) {
+#pragma unroll
+                for (int i = 0; i < LR_R; i++) {
+                    const float wv = lora_elem<KIND>(a, nf4, rr[i], c);
+#pragma unroll
+                    for (int nb = 0; nb < NB; nb++)
+                        if (b0 + nb < p.batch) acc[i][nb] = fmaf(wv, p.X[(long long)(b0 + nb) * a.cols + c], acc[i][nb]);
+                }
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < LR_R; i++)
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++) acc[i][nb] = warp_sum(acc[i][nb]);
+        if (bt == 0) { /* T for the whole batch, once */
+            if (p.fused && threadIdx.x == 0) {
+                const unsigned long long target = (p.epoch + 1) * (unsigned long long)p.units;
+                unsigned it = 0;
+                while (*(volatile unsigned long long *)p.done < target) {
+                    if (*(volatile int *)p.err || ++it > FAM_SPIN_LIMIT) {
+                        atomicExch(p.err, 1);
+                        break;
+                    }
+                    __nanosleep(64);
+                }
+                __threadfence();
+            }
+            __syncthreads();
+            for (int i = threadIdx.x; i < p.batch * RK; i += blockDim.x) {
+                const int b = i / RK, k = i % RK;
+                float t = 0.f;
+                for (int u = 0; u < p.nchunk; u++) t += __ldcg(p.P + ((long long)b * p.nchunk + u) * RK + k);
+                Tsh[i] = t;
+            }
+            __syncthreads();
+        }
+        float v = 0.f;
+        int mi = 0, mnb = 0;
+#pragma unroll
+        for (int i = 0; i < LR_R; i++)
+#pragma unroll
+            for (int nb = 0; nb < NB; nb++)
+                if (lane == i * NB + nb) {
+                    v = acc[i][nb];
+                    mi = i;
+                    mnb = nb;
+                }
+        const long long row = r0 + mi;
+        const int b = b0 + mnb;
+        if (lane < LR_R * NB && row < a.rows && b < p.batch)
+            p.Y[(long long)b * a.rows + row] = v + lora_expand<RK>(a, p, Tsh, row, b);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * State and dispatch
+ * ------------------------------------------------------------------------------------------- */
+struct lora_state {
+    tp_cu_state base;
+    int kind, r, fused, nb, fast, ncopy, next;
+    LArgs args[8];
+    void *blob[8];
+    LRun run;
+    void *work; /* X, idx, P, Y, counters, err */
+    size_t out_count, tsh_bytes;
+};
+
+extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
+                                      int64_t batch, int fused) {
+    lora_state *s = (lora_state *)calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->kind = q->kind;
+    s->r = ad[0].r;
+    s->fused = fused;
+    s->nb = batch == 1 ? 1 : 4;
+    s->fast = q->cols % 32 == 0 && q->g % 32 == 0;
+    const long long rows = q->rows, cols = q->cols;
+    if (q->kind == TP_Q_INT4R2 || nad < 1 || nad > 8 || (s->r != 8 && s->r != 16 && s->r != 32 && s->r != 64) ||
+        (q->kind == TP_Q_NF4 && s->r > 16)) {
+        fprintf(stderr, "cuda: lora kernel not built for this base / rank %d / %d adapters\n", s->r, nad);
+        s->base.failed = 1;
+        return s;
+    }
+    s->tsh_bytes = (size_t)batch * s->r * 4;
+    if (s->tsh_bytes > 40 * 1024) {
+        fprintf(stderr, "cuda: lora batch %lld x rank %d too large for the shared T\n", (long long)batch, s->r);
+        s->base.failed = 1;
+        return s;
+    }
+    TP_CU(&s->base, cudaMemcpyToSymbol(c_lora_nf4, TP_NF4_LEVELS, sizeof(float) * 16));
+    const size_t nsc = (size_t)(rows * q->ngroups);
+    const size_t asz = (size_t)s->r * cols * 4, bsz = (size_t)rows * s->r * 4;
+    size_t sz[5] = {(size_t)(rows * q->code_stride), nsc * 2, q->offset ? nsc * 2 : 0, asz * nad, bsz * nad};
+    size_t off[5], total = 0;
+    for (int i = 0; i < 5; i++) {
+        off[i] = total;
+        total += (sz[i] + 255) & ~(size_t)255;
+    }
+    s->ncopy = tp_cu_rotation(total);
+    for (int c = 0; c < s->ncopy && !s->base.failed; c++) {
+        TP_CU(&s->base, cudaMalloc(&s->blob[c], total));
+        if (s->base.failed) break;
+        char *b = (char *)s->blob[c];
+        TP_CU(&s->base, cudaMemcpy(b + off[0], q->codes, sz[0], cudaMemcpyHostToDevice));
+        TP_CU(&s->base, cudaMemcpy(b + off[1], q->scale, sz[1], cudaMemcpyHostToDevice));
+        if (sz[2]) TP_CU(&s->base, cudaMemcpy(b + off[2], q->offset, sz[2], cudaMemcpyHostToDevice));
+        for (int i = 0; i < nad; i++) {
+            TP_CU(&s->base, cudaMemcpy(b + off[3] + i * asz, ad[i].A, asz, cudaMemcpyHostToDevice));
+            TP_CU(&s->base, cudaMemcpy(b + off[4] + i * bsz, ad[i].B, bsz, cudaMemcpyHostToDevice));
+        }
+        LArgs &a = s->args[c];
+        a.codes = (const uint8_t *)(b + off[0]);
+        a.scale = (const uint16_t *)(b + off[1]);
+        a.offset = sz[2] ? (const uint16_t *)(b + off[2]) : NULL;
+        a.A = (const float *)(b + off[3]);
+        a.B = (const float *)(b + off[4]);
+        a.rows = rows;
+        a.cols = cols;
+        a.cstride = q->code_stride;
+        a.ngroups = q->ngroups;
+        a.g = q->g;
+    }
+    LRun &p = s->run;
+    p.batch = (int)batch;
+    p.nchunk = (int)((cols + LR_CHUNK - 1) / LR_CHUNK);
+    p.units = p.batch * p.nchunk;
+    p.nblocks = (int)((rows + LR_WARPS * LR_R - 1) / (LR_WARPS * LR_R));
+    p.fused = fused;
+    for (int i = 0; i < nad; i++) p.sc[i] = tp_lora_scale(&ad[i]);
+    /* work area: X | idx | P | Y | tick, done | err */
+    size_t wsz[6] = {(size_t)(batch * cols) * 4, (size_t)batch * 4, (size_t)p.units * s->r * 4,
+                     (size_t)(batch * rows) * 4, 16, 4};
+    size_t woff[6], wtotal = 0;
+    for (int i = 0; i < 6; i++) {
+        woff[i] = wtotal;
+        wtotal += (wsz[i] + 255) & ~(size_t)255;
+    }
+    if (!s->base.failed) TP_CU(&s->base, cudaMalloc(&s->work, wtotal));
+    if (s->base.failed) return s;
+    char *w = (char *)s->work;
+    TP_CU(&s->base, cudaMemset(w, 0, wtotal));
+    TP_CU(&s->base, cudaMemcpy(w + woff[0], X, wsz[0], cudaMemcpyHostToDevice));
+    TP_CU(&s->base, cudaMemcpy(w + woff[1], idx, wsz[1], cudaMemcpyHostToDevice));
+    TP_CU(&s->base, cudaMemset(w + woff[3], 0xff, wsz[3])); /* NaN poison */
+    p.X = (const float *)(w + woff[0]);
+    p.idx = (const int *)(w + woff[1]);
+    p.P = (float *)(w + woff[2]);
+    p.Y = (float *)(w + woff[3]);
+    p.tick = (unsigned long long *)(w + woff[4]);
+    p.done = p.tick + 1;
+    p.err = (int *)(w + woff[5]);
+    s->out_count = (size_t)(batch * rows);
+    return s;
+}
+
+template <int KIND, int RK, int NB>
+static void lora_launch3(lora_state *s, const LArgs &a) {
+    const LRun &p = s->run;
+    if (!p.fused) lora_shrink<RK><<<p.units, LR_THREADS>>>(a, p);
+    if (s->fast) lora_main<KIND, RK, NB, true><<<p.nblocks, LR_THREADS, s->tsh_bytes>>>(a, p);
+    else lora_main<KIND, RK, NB, false><<<p.nblocks, LR_THREADS, s->tsh_bytes>>>(a, p);
+}
+template <int KIND, int RK>
+static void lora_launch2(lora_state *s, const LArgs &a) {
+    if (s->nb == 1) lora_launch3<KIND, RK, 1>(s, a);
+    else lora_launch3<KIND, RK, 4>(s, a);
+}
+
+extern "C" void tp_cuda_lora_run(const tp_case *c, void *state, void *out) {
+    (void)c;
+    (void)out;
+    lora_state *s = (lora_state *)state;
+    if (!s || s->base.failed) return;
+    const LArgs &a = s->args[s->next];
+    s->next = (s->next + 1) % s->ncopy;
+    if (s->kind == TP_Q_NF4) {
+        if (s->r == 8) lora_launch2<TP_Q_NF4, 8>(s, a);
+        else lora_launch2<TP_Q_NF4, 16>(s, a);
+    } else {
+        switch (s->r) {
+        case 8: lora_launch2<TP_Q_INT4, 8>(s, a); break;
+        case 16: lora_launch2<TP_Q_INT4, 16>(s, a); break;
+        case 32: lora_launch2<TP_Q_INT4, 32>(s, a); break;
+        default: lora_launch2<TP_Q_INT4, 64>(s, a); break;
+        }
+    }
+    TP_CU_LAUNCHED(&s->base);
+    s->run.epoch++;
+}
+
+extern "C" void tp_cuda_lora_fetch(const tp_case *c, void *state, void *out) {
+    lora_state *s = (lora_state *)state;
+    if (s && !s->base.failed) {
+        int err = 0;
+        TP_CU(&s->base, cudaMemcpy(&err, s->run.err, 4, cudaMemcpyDeviceToHost));
+        if (!s->base.failed && err) {
+            fprintf(stderr, "cuda: lora: the fused kernel's shrink wait failed (bad ticket or timeout)\n");
+            s->base.failed = 1;
+        }
+        if (!s->base.failed) TP_CU(&s->base, cudaMemcpy(out, s->run.Y, s->out_count * 4, cudaMemcpyDeviceToHost));
+    }
+    if (!s || s->base.failed) tp_cu_nan_fill((float *)out, c->out_count);
+}
+
+extern "C" void tp_cuda_lora_release(void *state) {
+    lora_state *s = (lora_state *)state;
+    if (!s) return;
+    for (int i = 0; i < s->ncopy; i++) cudaFree(s->blob[i]);
+    cudaFree(s->work);
+    free(s);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Host emulation: the kernels' decomposition (units, lanes, chunks) with the same per-thread
+ * functions, sequentially on the CPU.
+ * ------------------------------------------------------------------------------------------- */
+template <int RK>
+static void lora_emulate_rk(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
+                            int64_t batch, float *Y) {
+    LArgs a;
+    memset(&a, 0, sizeof a);
+    const long long rows = q->rows, cols = q->cols;
+    float *A = (float *)malloc((size_t)nad * RK * cols * 4), *B = (float *)malloc((size_t)nad * rows * RK * 4);
+    LRun p;
+    memset(&p, 0, sizeof p);
+    p.batch = (int)batch;
+    p.nchunk = (int)((cols + LR_CHUNK - 1) / LR_CHUNK);
+    p.units = p.batch * p.nchunk;
+    float *P = (float *)calloc((size_t)p.units * RK, 4), *T = (float *)calloc((size_t)batch * RK, 4);
+    if (!A || !B || !P || !T) abort();
+    for (int i = 0; i < nad; i++) {
+        memcpy(A + (size_t)i * RK * cols, ad[i].A, (size_t)RK * cols * 4);
+        memcpy(B + (size_t)i * rows * RK, ad[i].B, (size_t)rows * RK * 4);
+        p.sc[i] = tp_lora_scale(&ad[i]);
+    }
+    a.codes = q->codes;
+    a.scale = q->scale;
+    a.offset = q->offset;
+    a.A = A;
+    a.B = B;
+    a.rows = rows;
+    a.cols = cols;
+    a.cstride = q->code_stride;
+    a.ngroups = q->ngroups;
+    a.g = q->g;
+    p.X = X;
+    p.idx = idx;
+    for (int u = 0; u < p.units; u++)
+        for (int tid = 0; tid < LR_THREADS; tid++) {
+            float acc[RK];
+            lora_unit_acc<RK>(a, p, u, tid, LR_THREADS, acc);
+            for (int k = 0; k < RK; k++) P[(size_t)u * RK + k] += acc[k];
+        }
+    for (int b = 0; b < batch; b++)
+        for (int k = 0; k < RK; k++)
+            for (int u = 0; u < p.nchunk; u++) T[b * RK + k] += P[((size_t)b * p.nchunk + u) * RK + k];
+    const int fast = cols % 32 == 0 && q->g % 32 == 0;
+    for (long long r = 0; r < rows; r++)
+        for (int b = 0; b < batch; b++) {
+            const float *x = X + (size_t)b * cols;
+            float acc = 0.f;
+            for (int lane = 0; lane < 32; lane++) {
+                float la = 0.f;
+                if (fast) {
+                    for (long long ch = lane; ch < cols / 32; ch += 32) {
+                        uint32_t w[4];
+                        memcpy(w, q->codes + r * q->code_stride + ch * 16, 16);
+                        const long long gi = r * q->ngroups + (ch * 32) / q->g;
+                        const float s = fam_h2f(q->scale[gi]);
+                        if (q->kind == TP_Q_NF4) la = fmaf(s, fam_nf4_dot32(w, x + ch * 32, TP_NF4_LEVELS), la);
+                        else {
+                            float xs[32];
+                            memcpy(xs, x + ch * 32, sizeof xs);
+                            const float sx = fam_prep_x32(xs);
+                            la += fmaf(s, fam_int4_dot32(w, xs), fam_h2f(q->offset[gi]) * sx);
+                        }
+                    }
+                } else {
+                    for (long long c = lane; c < cols; c += 32) {
+                        const float wv = q->kind == TP_Q_NF4 ? lora_elem<TP_Q_NF4>(a, TP_NF4_LEVELS, r, c)
+                                                             : lora_elem<TP_Q_INT4>(a, TP_NF4_LEVELS, r, c);
+                        la = fmaf(wv, x[c], la);
+                    }
+                }
+                acc += la;
+            }
+            Y[(size_t)b * rows + r] = acc + lora_expand<RK>(a, p, T, r, b);
+        }
+    free(A);
+    free(B);
+    free(P);
+    free(T);
+}
+
+extern "C" int tp_cuda_emu_available(char *why, size_t n) {
+    const char *e = getenv("TENPAK_CUDA_EMU");
+    if (e && atoi(e) == 1) return 1;
+    if (why && n) snprintf(why, n, "host emulation of the cuda kernels: set TENPAK_CUDA_EMU=1");
+    return 0;
+}
+
+extern "C" void tp_cuda_lora_emulate(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
+                                     int64_t batch, float *Y) {
+    switch (ad[0].r) {
+    case 8: lora_emulate_rk<8>(q, ad, nad, idx, X, batch, Y); break;
+    case 16: lora_emulate_rk<16>(q, ad, nad, idx, X, batch, Y); break;
+    case 32: lora_emulate_rk<32>(q, ad, nad, idx, X, batch, Y); break;
+    case 64: lora_emulate_rk<64>(q, ad, nad, idx, X, batch, Y); break;
+    default: tp_cu_nan_fill(Y, (size_t)(batch * q->rows));
+    }
+}

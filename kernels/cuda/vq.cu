@@ -1,0 +1,290 @@
+/* VQ lookup-GEMV on the GPU: y = decode(m) x for codebooks of K <= 256 (uint8 codes), any d <= 8
+ * (include/tenpak/vq.h). fp32 activations, fp32 codebook values (fp16-representable), fp32
+ * accumulation.
+ *
+ * Choice (bytes/flops count, kernels/cuda/NOTES.md): the codebook trick, not the direct gather.
+ * Direct gather reads d floats of a random centroid per code (d4: a 16-byte shared load with
+ * ~3-4-way bank conflicts) plus d activations, ~1 shared/L1 access per weight; the trick computes,
+ * per block of V = 64 vectors of x, the table T[v][k] = x_v . c_k once (V K d FMAs, shared by
+ * all the rows of the block) and then needs ONE 4-byte shared load and one add per code, i.e.
+ * per d weights, and no activation reads in the inner loop.
+ *
+ * Grid: (row block of 1024 rows) x (slice of V vectors). A block loads its x slice, builds T in
+ * shared memory (thread k owns centroid k), then each thread walks rows tid, tid + 256, ...:
+ * 64 codes (4 x 16 bytes when nvec % 64 == 0, else byte loads) -> 64 lookups. The partial sums
+ * go to P[slice][row]; the last slice block of a row block to finish (atomic counter, reset by
+ * itself) adds the partials in slice order and writes y: deterministic, one launch. */
+#include <stdlib.h>
+
+#include "kernels/cuda/fam_common.cuh"
+
+enum { VQ_V = 64, VQ_THREADS = 256, VQ_KMAX = 256, VQ_DMAX = 8 };
+
+struct VArgs {
+    const float *cb;      /* K x d */
+    const uint8_t *codes; /* rows x nvec */
+    const float *x;       /* cols */
+    float *P;             /* nslices x rows */
+    float *y;
+    unsigned *cnt;        /* per row block */
+    long long rows, cols, nvec;
+    int d, K, nslices, rpb; /* rpb: rows per block */
+};
+
+/* T[v][k] = sum_j c_k[j] x[v d + j] (fp32, j in order); x beyond cols is 0 (padding dropped).
+ * D > 0: d known at compile time (unrolled); D == 0: d = a.d. cent: centroid k (registers). */
+template <int D>
+FAM_HD float vq_table_entry(int d, const float *cent, const float *xs, int v) {
+    float t = 0.f;
+    if (D > 0) {
+FAM_UNROLL
+        for (int j = 0; j < (D > 0 ? D : 1); j++) t = fmaf(cent[j], xs[v * D + j], t);
+    } else {
+        for (int j = 0; j < d; j++) t = fmaf(cent[j], xs[v * d + j], t);
+    }
+    return t;
+}
+
+/* the 64 lookups of one row over a full slice: 16 little-endian words of codes (fast path) */
+FAM_HD float vq_fast_row(const uint32_t w[16], const float *T) {
+    float t0 = 0.f, t1 = 0.f, t2 = 0.f, t3 = 0.f;
+FAM_UNROLL
+    for (int j = 0; j < 16; j++) {
+        const int v = 4 * j;
+        t0 += T[(v + 0) * VQ_KMAX + (w[j] & 255u)];
+        t1 += T[(v + 1) * VQ_KMAX + ((w[j] >> 8) & 255u)];
+        t2 += T[(v + 2) * VQ_KMAX + ((w[j] >> 16) & 255u)];
+        t3 += T[(v + 3) * VQ_KMAX + (w[j] >> 24)];
+    }
+    return (t0 + t1) + (t2 + t3);
+}
+
+/* the lookups of one row over one slice (generic: byte loads) */
+FAM_HD float vq_row_slice(const VArgs &a, const float *T, long long r, int s) {
+    const long long v0 = (long long)s * VQ_V;
+    const int nv = (int)(a.nvec - v0 < (long long)VQ_V ? a.nvec - v0 : (long long)VQ_V);
+    const uint8_t *c = a.codes + r * a.nvec + v0;
+    float acc0 = 0.f, acc1 = 0.f;
+    int v = 0;
+    for (; v + 1 < nv; v += 2) {
+        acc0 += T[v * a.K + c[v]];
+        acc1 += T[(v + 1) * a.K + c[v + 1]];
+    }
+    if (v < nv) acc0 += T[v * a.K + c[v]];
+    return acc0 + acc1;
+}
+
+template <bool FAST, int D>
+__global__ void __launch_bounds__(VQ_THREADS) vq_gemv(VArgs a) {
+    extern __shared__ float sh[]; /* T: VQ_V x K, then xs: VQ_V x d */
+    float *T = sh, *xs = sh + VQ_V * a.K;
+    __shared__ bool last;
+    const int s = blockIdx.x % a.nslices, rb = blockIdx.x / a.nslices;
+    const long long c0 = (long long)s * VQ_V * a.d;
+    for (int i = threadIdx.x; i < VQ_V * a.d; i += blockDim.x) xs[i] = c0 + i < a.cols ? __ldg(a.x + c0 + i) : 0.f;
+    __syncthreads();
+    for (int k = threadIdx.x; k < a.K; k += blockDim.x) {
+        float cent[VQ_DMAX];
+#pragma unroll
+        for (int j = 0; j < VQ_DMAX; j++) cent[j] = j < a.d ? __ldg(a.cb + k * a.d + j) : 0.f;
+        for (int v = 0; v < VQ_V; v++) T[v * a.K + k] = vq_table_entry<D>(a.d, cent, xs, v);
+    }
+    __syncthreads();
+    const long long r0 = (long long)rb * a.rpb;
+    const long long r1 = r0 + a.rpb < a.rows ? r0 + a.rpb : a.rows;
+    for (long long r = r0 + threadIdx.x; r < r1; r += blockDim.x) {
+        float acc;
+        if (FAST) { /* nvec % 64 == 0, K == 256: every slice full, rows 16-byte aligned */
+            const uint4 *cp = (const uint4 *)(a.codes + r * a.nvec + (long long)s * VQ_V);
+            uint32_t w[16];
+#pragma unroll
+            for (int i = 0; i < 4; i++) {
+                const uint4 c4 = __ldcs(cp + i);
+                w[4 * i] = c4.x;
+                w[4 * i + 1] = c4.y;
+                w[4 * i + 2] = c4.z;
+                w[4 * i + 3] = c4.w;
+            }
+            acc = vq_fast_row(w, T);
+        } else {
+            acc = vq_row_slice(a, T, r, s);
+        }
+        a.P[(long long)s * a.rows + r] = acc;
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        const unsigned old = atomicAdd(a.cnt + rb, 1u);
+        last = old == (unsigned)a.nslices - 1;
+        if (last) a.cnt[rb] = 0; /* every slice of this row block has counted: ready for the next run */
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    for (long long r = r0 + threadIdx.x; r < r1; r += blockDim.x) {
+        float t = 0.f;
+        for (int q = 0; q < a.nslices; q++) t += __ldcg(a.P + (long long)q * a.rows + r);
+        a.y[r] = t;
+    }
+}
+
+struct vq_state {
+    tp_cu_state base;
+    int fast, dsel, ncopy, next, nblocks;
+    size_t smem;
+    VArgs args[64];
+    void *blob[64];
+    void *work;
+    size_t out_count;
+};
+
+/* copies of an input of `bytes` so that the rotation exceeds 4x the L2 (at most 64, at most
+ * 2 GiB in all): small inputs (a 4096^2 VQ matrix is 4 MB) must not stay in the 60 MB L2 */
+static int fam_rotation(size_t bytes) {
+    if (!bytes) return 1;
+    size_t want = 4 * tp_cu_l2_bytes(), n = (want + bytes - 1) / bytes;
+    size_t cap = ((size_t)2 << 30) / bytes;
+    if (n > cap) n = cap;
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+extern "C" void *tp_cuda_vq_prepare(const tp_vqmat *m, const float *x) {
+    vq_state *s = (vq_state *)calloc(1, sizeof *s);
+    if (!s) return NULL;
+    if (!m->codes8 || m->K > VQ_KMAX || m->d > VQ_DMAX) {
+        fprintf(stderr, "cuda: vq gemv built for K <= 256 and d <= 8 (got d%d K%d)\n", m->d, m->K);
+        s->base.failed = 1;
+        return s;
+    }
+    const long long rows = m->rows, cols = m->cols, nvec = m->nvec;
+    s->fast = nvec % VQ_V == 0 && m->K == VQ_KMAX;
+    const int nslices = (int)((nvec + VQ_V - 1) / VQ_V);
+    /* 1024 rows per block amortise the table (V K d FMAs) over 1024 x 64 lookups; fewer when
+     * that leaves under 2 blocks per SM */
+    int rpb = 1024;
+    while (rpb > 256 && (long long)nslices * ((rows + rpb - 1) / rpb) < 2LL * tp_cu_sm_count()) rpb /= 2;
+    const int nrb = (int)((rows + rpb - 1) / rpb);
+    s->nblocks = nslices * nrb;
+    s->smem = (size_t)(VQ_V * m->K + VQ_V * m->d) * 4;
+    const size_t cbsz = (size_t)m->K * m->d * 4, csz = (size_t)(rows * nvec);
+    const size_t total = ((cbsz + 255) & ~(size_t)255) + ((csz + 255) & ~(size_t)255);
+    s->ncopy = fam_rotation(total);
+    /* work: x | P | y | counters */
+    const size_t wsz[4] = {(size_t)cols * 4, (size_t)nslices * rows * 4, (size_t)rows * 4, (size_t)nrb * 4};
+    size_t woff[4], wtotal = 0;
+    for (int i = 0; i < 4; i++) {
+        woff[i] = wtotal;
+        wtotal += (wsz[i] + 255) & ~(size_t)255;
+    }
+    TP_CU(&s->base, cudaMalloc(&s->work, wtotal));
+    if (s->base.failed) return s;
+    char *w = (char *)s->work;
+    TP_CU(&s->base, cudaMemset(w, 0, wtotal));
+    TP_CU(&s->base, cudaMemset(w + woff[2], 0xff, wsz[2])); /* NaN poison */
+    TP_CU(&s->base, cudaMemcpy(w + woff[0], x, wsz[0], cudaMemcpyHostToDevice));
+    for (int c = 0; c < s->ncopy && !s->base.failed; c++) {
+        TP_CU(&s->base, cudaMalloc(&s->blob[c], total));
+        if (s->base.failed) break;
+        char *b = (char *)s->blob[c];
+        TP_CU(&s->base, cudaMemcpy(b, m->codebook, cbsz, cudaMemcpyHostToDevice));
+        TP_CU(&s->base, cudaMemcpy(b + ((cbsz + 255) & ~(size_t)255), m->codes8, csz, cudaMemcpyHostToDevice));
+        VArgs &a = s->args[c];
+        a.cb = (const float *)b;
+        a.codes = (const uint8_t *)(b + ((cbsz + 255) & ~(size_t)255));
+        a.x = (const float *)(w + woff[0]);
+        a.P = (float *)(w + woff[1]);
+        a.y = (float *)(w + woff[2]);
+        a.cnt = (unsigned *)(w + woff[3]);
+        a.rows = rows;
+        a.cols = cols;
+        a.nvec = nvec;
+        a.d = m->d;
+        a.K = m->K;
+        a.nslices = nslices;
+        a.rpb = rpb;
+    }
+    s->dsel = s->fast && m->d == 4 ? 4 : s->fast && m->d == 8 ? 8 : 0;
+    if (!s->base.failed) {
+        cudaError_t e = cudaSuccess;
+        if (s->dsel == 4) e = cudaFuncSetAttribute(vq_gemv<true, 4>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s->smem);
+        else if (s->dsel == 8) e = cudaFuncSetAttribute(vq_gemv<true, 8>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s->smem);
+        else e = cudaFuncSetAttribute(vq_gemv<false, 0>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s->smem);
+        TP_CU(&s->base, e);
+    }
+    s->out_count = (size_t)rows;
+    return s;
+}
+
+extern "C" void tp_cuda_vq_run(const tp_case *c, void *state, void *out) {
+    (void)c;
+    (void)out;
+    vq_state *s = (vq_state *)state;
+    if (!s || s->base.failed) return;
+    const VArgs &a = s->args[s->next];
+    s->next = (s->next + 1) % s->ncopy;
+    if (s->dsel == 4) vq_gemv<true, 4><<<s->nblocks, VQ_THREADS, s->smem>>>(a);
+    else if (s->dsel == 8) vq_gemv<true, 8><<<s->nblocks, VQ_THREADS, s->smem>>>(a);
+    else vq_gemv<false, 0><<<s->nblocks, VQ_THREADS, s->smem>>>(a);
+    TP_CU_LAUNCHED(&s->base);
+}
+
+extern "C" void tp_cuda_vq_fetch(const tp_case *c, void *state, void *out) {
+    vq_state *s = (vq_state *)state;
+    if (s && !s->base.failed) TP_CU(&s->base, cudaMemcpy(out, s->args[0].y, s->out_count * 4, cudaMemcpyDeviceToHost));
+    if (!s || s->base.failed) tp_cu_nan_fill((float *)out, c->out_count);
+}
+
+extern "C" void tp_cuda_vq_release(void *state) {
+    vq_state *s = (vq_state *)state;
+    if (!s) return;
+    for (int i = 0; i < s->ncopy; i++) cudaFree(s->blob[i]);
+    cudaFree(s->work);
+    free(s);
+}
+
+/* host emulation: the same slices, table entries, per-row lookups and slice-order reduction */
+extern "C" void tp_cuda_vq_emulate(const tp_vqmat *m, const float *x, float *y) {
+    if (!m->codes8 || m->K > VQ_KMAX || m->d > VQ_DMAX) {
+        tp_cu_nan_fill(y, (size_t)m->rows);
+        return;
+    }
+    VArgs a;
+    memset(&a, 0, sizeof a);
+    a.cb = m->codebook;
+    a.codes = m->codes8;
+    a.rows = m->rows;
+    a.cols = m->cols;
+    a.nvec = m->nvec;
+    a.d = m->d;
+    a.K = m->K;
+    a.nslices = (int)((m->nvec + VQ_V - 1) / VQ_V);
+    const int fast = m->nvec % VQ_V == 0 && m->K == VQ_KMAX;
+    float *T = (float *)malloc((size_t)VQ_V * m->K * 4), xs[VQ_V * VQ_DMAX];
+    float *P = (float *)malloc((size_t)a.nslices * m->rows * 4);
+    if (!T || !P) abort();
+    for (int s = 0; s < a.nslices; s++) {
+        const long long c0 = (long long)s * VQ_V * a.d;
+        for (int i = 0; i < VQ_V * a.d; i++) xs[i] = c0 + i < a.cols ? x[c0 + i] : 0.f;
+        for (int k = 0; k < a.K; k++) {
+            const float *cent = a.cb + k * a.d;
+            for (int v = 0; v < VQ_V; v++)
+                T[v * a.K + k] = a.d == 4 ? vq_table_entry<4>(4, cent, xs, v) : vq_table_entry<0>(a.d, cent, xs, v);
+        }
+        for (long long r = 0; r < a.rows; r++) {
+            if (fast) {
+                uint32_t w[16];
+                memcpy(w, a.codes + r * a.nvec + (long long)s * VQ_V, sizeof w);
+                P[(long long)s * a.rows + r] = vq_fast_row(w, T);
+            } else {
+                P[(long long)s * a.rows + r] = vq_row_slice(a, T, r, s);
+            }
+        }
+    }
+    for (long long r = 0; r < a.rows; r++) {
+        float t = 0.f;
+        for (int q = 0; q < a.nslices; q++) t += P[(long long)q * a.rows + r];
+        y[r] = t;
+    }
+    free(T);
+    free(P);
+}
