@@ -1,0 +1,366 @@
+/* 2:4 sparse GEMV / GEMM on the GPU (fp16 values, layout of include/tenpak/sparse.h).
+ *
+ *   simt: one thread per output element, reading values and 4-bit metadata fields exactly as the
+ *         reference does (fp32 accumulation with fmaf). The obviously-right version.
+ *   tc  : sparse tensor cores, mma.sp.sync.aligned.m16n8k32.row.col.f32.f16.f16.f32. Block tile
+ *         128 rows x 128 batch columns x 64 dense k (32 kept values per row), 8 warps of 64 x 32,
+ *         4-stage cp.async pipeline through shared memory (padded rows: conflict-free 32-bit
+ *         fragment loads), grouped rasterisation so the tiles in flight share A and X in L2.
+ *         prepare repacks once (not timed): values padded to the tile grid; metadata regrouped
+ *         per (16 rows, 32 dense columns) mma tile as the 16 words lanes 4g+0 / 4g+1 pass to the
+ *         instruction (tp_sp24_tc_meta_word); X zero-padded fp16.
+ * The tenpak metadata field of a group (bits [1:0] = kept entry 0, [3:2] = kept entry 1) is the
+ * mma.sp 16-bit-operand field; group j of a row sits at bits 4(j%4) of 16-bit word j/4, so four
+ * groups (16 dense columns) are one 16-bit half of an instruction metadata word.
+ */
+#include <cuda_fp16.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/tp_cuda_sparse.h"
+
+/* ---------------------------------------------------------------------------------------------
+ * host packing model (shared with prepare)
+ * ------------------------------------------------------------------------------------------- */
+static int field_or_pad(const tp_sp24 *s, int64_t r, int64_t j) {
+    if (r >= s->rows || j >= s->ngroups) return 0x4; /* kept entries 0 and 1 (values 0) */
+    return tp_sp24_field(s, r, j);
+}
+static uint32_t chunk16(const tp_sp24 *s, int64_t r, int64_t j0) {
+    uint32_t w = 0;
+    for (int q = 0; q < 4; q++) w |= (uint32_t)field_or_pad(s, r, j0 + q) << (4 * q);
+    return w;
+}
+
+extern "C" uint32_t tp_sp24_tc_meta_word(const tp_sp24 *s, int64_t r0, int64_t k0, int lane, int hyp) {
+    const int gid = lane >> 2, tsel = lane & 1;
+    const int64_t j0 = k0 / 4;
+    if (hyp == 'a') { /* lane 4g: row g, dense 0..31; lane 4g+1: row g+8 */
+        const int64_t r = r0 + gid + 8 * tsel;
+        return chunk16(s, r, j0) | chunk16(s, r, j0 + 4) << 16;
+    }
+    /* 'b': lane 4g: dense 0..15 of rows g (low half) and g+8 (high half); lane 4g+1: 16..31 */
+    return chunk16(s, r0 + gid, j0 + 4 * tsel) | chunk16(s, r0 + gid + 8, j0 + 4 * tsel) << 16;
+}
+
+static int meta_hyp(void) {
+    const char *e = getenv("TENPAK_SP24_META");
+    return e && e[0] == 'a' ? 'a' : 'b';
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * simt kernel: the documented layout as stored
+ * ------------------------------------------------------------------------------------------- */
+template <bool F16X>
+__global__ void sp24_simt(const uint16_t *__restrict__ V, const uint16_t *__restrict__ meta,
+                          const void *__restrict__ Xv, long long rows, long long cols, long long G,
+                          long long mstride, long long batch, float *__restrict__ Y) {
+    const long long total = rows * batch;
+    for (long long idx = blockIdx.x * (long long)blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)gridDim.x * blockDim.x) {
+        const long long r = idx % rows, b = idx / rows;
+        const uint16_t *vr = V + r * 2 * G;
+        const uint16_t *mr = meta + r * mstride;
+        float acc = 0.f;
+        for (long long j = 0; j < G; j++) {
+            const int f = (mr[j >> 2] >> (4 * (j & 3))) & 15;
+#pragma unroll
+            for (int t = 0; t < 2; t++) {
+                const long long c = 4 * j + ((f >> (2 * t)) & 3);
+                if (c < cols) {
+                    float x;
+                    if (F16X) x = __half2float(__ushort_as_half(((const uint16_t *)Xv)[b * cols + c]));
+                    else x = ((const float *)Xv)[b * cols + c];
+                    acc = fmaf(__half2float(__ushort_as_half(vr[2 * j + t])), x, acc);
+                }
+            }
+        }
+        Y[b * rows + r] = acc;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * tensor-core kernel
+ * ------------------------------------------------------------------------------------------- */
+enum { BM = 128, BN = 128, BK = 64, BKC = 32, STAGES = 4, A_LD = BKC + 8, B_LD = BK + 8, NTHR = 256 };
+enum { A_ST = BM * A_LD, B_ST = BN * B_LD, M_ST = (BM / 16) * (BK / 32) * 16 }; /* halves, halves, words */
+static const size_t TC_SMEM = (size_t)STAGES * (A_ST * 2 + B_ST * 2 + M_ST * 4);
+
+struct TcArgs {
+    const uint16_t *V; /* Mp x Kc kept values */
+    const uint32_t *M; /* (Mp/16) x (Kp/32) x 16 metadata words */
+    const uint16_t *X; /* Np x Kp */
+    float *Y;          /* batch x rows */
+    int rows, batch, Mp, Np, Kp;
+};
+
+static __device__ __forceinline__ void cp16(void *smem, const void *g) {
+    const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(g));
+}
+static __device__ __forceinline__ void cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+static __device__ __forceinline__ void cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+static __device__ __forceinline__ void mma_sp(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[4],
+                                              uint32_t e) {
+    asm volatile(
+        "mma.sp.sync.aligned.m16n8k32.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9,%10,%11}, {%0,%1,%2,%3}, %12, 0x0;\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "r"(b[2]), "r"(b[3]), "r"(e));
+}
+
+static __device__ __forceinline__ void tc_load(const TcArgs &p, uint16_t *sA, uint16_t *sB, uint32_t *sM,
+                                               int m0, int n0, int kt, int tid) {
+    const int Kc = p.Kp / 2;
+#pragma unroll
+    for (int i = 0; i < 2; i++) { /* A: 128 rows x 4 chunks */
+        const int c = tid + NTHR * i, row = c >> 2, part = c & 3;
+        cp16(sA + row * A_LD + part * 8, p.V + (size_t)(m0 + row) * Kc + kt * BKC + part * 8);
+    }
+#pragma unroll
+    for (int i = 0; i < 4; i++) { /* X: 128 columns x 8 chunks */
+        const int c = tid + NTHR * i, n = c >> 3, part = c & 7;
+        cp16(sB + n * B_LD + part * 8, p.X + (size_t)(n0 + n) * p.Kp + kt * BK + part * 8);
+    }
+    if (tid < 64) { /* metadata: 8 row tiles x 2 k-steps x 16 words */
+        const int mt = tid >> 3, q = tid & 7;
+        cp16(sM + mt * 32 + q * 4, p.M + ((size_t)(m0 / 16 + mt) * (p.Kp / 32) + kt * 2) * 16 + q * 4);
+    }
+}
+
+__global__ void __launch_bounds__(NTHR, 1) sp24_tc(TcArgs p) {
+    extern __shared__ __align__(16) unsigned char smem[];
+    uint16_t *sA = (uint16_t *)smem;
+    uint16_t *sB = sA + STAGES * A_ST;
+    uint32_t *sM = (uint32_t *)(sB + STAGES * B_ST);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
+    const int wm = warp & 1, wn = warp >> 1;
+    /* grouped rasterisation: 8 row tiles by every column tile */
+    const int npm = p.Mp / BM, npn = p.Np / BN, pid = blockIdx.x;
+    const int per_group = 8 * npn, first = pid / per_group * 8;
+    const int gsz = min(npm - first, 8);
+    const int pm = first + (pid % per_group) % gsz, pn = (pid % per_group) / gsz;
+    const int m0 = pm * BM, n0 = pn * BN, nk = p.Kp / BK;
+
+    float acc[4][4][4];
+#pragma unroll
+    for (int i = 0; i < 4; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
+
+#pragma unroll
+    for (int s = 0; s < STAGES - 1; s++) {
+        if (s < nk) tc_load(p, sA + s * A_ST, sB + s * B_ST, sM + s * M_ST, m0, n0, s, tid);
+        cp_commit();
+    }
+    for (int kt = 0; kt < nk; kt++) {
+        cp_wait<STAGES - 2>();
+        __syncthreads();
+        {
+            const int kn = kt + STAGES - 1, sn = kn % STAGES;
+            if (kn < nk) tc_load(p, sA + sn * A_ST, sB + sn * B_ST, sM + sn * M_ST, m0, n0, kn, tid);
+            cp_commit();
+        }
+        const int st = kt % STAGES;
+        const uint16_t *a_s = sA + st * A_ST, *b_s = sB + st * B_ST;
+        const uint32_t *m_s = sM + st * M_ST;
+#pragma unroll
+        for (int ks = 0; ks < 2; ks++) {
+            uint32_t a[4][4], b[4][4], e[4];
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++) {
+                const int rb = wm * 64 + mt * 16 + gid;
+                const uint16_t *r0 = a_s + rb * A_LD + ks * 16 + 2 * tig, *r1 = r0 + 8 * A_LD;
+                a[mt][0] = *(const uint32_t *)r0;
+                a[mt][1] = *(const uint32_t *)r1;
+                a[mt][2] = *(const uint32_t *)(r0 + 8);
+                a[mt][3] = *(const uint32_t *)(r1 + 8);
+                e[mt] = m_s[(wm * 4 + mt) * 32 + ks * 16 + gid * 2 + (tig & 1)];
+            }
+#pragma unroll
+            for (int nt = 0; nt < 4; nt++) {
+                const uint16_t *c0 = b_s + (wn * 32 + nt * 8 + gid) * B_LD + ks * 32 + 2 * tig;
+#pragma unroll
+                for (int j = 0; j < 4; j++) b[nt][j] = *(const uint32_t *)(c0 + 8 * j);
+            }
+#pragma unroll
+            for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+                for (int nt = 0; nt < 4; nt++) mma_sp(acc[mt][nt], a[mt], b[nt], e[mt]);
+        }
+    }
+    cp_wait<0>();
+#pragma unroll
+    for (int mt = 0; mt < 4; mt++)
+#pragma unroll
+        for (int nt = 0; nt < 4; nt++) {
+            const int r = m0 + wm * 64 + mt * 16 + gid, n = n0 + wn * 32 + nt * 8 + 2 * tig;
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                const int rr = r + (e >= 2 ? 8 : 0), nn = n + (e & 1);
+                if (rr < p.rows && nn < p.batch) p.Y[(size_t)nn * p.rows + rr] = acc[mt][nt][e];
+            }
+        }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * state and registry glue
+ * ------------------------------------------------------------------------------------------- */
+struct sp_state {
+    tp_cu_state base;
+    int mode, f16a;
+    int64_t rows, cols, batch, G, mstride;
+    int ncopy, next;
+    void *wblob[8];  /* per copy: values then metadata */
+    size_t voff_m;   /* offset of the metadata inside a blob */
+    void *X;
+    float *Y;
+    size_t out_count;
+    int Mp, Np, Kp;
+};
+
+static size_t up256(size_t n) { return (n + 255) & ~(size_t)255; }
+static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+extern "C" void *tp_cuda_sp24_prepare(const tp_sp24 *s, const float *X, int64_t batch, int f16a, int mode) {
+    sp_state *st = (sp_state *)calloc(1, sizeof *st);
+    if (!st) return NULL;
+    st->mode = mode;
+    st->f16a = f16a;
+    st->rows = s->rows;
+    st->cols = s->cols;
+    st->batch = batch;
+    st->G = s->ngroups;
+    st->mstride = s->meta_stride;
+    if (s->vkind != TP_SP_F16 || (mode == 1 && !f16a)) {
+        fprintf(stderr, "cuda: sparse24 kernel needs fp16 values%s\n", mode == 1 ? " and fp16 activations" : "");
+        st->base.failed = 1;
+        return st;
+    }
+    void *hv = NULL, *hm = NULL;
+    size_t vbytes, mbytes;
+    if (mode == 0) {
+        vbytes = (size_t)(s->rows * s->nkept) * 2;
+        mbytes = (size_t)(s->rows * s->meta_stride) * 2;
+        hv = s->vf16;
+        hm = s->meta;
+    } else {
+        if (s->rows > (1 << 30) || s->cols > (1 << 30) || batch > (1 << 30)) {
+            fprintf(stderr, "cuda: sparse24 tc: shape too large\n");
+            st->base.failed = 1;
+            return st;
+        }
+        st->Mp = (int)round_up(s->rows, BM);
+        st->Kp = (int)round_up(s->cols, BK);
+        st->Np = (int)round_up(batch, BN);
+        const int64_t Kc = st->Kp / 2;
+        vbytes = (size_t)(st->Mp * Kc) * 2;
+        mbytes = (size_t)(st->Mp / 16) * (st->Kp / 32) * 16 * 4;
+        uint16_t *v = (uint16_t *)calloc(vbytes, 1);
+        uint32_t *m = (uint32_t *)malloc(mbytes);
+        if (!v || !m) {
+            free(v);
+            free(m);
+            st->base.failed = 1;
+            return st;
+        }
+        for (int64_t r = 0; r < s->rows; r++) memcpy(v + r * Kc, s->vf16 + r * s->nkept, (size_t)s->nkept * 2);
+        const int hyp = meta_hyp();
+        for (int64_t mt = 0; mt < st->Mp / 16; mt++)
+            for (int64_t ks = 0; ks < st->Kp / 32; ks++)
+                for (int w = 0; w < 16; w++) /* word gid*2 + tsel = lane 4*gid + tsel */
+                    m[(mt * (st->Kp / 32) + ks) * 16 + w] =
+                        tp_sp24_tc_meta_word(s, mt * 16, ks * 32, 4 * (w >> 1) + (w & 1), hyp);
+        hv = v;
+        hm = m;
+    }
+    st->voff_m = up256(vbytes);
+    const size_t total = st->voff_m + up256(mbytes);
+    st->ncopy = tp_cu_rotation(total);
+    for (int c = 0; c < st->ncopy && !st->base.failed; c++) {
+        TP_CU(&st->base, cudaMalloc(&st->wblob[c], total));
+        if (st->base.failed) break;
+        TP_CU(&st->base, cudaMemcpy(st->wblob[c], hv, vbytes, cudaMemcpyHostToDevice));
+        TP_CU(&st->base, cudaMemcpy((char *)st->wblob[c] + st->voff_m, hm, mbytes, cudaMemcpyHostToDevice));
+    }
+    if (mode == 1) {
+        free(hv);
+        free(hm);
+    }
+    /* activations */
+    const int64_t xr = mode == 1 ? st->Np : batch, xc = mode == 1 ? st->Kp : s->cols;
+    const size_t xn = (size_t)(xr * xc), esz = f16a ? 2 : 4;
+    void *hx = calloc(xn + 8, esz);
+    if (!hx) st->base.failed = 1;
+    else {
+        for (int64_t b = 0; b < batch; b++)
+            for (int64_t i = 0; i < s->cols; i++) {
+                const float v = X[b * s->cols + i];
+                if (f16a) ((uint16_t *)hx)[b * xc + i] = tp_f32_to_f16(v); /* exact: f16a inputs */
+                else ((float *)hx)[b * xc + i] = v;
+            }
+        TP_CU(&st->base, cudaMalloc(&st->X, xn * esz + 16));
+        if (!st->base.failed) TP_CU(&st->base, cudaMemcpy(st->X, hx, xn * esz, cudaMemcpyHostToDevice));
+        free(hx);
+    }
+    st->out_count = (size_t)(batch * s->rows);
+    TP_CU(&st->base, cudaMalloc((void **)&st->Y, st->out_count * 4 + 16));
+    if (!st->base.failed) TP_CU(&st->base, cudaMemset(st->Y, 0xff, st->out_count * 4)); /* NaN poison */
+    if (mode == 1 && !st->base.failed)
+        TP_CU(&st->base, cudaFuncSetAttribute(sp24_tc, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)TC_SMEM));
+    return st;
+}
+
+extern "C" void tp_cuda_sp24_run(const tp_case *c, void *state, void *out) {
+    (void)c;
+    (void)out;
+    sp_state *st = (sp_state *)state;
+    if (!st || st->base.failed) return;
+    char *blob = (char *)st->wblob[st->next];
+    st->next = (st->next + 1) % st->ncopy;
+    if (st->mode == 0) {
+        const long long total = st->rows * st->batch;
+        long long blocks = (total + 255) / 256, cap = (long long)tp_cu_sm_count() * 32;
+        if (blocks > cap) blocks = cap;
+        if (st->f16a)
+            sp24_simt<true><<<(unsigned)blocks, 256>>>((const uint16_t *)blob, (const uint16_t *)(blob + st->voff_m),
+                                                       st->X, st->rows, st->cols, st->G, st->mstride, st->batch, st->Y);
+        else
+            sp24_simt<false><<<(unsigned)blocks, 256>>>((const uint16_t *)blob, (const uint16_t *)(blob + st->voff_m),
+                                                        st->X, st->rows, st->cols, st->G, st->mstride, st->batch, st->Y);
+    } else {
+        TcArgs p;
+        p.V = (const uint16_t *)blob;
+        p.M = (const uint32_t *)(blob + st->voff_m);
+        p.X = (const uint16_t *)st->X;
+        p.Y = st->Y;
+        p.rows = (int)st->rows;
+        p.batch = (int)st->batch;
+        p.Mp = st->Mp;
+        p.Np = st->Np;
+        p.Kp = st->Kp;
+        const unsigned blocks = (unsigned)((st->Mp / BM) * (st->Np / BN));
+        sp24_tc<<<blocks, NTHR, TC_SMEM>>>(p);
+    }
+    TP_CU_LAUNCHED(&st->base);
+}
+
+extern "C" void tp_cuda_sp24_fetch(const tp_case *c, void *state, void *out) {
+    sp_state *st = (sp_state *)state;
+    if (st && !st->base.failed) TP_CU(&st->base, cudaMemcpy(out, st->Y, st->out_count * 4, cudaMemcpyDeviceToHost));
+    if (!st || st->base.failed) tp_cu_nan_fill((float *)out, c->out_count);
+}
+
+extern "C" void tp_cuda_sp24_release(void *state) {
+    sp_state *st = (sp_state *)state;
+    if (!st) return;
+    for (int i = 0; i < st->ncopy; i++) cudaFree(st->wblob[i]);
+    cudaFree(st->X);
+    cudaFree(st->Y);
+    free(st);
+}
