@@ -4,6 +4,7 @@
  * the kept values as the lanes' A fragments hold them, and compare with the reference
  * decompression. This checks the packing against the instruction semantics the kernel assumes;
  * whether the hardware agrees is settled only by `tenpak verify` on the GPU. */
+#include <math.h>
 #include <string.h>
 
 #include "tenpak/sparse.h"
@@ -77,6 +78,39 @@ Test(sparse24_cuda, tc_packing_rebuilds_the_matrix) {
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         check_shape(shapes[i][0], shapes[i][1], 'b', 11 + i);
         check_shape(shapes[i][0], shapes[i][1], 'a', 101 + i);
+    }
+}
+/* the whole kernel's index math (tiles, chunks, fragments, epilogue) emulated on the host
+ * against the double reference, at awkward sizes (padding on every side) and 2 x 3 tiles */
+Test(sparse24_cuda, tc_emulation_matches_reference) {
+    static const int64_t shapes[][3] = {{3, 7, 2}, {17, 100, 3}, {130, 1000, 17}, {256, 192, 129}};
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const int64_t R = shapes[i][0], C = shapes[i][1], B = shapes[i][2];
+        tp_rng rng;
+        tp_rng_seed(&rng, 7 + i);
+        float *W = tp_alloc((size_t)(R * C) * 4), *P = tp_alloc((size_t)(R * C) * 4);
+        float *X = tp_alloc((size_t)(B * C) * 4), *Y = tp_alloc((size_t)(B * R) * 4), *Yr = tp_alloc((size_t)(B * R) * 4);
+        cr_assert(W && P && X && Y && Yr);
+        for (int64_t k = 0; k < R * C; k++) W[k] = tp_rng_normal(&rng) * 0.02f;
+        for (int64_t k = 0; k < B * C; k++) X[k] = tp_f16_to_f32(tp_f32_to_f16(tp_rng_normal(&rng)));
+        for (int64_t k = 0; k < B * R; k++) Y[k] = NAN;
+        tp_prune24_ref(W, R, C, NULL, P);
+        tp_sp24 s;
+        cr_assert_eq(tp_sp24_alloc(&s, TP_SP_F16, R, C, 0), TP_OK);
+        cr_assert_eq(tp_sp24_compress_ref(&s, P, 0), TP_OK);
+        tp_sp24_gemm_ref(&s, X, B, Yr);
+        cr_assert(tp_sp24_tc_emulate(&s, X, B, Y));
+        double num = 0, den = 0;
+        for (int64_t k = 0; k < B * R; k++) {
+            cr_assert(isfinite(Y[k]), "%lldx%lldx%lld: output %lld not written", (long long)R, (long long)C,
+                      (long long)B, (long long)k);
+            num += ((double)Y[k] - Yr[k]) * ((double)Y[k] - Yr[k]);
+            den += (double)Yr[k] * Yr[k];
+        }
+        cr_assert(sqrt(num / den) <= 1e-5, "%lldx%lldx%lld: rel_l2 %g", (long long)R, (long long)C, (long long)B,
+                  sqrt(num / den));
+        tp_sp24_free(&s);
+        tp_free(W), tp_free(P), tp_free(X), tp_free(Y), tp_free(Yr);
     }
 }
 #else

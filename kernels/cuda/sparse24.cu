@@ -95,6 +95,47 @@ struct TcArgs {
     int rows, batch, Mp, Np, Kp;
 };
 
+/* The per-thread index math, shared by the kernel and its host emulation (tp_sp24_tc_emulate). */
+#define HD static __host__ __device__ __forceinline__
+/* grouped rasterisation: 8 row tiles by every column tile */
+HD void tc_tile(int pid, int npm, int npn, int *pm, int *pn) {
+    const int per_group = 8 * npn, first = pid / per_group * 8;
+    const int gsz = npm - first < 8 ? npm - first : 8;
+    *pm = first + (pid % per_group) % gsz;
+    *pn = (pid % per_group) / gsz;
+}
+/* copy chunk i (16 bytes) of thread tid: A (i < 2), X (i < 4), metadata (tid < 64) -> smem offset
+ * (halves / words) and global offset (halves / words) */
+HD void tc_chunk_a(int tid, int i, int m0, int kt, int Kc, int *so, size_t *go) {
+    const int c = tid + NTHR * i, row = c >> 2, part = c & 3;
+    *so = row * A_LD + part * 8;
+    *go = (size_t)(m0 + row) * Kc + kt * BKC + part * 8;
+}
+HD void tc_chunk_b(int tid, int i, int n0, int kt, int Kp, int *so, size_t *go) {
+    const int c = tid + NTHR * i, n = c >> 3, part = c & 7;
+    *so = n * B_LD + part * 8;
+    *go = (size_t)(n0 + n) * Kp + kt * BK + part * 8;
+}
+HD void tc_chunk_m(int tid, int m0, int kt, int Kp, int *so, size_t *go) {
+    const int mt = tid >> 3, q = tid & 7;
+    *so = mt * 32 + q * 4;
+    *go = ((size_t)(m0 / 16 + mt) * (Kp / 32) + kt * 2) * 16 + q * 4;
+}
+/* fragment registers of lane (gid, tig) of warp (wm, wn), k-step ks: smem offsets (halves) of the
+ * two fp16 values of A register j of m-tile mt, of B register j of n-tile nt; word of metadata */
+HD int tc_frag_a(int wm, int mt, int ks, int gid, int tig, int j) {
+    return (wm * 64 + mt * 16 + gid + 8 * (j & 1)) * A_LD + ks * 16 + 2 * tig + 8 * (j >> 1);
+}
+HD int tc_frag_b(int wn, int nt, int ks, int gid, int tig, int j) {
+    return (wn * 32 + nt * 8 + gid) * B_LD + ks * 32 + 2 * tig + 8 * j;
+}
+HD int tc_frag_m(int wm, int mt, int ks, int gid, int tig) { return (wm * 4 + mt) * 32 + ks * 16 + gid * 2 + (tig & 1); }
+/* accumulator element e of (mt, nt): output row and batch column */
+HD void tc_acc_pos(int m0, int n0, int wm, int wn, int mt, int nt, int gid, int tig, int e, int *r, int *n) {
+    *r = m0 + wm * 64 + mt * 16 + gid + (e >= 2 ? 8 : 0);
+    *n = n0 + wn * 32 + nt * 8 + 2 * tig + (e & 1);
+}
+
 static __device__ __forceinline__ void cp16(void *smem, const void *g) {
     const unsigned s = (unsigned)__cvta_generic_to_shared(smem);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(g));
@@ -114,20 +155,21 @@ static __device__ __forceinline__ void mma_sp(float (&d)[4], const uint32_t (&a)
 
 static __device__ __forceinline__ void tc_load(const TcArgs &p, uint16_t *sA, uint16_t *sB, uint32_t *sM,
                                                int m0, int n0, int kt, int tid) {
-    const int Kc = p.Kp / 2;
+    int so;
+    size_t go;
 #pragma unroll
     for (int i = 0; i < 2; i++) { /* A: 128 rows x 4 chunks */
-        const int c = tid + NTHR * i, row = c >> 2, part = c & 3;
-        cp16(sA + row * A_LD + part * 8, p.V + (size_t)(m0 + row) * Kc + kt * BKC + part * 8);
+        tc_chunk_a(tid, i, m0, kt, p.Kp / 2, &so, &go);
+        cp16(sA + so, p.V + go);
     }
 #pragma unroll
     for (int i = 0; i < 4; i++) { /* X: 128 columns x 8 chunks */
-        const int c = tid + NTHR * i, n = c >> 3, part = c & 7;
-        cp16(sB + n * B_LD + part * 8, p.X + (size_t)(n0 + n) * p.Kp + kt * BK + part * 8);
+        tc_chunk_b(tid, i, n0, kt, p.Kp, &so, &go);
+        cp16(sB + so, p.X + go);
     }
     if (tid < 64) { /* metadata: 8 row tiles x 2 k-steps x 16 words */
-        const int mt = tid >> 3, q = tid & 7;
-        cp16(sM + mt * 32 + q * 4, p.M + ((size_t)(m0 / 16 + mt) * (p.Kp / 32) + kt * 2) * 16 + q * 4);
+        tc_chunk_m(tid, m0, kt, p.Kp, &so, &go);
+        cp16(sM + so, p.M + go);
     }
 }
 
@@ -138,11 +180,8 @@ __global__ void __launch_bounds__(NTHR, 1) sp24_tc(TcArgs p) {
     uint32_t *sM = (uint32_t *)(sB + STAGES * B_ST);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gid = lane >> 2, tig = lane & 3;
     const int wm = warp & 1, wn = warp >> 1;
-    /* grouped rasterisation: 8 row tiles by every column tile */
-    const int npm = p.Mp / BM, npn = p.Np / BN, pid = blockIdx.x;
-    const int per_group = 8 * npn, first = pid / per_group * 8;
-    const int gsz = min(npm - first, 8);
-    const int pm = first + (pid % per_group) % gsz, pn = (pid % per_group) / gsz;
+    int pm, pn;
+    tc_tile(blockIdx.x, p.Mp / BM, p.Np / BN, &pm, &pn);
     const int m0 = pm * BM, n0 = pn * BN, nk = p.Kp / BK;
 
     float acc[4][4][4];
@@ -174,20 +213,14 @@ __global__ void __launch_bounds__(NTHR, 1) sp24_tc(TcArgs p) {
             uint32_t a[4][4], b[4][4], e[4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
-                const int rb = wm * 64 + mt * 16 + gid;
-                const uint16_t *r0 = a_s + rb * A_LD + ks * 16 + 2 * tig, *r1 = r0 + 8 * A_LD;
-                a[mt][0] = *(const uint32_t *)r0;
-                a[mt][1] = *(const uint32_t *)r1;
-                a[mt][2] = *(const uint32_t *)(r0 + 8);
-                a[mt][3] = *(const uint32_t *)(r1 + 8);
-                e[mt] = m_s[(wm * 4 + mt) * 32 + ks * 16 + gid * 2 + (tig & 1)];
+#pragma unroll
+                for (int j = 0; j < 4; j++) a[mt][j] = *(const uint32_t *)(a_s + tc_frag_a(wm, mt, ks, gid, tig, j));
+                e[mt] = m_s[tc_frag_m(wm, mt, ks, gid, tig)];
             }
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++) {
-                const uint16_t *c0 = b_s + (wn * 32 + nt * 8 + gid) * B_LD + ks * 32 + 2 * tig;
+            for (int nt = 0; nt < 4; nt++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) b[nt][j] = *(const uint32_t *)(c0 + 8 * j);
-            }
+                for (int j = 0; j < 4; j++) b[nt][j] = *(const uint32_t *)(b_s + tc_frag_b(wn, nt, ks, gid, tig, j));
 #pragma unroll
             for (int mt = 0; mt < 4; mt++)
 #pragma unroll
@@ -198,14 +231,159 @@ __global__ void __launch_bounds__(NTHR, 1) sp24_tc(TcArgs p) {
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++) {
-            const int r = m0 + wm * 64 + mt * 16 + gid, n = n0 + wn * 32 + nt * 8 + 2 * tig;
+        for (int nt = 0; nt < 4; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                const int rr = r + (e >= 2 ? 8 : 0), nn = n + (e & 1);
+                int rr, nn;
+                tc_acc_pos(m0, n0, wm, wn, mt, nt, gid, tig, e, &rr, &nn);
                 if (rr < p.rows && nn < p.batch) p.Y[(size_t)nn * p.rows + rr] = acc[mt][nt][e];
             }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * one-time packing for the tensor-core kernel (host), and its host emulation
+ * ------------------------------------------------------------------------------------------- */
+struct TcHost {
+    int Mp, Np, Kp;
+    uint16_t *V; /* Mp x Kp/2 */
+    uint32_t *M; /* (Mp/16) x (Kp/32) x 16 */
+    uint16_t *X; /* Np x Kp */
+    size_t vbytes, mbytes, xbytes;
+};
+static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
+
+static void tc_host_free(TcHost *h) {
+    free(h->V);
+    free(h->M);
+    free(h->X);
+    memset(h, 0, sizeof *h);
+}
+
+/* 0 on allocation failure; X may be NULL (then h->X stays NULL) */
+static int tc_pack(const tp_sp24 *s, const float *X, int64_t batch, int hyp, TcHost *h) {
+    memset(h, 0, sizeof *h);
+    h->Mp = (int)round_up(s->rows, BM);
+    h->Kp = (int)round_up(s->cols, BK);
+    h->Np = (int)round_up(batch, BN);
+    const int64_t Kc = h->Kp / 2;
+    h->vbytes = (size_t)(h->Mp * Kc) * 2;
+    h->mbytes = (size_t)(h->Mp / 16) * (h->Kp / 32) * 16 * 4;
+    h->xbytes = (size_t)h->Np * h->Kp * 2;
+    h->V = (uint16_t *)calloc(h->vbytes, 1);
+    h->M = (uint32_t *)malloc(h->mbytes);
+    if (X) h->X = (uint16_t *)calloc(h->xbytes, 1);
+    if (!h->V || !h->M || (X && !h->X)) {
+        tc_host_free(h);
+        return 0;
+    }
+    for (int64_t r = 0; r < s->rows; r++) memcpy(h->V + r * Kc, s->vf16 + r * s->nkept, (size_t)s->nkept * 2);
+    for (int64_t mt = 0; mt < h->Mp / 16; mt++)
+        for (int64_t ks = 0; ks < h->Kp / 32; ks++)
+            for (int w = 0; w < 16; w++) /* word gid*2 + tsel = lane 4*gid + tsel */
+                h->M[(mt * (h->Kp / 32) + ks) * 16 + w] = tp_sp24_tc_meta_word(s, mt * 16, ks * 32, 4 * (w >> 1) + (w & 1), hyp);
+    if (X)
+        for (int64_t b = 0; b < batch; b++)
+            for (int64_t i = 0; i < s->cols; i++) h->X[b * h->Kp + i] = tp_f32_to_f16(X[b * s->cols + i]);
+    return 1;
+}
+
+/* The warp-level semantics the kernel assumes of mma.sp m16n8k32 (f16, selector 0), applied to
+ * the 32 lanes' registers: A value (lane 4g+t, register j, half h) is row g + 8(j&1), compressed
+ * column 2t + 8(j>>1) + h = kept entry h of group t + 4(j>>1); its dense column comes from the
+ * metadata (hypothesis hyp, see tp_sp24_tc_meta_word); B (register j, half h) is k = 2t + 8j + h,
+ * n = g; accumulator e is row g + 8(e>>1), column 2t + (e&1). */
+static void emu_mma(float acc[32][4], const uint32_t a[32][4], const uint32_t b[32][4], const uint32_t e[32], int hyp) {
+    float A[16][32], B[32][8];
+    memset(A, 0, sizeof A);
+    for (int l = 0; l < 32; l++) {
+        const int g = l >> 2, t = l & 3;
+        for (int j = 0; j < 4; j++)
+            for (int h = 0; h < 2; h++) {
+                const int row = g + 8 * (j & 1), q = t + 4 * (j >> 1);
+                const uint32_t w = hyp == 'a' ? e[4 * (row & 7) + (row >> 3)] : e[4 * (row & 7) + (q >> 2)];
+                const int bit = hyp == 'a' ? 4 * q + 2 * h : 16 * (row >> 3) + 4 * (q & 3) + 2 * h;
+                const int col = 4 * q + (int)((w >> bit) & 3);
+                A[row][col] += tp_f16_to_f32((uint16_t)(a[l][j] >> (16 * h)));
+                B[2 * t + 8 * j + h][g] = tp_f16_to_f32((uint16_t)(b[l][j] >> (16 * h)));
+            }
+    }
+    for (int l = 0; l < 32; l++) {
+        const int g = l >> 2, t = l & 3;
+        for (int k = 0; k < 4; k++) {
+            const int row = g + 8 * (k >> 1), col = 2 * t + (k & 1);
+            float sum = 0;
+            for (int kk = 0; kk < 32; kk++) sum += A[row][kk] * B[kk][col];
+            acc[l][k] += sum;
         }
+    }
+}
+
+extern "C" int tp_sp24_tc_emulate(const tp_sp24 *s, const float *X, int64_t batch, float *Y) {
+    const int hyp = meta_hyp();
+    TcHost h;
+    if (s->vkind != TP_SP_F16 || !tc_pack(s, X, batch, hyp, &h)) return 0;
+    uint16_t *sA = (uint16_t *)malloc((size_t)A_ST * 2), *sB = (uint16_t *)malloc((size_t)B_ST * 2);
+    uint32_t *sM = (uint32_t *)malloc((size_t)M_ST * 4);
+    float(*acc)[4][4][32][4] = (float(*)[4][4][32][4])malloc(sizeof(float) * 8 * 4 * 4 * 32 * 4);
+    if (!sA || !sB || !sM || !acc) {
+        free(sA), free(sB), free(sM), free(acc);
+        tc_host_free(&h);
+        return 0;
+    }
+    const int npm = h.Mp / BM, npn = h.Np / BN, nk = h.Kp / BK;
+    for (int pid = 0; pid < npm * npn; pid++) {
+        int pm, pn;
+        tc_tile(pid, npm, npn, &pm, &pn);
+        const int m0 = pm * BM, n0 = pn * BN;
+        memset(acc, 0, sizeof(float) * 8 * 4 * 4 * 32 * 4);
+        for (int kt = 0; kt < nk; kt++) {
+            for (int tid = 0; tid < NTHR; tid++) {
+                int so;
+                size_t go;
+                for (int i = 0; i < 2; i++) {
+                    tc_chunk_a(tid, i, m0, kt, h.Kp / 2, &so, &go);
+                    memcpy(sA + so, h.V + go, 16);
+                }
+                for (int i = 0; i < 4; i++) {
+                    tc_chunk_b(tid, i, n0, kt, h.Kp, &so, &go);
+                    memcpy(sB + so, h.X + go, 16);
+                }
+                if (tid < 64) {
+                    tc_chunk_m(tid, m0, kt, h.Kp, &so, &go);
+                    memcpy(sM + so, h.M + go, 16);
+                }
+            }
+            for (int warp = 0; warp < 8; warp++) {
+                const int wm = warp & 1, wn = warp >> 1;
+                for (int ks = 0; ks < 2; ks++)
+                    for (int mt = 0; mt < 4; mt++)
+                        for (int nt = 0; nt < 4; nt++) {
+                            uint32_t a[32][4], b[32][4], e[32];
+                            for (int l = 0; l < 32; l++) {
+                                const int gid = l >> 2, tig = l & 3;
+                                for (int j = 0; j < 4; j++) {
+                                    memcpy(&a[l][j], sA + tc_frag_a(wm, mt, ks, gid, tig, j), 4);
+                                    memcpy(&b[l][j], sB + tc_frag_b(wn, nt, ks, gid, tig, j), 4);
+                                }
+                                e[l] = sM[tc_frag_m(wm, mt, ks, gid, tig)];
+                            }
+                            emu_mma(acc[warp][mt][nt], a, b, e, hyp);
+                        }
+            }
+        }
+        for (int warp = 0; warp < 8; warp++)
+            for (int mt = 0; mt < 4; mt++)
+                for (int nt = 0; nt < 4; nt++)
+                    for (int l = 0; l < 32; l++)
+                        for (int k = 0; k < 4; k++) {
+                            int rr, nn;
+                            tc_acc_pos(m0, n0, warp & 1, warp >> 1, mt, nt, l >> 2, l & 3, k, &rr, &nn);
+                            if (rr < s->rows && nn < batch) Y[(size_t)nn * s->rows + rr] = acc[warp][mt][nt][l][k];
+                        }
+    }
+    free(sA), free(sB), free(sM), free(acc);
+    tc_host_free(&h);
+    return 1;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -225,7 +403,6 @@ struct sp_state {
 };
 
 static size_t up256(size_t n) { return (n + 255) & ~(size_t)255; }
-static int64_t round_up(int64_t a, int64_t m) { return (a + m - 1) / m * m; }
 
 extern "C" void *tp_cuda_sp24_prepare(const tp_sp24 *s, const float *X, int64_t batch, int f16a, int mode) {
     sp_state *st = (sp_state *)calloc(1, sizeof *st);
@@ -255,29 +432,18 @@ extern "C" void *tp_cuda_sp24_prepare(const tp_sp24 *s, const float *X, int64_t 
             st->base.failed = 1;
             return st;
         }
-        st->Mp = (int)round_up(s->rows, BM);
-        st->Kp = (int)round_up(s->cols, BK);
-        st->Np = (int)round_up(batch, BN);
-        const int64_t Kc = st->Kp / 2;
-        vbytes = (size_t)(st->Mp * Kc) * 2;
-        mbytes = (size_t)(st->Mp / 16) * (st->Kp / 32) * 16 * 4;
-        uint16_t *v = (uint16_t *)calloc(vbytes, 1);
-        uint32_t *m = (uint32_t *)malloc(mbytes);
-        if (!v || !m) {
-            free(v);
-            free(m);
+        TcHost h;
+        if (!tc_pack(s, NULL, batch, meta_hyp(), &h)) {
             st->base.failed = 1;
             return st;
         }
-        for (int64_t r = 0; r < s->rows; r++) memcpy(v + r * Kc, s->vf16 + r * s->nkept, (size_t)s->nkept * 2);
-        const int hyp = meta_hyp();
-        for (int64_t mt = 0; mt < st->Mp / 16; mt++)
-            for (int64_t ks = 0; ks < st->Kp / 32; ks++)
-                for (int w = 0; w < 16; w++) /* word gid*2 + tsel = lane 4*gid + tsel */
-                    m[(mt * (st->Kp / 32) + ks) * 16 + w] =
-                        tp_sp24_tc_meta_word(s, mt * 16, ks * 32, 4 * (w >> 1) + (w & 1), hyp);
-        hv = v;
-        hm = m;
+        st->Mp = h.Mp;
+        st->Np = h.Np;
+        st->Kp = h.Kp;
+        vbytes = h.vbytes;
+        mbytes = h.mbytes;
+        hv = h.V;
+        hm = h.M;
     }
     st->voff_m = up256(vbytes);
     const size_t total = st->voff_m + up256(mbytes);

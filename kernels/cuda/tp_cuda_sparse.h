@@ -34,6 +34,11 @@ void tp_cuda_sp24_release(void *state);
  * (groups past the matrix read as field 0x4: kept entries 0 and 1, values 0). hyp: 'b'
  * (default) or 'a', the two readings of the PTX metadata figure (NOTES.md). */
 uint32_t tp_sp24_tc_meta_word(const tp_sp24 *s, int64_t r0, int64_t k0, int lane, int hyp);
+/* Host emulation of the tensor-core kernel: the same packing, tile order, cp.async chunk map,
+ * fragment offsets and epilogue (shared __host__ __device__ functions), with mma.sp replaced by
+ * the semantics the kernel assumes (fp32 sums). Y: batch x rows. 0 when out of memory. Slow:
+ * small shapes only. Honours TENPAK_SP24_META like prepare. */
+int tp_sp24_tc_emulate(const tp_sp24 *s, const float *X, int64_t batch, float *Y);
 
 /* cuSPARSELt baseline: the dense pruned fp16 matrix (decompressed from s) is compressed by
  * cusparseLtSpMMACompress at prepare; run is cusparseLtMatmul (plan chosen by
