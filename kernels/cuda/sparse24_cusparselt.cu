@@ -139,11 +139,22 @@ extern "C" int tp_cusparselt_available(char *why, size_t n) {
 struct csl_state {
     tp_cu_state base;
     int have_handle, have_plan, nA, next, d16;
+    /* the opaque structs are 512 bytes in this header, 1024 in some older releases: each is
+     * followed by slack so a library built with larger ones cannot write past them */
     cusparseLtHandle_t h;
-    cusparseLtMatDescriptor_t mA, mB, mC;
+    unsigned char pad_h[4096];
+    cusparseLtMatDescriptor_t mA;
+    unsigned char pad_a[4096];
+    cusparseLtMatDescriptor_t mB;
+    unsigned char pad_b[4096];
+    cusparseLtMatDescriptor_t mC;
+    unsigned char pad_c[4096];
     cusparseLtMatmulDescriptor_t mm;
+    unsigned char pad_mm[4096];
     cusparseLtMatmulAlgSelection_t alg;
+    unsigned char pad_alg[4096];
     cusparseLtMatmulPlan_t plan;
+    unsigned char pad_plan[4096];
     int64_t rows, batch, Mp, Np, Kp;
     void *Ac[8]; /* compressed copies */
     void *B, *D, *ws;
@@ -158,10 +169,13 @@ static int csl_ok(csl_state *s, cusparseStatus_t e, const char *what) {
 #define CSL(s, call) csl_ok((s), (call), #call)
 
 /* descriptors + plan for an output type; 1 on success (no message: the caller may retry) */
-static int csl_plan(csl_state *s, cudaDataType dt) {
+static int csl_plan(csl_state *s, cudaDataType dt, int a_trans) {
     const int64_t M = s->Mp, N = s->Np, K = s->Kp;
-    if (L.cusparseLtStructuredDescriptorInit(&s->h, &s->mA, M, K, K, 16, CUDA_R_16F, CUSPARSE_ORDER_ROW,
-                                             CUSPARSELT_SPARSITY_50_PERCENT) != CUSPARSE_STATUS_SUCCESS)
+    /* A is row-major M x K in memory: either that (op N) or column-major K x M (op T) */
+    if ((a_trans ? L.cusparseLtStructuredDescriptorInit(&s->h, &s->mA, K, M, K, 16, CUDA_R_16F, CUSPARSE_ORDER_COL,
+                                                        CUSPARSELT_SPARSITY_50_PERCENT)
+                 : L.cusparseLtStructuredDescriptorInit(&s->h, &s->mA, M, K, K, 16, CUDA_R_16F, CUSPARSE_ORDER_ROW,
+                                                        CUSPARSELT_SPARSITY_50_PERCENT)) != CUSPARSE_STATUS_SUCCESS)
         return 0;
     if (L.cusparseLtDenseDescriptorInit(&s->h, &s->mB, K, N, K, 16, CUDA_R_16F, CUSPARSE_ORDER_COL) !=
         CUSPARSE_STATUS_SUCCESS) {
@@ -174,7 +188,7 @@ static int csl_plan(csl_state *s, cudaDataType dt) {
         L.cusparseLtMatDescriptorDestroy(&s->mB);
         return 0;
     }
-    if (L.cusparseLtMatmulDescriptorInit(&s->h, &s->mm, CUSPARSE_OPERATION_NON_TRANSPOSE,
+    if (L.cusparseLtMatmulDescriptorInit(&s->h, &s->mm, a_trans ? CUSPARSE_OPERATION_TRANSPOSE : CUSPARSE_OPERATION_NON_TRANSPOSE,
                                          CUSPARSE_OPERATION_NON_TRANSPOSE, &s->mA, &s->mB, &s->mC, &s->mC,
                                          CUSPARSE_COMPUTE_32F) == CUSPARSE_STATUS_SUCCESS &&
         L.cusparseLtMatmulAlgSelectionInit(&s->h, &s->alg, &s->mm, CUSPARSELT_MATMUL_ALG_DEFAULT) ==
@@ -204,14 +218,19 @@ extern "C" void *tp_cusparselt_prepare(const tp_sp24 *sp, const float *X, int64_
     s->Kp = up64(sp->cols);
     if (!CSL(s, L.cusparseLtInit(&s->h))) return s;
     s->have_handle = 1;
-    if (!csl_plan(s, CUDA_R_32F)) {
-        if (!csl_plan(s, CUDA_R_16F)) {
-            fprintf(stderr, "cusparselt: no plan for fp16 x fp16 (fp32 or fp16 output)\n");
+    {
+        /* fp32 D first (the op's output), A row-major then transposed; fp16 D as a last resort */
+        static const struct { cudaDataType dt; int at; } tries[] = {
+            {CUDA_R_32F, 0}, {CUDA_R_32F, 1}, {CUDA_R_16F, 0}, {CUDA_R_16F, 1}};
+        int k = 0;
+        while (k < 4 && !csl_plan(s, tries[k].dt, tries[k].at)) k++;
+        if (k == 4) {
+            fprintf(stderr, "cusparselt: no plan for fp16 x fp16 (fp32 or fp16 output, A row- or column-major)\n");
             s->base.failed = 1;
             return s;
         }
-        s->d16 = 1;
-        fprintf(stderr, "cusparselt: fp32 output not supported: fp16 output (rounded) used\n");
+        s->d16 = tries[k].dt == CUDA_R_16F;
+        if (s->d16) fprintf(stderr, "cusparselt: fp32 output not supported: fp16 output (rounded) used\n");
     }
     s->have_plan = 1;
     /* dense pruned fp16 A, padded, row-major Mp x Kp */
