@@ -81,9 +81,9 @@ Test(sparse24_cuda, tc_packing_rebuilds_the_matrix) {
     }
 }
 /* the whole kernel's index math (tiles, chunks, fragments, epilogue) emulated on the host
- * against the double reference, at awkward sizes (padding on every side) and 2 x 3 tiles */
+ * against the double reference, at awkward sizes (padding on every side), several row and column tiles */
 Test(sparse24_cuda, tc_emulation_matches_reference) {
-    static const int64_t shapes[][3] = {{3, 7, 2}, {17, 100, 3}, {130, 1000, 17}, {256, 192, 129}};
+    static const int64_t shapes[][3] = {{3, 7, 2}, {17, 100, 3}, {130, 1000, 17}, {256, 192, 129}, {70, 130, 300}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
         const int64_t R = shapes[i][0], C = shapes[i][1], B = shapes[i][2];
         tp_rng rng;

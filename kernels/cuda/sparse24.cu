@@ -3,7 +3,7 @@
  *   simt: one thread per output element, reading values and 4-bit metadata fields exactly as the
  *         reference does (fp32 accumulation with fmaf). The obviously-right version.
  *   tc  : sparse tensor cores, mma.sp.sync.aligned.m16n8k32.row.col.f32.f16.f16.f32. Block tile
- *         128 rows x 128 batch columns x 64 dense k (32 kept values per row), 8 warps of 64 x 32,
+ *         128 rows x 256 batch columns x 64 dense k (32 kept values per row), 8 warps of 64 x 64,
  *         4-stage cp.async pipeline through shared memory (padded rows: conflict-free 32-bit
  *         fragment loads), grouped rasterisation so the tiles in flight share A and X in L2.
  *         prepare repacks once (not timed): values padded to the tile grid; metadata regrouped
@@ -83,7 +83,8 @@ __global__ void sp24_simt(const uint16_t *__restrict__ V, const uint16_t *__rest
 /* ---------------------------------------------------------------------------------------------
  * tensor-core kernel
  * ------------------------------------------------------------------------------------------- */
-enum { BM = 128, BN = 128, BK = 64, BKC = 32, STAGES = 4, A_LD = BKC + 8, B_LD = BK + 8, NTHR = 256 };
+/* WNT: 8-column mma tiles per warp (warp tile 64 x 8*WNT, block 128 x 32*WNT) */
+enum { WNT = 8, BM = 128, BN = 32 * WNT, BK = 64, BKC = 32, STAGES = 4, A_LD = BKC + 8, B_LD = BK + 8, NTHR = 256 };
 enum { A_ST = BM * A_LD, B_ST = BN * B_LD, M_ST = (BM / 16) * (BK / 32) * 16 }; /* halves, halves, words */
 static const size_t TC_SMEM = (size_t)STAGES * (A_ST * 2 + B_ST * 2 + M_ST * 4);
 
@@ -127,13 +128,13 @@ HD int tc_frag_a(int wm, int mt, int ks, int gid, int tig, int j) {
     return (wm * 64 + mt * 16 + gid + 8 * (j & 1)) * A_LD + ks * 16 + 2 * tig + 8 * (j >> 1);
 }
 HD int tc_frag_b(int wn, int nt, int ks, int gid, int tig, int j) {
-    return (wn * 32 + nt * 8 + gid) * B_LD + ks * 32 + 2 * tig + 8 * j;
+    return (wn * 8 * WNT + nt * 8 + gid) * B_LD + ks * 32 + 2 * tig + 8 * j;
 }
 HD int tc_frag_m(int wm, int mt, int ks, int gid, int tig) { return (wm * 4 + mt) * 32 + ks * 16 + gid * 2 + (tig & 1); }
 /* accumulator element e of (mt, nt): output row and batch column */
 HD void tc_acc_pos(int m0, int n0, int wm, int wn, int mt, int nt, int gid, int tig, int e, int *r, int *n) {
     *r = m0 + wm * 64 + mt * 16 + gid + (e >= 2 ? 8 : 0);
-    *n = n0 + wn * 32 + nt * 8 + 2 * tig + (e & 1);
+    *n = n0 + wn * 8 * WNT + nt * 8 + 2 * tig + (e & 1);
 }
 
 static __device__ __forceinline__ void cp16(void *smem, const void *g) {
@@ -163,7 +164,7 @@ static __device__ __forceinline__ void tc_load(const TcArgs &p, uint16_t *sA, ui
         cp16(sA + so, p.V + go);
     }
 #pragma unroll
-    for (int i = 0; i < 4; i++) { /* X: 128 columns x 8 chunks */
+    for (int i = 0; i < BN * 8 / NTHR; i++) { /* X: BN columns x 8 chunks */
         tc_chunk_b(tid, i, n0, kt, p.Kp, &so, &go);
         cp16(sB + so, p.X + go);
     }
@@ -184,11 +185,11 @@ __global__ void __launch_bounds__(NTHR, 1) sp24_tc(TcArgs p) {
     tc_tile(blockIdx.x, p.Mp / BM, p.Np / BN, &pm, &pn);
     const int m0 = pm * BM, n0 = pn * BN, nk = p.Kp / BK;
 
-    float acc[4][4][4];
+    float acc[4][WNT][4];
 #pragma unroll
     for (int i = 0; i < 4; i++)
 #pragma unroll
-        for (int j = 0; j < 4; j++)
+        for (int j = 0; j < WNT; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.f;
 
@@ -210,7 +211,7 @@ __global__ void __launch_bounds__(NTHR, 1) sp24_tc(TcArgs p) {
         const uint32_t *m_s = sM + st * M_ST;
 #pragma unroll
         for (int ks = 0; ks < 2; ks++) {
-            uint32_t a[4][4], b[4][4], e[4];
+            uint32_t a[4][4], e[4];
 #pragma unroll
             for (int mt = 0; mt < 4; mt++) {
 #pragma unroll
@@ -218,20 +219,20 @@ __global__ void __launch_bounds__(NTHR, 1) sp24_tc(TcArgs p) {
                 e[mt] = m_s[tc_frag_m(wm, mt, ks, gid, tig)];
             }
 #pragma unroll
-            for (int nt = 0; nt < 4; nt++)
+            for (int nt = 0; nt < WNT; nt++) { /* one B fragment live at a time (registers) */
+                uint32_t b[4];
 #pragma unroll
-                for (int j = 0; j < 4; j++) b[nt][j] = *(const uint32_t *)(b_s + tc_frag_b(wn, nt, ks, gid, tig, j));
+                for (int j = 0; j < 4; j++) b[j] = *(const uint32_t *)(b_s + tc_frag_b(wn, nt, ks, gid, tig, j));
 #pragma unroll
-            for (int mt = 0; mt < 4; mt++)
-#pragma unroll
-                for (int nt = 0; nt < 4; nt++) mma_sp(acc[mt][nt], a[mt], b[nt], e[mt]);
+                for (int mt = 0; mt < 4; mt++) mma_sp(acc[mt][nt], a[mt], b, e[mt]);
+            }
         }
     }
     cp_wait<0>();
 #pragma unroll
     for (int mt = 0; mt < 4; mt++)
 #pragma unroll
-        for (int nt = 0; nt < 4; nt++)
+        for (int nt = 0; nt < WNT; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
                 int rr, nn;
@@ -324,7 +325,7 @@ extern "C" int tp_sp24_tc_emulate(const tp_sp24 *s, const float *X, int64_t batc
     if (s->vkind != TP_SP_F16 || !tc_pack(s, X, batch, hyp, &h)) return 0;
     uint16_t *sA = (uint16_t *)malloc((size_t)A_ST * 2), *sB = (uint16_t *)malloc((size_t)B_ST * 2);
     uint32_t *sM = (uint32_t *)malloc((size_t)M_ST * 4);
-    float(*acc)[4][4][32][4] = (float(*)[4][4][32][4])malloc(sizeof(float) * 8 * 4 * 4 * 32 * 4);
+    float(*acc)[4][WNT][32][4] = (float(*)[4][WNT][32][4])malloc(sizeof(float) * 8 * 4 * WNT * 32 * 4);
     if (!sA || !sB || !sM || !acc) {
         free(sA), free(sB), free(sM), free(acc);
         tc_host_free(&h);
@@ -335,7 +336,7 @@ extern "C" int tp_sp24_tc_emulate(const tp_sp24 *s, const float *X, int64_t batc
         int pm, pn;
         tc_tile(pid, npm, npn, &pm, &pn);
         const int m0 = pm * BM, n0 = pn * BN;
-        memset(acc, 0, sizeof(float) * 8 * 4 * 4 * 32 * 4);
+        memset(acc, 0, sizeof(float) * 8 * 4 * WNT * 32 * 4);
         for (int kt = 0; kt < nk; kt++) {
             for (int tid = 0; tid < NTHR; tid++) {
                 int so;
@@ -344,7 +345,7 @@ extern "C" int tp_sp24_tc_emulate(const tp_sp24 *s, const float *X, int64_t batc
                     tc_chunk_a(tid, i, m0, kt, h.Kp / 2, &so, &go);
                     memcpy(sA + so, h.V + go, 16);
                 }
-                for (int i = 0; i < 4; i++) {
+                for (int i = 0; i < BN * 8 / NTHR; i++) {
                     tc_chunk_b(tid, i, n0, kt, h.Kp, &so, &go);
                     memcpy(sB + so, h.X + go, 16);
                 }
@@ -357,7 +358,7 @@ extern "C" int tp_sp24_tc_emulate(const tp_sp24 *s, const float *X, int64_t batc
                 const int wm = warp & 1, wn = warp >> 1;
                 for (int ks = 0; ks < 2; ks++)
                     for (int mt = 0; mt < 4; mt++)
-                        for (int nt = 0; nt < 4; nt++) {
+                        for (int nt = 0; nt < WNT; nt++) {
                             uint32_t a[32][4], b[32][4], e[32];
                             for (int l = 0; l < 32; l++) {
                                 const int gid = l >> 2, tig = l & 3;
@@ -373,7 +374,7 @@ extern "C" int tp_sp24_tc_emulate(const tp_sp24 *s, const float *X, int64_t batc
         }
         for (int warp = 0; warp < 8; warp++)
             for (int mt = 0; mt < 4; mt++)
-                for (int nt = 0; nt < 4; nt++)
+                for (int nt = 0; nt < WNT; nt++)
                     for (int l = 0; l < 32; l++)
                         for (int k = 0; k < 4; k++) {
                             int rr, nn;
