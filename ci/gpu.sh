@@ -19,6 +19,20 @@ DEBS=(libcjson1 libcjson-dev libzstd-dev libzstd1 libxxhash0 libxxhash-dev libpc
 if [ "${1:-}" = "--fetch-debs" ]; then
     mkdir -p .gpu/debs && cd .gpu/debs && exec apt-get download "${DEBS[@]}"
 fi
+# cuSPARSELt header for the cusparselt baseline (the library itself is dlopen'ed from the GPU
+# machine's PyTorch install): fetch on a machine with PyPI access, then carry .gpu
+if [ "${1:-}" = "--fetch-cusparselt" ]; then
+    set -e
+    mkdir -p .gpu/cusparselt/include .gpu/cusparselt/whl
+    pip download --no-deps -d .gpu/cusparselt/whl nvidia-cusparselt-cu13 ||
+        pip download --no-deps -d .gpu/cusparselt/whl nvidia-cusparselt-cu12
+    for w in .gpu/cusparselt/whl/*.whl; do
+        python3 -c 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); [open(sys.argv[2] + "/" + n.rsplit("/", 1)[1], "wb").write(z.read(n)) for n in z.namelist() if n.endswith(".h")]' "$w" .gpu/cusparselt/include
+    done
+    rm -rf .gpu/cusparselt/whl
+    ls .gpu/cusparselt/include
+    exit 0
+fi
 FILTER=${1:-'^(gemv|gemm)/[a-z0-9_]*_f16a/|/cublas/|^copy/d2d/|^(dequant|gemv)/int4_g128/cuda/'}
 OUT=${OUT:-reports/gpu/out}
 mkdir -p "$OUT"
@@ -62,6 +76,9 @@ PC
     CMAKE_EXTRA+=(-DPKG_CONFIG_EXECUTABLE=$PKGCONF)
     echo "deps: $(ls .gpu/debs/*.deb | wc -l) .deb files unpacked into $P"
 fi
+
+if [ -f .gpu/cusparselt/include/cusparseLt.h ]; then echo "cusparselt: header carried (.gpu/cusparselt/include)"
+else echo "cusparselt: no .gpu/cusparselt/include/cusparseLt.h (ci/gpu.sh --fetch-cusparselt): baseline not built"; fi
 
 # ---- build ----
 B=${TENPAK_GPU_BUILD:-build-gpu}

@@ -14,6 +14,7 @@ typedef struct sparam {
     tp_sp_vkind vk;
     int g;
     int importance;
+    int f16a; /* the _f16a variants: activations rounded to binary16 (part of the op) */
 } sparam;
 
 typedef struct sctx {
@@ -46,6 +47,8 @@ static tp_status ssetup(tp_case *c, tp_rng *rng) {
     }
     for (int64_t i = 0; i < cols; i++) x->imp[i] = expf(tp_rng_normal(rng));
     for (int64_t i = 0; i < batch * cols; i++) x->X[i] = tp_rng_normal(rng);
+    if (p->f16a) /* fp16 activations: the op's inputs are binary16 values (kept as fp32 here) */
+        for (int64_t i = 0; i < batch * cols; i++) x->X[i] = tp_f16_to_f32(tp_f32_to_f16(x->X[i]));
     tp_prune24_ref(x->W, rows, cols, p->importance ? x->imp : NULL, x->P);
     if (tp_sp24_alloc(&x->s, p->vk, rows, cols, p->g) != TP_OK) return TP_ERR_NOMEM;
     if (tp_sp24_compress_ref(&x->s, x->P, 0) != TP_OK) return TP_ERR_INTERNAL;
@@ -141,7 +144,7 @@ static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096), TP_SHAPE_END};
 static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 4), TP_SHAPE3(4096, 4096, 16),
                                     TP_SHAPE3(4096, 4096, 64), TP_SHAPE_END};
 
-static const sparam p_prune = {TP_SP_F32, 0, 0}, p_prune_imp = {TP_SP_F32, 0, 1};
+static const sparam p_prune = {TP_SP_F32, 0, 0, 0}, p_prune_imp = {TP_SP_F32, 0, 1, 0};
 static const tp_op prune_mag = {
     .name = "prune", .variant = "sparse24", .out_type = TP_OUT_F32, .cmp = TP_CMP_EXACT,
     .param = &p_prune, .setup = ssetup, .teardown = steardown, .reference = prune_ref,
@@ -154,7 +157,7 @@ static const tp_op prune_imp = {
     .memory_bound = 1};
 
 #define SP_OPS(NAME, VK, G, VNAME)                                                                  \
-    static const sparam param_##NAME = {VK, G, 0};                                                  \
+    static const sparam param_##NAME = {VK, G, 0, 0};                                                \
     SP_BYTES(NAME, VK, G)                                                                           \
     static const tp_op compress_##NAME = {                                                          \
         .name = "compress", .variant = VNAME, .out_type = TP_OUT_BYTES, .cmp = TP_CMP_EXACT,        \
@@ -190,6 +193,56 @@ SP_OPS(f32, TP_SP_F32, 0, "sparse24_f32")
 SP_OPS(f16, TP_SP_F16, 0, "sparse24_f16")
 SP_OPS(int4, TP_SP_INT4, TP_SP24_INT4_G, "sparse24_int4_g64")
 
+/* gemm/sparse24_f16_f16a: the fp16-value GEMM with activations rounded to binary16 as part of the
+ * op (as the INT4 _f16a variants, kernels/ops_int4.c): reference and bound unchanged (double
+ * accumulation of the exact products, 1e-5), inputs the sparse tensor cores read directly.
+ * Benchmarked at 8192^3 (issue 7: ">= 1.3x cuBLAS dense, within 10% of cuSPARSELt"); only the
+ * reference, cuda (mma.sp), cuda-simt and cusparselt implement it. */
+static const sparam param_f16_f16a = {TP_SP_F16, 0, 0, 1};
+static double gemm_f16a_bytes(const tp_shape *s) { /* fp16 X read, fp32 Y written */
+    return packed_f16(s) + s->d[2] * (2.0 * s->d[1] + 4.0 * s->d[0]);
+}
+static const tp_shape verify_3d_f16a[] = {
+    TP_SHAPE3(1, 1, 1), TP_SHAPE3(3, 7, 2), TP_SHAPE3(17, 100, 3), TP_SHAPE3(33, 257, 5),
+    TP_SHAPE3(130, 2048, 17), TP_SHAPE3(128, 64, 128), TP_SHAPE3(256, 1024, 128), TP_SHAPE3(300, 1000, 130),
+    TP_SHAPE3(129, 4160, 40), TP_SHAPE_END};
+static const tp_shape bench_3d_f16a[] = {TP_SHAPE3(8192, 8192, 8192), TP_SHAPE_END};
+static const tp_op gemm_f16_f16a = {
+    .name = "gemm", .variant = "sparse24_f16_f16a", .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2,
+    .bound = 1e-5, .param = &param_f16_f16a, .setup = ssetup, .teardown = steardown,
+    .reference = gemm_ref, .bytes = gemm_f16a_bytes, .flops = gemm_flops, .items = w_items,
+    .verify_shapes = verify_3d_f16a, .bench_shapes = bench_3d_f16a};
+
+#ifdef TENPAK_HAVE_CUDA
+/* The CUDA backend (kernels/cuda/sparse24.cu): simt reads the documented layout as stored; the
+ * tensor-core kernel's prepare repacks it once (tp_cuda_sparse.h). cusparselt: the baseline. */
+#include "kernels/cuda/tp_cuda.h"
+#include "kernels/cuda/tp_cuda_sparse.h"
+static void *sp_cuda_prepare_mode(const tp_case *c, int mode) {
+    return tp_cuda_sp24_prepare(&CTX(c)->s, CTX(c)->X, CTX(c)->batch, PAR(c)->f16a, mode);
+}
+static void *sp_cuda_simt_prepare(const tp_case *c) { return sp_cuda_prepare_mode(c, 0); }
+static void *sp_cuda_tc_prepare(const tp_case *c) { return sp_cuda_prepare_mode(c, 1); }
+static void *sp_cusparselt_prepare(const tp_case *c) {
+    return tp_cusparselt_prepare(&CTX(c)->s, CTX(c)->X, CTX(c)->batch);
+}
+#define SP_CUDA_KERNEL(OP, BACKEND, PREP)                                                           \
+    {.op = &OP, .backend = BACKEND, .run = tp_cuda_sp24_run, .available = tp_cuda_available,         \
+     .flags = TP_K_DEVICE, .prepare = PREP, .sync = tp_cuda_sync, .fetch = tp_cuda_sp24_fetch,       \
+     .release = tp_cuda_sp24_release},
+#define SP24_CUDA_KERNELS                                                                           \
+    SP_CUDA_KERNEL(gemv_f16, "cuda", sp_cuda_simt_prepare)                                          \
+    SP_CUDA_KERNEL(gemm_f16, "cuda", sp_cuda_simt_prepare)                                          \
+    SP_CUDA_KERNEL(gemm_f16_f16a, "cuda", sp_cuda_tc_prepare)                                       \
+    SP_CUDA_KERNEL(gemm_f16_f16a, "cuda-simt", sp_cuda_simt_prepare)                                \
+    {.op = &gemm_f16_f16a, .backend = "cusparselt", .run = tp_cusparselt_run,                      \
+     .available = tp_cusparselt_available, .flags = TP_K_DEVICE | TP_K_BASELINE,                   \
+     .prepare = sp_cusparselt_prepare, .sync = tp_cuda_sync, .fetch = tp_cusparselt_fetch,          \
+     .release = tp_cusparselt_release},
+#else
+#define SP24_CUDA_KERNELS
+#endif
+
 const tp_kernel tp_kernels_sparse[] = {
     {.op = &prune_mag, .backend = "ref", .run = prune_ref_run},
     {.op = &prune_mag, .backend = "cpu", .run = prune_cpu_run},
@@ -198,4 +251,6 @@ const tp_kernel tp_kernels_sparse[] = {
     SP_KERNELS(f32)
     SP_KERNELS(f16)
     SP_KERNELS(int4)
+    {.op = &gemm_f16_f16a, .backend = "ref", .run = gemm_ref_run},
+    SP24_CUDA_KERNELS
     {0}};

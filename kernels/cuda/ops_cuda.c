@@ -101,7 +101,9 @@ static const tp_shape gemm_verify[] = {TP_SHAPE3(3, 7, 2), TP_SHAPE3(33, 257, 5)
 /* the H100 bench shapes of issue 7 (8192x8192 and 28672x8192, 16 columns for GEMM) */
 static const tp_shape gemv_bench[] = {TP_SHAPE2(8192, 8192), TP_SHAPE2(28672, 8192), TP_SHAPE_END};
 static const tp_shape gemm_bench[] = {TP_SHAPE3(8192, 8192, 2), TP_SHAPE3(8192, 8192, 16),
-                                      TP_SHAPE3(28672, 8192, 16), TP_SHAPE3(8192, 8192, 64), TP_SHAPE_END};
+                                      TP_SHAPE3(28672, 8192, 16), TP_SHAPE3(8192, 8192, 64),
+                                      TP_SHAPE3(8192, 8192, 8192) /* the 2:4 sparse GEMM's dense baseline */,
+                                      TP_SHAPE_END};
 static const tp_shape copy_verify[] = {TP_SHAPE1(1), TP_SHAPE1(7), TP_SHAPE1(1000003), TP_SHAPE_END};
 static const tp_shape copy_bench[] = {TP_SHAPE1(1 << 26), TP_SHAPE_END}; /* 256 MiB each way */
 
