@@ -40,7 +40,8 @@ export TENPAK_SHARED_DIR=$S
 echo "gpu_ppl: $(date -u +%Y-%m-%dT%H:%M:%SZ) $T, $MAXTOK tokens of $DATA"
 "$T" list 2>/dev/null | grep '^cuda' || true
 fail=0
-for m in gpt2-mini llama-mini; do
+MODELS=${TENPAK_PPL_MODELS:-gpt2-mini llama-mini} # the models carried to the GPU machine
+for m in $MODELS; do
     for dev in cpu cuda; do
         base=$O/ppl_${m}_${dev}
         if ! "$T" ppl --model "$S/models/$m" --data "$DATA" --max-tokens "$MAXTOK" --device "$dev" \
@@ -50,13 +51,13 @@ for m in gpt2-mini llama-mini; do
     done
 done
 
-python3 - "$O" "$MAXTOK" <<'PY' || fail=1
+python3 - "$O" "$MAXTOK" $MODELS <<'PY' || fail=1
 import json, os, sys
 out, maxtok = sys.argv[1], int(sys.argv[2])
 bad, dev_name, threads = 0, "?", "?"
 print(f"| model | cpu ppl | cuda ppl | rel diff (bound 1e-4) | golden rel (cuda) | cpu tok/s | cuda tok/s | cuda/cpu |")
 print("|---|---|---|---|---|---|---|---|")
-for m in ("gpt2-mini", "llama-mini"):
+for m in sys.argv[3:]:
     try:
         c = json.load(open(f"{out}/ppl_{m}_cpu.json"))
         g = json.load(open(f"{out}/ppl_{m}_cuda.json"))

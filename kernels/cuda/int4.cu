@@ -846,7 +846,8 @@ static int gemv_cfg(void) {
     return v;
 }
 
-/* TENPAK_CUDA_V3=0: the register-pipelined qmm_tc instead of qmm_async (for side-by-side runs);
+/* TENPAK_CUDA_V3=1: qmm_async instead of the register-pipelined qmm_tc (off by default: slower on
+ * the H200, NOTES.md v3);
  * TENPAK_CUDA_V3_CFG=<letter>: another qmm_async configuration (NOTES.md lists them). */
 static int env_char(const char *name, int dflt) {
     const char *e = getenv(name);
@@ -854,7 +855,7 @@ static int env_char(const char *name, int dflt) {
 }
 static int v3_on(void) {
     static int v = -1;
-    if (v < 0) v = env_char("TENPAK_CUDA_V3", '1') != '0';
+    if (v < 0) v = env_char("TENPAK_CUDA_V3", '0') != '0';
     return v;
 }
 static int v3_cfg(void) {
