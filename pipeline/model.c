@@ -89,6 +89,7 @@ tp_status tp_model_override_weight(tp_model *m, const char *name, const float *d
             /* a tied head shares emb's tensor: both entries see the override */
             for (size_t j = 0; j < m->nall; j++)
                 if (m->all[j]->t == m->all[i]->t) { tp_free(m->all[j]->f32); m->all[j]->f32 = NULL; m->all[j]->ovr = data; }
+            m->cuda_stale = 1; /* the device copy (--device cuda) must be uploaded again */
             return TP_OK;
         }
     return tp_fail(e, TP_ERR_ARG, "override: '%s' is not a weight matrix of this model", name);
