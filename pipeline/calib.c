@@ -34,7 +34,14 @@ static char *read_prefix(const char *path, size_t max_bytes, size_t *len, tp_err
             if (k == 0) break;
             n += (size_t)k;
         }
+        int zerr = Z_OK;
+        gzerror(f, &zerr);
         gzclose(f);
+        if (zerr != Z_OK && zerr != Z_STREAM_END) { /* e.g. Z_BUF_ERROR: the stream ends early */
+            free(buf);
+            tp_fail(e, TP_ERR_FORMAT, "%s: corrupt gzip stream (truncated or damaged)", path);
+            return NULL;
+        }
     } else {
         FILE *f = fopen(path, "rb");
         if (!f) { free(buf); tp_fail(e, TP_ERR_IO, "%s: cannot open calibration text", path); return NULL; }

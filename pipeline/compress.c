@@ -371,7 +371,14 @@ static char *read_gz(const char *path, size_t *len, tp_err *e) {
         n += (size_t)k;
         if (cap - n < 2) { char *nb = realloc(buf, cap * 2); if (!nb) free(buf); buf = nb; cap *= 2; }
     }
+    int zerr = Z_OK;
+    gzerror(f, &zerr);
     gzclose(f);
+    if (zerr != Z_OK && zerr != Z_STREAM_END) { /* gzread returns 0, not -1, on a truncated stream */
+        free(buf);
+        tp_fail(e, TP_ERR_FORMAT, "%s: corrupt gzip stream (truncated or damaged)", path);
+        return NULL;
+    }
     buf[n] = 0;
     *len = n;
     return buf;
