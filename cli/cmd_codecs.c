@@ -19,6 +19,9 @@ static const char *const table_specs[] = {
     "int4:g=8", "int4:g=16", "int4:g=32", "int4:g=64", "int4:g=128", "int4r2:g=16", "nf4:g=64",
     "vq:d=4,k=256", "vq:d=8,k=256", "vq:d=4,k=4096", "vq:d=8,k=256+int4:g=32", "vq:d=4,k=256+int4:g=16,refine=4",
     "tenpakx:rank=32,d=4,k=256,res=int4:g=32", "sparse24", "sparse24:v=32", "sparse24+int4:g=128", "svd:rank=64",
+    /* calibrated: awq adds one fp16 scale per input column; mixed, for one matrix alone, is the
+     * finest candidate within its budget (over a model, tenpak compress mixes group sizes) */
+    "awq:g=32", "awq:g=64", "awq:g=128", "mixed:budget=4.5", "mixed:budget=4.75",
 };
 
 /* The linear-layer weights of a checkpoint: 2-D float tensors, embeddings and lm_head left out.
@@ -129,7 +132,9 @@ int tp_cmd_codecs(int argc, char **argv) {
                    "  Prints each codec's stored bytes and bits/weight for a matrix of the shape (default\n"
                    "  4096x4096): the bytes tenpak compress writes (codebooks, factors, metadata counted).\n"
                    "  With --model, also the relative Frobenius reconstruction error over the checkpoint's\n"
-                   "  linear layers of the INT4 family (min/max and refined) and of every --codec given.\n");
+                   "  linear layers of the INT4 family (min/max and refined) and of every --codec given.\n"
+                   "  awq and mixed need calibration statistics, which only tenpak compress collects: here\n"
+                   "  they are sized, and their errors (with --codec) are those without statistics (s = 1).\n");
             return 0;
         } else {
             fprintf(stderr, "tenpak codecs: unknown option '%s' (see --help)\n", argv[i]);

@@ -15,11 +15,13 @@
 static void compress_usage(FILE *f) {
     fprintf(f, "usage: tenpak compress --model DIR --codec SPEC --out FILE.tpk [--lossless none|zstd]\n"
                "                       [--select linear|mlp|attn] [--compress-embeddings]\n"
-               "                       [--override REGEX=SPEC]... [--json FILE]\n"
+               "                       [--override REGEX=SPEC]... [--calib FILE] [--calib-tokens N] [--json FILE]\n"
                "  SPEC: method[:key=value,...][+method...], methods: %s\n"
-               "  e.g. int4:g=16  int4r2:g=16  nf4:g=64  int4:g=128,refine=4\n"
-               "  --override gives tensors whose name matches REGEX their own SPEC ('none' keeps them).\n",
-            tp_codec_methods());
+               "  e.g. int4:g=16  int4r2:g=16  nf4:g=64  int4:g=128,refine=4  awq:g=128,alpha=0.5  mixed:budget=4.5\n"
+               "  --override gives tensors whose name matches REGEX their own SPEC ('none' keeps them).\n"
+               "  awq and mixed run the model over calibration text first: --calib FILE (.gz read through\n"
+               "  zlib; default %s, never an evaluation file), its first --calib-tokens tokens (default %d).\n",
+            tp_codec_methods(), tp_calib_default_path(), TP_CALIB_DEFAULT_TOKENS);
 }
 
 static cJSON *size_json(const tp_compress_result *r) {
@@ -76,7 +78,15 @@ int tp_cmd_compress(int argc, char **argv) {
         else if (tp_arg(argc, argv, &i, "--lossless", &v)) o.lossless = v;
         else if (tp_arg(argc, argv, &i, "--select", &v)) o.select = v;
         else if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
-        else if (tp_arg(argc, argv, &i, "--override", &v)) {
+        else if (tp_arg(argc, argv, &i, "--calib", &v)) o.calib_data = v;
+        else if (tp_arg(argc, argv, &i, "--calib-tokens", &v)) {
+            unsigned long long u;
+            if (!tp_parse_u64(v, &u) || u < 2) {
+                fprintf(stderr, "tenpak compress: --calib-tokens needs an integer >= 2, got '%s'\n", v);
+                return 2;
+            }
+            o.calib_tokens = (size_t)u;
+        } else if (tp_arg(argc, argv, &i, "--override", &v)) {
             const char *eq = strrchr(v, '=');
             /* REGEX=SPEC: the spec is after the last '=' that starts a method name */
             const char *sep = NULL;
@@ -110,6 +120,10 @@ int tp_cmd_compress(int argc, char **argv) {
         return 1;
     }
     printf("wrote %s in %.1f s\n", out, r.seconds);
+    if (r.calib_tokens)
+        printf("calibration   %zu tokens of %s (sha256 %.16s...)\n", r.calib_tokens,
+               o.calib_data ? o.calib_data : tp_calib_default_path(), r.calib_sha256);
+    if (r.plan) fputs(r.plan, stdout);
     print_sizes(&r);
     int rc = 0;
     if (json) {
@@ -117,9 +131,14 @@ int tp_cmd_compress(int argc, char **argv) {
         cJSON_AddStringToObject(j, "artifact", out);
         cJSON_AddStringToObject(j, "model", o.model_dir);
         cJSON_AddStringToObject(j, "codec", o.codec);
+        if (r.calib_tokens) {
+            cJSON_AddNumberToObject(j, "calib_tokens", (double)r.calib_tokens);
+            cJSON_AddStringToObject(j, "calib_sha256", r.calib_sha256);
+        }
         rc = write_json(json, j, "compress");
         cJSON_Delete(j);
     }
+    tp_compress_result_free(&r);
     return rc;
 }
 

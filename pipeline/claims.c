@@ -141,6 +141,7 @@ tp_status tp_claims_verify_file(const char *path, const tp_claims_opts *o, cJSON
             er.tokens = (size_t)num(kn, "tokens", 0);
         } else {
             s = tp_compress_model(&co, art, &cr, &re);
+            if (s == TP_OK) tp_compress_result_free(&cr);
             if (s == TP_OK) s = tp_eval_artifact(&eo, &er, &re);
             unlink(art);
         }

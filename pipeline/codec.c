@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pipeline/calib.h"
 #include "tenpak/quant.h"
 
 /* ---- the INT4 family: blob = tp_qmat_pack image ---- */
@@ -53,12 +54,189 @@ static tp_status q_decode_add(const tp_codec_stage *s, const uint8_t *blob, int6
     return TP_OK;
 }
 
+
+/* ---- awq: activation-aware INT4 ----
+ * blob = s[cols] (fp16, tp_awq_scales of the calibration's mean |x_c|) then the int4 image of
+ * W diag(s). Decoding: W[r][c] = dequant(q)[r][c] / s_c. A tensor without statistics gets s = 1. */
+static size_t int4_bytes(int g, int64_t rows, int64_t cols) {
+    return (size_t)llround(tp_qkind_bits_per_weight(TP_Q_INT4, g, rows, cols) * (double)rows * (double)cols / 8.0);
+}
+static size_t awq_blob_bytes(const tp_codec_stage *s, int64_t rows, int64_t cols) {
+    return 2 * (size_t)cols + int4_bytes((int)tp_codec_param_get(s, "g"), rows, cols);
+}
+static double awq_theory_bpw(const tp_codec_stage *s, int64_t rows, int64_t cols) {
+    (void)cols;
+    return 4.0 + 32.0 / tp_codec_param_get(s, "g") + 16.0 / (double)rows;
+}
+/* one awq attempt at alpha: s16 and the packed int4 image of W diag(s); returns the Fisher-style
+ * error sum_c w_c sum_r (dequant/s_c - W)^2 (w_c = mean x_c^2, else 1) when err is wanted */
+static double awq_try(const tp_codec_stage *s, const float *W, int64_t rows, int64_t cols, double alpha, tp_qmat *q,
+                      float *Ws, uint16_t *s16, int want_err) {
+    tp_awq_scales(s->act_absmean, cols, alpha, s16);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) Ws[r * cols + c] = W[r * cols + c] * tp_f16_to_f32(s16[c]);
+    tp_quantize_ref(q, Ws, (int)tp_codec_param_get(s, "refine"));
+    if (!want_err) return 0;
+    tp_dequantize_cpu(q, Ws);
+    double err = 0;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            double d = (double)(Ws[r * cols + c] / tp_f16_to_f32(s16[c])) - W[r * cols + c];
+            err += (s->act_sqmean ? (double)s->act_sqmean[c] : 1.0) * d * d;
+        }
+    return err;
+}
+
+static tp_status awq_encode(const tp_codec_stage *s, const float *W, int64_t rows, int64_t cols, uint8_t *blob,
+                            tp_err *e) {
+    uint16_t *s16 = malloc((size_t)cols * sizeof *s16);
+    float *Ws = tp_alloc((size_t)(rows * cols) * sizeof(float));
+    tp_qmat q;
+    int g = (int)tp_codec_param_get(s, "g");
+    if (!s16 || !Ws || tp_qmat_alloc(&q, TP_Q_INT4, rows, cols, g) != TP_OK) {
+        free(s16);
+        tp_free(Ws);
+        return tp_fail(e, TP_ERR_NOMEM, "out of memory quantising a %lldx%lld matrix", (long long)rows, (long long)cols);
+    }
+    double alpha = tp_codec_param_get(s, "alpha");
+    if (tp_codec_param_get(s, "search") != 0 && s->act_absmean) {
+        /* AWQ's grid search over alpha in {0, 1/8, ..., 1}, by the activation-weighted error */
+        double best = INFINITY;
+        for (int k = 0; k <= 8; k++) {
+            double err = awq_try(s, W, rows, cols, k / 8.0, &q, Ws, s16, 1);
+            if (err < best) { best = err; alpha = k / 8.0; }
+        }
+    }
+    awq_try(s, W, rows, cols, alpha, &q, Ws, s16, 0);
+    for (int64_t c = 0; c < cols; c++) { blob[2 * c] = (uint8_t)(s16[c] & 0xFF); blob[2 * c + 1] = (uint8_t)(s16[c] >> 8); }
+    tp_qmat_pack(&q, blob + 2 * cols);
+    tp_qmat_free(&q);
+    tp_free(Ws);
+    free(s16);
+    return TP_OK;
+}
+static tp_status awq_decode_add(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, float *W,
+                                tp_err *e) {
+    tp_qmat q;
+    float *D = tp_alloc((size_t)(rows * cols) * sizeof(float)), *sf = malloc((size_t)cols * sizeof(float));
+    if (!D || !sf || tp_qmat_alloc(&q, TP_Q_INT4, rows, cols, (int)tp_codec_param_get(s, "g")) != TP_OK) {
+        tp_free(D);
+        free(sf);
+        return tp_fail(e, TP_ERR_NOMEM, "out of memory decoding a %lldx%lld matrix", (long long)rows, (long long)cols);
+    }
+    for (int64_t c = 0; c < cols; c++) {
+        sf[c] = tp_f16_to_f32((uint16_t)(blob[2 * c] | blob[2 * c + 1] << 8));
+        if (!(sf[c] > 0) || !isfinite(sf[c])) {
+            tp_qmat_free(&q); tp_free(D); free(sf);
+            return tp_fail(e, TP_ERR_FORMAT, "awq blob: channel scale %lld is not a positive number", (long long)c);
+        }
+    }
+    tp_qmat_unpack(&q, blob + 2 * cols);
+    tp_dequantize_cpu(&q, D);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) W[r * cols + c] += D[r * cols + c] / sf[c];
+    tp_qmat_free(&q);
+    tp_free(D);
+    free(sf);
+    return TP_OK;
+}
+
+/* ---- mixed: per-tensor group sizes under a bits/weight budget ----
+ * tenpak compress measures every tensor's sensitivity at each candidate (tp_codec_mixed_candidates)
+ * and writes each record with its chosen candidate's spec. Alone (one matrix, as `tenpak codecs`
+ * sees it) the method is the finest candidate whose bytes fit the budget for that shape. */
+static const int mixed_groups[] = {128, 64, 32}; /* coarsest first */
+static void mixed_stage_for(const tp_codec_stage *s, int g, tp_codec_stage *out);
+static int mixed_pick_alone(const tp_codec_stage *s, int64_t rows, int64_t cols) {
+    double budget = tp_codec_param_get(s, "budget");
+    int best = mixed_groups[0];
+    for (size_t i = 0; i < sizeof mixed_groups / sizeof mixed_groups[0]; i++) {
+        tp_codec_stage st;
+        mixed_stage_for(s, mixed_groups[i], &st);
+        if (8.0 * (double)st.method->blob_bytes(&st, rows, cols) <= budget * (double)rows * (double)cols + 1e-9)
+            best = mixed_groups[i];
+    }
+    return best;
+}
+static size_t mixed_blob_bytes(const tp_codec_stage *s, int64_t rows, int64_t cols) {
+    tp_codec_stage st;
+    mixed_stage_for(s, mixed_pick_alone(s, rows, cols), &st);
+    return st.method->blob_bytes(&st, rows, cols);
+}
+static double mixed_theory_bpw(const tp_codec_stage *s, int64_t rows, int64_t cols) {
+    tp_codec_stage st;
+    mixed_stage_for(s, mixed_pick_alone(s, rows, cols), &st);
+    return st.method->theory_bpw(&st, rows, cols);
+}
+static tp_status mixed_encode(const tp_codec_stage *s, const float *W, int64_t rows, int64_t cols, uint8_t *blob,
+                              tp_err *e) {
+    tp_codec_stage st;
+    mixed_stage_for(s, mixed_pick_alone(s, rows, cols), &st);
+    return st.method->encode(&st, W, rows, cols, blob, e);
+}
+static tp_status mixed_decode_add(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, float *W,
+                                  tp_err *e) {
+    tp_codec_stage st;
+    mixed_stage_for(s, mixed_pick_alone(s, rows, cols), &st);
+    return st.method->decode_add(&st, blob, rows, cols, W, e);
+}
+
 static const tp_codec_method methods[] = {
     {"int4", "g=128,refine=0", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add},
     {"int4r2", "g=16,refine=0", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add},
     {"nf4", "g=64", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add},
+    {"awq", "g=128,alpha=0.5,search=0,refine=0", awq_blob_bytes, awq_theory_bpw, awq_encode, awq_decode_add},
+    {"mixed", "budget=4.5,awq=0", mixed_blob_bytes, mixed_theory_bpw, mixed_encode, mixed_decode_add},
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
+#define M_INT4 (&methods[0])
+#define M_AWQ (&methods[3])
+
+/* the candidate stage of a mixed stage at group size g: int4:g=G,refine=0 or awq:g=G,alpha=0.5,refine=0 */
+static void mixed_stage_for(const tp_codec_stage *s, int g, tp_codec_stage *out) {
+    memset(out, 0, sizeof *out);
+    int awq = tp_codec_param_get(s, "awq") != 0;
+    out->method = awq ? M_AWQ : M_INT4;
+    int k = 0;
+    snprintf(out->params[k].key, sizeof out->params[k].key, "g");
+    out->params[k++].value = g;
+    if (awq) {
+        snprintf(out->params[k].key, sizeof out->params[k].key, "alpha");
+        out->params[k++].value = 0.5;
+        snprintf(out->params[k].key, sizeof out->params[k].key, "search");
+        out->params[k++].value = 1;
+    }
+    snprintf(out->params[k].key, sizeof out->params[k].key, "refine");
+    out->params[k++].value = 0;
+    out->nparams = k;
+    out->act_absmean = s->act_absmean;
+    out->act_sqmean = s->act_sqmean;
+}
+
+int tp_codec_is_mixed(const tp_codec *c) { return c->nstages == 1 && !strcmp(c->stages[0].method->name, "mixed"); }
+double tp_codec_mixed_budget(const tp_codec *c) { return tp_codec_is_mixed(c) ? tp_codec_param_get(&c->stages[0], "budget") : 0; }
+
+int tp_codec_mixed_candidates(const tp_codec *c, char out[][96], int max) {
+    if (!tp_codec_is_mixed(c)) return 0;
+    int n = 0;
+    int awq = tp_codec_param_get(&c->stages[0], "awq") != 0;
+    for (size_t i = 0; i < sizeof mixed_groups / sizeof mixed_groups[0] && n < max; i++, n++)
+        snprintf(out[n], 96, awq ? "awq:g=%d,alpha=0.5,search=1,refine=0" : "int4:g=%d,refine=0", mixed_groups[i]);
+    return n;
+}
+
+int tp_codec_needs_calib(const tp_codec *c) {
+    for (int i = 0; i < c->nstages; i++)
+        if (c->stages[i].method == M_AWQ || !strcmp(c->stages[i].method->name, "mixed")) return 1;
+    return 0;
+}
+
+void tp_codec_set_calib(tp_codec *c, const float *absmean, const float *sqmean) {
+    for (int i = 0; i < c->nstages; i++) {
+        c->stages[i].act_absmean = absmean;
+        c->stages[i].act_sqmean = sqmean;
+    }
+}
 
 /* The VQ, 2:4 and low-rank methods live beside their kernels (kernels/codec_k3.c). */
 extern const tp_codec_method tp_codec_methods_k3[];
@@ -185,12 +363,22 @@ tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e) {
         if (s != TP_OK) return s;
         for (int k = 0; k < st->nparams; k++) {
             double v = st->params[k].value;
+            if (!strcmp(st->params[k].key, "alpha") || !strcmp(st->params[k].key, "budget")) continue; /* real-valued */
             if (v < 0 || v != floor(v) || v > 1e9)
                 return tp_fail(e, TP_ERR_ARG, "codec '%s': %s must be a non-negative integer", spec, st->params[k].key);
         }
         double g = tp_codec_param_get(st, "g"), refine = tp_codec_param_get(st, "refine");
         if (has_param(st, "g") && !is_valid_group(g))
             return tp_fail(e, TP_ERR_ARG, "codec '%s': g must be a power of two in 8..4096, got %g", spec, g);
+        if (has_param(st, "alpha") && !(tp_codec_param_get(st, "alpha") >= 0 && tp_codec_param_get(st, "alpha") <= 1))
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': alpha must be in 0..1", spec);
+        if (has_param(st, "budget") && !(tp_codec_param_get(st, "budget") >= 4.25 && tp_codec_param_get(st, "budget") <= 16))
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': budget (bits/weight) must be in 4.25..16 (g=128 costs 4.25)", spec);
+        if ((has_param(st, "awq") && tp_codec_param_get(st, "awq") > 1) ||
+            (has_param(st, "search") && tp_codec_param_get(st, "search") > 1))
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': awq and search are 0 or 1", spec);
+        if (!strcmp(st->method->name, "mixed") && (c->nstages > 0 || strchr(spec, '+')))
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': mixed chooses a whole tensor's codec and cannot be chained", spec);
         if (refine > 100) return tp_fail(e, TP_ERR_ARG, "codec '%s': refine must be in 0..100", spec);
         if (has_param(st, "d") && (tp_codec_param_get(st, "d") < 1 || tp_codec_param_get(st, "d") > 16))
             return tp_fail(e, TP_ERR_ARG, "codec '%s': d must be in 1..16", spec);

@@ -3,6 +3,18 @@
  *   spec    := stage ('+' stage)*
  *   stage   := method [':' key '=' value (',' key '=' value)*]
  *   e.g.  int4:g=16    int4r2:g=16    nf4:g=64    int4:g=128,refine=4
+ *         awq:g=128,alpha=0.5    awq:g=128,search=1    mixed:budget=4.5[,awq=1]
+ *
+ * Calibrated methods (pipeline/calib.h gives the statistics):
+ *   awq    s_c = mean|x_c|^alpha normalised to geometric mean 1 (tp_awq_scales), stored as fp16 per
+ *          input column; the int4 codes are those of W diag(s); decode = dequant / s_c. The cols x 2
+ *          bytes of s count in the blob, so in bits/weight. search=1: per tensor, alpha is the one of
+ *          {0, 1/8, ..., 1} with the least sum_c mean(x_c^2) ||dW_c||^2 (AWQ's grid search, with the
+ *          diagonal of E[x x^T] in place of the activations); alpha=0 is plain int4 plus s = 1.
+ *   mixed  per-tensor group size in {128, 64, 32} (int4, or awq with awq=1) chosen by tenpak compress
+ *          to minimise the summed sensitivity sum_c mean(x_c^2) ||dW_c||^2 within `budget`
+ *          bits/weight over the tensors it covers; each record stores its chosen spec.
+ * Parameters are non-negative integers except alpha (0..1) and budget (4.25..16).
  *
  * A chain A+B encodes W with A, then encodes the residual W - A(W) with B; decoding adds the
  * stages. Each method turns a rows x cols fp32 matrix (groups along a row = the input dimension)
@@ -30,6 +42,9 @@ typedef struct tp_codec_stage {
     const struct tp_codec_method *method;
     int nparams;
     tp_codec_param params[TP_CODEC_MAX_PARAMS]; /* every key of the method, defaults filled in */
+    /* calibration statistics of the matrix being encoded (per input column, cols long; NULL when
+     * none): mean |x_c| and mean x_c^2, set by tp_codec_set_calib, not owned */
+    const float *act_absmean, *act_sqmean;
 } tp_codec_stage;
 
 typedef struct tp_codec {
@@ -60,6 +75,13 @@ double tp_codec_theory_bpw(const tp_codec *c, int64_t rows, int64_t cols);
 tp_status tp_codec_encode(const tp_codec *c, const float *W, int64_t rows, int64_t cols, uint8_t *blob, tp_err *e);
 tp_status tp_codec_decode(const tp_codec *c, const uint8_t *blob, size_t len, int64_t rows, int64_t cols, float *W,
                           tp_err *e);
+/* Calibration: every stage of c sees these per-column statistics (NULL: none) when encoding. */
+void tp_codec_set_calib(tp_codec *c, const float *absmean, const float *sqmean);
+int tp_codec_needs_calib(const tp_codec *c); /* awq or mixed */
+int tp_codec_is_mixed(const tp_codec *c);
+double tp_codec_mixed_budget(const tp_codec *c);
+/* mixed: the candidate specs, coarsest (fewest bits) first; returns their number */
+int tp_codec_mixed_candidates(const tp_codec *c, char out[][96], int max);
 /* Names of all methods, for help texts: "int4, int4r2, nf4" */
 const char *tp_codec_methods(void);
 

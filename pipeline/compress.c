@@ -37,6 +37,130 @@ static void hex32(const uint8_t d[32], char out[65]) {
     for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
+void tp_compress_result_free(tp_compress_result *r) {
+    free(r->plan);
+    r->plan = NULL;
+}
+
+/* W[rows][cols] of a 2-D tensor, groups along the input dimension (GPT-2 Conv1D transposed) */
+static void load_matrix(const tp_st_tensor *t, int transposed, float *raw, float *W) {
+    int64_t cols = transposed ? t->shape[0] : t->shape[1];
+    tp_st_to_f32(t, raw);
+    if (transposed)
+        for (int64_t a = 0; a < t->shape[0]; a++)
+            for (int64_t b = 0; b < t->shape[1]; b++) W[b * cols + a] = raw[a * t->shape[1] + b];
+    else memcpy(W, raw, (size_t)t->numel * 4);
+}
+
+typedef struct mixed_entry {
+    size_t tensor;       /* index in the safetensors set */
+    uint64_t numel;
+    double sens[4];      /* per candidate */
+    size_t bytes[4];
+    int pick;
+} mixed_entry;
+
+/* measure every covered tensor at every candidate and choose greedily (see compress.h) */
+static tp_status mixed_plan(const tp_codec *main, tp_st_set *set, const uint8_t *covered, int conv1d, const tp_calib *cal,
+                            mixed_entry **out, int *nout, cJSON **json, char **text, tp_err *e) {
+    char specs[4][96];
+    int nc = tp_codec_mixed_candidates(main, specs, 4);
+    tp_codec cand[4];
+    for (int k = 0; k < nc; k++)
+        if (tp_codec_parse(specs[k], &cand[k], e) != TP_OK) return TP_ERR_INTERNAL;
+    size_t nt = tp_st_count(set);
+    mixed_entry *me = calloc(nt ? nt : 1, sizeof *me);
+    if (!me) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    int n = 0;
+    tp_status s = TP_OK;
+    uint64_t numel = 0, bytes = 0;
+    for (size_t i = 0; i < nt && s == TP_OK; i++) {
+        if (!covered[i]) continue;
+        const tp_st_tensor *t = tp_st_at(set, i);
+        int transposed = conv1d && !is_embedding(t->name);
+        int64_t rows = transposed ? t->shape[1] : t->shape[0], cols = transposed ? t->shape[0] : t->shape[1];
+        float *raw = tp_alloc((size_t)t->numel * 4), *W = tp_alloc((size_t)t->numel * 4), *D = tp_alloc((size_t)t->numel * 4);
+        if (!raw || !W || !D) s = tp_fail(e, TP_ERR_NOMEM, "out of memory for %s", t->name);
+        if (s == TP_OK) load_matrix(t, transposed, raw, W);
+        const float *sq = tp_calib_sqmean(cal, t->name, cols), *am = tp_calib_absmean(cal, t->name, cols);
+        me[n].tensor = i;
+        me[n].numel = (uint64_t)t->numel;
+        for (int k = 0; k < nc && s == TP_OK; k++) {
+            tp_codec c = cand[k];
+            tp_codec_set_calib(&c, am, sq);
+            size_t nb = tp_codec_blob_bytes(&c, rows, cols);
+            uint8_t *blob = tp_alloc(nb);
+            if (!blob) { s = tp_fail(e, TP_ERR_NOMEM, "out of memory for %s", t->name); break; }
+            s = tp_codec_encode(&c, W, rows, cols, blob, e);
+            if (s == TP_OK) s = tp_codec_decode(&c, blob, nb, rows, cols, D, e);
+            double sens = 0;
+            for (int64_t r = 0; s == TP_OK && r < rows; r++)
+                for (int64_t q = 0; q < cols; q++) {
+                    double d = (double)D[r * cols + q] - W[r * cols + q];
+                    sens += (sq ? (double)sq[q] : 1.0) * d * d;
+                }
+            me[n].sens[k] = sens;
+            me[n].bytes[k] = nb;
+            tp_free(blob);
+        }
+        numel += me[n].numel;
+        bytes += me[n].bytes[0];
+        n++;
+        tp_free(raw); tp_free(W); tp_free(D);
+    }
+    double budget = tp_codec_mixed_budget(main), limit = budget * (double)numel / 8.0;
+    if (s == TP_OK && (double)bytes > limit)
+        s = tp_fail(e, TP_ERR_ARG, "%s: budget %.4g bits/weight is below the coarsest candidate's %.4f", main->spec, budget,
+                    8.0 * (double)bytes / (double)numel);
+    while (s == TP_OK) { /* greedy: best sensitivity drop per byte that still fits */
+        int best = -1;
+        double best_ratio = 0;
+        for (int j = 0; j < n; j++) {
+            int p = me[j].pick;
+            if (p + 1 >= nc) continue;
+            double db = (double)me[j].bytes[p + 1] - (double)me[j].bytes[p], ds = me[j].sens[p] - me[j].sens[p + 1];
+            if ((double)bytes + db > limit || ds <= 0 || db <= 0) continue;
+            if (ds / db > best_ratio) { best_ratio = ds / db; best = j; }
+        }
+        if (best < 0) break;
+        bytes += me[best].bytes[me[best].pick + 1] - me[best].bytes[me[best].pick];
+        me[best].pick++;
+    }
+    if (s != TP_OK) { free(me); return s; }
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "budget_bits_per_weight", budget);
+    cJSON_AddNumberToObject(j, "bits_per_weight", numel ? 8.0 * (double)bytes / (double)numel : 0);
+    cJSON_AddStringToObject(j, "sensitivity", "sum over rows and input channels c of mean(x_c^2) * (W - W^)^2");
+    cJSON *cs = cJSON_AddArrayToObject(j, "candidates");
+    for (int k = 0; k < nc; k++) cJSON_AddItemToArray(cs, cJSON_CreateString(cand[k].spec));
+    cJSON *ts = cJSON_AddArrayToObject(j, "tensors");
+    size_t cap = 256 + (size_t)n * 200, used = 0;
+    char *tx = malloc(cap);
+    if (tx) used += (size_t)snprintf(tx, cap, "mixed plan (%s, %d tensors, %.4f bits/weight of a %.4g budget):\n  %-48s %-28s %s\n",
+                                     main->spec, n, numel ? 8.0 * (double)bytes / (double)numel : 0, budget, "tensor", "codec",
+                                     "sensitivity per candidate (g=128, 64, 32)");
+    for (int k = 0; k < n; k++) {
+        cJSON *x = cJSON_CreateObject();
+        const char *name = tp_st_at(set, me[k].tensor)->name;
+        cJSON_AddStringToObject(x, "name", name);
+        cJSON_AddStringToObject(x, "codec", cand[me[k].pick].spec);
+        cJSON *sa = cJSON_AddArrayToObject(x, "sensitivity");
+        for (int q = 0; q < nc; q++) cJSON_AddItemToArray(sa, cJSON_CreateNumber(me[k].sens[q]));
+        cJSON_AddItemToArray(ts, x);
+        if (tx && used < cap) {
+            used += (size_t)snprintf(tx + used, cap - used, "  %-48s %-28s", name, cand[me[k].pick].spec);
+            for (int q = 0; q < nc && used < cap; q++) used += (size_t)snprintf(tx + used, cap - used, " %.4g", me[k].sens[q]);
+            if (used < cap) used += (size_t)snprintf(tx + used, cap - used, "\n");
+        }
+    }
+    /* me[k].pick is each tensor's chosen candidate, for the encoding pass */
+    *out = me;
+    *nout = n;
+    *json = j;
+    *text = tx;
+    return TP_OK;
+}
+
 tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_compress_result *r, tp_err *e) {
     memset(r, 0, sizeof *r);
     double t0 = tp_now();
@@ -48,6 +172,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     tp_codec main;
     tp_status s = tp_codec_parse(o->codec, &main, e);
     if (s != TP_OK) return s;
+    int need_calib = tp_codec_needs_calib(&main);
     tp_codec ov[TP_MAX_OVERRIDES];
     regex_t re[TP_MAX_OVERRIDES];
     int nre = 0;
@@ -57,7 +182,12 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
             break;
         }
         nre++;
-        if (strcmp(o->override_spec[i], "none")) s = tp_codec_parse(o->override_spec[i], &ov[i], e);
+        if (strcmp(o->override_spec[i], "none")) {
+            s = tp_codec_parse(o->override_spec[i], &ov[i], e);
+            if (s == TP_OK && tp_codec_is_mixed(&ov[i]))
+                s = tp_fail(e, TP_ERR_ARG, "--override %s: mixed is a whole-model codec, not an override", o->override_spec[i]);
+            if (s == TP_OK) need_calib |= tp_codec_needs_calib(&ov[i]);
+        }
     }
     char cfgpath[4096];
     snprintf(cfgpath, sizeof cfgpath, "%s/config.json", o->model_dir);
@@ -73,23 +203,59 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     uint8_t dg[32];
     char sha[65] = "";
     if (s == TP_OK && (s = tp_st_sha256(set, dg, e)) == TP_OK) hex32(dg, sha);
+    /* calibration statistics, before the output file exists */
+    tp_calib *owncal = NULL;
+    const tp_calib *cal = o->calib;
+    if (s == TP_OK && need_calib && !cal) {
+        s = tp_calib_collect(o->model_dir, o->calib_data, o->calib_tokens, &owncal, e);
+        cal = owncal;
+    }
+    if (cal) {
+        r->calib_tokens = cal->tokens;
+        snprintf(r->calib_sha256, sizeof r->calib_sha256, "%s", cal->sha256);
+    }
+    /* which codec every tensor gets: 0 kept, 1 main, 2 + k override k */
+    size_t nt = set ? tp_st_count(set) : 0;
+    int *which = calloc(nt ? nt : 1, sizeof *which);
+    uint8_t *covered = calloc(nt ? nt : 1, 1);
+    if (s == TP_OK && (!which || !covered)) s = tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; s == TP_OK && i < nt; i++) {
+        const tp_st_tensor *t = tp_st_at(set, i);
+        int linear = t->ndim == 2 && tp_st_is_float(t->dtype);
+        if (linear && (is_embedding(t->name) ? o->compress_embeddings : in_selection(t->name, select))) which[i] = 1;
+        for (int k = 0; k < nre; k++)
+            if (regexec(&re[k], t->name, 0, NULL, 0) == 0) {
+                which[i] = strcmp(o->override_spec[k], "none") && linear ? 2 + k : 0;
+                break;
+            }
+        covered[i] = which[i] == 1;
+    }
+    mixed_entry *plan = NULL;
+    int nplan = 0;
+    cJSON *plan_json = NULL;
+    tp_codec mixed_cand[4];
+    if (s == TP_OK && tp_codec_is_mixed(&main)) {
+        s = mixed_plan(&main, set, covered, conv1d, cal, &plan, &nplan, &plan_json, &r->plan, e);
+        char specs[4][96];
+        int nc = tp_codec_mixed_candidates(&main, specs, 4);
+        for (int k = 0; s == TP_OK && k < nc; k++) s = tp_codec_parse(specs[k], &mixed_cand[k], e);
+    }
     tp_art_writer *w = NULL;
     if (s == TP_OK) s = tp_artw_open(out_path, &w, e);
     double err = 0, norm = 0, theory_bits = 0; /* theory: summed over the compressed tensors */
-    for (size_t i = 0; s == TP_OK && i < tp_st_count(set); i++) {
+    int iplan = 0;
+    for (size_t i = 0; s == TP_OK && i < nt; i++) {
         const tp_st_tensor *t = tp_st_at(set, i);
         r->ntensors++;
         r->total_numel += (uint64_t)t->numel;
         r->fp32_bytes += (uint64_t)t->numel * 4;
         r->fp16_bytes += (uint64_t)t->numel * 2;
-        const tp_codec *c = NULL;
-        int linear = t->ndim == 2 && tp_st_is_float(t->dtype);
-        if (linear && (is_embedding(t->name) ? o->compress_embeddings : in_selection(t->name, select))) c = &main;
-        for (int k = 0; k < nre; k++)
-            if (regexec(&re[k], t->name, 0, NULL, 0) == 0) {
-                c = strcmp(o->override_spec[k], "none") && linear ? &ov[k] : NULL;
-                break;
-            }
+        tp_codec cc;
+        const tp_codec *c = which[i] == 0 ? NULL : which[i] == 1 ? &main : &ov[which[i] - 2];
+        if (c == &main && plan) {
+            while (iplan < nplan && plan[iplan].tensor < i) iplan++;
+            c = &mixed_cand[plan[iplan].pick];
+        }
         cJSON *rec = cJSON_CreateObject();
         cJSON_AddStringToObject(rec, "name", t->name);
         cJSON *shape = cJSON_AddArrayToObject(rec, "shape");
@@ -102,16 +268,15 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
         }
         int transposed = conv1d && !is_embedding(t->name);
         int64_t rows = transposed ? t->shape[1] : t->shape[0], cols = transposed ? t->shape[0] : t->shape[1];
+        cc = *c;
+        tp_codec_set_calib(&cc, tp_calib_absmean(cal, t->name, cols), tp_calib_sqmean(cal, t->name, cols));
+        c = &cc;
         size_t n = (size_t)t->numel, nb = tp_codec_blob_bytes(c, rows, cols);
         float *raw = tp_alloc(n * 4), *W = tp_alloc(n * 4), *D = tp_alloc(n * 4);
         uint8_t *blob = tp_alloc(nb);
         if (!raw || !W || !D || !blob) s = tp_fail(e, TP_ERR_NOMEM, "out of memory for %s", t->name);
         if (s == TP_OK) {
-            tp_st_to_f32(t, raw);
-            if (transposed)
-                for (int64_t a = 0; a < t->shape[0]; a++)
-                    for (int64_t b = 0; b < t->shape[1]; b++) W[b * cols + a] = raw[a * t->shape[1] + b];
-            else memcpy(W, raw, n * 4);
+            load_matrix(t, transposed, raw, W);
             s = tp_codec_encode(c, W, rows, cols, blob, e);
         }
         if (s == TP_OK) s = tp_codec_decode(c, blob, nb, rows, cols, D, e);
@@ -160,6 +325,17 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
         cJSON_AddStringToObject(src, "model_type", mtype ? mtype : "");
         cJSON_AddItemToObject(h, "config", cfg);
         cfg = NULL;
+        if (cal) {
+            cJSON *cj = cJSON_AddObjectToObject(h, "calibration");
+            cJSON_AddStringToObject(cj, "path", cal->path);
+            cJSON_AddStringToObject(cj, "sha256", cal->sha256);
+            cJSON_AddNumberToObject(cj, "tokens", (double)cal->tokens);
+            cJSON_AddStringToObject(cj, "statistics", "per input channel mean |x| (awq) and mean x^2 (mixed)");
+        }
+        if (plan_json) {
+            cJSON_AddItemToObject(h, "mixed", plan_json);
+            plan_json = NULL;
+        }
         cJSON_AddNumberToObject(h, "theory_bits_per_weight", theory_bits / (double)r->compressed_numel);
         cJSON_AddNumberToObject(h, "rel_frobenius_error", norm > 0 ? sqrt(err / norm) : 0);
         s = tp_artw_finish(w, h, &r->artifact_bytes, e);
@@ -167,11 +343,17 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     }
     tp_artw_abort(w);
     cJSON_Delete(cfg);
+    cJSON_Delete(plan_json);
+    free(plan);
+    free(which);
+    free(covered);
+    tp_calib_free(owncal);
     tp_st_close(set);
     for (int k = 0; k < nre; k++) regfree(&re[k]);
     r->theory_bpw = r->compressed_numel ? theory_bits / (double)r->compressed_numel : 0;
     r->rel_error = norm > 0 ? sqrt(err / norm) : 0;
     r->seconds = tp_now() - t0;
+    if (s != TP_OK) tp_compress_result_free(r);
     return s;
 }
 
@@ -189,7 +371,14 @@ static char *read_gz(const char *path, size_t *len, tp_err *e) {
         n += (size_t)k;
         if (cap - n < 2) { char *nb = realloc(buf, cap * 2); if (!nb) free(buf); buf = nb; cap *= 2; }
     }
+    int zerr = Z_OK;
+    gzerror(f, &zerr);
     gzclose(f);
+    if (zerr != Z_OK && zerr != Z_STREAM_END) { /* gzread returns 0, not -1, on a truncated stream */
+        free(buf);
+        tp_fail(e, TP_ERR_FORMAT, "%s: corrupt gzip stream (truncated or damaged)", path);
+        return NULL;
+    }
     buf[n] = 0;
     *len = n;
     return buf;

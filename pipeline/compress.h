@@ -5,6 +5,7 @@
 
 #include <stdint.h>
 
+#include "pipeline/calib.h"
 #include "pipeline/ppl.h"
 #include "tenpak/tenpak.h"
 
@@ -24,6 +25,11 @@ typedef struct tp_compress_opts {
     const char *override_re[TP_MAX_OVERRIDES];
     const char *override_spec[TP_MAX_OVERRIDES];
     int quiet;
+    /* calibration (codecs awq, mixed): statistics given by the caller, else collected from
+     * calib_data (NULL: tp_calib_default_path()) over calib_tokens tokens (0: the default) */
+    const tp_calib *calib;
+    const char *calib_data;
+    size_t calib_tokens;
 } tp_compress_opts;
 
 typedef struct tp_compress_result {
@@ -37,9 +43,18 @@ typedef struct tp_compress_result {
     double theory_bpw;         /* the main codec's arithmetic bits/weight */
     double rel_error;          /* relative Frobenius error over the compressed tensors */
     double seconds;
+    size_t calib_tokens;       /* 0: no calibration used */
+    char calib_sha256[65];
+    char *plan;                /* mixed: the chosen table as text (malloc'd), else NULL */
 } tp_compress_result;
 
+/* A mixed codec's choice is measured here: for every tensor it covers and every candidate g, the
+ * sensitivity sum_rows sum_c mean(x_c^2) (W - W^)_rc^2 (mean x^2 from calibration); starting from
+ * the coarsest candidate everywhere, the step with the largest sensitivity drop per added byte is
+ * taken while the covered tensors' blob bytes stay within budget x weights / 8. The table goes into
+ * the header ("mixed") and r->plan. */
 tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_compress_result *r, tp_err *e);
+void tp_compress_result_free(tp_compress_result *r); /* frees r->plan */
 
 /* Tokens of a text file (or its last tail_chars UTF-8 characters when tail_chars > 0; a .gz file
  * is decompressed) with the model's tokenizer.json, special tokens added as its post-processor

@@ -51,6 +51,8 @@ struct tp_model {
     int lbuf_rows;
     tp_weight_hook hook;
     void *hook_user;
+    tp_act_sink act_sink; /* calibration: sees every linear layer's input; NULL = no-op */
+    void *act_user;
     double gemm_s, gemm_flops;
     tp_device device; /* where tp_model_forward_nll runs (see the device section at the end) */
     void *cuda;       /* tp_cuda_model *, NULL until --device cuda */
@@ -75,6 +77,11 @@ void tp_model_gemm_stats_reset(tp_model *m) { m->gemm_s = m->gemm_flops = 0; }
 static void drop_caches(tp_model *m) {
     m->cuda_stale = 1;
     for (size_t i = 0; i < m->nall; i++) { tp_free(m->all[i]->f32); m->all[i]->f32 = NULL; }
+}
+
+void tp_model_set_act_sink(tp_model *m, tp_act_sink fn, void *user) {
+    m->act_sink = fn;
+    m->act_user = user;
 }
 
 void tp_model_set_weight_hook(tp_model *m, tp_weight_hook fn, void *user) {
@@ -378,6 +385,7 @@ static tp_status linear(tp_model *m, wmat *w, const float *X, int n, float *Y, i
     const float *W = wget(m, w, &rc, e);
     if (!W) return rc;
     int in = (int)(w->linear_layout ? w->cols : w->rows), out = (int)(w->linear_layout ? w->rows : w->cols);
+    if (m->act_sink) m->act_sink(m->act_user, w->t->name, X, n, in); /* reads X only */
     if (w->bias) {
         for (int i = 0; i < n; i++) {
             float *y = Y + (size_t)i * ldy;

@@ -46,6 +46,11 @@ typedef int (*tp_weight_hook)(void *user, const char *name, const tp_st_tensor *
 
 typedef struct tp_model tp_model;
 
+/* Calibration: called with the input X[n][in] (row-major) of every linear layer's matmul, by the
+ * weight's tensor name, before the product. It must only read X; the forward's results are
+ * unchanged. Used by pipeline/calib.c to collect per-input-channel activation statistics. */
+typedef void (*tp_act_sink)(void *user, const char *weight_name, const float *X, int n, int in);
+
 /* Loads dir/config.json and dir's safetensors. opts may be NULL (defaults). */
 tp_status tp_model_load(const char *dir, const tp_model_opts *opts, tp_model **out, tp_err *e);
 void tp_model_free(tp_model *m);
@@ -61,6 +66,7 @@ size_t tp_model_num_weights(const tp_model *m);
 const tp_st_tensor *tp_model_weight(const tp_model *m, size_t i);
 
 void tp_model_set_weight_hook(tp_model *m, tp_weight_hook fn, void *user);
+void tp_model_set_act_sink(tp_model *m, tp_act_sink fn, void *user); /* fn NULL: off */
 /* data: numel floats in file layout, owned by the caller, alive until replaced or the model is
  * freed; NULL removes the override. Fails if name is not one of tp_model_weight(). */
 tp_status tp_model_override_weight(tp_model *m, const char *name, const float *data, tp_err *e);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "pipeline/artifact.h"
+#include "pipeline/calib.h"
 #include "pipeline/claims.h"
 #include "pipeline/codec.h"
 #include "pipeline/compress.h"
@@ -98,6 +99,12 @@ static void md_report(sbuf *m, const cJSON *root) {
                  "header included; bits/weight (actual) is the stored bytes of the compressed tensors over their weight "
                  "count. Embeddings, norms and biases are kept as in the checkpoint (fp16) unless the codec row says "
                  "otherwise, and count in the artifact's size.\n\n");
+    const cJSON *cal = cJSON_GetObjectItemCaseSensitive(root, "calibration");
+    if (cal)
+        sb_printf(m, "Calibration (awq, mixed rows): the first %d tokens of `%s`, training-corpus text, never an evaluation "
+                     "file; awq stores one fp16 scale per input channel (counted in its bits/weight), mixed chooses each "
+                     "tensor's group size from its measured sensitivity within the budget.\n\n",
+                  (int)num(cal, "tokens", 0), str(cal, "path", ""));
 
     /* status table */
     sb_printf(m, "## Current status\n\n| codec | select | model | compression (fp32) | PPL delta | status |\n|---|---|---|---|---|---|\n");
@@ -147,13 +154,15 @@ static void md_report(sbuf *m, const cJSON *root) {
     /* where each family crosses +1% */
     const cJSON *cross = cJSON_GetObjectItemCaseSensitive(root, "crossings");
     if (cJSON_GetArraySize(cross)) {
-        sb_printf(m, "## Where the int4 family crosses +1%% PPL\n\nLinear interpolation of PPL delta against actual bits/weight "
-                     "between adjacent group sizes of the sweep.\n\n| model | dataset | bits/weight at +1%% |\n|---|---|---|\n");
+        sb_printf(m, "## Where each codec family crosses +1%% PPL\n\nLinear interpolation of PPL delta against actual bits/weight "
+                     "between adjacent points of a family's sweep: group size for int4 and awq, the bits/weight budget for "
+                     "mixed. A sweep that never crosses says so.\n\n| family | model | dataset | bits/weight at +1%% |\n|---|---|---|---|\n");
         const cJSON *c;
         cJSON_ArrayForEach(c, cross) {
             double b = num(c, "bits_per_weight", NAN);
-            if (isnan(b)) sb_printf(m, "| %s | %s | %s |\n", str(c, "model", ""), str(c, "dataset", ""), str(c, "note", ""));
-            else sb_printf(m, "| %s | %s | %.3f |\n", str(c, "model", ""), str(c, "dataset", ""), b);
+            if (isnan(b))
+                sb_printf(m, "| %s | %s | %s | %s |\n", str(c, "family", ""), str(c, "model", ""), str(c, "dataset", ""), str(c, "note", ""));
+            else sb_printf(m, "| %s | %s | %s | %.3f |\n", str(c, "family", ""), str(c, "model", ""), str(c, "dataset", ""), b);
         }
         sb_printf(m, "\n");
     }
@@ -321,19 +330,38 @@ static void plot_bench(const char *out, const char *bench_json, cJSON *plots) {
     cJSON_Delete(b);
 }
 
-/* bits/weight where PPL delta crosses +1% along the int4 group-size sweep */
+/* The sweep families of the +1% crossing: single-stage codecs whose rows differ only in group size
+ * (int4, awq) or in bits/weight budget (mixed). Returns NULL for a row outside every family. */
+static const char *family_of(const char *codec) {
+    int used = 0;
+    double x;
+    if (sscanf(codec, "int4:g=%lf,refine=0%n", &x, &used) == 1 && !codec[used]) return "int4";
+    used = 0;
+    if (sscanf(codec, "awq:g=%lf,alpha=0.5,search=0,refine=0%n", &x, &used) == 1 && !codec[used]) return "awq";
+    used = 0;
+    if (sscanf(codec, "awq:g=%lf,alpha=0.5,search=1,refine=0%n", &x, &used) == 1 && !codec[used]) return "awq+search";
+    used = 0;
+    if (sscanf(codec, "mixed:budget=%lf,awq=0%n", &x, &used) == 1 && !codec[used]) return "mixed";
+    used = 0;
+    if (sscanf(codec, "mixed:budget=%lf,awq=1%n", &x, &used) == 1 && !codec[used]) return "mixed+awq";
+    return NULL;
+}
+
+/* bits/weight where PPL delta crosses +1% along each family's sweep */
 static void crossings(cJSON *root) {
+    static const char *const families[] = {"int4", "awq", "awq+search", "mixed", "mixed+awq"};
     cJSON *out = cJSON_AddArrayToObject(root, "crossings");
     const cJSON *rows = cJSON_GetObjectItemCaseSensitive(root, "rows"), *mo, *ds;
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
     cJSON_ArrayForEach(mo, cJSON_GetObjectItemCaseSensitive(root, "models")) {
         cJSON_ArrayForEach(ds, cJSON_GetObjectItemCaseSensitive(root, "datasets")) {
             double b[16], d[16];
             int n = 0;
             const cJSON *r;
             cJSON_ArrayForEach(r, rows) {
-                const char *c = str(r, "codec", "");
+                const char *fam = family_of(str(r, "codec", ""));
                 if (strcmp(str(r, "model", ""), mo->valuestring) || strcmp(str(r, "dataset", ""), str(ds, "name", "")) ||
-                    strncmp(c, "int4:g=", 7) || strstr(c, "refine=0") == NULL || strcmp(str(r, "select", ""), "linear") || n == 16)
+                    !fam || strcmp(fam, families[f]) || strcmp(str(r, "select", ""), "linear") || n == 16)
                     continue;
                 b[n] = num(r, "bits_per_weight", 0);
                 d[n++] = num(r, "ppl_delta_percent", 0);
@@ -343,16 +371,18 @@ static void crossings(cJSON *root) {
                 for (int j = i + 1; j < n; j++)
                     if (b[j] < b[i]) { double t = b[i]; b[i] = b[j]; b[j] = t; t = d[i]; d[i] = d[j]; d[j] = t; }
             cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "family", families[f]);
             cJSON_AddStringToObject(c, "model", mo->valuestring);
             cJSON_AddStringToObject(c, "dataset", str(ds, "name", ""));
+            cJSON_AddNumberToObject(c, "points", n);
             int found = 0;
             for (int i = 0; i + 1 < n && !found; i++)
                 if ((d[i] - 1.0) * (d[i + 1] - 1.0) <= 0 && d[i] != d[i + 1]) {
                     cJSON_AddNumberToObject(c, "bits_per_weight", b[i] + (1.0 - d[i]) * (b[i + 1] - b[i]) / (d[i + 1] - d[i]));
                     found = 1;
                 }
-            if (!found) cJSON_AddStringToObject(c, "note", d[0] < 1.0 ? "below +1% at every group size of the sweep"
-                                                                      : "above +1% at every group size of the sweep");
+            if (!found) cJSON_AddStringToObject(c, "note", d[0] < 1.0 ? "below +1% at every point of the sweep"
+                                                                      : "above +1% at every point of the sweep");
             cJSON_AddItemToArray(out, c);
         }
     }
@@ -377,6 +407,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
     }
     /* check every codec spec before spending time */
     const cJSON *c;
+    int need_calib = 0;
     cJSON_ArrayForEach(c, codecs) {
         tp_codec cc;
         if (!tp_json_str(c, "spec") || tp_codec_parse(tp_json_str(c, "spec"), &cc, e) != TP_OK) {
@@ -384,6 +415,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
             cJSON_Delete(cfg);
             return TP_ERR_FORMAT;
         }
+        need_calib |= tp_codec_needs_calib(&cc);
     }
     char models_dir[4096], shared[2048];
     const char *env = getenv("TENPAK_MODELS_DIR");
@@ -391,6 +423,27 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
     if (o->models_dir) snprintf(models_dir, sizeof models_dir, "%s", o->models_dir);
     else if (env && *env) snprintf(models_dir, sizeof models_dir, "%s", env);
     else snprintf(models_dir, sizeof models_dir, "%s/models", shared);
+    /* calibration text (awq, mixed): the config's "calibration" {path relative to the shared
+     * directory, tokens}, else the default; never one of the evaluation datasets */
+    const cJSON *calcfg = cJSON_GetObjectItemCaseSensitive(cfg, "calibration");
+    char calpath[4096];
+    const char *cp = str(calcfg, "path", NULL);
+    if (!cp) snprintf(calpath, sizeof calpath, "%s", tp_calib_default_path());
+    else if (cp[0] == '/') snprintf(calpath, sizeof calpath, "%s", cp);
+    else snprintf(calpath, sizeof calpath, "%s/%s", shared, cp);
+    size_t caltokens = (size_t)num(calcfg, "tokens", 0);
+    cJSON_ArrayForEach(c, datasets) {
+        char dpath[4096];
+        const char *dp = str(c, "path", "");
+        if (dp[0] == '/') snprintf(dpath, sizeof dpath, "%s", dp);
+        else snprintf(dpath, sizeof dpath, "%s/%s", shared, dp);
+        char r1[4096], r2[4096];
+        if (realpath(dpath, r1) && realpath(calpath, r2) ? !strcmp(r1, r2) : !strcmp(dpath, calpath)) {
+            cJSON_Delete(cfg);
+            return tp_fail(e, TP_ERR_FORMAT, "%s: the calibration text %s is also evaluation dataset '%s'", cfgpath, calpath,
+                           str(c, "name", ""));
+        }
+    }
     const char *out = o->out_dir ? o->out_dir : "reports";
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/results", out);
@@ -443,17 +496,31 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
         char mdir[8400];
         if (mo->valuestring[0] == '/') snprintf(mdir, sizeof mdir, "%s", mo->valuestring);
         else snprintf(mdir, sizeof mdir, "%s/%s", models_dir, mo->valuestring);
+        tp_calib *mcal = NULL; /* this model's calibration statistics, shared by its calibrated codecs */
         cJSON_ArrayForEach(c, codecs) {
             if (s != TP_OK) break;
             step++;
+            tp_codec cc;
+            tp_codec_parse(tp_json_str(c, "spec"), &cc, e);
+            if (tp_codec_needs_calib(&cc) && !mcal) {
+                fprintf(stderr, "[%d/%d] %s: calibration on %s ...\n", step, total, mo->valuestring, calpath);
+                if ((s = tp_calib_collect(mdir, calpath, caltokens, &mcal, e)) != TP_OK) break;
+                if (!cJSON_GetObjectItemCaseSensitive(root, "calibration")) {
+                    cJSON *cj = cJSON_AddObjectToObject(root, "calibration");
+                    cJSON_AddStringToObject(cj, "path", cp ? cp : "datasets/corpus/brown.txt.gz");
+                    cJSON_AddStringToObject(cj, "sha256", mcal->sha256);
+                    cJSON_AddNumberToObject(cj, "tokens", (double)mcal->tokens);
+                }
+            }
             char sl[256], art[4400];
             slug(tp_json_str(c, "spec"), sl, sizeof sl);
             snprintf(art, sizeof art, "%s/artifacts/%s__%s__%s.tpk", out, mo->valuestring, sl, str(c, "select", "linear"));
             tp_compress_opts co = {.model_dir = mdir, .codec = tp_json_str(c, "spec"), .select = str(c, "select", "linear"),
-                                   .lossless = str(c, "lossless", "none"), .quiet = 1};
+                                   .lossless = str(c, "lossless", "none"), .quiet = 1, .calib = mcal};
             tp_compress_result cr;
             fprintf(stderr, "[%d/%d] %s: compress %s (%s) ...\n", step, total, mo->valuestring, co.codec, co.select);
             if ((s = tp_compress_model(&co, art, &cr, e)) != TP_OK) break;
+            tp_compress_result_free(&cr);
             const cJSON *ds;
             cJSON_ArrayForEach(ds, datasets) {
                 char dpath[4096];
@@ -507,6 +574,10 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
                 cJSON_AddNumberToObject(r, "baseline_ppl", er.baseline.ppl);
                 cJSON_AddNumberToObject(r, "ppl_delta_percent", 100.0 * (er.ppl.ppl - er.baseline.ppl) / er.baseline.ppl);
                 cJSON_AddNumberToObject(r, "eval_seconds", er.ppl.seconds);
+                if (cr.calib_tokens) {
+                    cJSON_AddNumberToObject(r, "calib_tokens", (double)cr.calib_tokens);
+                    cJSON_AddStringToObject(r, "calib_sha256", cr.calib_sha256);
+                }
                 cJSON_AddItemToArray(rows, r);
                 fprintf(stderr, "        ppl %.4f vs %.4f (%+.2f%%), %.2fx vs fp32\n", er.ppl.ppl, er.baseline.ppl,
                         100.0 * (er.ppl.ppl - er.baseline.ppl) / er.baseline.ppl,
@@ -514,6 +585,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
             }
             if (!o->keep_artifacts) unlink(art);
         }
+        tp_calib_free(mcal);
     }
     if (s == TP_OK) {
         crossings(root);

@@ -1,0 +1,211 @@
+/* Calibration: per-input-channel activation statistics of every linear layer. See calib.h. */
+#include "pipeline/calib.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "pipeline/model.h"
+#include "pipeline/tokenizer.h"
+#include "tenpak/sha256.h"
+
+const char *tp_calib_default_path(void) {
+    static char buf[4096];
+    snprintf(buf, sizeof buf, "%s/datasets/corpus/brown.txt.gz", tp_shared_dir());
+    return buf;
+}
+
+/* The first max_bytes bytes of a file (gunzipped when it ends in .gz), cut after the last newline
+ * (or at a UTF-8 character boundary when there is none) so no character is split. */
+static char *read_prefix(const char *path, size_t max_bytes, size_t *len, tp_err *e) {
+    size_t pl = strlen(path);
+    int gz = pl > 3 && !strcmp(path + pl - 3, ".gz");
+    char *buf = malloc(max_bytes + 1);
+    if (!buf) { tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", path); return NULL; }
+    size_t n = 0;
+    if (gz) {
+        gzFile f = gzopen(path, "rb");
+        if (!f) { free(buf); tp_fail(e, TP_ERR_IO, "%s: cannot open calibration text", path); return NULL; }
+        while (n < max_bytes) {
+            int k = gzread(f, buf + n, (unsigned)(max_bytes - n > (1u << 30) ? (1u << 30) : max_bytes - n));
+            if (k < 0) { gzclose(f); free(buf); tp_fail(e, TP_ERR_FORMAT, "%s: corrupt gzip stream", path); return NULL; }
+            if (k == 0) break;
+            n += (size_t)k;
+        }
+        int zerr = Z_OK;
+        gzerror(f, &zerr);
+        gzclose(f);
+        if (zerr != Z_OK && zerr != Z_STREAM_END) { /* e.g. Z_BUF_ERROR: the stream ends early */
+            free(buf);
+            tp_fail(e, TP_ERR_FORMAT, "%s: corrupt gzip stream (truncated or damaged)", path);
+            return NULL;
+        }
+    } else {
+        FILE *f = fopen(path, "rb");
+        if (!f) { free(buf); tp_fail(e, TP_ERR_IO, "%s: cannot open calibration text", path); return NULL; }
+        n = fread(buf, 1, max_bytes, f);
+        fclose(f);
+    }
+    if (n == max_bytes) { /* a prefix: end it cleanly */
+        size_t k = n;
+        while (k > n / 2 && buf[k - 1] != '\n') k--;
+        if (k > n / 2) n = k;
+        else
+            while (n > 0 && ((unsigned char)buf[n - 1] & 0xC0) == 0x80) n--;
+        if (n > 0 && ((unsigned char)buf[n - 1] & 0xC0) == 0xC0) n--; /* a lead byte without its tail */
+    }
+    if (n == 0) { free(buf); tp_fail(e, TP_ERR_FORMAT, "%s: empty calibration text", path); return NULL; }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+typedef struct sink_ctx { tp_calib *c; int failed; } sink_ctx;
+
+static tp_calib_tensor *find(const tp_calib *c, const char *name) {
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->t[i].name, name)) return &c->t[i];
+    return NULL;
+}
+
+static void sink(void *user, const char *name, const float *X, int n, int in) {
+    sink_ctx *s = user;
+    tp_calib *c = s->c;
+    tp_calib_tensor *t = find(c, name);
+    if (!t) {
+        if (c->n == c->cap) {
+            int nc = c->cap ? 2 * c->cap : 64;
+            tp_calib_tensor *nt = realloc(c->t, (size_t)nc * sizeof *nt);
+            if (!nt) { s->failed = 1; return; }
+            c->t = nt;
+            c->cap = nc;
+        }
+        t = &c->t[c->n];
+        memset(t, 0, sizeof *t);
+        t->name = strdup(name);
+        t->in = in;
+        t->abs_sum = calloc((size_t)in, sizeof(double));
+        t->sq_sum = calloc((size_t)in, sizeof(double));
+        if (!t->name || !t->abs_sum || !t->sq_sum) {
+            free(t->name); free(t->abs_sum); free(t->sq_sum);
+            s->failed = 1;
+            return;
+        }
+        c->n++;
+    }
+    if (t->in != in) { s->failed = 1; return; }
+    for (int r = 0; r < n; r++) {
+        const float *x = X + (size_t)r * in;
+        for (int k = 0; k < in; k++) {
+            t->abs_sum[k] += fabs((double)x[k]);
+            t->sq_sum[k] += (double)x[k] * x[k];
+        }
+    }
+    t->rows += (uint64_t)n;
+}
+
+void tp_calib_free(tp_calib *c) {
+    if (!c) return;
+    for (int i = 0; i < c->n; i++) {
+        free(c->t[i].name); free(c->t[i].abs_sum); free(c->t[i].sq_sum);
+        free(c->t[i].absmean); free(c->t[i].sqmean);
+    }
+    free(c->t);
+    free(c);
+}
+
+tp_status tp_calib_collect(const char *model_dir, const char *text_path, size_t tokens, tp_calib **out, tp_err *e) {
+    *out = NULL;
+    if (!text_path) text_path = tp_calib_default_path();
+    if (!tokens) tokens = TP_CALIB_DEFAULT_TOKENS;
+    const char *base = strrchr(text_path, '/');
+    base = base ? base + 1 : text_path;
+    if (!strncmp(base, "wiki.test", 9))
+        return tp_fail(e, TP_ERR_ARG, "%s: evaluation text cannot be calibration text (use the training corpus, e.g. %s)",
+                       text_path, tp_calib_default_path());
+    size_t len = 0;
+    /* about 4 bytes per token in English BPE; 16 leaves room for code and markup */
+    char *text = read_prefix(text_path, tokens * 16 + 4096, &len, e);
+    if (!text) return TP_ERR_IO;
+    tp_calib *c = calloc(1, sizeof *c);
+    if (!c) { free(text); return tp_fail(e, TP_ERR_NOMEM, "out of memory"); }
+    snprintf(c->path, sizeof c->path, "%s", text_path);
+    uint8_t dg[32];
+    tp_sha256(text, len, dg);
+    for (int i = 0; i < 32; i++) snprintf(c->sha256 + 2 * i, 3, "%02x", dg[i]);
+    char tpath[4200];
+    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", model_dir);
+    tp_tokenizer *tok = NULL;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    tp_status s = tp_tokenizer_load(tpath, &tok, e);
+    if (s == TP_OK) s = tp_tokenizer_encode(tok, text, len, 1, &ids, &n, e);
+    tp_tokenizer_free(tok);
+    free(text);
+    if (s == TP_OK && n < 2) s = tp_fail(e, TP_ERR_FORMAT, "%s: calibration text gives %zu tokens", text_path, n);
+    if (n > tokens) n = tokens;
+    tp_model *m = NULL;
+    tp_model_opts mo = {0};
+    if (s == TP_OK) s = tp_model_load(model_dir, &mo, &m, e);
+    sink_ctx sc = {c, 0};
+    if (s == TP_OK) {
+        int ctx = tp_model_capacity(m) < 1024 ? tp_model_capacity(m) : 1024;
+        tp_model_set_act_sink(m, sink, &sc);
+        for (size_t off = 0; off < n && s == TP_OK; off += (size_t)ctx) {
+            int w = (int)(n - off < (size_t)ctx ? n - off : (size_t)ctx);
+            s = tp_model_forward(m, ids + off, w, 0, w, NULL, e);
+        }
+        tp_model_set_act_sink(m, NULL, NULL);
+        if (s == TP_OK && sc.failed) s = tp_fail(e, TP_ERR_NOMEM, "calibration: out of memory or inconsistent layer width");
+    }
+    tp_model_free(m);
+    free(ids);
+    c->tokens = n;
+    for (int i = 0; s == TP_OK && i < c->n; i++) {
+        tp_calib_tensor *t = &c->t[i];
+        t->absmean = malloc((size_t)t->in * sizeof(float));
+        t->sqmean = malloc((size_t)t->in * sizeof(float));
+        if (!t->absmean || !t->sqmean) { s = tp_fail(e, TP_ERR_NOMEM, "out of memory"); break; }
+        for (int k = 0; k < t->in; k++) {
+            t->absmean[k] = (float)(t->abs_sum[k] / (double)t->rows);
+            t->sqmean[k] = (float)(t->sq_sum[k] / (double)t->rows);
+        }
+    }
+    if (s != TP_OK) { tp_calib_free(c); return s; }
+    *out = c;
+    return TP_OK;
+}
+
+const float *tp_calib_absmean(const tp_calib *c, const char *name, int64_t in) {
+    const tp_calib_tensor *t = c ? find(c, name) : NULL;
+    return t && t->in == in ? t->absmean : NULL;
+}
+const float *tp_calib_sqmean(const tp_calib *c, const char *name, int64_t in) {
+    const tp_calib_tensor *t = c ? find(c, name) : NULL;
+    return t && t->in == in ? t->sqmean : NULL;
+}
+
+void tp_awq_scales(const float *absmean, int64_t cols, double alpha, uint16_t *s16) {
+    double mx = 0;
+    for (int64_t k = 0; absmean && k < cols; k++)
+        if (absmean[k] > mx) mx = absmean[k];
+    if (!absmean || !(mx > 0) || !isfinite(mx) || cols <= 0) {
+        for (int64_t k = 0; k < cols; k++) s16[k] = tp_f32_to_f16(1.0f);
+        return;
+    }
+    double floor_ = 1e-6 * mx, logsum = 0;
+    for (int64_t k = 0; k < cols; k++) {
+        double a = absmean[k] > floor_ ? absmean[k] : floor_;
+        logsum += alpha * log(a);
+    }
+    double lg = logsum / (double)cols;
+    for (int64_t k = 0; k < cols; k++) {
+        double a = absmean[k] > floor_ ? absmean[k] : floor_;
+        double s = exp(alpha * log(a) - lg);
+        if (s < 1.0 / 4096) s = 1.0 / 4096;
+        if (s > 4096) s = 4096;
+        s16[k] = tp_f32_to_f16((float)s);
+    }
+}
