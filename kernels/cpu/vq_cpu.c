@@ -175,12 +175,13 @@ static void lookup_rows_portable(const tp_vqmat *m, const float *T, int Kp, int6
 void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
     const int d = m->d, K = m->K, Kp = (K + 7) / 8 * 8, avx2 = use_avx2(d);
     const int64_t rows = m->rows, cols = m->cols, nvec = m->nvec;
-    int64_t bv = 4096 / Kp;
+    const int maxt = big(m) ? omp_get_max_threads() : 1;
+    /* the threads' tables together take 16 KB (two SMT threads share one L1) */
+    int64_t bv = 4096 / Kp / maxt;
     bv = bv < 8 ? 8 : bv / 8 * 8;
     const int64_t ntile = (nvec + bv - 1) / bv;
     float *xp = tp_alloc((size_t)(nvec * d) * sizeof(float));
     float *cbt = avx2 ? tp_vq_cbt_make(m->codebook, K, d) : NULL;
-    const int maxt = big(m) ? omp_get_max_threads() : 1;
     float *yt = maxt > 1 ? tp_alloc((size_t)(maxt - 1) * (size_t)rows * sizeof(float)) : NULL;
     if (!xp || (avx2 && !cbt) || (maxt > 1 && !yt)) abort();
     memset(xp, 0, (size_t)(nvec * d) * sizeof(float));
