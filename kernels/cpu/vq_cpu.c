@@ -167,41 +167,56 @@ static void lookup_rows_portable(const tp_vqmat *m, const float *T, int Kp, int6
     }
 }
 
+/* Column tiles: the table of one tile (bv vectors x Kp floats, 16 KB) is computed right before
+ * it is used, so every lookup hits L1 (the whole table, nvec x Kp floats, is 1 MB at 4096 columns,
+ * K 256: larger than L2). Threads take contiguous ranges of tiles (static: the sum order, hence
+ * the result, does not depend on timing) and add into their own y; the partial ys are added in
+ * thread order at the end. */
 void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
     const int d = m->d, K = m->K, Kp = (K + 7) / 8 * 8, avx2 = use_avx2(d);
     const int64_t rows = m->rows, cols = m->cols, nvec = m->nvec;
-    /* vectors per column block: the block's table (bv x Kp floats) stays in L2 */
-    int64_t bv = 16384 / Kp;
-    bv = bv < 16 ? 16 : bv / 16 * 16;
+    const int maxt = big(m) ? omp_get_max_threads() : 1;
+    /* the threads' tables together take 16 KB (two SMT threads share one L1) */
+    int64_t bv = 4096 / Kp / maxt;
+    bv = bv < 8 ? 8 : bv / 8 * 8;
+    const int64_t ntile = (nvec + bv - 1) / bv;
     float *xp = tp_alloc((size_t)(nvec * d) * sizeof(float));
-    float *T = tp_alloc((size_t)(nvec * Kp) * sizeof(float));
     float *cbt = avx2 ? tp_vq_cbt_make(m->codebook, K, d) : NULL;
-    if (!xp || !T || (avx2 && !cbt)) abort();
+    float *yt = maxt > 1 ? tp_alloc((size_t)(maxt - 1) * (size_t)rows * sizeof(float)) : NULL;
+    if (!xp || (avx2 && !cbt) || (maxt > 1 && !yt)) abort();
     memset(xp, 0, (size_t)(nvec * d) * sizeof(float));
     memcpy(xp, x, (size_t)cols * sizeof(float));
-#pragma omp parallel if (big(m))
+    int used = 1;
+#pragma omp parallel num_threads(maxt)
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t v0 = nvec * t / nt, v1 = nvec * (t + 1) / nt;
-        if (avx2) tp_vq_table_avx2(cbt, d, K, xp, v0, v1, T + v0 * Kp);
-        else
-            for (int64_t v = v0; v < v1; v++)
-                for (int k = 0; k < K; k++) {
-                    float s = 0;
-                    for (int j = 0; j < d; j++) s += xp[v * d + j] * m->codebook[(size_t)k * d + j];
-                    T[v * Kp + k] = s;
-                }
-#pragma omp barrier
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        for (int64_t r = r0; r < r1; r++) y[r] = 0;
-        for (int64_t b0 = 0; b0 < nvec; b0 += bv) {
-            int64_t b1 = b0 + bv < nvec ? b0 + bv : nvec;
-            if (avx2) tp_vq_lookup_rows_avx2(m, T + b0 * Kp, Kp, b0, b1, r0, r1, y);
-            else lookup_rows_portable(m, T + b0 * Kp, Kp, b0, b1, r0, r1, y);
+#pragma omp single
+        used = nt;
+        float *yo = t == 0 ? y : yt + (size_t)(t - 1) * (size_t)rows;
+        float *T = tp_alloc((size_t)(bv * Kp) * sizeof(float));
+        if (!T) abort();
+        for (int64_t r = 0; r < rows; r++) yo[r] = 0;
+        for (int64_t tile = ntile * t / nt; tile < ntile * (t + 1) / nt; tile++) {
+            const int64_t b0 = tile * bv, b1 = b0 + bv < nvec ? b0 + bv : nvec;
+            if (avx2) tp_vq_table_avx2(cbt, d, K, xp, b0, b1, T);
+            else
+                for (int64_t v = b0; v < b1; v++)
+                    for (int k = 0; k < K; k++) {
+                        float s = 0;
+                        for (int j = 0; j < d; j++) s += xp[v * d + j] * m->codebook[(size_t)k * d + j];
+                        T[(v - b0) * Kp + k] = s;
+                    }
+            if (avx2) tp_vq_lookup_rows_avx2(m, T, Kp, b0, b1, 0, rows, yo);
+            else lookup_rows_portable(m, T, Kp, b0, b1, 0, rows, yo);
         }
+        tp_free(T);
+    }
+    for (int t = 1; t < used; t++) {
+        const float *p = yt + (size_t)(t - 1) * (size_t)rows;
+        for (int64_t r = 0; r < rows; r++) y[r] += p[r];
     }
     tp_free(xp);
-    tp_free(T);
+    tp_free(yt);
     tp_free(cbt);
 }
 

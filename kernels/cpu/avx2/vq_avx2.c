@@ -122,12 +122,57 @@ static inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* the eight horizontal sums of a[0..7], as one vector */
+static inline __m256 hsum8x8(const __m256 a[8]) {
+    __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
 void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int Kp, int64_t v0, int64_t v1,
                             int64_t r0, int64_t r1, float *y) {
     const int64_t nv = v1 - v0;
     const __m256i base = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(Kp));
     const __m256i step8 = _mm256_set1_epi32(8 * Kp), step16 = _mm256_set1_epi32(16 * Kp);
     int64_t r = r0;
+    if (m->codes8)
+        /* eight rows per step: 16 independent gathers in flight (from an L1-resident tile), one
+         * accumulator per row, the eight sums reduced together and added to y as one vector */
+        for (; r + 8 <= r1; r += 8) {
+            const uint8_t *c0 = m->codes8 + r * m->nvec + v0;
+            const int64_t st = m->nvec;
+            __m256 acc[8];
+            for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
+            int64_t v = 0;
+            for (; v + 16 <= nv; v += 16) {
+                const float *t0 = T + v * Kp, *t1 = t0 + 8 * Kp;
+                for (int i = 0; i < 8; i++) {
+                    __m128i c16 = _mm_loadu_si128((const __m128i *)(c0 + i * st + v));
+                    __m256 g0 = _mm256_i32gather_ps(t0, _mm256_add_epi32(_mm256_cvtepu8_epi32(c16), base), 4);
+                    __m256 g1 = _mm256_i32gather_ps(t1, _mm256_add_epi32(_mm256_cvtepu8_epi32(_mm_srli_si128(c16, 8)), base), 4);
+                    acc[i] = _mm256_add_ps(acc[i], _mm256_add_ps(g0, g1));
+                }
+            }
+            for (; v + 8 <= nv; v += 8) {
+                const float *t0 = T + v * Kp;
+                for (int i = 0; i < 8; i++) {
+                    __m128i c8 = _mm_loadl_epi64((const __m128i *)(c0 + i * st + v));
+                    acc[i] = _mm256_add_ps(acc[i], _mm256_i32gather_ps(t0, _mm256_add_epi32(_mm256_cvtepu8_epi32(c8), base), 4));
+                }
+            }
+            __m256 sum = hsum8x8(acc);
+            if (v < nv) {
+                float tl[8];
+                for (int i = 0; i < 8; i++) {
+                    float s = 0;
+                    for (int64_t u = v; u < nv; u++) s += T[u * Kp + c0[i * st + u]];
+                    tl[i] = s;
+                }
+                sum = _mm256_add_ps(sum, _mm256_loadu_ps(tl));
+            }
+            _mm256_storeu_ps(y + r, _mm256_add_ps(_mm256_loadu_ps(y + r), sum));
+        }
     if (m->codes8)
         /* two rows per step: four independent gathers in flight, shared offsets */
         for (; r + 2 <= r1; r += 2) {
