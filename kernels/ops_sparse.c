@@ -213,6 +213,29 @@ static const tp_op gemm_f16_f16a = {
     .reference = gemm_ref, .bytes = gemm_f16a_bytes, .flops = gemm_flops, .items = w_items,
     .verify_shapes = verify_3d_f16a, .bench_shapes = bench_3d_f16a};
 
+/* gemm/sparse24_f16_f16a_o16: the same GEMM with the output also rounded to binary16 as part of
+ * the op: what the cuSPARSELt baseline computes with the library PyTorch carries (it takes fp16 x
+ * fp16 with fp16 output only: GPU run4). Reference = the exact result rounded to binary16; bound
+ * 1e-3: one binary16 ulp is 2^-11 ~ 4.9e-4 relative, so fp32 accumulation rounding the other way
+ * at any number of elements stays under it, and a wrong result does not. */
+static void gemm_ref_o16(const tp_case *c, void *out) {
+    gemm_ref(c, out);
+    float *y = out;
+    for (size_t i = 0; i < c->out_count; i++) y[i] = tp_f16_to_f32(tp_f32_to_f16(y[i]));
+}
+static void gemm_ref_o16_run(const tp_case *c, void *st, void *out) {
+    (void)st;
+    gemm_ref_o16(c, out);
+}
+static double gemm_f16a_o16_bytes(const tp_shape *s) { /* fp16 X read, fp16 Y written */
+    return packed_f16(s) + s->d[2] * (2.0 * s->d[1] + 2.0 * s->d[0]);
+}
+static const tp_op gemm_f16_f16a_o16 = {
+    .name = "gemm", .variant = "sparse24_f16_f16a_o16", .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2,
+    .bound = 1e-3, .param = &param_f16_f16a, .setup = ssetup, .teardown = steardown,
+    .reference = gemm_ref_o16, .bytes = gemm_f16a_o16_bytes, .flops = gemm_flops, .items = w_items,
+    .verify_shapes = verify_3d_f16a, .bench_shapes = bench_3d_f16a};
+
 #ifdef TENPAK_HAVE_CUDA
 /* The CUDA backend (kernels/cuda/sparse24.cu): simt reads the documented layout as stored; the
  * tensor-core kernel's prepare repacks it once (tp_cuda_sparse.h). cusparselt: the baseline. */
@@ -235,7 +258,7 @@ static void *sp_cusparselt_prepare(const tp_case *c) {
     SP_CUDA_KERNEL(gemm_f16, "cuda", sp_cuda_simt_prepare)                                          \
     SP_CUDA_KERNEL(gemm_f16_f16a, "cuda", sp_cuda_tc_prepare)                                       \
     SP_CUDA_KERNEL(gemm_f16_f16a, "cuda-simt", sp_cuda_simt_prepare)                                \
-    {.op = &gemm_f16_f16a, .backend = "cusparselt", .run = tp_cusparselt_run,                      \
+    {.op = &gemm_f16_f16a_o16, .backend = "cusparselt", .run = tp_cusparselt_run,                      \
      .available = tp_cusparselt_available, .flags = TP_K_DEVICE | TP_K_BASELINE,                   \
      .prepare = sp_cusparselt_prepare, .sync = tp_cuda_sync, .fetch = tp_cusparselt_fetch,          \
      .release = tp_cusparselt_release},
@@ -252,5 +275,6 @@ const tp_kernel tp_kernels_sparse[] = {
     SP_KERNELS(f16)
     SP_KERNELS(int4)
     {.op = &gemm_f16_f16a, .backend = "ref", .run = gemm_ref_run},
+    {.op = &gemm_f16_f16a_o16, .backend = "ref", .run = gemm_ref_o16_run},
     SP24_CUDA_KERNELS
     {0}};
