@@ -837,6 +837,15 @@ static int tc_mt1(void) {
     return v;
 }
 
+static int gemm_cfg(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("TENPAK_CUDA_GEMM_CFG");
+        v = e && *e ? e[0] : 'a';
+    }
+    return v;
+}
+
 static int gemv_cfg(void) {
     static int v = -1;
     if (v < 0) {
@@ -911,12 +920,20 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
             case 'c': qmm_tc<GG, 1, 1, 4, 6><<<blocks, 128>>>(a, X, batch, 1, s->Y); break;
             case 'd': qmm_tc<GG, 1, 1, 8, 3><<<blocks, 256>>>(a, X, batch, 1, s->Y); break;
             case 'f': qmm_tc<GG, 1, 1, 8, 1, 0><<<blocks, 256>>>(a, X, batch, 1, s->Y); break;
+            /* g, h: 2 m-tiles per warp (32 rows a block): the all-ones sum(x) mma and the x loads
+             * shared by two row tiles, two independent mma chains per warp (NOTES.md, v3) */
+            case 'g': qmm_tc<GG, 1, 2, 4, 1, 0><<<(unsigned)((a.rows + 31) / 32), 128>>>(a, X, batch, 1, s->Y); break;
+            case 'h': qmm_tc<GG, 1, 2, 8, 1, 0><<<(unsigned)((a.rows + 31) / 32), 256>>>(a, X, batch, 1, s->Y); break;
             default: /* 'e', the fastest measured (NOTES.md) */
                 qmm_tc<GG, 1, 1, 4, 1, 0><<<blocks, 128>>>(a, X, batch, 1, s->Y); break;
             }
         } else if (tiles8 == 2 && (MT2 == 1 || tc_mt1())) {
             const unsigned blocks = (unsigned)((a.rows + 15) / 16);
             qmm_tc<GG, 2, 1, 4><<<blocks, 128>>>(a, X, batch, 1, s->Y);
+        } else if (tiles8 == 2 && gemm_cfg() != 'a') {
+            /* experiments (TENPAK_CUDA_GEMM_CFG): b = 4 m-tiles x 8 warps (x not prefetched), c = 2 m-tiles x 8 warps */
+            if (gemm_cfg() == 'b') qmm_tc<GG, 2, 4, 8, 1, 0><<<(unsigned)((a.rows + 63) / 64), 256>>>(a, X, batch, 1, s->Y);
+            else qmm_tc<GG, 2, 2, 8><<<(unsigned)((a.rows + 31) / 32), 256>>>(a, X, batch, 1, s->Y);
         } else if (tiles8 == 2) {
             const unsigned blocks = (unsigned)((a.rows + 16 * MT2 - 1) / (16 * MT2));
             qmm_tc<GG, 2, MT2, 4><<<blocks, 128>>>(a, X, batch, 1, s->Y);
