@@ -850,7 +850,7 @@ static int gemv_cfg(void) {
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("TENPAK_CUDA_GEMV_CFG");
-        v = e && *e ? e[0] : 'e';
+        v = e && *e ? e[0] : 0; /* 0: the default of the group size (launch_kind_g) */
     }
     return v;
 }
@@ -914,7 +914,9 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
         if (tiles8 == 1) {
             /* GEMV: occupancy decides (NOTES.md); TENPAK_CUDA_GEMV_CFG picks another for experiments */
             const unsigned blocks = (unsigned)((a.rows + 15) / 16);
-            switch (gemv_cfg()) {
+            /* defaults, the fastest measured on the H200 (reports/gpu/run7): 'h' for g128, 'e' else */
+            const int cfg = gemv_cfg() ? gemv_cfg() : GG == 128 ? 'h' : 'e';
+            switch (cfg) {
             case 'a': qmm_tc<GG, 1, 1, 8><<<blocks, 256>>>(a, X, batch, 1, s->Y); break;
             case 'b': qmm_tc<GG, 1, 1, 4><<<blocks, 128>>>(a, X, batch, 1, s->Y); break;
             case 'c': qmm_tc<GG, 1, 1, 4, 6><<<blocks, 128>>>(a, X, batch, 1, s->Y); break;
@@ -924,7 +926,7 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
              * shared by two row tiles, two independent mma chains per warp (NOTES.md, v3) */
             case 'g': qmm_tc<GG, 1, 2, 4, 1, 0><<<(unsigned)((a.rows + 31) / 32), 128>>>(a, X, batch, 1, s->Y); break;
             case 'h': qmm_tc<GG, 1, 2, 8, 1, 0><<<(unsigned)((a.rows + 31) / 32), 256>>>(a, X, batch, 1, s->Y); break;
-            default: /* 'e', the fastest measured (NOTES.md) */
+            default: /* 'e' */
                 qmm_tc<GG, 1, 1, 4, 1, 0><<<blocks, 128>>>(a, X, batch, 1, s->Y); break;
             }
         } else if (tiles8 == 2 && (MT2 == 1 || tc_mt1())) {
