@@ -533,8 +533,8 @@ static void attention(tp_model *m, const float *Q, int qs, const float *K, const
     }
 }
 
-/* Everything up to the final norm: m->h holds the normed hidden states of rows [0, n). */
-static tp_status trunk(tp_model *m, const int32_t *ids, int n, int pos0, tp_err *e) {
+/* The arguments of a forward pass (any device): tokens in range, positions within the cache. */
+static tp_status check_forward_args(const tp_model *m, const int32_t *ids, int n, int pos0, tp_err *e) {
     const tp_model_config *c = &m->c;
     if (n <= 0 || !ids) return tp_fail(e, TP_ERR_ARG, "forward: need at least one token");
     if (pos0 < 0 || pos0 > m->cached)
@@ -544,7 +544,15 @@ static tp_status trunk(tp_model *m, const int32_t *ids, int n, int pos0, tp_err 
     for (int i = 0; i < n; i++)
         if (ids[i] < 0 || ids[i] >= c->vocab)
             return tp_fail(e, TP_ERR_ARG, "forward: token id %d out of range [0, %d)", ids[i], c->vocab);
-    tp_status rc = ensure_rows(m, n, e);
+    return TP_OK;
+}
+
+/* Everything up to the final norm: m->h holds the normed hidden states of rows [0, n). */
+static tp_status trunk(tp_model *m, const int32_t *ids, int n, int pos0, tp_err *e) {
+    const tp_model_config *c = &m->c;
+    tp_status rc = check_forward_args(m, ids, n, pos0, e);
+    if (rc != TP_OK) return rc;
+    rc = ensure_rows(m, n, e);
     if (rc != TP_OK) return rc;
     int d = c->d_model, F = c->d_ff;
     size_t lay = (size_t)m->cap * m->kvd;
@@ -805,15 +813,8 @@ tp_status tp_model_set_device(tp_model *m, tp_device d, tp_err *e) {
 /* The argument checks of trunk(), then the device's forward pass. */
 static tp_status device_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, int row1,
                                     const int32_t *targets, double *nll, tp_err *e) {
-    const tp_model_config *c = &m->c;
-    if (n <= 0 || !ids) return tp_fail(e, TP_ERR_ARG, "forward: need at least one token");
-    if (pos0 < 0 || pos0 > m->cached)
-        return tp_fail(e, TP_ERR_ARG, "forward: pos0 %d but only %d positions are cached", pos0, m->cached);
-    if (pos0 + n > m->cap)
-        return tp_fail(e, TP_ERR_ARG, "forward: positions up to %d exceed the context capacity %d", pos0 + n, m->cap);
-    for (int i = 0; i < n; i++)
-        if (ids[i] < 0 || ids[i] >= c->vocab)
-            return tp_fail(e, TP_ERR_ARG, "forward: token id %d out of range [0, %d)", ids[i], c->vocab);
+    tp_status ac = check_forward_args(m, ids, n, pos0, e);
+    if (ac != TP_OK) return ac;
 #ifdef TENPAK_HAVE_CUDA
     if (m->cuda_stale) { /* weights changed since the upload (override / hook) */
         tp_status rc = tp_model_set_device(m, TP_DEVICE_CUDA, e);
