@@ -38,14 +38,6 @@ static int count_files(void) {
     if (d) closedir(d);
     return n;
 }
-static const char *model(const char *name) {
-    static char p[2][512];
-    static int k;
-    k ^= 1;
-    snprintf(p[k], sizeof p[k], "%s/models/%s", tp_shared_dir(), name);
-    return p[k];
-}
-
 Test(codec, spec_parsing) {
     tp_codec c;
     tp_err e;
@@ -125,7 +117,7 @@ Test(artifact, damaged_files, .init = mk_tmp, .fini = rm_tmp) {
     char path[512], bad[512];
     snprintf(path, sizeof path, "%s/m.tpk", tmpdir);
     snprintf(bad, sizeof bad, "%s/bad.tpk", tmpdir);
-    tp_compress_opts o = {.model_dir = model("llama-mini"), .codec = "int4:g=128", .select = "mlp", .quiet = 1};
+    tp_compress_opts o = {.model_dir = shared_model_dir("llama-mini"), .codec = "int4:g=128", .select = "mlp", .quiet = 1};
     tp_compress_result r;
     tp_err e;
     cr_assert_eq(tp_compress_model(&o, path, &r, &e), TP_OK, "%s", e.msg);
@@ -166,11 +158,11 @@ Test(artifact, failures_leave_nothing, .init = mk_tmp, .fini = rm_tmp) {
     snprintf(path, sizeof path, "%s/x.tpk", tmpdir);
     tp_compress_result r;
     tp_err e;
-    tp_compress_opts bad_spec = {.model_dir = model("llama-mini"), .codec = "int4:g=7", .quiet = 1};
+    tp_compress_opts bad_spec = {.model_dir = shared_model_dir("llama-mini"), .codec = "int4:g=7", .quiet = 1};
     cr_expect_neq(tp_compress_model(&bad_spec, path, &r, &e), TP_OK);
     tp_compress_opts missing = {.model_dir = "/nonexistent-model", .codec = "int4", .quiet = 1};
     cr_expect_neq(tp_compress_model(&missing, path, &r, &e), TP_OK);
-    tp_compress_opts none = {.model_dir = model("llama-mini"), .codec = "int4", .quiet = 1, .noverrides = 1,
+    tp_compress_opts none = {.model_dir = shared_model_dir("llama-mini"), .codec = "int4", .quiet = 1, .noverrides = 1,
                              .override_re = {"."}, .override_spec = {"none"}};
     cr_expect_neq(tp_compress_model(&none, path, &r, &e), TP_OK, "empty selection accepted");
     cr_expect_eq(count_files(), 0, "a failed compress left %d file(s)", count_files());
@@ -182,7 +174,7 @@ Test(artifact, compress_eval_gpt2, .init = mk_tmp, .fini = rm_tmp, .timeout = 30
     char path[512], data[512];
     snprintf(path, sizeof path, "%s/g.tpk", tmpdir);
     snprintf(data, sizeof data, "%s/datasets/wikitext-2-raw/wiki.test.raw", tp_shared_dir());
-    tp_compress_opts o = {.model_dir = model("gpt2-mini"), .codec = "int4r2:g=16", .lossless = "zstd", .quiet = 1};
+    tp_compress_opts o = {.model_dir = shared_model_dir("gpt2-mini"), .codec = "int4r2:g=16", .lossless = "zstd", .quiet = 1};
     tp_compress_result r;
     tp_err e;
     cr_assert_eq(tp_compress_model(&o, path, &r, &e), TP_OK, "%s", e.msg);
@@ -200,7 +192,7 @@ Test(artifact, compress_eval_gpt2, .init = mk_tmp, .fini = rm_tmp, .timeout = 30
     cr_expect_lt(delta, 0.05, "int4r2 g16 moved ppl by %.2f%%", 100 * delta);
     cr_expect_gt(delta, 0.0, "decoded weights were not installed (ppl unchanged)");
     tp_eval_opts wrong = eo;
-    wrong.model_dir = model("llama-mini");
+    wrong.model_dir = shared_model_dir("llama-mini");
     e.msg[0] = 0;
     cr_expect_neq(tp_eval_artifact(&wrong, &er, &e), TP_OK, "artifact accepted for another checkpoint");
     cr_expect(strstr(e.msg, "sha256") != NULL, "%s", e.msg);

@@ -16,14 +16,6 @@
 #include "tenpak/quant.h"
 #include "verify/test_common.h"
 
-static const char *model(const char *name) {
-    static char p[2][512];
-    static int k;
-    k ^= 1;
-    snprintf(p[k], sizeof p[k], "%s/models/%s", tp_shared_dir(), name);
-    return p[k];
-}
-
 /* random W and positive activation statistics spread over orders of magnitude, with a few outlier
  * channels as real models have */
 static void random_case(tp_rng *r, int64_t R, int64_t C, float *W, float *am, float *sq) {
@@ -157,7 +149,7 @@ static void count_sink(void *u, const char *name, const float *X, int n, int in)
 Test(calib, sink_leaves_forward_unchanged) {
     tp_model *m;
     tp_err e;
-    cr_assert_eq(tp_model_load(model("llama-mini"), NULL, &m, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_model_load(shared_model_dir("llama-mini"), NULL, &m, &e), TP_OK, "%s", e.msg);
     int32_t ids[23];
     tp_rng r;
     tp_rng_seed(&r, test_seed() ^ 0x51);
@@ -181,9 +173,9 @@ Test(calib, refuses_evaluation_text) {
     tp_err e;
     char p[512];
     snprintf(p, sizeof p, "%s/datasets/wikitext-2-raw/wiki.test.raw", tp_shared_dir());
-    cr_expect_neq(tp_calib_collect(model("gpt2-mini"), p, 256, &c, &e), TP_OK);
+    cr_expect_neq(tp_calib_collect(shared_model_dir("gpt2-mini"), p, 256, &c, &e), TP_OK);
     cr_expect(strstr(e.msg, "wiki.test.raw") != NULL, "message must name the file: %s", e.msg);
-    cr_expect_neq(tp_calib_collect(model("gpt2-mini"), "/nonexistent/calib.txt.gz", 256, &c, &e), TP_OK);
+    cr_expect_neq(tp_calib_collect(shared_model_dir("gpt2-mini"), "/nonexistent/calib.txt.gz", 256, &c, &e), TP_OK);
     cr_expect(strstr(e.msg, "/nonexistent/calib.txt.gz") != NULL, "%s", e.msg);
 }
 
@@ -216,7 +208,7 @@ static double layer_err(const char *spec, const float *W, int64_t R, int64_t C, 
 Test(awq, lowers_activation_weighted_error_on_a_real_layer, .timeout = 300) {
     tp_calib *cal;
     tp_err e;
-    const char *dir = model("llama-mini");
+    const char *dir = shared_model_dir("llama-mini");
     cr_assert_eq(tp_calib_collect(dir, NULL, 2048, &cal, &e), TP_OK, "%s", e.msg);
     cr_assert_eq(cal->tokens, 2048);
     tp_st_set *set;
@@ -267,7 +259,7 @@ Test(awq, lowers_activation_weighted_error_on_a_real_layer, .timeout = 300) {
 Test(mixed, meets_budget_with_plan_in_header, .timeout = 300) {
     tp_calib *cal;
     tp_err e;
-    const char *dir = model("gpt2-mini");
+    const char *dir = shared_model_dir("gpt2-mini");
     cr_assert_eq(tp_calib_collect(dir, NULL, 1024, &cal, &e), TP_OK, "%s", e.msg);
     char path[] = "/tmp/tenpak-mixed-XXXXXX";
     int fd = mkstemp(path);

@@ -1,11 +1,13 @@
 /* Shared by the Criterion suites: the run seed (fresh each run, printed, replayable with
- * TENPAK_SEED=N) and a helper running the registry's verify driver over a filter. */
+ * TENPAK_SEED=N), a helper running the registry's verify driver over a filter, and the shared
+ * models (../shared/models, TENPAK_SHARED_DIR). */
 #ifndef TENPAK_VERIFY_TEST_COMMON_H
 #define TENPAK_VERIFY_TEST_COMMON_H
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "pipeline/model.h"
 #include "tenpak/verify.h"
 
 static inline uint64_t test_seed(void) {
@@ -35,5 +37,22 @@ static inline void verify_filter(const char *filter) {
     cr_expect_gt(r.passed, 0, "no case matched %s", filter);
     cr_expect_eq(r.failed, 0, "%d case(s) failed for %s (seed %llu)", r.failed, filter,
                  (unsigned long long)o.seed);
+}
+
+/* ../shared/models/NAME; four buffers in turn, so a few results can be in use at once */
+static inline const char *shared_model_dir(const char *name) {
+    static char p[4][1024];
+    static int k;
+    char *b = p[k++ & 3];
+    snprintf(b, sizeof p[0], "%s/models/%s", tp_shared_dir(), name);
+    return b;
+}
+
+/* A shared model loaded with the default options (the test stops if it cannot be) */
+static inline tp_model *load_shared_model(const char *name) {
+    tp_err e = {{0}};
+    tp_model *m = NULL;
+    cr_assert_eq(tp_model_load(shared_model_dir(name), NULL, &m, &e), TP_OK, "%s", e.msg);
+    return m;
 }
 #endif

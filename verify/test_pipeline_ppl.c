@@ -11,15 +11,7 @@
 #include <unistd.h>
 
 #include "pipeline/ppl.h"
-
-static tp_model *load(const char *model) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s/models/%s", tp_shared_dir(), model);
-    tp_err e = {{0}};
-    tp_model *m = NULL;
-    cr_assert_eq(tp_model_load(p, NULL, &m, &e), TP_OK, "%s", e.msg);
-    return m;
-}
+#include "verify/test_common.h"
 
 static int32_t *golden_ids(const char *model, size_t *n) {
     char p[1024];
@@ -48,7 +40,7 @@ Test(ppl, counts) {
 
 /* Sliding windows by hand with the NLL API: ctx 64, stride 24 on 150 tokens. */
 Test(ppl, matches_manual_windows) {
-    tp_model *m = load("llama-mini");
+    tp_model *m = load_shared_model("llama-mini");
     size_t n;
     int32_t *ids = golden_ids("llama-mini", &n);
     n = 150;
@@ -104,7 +96,7 @@ static void prefix_golden(const char *model) {
     size_t gscored = (size_t)cJSON_GetObjectItem(g, "scored_tokens")->valuedouble;
     int ctx = cJSON_GetObjectItem(g, "ctx")->valueint, stride = cJSON_GetObjectItem(g, "stride")->valueint;
     size_t maxtok = (size_t)cJSON_GetObjectItem(g, "tokens")->valuedouble;
-    tp_model *m = load(model);
+    tp_model *m = load_shared_model(model);
     size_t n;
     int32_t *ids = golden_ids(model, &n);
     if (n > maxtok) n = maxtok;

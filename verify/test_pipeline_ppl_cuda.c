@@ -11,18 +11,10 @@
 
 #include "pipeline/ppl.h"
 #include "pipeline/tokenizer.h"
+#include "verify/test_common.h"
 #ifdef TENPAK_HAVE_CUDA
 #include "kernels/cuda/tp_cuda.h"
 #endif
-
-static tp_model *load(const char *model) {
-    char p[1024];
-    snprintf(p, sizeof p, "%s/models/%s", tp_shared_dir(), model);
-    tp_err e = {{0}};
-    tp_model *m = NULL;
-    cr_assert_eq(tp_model_load(p, NULL, &m, &e), TP_OK, "%s", e.msg);
-    return m;
-}
 
 /* WikiText-2 test through the model's tokenizer (as `tenpak ppl --data`): the GPU machine gets
  * the models' config, tokenizer and safetensors, not their goldens. */
@@ -55,7 +47,7 @@ static void need_device(void) {
 /* Everywhere: selecting CUDA either works or fails with one of the two promised messages, and the
  * model stays usable on the CPU. */
 Test(ppl_cuda, device_selection) {
-    tp_model *m = load("llama-mini");
+    tp_model *m = load_shared_model("llama-mini");
     tp_err e = {{0}};
     tp_status rc = tp_model_set_device(m, TP_DEVICE_CUDA, &e);
     if (rc != TP_OK) {
@@ -76,7 +68,7 @@ Test(ppl_cuda, device_selection) {
 
 static void compare(const char *model, size_t ntok) {
     need_device();
-    tp_model *m = load(model);
+    tp_model *m = load_shared_model(model);
     size_t n;
     int32_t *ids = wiki_ids(model, &n);
     if (n > ntok) n = ntok;
