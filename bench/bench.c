@@ -46,10 +46,11 @@ static double median(const double *v, int n) {
     return m;
 }
 
-/* Time `iters` runs (a multiple of GRAPH_RUNS when graph is set: iters / GRAPH_RUNS replays);
+/* Time `iters` runs: launch by launch, or (graph set; iters a multiple of GRAPH_RUNS) iters / GRAPH_RUNS
+ * replays of the captured graph;
  * returns wall seconds, *cpu gets process CPU seconds. */
-static double time_batch_g(const tp_kernel *k, const tp_case *c, void *state, void *out, int64_t iters,
-                           double *cpu, void *graph) {
+static double time_batch(const tp_kernel *k, const tp_case *c, void *state, void *out, int64_t iters,
+                         double *cpu, void *graph) {
     double c0 = tp_cpu_time(), t0 = tp_now();
 #ifdef TENPAK_HAVE_CUDA
     if (graph)
@@ -63,10 +64,6 @@ static double time_batch_g(const tp_kernel *k, const tp_case *c, void *state, vo
     double t = tp_now() - t0;
     *cpu = tp_cpu_time() - c0;
     return t;
-}
-static double time_batch(const tp_kernel *k, const tp_case *c, void *state, void *out, int64_t iters,
-                         double *cpu) {
-    return time_batch_g(k, c, state, out, iters, cpu, NULL);
 }
 
 static tp_status bench_one(const tp_kernel *k, const tp_shape *s, const tp_bench_opts *o,
@@ -82,21 +79,21 @@ static tp_status bench_one(const tp_kernel *k, const tp_shape *s, const tp_bench
     memset(out, 0, c.out_bytes);
     void *state = k->prepare ? k->prepare(&c) : NULL;
     double cpu;
-    time_batch(k, &c, state, out, 1, &cpu); /* warm-up: page faults, caches, thread pool */
+    time_batch(k, &c, state, out, 1, &cpu, NULL); /* warm-up: page faults, caches, thread pool */
     void *graph = NULL;
     r->timing = NULL;
     if (k->flags & TP_K_DEVICE) {
 #ifdef TENPAK_HAVE_CUDA
         const char *e = getenv("TENPAK_BENCH_GRAPH");
         if (!(e && !strcmp(e, "0"))) graph = tp_cuda_graph_make(k, &c, state, out, GRAPH_RUNS);
-        if (graph) time_batch_g(k, &c, state, out, GRAPH_RUNS, &cpu, graph); /* warm-up of the graph */
+        if (graph) time_batch(k, &c, state, out, GRAPH_RUNS, &cpu, graph); /* warm-up of the graph */
 #endif
         r->timing = graph ? "graph" : "stream";
     }
     const int64_t unit = graph ? GRAPH_RUNS : 1;
     int64_t iters = unit;
     for (;;) {
-        double t = time_batch_g(k, &c, state, out, iters, &cpu, graph);
+        double t = time_batch(k, &c, state, out, iters, &cpu, graph);
         if (t >= o->min_time || iters >= 1000000000) break;
         /* like Google Benchmark: aim 40% past the target, grow at most 10x per step */
         double mult = t > 0 ? 1.4 * o->min_time / t : 10.0;
@@ -111,7 +108,7 @@ static tp_status bench_one(const tp_kernel *k, const tp_shape *s, const tp_bench
     r->cpu_ns = malloc((size_t)r->reps * sizeof(double));
     if (!r->real_ns || !r->cpu_ns) abort();
     for (int i = 0; i < r->reps; i++) {
-        double t = time_batch_g(k, &c, state, out, iters, &cpu, graph);
+        double t = time_batch(k, &c, state, out, iters, &cpu, graph);
         r->real_ns[i] = 1e9 * t / (double)iters;
         r->cpu_ns[i] = 1e9 * cpu / (double)iters;
     }
@@ -140,9 +137,9 @@ static double measure_copy_bandwidth(int quick) {
     double best = 0, cpu;
     if (out) {
         memset(out, 0, c.out_bytes);
-        time_batch(copy, &c, NULL, out, 2, &cpu); /* warm-up: threads started, pages touched */
+        time_batch(copy, &c, NULL, out, 2, &cpu, NULL); /* warm-up: threads started, pages touched */
         for (int i = 0; i < 10; i++) {
-            double t = time_batch(copy, &c, NULL, out, 1, &cpu);
+            double t = time_batch(copy, &c, NULL, out, 1, &cpu, NULL);
             double bw = copy->op->bytes(&s) / t;
             best = bw > best ? bw : best;
         }
