@@ -197,7 +197,7 @@ SP_OPS(int4, TP_SP_INT4, TP_SP24_INT4_G, "sparse24_int4_g64")
  * op (as the INT4 _f16a variants, kernels/ops_int4.c): reference and bound unchanged (double
  * accumulation of the exact products, 1e-5), inputs the sparse tensor cores read directly.
  * Benchmarked at 8192^3 (issue 7: ">= 1.3x cuBLAS dense, within 10% of cuSPARSELt"); only the
- * reference, cuda (mma.sp), cuda-simt and cusparselt implement it. */
+ * reference, cuda (mma.sp) and cuda-simt implement it (cusparselt: the _o16 op below). */
 static const sparam param_f16_f16a = {TP_SP_F16, 0, 0, 1};
 static double gemm_f16a_bytes(const tp_shape *s) { /* fp16 X read, fp32 Y written */
     return packed_f16(s) + s->d[2] * (2.0 * s->d[1] + 4.0 * s->d[0]);
@@ -215,7 +215,7 @@ static const tp_op gemm_f16_f16a = {
 
 /* gemm/sparse24_f16_f16a_o16: the same GEMM with the output also rounded to binary16 as part of
  * the op: what the cuSPARSELt baseline computes with the library PyTorch carries (it takes fp16 x
- * fp16 with fp16 output only: GPU run4). Reference = the exact result rounded to binary16; bound
+ * fp16 with fp16 output only: reports/gpu/run5). Reference = the exact result rounded to binary16; bound
  * 1e-3: one binary16 ulp is 2^-11 ~ 4.9e-4 relative, so fp32 accumulation rounding the other way
  * at any number of elements stays under it, and a wrong result does not. */
 static void gemm_ref_o16(const tp_case *c, void *out) {

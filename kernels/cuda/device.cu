@@ -105,8 +105,7 @@ struct tp_cu_graph {
 extern "C" void *tp_cuda_graph_make(const tp_kernel *k, const tp_case *c, void *state, void *out, int launches) {
     if (!k->run || launches < 1) return NULL;
     tp_cu_state *st = (tp_cu_state *)state;
-    const int failed0 = st ? st->failed : 0;
-    if (failed0) return NULL;
+    if (st && st->failed) return NULL;
     cudaGraph_t g = NULL;
     if (cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeThreadLocal) != cudaSuccess) {
         (void)cudaGetLastError();
@@ -117,7 +116,6 @@ extern "C" void *tp_cuda_graph_make(const tp_kernel *k, const tp_case *c, void *
     for (int i = 0; i < launches; i++) k->run(c, state, out);
     cudaError_t e = cudaStreamEndCapture(cudaStreamPerThread, &g);
     errors_printed = quiet;
-    (void)cudaGetLastError();
     tp_cu_graph *r = NULL;
     if (e == cudaSuccess && g && !(st && st->failed)) {
         r = (tp_cu_graph *)calloc(1, sizeof *r);
@@ -128,8 +126,8 @@ extern "C" void *tp_cuda_graph_make(const tp_kernel *k, const tp_case *c, void *
         }
     }
     if (!r && g) cudaGraphDestroy(g);
-    (void)cudaGetLastError();
-    if (st) st->failed = failed0;
+    (void)cudaGetLastError(); /* a refused capture leaves no error behind */
+    if (st) st->failed = 0;   /* ... and no failed state: it was not failed before */
     return r;
 }
 extern "C" int tp_cuda_graph_launch(void *graph) {
