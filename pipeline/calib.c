@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
+#include "pipeline/compress.h"
 #include "pipeline/model.h"
 #include "pipeline/tokenizer.h"
 #include "tenpak/sha256.h"
@@ -20,34 +20,9 @@ const char *tp_calib_default_path(void) {
 /* The first max_bytes bytes of a file (gunzipped when it ends in .gz), cut after the last newline
  * (or at a UTF-8 character boundary when there is none) so no character is split. */
 static char *read_prefix(const char *path, size_t max_bytes, size_t *len, tp_err *e) {
-    size_t pl = strlen(path);
-    int gz = pl > 3 && !strcmp(path + pl - 3, ".gz");
-    char *buf = malloc(max_bytes + 1);
-    if (!buf) { tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", path); return NULL; }
     size_t n = 0;
-    if (gz) {
-        gzFile f = gzopen(path, "rb");
-        if (!f) { free(buf); tp_fail(e, TP_ERR_IO, "%s: cannot open calibration text", path); return NULL; }
-        while (n < max_bytes) {
-            int k = gzread(f, buf + n, (unsigned)(max_bytes - n > (1u << 30) ? (1u << 30) : max_bytes - n));
-            if (k < 0) { gzclose(f); free(buf); tp_fail(e, TP_ERR_FORMAT, "%s: corrupt gzip stream", path); return NULL; }
-            if (k == 0) break;
-            n += (size_t)k;
-        }
-        int zerr = Z_OK;
-        gzerror(f, &zerr);
-        gzclose(f);
-        if (zerr != Z_OK && zerr != Z_STREAM_END) { /* e.g. Z_BUF_ERROR: the stream ends early */
-            free(buf);
-            tp_fail(e, TP_ERR_FORMAT, "%s: corrupt gzip stream (truncated or damaged)", path);
-            return NULL;
-        }
-    } else {
-        FILE *f = fopen(path, "rb");
-        if (!f) { free(buf); tp_fail(e, TP_ERR_IO, "%s: cannot open calibration text", path); return NULL; }
-        n = fread(buf, 1, max_bytes, f);
-        fclose(f);
-    }
+    char *buf = tp_read_text(path, max_bytes, "calibration text", &n, e);
+    if (!buf) return NULL;
     if (n == max_bytes) { /* a prefix: end it cleanly */
         size_t k = n;
         while (k > n / 2 && buf[k - 1] != '\n') k--;

@@ -358,18 +358,35 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
 }
 
 /* ---- text ---- */
-static char *read_gz(const char *path, size_t *len, tp_err *e) {
+char *tp_read_text(const char *path, size_t max_bytes, const char *what, size_t *len, tp_err *e) {
+    size_t pl = strlen(path);
+    const char *sp = what ? " " : "", *w = what ? what : "";
+    if (!(pl > 3 && !strcmp(path + pl - 3, ".gz"))) {
+        if (!max_bytes) return tp_read_file(path, len, e);
+        FILE *f = fopen(path, "rb");
+        if (!f) { tp_fail(e, TP_ERR_IO, "%s: cannot open%s%s", path, sp, w); return NULL; }
+        char *buf = malloc(max_bytes + 1);
+        if (!buf) { fclose(f); tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", path); return NULL; }
+        size_t n = fread(buf, 1, max_bytes, f);
+        fclose(f);
+        buf[n] = 0;
+        *len = n;
+        return buf;
+    }
     gzFile f = gzopen(path, "rb");
-    if (!f) { tp_fail(e, TP_ERR_IO, "%s: cannot open", path); return NULL; }
-    size_t cap = 1 << 20, n = 0;
+    if (!f) { tp_fail(e, TP_ERR_IO, "%s: cannot open%s%s", path, sp, w); return NULL; }
+    size_t cap = max_bytes ? max_bytes + 1 : 1 << 20, n = 0;
     char *buf = malloc(cap);
     for (;;) {
         if (!buf) { gzclose(f); tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", path); return NULL; }
-        int k = gzread(f, buf + n, (unsigned)(cap - n - 1));
+        size_t want = cap - n - 1;
+        if (want > (1u << 30)) want = 1u << 30;
+        if (!want) break; /* max_bytes read */
+        int k = gzread(f, buf + n, (unsigned)want);
         if (k < 0) { free(buf); gzclose(f); tp_fail(e, TP_ERR_FORMAT, "%s: corrupt gzip stream", path); return NULL; }
         if (k == 0) break;
         n += (size_t)k;
-        if (cap - n < 2) { char *nb = realloc(buf, cap * 2); if (!nb) free(buf); buf = nb; cap *= 2; }
+        if (!max_bytes && cap - n < 2) { char *nb = realloc(buf, cap * 2); if (!nb) free(buf); buf = nb; cap *= 2; }
     }
     int zerr = Z_OK;
     gzerror(f, &zerr);
@@ -386,8 +403,8 @@ static char *read_gz(const char *path, size_t *len, tp_err *e) {
 
 tp_status tp_load_text_tokens(const char *model_dir, const char *path, size_t tail_chars, int32_t **ids, size_t *n,
                               int32_t *bos, char sha_hex[65], tp_err *e) {
-    size_t len = 0, pl = strlen(path);
-    char *text = pl > 3 && !strcmp(path + pl - 3, ".gz") ? read_gz(path, &len, e) : tp_read_file(path, &len, e);
+    size_t len = 0;
+    char *text = tp_read_text(path, 0, NULL, &len, e);
     if (!text) return TP_ERR_IO;
     const char *start = text;
     if (tail_chars > 0) { /* the last tail_chars UTF-8 characters (continuation bytes don't count) */

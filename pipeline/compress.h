@@ -56,6 +56,11 @@ typedef struct tp_compress_result {
 tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_compress_result *r, tp_err *e);
 void tp_compress_result_free(tp_compress_result *r); /* frees r->plan */
 
+/* A text file's bytes, NUL-terminated, gunzipped when its name ends in .gz; max_bytes > 0 reads
+ * at most that many (a prefix). A truncated or damaged gzip stream is an error. `what` names the
+ * file in the message when it cannot be opened ("calibration text"; NULL: none). */
+char *tp_read_text(const char *path, size_t max_bytes, const char *what, size_t *len, tp_err *e);
+
 /* Tokens of a text file (or its last tail_chars UTF-8 characters when tail_chars > 0; a .gz file
  * is decompressed) with the model's tokenizer.json, special tokens added as its post-processor
  * adds them. *bos gets the id the tokenizer puts first, or -1. sha256 (hex) of the text used. */
