@@ -59,7 +59,7 @@ static void copy_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const float *a = ((const fctx *)c->ctx)->A;
     const int64_t n = c->shape.d[0];
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
 #pragma omp parallel if (n >= (1 << 20))
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();

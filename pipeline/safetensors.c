@@ -386,7 +386,7 @@ static void convert(tp_st_dtype d, const uint8_t *src, size_t n, float *dst) {
     switch (d) {
     case TP_ST_F32: memcpy(dst, src, n * 4); break;
     case TP_ST_F16:
-        if (has_f16c < 0) has_f16c = tp_cpu_best_isa() == TP_ISA_AVX2;
+        if (has_f16c < 0) has_f16c = tp_cpu_best_isa() >= TP_ISA_AVX2;
         if (has_f16c && ((uintptr_t)src & 1) == 0) {
             f16_to_f32_f16c((const uint16_t *)(const void *)src, dst, n);
         } else {

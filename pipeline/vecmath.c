@@ -11,7 +11,7 @@
 
 static int have_avx2(void) {
     static int v = -1;
-    if (v < 0) v = tp_cpu_best_isa() == TP_ISA_AVX2;
+    if (v < 0) v = tp_cpu_best_isa() >= TP_ISA_AVX2;
     return v;
 }
 

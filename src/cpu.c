@@ -11,18 +11,25 @@ tp_isa tp_cpu_best_isa(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+        __builtin_cpu_supports("f16c")) {
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+            return TP_ISA_AVX512;
         return TP_ISA_AVX2;
+    }
 #endif
     return TP_ISA_PORTABLE;
 }
 
 tp_isa tp_cpu_isa(void) {
     if (isa_override < 0) {
-        /* TENPAK_ISA=portable forces the portable path (for testing it on an AVX2 machine) */
+        /* TENPAK_ISA=portable|avx2|avx512 caps the level (to test or time a lower path) */
         const char *e = getenv("TENPAK_ISA");
         tp_isa best = tp_cpu_best_isa();
-        isa_override = (e && strcmp(e, "portable") == 0) ? TP_ISA_PORTABLE : (int)best;
+        int want = (int)best;
+        if (e && strcmp(e, "portable") == 0) want = TP_ISA_PORTABLE;
+        else if (e && strcmp(e, "avx2") == 0) want = TP_ISA_AVX2;
+        isa_override = want > (int)best ? (int)best : want;
     }
     return (tp_isa)isa_override;
 }
@@ -32,7 +39,9 @@ void tp_cpu_set_isa(tp_isa isa) {
     isa_override = (int)(isa > best ? best : isa);
 }
 
-const char *tp_isa_name(tp_isa isa) { return isa == TP_ISA_AVX2 ? "avx2" : "portable"; }
+const char *tp_isa_name(tp_isa isa) {
+    return isa == TP_ISA_AVX512 ? "avx512" : isa == TP_ISA_AVX2 ? "avx2" : "portable";
+}
 
 int tp_num_threads(void) { return omp_get_max_threads(); }
 

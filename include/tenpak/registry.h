@@ -76,7 +76,9 @@ typedef struct tp_op {
 enum {
     TP_K_BASELINE = 1u, /* a comparison point (OpenBLAS, memcpy, cuBLAS): benchmarked and verified */
     TP_K_ISA = 2u,      /* cpu kernel dispatching on tp_cpu_isa(): verify covers every ISA level */
-    TP_K_DEVICE = 4u    /* runs on an accelerator: prepare/sync/fetch are used */
+    TP_K_DEVICE = 4u,   /* runs on an accelerator: prepare/sync/fetch are used */
+    TP_K_AVX512 = 8u    /* with TP_K_ISA: has an AVX-512 path, so verify also runs that level (the
+                           others are verified up to AVX2, the best level they have code for) */
 };
 
 typedef struct tp_kernel {

@@ -60,7 +60,9 @@ uint64_t tp_hash_str(const char *s);          /* FNV-1a, to derive per-case seed
 uint64_t tp_seed_from_time(void);
 
 /* ---- CPU features and the ISA level the cpu backend dispatches to ---- */
-typedef enum tp_isa { TP_ISA_PORTABLE = 0, TP_ISA_AVX2 = 1 } tp_isa;
+/* Levels are ordered: a kernel without a path for the current level uses the best one below it
+ * (code tests `isa >= TP_ISA_AVX2`). AVX512 = F+BW+VL+DQ (Skylake-SP and later) on top of AVX2. */
+typedef enum tp_isa { TP_ISA_PORTABLE = 0, TP_ISA_AVX2 = 1, TP_ISA_AVX512 = 2 } tp_isa;
 tp_isa tp_cpu_best_isa(void);           /* what this CPU supports */
 tp_isa tp_cpu_isa(void);                /* what the cpu backend uses now */
 void tp_cpu_set_isa(tp_isa isa);        /* clamped to tp_cpu_best_isa() */

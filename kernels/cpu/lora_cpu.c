@@ -32,7 +32,7 @@ static void base_f32(const tp_lora_base *w, const float *X, int64_t batch, float
 
 void tp_lora_bgmv_cpu(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
                       const float *X, int64_t batch, float *Y) {
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = w->rows, cols = w->cols;
     int rmax = 1;
     for (int i = 0; i < nad; i++) rmax = ad[i].r > rmax ? ad[i].r : rmax;
@@ -68,7 +68,7 @@ void tp_lora_gemv_cpu(const tp_lora_base *w, const tp_lora *l, const float *x, f
 }
 
 static void merge_cpu(const float *W, const tp_lora *l, float sign, float *out) {
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = l->rows;
 #pragma omp parallel if (rows * l->cols >= TP_K3_PAR_MIN)
     {

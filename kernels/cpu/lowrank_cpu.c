@@ -19,7 +19,7 @@ static float dot_portable(const float *a, const float *b, int64_t n) {
 }
 
 void tp_lowrank_product_cpu(const tp_lowrank *m, float *W) {
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = m->rows;
 #pragma omp parallel if (m->rows * m->cols >= TP_K3_PAR_MIN)
     {
@@ -38,7 +38,7 @@ void tp_lowrank_product_cpu(const tp_lowrank *m, float *W) {
 }
 
 void tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y) {
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = m->rows, cols = m->cols;
     const int k = m->rank;
     float *t = tp_alloc((size_t)k * sizeof(float));

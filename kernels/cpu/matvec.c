@@ -4,7 +4,7 @@
 
 void tp_matvec_rows(const float *A, int64_t lda, int64_t K, const float *x, float alpha, float beta, float *y,
                     int64_t r0, int64_t r1) {
-    if (tp_cpu_isa() == TP_ISA_AVX2) { tp_matvec_rows_avx2(A, lda, K, x, alpha, beta, y, r0, r1); return; }
+    if (tp_cpu_isa() >= TP_ISA_AVX2) { tp_matvec_rows_avx2(A, lda, K, x, alpha, beta, y, r0, r1); return; }
     for (int64_t r = r0; r < r1; r++) {
         float s[8] = {0}, t = 0;
         int64_t k = 0;
@@ -18,7 +18,7 @@ void tp_matvec_rows(const float *A, int64_t lda, int64_t K, const float *x, floa
 
 void tp_matvec_cols(const float *B, int64_t ldb, int64_t K, const float *x, float alpha, float beta, float *y,
                     int64_t n0, int64_t n1) {
-    if (tp_cpu_isa() == TP_ISA_AVX2) { tp_matvec_cols_avx2(B, ldb, K, x, alpha, beta, y, n0, n1); return; }
+    if (tp_cpu_isa() >= TP_ISA_AVX2) { tp_matvec_cols_avx2(B, ldb, K, x, alpha, beta, y, n0, n1); return; }
     for (int64_t n = n0; n < n1; n++) {
         float t = 0;
         for (int64_t k = 0; k < K; k++) t += x[k] * B[k * ldb + n];

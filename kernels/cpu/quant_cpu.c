@@ -55,7 +55,7 @@ static float dot_portable(const float *a, const float *b, int64_t n) {
 static int use_threads(const tp_qmat *q) { return q->rows * q->cols >= PAR_MIN_WEIGHTS; }
 
 void tp_dequantize_cpu(const tp_qmat *q, float *W) {
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = q->rows;
 #pragma omp parallel if (use_threads(q))
     {
@@ -68,7 +68,7 @@ void tp_dequantize_cpu(const tp_qmat *q, float *W) {
 }
 
 void tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y) {
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     float *xsum = avx2 ? tp_alloc((size_t)q->ngroups * sizeof(float)) : NULL;
     if (avx2 && !xsum) abort();
     if (avx2) tp_qgemv_xsum(q, x, xsum);
@@ -92,7 +92,7 @@ void tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y) {
 }
 
 void tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = q->rows, cols = q->cols;
 #pragma omp parallel if (use_threads(q) || batch * q->rows * q->cols >= PAR_MIN_WEIGHTS)
     {
@@ -117,7 +117,7 @@ void tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
 }
 
 void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t cols = q->cols, ng = q->ngroups;
     int8_t *xq = tp_alloc((size_t)cols), *xqp = tp_alloc((size_t)cols);
     float *xs = tp_alloc((size_t)ng * sizeof(float)), *xsum = tp_alloc((size_t)ng * sizeof(float));
@@ -162,7 +162,7 @@ void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
 }
 
 void tp_qgemm_a8_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
-    if (tp_cpu_isa() != TP_ISA_AVX2 || batch > 64 || q->g > 256) {
+    if (tp_cpu_isa() < TP_ISA_AVX2 || batch > 64 || q->g > 256) {
         for (int64_t b = 0; b < batch; b++) tp_qgemv_a8_cpu(q, X + b * q->cols, Y + b * q->rows);
         return;
     }

@@ -143,7 +143,7 @@ static int rans_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_heade
         for (int j = (int)tail - 1; j >= 0; j--)
             if (nb[j] >= 1) *--p = r1[j];
     }
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     size_t g = full;
     while (g > 0) {
         /* a chunk of up to 64 groups, as long as it surely fits (<= 72 bytes a group) */
@@ -275,7 +275,7 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
             return tp_fail(e, TP_ERR_FORMAT, "rANS state %d is 0x%08x, outside [2^23, 2^31)", j, x[j]);
     }
     const size_t gbytes = h->sym_bits == 8 ? 32 : 16;
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     size_t g = wide ? (avx2 ? tp_rans32_dec_groups_wide_avx2(x, &p, end, tab, symtab, s, h->sym_bits, dst, full)
                             : dec_groups_wide(x, &p, end, tab, symtab, s, h->sym_bits, dst, full))
                : avx2 ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)

@@ -103,7 +103,7 @@ static float *pad_x(const tp_sp24 *s, const float *x) {
 }
 
 void tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y) {
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = s->rows, N = s->nkept;
     float *xp = pad_x(s, x), *xr = NULL;
     if (avx2) {
@@ -145,7 +145,7 @@ void tp_sp24_gemm_cpu(const tp_sp24 *s, const float *X, int64_t batch, float *Y)
         tp_sp24_gemv_cpu(s, X, Y);
         return;
     }
-    const int avx2 = tp_cpu_isa() == TP_ISA_AVX2;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = s->rows, cols = s->cols, N = s->nkept, C4 = 4 * s->ngroups;
     for (int64_t b0 = 0; b0 < batch; b0 += 64) {
         int64_t nb = batch - b0 < 64 ? batch - b0 : 64;

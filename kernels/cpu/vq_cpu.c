@@ -10,7 +10,7 @@
 
 #define ABLK 1024 /* vectors per scheduling block of the assignment */
 
-static int use_avx2(int d) { return tp_cpu_isa() == TP_ISA_AVX2 && d <= 16; }
+static int use_avx2(int d) { return tp_cpu_isa() >= TP_ISA_AVX2 && d <= 16; }
 
 static void assign_cpu(void *ctx, const float *T, int64_t m, int d, int K, const float *cb,
                        int32_t *code, float *dist) {

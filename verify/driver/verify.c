@@ -85,8 +85,11 @@ tp_status tp_verify_run(const tp_verify_opts *o, tp_verify_result *res, tp_err *
                     res->skipped++;
                     continue;
                 }
-                if (k->flags & TP_K_ISA)
-                    for (int isa = (int)best; isa >= 0; isa--) items[n++] = (run_item){k, (tp_isa)isa};
+                if (k->flags & TP_K_ISA) {
+                    int top = (int)best;
+                    if (!(k->flags & TP_K_AVX512) && top > TP_ISA_AVX2) top = TP_ISA_AVX2;
+                    for (int isa = top; isa >= 0; isa--) items[n++] = (run_item){k, (tp_isa)isa};
+                }
                 else
                     items[n++] = (run_item){k, saved_isa};
             }
