@@ -232,7 +232,7 @@ static const tp_shape bench_2d_k256[] = {TP_SHAPE2(4096, 4096),
     {.op = &decode_##NAME, .backend = "ref", .run = decode_ref_run},                                 \
     {.op = &decode_##NAME, .backend = "cpu", .run = decode_cpu_run},                                 \
     {.op = &gemv_##NAME, .backend = "ref", .run = gemv_ref_run},                                     \
-    {.op = &gemv_##NAME, .backend = "cpu", .run = gemv_cpu_run, .flags = TP_K_ISA},
+    {.op = &gemv_##NAME, .backend = "cpu", .run = gemv_cpu_run, .flags = TP_K_ISA | TP_K_AVX512},
 
 VQ_FIT(d4k256, 4, 256, 0, 0, 0, 0, "kmeans", "vq_d4k256", verify_fit, bench_fit)
 VQ_MAT(d4k256, "vq_d4k256", bench_2d_k256, verify_2d)

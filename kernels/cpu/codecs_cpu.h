@@ -35,6 +35,9 @@ void tp_vq_table_avx2(const float *cbt, int d, int K, const float *xp, int64_t v
 /* y[r] += sum over v in [v0, v1) of T[(v - v0) * Kp + code(r, v)], r in [r0, r1) */
 void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int Kp, int64_t v0, int64_t v1,
                             int64_t r0, int64_t r1, float *y);
+/* the same with AVX-512 gathers (kernels/cpu/avx512/vq_avx512.c); rows of codes16 go to AVX2 */
+void tp_vq_lookup_rows_avx512(const tp_vqmat *m, const float *T, int Kp, int64_t v0, int64_t v1,
+                              int64_t r0, int64_t r1, float *y);
 
 /* ---- LoRA ---- */
 /* rows [i0, i1) of out = W + sign * s B A (sign +1 merge, -1 unmerge), lora.h's definition */
