@@ -28,4 +28,42 @@ int tp_cu_rotation(size_t bytes);
 /* Fills n floats of host memory with NaN (a failed state's fetch). */
 void tp_cu_nan_fill(float *out, size_t n);
 
+/* Programmatic dependent launch (PDL, sm_90). A kernel started by tp_cu_launch may begin while the
+ * kernel before it in the stream is still finishing, so it may read before tp_pdl_wait() only what
+ * no kernel writes (the weights); it calls tp_pdl_wait() before it reads activations or anything an
+ * earlier kernel produced, and before its first store to global memory. tp_pdl_wait() returns once
+ * the previous kernel has completed and its writes are visible; in a kernel launched without the
+ * attribute it returns at once. tp_pdl_trigger() lets the next kernel's blocks be scheduled (as
+ * this grid's blocks retire): call it at the start of a block, or after tp_pdl_wait() in a kernel
+ * whose dependents read, before their own wait, what its predecessor writes. */
+static __device__ __forceinline__ void tp_pdl_wait(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void tp_pdl_trigger(void) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+/* TENPAK_CUDA_PDL=0 launches without the attribute (every kernel then waits for the previous one
+ * to finish, as a plain <<<>>> launch does); on by default. */
+int tp_cu_pdl(void);
+/* kernel<<<grid, block, smem, the thread's default stream>>>(args), with the PDL attribute when
+ * tp_cu_pdl(); returns the launch's error. The kernel must follow tp_pdl_wait()'s rule. */
+template <typename... KP, typename... A>
+static inline cudaError_t tp_cu_launch(void (*kernel)(KP...), dim3 grid, dim3 block, size_t smem, A... args) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = cudaStreamPerThread;
+    cudaLaunchAttribute at[1];
+    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    at[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = at;
+    cfg.numAttrs = tp_cu_pdl() ? 1 : 0;
+    return cudaLaunchKernelEx(&cfg, kernel, args...);
+}
+
 #endif

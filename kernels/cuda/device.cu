@@ -1,6 +1,7 @@
 /* The CUDA backend's device handling: availability, `tenpak list`'s description line, errors,
  * synchronisation. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cuda/common.cuh"
@@ -72,6 +73,15 @@ int tp_cu_rotation(size_t bytes) {
     size_t want = 4 * tp_cu_l2_bytes();
     size_t n = (want + bytes - 1) / bytes;
     return n < 1 ? 1 : n > 8 ? 8 : (int)n;
+}
+
+int tp_cu_pdl(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("TENPAK_CUDA_PDL");
+        v = !(e && e[0] == '0');
+    }
+    return v;
 }
 
 static int errors_printed;

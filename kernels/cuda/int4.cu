@@ -189,6 +189,7 @@ __global__ void __launch_bounds__(256) gemv_simt(QArgs a, const void *__restrict
     constexpr int NG = G >= 32 ? 1 : 32 / G;      /* groups per chunk */
     constexpr int WPG = 4 / NG;                   /* code words per group */
     __shared__ float nf4[16];
+    tp_pdl_trigger();
     if (threadIdx.x < 16) nf4[threadIdx.x] = c_nf4[threadIdx.x];
     __syncthreads();
     const int lane = threadIdx.x & 31;
@@ -210,6 +211,7 @@ __global__ void __launch_bounds__(256) gemv_simt(QArgs a, const void *__restrict
 #pragma unroll
         for (int i = 0; i < R; i++) cur[i] = __ldcs(rowp[i] + lane);
     }
+    tp_pdl_wait(); /* codes first (common.cuh), activations and y after */
     for (long long ch = lane; ch < nch; ch += 32) {
         if (ch + 32 < nch) {
 #pragma unroll
@@ -307,6 +309,8 @@ template <int KIND, int G, bool XH>
 __global__ void __launch_bounds__(256) gemm_simt(QArgs a, const void *__restrict__ X, int batch, float *__restrict__ Y) {
     constexpr int R = 2, NB = 4;
     __shared__ float nf4[16];
+    tp_pdl_trigger();
+    tp_pdl_wait();
     if (threadIdx.x < 16) nf4[threadIdx.x] = c_nf4[threadIdx.x];
     __syncthreads();
     const int lane = threadIdx.x & 31;
@@ -509,11 +513,17 @@ static __device__ __forceinline__ void tc_compute(const TcStage<G, NT, MT, XPF> 
 /* int4, g in {32, 64, 128}, cols % 128 == 0, fp16 activations. A block of KS warps owns
  * 16*MT rows; its warps take the 128-column k-blocks of those rows in turn (kb = warp, warp+KS,
  * ...) and reduce through shared memory. blockIdx.x = row tile * nslices + batch slice, so the
- * slices of one row tile run side by side and share its codes in L2. */
-template <int G, int NT, int MT, int KS, int MINB = 1, int XP = -1>
+ * slices of one row tile run side by side and share its codes in L2. D stages of codes and
+ * scales in registers: D-1 k-blocks in flight while one is computed (a ring, unrolled so that
+ * every stage index is a constant). PDL (common.cuh): the first D-1 stages of codes are loaded
+ * before tp_pdl_wait() when the activations are not part of a stage (XPF false). */
+template <int G, int NT, int MT, int KS, int MINB = 1, int XP = -1, int D = 2>
 __global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t *__restrict__ X, int batch, int nslices,
                                                    float *__restrict__ Y) {
     constexpr bool XPF = XP < 0 ? NT <= 2 : XP != 0; /* activations prefetched with the codes */
+    static_assert(D >= 2 && D <= 4, "stages");
+    tp_pdl_trigger();
+    if (XPF) tp_pdl_wait();
     constexpr int P = G / 4;
     __shared__ float red[KS][MT][NT][4][32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2, tq = lane & 3;
@@ -542,18 +552,20 @@ __global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t 
         for (int nt = 0; nt < NT; nt++)
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
-    TcStage<G, NT, MT, XPF> A, B;
-    long long kb = warp;
-    if (kb < nkb) tc_load(A, a, kb, rows, xrow, xok, tq);
-    for (;;) { /* two stages in registers, roles swapped each half (no copies) */
-        if (kb >= nkb) break;
-        if (kb + KS < nkb) tc_load(B, a, kb + KS, rows, xrow, xok, tq);
-        tc_compute(A, kb, xrow, xok, acc);
-        kb += KS;
-        if (kb >= nkb) break;
-        if (kb + KS < nkb) tc_load(A, a, kb + KS, rows, xrow, xok, tq);
-        tc_compute(B, kb, xrow, xok, acc);
-        kb += KS;
+    TcStage<G, NT, MT, XPF> st[D];
+#pragma unroll
+    for (int i = 0; i < D - 1; i++)
+        if (warp + i * KS < nkb) tc_load(st[i], a, warp + i * KS, rows, xrow, xok, tq);
+    if (!XPF) tp_pdl_wait();
+    for (long long kb0 = warp; kb0 < nkb; kb0 += D * KS) { /* stage s computes while the D-1 after it are in flight */
+#pragma unroll
+        for (int s = 0; s < D; s++) {
+            const long long kb = kb0 + s * KS;
+            if (kb < nkb) {
+                if (kb + (D - 1) * KS < nkb) tc_load(st[(s + D - 1) % D], a, kb + (D - 1) * KS, rows, xrow, xok, tq);
+                tc_compute(st[s], kb, xrow, xok, acc);
+            }
+        }
     }
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
@@ -911,50 +923,68 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
         const int tiles8 = (batch + 7) / 8;
         const uint16_t *X = (const uint16_t *)s->X;
         if (launch_v3<GG>(s, a)) return;
+/* qmm_tc<GG, NT, MT, KS, MINB, XP, D> over row tiles of 16*MT rows (x ns batch slices), launched
+ * with PDL (tp_cu_launch) */
+#define QTC(NT, MT, KS, MINB, XP, D, NS)                                                                      \
+    TP_CU(&s->base, tp_cu_launch(qmm_tc<GG, NT, MT, KS, MINB, XP, D>,                                       \
+                                 dim3((unsigned)((a.rows + 16 * (MT) - 1) / (16 * (MT)) * (NS))), dim3(32 * (KS)), 0, a, X, \
+                                 batch, (int)(NS), s->Y))
         if (tiles8 == 1) {
             /* GEMV: occupancy decides (NOTES.md); TENPAK_CUDA_GEMV_CFG picks another for experiments */
-            const unsigned blocks = (unsigned)((a.rows + 15) / 16);
             /* defaults, the fastest measured on the H200 (reports/gpu/run7): 'h' for g128, 'e' else */
             const int cfg = gemv_cfg() ? gemv_cfg() : GG == 128 ? 'h' : 'e';
             switch (cfg) {
-            case 'a': qmm_tc<GG, 1, 1, 8><<<blocks, 256>>>(a, X, batch, 1, s->Y); break;
-            case 'b': qmm_tc<GG, 1, 1, 4><<<blocks, 128>>>(a, X, batch, 1, s->Y); break;
-            case 'c': qmm_tc<GG, 1, 1, 4, 6><<<blocks, 128>>>(a, X, batch, 1, s->Y); break;
-            case 'd': qmm_tc<GG, 1, 1, 8, 3><<<blocks, 256>>>(a, X, batch, 1, s->Y); break;
-            case 'f': qmm_tc<GG, 1, 1, 8, 1, 0><<<blocks, 256>>>(a, X, batch, 1, s->Y); break;
+            case 'a': QTC(1, 1, 8, 1, -1, 2, 1); break;
+            case 'b': QTC(1, 1, 4, 1, -1, 2, 1); break;
+            case 'c': QTC(1, 1, 4, 6, -1, 2, 1); break;
+            case 'd': QTC(1, 1, 8, 3, -1, 2, 1); break;
+            case 'f': QTC(1, 1, 8, 1, 0, 2, 1); break;
             /* g, h: 2 m-tiles per warp (32 rows a block): the all-ones sum(x) mma and the x loads
              * shared by two row tiles, two independent mma chains per warp (NOTES.md, v3) */
-            case 'g': qmm_tc<GG, 1, 2, 4, 1, 0><<<(unsigned)((a.rows + 31) / 32), 128>>>(a, X, batch, 1, s->Y); break;
-            case 'h': qmm_tc<GG, 1, 2, 8, 1, 0><<<(unsigned)((a.rows + 31) / 32), 256>>>(a, X, batch, 1, s->Y); break;
+            case 'g': QTC(1, 2, 4, 1, 0, 2, 1); break;
+            case 'h': QTC(1, 2, 8, 1, 0, 2, 1); break;
+            /* i..n: 3 or 4 register stages (2 or 3 k-blocks in flight per warp) */
+            case 'i': QTC(1, 2, 8, 1, 0, 3, 1); break;
+            case 'j': QTC(1, 1, 8, 1, 0, 4, 1); break;
+            case 'k': QTC(1, 1, 4, 1, 0, 4, 1); break;
+            case 'l': QTC(1, 2, 4, 1, 0, 3, 1); break;
+            case 'm': QTC(1, 1, 8, 1, 0, 3, 1); break;
+            case 'n': QTC(1, 1, 16, 1, 0, 3, 1); break;
+            case 'o': QTC(1, 1, 4, 1, 0, 3, 1); break;
+            case 'p': QTC(1, 1, 8, 3, 0, 3, 1); break;
             default: /* 'e' */
-                qmm_tc<GG, 1, 1, 4, 1, 0><<<blocks, 128>>>(a, X, batch, 1, s->Y); break;
+                QTC(1, 1, 4, 1, 0, 2, 1); break;
             }
         } else if (tiles8 == 2 && (MT2 == 1 || tc_mt1())) {
-            const unsigned blocks = (unsigned)((a.rows + 15) / 16);
-            qmm_tc<GG, 2, 1, 4><<<blocks, 128>>>(a, X, batch, 1, s->Y);
+            QTC(2, 1, 4, 1, -1, 2, 1);
         } else if (tiles8 == 2 && gemm_cfg() != 'a') {
-            /* experiments (TENPAK_CUDA_GEMM_CFG): b = 4 m-tiles x 8 warps (x not prefetched), c = 2 m-tiles x 8 warps */
-            if (gemm_cfg() == 'b') qmm_tc<GG, 2, 4, 8, 1, 0><<<(unsigned)((a.rows + 63) / 64), 256>>>(a, X, batch, 1, s->Y);
-            else qmm_tc<GG, 2, 2, 8><<<(unsigned)((a.rows + 31) / 32), 256>>>(a, X, batch, 1, s->Y);
+            /* experiments (TENPAK_CUDA_GEMM_CFG): b = 4 m-tiles x 8 warps (x not prefetched), c = 2 m-tiles
+             * x 8 warps, d..f: 3 register stages */
+            switch (gemm_cfg()) {
+            case 'b': QTC(2, 4, 8, 1, 0, 2, 1); break;
+            case 'd': QTC(2, 2, 4, 1, 0, 3, 1); break;
+            case 'e': QTC(2, 2, 8, 1, 0, 3, 1); break;
+            case 'f': QTC(2, 1, 8, 1, 0, 3, 1); break;
+            default: QTC(2, 2, 8, 1, -1, 2, 1); break;
+            }
         } else if (tiles8 == 2) {
-            const unsigned blocks = (unsigned)((a.rows + 16 * MT2 - 1) / (16 * MT2));
-            qmm_tc<GG, 2, MT2, 4><<<blocks, 128>>>(a, X, batch, 1, s->Y);
+            QTC(2, MT2, 4, 1, -1, 2, 1);
         } else {
             const int ns = (tiles8 + 3) / 4;
-            const long long blocks = (a.rows + 15) / 16 * ns;
-            qmm_tc<GG, 4, 1, 4><<<(unsigned)blocks, 128>>>(a, X, batch, ns, s->Y);
+            QTC(4, 1, 4, 1, -1, 2, ns);
         }
+#undef QTC
         return;
     }
     if (fast && batch == 1) {
         constexpr int R = KIND == TP_Q_INT4R2 ? 2 : 4;
         const unsigned blocks = (unsigned)((a.rows + 8 * R - 1) / (8 * R));
-        if (s->f16a) gemv_simt<KIND, G, true><<<blocks, 256>>>(a, s->X, s->Y);
-        else gemv_simt<KIND, G, false><<<blocks, 256>>>(a, s->X, s->Y);
+        if (s->f16a) TP_CU(&s->base, tp_cu_launch(gemv_simt<KIND, G, true>, dim3(blocks), dim3(256), 0, a, (const void *)s->X, s->Y));
+        else TP_CU(&s->base, tp_cu_launch(gemv_simt<KIND, G, false>, dim3(blocks), dim3(256), 0, a, (const void *)s->X, s->Y));
     } else if (fast) {
         dim3 grid((unsigned)((batch + 3) / 4), (unsigned)((a.rows + 15) / 16));
-        if (s->f16a) gemm_simt<KIND, G, true><<<grid, 256>>>(a, s->X, batch, s->Y);
-        else gemm_simt<KIND, G, false><<<grid, 256>>>(a, s->X, batch, s->Y);
+        if (s->f16a) TP_CU(&s->base, tp_cu_launch(gemm_simt<KIND, G, true>, grid, dim3(256), 0, a, (const void *)s->X, batch, s->Y));
+        else TP_CU(&s->base, tp_cu_launch(gemm_simt<KIND, G, false>, grid, dim3(256), 0, a, (const void *)s->X, batch, s->Y));
     } else {
         const long long warps = a.rows * batch;
         const unsigned blocks = (unsigned)((warps * 32 + 255) / 256);

@@ -118,6 +118,10 @@ static __device__ void lora_unit(const LArgs &a, const LRun &p, int u, float *re
 template <int RK>
 __global__ void __launch_bounds__(LR_THREADS) lora_shrink(LArgs a, LRun p) {
     __shared__ float red[LR_WARPS * RK];
+    /* PDL (common.cuh): X may come from the kernel before; lora_main, which reads X before its own
+     * wait, may start only once this grid is past that point */
+    tp_pdl_wait();
+    tp_pdl_trigger();
     lora_unit<RK>(a, p, blockIdx.x, red);
 }
 
@@ -141,6 +145,10 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
     __shared__ float red[LR_WARPS * RK];
     __shared__ float nf4[16];
     __shared__ long long s_ticket;
+    tp_pdl_trigger();
+    /* PDL: the fused kernel reads X and counts tickets at once; the two-kernel one (after
+     * lora_shrink, whose wait covers X) waits only before it reads the partials P */
+    if (p.fused) tp_pdl_wait();
     if (threadIdx.x < 16) nf4[threadIdx.x] = c_lora_nf4[threadIdx.x];
     if (p.fused) {
         if (threadIdx.x == 0) s_ticket = (long long)(atomicAdd(p.tick, 1ULL) - p.epoch * (unsigned long long)p.nblocks);
@@ -241,6 +249,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
 #pragma unroll
             for (int nb = 0; nb < NB; nb++) acc[i][nb] = warp_sum(acc[i][nb]);
         if (bt == 0) { /* T for the whole batch, once */
+            if (!p.fused) tp_pdl_wait();
             if (p.fused && threadIdx.x == 0) {
                 const unsigned long long target = (p.epoch + 1) * (unsigned long long)p.units;
                 unsigned it = 0;
@@ -384,9 +393,9 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
 template <int KIND, int RK, int NB>
 static void lora_launch3(lora_state *s, const LArgs &a) {
     const LRun &p = s->run;
-    if (!p.fused) lora_shrink<RK><<<p.units, LR_THREADS>>>(a, p);
-    if (s->fast) lora_main<KIND, RK, NB, true><<<p.nblocks, LR_THREADS, s->tsh_bytes>>>(a, p);
-    else lora_main<KIND, RK, NB, false><<<p.nblocks, LR_THREADS, s->tsh_bytes>>>(a, p);
+    if (!p.fused) TP_CU(&s->base, tp_cu_launch(lora_shrink<RK>, dim3(p.units), dim3(LR_THREADS), 0, a, p));
+    if (s->fast) TP_CU(&s->base, tp_cu_launch(lora_main<KIND, RK, NB, true>, dim3(p.nblocks), dim3(LR_THREADS), s->tsh_bytes, a, p));
+    else TP_CU(&s->base, tp_cu_launch(lora_main<KIND, RK, NB, false>, dim3(p.nblocks), dim3(LR_THREADS), s->tsh_bytes, a, p));
 }
 template <int KIND, int RK>
 static void lora_launch2(lora_state *s, const LArgs &a) {
