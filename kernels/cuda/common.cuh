@@ -46,9 +46,18 @@ static __device__ __forceinline__ void tp_pdl_trigger(void) {
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 }
-/* TENPAK_CUDA_PDL=0 launches without the attribute (every kernel then waits for the previous one
- * to finish, as a plain <<<>>> launch does); on by default. */
+/* TENPAK_CUDA_PDL: 0 launches without the attribute (every kernel then waits for the previous one
+ * to finish, as a plain <<<>>> launch does); 1 = the kernels trigger their dependents at the start of
+ * a block; 2 (default) = after their main loop, so that at most one dependent grid overlaps a running
+ * one (an early trigger lets a chain of waiting grids take SM slots from the running one). */
 int tp_cu_pdl(void);
+/* The trigger of a kernel given the mode: call both, one at the start and one after the main loop. */
+static __device__ __forceinline__ void tp_pdl_trigger_early(int mode) {
+    if (mode == 1) tp_pdl_trigger();
+}
+static __device__ __forceinline__ void tp_pdl_trigger_late(int mode) {
+    if (mode != 1) tp_pdl_trigger();
+}
 /* kernel<<<grid, block, smem, the thread's default stream>>>(args), with the PDL attribute when
  * tp_cu_pdl(); returns the launch's error. The kernel must follow tp_pdl_wait()'s rule. */
 template <typename... KP, typename... A>

@@ -38,6 +38,8 @@ struct QArgs {
     const uint16_t *rscale;
     long long rows, cols, ngroups, cstride, rstride;
     int g;
+    int pdl;    /* tp_cu_pdl(): where the kernels trigger their dependents */
+    int sc_ldg; /* TENPAK_CUDA_SCALE_LDG=1: qmm_tc loads scales through L1 (__ldg), else __ldcs */
 };
 
 static __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
@@ -189,7 +191,7 @@ __global__ void __launch_bounds__(256) gemv_simt(QArgs a, const void *__restrict
     constexpr int NG = G >= 32 ? 1 : 32 / G;      /* groups per chunk */
     constexpr int WPG = 4 / NG;                   /* code words per group */
     __shared__ float nf4[16];
-    tp_pdl_trigger();
+    tp_pdl_trigger_early(a.pdl);
     if (threadIdx.x < 16) nf4[threadIdx.x] = c_nf4[threadIdx.x];
     __syncthreads();
     const int lane = threadIdx.x & 31;
@@ -291,6 +293,7 @@ __global__ void __launch_bounds__(256) gemv_simt(QArgs a, const void *__restrict
 #pragma unroll
         for (int i = 0; i < R; i++) cur[i] = nxt[i];
     }
+    tp_pdl_trigger_late(a.pdl);
 #pragma unroll
     for (int i = 0; i < R; i++)
         for (int o = 16; o; o >>= 1) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], o);
@@ -309,7 +312,7 @@ template <int KIND, int G, bool XH>
 __global__ void __launch_bounds__(256) gemm_simt(QArgs a, const void *__restrict__ X, int batch, float *__restrict__ Y) {
     constexpr int R = 2, NB = 4;
     __shared__ float nf4[16];
-    tp_pdl_trigger();
+    tp_pdl_trigger_early(a.pdl);
     tp_pdl_wait();
     if (threadIdx.x < 16) nf4[threadIdx.x] = c_nf4[threadIdx.x];
     __syncthreads();
@@ -355,6 +358,7 @@ __global__ void __launch_bounds__(256) gemm_simt(QArgs a, const void *__restrict
 #pragma unroll
         for (int j = 0; j < NB; j++)
             for (int o = 16; o; o >>= 1) acc[i][j] += __shfl_xor_sync(0xffffffffu, acc[i][j], o);
+    tp_pdl_trigger_late(a.pdl);
     if (!lane) {
 #pragma unroll
         for (int i = 0; i < R; i++)
@@ -434,8 +438,8 @@ static __device__ __forceinline__ void tc_load(TcStage<G, NT, MT, XPF> &st, cons
             for (int j = 0; j < GPI; j++) {
                 CodeVec<PB>::load(a.codes + rows[mt][h] * a.cstride + kb * 64 + j * (G / 2) + tq * PB, st.c[mt][h][j]);
                 const long long si = rows[mt][h] * a.ngroups + kb * GPI + j;
-                st.s[mt][h][j][0] = __ldcs(a.scale + si);
-                st.s[mt][h][j][1] = __ldcs(a.offset + si);
+                st.s[mt][h][j][0] = a.sc_ldg ? __ldg(a.scale + si) : __ldcs(a.scale + si);
+                st.s[mt][h][j][1] = a.sc_ldg ? __ldg(a.offset + si) : __ldcs(a.offset + si);
             }
     if (XPF) {
 #pragma unroll
@@ -521,8 +525,8 @@ template <int G, int NT, int MT, int KS, int MINB = 1, int XP = -1, int D = 2>
 __global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t *__restrict__ X, int batch, int nslices,
                                                    float *__restrict__ Y) {
     constexpr bool XPF = XP < 0 ? NT <= 2 : XP != 0; /* activations prefetched with the codes */
-    static_assert(D >= 2 && D <= 4, "stages");
-    tp_pdl_trigger();
+    static_assert(D >= 2 && D <= 8, "stages");
+    tp_pdl_trigger_early(a.pdl);
     if (XPF) tp_pdl_wait();
     constexpr int P = G / 4;
     __shared__ float red[KS][MT][NT][4][32];
@@ -567,6 +571,7 @@ __global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t 
             }
         }
     }
+    tp_pdl_trigger_late(a.pdl);
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -810,6 +815,9 @@ extern "C" void *tp_cuda_q_prepare(const tp_qmat *q, const float *X, int64_t bat
         a.cstride = q->code_stride;
         a.rstride = q->rcode_stride;
         a.g = q->g;
+        a.pdl = tp_cu_pdl();
+        const char *e = getenv("TENPAK_CUDA_SCALE_LDG");
+        a.sc_ldg = e && e[0] == '1';
     }
     if (s->op != OP_DEQ) {
         size_t n = (size_t)(batch * q->cols);
@@ -952,6 +960,11 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
             case 'n': QTC(1, 1, 16, 1, 0, 3, 1); break;
             case 'o': QTC(1, 1, 4, 1, 0, 3, 1); break;
             case 'p': QTC(1, 1, 8, 3, 0, 3, 1); break;
+            /* q..t: deeper rings (5..7 k-blocks in flight per warp), 2 or 4 warps a block */
+            case 'q': QTC(1, 1, 4, 1, 0, 6, 1); break;
+            case 'r': QTC(1, 1, 4, 1, 0, 8, 1); break;
+            case 's': QTC(1, 1, 2, 1, 0, 4, 1); break;
+            case 't': QTC(1, 1, 2, 1, 0, 8, 1); break;
             default: /* 'e' */
                 QTC(1, 1, 4, 1, 0, 2, 1); break;
             }
@@ -965,6 +978,9 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
             case 'd': QTC(2, 2, 4, 1, 0, 3, 1); break;
             case 'e': QTC(2, 2, 8, 1, 0, 3, 1); break;
             case 'f': QTC(2, 1, 8, 1, 0, 3, 1); break;
+            case 'g': QTC(2, 1, 4, 1, 0, 4, 1); break;
+            case 'h': QTC(2, 2, 4, 1, 0, 4, 1); break;
+            case 'i': QTC(2, 1, 4, 1, 0, 6, 1); break;
             default: QTC(2, 2, 8, 1, -1, 2, 1); break;
             }
         } else if (tiles8 == 2) {
