@@ -46,22 +46,16 @@ static __device__ __forceinline__ void tp_pdl_trigger(void) {
     asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
 }
-/* TENPAK_CUDA_PDL: 0 launches without the attribute (every kernel then waits for the previous one
- * to finish, as a plain <<<>>> launch does); 1 = the kernels trigger their dependents at the start of
- * a block; 2 (default) = after their main loop, so that at most one dependent grid overlaps a running
- * one (an early trigger lets a chain of waiting grids take SM slots from the running one). */
+/* TENPAK_CUDA_PDL: which launches carry the attribute. 0: none (every kernel waits for the previous
+ * one to finish, as a plain <<<>>> launch does); 1 (default): the tensor-core INT4 kernels (qmm_tc),
+ * where it was measured faster; 2: also the CUDA-core INT4 and the LoRA kernels, measured slower
+ * with it (reports/gpu/run8: gemv_simt 9.1 -> 10.9-12.0 us, LoRA 12.4 -> 13.8-14.6 us). */
 int tp_cu_pdl(void);
-/* The trigger of a kernel given the mode: call both, one at the start and one after the main loop. */
-static __device__ __forceinline__ void tp_pdl_trigger_early(int mode) {
-    if (mode == 1) tp_pdl_trigger();
-}
-static __device__ __forceinline__ void tp_pdl_trigger_late(int mode) {
-    if (mode != 1) tp_pdl_trigger();
-}
 /* kernel<<<grid, block, smem, the thread's default stream>>>(args), with the PDL attribute when
- * tp_cu_pdl(); returns the launch's error. The kernel must follow tp_pdl_wait()'s rule. */
+ * tp_cu_pdl() >= level (1 or 2, above); returns the launch's error. The kernel must follow
+ * tp_pdl_wait()'s rule. */
 template <typename... KP, typename... A>
-static inline cudaError_t tp_cu_launch(void (*kernel)(KP...), dim3 grid, dim3 block, size_t smem, A... args) {
+static inline cudaError_t tp_cu_launch(int level, void (*kernel)(KP...), dim3 grid, dim3 block, size_t smem, A... args) {
     cudaLaunchConfig_t cfg = {};
     cfg.gridDim = grid;
     cfg.blockDim = block;
@@ -71,7 +65,7 @@ static inline cudaError_t tp_cu_launch(void (*kernel)(KP...), dim3 grid, dim3 bl
     at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     at[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = at;
-    cfg.numAttrs = tp_cu_pdl() ? 1 : 0;
+    cfg.numAttrs = tp_cu_pdl() >= level ? 1 : 0;
     return cudaLaunchKernelEx(&cfg, kernel, args...);
 }
 

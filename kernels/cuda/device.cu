@@ -79,7 +79,7 @@ int tp_cu_pdl(void) {
     static int v = -1;
     if (v < 0) {
         const char *e = getenv("TENPAK_CUDA_PDL");
-        v = e && (e[0] == '0' || e[0] == '1') ? e[0] - '0' : 2;
+        v = e && e[0] >= '0' && e[0] <= '2' ? e[0] - '0' : 1;
     }
     return v;
 }

@@ -38,8 +38,6 @@ struct QArgs {
     const uint16_t *rscale;
     long long rows, cols, ngroups, cstride, rstride;
     int g;
-    int pdl;    /* tp_cu_pdl(): where the kernels trigger their dependents */
-    int sc_ldg; /* TENPAK_CUDA_SCALE_LDG=1: qmm_tc loads scales through L1 (__ldg), else __ldcs */
 };
 
 static __device__ __forceinline__ float h2f(uint16_t h) { return __half2float(__ushort_as_half(h)); }
@@ -191,7 +189,7 @@ __global__ void __launch_bounds__(256) gemv_simt(QArgs a, const void *__restrict
     constexpr int NG = G >= 32 ? 1 : 32 / G;      /* groups per chunk */
     constexpr int WPG = 4 / NG;                   /* code words per group */
     __shared__ float nf4[16];
-    tp_pdl_trigger_early(a.pdl);
+    tp_pdl_trigger();
     if (threadIdx.x < 16) nf4[threadIdx.x] = c_nf4[threadIdx.x];
     __syncthreads();
     const int lane = threadIdx.x & 31;
@@ -293,7 +291,6 @@ __global__ void __launch_bounds__(256) gemv_simt(QArgs a, const void *__restrict
 #pragma unroll
         for (int i = 0; i < R; i++) cur[i] = nxt[i];
     }
-    tp_pdl_trigger_late(a.pdl);
 #pragma unroll
     for (int i = 0; i < R; i++)
         for (int o = 16; o; o >>= 1) acc[i] += __shfl_xor_sync(0xffffffffu, acc[i], o);
@@ -312,7 +309,7 @@ template <int KIND, int G, bool XH>
 __global__ void __launch_bounds__(256) gemm_simt(QArgs a, const void *__restrict__ X, int batch, float *__restrict__ Y) {
     constexpr int R = 2, NB = 4;
     __shared__ float nf4[16];
-    tp_pdl_trigger_early(a.pdl);
+    tp_pdl_trigger();
     tp_pdl_wait();
     if (threadIdx.x < 16) nf4[threadIdx.x] = c_nf4[threadIdx.x];
     __syncthreads();
@@ -358,7 +355,6 @@ __global__ void __launch_bounds__(256) gemm_simt(QArgs a, const void *__restrict
 #pragma unroll
         for (int j = 0; j < NB; j++)
             for (int o = 16; o; o >>= 1) acc[i][j] += __shfl_xor_sync(0xffffffffu, acc[i][j], o);
-    tp_pdl_trigger_late(a.pdl);
     if (!lane) {
 #pragma unroll
         for (int i = 0; i < R; i++)
@@ -438,8 +434,8 @@ static __device__ __forceinline__ void tc_load(TcStage<G, NT, MT, XPF> &st, cons
             for (int j = 0; j < GPI; j++) {
                 CodeVec<PB>::load(a.codes + rows[mt][h] * a.cstride + kb * 64 + j * (G / 2) + tq * PB, st.c[mt][h][j]);
                 const long long si = rows[mt][h] * a.ngroups + kb * GPI + j;
-                st.s[mt][h][j][0] = a.sc_ldg ? __ldg(a.scale + si) : __ldcs(a.scale + si);
-                st.s[mt][h][j][1] = a.sc_ldg ? __ldg(a.offset + si) : __ldcs(a.offset + si);
+                st.s[mt][h][j][0] = __ldcs(a.scale + si);
+                st.s[mt][h][j][1] = __ldcs(a.offset + si);
             }
     if (XPF) {
 #pragma unroll
@@ -526,7 +522,7 @@ __global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t 
                                                    float *__restrict__ Y) {
     constexpr bool XPF = XP < 0 ? NT <= 2 : XP != 0; /* activations prefetched with the codes */
     static_assert(D >= 2 && D <= 8, "stages");
-    tp_pdl_trigger_early(a.pdl);
+    tp_pdl_trigger();
     if (XPF) tp_pdl_wait();
     constexpr int P = G / 4;
     __shared__ float red[KS][MT][NT][4][32];
@@ -571,7 +567,6 @@ __global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t 
             }
         }
     }
-    tp_pdl_trigger_late(a.pdl);
 #pragma unroll
     for (int mt = 0; mt < MT; mt++)
 #pragma unroll
@@ -815,9 +810,6 @@ extern "C" void *tp_cuda_q_prepare(const tp_qmat *q, const float *X, int64_t bat
         a.cstride = q->code_stride;
         a.rstride = q->rcode_stride;
         a.g = q->g;
-        a.pdl = tp_cu_pdl();
-        const char *e = getenv("TENPAK_CUDA_SCALE_LDG");
-        a.sc_ldg = e && e[0] == '1';
     }
     if (s->op != OP_DEQ) {
         size_t n = (size_t)(batch * q->cols);
@@ -934,13 +926,14 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
 /* qmm_tc<GG, NT, MT, KS, MINB, XP, D> over row tiles of 16*MT rows (x ns batch slices), launched
  * with PDL (tp_cu_launch) */
 #define QTC(NT, MT, KS, MINB, XP, D, NS)                                                                      \
-    TP_CU(&s->base, tp_cu_launch(qmm_tc<GG, NT, MT, KS, MINB, XP, D>,                                       \
+    TP_CU(&s->base, tp_cu_launch(1, qmm_tc<GG, NT, MT, KS, MINB, XP, D>,                                       \
                                  dim3((unsigned)((a.rows + 16 * (MT) - 1) / (16 * (MT)) * (NS))), dim3(32 * (KS)), 0, a, X, \
                                  batch, (int)(NS), s->Y))
         if (tiles8 == 1) {
             /* GEMV: occupancy decides (NOTES.md); TENPAK_CUDA_GEMV_CFG picks another for experiments */
-            /* defaults, the fastest measured on the H200 (reports/gpu/run7): 'h' for g128, 'e' else */
-            const int cfg = gemv_cfg() ? gemv_cfg() : GG == 128 ? 'h' : 'e';
+            /* defaults, the fastest measured on the H200 (reports/gpu/run8): 'k' for g128 (4 warps,
+             * 4 register stages), 'o' for g64, 'e' for g32 (run7) */
+            const int cfg = gemv_cfg() ? gemv_cfg() : GG == 128 ? 'k' : GG == 64 ? 'o' : 'e';
             switch (cfg) {
             case 'a': QTC(1, 1, 8, 1, -1, 2, 1); break;
             case 'b': QTC(1, 1, 4, 1, -1, 2, 1); break;
@@ -995,12 +988,12 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
     if (fast && batch == 1) {
         constexpr int R = KIND == TP_Q_INT4R2 ? 2 : 4;
         const unsigned blocks = (unsigned)((a.rows + 8 * R - 1) / (8 * R));
-        if (s->f16a) TP_CU(&s->base, tp_cu_launch(gemv_simt<KIND, G, true>, dim3(blocks), dim3(256), 0, a, (const void *)s->X, s->Y));
-        else TP_CU(&s->base, tp_cu_launch(gemv_simt<KIND, G, false>, dim3(blocks), dim3(256), 0, a, (const void *)s->X, s->Y));
+        if (s->f16a) TP_CU(&s->base, tp_cu_launch(2, gemv_simt<KIND, G, true>, dim3(blocks), dim3(256), 0, a, (const void *)s->X, s->Y));
+        else TP_CU(&s->base, tp_cu_launch(2, gemv_simt<KIND, G, false>, dim3(blocks), dim3(256), 0, a, (const void *)s->X, s->Y));
     } else if (fast) {
         dim3 grid((unsigned)((batch + 3) / 4), (unsigned)((a.rows + 15) / 16));
-        if (s->f16a) TP_CU(&s->base, tp_cu_launch(gemm_simt<KIND, G, true>, grid, dim3(256), 0, a, (const void *)s->X, batch, s->Y));
-        else TP_CU(&s->base, tp_cu_launch(gemm_simt<KIND, G, false>, grid, dim3(256), 0, a, (const void *)s->X, batch, s->Y));
+        if (s->f16a) TP_CU(&s->base, tp_cu_launch(2, gemm_simt<KIND, G, true>, grid, dim3(256), 0, a, (const void *)s->X, batch, s->Y));
+        else TP_CU(&s->base, tp_cu_launch(2, gemm_simt<KIND, G, false>, grid, dim3(256), 0, a, (const void *)s->X, batch, s->Y));
     } else {
         const long long warps = a.rows * batch;
         const unsigned blocks = (unsigned)((warps * 32 + 255) / 256);

@@ -46,7 +46,6 @@ struct LRun {
     unsigned long long epoch;
     float sc[8];    /* alpha / r per adapter */
     int batch, nchunk, units, nblocks, fused;
-    int pdl; /* tp_cu_pdl() */
 };
 
 template <int KIND>
@@ -122,9 +121,8 @@ __global__ void __launch_bounds__(LR_THREADS) lora_shrink(LArgs a, LRun p) {
     /* PDL (common.cuh): X may come from the kernel before; lora_main, which reads X before its own
      * wait, may start only once this grid is past that point */
     tp_pdl_wait();
-    tp_pdl_trigger_early(p.pdl);
+    tp_pdl_trigger();
     lora_unit<RK>(a, p, blockIdx.x, red);
-    tp_pdl_trigger_late(p.pdl);
 }
 
 /* codes (16 bytes per row), scale and offset bits of chunk ch of the warp's rows */
@@ -147,7 +145,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
     __shared__ float red[LR_WARPS * RK];
     __shared__ float nf4[16];
     __shared__ long long s_ticket;
-    tp_pdl_trigger_early(p.pdl);
+    tp_pdl_trigger();
     /* PDL: the fused kernel reads X and counts tickets at once; the two-kernel one (after
      * lora_shrink, whose wait covers X) waits only before it reads the partials P */
     if (p.fused) tp_pdl_wait();
@@ -250,7 +248,6 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
         for (int i = 0; i < LR_R; i++)
 #pragma unroll
             for (int nb = 0; nb < NB; nb++) acc[i][nb] = warp_sum(acc[i][nb]);
-        if (bt == ntiles - 1) tp_pdl_trigger_late(p.pdl); /* the last tile's codes are read */
         if (bt == 0) { /* T for the whole batch, once */
             if (!p.fused) tp_pdl_wait();
             if (p.fused && threadIdx.x == 0) {
@@ -366,7 +363,6 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     p.units = p.batch * p.nchunk;
     p.nblocks = (int)((rows + LR_WARPS * LR_R - 1) / (LR_WARPS * LR_R));
     p.fused = fused;
-    p.pdl = tp_cu_pdl();
     for (int i = 0; i < nad; i++) p.sc[i] = tp_lora_scale(&ad[i]);
     /* work area: X | idx | P | Y | tick, done | err */
     size_t wsz[6] = {(size_t)(batch * cols) * 4, (size_t)batch * 4, (size_t)p.units * s->r * 4,
@@ -397,9 +393,9 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
 template <int KIND, int RK, int NB>
 static void lora_launch3(lora_state *s, const LArgs &a) {
     const LRun &p = s->run;
-    if (!p.fused) TP_CU(&s->base, tp_cu_launch(lora_shrink<RK>, dim3(p.units), dim3(LR_THREADS), 0, a, p));
-    if (s->fast) TP_CU(&s->base, tp_cu_launch(lora_main<KIND, RK, NB, true>, dim3(p.nblocks), dim3(LR_THREADS), s->tsh_bytes, a, p));
-    else TP_CU(&s->base, tp_cu_launch(lora_main<KIND, RK, NB, false>, dim3(p.nblocks), dim3(LR_THREADS), s->tsh_bytes, a, p));
+    if (!p.fused) TP_CU(&s->base, tp_cu_launch(2, lora_shrink<RK>, dim3(p.units), dim3(LR_THREADS), 0, a, p));
+    if (s->fast) TP_CU(&s->base, tp_cu_launch(2, lora_main<KIND, RK, NB, true>, dim3(p.nblocks), dim3(LR_THREADS), s->tsh_bytes, a, p));
+    else TP_CU(&s->base, tp_cu_launch(2, lora_main<KIND, RK, NB, false>, dim3(p.nblocks), dim3(LR_THREADS), s->tsh_bytes, a, p));
 }
 template <int KIND, int RK>
 static void lora_launch2(lora_state *s, const LArgs &a) {
