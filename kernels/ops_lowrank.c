@@ -224,12 +224,24 @@ static double txfit_property(const tp_case *c, const void *out) {
     tp_tenpakx_free(&m);
     return worst;
 }
-/* self-test: one residual code moved by 8 steps */
+/* self-test: one residual code moved by 8 steps; where that group's scale is 0 (a fit that is
+ * already exact, e.g. 1x1: the rank-1 factors reproduce W) a code move changes nothing, so the
+ * group's offset is moved by 1 instead */
 static void txfit_corrupt(const tp_case *c, void *out, tp_rng *rng) {
     const lrctx *x = CTX(c);
-    int64_t r = tp_rng_below(rng, (uint32_t)x->tx.res.rows), col = tp_rng_below(rng, (uint32_t)x->tx.res.cols);
-    unsigned char *b = (unsigned char *)out + tx_res_offset(x) + r * x->tx.res.code_stride + col / 2;
+    const tp_qmat *q = &x->tx.res;
+    int64_t r = tp_rng_below(rng, (uint32_t)q->rows), col = tp_rng_below(rng, (uint32_t)q->cols);
+    unsigned char *base = (unsigned char *)out + tx_res_offset(x);
+    unsigned char *b = base + r * q->code_stride + col / 2;
     *b ^= (col & 1) ? 0x80 : 0x08;
+    size_t ns = (size_t)(q->rows * q->ngroups), gi = (size_t)(r * q->ngroups + col / q->g);
+    unsigned char *sp = base + (size_t)(q->rows * q->code_stride) + 2 * gi, *op = sp + 2 * ns;
+    uint16_t s16, o16;
+    memcpy(&s16, sp, 2);
+    if (tp_f16_to_f32(s16) != 0) return;
+    memcpy(&o16, op, 2);
+    o16 = tp_f32_to_f16(tp_f16_to_f32(o16) + 1.0f);
+    memcpy(op, &o16, 2);
 }
 static void txdecode_ref(const tp_case *c, void *out) { tp_tenpakx_decode_ref(&CTX(c)->tx, out); }
 static void txdecode_ref_run(const tp_case *c, void *s, void *out) { (void)s; txdecode_ref(c, out); }
