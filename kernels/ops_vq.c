@@ -167,6 +167,12 @@ static void gemv_cpu_run(const tp_case *c, void *s, void *out) {
     else tp_vq_gemv_cpu(&CTX(c)->m.vq, CTX(c)->X, out);
 }
 
+/* the gather lookup (AVX-512 / AVX2 gathers; plain VQ only): kept for side-by-side timing */
+static void gemv_gather_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    tp_vq_gemv_cpu_gather(&CTX(c)->m.vq, CTX(c)->X, out);
+}
+
 /* ---- napkin math ---- */
 #define NW(s) ((double)(s)->d[0] * (double)(s)->d[1])
 static double w_items(const tp_shape *s) { return NW(s); }
@@ -232,7 +238,7 @@ static const tp_shape bench_2d_k256[] = {TP_SHAPE2(4096, 4096),
     {.op = &decode_##NAME, .backend = "ref", .run = decode_ref_run},                                 \
     {.op = &decode_##NAME, .backend = "cpu", .run = decode_cpu_run},                                 \
     {.op = &gemv_##NAME, .backend = "ref", .run = gemv_ref_run},                                     \
-    {.op = &gemv_##NAME, .backend = "cpu", .run = gemv_cpu_run, .flags = TP_K_ISA | TP_K_AVX512},
+    {.op = &gemv_##NAME, .backend = "cpu", .run = gemv_cpu_run, .flags = TP_K_ISA},
 
 VQ_FIT(d4k256, 4, 256, 0, 0, 0, 0, "kmeans", "vq_d4k256", verify_fit, bench_fit)
 VQ_MAT(d4k256, "vq_d4k256", bench_2d_k256, verify_2d)
@@ -269,13 +275,20 @@ static void vq_emu_run(const tp_case *c, void *s, void *out) {
 #define VQ_CUDA_KERNELS
 #endif
 
+#define GATHER_KERNEL(NAME) \
+    {.op = &gemv_##NAME, .backend = "cpu-gather", .run = gemv_gather_run, .flags = TP_K_ISA | TP_K_AVX512},
+
 const tp_kernel tp_kernels_vq[] = {
     VQ_KERNELS(d4k256)
+    GATHER_KERNEL(d4k256)
     VQ_KERNELS(d8k256)
+    GATHER_KERNEL(d8k256)
     FIT_KERNELS(d4k256i)
     VQ_KERNELS(d4k4096)
+    GATHER_KERNEL(d4k4096)
     VQ_KERNELS(d8k4096)
     VQ_KERNELS(d3k7)
+    GATHER_KERNEL(d3k7)
     VQ_KERNELS(v1)
     VQ_KERNELS(v2)
     VQ_CUDA_KERNELS

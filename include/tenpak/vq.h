@@ -95,6 +95,8 @@ void tp_vq_decode_cpu(const tp_vqmat *m, float *W);
 /* Lookup-GEMV with the codebook trick: per block of columns, the dot products of x's d-pieces
  * with every centroid are computed once (a nvec x K table), then gathered by code. */
 void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y);
+/* The same with SIMD gathers for the lookup (AVX-512 or AVX2; the "cpu-gather" backend). */
+void tp_vq_gemv_cpu_gather(const tp_vqmat *m, const float *x, float *y);
 
 /* Whole codec: train on W (tp_kmeans_cpu), encode (tp_vq_encode_cpu). m allocated by the caller. */
 tp_status tp_vq_fit(tp_vqmat *m, const float *W, const tp_kmeans_opts *o, tp_kmeans_stats *st);
