@@ -103,10 +103,11 @@ static float *pad_x(const tp_sp24 *s, const float *x) {
 }
 
 void tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y) {
+    const int avx512 = tp_cpu_isa() >= TP_ISA_AVX512 && tp_sp24_gemv_avx512_ok(s);
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = s->rows, N = s->nkept;
     float *xp = pad_x(s, x), *xr = NULL;
-    if (avx2) {
+    if (avx2 && !avx512) {
         xr = tp_alloc((size_t)(4 * s->ngroups + 16) * sizeof(float));
         if (!xr) abort();
         tp_sp24_xr_make(xp, s->ngroups / 4, xr);
@@ -115,7 +116,9 @@ void tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y) {
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        if (avx2) {
+        if (avx512) {
+            if (r0 < r1) tp_sp24_gemv_rows_avx512(s, xp, r0, r1, y);
+        } else if (avx2) {
             if (r0 < r1) tp_sp24_gemv_rows_avx2(s, xp, xr, r0, r1, y);
         } else {
             float *vals = tp_alloc((size_t)N * sizeof(float));
