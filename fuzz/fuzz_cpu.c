@@ -10,7 +10,8 @@ tp_isa tp_cpu_best_isa(void) {
     if (!__builtin_cpu_supports("avx2")) return TP_ISA_PORTABLE;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-        return TP_ISA_AVX512;
+        return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") ? TP_ISA_AVX512VBMI
+                                                                                             : TP_ISA_AVX512;
     return TP_ISA_AVX2;
 }
 tp_isa tp_cpu_isa(void) {
@@ -22,5 +23,8 @@ void tp_cpu_set_isa(tp_isa isa) {
     isa_override = (int)(isa > best ? best : isa);
 }
 const char *tp_isa_name(tp_isa isa) {
-    return isa == TP_ISA_AVX512 ? "avx512" : isa == TP_ISA_AVX2 ? "avx2" : "portable";
+    return isa == TP_ISA_AVX512VBMI ? "avx512vbmi"
+           : isa == TP_ISA_AVX512   ? "avx512"
+           : isa == TP_ISA_AVX2     ? "avx2"
+                                    : "portable";
 }

@@ -14,7 +14,9 @@ tp_isa tp_cpu_best_isa(void) {
         __builtin_cpu_supports("f16c")) {
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-            return TP_ISA_AVX512;
+            return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2")
+                       ? TP_ISA_AVX512VBMI
+                       : TP_ISA_AVX512;
         return TP_ISA_AVX2;
     }
 #endif
@@ -23,12 +25,13 @@ tp_isa tp_cpu_best_isa(void) {
 
 tp_isa tp_cpu_isa(void) {
     if (isa_override < 0) {
-        /* TENPAK_ISA=portable|avx2|avx512 caps the level (to test or time a lower path) */
+        /* TENPAK_ISA=portable|avx2|avx512|avx512vbmi caps the level (to test or time a lower path) */
         const char *e = getenv("TENPAK_ISA");
         tp_isa best = tp_cpu_best_isa();
         int want = (int)best;
         if (e && strcmp(e, "portable") == 0) want = TP_ISA_PORTABLE;
         else if (e && strcmp(e, "avx2") == 0) want = TP_ISA_AVX2;
+        else if (e && strcmp(e, "avx512") == 0) want = TP_ISA_AVX512;
         isa_override = want > (int)best ? (int)best : want;
     }
     return (tp_isa)isa_override;
@@ -40,7 +43,10 @@ void tp_cpu_set_isa(tp_isa isa) {
 }
 
 const char *tp_isa_name(tp_isa isa) {
-    return isa == TP_ISA_AVX512 ? "avx512" : isa == TP_ISA_AVX2 ? "avx2" : "portable";
+    return isa == TP_ISA_AVX512VBMI ? "avx512vbmi"
+           : isa == TP_ISA_AVX512   ? "avx512"
+           : isa == TP_ISA_AVX2     ? "avx2"
+                                    : "portable";
 }
 
 int tp_num_threads(void) { return omp_get_max_threads(); }

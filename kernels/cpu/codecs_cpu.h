@@ -24,6 +24,7 @@ void tp_sp24_gemv_rows_avx2(const tp_sp24 *s, const float *xp, const float *xr, 
  * tp_sp24_gemv_avx512_ok (fp32 values, or INT4 with groups a multiple of 16 kept values) */
 int tp_sp24_gemv_avx512_ok(const tp_sp24 *s);
 void tp_sp24_gemv_rows_avx512(const tp_sp24 *s, const float *xp, int64_t r0, int64_t r1, float *y);
+void tp_sp24_gemv_rows_avx512vbmi(const tp_sp24 *s, const float *xp, int64_t r0, int64_t r1, float *y);
 /* XT: (4*ngroups) x bp transposed activations (bp = 8*nv, zero padded), out: rows x bp */
 void tp_sp24_gemm_rows_avx2(const tp_sp24 *s, const float *XT, int nv, int64_t r0, int64_t r1,
                             float *vals, int32_t *idx, float *out);

@@ -104,6 +104,7 @@ static float *pad_x(const tp_sp24 *s, const float *x) {
 
 void tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y) {
     const int avx512 = tp_cpu_isa() >= TP_ISA_AVX512 && tp_sp24_gemv_avx512_ok(s);
+    const int vbmi = tp_cpu_isa() >= TP_ISA_AVX512VBMI;
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = s->rows, N = s->nkept;
     float *xp = pad_x(s, x), *xr = NULL;
@@ -117,7 +118,8 @@ void tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y) {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
         if (avx512) {
-            if (r0 < r1) tp_sp24_gemv_rows_avx512(s, xp, r0, r1, y);
+            if (r0 < r1 && vbmi) tp_sp24_gemv_rows_avx512vbmi(s, xp, r0, r1, y);
+            else if (r0 < r1) tp_sp24_gemv_rows_avx512(s, xp, r0, r1, y);
         } else if (avx2) {
             if (r0 < r1) tp_sp24_gemv_rows_avx2(s, xp, xr, r0, r1, y);
         } else {
