@@ -39,6 +39,15 @@ static void roundtrip(const uint8_t *src, size_t n, const tp_ent_params *p, cons
         cr_assert_eq(decs[k](enc[0], len[0], dec, n, &m, &e), TP_OK, "%s: decode %d: %s", what, k, e.msg);
         cr_assert(m == n && !memcmp(dec, src, n), "%s: decode %d differs", what, k);
     }
+    /* the cpu decoder's lower ISA paths too (the portable one and AVX2 where AVX-512 is best) */
+    const tp_isa saved = tp_cpu_isa();
+    for (int isa = (int)saved - 1; isa >= 0; isa--) {
+        tp_cpu_set_isa((tp_isa)isa);
+        tp_status st = tp_ent_decode_cpu(enc[0], len[0], dec, n, &m, &e);
+        tp_cpu_set_isa(saved);
+        cr_assert_eq(st, TP_OK, "%s: decode at %s: %s", what, tp_isa_name((tp_isa)isa), e.msg);
+        cr_assert(m == n && !memcmp(dec, src, n), "%s: decode at %s differs", what, tp_isa_name((tp_isa)isa));
+    }
     free(enc[0]);
     free(enc[1]);
     free(dec);
