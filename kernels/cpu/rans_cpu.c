@@ -3,8 +3,8 @@
  * decoder with a packed table, dispatched to AVX2 or the portable path by tp_cpu_isa(); the range
  * coder with a slot table (kernels/cpu/ac_cpu.c). Streams are byte-identical to the reference's
  * for the same parameters; other lane counts go through the reference. scale_bits 13..15 decode
- * with a wider table (freq | (slot - cum) << 16 | sym << 32, 2^s 64-bit entries: at most
- * 256 KB, built per block) on AVX2 or the portable path. */
+ * in two levels, a byte table of symbols (2^s entries, at most 32 KB, built per block) and a
+ * per-symbol freq | cum << 16, on AVX2 or the portable path. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,18 +224,19 @@ static size_t dec_groups_portable(uint32_t x[32], const uint8_t **pp, const uint
     return g;
 }
 
-/* scale_bits 13..15: freq | (slot - cum) << 16 | sym << 32 */
+/* scale_bits 13..15: sym[slot], then fc[sym] = freq | cum << 16 (both tables L1-sized) */
 static size_t dec_groups_wide(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
-                              const uint64_t *tab, int s, int sym_bits, uint8_t *out, size_t ngroups) {
+                              const uint8_t *sym, const uint32_t *fc, int s, int sym_bits, uint8_t *out,
+                              size_t ngroups) {
     const uint8_t *p = *pp;
     const uint32_t mask = (1u << s) - 1;
     size_t g = 0;
     for (; g < ngroups && end - p >= TP_RANS32_GROUP_BYTES; g++) {
         uint8_t sy[32];
         for (int j = 0; j < 32; j++) {
-            const uint64_t e = tab[x[j] & mask];
-            x[j] = (uint32_t)(e & 0xffff) * (x[j] >> s) + (uint32_t)(e >> 16 & 0xffff);
-            sy[j] = (uint8_t)(e >> 32);
+            const uint32_t slot = x[j] & mask, e = fc[sym[slot]];
+            x[j] = (e & 0xffff) * (x[j] >> s) + slot - (e >> 16);
+            sy[j] = sym[slot];
         }
         for (int round = 0; round < 2; round++)
             for (int j = 0; j < 32; j++) {
@@ -259,15 +260,16 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
     const size_t count = h->sym_bits == 8 ? h->n : 2 * h->n, full = count / 32;
     uint32_t cum[257], x[32];
     static _Thread_local uint32_t tab[1 << 12];
-    static _Thread_local uint64_t wtab[1 << TP_ENT_SCALE_MAX];
     static _Thread_local uint8_t symtab[1 << TP_ENT_SCALE_MAX];
+    uint32_t fc[256];
     tp_ent_cum(h->freq, h->nsym, cum);
-    for (int k = 0; k < h->nsym; k++)
-        for (uint32_t slot = cum[k]; slot < cum[k + 1]; slot++) {
-            if (wide) wtab[slot] = h->freq[k] | (slot - cum[k]) << 16 | (uint64_t)k << 32;
-            else tab[slot] = (h->freq[k] - 1) | (slot - cum[k]) << 12 | (uint32_t)k << 24;
-            symtab[slot] = (uint8_t)k;
-        }
+    for (int k = 0; k < h->nsym; k++) {
+        memset(symtab + cum[k], k, h->freq[k]);
+        fc[k] = h->freq[k] | cum[k] << 16;
+        if (!wide)
+            for (uint32_t slot = cum[k]; slot < cum[k + 1]; slot++)
+                tab[slot] = (h->freq[k] - 1) | (slot - cum[k]) << 12 | (uint32_t)k << 24;
+    }
     const uint8_t *p = payload, *end = payload + h->payload_len;
     for (int j = 0; j < 32; j++, p += 4) {
         x[j] = tp_ent_rd32(p);
@@ -276,8 +278,8 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
     }
     const size_t gbytes = h->sym_bits == 8 ? 32 : 16;
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
-    size_t g = wide ? (avx2 ? tp_rans32_dec_groups_wide_avx2(x, &p, end, wtab, s, h->sym_bits, dst, full)
-                            : dec_groups_wide(x, &p, end, wtab, s, h->sym_bits, dst, full))
+    size_t g = wide ? (avx2 ? tp_rans32_dec_groups_wide_avx2(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
+                            : dec_groups_wide(x, &p, end, symtab, fc, s, h->sym_bits, dst, full))
                : avx2 ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)
                       : dec_groups_portable(x, &p, end, tab, s, h->sym_bits, dst, full);
     /* the rest (near the end of the payload, and the short last group) with bounds checks */

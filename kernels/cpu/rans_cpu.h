@@ -14,10 +14,10 @@
 size_t tp_rans32_dec_groups_avx2(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
                                  const uint32_t *tab, int scale_bits, int sym_bits, uint8_t *out,
                                  size_t ngroups);
-/* scale_bits 13..15: tab[slot] = freq | (slot - cum) << 16 | sym << 32. */
+/* scale_bits 13..15: sym[slot] = the symbol, fc[sym] = freq | cum << 16. */
 size_t tp_rans32_dec_groups_wide_avx2(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
-                                      const uint64_t *tab, int scale_bits, int sym_bits,
-                                      uint8_t *out, size_t ngroups);
+                                      const uint8_t *sym, const uint32_t *fc, int scale_bits,
+                                      int sym_bits, uint8_t *out, size_t ngroups);
 /* Per-symbol encoder constants, 16 bytes (one vector load): see rans_cpu.c. */
 typedef struct tp_rans_esym {
     uint32_t x_max_m1; /* freq << (31 - s), minus 1 */

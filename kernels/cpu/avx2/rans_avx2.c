@@ -2,8 +2,8 @@
  * 32-bit states; lane j of vector v is rANS lane 8v + j.
  *
  * Decoder, per group: one table lookup per lane (eight scalar loads per vector, see lut8x) gives
- * (freq - 1, slot - cum, sym) for scale_bits <= 12, or (freq, slot - cum) plus a byte table of
- * symbols for 13..15; then the two renormalisation rounds, each taking the lanes with x < L in
+ * (freq - 1, slot - cum, sym) for scale_bits <= 12; for 13..15 two L1-resident levels, the
+ * symbol from a byte table and (freq, cum) of that symbol (lut8x2); then the two renormalisation rounds, each taking the lanes with x < L in
  * lane order (round 1 of vectors 0..3, then round 2): movemask, an 8-byte load expanded to dwords
  * and permuted so that the k-th needy lane gets the k-th byte; both rounds are merged into one
  * shift-and-or; the pointer moves by the popcounts. That is exactly the reference's order.
@@ -115,27 +115,26 @@ size_t tp_rans32_dec_groups_avx2(uint32_t x[32], const uint8_t **pp, const uint8
     return g;
 }
 
-/* scale_bits 13..15: tab[slot] = freq | (slot - cum) << 16 | sym << 32. Eight 64-bit entries per
- * vector (scalar loads, as lut8x), split by two shuffles into the low dwords (the state update)
- * and the high dwords (the symbols, packed to bytes like the 12-bit path). The table is 256 KB
- * at 15 bits (L2); with a separate byte table of symbols read lane by lane from stored slots the
- * same loop ran at 0.82 GB/s on wiki.test.raw (Zen 4), 64-bit entries at 1.1 GB/s. */
-static inline __m256i lut8x64(const uint64_t *tab, __m256i I, __m256i *sym) {
+/* scale_bits 13..15: two levels, both L1-resident: sym[slot] (bytes, 2^s) and per symbol
+ * fc[sym] = freq | cum << 16; x' = freq (x >> s) + slot - cum. The symbol bytes go straight to
+ * the output from general registers. wiki.test.raw (scale 15), Zen 4, one thread: 0.97-1.0 GB/s;
+ * one table of freq | (slot - cum) << 16 (128 KB at 15 bits, L2) with the symbols read back
+ * from stored slots ran at 0.82, 64-bit entries carrying the symbol (256 KB) at 0.76-0.86. */
+static inline __m256i lut8x2(const uint8_t *sym, const uint32_t *fc, __m256i I, uint8_t *o) {
     const __m128i lo = _mm256_castsi256_si128(I), hi = _mm256_extracti128_si256(I, 1);
     const uint64_t a = (uint64_t)_mm_cvtsi128_si64(lo), b = (uint64_t)_mm_extract_epi64(lo, 1);
     const uint64_t c = (uint64_t)_mm_cvtsi128_si64(hi), d = (uint64_t)_mm_extract_epi64(hi, 1);
-    const __m256 e0 = _mm256_castsi256_ps(_mm256_setr_epi64x((long long)tab[(uint32_t)a], (long long)tab[a >> 32],
-                                                             (long long)tab[(uint32_t)b], (long long)tab[b >> 32]));
-    const __m256 e1 = _mm256_castsi256_ps(_mm256_setr_epi64x((long long)tab[(uint32_t)c], (long long)tab[c >> 32],
-                                                             (long long)tab[(uint32_t)d], (long long)tab[d >> 32]));
-    /* [0 1 4 5 | 2 3 6 7] -> lane order */
-    *sym = _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(e0, e1, 0xDD)), 0xD8);
-    return _mm256_permute4x64_epi64(_mm256_castps_si256(_mm256_shuffle_ps(e0, e1, 0x88)), 0xD8);
+    const unsigned s0 = sym[(uint32_t)a], s1 = sym[a >> 32], s2 = sym[(uint32_t)b], s3 = sym[b >> 32];
+    const unsigned s4 = sym[(uint32_t)c], s5 = sym[c >> 32], s6 = sym[(uint32_t)d], s7 = sym[d >> 32];
+    o[0] = (uint8_t)s0, o[1] = (uint8_t)s1, o[2] = (uint8_t)s2, o[3] = (uint8_t)s3;
+    o[4] = (uint8_t)s4, o[5] = (uint8_t)s5, o[6] = (uint8_t)s6, o[7] = (uint8_t)s7;
+    return _mm256_setr_epi32((int)fc[s0], (int)fc[s1], (int)fc[s2], (int)fc[s3], (int)fc[s4], (int)fc[s5],
+                             (int)fc[s6], (int)fc[s7]);
 }
 
 size_t tp_rans32_dec_groups_wide_avx2(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
-                                      const uint64_t *tab, int s, int sym_bits, uint8_t *out,
-                                      size_t ngroups) {
+                                      const uint8_t *sym, const uint32_t *fc, int s, int sym_bits,
+                                      uint8_t *out, size_t ngroups) {
     const uint8_t *p = *pp;
     __m256i X0 = _mm256_loadu_si256((const __m256i *)(x + 0));
     __m256i X1 = _mm256_loadu_si256((const __m256i *)(x + 8));
@@ -145,31 +144,25 @@ size_t tp_rans32_dec_groups_wide_avx2(uint32_t x[32], const uint8_t **pp, const 
     const __m256i vL = _mm256_set1_epi32((int)TP_RANS_L);
     const __m256i vL2 = _mm256_set1_epi32((int)(TP_RANS_L >> 8)), v8 = _mm256_set1_epi32(8);
     const __m128i sh = _mm_cvtsi32_si128(s);
-    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    const __m256i nibmul = _mm256_set1_epi16(0x1001);
+    uint8_t sy[32];
     size_t g = 0;
     for (; g < ngroups && end - p >= TP_RANS32_GROUP_BYTES; g++) {
-#define DEC(X, S)                                                                                  \
+        uint8_t *o = sym_bits == 8 ? out + 32 * g : sy;
+#define DEC(X, J)                                                                                  \
     {                                                                                              \
-        __m256i e = lut8x64(tab, _mm256_and_si256(X, vmask), &S);                                  \
+        const __m256i I = _mm256_and_si256(X, vmask);                                              \
+        const __m256i e = lut8x2(sym, fc, I, o + (J));                                             \
         X = _mm256_add_epi32(_mm256_mullo_epi32(_mm256_and_si256(e, v16), _mm256_srl_epi32(X, sh)), \
-                             _mm256_srli_epi32(e, 16));                                            \
+                             _mm256_sub_epi32(I, _mm256_srli_epi32(e, 16)));                       \
     }
-        __m256i S0, S1, S2, S3;
-        DEC(X0, S0)
-        DEC(X1, S1)
-        DEC(X2, S2)
-        DEC(X3, S3)
+        DEC(X0, 0)
+        DEC(X1, 8)
+        DEC(X2, 16)
+        DEC(X3, 24)
 #undef DEC
         RENORM_ALL()
-        __m256i t01 = _mm256_packus_epi32(S0, S1), t23 = _mm256_packus_epi32(S2, S3);
-        __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(t01, t23), order);
-        if (sym_bits == 8) _mm256_storeu_si256((__m256i *)(out + 32 * g), bytes);
-        else {
-            __m256i w = _mm256_maddubs_epi16(bytes, nibmul);
-            __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi16(w, w), 0x08);
-            _mm_storeu_si128((__m128i *)(out + 16 * g), _mm256_castsi256_si128(pk));
-        }
+        if (sym_bits == 4)
+            for (int j = 0; j < 16; j++) out[16 * g + (size_t)j] = (uint8_t)(sy[2 * j] | sy[2 * j + 1] << 4);
     }
     _mm256_storeu_si256((__m256i *)(x + 0), X0);
     _mm256_storeu_si256((__m256i *)(x + 8), X1);
