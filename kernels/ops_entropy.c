@@ -178,7 +178,8 @@ static const tp_shape bench_1d[] = {TP_SHAPE1(1048576), TP_SHAPE1(16777216), TP_
         .param = &param_##OP##_##GEN, .setup = esetup, .teardown = eteardown, .reference = dec_ref, \
         .bytes = ebytes, .items = ebytes, .verify_shapes = verify_1d, .bench_shapes = bench_1d};
 
-/* rANS dispatches on the ISA (AVX2 / portable); the range coder has one path */
+/* rANS dispatches on the ISA (AVX-512 for scale_bits 13..15, AVX2, portable); the range coder has
+ * one path */
 #define ENT_KERNELS(OP, GEN, FLAGS)                                                                 \
     {.op = &op_##OP##_enc_##GEN, .backend = "ref", .run = enc_ref_run},                              \
     {.op = &op_##OP##_enc_##GEN, .backend = "cpu", .run = enc_cpu_run, .flags = FLAGS},              \
@@ -328,13 +329,13 @@ static void cdec_cuda_fetch(const tp_case *c, void *state, void *out) {
 #endif
 #define CHUNK_KERNELS(OP)                                                                            \
     {.op = &OP, .backend = "ref", .run = cdec_ref_run},                                              \
-    {.op = &OP, .backend = "cpu", .run = cdec_cpu_run, .flags = TP_K_ISA},                           \
+    {.op = &OP, .backend = "cpu", .run = cdec_cpu_run, .flags = TP_K_ISA | TP_K_AVX512},             \
     CHUNK_CUDA_KERNEL(OP)
 
 const tp_kernel tp_kernels_entropy[] = {
-    ENT_KERNELS(rans, GEN_TEXT, TP_K_ISA)
-    ENT_KERNELS(rans, GEN_NIB, TP_K_ISA)
-    ENT_KERNELS(rans, GEN_VQ, TP_K_ISA)
+    ENT_KERNELS(rans, GEN_TEXT, TP_K_ISA | TP_K_AVX512)
+    ENT_KERNELS(rans, GEN_NIB, TP_K_ISA | TP_K_AVX512)
+    ENT_KERNELS(rans, GEN_VQ, TP_K_ISA | TP_K_AVX512)
     ENT_KERNELS(ac, GEN_TEXT, 0)
     ENT_KERNELS(ac, GEN_NIB, 0)
     CHUNK_KERNELS(op_rans_dec_chunks)

@@ -277,11 +277,15 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
             return tp_fail(e, TP_ERR_FORMAT, "rANS state %d is 0x%08x, outside [2^23, 2^31)", j, x[j]);
     }
     const size_t gbytes = h->sym_bits == 8 ? 32 : 16;
-    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
-    size_t g = wide ? (avx2 ? tp_rans32_dec_groups_wide_avx2(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
-                            : dec_groups_wide(x, &p, end, symtab, fc, s, h->sym_bits, dst, full))
-               : avx2 ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)
-                      : dec_groups_portable(x, &p, end, tab, s, h->sym_bits, dst, full);
+    const tp_isa isa = tp_cpu_isa();
+    size_t g;
+    if (wide)
+        g = isa >= TP_ISA_AVX512 ? tp_rans32_dec_groups_wide_avx512(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
+            : isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_wide_avx2(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
+                                 : dec_groups_wide(x, &p, end, symtab, fc, s, h->sym_bits, dst, full);
+    else
+        g = isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)
+                               : dec_groups_portable(x, &p, end, tab, s, h->sym_bits, dst, full);
     /* the rest (near the end of the payload, and the short last group) with bounds checks */
     for (size_t base = g * 32; base < count; base += 32) {
         const int k = count - base < 32 ? (int)(count - base) : 32;

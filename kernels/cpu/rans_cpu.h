@@ -18,6 +18,10 @@ size_t tp_rans32_dec_groups_avx2(uint32_t x[32], const uint8_t **pp, const uint8
 size_t tp_rans32_dec_groups_wide_avx2(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
                                       const uint8_t *sym, const uint32_t *fc, int scale_bits,
                                       int sym_bits, uint8_t *out, size_t ngroups);
+/* The wide decoder with AVX-512 (F+BW+VL+DQ): kernels/cpu/avx512/rans_avx512.c. */
+size_t tp_rans32_dec_groups_wide_avx512(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
+                                        const uint8_t *sym, const uint32_t *fc, int scale_bits,
+                                        int sym_bits, uint8_t *out, size_t ngroups);
 /* Per-symbol encoder constants, 16 bytes (one vector load): see rans_cpu.c. */
 typedef struct tp_rans_esym {
     uint32_t x_max_m1; /* freq << (31 - s), minus 1 */
