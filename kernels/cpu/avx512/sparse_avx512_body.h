@@ -23,12 +23,15 @@
 
 #include "kernels/cpu/codecs_cpu.h"
 
-static inline __m512 xg16(const float *x32, const uint16_t *mp, __m512i sh2, __m512i base, __m512i three) {
+/* the permute index of a step's 16 kept values: (field | 4 (l / 2)) */
+static inline __m512i xidx(const uint16_t *mp, __m512i sh2, __m512i base, __m512i three) {
     int32_t m;
     memcpy(&m, mp, 4);
     const __m512i f = _mm512_srlv_epi32(_mm512_set1_epi32(m), sh2);
-    const __m512i idx = _mm512_ternarylogic_epi32(f, three, base, 0xEA); /* (f & 3) | base */
-    return _mm512_permutex2var_ps(_mm512_loadu_ps(x32), idx, _mm512_loadu_ps(x32 + 16));
+    return _mm512_ternarylogic_epi32(f, three, base, 0xEA); /* (f & 3) | base */
+}
+static inline __m512 xg16(const float *x32, const uint16_t *mp, __m512i sh2, __m512i base, __m512i three) {
+    return _mm512_permutex2var_ps(_mm512_loadu_ps(x32), xidx(mp, sh2, base, three), _mm512_loadu_ps(x32 + 16));
 }
 
 /* dword l = the byte holding nibble l, shifted so that nibble l is in bits 0..3 (the rest is
@@ -74,7 +77,44 @@ void TP_SP24_GEMV_NAME(const tp_sp24 *s, const float *xp, int64_t r0, int64_t r1
     }
     const __m512i three = _mm512_set1_epi32(3);
     const __m512 iota = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    for (int64_t r = r0; r < r1; r++) {
+    int64_t r = r0;
+    if (s->vkind == TP_SP_INT4)
+        /* two rows per pass: one load of each activation pair serves both (Zen 4, one thread,
+         * 4096x4096 g64: 0.72-0.74 ms against 0.75-0.79 one row at a time) */
+        for (; r + 2 <= r1; r += 2) {
+            const tp_qmat *q = &s->q;
+            const uint16_t *m0 = s->meta + r * s->meta_stride, *m1 = m0 + s->meta_stride;
+            const uint8_t *c0 = q->codes + r * q->code_stride, *c1 = c0 + q->code_stride;
+            const uint16_t *sc = q->scale + r * q->ngroups, *of = q->offset + r * q->ngroups;
+            const int64_t sg = q->g / 16;
+            __m512 a0 = _mm512_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+            int64_t k = 0;
+            for (int64_t gi = 0; gi * sg < ns; gi++) {
+                const __m512 l0 = _mm512_fmadd_ps(iota, _mm512_set1_ps(_cvtsh_ss(sc[gi])), _mm512_set1_ps(_cvtsh_ss(of[gi])));
+                const __m512 l1 = _mm512_fmadd_ps(iota, _mm512_set1_ps(_cvtsh_ss(sc[gi + q->ngroups])),
+                                                  _mm512_set1_ps(_cvtsh_ss(of[gi + q->ngroups])));
+                const int64_t ke = (gi + 1) * sg < ns ? (gi + 1) * sg : ns;
+                for (; k < ke; k++) {
+                    const __m512 xl = _mm512_loadu_ps(xp + 32 * k), xh = _mm512_loadu_ps(xp + 32 * k + 16);
+                    const __m512 w0 = _mm512_permutexvar_ps(nib16(c0 + 8 * k, sh4), l0);
+                    const __m512 w1 = _mm512_permutexvar_ps(nib16(c1 + 8 * k, sh4), l1);
+                    const __m512 g0 = _mm512_permutex2var_ps(xl, xidx(m0 + 2 * k, sh2, base, three), xh);
+                    const __m512 g1 = _mm512_permutex2var_ps(xl, xidx(m1 + 2 * k, sh2, base, three), xh);
+                    if (k & 1) {
+                        a1 = _mm512_fmadd_ps(w0, g0, a1);
+                        b1 = _mm512_fmadd_ps(w1, g1, b1);
+                    } else {
+                        a0 = _mm512_fmadd_ps(w0, g0, a0);
+                        b0 = _mm512_fmadd_ps(w1, g1, b0);
+                    }
+                }
+            }
+            const float t0 = 8 * ns < s->ngroups ? tail(s, xp, r, 8 * ns) : 0.0f;
+            const float t1 = 8 * ns < s->ngroups ? tail(s, xp, r + 1, 8 * ns) : 0.0f;
+            y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + t0;
+            y[r + 1] = _mm512_reduce_add_ps(_mm512_add_ps(b0, b1)) + t1;
+        }
+    for (; r < r1; r++) {
         const uint16_t *mp = s->meta + r * s->meta_stride;
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         int64_t k = 0;
