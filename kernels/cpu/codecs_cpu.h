@@ -18,6 +18,8 @@ void tp_k3_quantize_rows(tp_qmat *q, const float *W, int refine_iters);
 /* xp: x zero-padded to 4*ngroups (+16) floats; xr: xp rearranged by tp_sp24_xr_make for the
  * ngroups/4 full metadata words. */
 void tp_sp24_xr_make(const float *xp, int64_t nw, float *xr);
+/* sum over groups [j0, ngroups) of row r of value * x (scalar, fp32): the SIMD kernels' tails */
+float tp_sp24_tail_row(const tp_sp24 *s, const float *xp, int64_t r, int64_t j0);
 void tp_sp24_gemv_rows_avx2(const tp_sp24 *s, const float *xp, const float *xr, int64_t r0,
                             int64_t r1, float *y);
 /* AVX-512 (kernels/cpu/avx512/sparse_avx512.c): xp as above, no rearranged copy; only where

@@ -93,6 +93,16 @@ static void decode_row(const tp_sp24 *s, int64_t r, float *vals, int32_t *idx) {
 }
 
 /* x padded with zeros to the 4*G columns the metadata can address (+16 for the vector loop) */
+float tp_sp24_tail_row(const tp_sp24 *s, const float *xp, int64_t r, int64_t j0) {
+    float acc = 0;
+    for (int64_t j = j0; j < s->ngroups; j++) {
+        int f = tp_sp24_field(s, r, j);
+        acc += tp_sp24_value(s, r, 2 * j) * xp[4 * j + (f & 3)];
+        acc += tp_sp24_value(s, r, 2 * j + 1) * xp[4 * j + ((f >> 2) & 3)];
+    }
+    return acc;
+}
+
 static float *pad_x(const tp_sp24 *s, const float *x) {
     size_t n = (size_t)(4 * s->ngroups + 16);
     float *xp = tp_alloc(n * sizeof(float));

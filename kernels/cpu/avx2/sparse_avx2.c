@@ -50,17 +50,6 @@ static inline __m256 int4_codes(const uint8_t *p, __m256i sh, __m256i m15) {
     return _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(v), sh), m15));
 }
 
-/* scalar tail: groups [j0, G) of row r */
-static float tail_row(const tp_sp24 *s, const float *xp, int64_t r, int64_t j0) {
-    float acc = 0;
-    for (int64_t j = j0; j < s->ngroups; j++) {
-        int f = tp_sp24_field(s, r, j);
-        acc += tp_sp24_value(s, r, 2 * j) * xp[4 * j + (f & 3)];
-        acc += tp_sp24_value(s, r, 2 * j + 1) * xp[4 * j + ((f >> 2) & 3)];
-    }
-    return acc;
-}
-
 /* Expand one metadata word into the vpermilps control: lane 2j+t gets the 2-bit field of kept
  * entry t of group j (bits above the low 2 are ignored by vpermilps). */
 static const int32_t SH2[8] = {0, 2, 4, 6, 8, 10, 12, 14};
@@ -172,7 +161,7 @@ void tp_sp24_gemv_rows_avx2(const tp_sp24 *s, const float *xp, const float *xr, 
             w = nw;
         } else
             w = 0;
-        y[r] = hsum8(_mm256_add_ps(a0, a1)) + tail_row(s, xp, r, 4 * w);
+        y[r] = hsum8(_mm256_add_ps(a0, a1)) + tp_sp24_tail_row(s, xp, r, 4 * w);
     }
 }
 

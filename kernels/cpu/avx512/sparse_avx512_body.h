@@ -47,16 +47,6 @@ static inline __m512i nib16(const uint8_t *p, __m512i sh4) {
 #endif
 }
 
-static float tail(const tp_sp24 *s, const float *xp, int64_t r, int64_t j0) {
-    float acc = 0;
-    for (int64_t j = j0; j < s->ngroups; j++) {
-        int f = tp_sp24_field(s, r, j);
-        acc += tp_sp24_value(s, r, 2 * j) * xp[4 * j + (f & 3)];
-        acc += tp_sp24_value(s, r, 2 * j + 1) * xp[4 * j + ((f >> 2) & 3)];
-    }
-    return acc;
-}
-
 void TP_SP24_GEMV_NAME(const tp_sp24 *s, const float *xp, int64_t r0, int64_t r1, float *y) {
     const int64_t N = s->nkept, ns = s->ngroups / 8; /* whole steps per row */
     __m512i sh2, sh4, base;
@@ -109,8 +99,8 @@ void TP_SP24_GEMV_NAME(const tp_sp24 *s, const float *xp, int64_t r0, int64_t r1
                     }
                 }
             }
-            const float t0 = 8 * ns < s->ngroups ? tail(s, xp, r, 8 * ns) : 0.0f;
-            const float t1 = 8 * ns < s->ngroups ? tail(s, xp, r + 1, 8 * ns) : 0.0f;
+            const float t0 = tp_sp24_tail_row(s, xp, r, 8 * ns);
+            const float t1 = tp_sp24_tail_row(s, xp, r + 1, 8 * ns);
             y[r] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) + t0;
             y[r + 1] = _mm512_reduce_add_ps(_mm512_add_ps(b0, b1)) + t1;
         }
@@ -149,7 +139,7 @@ void TP_SP24_GEMV_NAME(const tp_sp24 *s, const float *xp, int64_t r0, int64_t r1
         }
 #undef STEP4
 #undef STEP
-        const float t = 8 * ns < s->ngroups ? tail(s, xp, r, 8 * ns) : 0.0f;
+        const float t = tp_sp24_tail_row(s, xp, r, 8 * ns);
         y[r] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3))) + t;
     }
 }
