@@ -58,15 +58,12 @@ static tp_status vsetup(tp_case *c, tp_rng *rng) {
         tp_isa saved = tp_cpu_isa();
         tp_cpu_set_isa(tp_cpu_best_isa());
         /* centroids drawn from W's own vectors (plus a little noise), the codes by nearest
-         * centroid, for vqr the INT4 residual as tp_vqr_fit makes it: k-means++ and Lloyd
+         * centroid, for vqr the INT4 residual by tp_vqr_fit's own stage: k-means++ and Lloyd
          * iterations here took most of the suite's time (K 4096: seconds per case), and a
          * trained codebook's quality does not matter to encode / decode / gemv */
         tp_vqmat *m = &x->m.vq;
         float *V = tp_alloc((size_t)(rows * m->nvec * p->d) * sizeof(float));
-        float *R = p->g > 0 ? tp_alloc((size_t)(rows * cols) * sizeof(float)) : NULL;
-        if (!V || (p->g > 0 && !R)) {
-            tp_free(V);
-            tp_free(R);
+        if (!V) {
             tp_cpu_set_isa(saved);
             return TP_ERR_NOMEM;
         }
@@ -77,13 +74,9 @@ static tp_status vsetup(tp_case *c, tp_rng *rng) {
         }
         tp_free(V);
         tp_vq_encode_cpu(m, x->W);
-        if (p->g > 0) {
-            tp_vq_decode_cpu(m, R);
-            for (int64_t i = 0; i < rows * cols; i++) R[i] = x->W[i] - R[i];
-            tp_quantize_ref(&x->m.res, R, p->refine);
-            tp_free(R);
-        }
+        if (p->g > 0) st = tp_vqr_residual(&x->m, x->W, p->refine);
         tp_cpu_set_isa(saved);
+        if (st != TP_OK) return st;
     }
     if (!strcmp(op, "kmeans") || !strcmp(op, "fit")) {
         c->out_bytes = p->g > 0 ? tp_vqr_bytes(&x->m) : tp_vq_bytes(&x->m.vq);

@@ -112,6 +112,8 @@ size_t tp_vqr_bytes(const tp_vqr *m);
 size_t tp_vqr_bytes_for(int64_t rows, int64_t cols, int d, int K, int g);
 /* Fit: VQ on W, then the INT4 residual with tp_quantize_ref(refine_iters) (threaded over rows). */
 tp_status tp_vqr_fit(tp_vqr *m, const float *W, const tp_kmeans_opts *o, int refine_iters);
+/* The INT4 residual stage alone, for a VQ part already encoded: res = quantise(W - decode(vq)). */
+tp_status tp_vqr_residual(tp_vqr *m, const float *W, int refine_iters);
 /* Decoding (the definition): W = vq_value + int4_value, one fp32 addition. */
 void tp_vqr_decode_ref(const tp_vqr *m, float *W);
 void tp_vqr_decode_cpu(const tp_vqr *m, float *W);

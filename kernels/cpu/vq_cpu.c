@@ -327,10 +327,8 @@ tp_status tp_vq_fit(tp_vqmat *m, const float *W, const tp_kmeans_opts *o, tp_kme
 }
 
 /* ---- vq + INT4 residual ---- */
-tp_status tp_vqr_fit(tp_vqr *m, const float *W, const tp_kmeans_opts *o, int refine_iters) {
+tp_status tp_vqr_residual(tp_vqr *m, const float *W, int refine_iters) {
     const int64_t n = m->vq.rows * m->vq.cols;
-    tp_status s = tp_vq_fit(&m->vq, W, o, NULL);
-    if (s != TP_OK) return s;
     float *R = tp_alloc((size_t)n * sizeof(float));
     if (!R) return TP_ERR_NOMEM;
     tp_vq_decode_cpu(&m->vq, R);
@@ -338,6 +336,11 @@ tp_status tp_vqr_fit(tp_vqr *m, const float *W, const tp_kmeans_opts *o, int ref
     tp_k3_quantize_rows(&m->res, R, refine_iters);
     tp_free(R);
     return TP_OK;
+}
+
+tp_status tp_vqr_fit(tp_vqr *m, const float *W, const tp_kmeans_opts *o, int refine_iters) {
+    tp_status s = tp_vq_fit(&m->vq, W, o, NULL);
+    return s != TP_OK ? s : tp_vqr_residual(m, W, refine_iters);
 }
 
 void tp_vqr_decode_cpu(const tp_vqr *m, float *W) {
