@@ -92,7 +92,6 @@ static void decode_row(const tp_sp24 *s, int64_t r, float *vals, int32_t *idx) {
     for (int64_t k = 0; k < s->nkept; k++) vals[k] = tp_sp24_value(s, r, k);
 }
 
-/* x padded with zeros to the 4*G columns the metadata can address (+16 for the vector loop) */
 float tp_sp24_tail_row(const tp_sp24 *s, const float *xp, int64_t r, int64_t j0) {
     float acc = 0;
     for (int64_t j = j0; j < s->ngroups; j++) {
@@ -103,6 +102,7 @@ float tp_sp24_tail_row(const tp_sp24 *s, const float *xp, int64_t r, int64_t j0)
     return acc;
 }
 
+/* x padded with zeros to the 4*G columns the metadata can address (+16 for the vector loop) */
 static float *pad_x(const tp_sp24 *s, const float *x) {
     size_t n = (size_t)(4 * s->ngroups + 16);
     float *xp = tp_alloc(n * sizeof(float));

@@ -4,9 +4,10 @@
  * Decoder, per group: one table lookup per lane (eight scalar loads per vector, see lut8x) gives
  * (freq - 1, slot - cum, sym) for scale_bits <= 12; for 13..15 two L1-resident levels, the
  * symbol from a byte table and (freq, cum) of that symbol (lut8x2); then the two renormalisation
- * rounds, each taking the lanes with x < L in lane order (round 1 of vectors 0..3, then round 2): movemask, an 8-byte load expanded to dwords
- * and permuted so that the k-th needy lane gets the k-th byte; both rounds are merged into one
- * shift-and-or; the pointer moves by the popcounts. That is exactly the reference's order.
+ * rounds, each taking the lanes with x < L in lane order (round 1 of vectors 0..3, then round
+ * 2): movemask, an 8-byte load expanded to dwords and permuted so that the k-th needy lane gets
+ * the k-th byte; both rounds are merged into one shift-and-or; the pointer moves by the
+ * popcounts. That is exactly the reference's order.
  *
  * Encoder, per group (backwards): for each vector the renormalisation masks and bytes are formed,
  * the bytes of the needy lanes are compacted (in lane order) to the top of an 8-byte store that
