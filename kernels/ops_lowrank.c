@@ -103,6 +103,8 @@ static tp_status lrsetup(tp_case *c, tp_rng *rng) {
                 tp_quantize_ref(&x->tx.res, D, 0);
                 tp_free(D);
             }
+            /* the GEMV's column-major copy of the VQ codes (tp_vq_prepare), made once */
+            if (st == TP_OK && !strcmp(op, "gemv")) st = tp_vq_prepare(&x->tx.vq);
             tp_cpu_set_isa(saved);
             if (st != TP_OK) return st;
         }
@@ -367,6 +369,6 @@ const tp_kernel tp_kernels_lowrank[] = {
     {.op = &tx_decode, .backend = "ref", .run = txdecode_ref_run},
     {.op = &tx_decode, .backend = "cpu", .run = txdecode_cpu_run, .flags = TP_K_ISA},
     {.op = &tx_gemv, .backend = "ref", .run = txgemv_ref_run},
-    {.op = &tx_gemv, .backend = "cpu", .run = txgemv_cpu_run, .flags = TP_K_ISA},
+    {.op = &tx_gemv, .backend = "cpu", .run = txgemv_cpu_run, .flags = TP_K_ISA | TP_K_AVX512},
     LOWRANK_CUDA_KERNELS
     {0}};

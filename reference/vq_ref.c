@@ -35,10 +35,35 @@ tp_status tp_vq_alloc(tp_vqmat *m, int64_t rows, int64_t cols, int d, int K) {
 }
 
 void tp_vq_free(tp_vqmat *m) {
+    tp_vq_unprepare(m);
     tp_free(m->codebook);
     tp_free(m->codes8);
     tp_free(m->codes16);
     memset(m, 0, sizeof *m);
+}
+
+void tp_vq_unprepare(tp_vqmat *m) {
+    tp_free(m->codes8t);
+    m->codes8t = NULL;
+    m->rows_t = 0;
+}
+
+tp_status tp_vq_prepare(tp_vqmat *m) {
+    tp_vq_unprepare(m);
+    if (!m->codes8) return TP_OK;
+    const int64_t rt = (m->rows + 63) / 64 * 64, nvec = m->nvec;
+    m->codes8t = tp_alloc((size_t)(nvec * rt));
+    if (!m->codes8t) return TP_ERR_NOMEM;
+    m->rows_t = rt;
+    memset(m->codes8t, 0, (size_t)(nvec * rt));
+    /* in 64 x 64 tiles, so both sides stay in cache */
+    for (int64_t r0 = 0; r0 < m->rows; r0 += 64)
+        for (int64_t v0 = 0; v0 < nvec; v0 += 64) {
+            const int64_t r1 = r0 + 64 < m->rows ? r0 + 64 : m->rows, v1 = v0 + 64 < nvec ? v0 + 64 : nvec;
+            for (int64_t v = v0; v < v1; v++)
+                for (int64_t r = r0; r < r1; r++) m->codes8t[v * rt + r] = m->codes8[r * nvec + v];
+        }
+    return TP_OK;
 }
 
 int tp_vq_code_bits(int K) {
@@ -75,6 +100,7 @@ void tp_vq_pack(const tp_vqmat *m, void *dst) {
 }
 
 void tp_vq_unpack(tp_vqmat *m, const void *src) {
+    tp_vq_unprepare(m);
     const uint8_t *s = src;
     for (int64_t i = 0; i < (int64_t)m->K * m->d; i++)
         m->codebook[i] = tp_f16_to_f32((uint16_t)(s[2 * i] | s[2 * i + 1] << 8));
@@ -331,6 +357,7 @@ tp_status tp_kmeans_ref(const float *V, int64_t n, int d, int K, const float *we
 
 /* ---- encode / decode / gemv ---- */
 void tp_vq_encode_ref(tp_vqmat *m, const float *W) {
+    tp_vq_unprepare(m);
     float x[64];
     const int d = m->d;
     float *xv = d <= 64 ? x : malloc((size_t)d * sizeof(float));

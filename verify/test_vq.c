@@ -131,3 +131,66 @@ Test(vq, pack_and_sizes) {
     cr_expect_eq(tp_vq_bytes_for(4096, 4096, 8, 256), 4096 * 512 + 256 * 8 * 2); /* 1.002 bits/weight */
     cr_expect_eq(tp_vqr_bytes_for(4096, 4096, 8, 256, 32), tp_vq_bytes_for(4096, 4096, 8, 256) + (size_t)(n * 5 / 8));
 }
+
+static double rel_l2(const float *a, const float *b, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num / den);
+}
+
+/* tp_vq_prepare's column-major copy: its layout, that rewriting the codes drops it, and the
+ * GEMV that reads it (the byte-plane lookup where the CPU has AVX-512 VBMI, else the scalar
+ * one) against the reference: rows not a multiple of the 64-row tile, activations with one
+ * channel 1000x the rest (one chunk's scale set by it), and a NaN (the chunk goes through the
+ * float lookup, so every output is NaN as in the reference). */
+Test(vq, prepared_gemv) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 45);
+    const int64_t R = 70, C = 1001; /* 251 vectors: 15 full chunks of 16 and one of 11 */
+    tp_vqmat m;
+    cr_assert_eq(tp_vq_alloc(&m, R, C, 4, 256), TP_OK);
+    for (int i = 0; i < 256 * 4; i++) m.codebook[i] = tp_rng_normal(&rng);
+    for (int64_t i = 0; i < R * m.nvec; i++) m.codes8[i] = (uint8_t)tp_rng_below(&rng, 256);
+    cr_assert_eq(tp_vq_prepare(&m), TP_OK);
+    cr_assert_eq(m.rows_t, 128);
+    for (int64_t r = 0; r < m.rows_t; r++)
+        for (int64_t v = 0; v < m.nvec; v++)
+            cr_assert_eq(m.codes8t[v * m.rows_t + r], r < R ? m.codes8[r * m.nvec + v] : 0);
+    float *x = tp_alloc(C * sizeof(float)), *y = tp_alloc(R * sizeof(float)), *yr = tp_alloc(R * sizeof(float));
+    for (int t = 0; t < 3; t++) {
+        for (int64_t i = 0; i < C; i++) x[i] = tp_rng_normal(&rng);
+        if (t == 1) x[tp_rng_below(&rng, (uint32_t)C)] *= 1000.0f;
+        if (t == 2) x[tp_rng_below(&rng, (uint32_t)C)] = NAN;
+        tp_vq_gemv_ref(&m, x, yr);
+        for (tp_isa isa = TP_ISA_PORTABLE; isa <= tp_cpu_best_isa(); isa++) {
+            tp_cpu_set_isa(isa);
+            tp_poison_f32(y, (size_t)R);
+            tp_vq_gemv_cpu(&m, x, y);
+            if (t < 2) cr_expect_leq(rel_l2(y, yr, R), 1e-5, "isa %d case %d", (int)isa, t);
+            else
+                for (int64_t r = 0; r < R; r++) cr_expect(isnan(y[r]) && isnan(yr[r]), "isa %d row %lld", (int)isa, (long long)r);
+        }
+        tp_cpu_set_isa(tp_cpu_best_isa());
+    }
+    /* rewriting the codes drops the copy */
+    float *W = rand_vectors(R, (int)C, &rng);
+    tp_vq_encode_cpu(&m, W);
+    cr_expect_null(m.codes8t);
+    cr_assert_eq(tp_vq_prepare(&m), TP_OK);
+    tp_vq_encode_ref(&m, W);
+    cr_expect_null(m.codes8t);
+    unsigned char *buf = tp_alloc(tp_vq_bytes(&m));
+    tp_vq_pack(&m, buf);
+    cr_assert_eq(tp_vq_prepare(&m), TP_OK);
+    tp_vq_unpack(&m, buf);
+    cr_expect_null(m.codes8t);
+    tp_free(buf);
+    tp_free(W);
+    tp_free(x);
+    tp_free(y);
+    tp_free(yr);
+    tp_vq_free(&m);
+}

@@ -33,6 +33,12 @@ typedef struct tp_vqmat {
     float *codebook;   /* K x d */
     uint8_t *codes8;   /* rows x nvec, when K <= 256 */
     uint16_t *codes16; /* rows x nvec, when K > 256 */
+    /* Optional, made by tp_vq_prepare (K <= 256): the same codes column-major, nvec x rows_t
+     * (rows rounded up to 64, the extra rows code 0), which the cpu GEMV's byte-plane lookup
+     * reads 64 rows of one vector at a time. A copy: the packed size (tp_vq_bytes) and every
+     * other kernel ignore it; anything that rewrites codes8 (encode, unpack) drops it. */
+    uint8_t *codes8t;
+    int64_t rows_t;
 } tp_vqmat;
 
 static inline int tp_vq_code(const tp_vqmat *m, int64_t r, int64_t v) {
@@ -48,6 +54,10 @@ size_t tp_vq_bytes(const tp_vqmat *m);
 size_t tp_vq_bytes_for(int64_t rows, int64_t cols, int d, int K);
 void tp_vq_pack(const tp_vqmat *m, void *dst);
 void tp_vq_unpack(tp_vqmat *m, const void *src);
+/* Make m->codes8t from codes8 (no-op for K > 256); call once the codes are final, e.g. after
+ * loading. tp_vq_unprepare frees it (encode and unpack call it). */
+tp_status tp_vq_prepare(tp_vqmat *m);
+void tp_vq_unprepare(tp_vqmat *m);
 
 /* k-means options. Zero-initialised fields take the defaults in brackets. */
 typedef struct tp_kmeans_opts {

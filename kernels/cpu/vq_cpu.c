@@ -1,6 +1,8 @@
 /* cpu backend of vector quantisation: the k-means hooks (threaded, AVX2 nearest centroid),
  * encode / decode threaded over rows, the lookup-GEMV (table of x-piece . centroid dot products
- * computed once per call, then gathered by code, threaded over rows), and the vq+int4 codec. */
+ * computed once per call, then gathered by code, threaded over column tiles: in registers from
+ * the prepared column-major codes where the CPU has AVX-512 VBMI, else scalar or gathers), and
+ * the vq+int4 codec. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +85,7 @@ tp_status tp_kmeans_cpu(const float *V, int64_t n, int d, int K, const float *we
 static int big(const tp_vqmat *m) { return m->rows * m->cols >= TP_K3_PAR_MIN; }
 
 void tp_vq_encode_cpu(tp_vqmat *m, const float *W) {
+    tp_vq_unprepare(m);
     const int d = m->d, K = m->K, avx2 = use_avx2(d);
     const int64_t rows = m->rows, cols = m->cols, nvec = m->nvec;
     float *cbt = avx2 ? tp_vq_cbt_make(m->codebook, K, d) : NULL;
@@ -233,7 +236,8 @@ static void lookup_rows_portable(const tp_vqmat *m, const float *T, int Kp, int6
  * the result, does not depend on timing) and add into their own y; the partial ys are added in
  * thread order at the end.
  *
- * The lookup itself is scalar by default: 8 codes per 64-bit load, the table entry added straight
+ * Used where tp_vq_prepare's copy or AVX-512 VBMI is missing (vq_gemv_planes below is 2-2.5x
+ * faster). The lookup itself is scalar by default: 8 codes per 64-bit load, the table entry added straight
  * from memory, a 32 KB tile per thread (one L1). On a Zen 4 host (2 cores, 4096x4096 K256) that
  * took 0.55 ms where the AVX-512 gathers (16 rows per step, L2-sized tiles: the best layout on a
  * Sapphire Rapids host) took 1.11 ms and the AVX2 gathers 1.05 ms: Zen 4 gathers cost about
@@ -305,7 +309,78 @@ static void vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather) {
     tp_free(cbt);
 }
 
-void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) { vq_gemv(m, x, y, 0); }
+/* The byte-plane GEMV (AVX-512 VBMI, K <= 256, m->codes8t made by tp_vq_prepare): per chunk of
+ * TP_VQ_PCHUNK vectors the float tables as above, turned into byte planes with one power-of-two scale
+ * (tp_vq_planes_avx512vbmi), looked up 64 rows at a time in registers into integer sums, which
+ * go to a float partial y once per chunk. Threads take contiguous ranges of chunks and their
+ * partial ys are added in thread order (static: the result does not depend on timing). Zen 4,
+ * 4096x4096 K256: two threads 0.23-0.27 ms, one 0.45 ms (the scalar path above: 0.48-0.61 and
+ * 0.98-1.15 ms); of one thread's time the lookup is about 70%, tables and planes 22%.
+ * Exactness: every entry is rounded to 2^-27 of its chunk's largest |entry| (the float table
+ * itself is rounded to 2^-24 of each entry); the integer sums are exact. A chunk whose table is
+ * not finite (x with Inf/NaN) goes through the scalar lookup, so it propagates as there. */
+static void vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
+    const int d = m->d, K = m->K, Kp = (K + 7) / 8 * 8;
+    const int64_t rows = m->rows, rt = m->rows_t, cols = m->cols, nvec = m->nvec;
+    const int64_t nch = (nvec + TP_VQ_PCHUNK - 1) / TP_VQ_PCHUNK;
+    int maxt = big(m) ? omp_get_max_threads() : 1;
+    if (maxt > nch) maxt = (int)nch;
+    float *xp = tp_alloc((size_t)(nvec * d) * sizeof(float));
+    float *cbt = tp_vq_cbt_make(m->codebook, K, d);
+    float *ys = tp_alloc((size_t)maxt * (size_t)rt * sizeof(float));
+    float *yr = tp_alloc((size_t)maxt * (size_t)rows * sizeof(float)); /* scalar fallback, row order */
+    int *fell = calloc((size_t)maxt, sizeof(int));
+    if (!xp || !cbt || !ys || !yr || !fell) abort();
+    memset(xp, 0, (size_t)(nvec * d) * sizeof(float));
+    memcpy(xp, x, (size_t)cols * sizeof(float));
+    int used = 1;
+#pragma omp parallel num_threads(maxt)
+    {
+        const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+#pragma omp single
+        used = nt;
+        float *yo = ys + (size_t)t * (size_t)rt, *yro = yr + (size_t)t * (size_t)rows;
+        float *T = tp_alloc((size_t)(TP_VQ_PCHUNK * Kp) * sizeof(float));
+        uint8_t *P = tp_alloc((size_t)TP_VQ_PCHUNK * 1024);
+        uint32_t *acc = tp_alloc((size_t)rt * sizeof(uint32_t));
+        if (!T || !P || !acc) abort();
+        memset(yo, 0, (size_t)rt * sizeof(float));
+        memset(acc, 0, (size_t)rt * sizeof(uint32_t));
+        for (int64_t ch = nch * t / nt; ch < nch * (t + 1) / nt; ch++) {
+            const int64_t v0 = ch * TP_VQ_PCHUNK, v1 = v0 + TP_VQ_PCHUNK < nvec ? v0 + TP_VQ_PCHUNK : nvec;
+            int e;
+            tp_vq_table_avx2(cbt, d, K, xp, v0, v1, T);
+            if (tp_vq_planes_avx512vbmi(T, Kp, K, v1 - v0, P, &e)) {
+                tp_vq_lookup_planes_avx512vbmi(m->codes8t + v0 * rt, rt, P, v1 - v0, acc);
+                tp_vq_planes_flush_avx512vbmi(acc, rt, e, yo);
+            } else {
+                if (!fell[t]) memset(yro, 0, (size_t)rows * sizeof(float));
+                fell[t] = 1;
+                lookup_rows_portable(m, T, Kp, v0, v1, 0, rows, yro);
+            }
+        }
+        tp_free(T);
+        tp_free(P);
+        tp_free(acc);
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        const int64_t p = r / 64 * 64;
+        const int q = tp_vq_planes_row((int)(r - p)); /* the order is its own inverse */
+        float s = 0;
+        for (int t = 0; t < used; t++) s += ys[(size_t)t * (size_t)rt + (size_t)(p + q)] + (fell[t] ? yr[(size_t)t * (size_t)rows + (size_t)r] : 0.0f);
+        y[r] = s;
+    }
+    tp_free(xp);
+    tp_free(cbt);
+    tp_free(ys);
+    tp_free(yr);
+    free(fell);
+}
+
+void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
+    if (m->codes8t && m->K <= 256 && m->d <= 16 && tp_cpu_isa() >= TP_ISA_AVX512VBMI) vq_gemv_planes(m, x, y);
+    else vq_gemv(m, x, y, 0);
+}
 void tp_vq_gemv_cpu_gather(const tp_vqmat *m, const float *x, float *y) { vq_gemv(m, x, y, 1); }
 
 tp_status tp_vq_fit(tp_vqmat *m, const float *W, const tp_kmeans_opts *o, tp_kmeans_stats *st) {
