@@ -230,6 +230,15 @@ static void lookup_rows_portable(const tp_vqmat *m, const float *T, int Kp, int6
     }
 }
 
+/* x zero-padded to nvec * d, so every vector of the table is whole */
+static float *padded_x(const tp_vqmat *m, const float *x) {
+    float *xp = tp_alloc((size_t)(m->nvec * m->d) * sizeof(float));
+    if (!xp) abort();
+    memset(xp, 0, (size_t)(m->nvec * m->d) * sizeof(float));
+    memcpy(xp, x, (size_t)m->cols * sizeof(float));
+    return xp;
+}
+
 /* Column tiles: the table of one tile (bv vectors x Kp floats) is computed right before it is
  * used, so every lookup hits L1 (the whole table, nvec x Kp floats, is 1 MB at 4096 columns,
  * K 256: larger than L2). Threads take contiguous ranges of tiles (static: the sum order, hence
@@ -246,7 +255,7 @@ static void lookup_rows_portable(const tp_vqmat *m, const float *T, int Kp, int6
 static void vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather) {
     const int d = m->d, K = m->K, Kp = (K + 7) / 8 * 8, avx2 = use_avx2(d);
     const int avx512 = gather && avx2 && m->codes8 && tp_cpu_isa() >= TP_ISA_AVX512;
-    const int64_t rows = m->rows, cols = m->cols, nvec = m->nvec;
+    const int64_t rows = m->rows, nvec = m->nvec;
     const int maxt = big(m) ? omp_get_max_threads() : 1;
     /* gathers, AVX2: the threads' tables together take 16 KB (two SMT threads share one L1).
      * AVX-512: one tile per thread, up to 512 KB (L2-resident: measured on a Sapphire-Rapids
@@ -268,12 +277,10 @@ static void vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather) {
         bv = bv < 8 ? 8 : bv / 8 * 8;
     }
     const int64_t ntile = (nvec + bv - 1) / bv;
-    float *xp = tp_alloc((size_t)(nvec * d) * sizeof(float));
+    float *xp = padded_x(m, x);
     float *cbt = avx2 ? tp_vq_cbt_make(m->codebook, K, d) : NULL;
     float *yt = maxt > 1 ? tp_alloc((size_t)(maxt - 1) * (size_t)rows * sizeof(float)) : NULL;
-    if (!xp || (avx2 && !cbt) || (maxt > 1 && !yt)) abort();
-    memset(xp, 0, (size_t)(nvec * d) * sizeof(float));
-    memcpy(xp, x, (size_t)cols * sizeof(float));
+    if ((avx2 && !cbt) || (maxt > 1 && !yt)) abort();
     int used = 1;
 #pragma omp parallel num_threads(maxt)
     {
@@ -321,18 +328,16 @@ static void vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather) {
  * not finite (x with Inf/NaN) goes through the scalar lookup, so it propagates as there. */
 static void vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
     const int d = m->d, K = m->K, Kp = (K + 7) / 8 * 8;
-    const int64_t rows = m->rows, rt = m->rows_t, cols = m->cols, nvec = m->nvec;
+    const int64_t rows = m->rows, rt = m->rows_t, nvec = m->nvec;
     const int64_t nch = (nvec + TP_VQ_PCHUNK - 1) / TP_VQ_PCHUNK;
     int maxt = big(m) ? omp_get_max_threads() : 1;
     if (maxt > nch) maxt = (int)nch;
-    float *xp = tp_alloc((size_t)(nvec * d) * sizeof(float));
+    float *xp = padded_x(m, x);
     float *cbt = tp_vq_cbt_make(m->codebook, K, d);
     float *ys = tp_alloc((size_t)maxt * (size_t)rt * sizeof(float));
     float *yr = tp_alloc((size_t)maxt * (size_t)rows * sizeof(float)); /* scalar fallback, row order */
     int *fell = calloc((size_t)maxt, sizeof(int));
-    if (!xp || !cbt || !ys || !yr || !fell) abort();
-    memset(xp, 0, (size_t)(nvec * d) * sizeof(float));
-    memcpy(xp, x, (size_t)cols * sizeof(float));
+    if (!cbt || !ys || !yr || !fell) abort();
     int used = 1;
 #pragma omp parallel num_threads(maxt)
     {
