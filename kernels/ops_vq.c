@@ -189,6 +189,13 @@ static void gemv_gather_run(const tp_case *c, void *s, void *out) {
     tp_vq_gemv_cpu_gather(&CTX(c)->m.vq, CTX(c)->X, out);
 }
 
+/* the scalar lookup over the row-major codes, ignoring the prepared copy: kept for side-by-side
+ * timing of what the column-major layout buys */
+static void gemv_rowmajor_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    tp_vq_gemv_cpu_rowmajor(&CTX(c)->m.vq, CTX(c)->X, out);
+}
+
 /* ---- napkin math ---- */
 #define NW(s) ((double)(s)->d[0] * (double)(s)->d[1])
 static double w_items(const tp_shape *s) { return NW(s); }
@@ -296,7 +303,8 @@ static void vq_emu_run(const tp_case *c, void *s, void *out) {
 #endif
 
 #define GATHER_KERNEL(NAME) \
-    {.op = &gemv_##NAME, .backend = "cpu-gather", .run = gemv_gather_run, .flags = TP_K_ISA | TP_K_AVX512},
+    {.op = &gemv_##NAME, .backend = "cpu-gather", .run = gemv_gather_run, .flags = TP_K_ISA | TP_K_AVX512}, \
+    {.op = &gemv_##NAME, .backend = "cpu-rowmajor", .run = gemv_rowmajor_run, .flags = TP_K_ISA},
 
 const tp_kernel tp_kernels_vq[] = {
     VQ_KERNELS(d4k256)

@@ -103,10 +103,15 @@ tp_status tp_kmeans_cpu(const float *V, int64_t n, int d, int K, const float *we
 void tp_vq_encode_cpu(tp_vqmat *m, const float *W);
 void tp_vq_decode_cpu(const tp_vqmat *m, float *W);
 /* Lookup-GEMV with the codebook trick: per block of columns, the dot products of x's d-pieces
- * with every centroid are computed once (a nvec x K table), then gathered by code. */
+ * with every centroid are computed once (a nvec x K table), then gathered by code. With
+ * m->codes8t (tp_vq_prepare) and AVX-512 VBMI the lookup runs in registers, 64 rows at a time;
+ * otherwise it is scalar over the row-major codes. */
 void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y);
 /* The same with SIMD gathers for the lookup (AVX-512 or AVX2; the "cpu-gather" backend). */
 void tp_vq_gemv_cpu_gather(const tp_vqmat *m, const float *x, float *y);
+/* The scalar lookup over the row-major codes whatever m holds (the "cpu-rowmajor" backend: what
+ * the layout buys, measured side by side). */
+void tp_vq_gemv_cpu_rowmajor(const tp_vqmat *m, const float *x, float *y);
 
 /* Whole codec: train on W (tp_kmeans_cpu), encode (tp_vq_encode_cpu). m allocated by the caller. */
 tp_status tp_vq_fit(tp_vqmat *m, const float *W, const tp_kmeans_opts *o, tp_kmeans_stats *st);

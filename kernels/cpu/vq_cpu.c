@@ -387,6 +387,7 @@ void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
     else vq_gemv(m, x, y, 0);
 }
 void tp_vq_gemv_cpu_gather(const tp_vqmat *m, const float *x, float *y) { vq_gemv(m, x, y, 1); }
+void tp_vq_gemv_cpu_rowmajor(const tp_vqmat *m, const float *x, float *y) { vq_gemv(m, x, y, 0); }
 
 tp_status tp_vq_fit(tp_vqmat *m, const float *W, const tp_kmeans_opts *o, tp_kmeans_stats *st) {
     const int64_t n = m->rows * m->nvec;
