@@ -144,17 +144,20 @@ int tp_case_compare(const tp_case *c, const void *out, double *metric) {
     }
     /* relative L2 over every element; a NaN or inf anywhere (the poison left behind, or a
      * kernel overflow) fails the case on its own */
-    const float *o = out, *r = c->ref;
+    const double m = tp_rel_l2_f32(out, c->ref, c->out_count);
+    *metric = m;
+    return isfinite(m) && m <= op->bound;
+}
+
+double tp_rel_l2_f32(const float *o, const float *r, size_t n) {
     double num = 0, den = 0;
     int finite = 1;
-    for (size_t i = 0; i < c->out_count; i++) {
+    for (size_t i = 0; i < n; i++) {
         if (!isfinite(o[i])) finite = 0;
         double d = (double)o[i] - (double)r[i];
         num += d * d;
         den += (double)r[i] * (double)r[i];
     }
-    double m = den > 0 ? sqrt(num / den) : sqrt(num);
-    if (!finite) m = INFINITY;
-    *metric = m;
-    return finite && m <= op->bound;
+    if (!finite) return INFINITY;
+    return den > 0 ? sqrt(num / den) : sqrt(num);
 }

@@ -132,15 +132,6 @@ Test(vq, pack_and_sizes) {
     cr_expect_eq(tp_vqr_bytes_for(4096, 4096, 8, 256, 32), tp_vq_bytes_for(4096, 4096, 8, 256) + (size_t)(n * 5 / 8));
 }
 
-static double rel_l2(const float *a, const float *b, int64_t n) {
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
-        den += (double)b[i] * b[i];
-    }
-    return sqrt(num / den);
-}
-
 /* tp_vq_prepare's column-major copy: its layout, that rewriting the codes drops it, and the
  * GEMV that reads it (the byte-plane lookup where the CPU has AVX-512 VBMI, else the scalar
  * one) against the reference: rows not a multiple of the 64-row tile, activations with one
@@ -169,7 +160,7 @@ Test(vq, prepared_gemv) {
             tp_cpu_set_isa(isa);
             tp_poison_f32(y, (size_t)R);
             tp_vq_gemv_cpu(&m, x, y);
-            if (t < 2) cr_expect_leq(rel_l2(y, yr, R), 1e-5, "isa %d case %d", (int)isa, t);
+            if (t < 2) cr_expect_leq(tp_rel_l2_f32(y, yr, (size_t)R), 1e-5, "isa %d case %d", (int)isa, t);
             else
                 for (int64_t r = 0; r < R; r++) cr_expect(isnan(y[r]) && isnan(yr[r]), "isa %d row %lld", (int)isa, (long long)r);
         }

@@ -117,6 +117,9 @@ void tp_kernel_run_once(const tp_kernel *k, const tp_case *c, void *out);
 /* Compare out against c->ref with the op's rule. Returns 1 on pass; *metric gets the value
  * (relative L2 error, count of differing bytes, or the property ratio). */
 int tp_case_compare(const tp_case *c, const void *out, double *metric);
+/* ||out - ref|| / ||ref|| in double (||out - ref|| when ref is all zeros); INFINITY when any
+ * element of out is NaN or infinite. TP_CMP_REL_L2's metric. */
+double tp_rel_l2_f32(const float *out, const float *ref, size_t n);
 const char *tp_cmp_metric_name(tp_cmp cmp);
 
 #ifdef __cplusplus

@@ -335,16 +335,15 @@ static void vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
     float *xp = padded_x(m, x);
     float *cbt = tp_vq_cbt_make(m->codebook, K, d);
     float *ys = tp_alloc((size_t)maxt * (size_t)rt * sizeof(float));
-    float *yr = tp_alloc((size_t)maxt * (size_t)rows * sizeof(float)); /* scalar fallback, row order */
-    int *fell = calloc((size_t)maxt, sizeof(int));
-    if (!cbt || !ys || !yr || !fell) abort();
+    float **yr = calloc((size_t)maxt, sizeof(float *)); /* scalar fallback, row order, made on use */
+    if (!cbt || !ys || !yr) abort();
     int used = 1;
 #pragma omp parallel num_threads(maxt)
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
 #pragma omp single
         used = nt;
-        float *yo = ys + (size_t)t * (size_t)rt, *yro = yr + (size_t)t * (size_t)rows;
+        float *yo = ys + (size_t)t * (size_t)rt;
         float *T = tp_alloc((size_t)(TP_VQ_PCHUNK * Kp) * sizeof(float));
         uint8_t *P = tp_alloc((size_t)TP_VQ_PCHUNK * 1024);
         uint32_t *acc = tp_alloc((size_t)rt * sizeof(uint32_t));
@@ -359,9 +358,12 @@ static void vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
                 tp_vq_lookup_planes_avx512vbmi(m->codes8t + v0 * rt, rt, P, v1 - v0, acc);
                 tp_vq_planes_flush_avx512vbmi(acc, rt, e, yo);
             } else {
-                if (!fell[t]) memset(yro, 0, (size_t)rows * sizeof(float));
-                fell[t] = 1;
-                lookup_rows_portable(m, T, Kp, v0, v1, 0, rows, yro);
+                if (!yr[t]) {
+                    yr[t] = tp_alloc((size_t)rows * sizeof(float));
+                    if (!yr[t]) abort();
+                    memset(yr[t], 0, (size_t)rows * sizeof(float));
+                }
+                lookup_rows_portable(m, T, Kp, v0, v1, 0, rows, yr[t]);
             }
         }
         tp_free(T);
@@ -372,18 +374,19 @@ static void vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
         const int64_t p = r / 64 * 64;
         const int q = tp_vq_planes_row((int)(r - p)); /* the order is its own inverse */
         float s = 0;
-        for (int t = 0; t < used; t++) s += ys[(size_t)t * (size_t)rt + (size_t)(p + q)] + (fell[t] ? yr[(size_t)t * (size_t)rows + (size_t)r] : 0.0f);
+        for (int t = 0; t < used; t++) s += ys[(size_t)t * (size_t)rt + (size_t)(p + q)] + (yr[t] ? yr[t][r] : 0.0f);
         y[r] = s;
     }
     tp_free(xp);
     tp_free(cbt);
     tp_free(ys);
-    tp_free(yr);
-    free(fell);
+    for (int t = 0; t < maxt; t++) tp_free(yr[t]);
+    free(yr);
 }
 
 void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
-    if (m->codes8t && m->K <= 256 && m->d <= 16 && tp_cpu_isa() >= TP_ISA_AVX512VBMI) vq_gemv_planes(m, x, y);
+    /* codes8t exists only for K <= 256 (tp_vq_prepare); d <= 16 is the table kernel's limit */
+    if (m->codes8t && m->d <= 16 && tp_cpu_isa() >= TP_ISA_AVX512VBMI) vq_gemv_planes(m, x, y);
     else vq_gemv(m, x, y, 0);
 }
 void tp_vq_gemv_cpu_gather(const tp_vqmat *m, const float *x, float *y) { vq_gemv(m, x, y, 1); }

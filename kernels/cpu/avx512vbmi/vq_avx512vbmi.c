@@ -16,7 +16,6 @@
  * 1-2e-6 relative error against the double reference, ten times the float path's. */
 #include <immintrin.h>
 #include <math.h>
-#include <string.h>
 
 #include "kernels/cpu/codecs_cpu.h"
 
