@@ -47,6 +47,7 @@ struct tp_model {
     float *x, *h, *q, *att, *ff1, *ff2, *S;
     float *wscratch; /* PER_LAYER conversion target */
     size_t wscratch_n;
+    int head_blk; /* lm_head rows per sgemm call, the same in every weight mode (see head()) */
     float *lbuf; /* logits block for the NLL path */
     int lbuf_rows;
     tp_weight_hook hook;
@@ -61,7 +62,7 @@ struct tp_model {
 static void device_release(tp_model *m);
 
 #define ATT_BLOCK 256
-#define HEAD_BLOCK_FLOATS (8u << 20) /* lm_head converted in blocks of at most this many floats */
+#define HEAD_BLOCK_FLOATS (8u << 20) /* lm_head multiplied in blocks of at most this many floats */
 
 const tp_model_config *tp_model_cfg(const tp_model *m) { return &m->c; }
 const tp_st_set *tp_model_files(const tp_model *m) { return m->st; }
@@ -293,8 +294,11 @@ tp_status tp_model_load(const char *dir, const tp_model_opts *opts, tp_model **o
     }
     m->mode = o.weights;
     if (m->mode == TP_WEIGHTS_AUTO) m->mode = f32_total <= ((size_t)1 << 30) ? TP_WEIGHTS_F32 : TP_WEIGHTS_PER_LAYER;
+    /* a multiple of 64 rows, so every block of an fp32 copy starts 64-byte aligned like wscratch */
+    m->head_blk = (int)((HEAD_BLOCK_FLOATS / (size_t)d) & ~(size_t)63);
+    if (m->head_blk < 64) m->head_blk = 64;
     if (m->mode == TP_WEIGHTS_PER_LAYER) {
-        size_t hb = (size_t)(HEAD_BLOCK_FLOATS / (size_t)d) * (size_t)d;
+        size_t hb = (size_t)m->head_blk * (size_t)d;
         m->wscratch_n = biggest > hb ? biggest : hb;
         m->wscratch = tp_alloc(m->wscratch_n * sizeof(float));
     }
@@ -614,25 +618,27 @@ static tp_status trunk(tp_model *m, const int32_t *ids, int n, int pos0, tp_err 
     return TP_OK;
 }
 
-/* logits[nr, vocab] of hidden rows Hs[nr, d]. In PER_LAYER mode the head goes in row blocks. */
+/* logits[nr, vocab] of hidden rows Hs[nr, d], in blocks of head_blk vocabulary rows in every weight
+ * mode: one sgemm per block, of the same shape and alignment whether the block is read from an fp32
+ * copy or converted into wscratch just before (PER_LAYER). A BLAS splits and tails a product by its
+ * shape, and a tail may sum in another order (OpenBLAS's Core2 and Prescott kernels do), so
+ * different blockings would give different bits per mode on some CPUs. */
 static tp_status head(tp_model *m, const float *Hs, int nr, float *logits, tp_err *e) {
-    int d = m->c.d_model, V = m->c.vocab;
+    int d = m->c.d_model, V = m->c.vocab, blk = m->head_blk;
     wmat *w = m->headp;
     const float *W = w->ovr ? w->ovr : w->f32;
     if (!W && m->mode == TP_WEIGHTS_F32) {
         tp_status rc = TP_OK;
         if (!(W = wget(m, w, &rc, e))) return rc;
     }
-    if (W) {
-        gemm(m, nr, V, d, 1.0f, Hs, d, W, d, 1, 0.0f, logits, V);
-        return TP_OK;
-    }
-    int blk = (int)(m->wscratch_n / (size_t)d);
     for (int v0 = 0; v0 < V; v0 += blk) {
         int nv = V - v0 < blk ? V - v0 : blk;
-        tp_status rc = wfill(m, w, v0, nv, m->wscratch, e);
-        if (rc != TP_OK) return rc;
-        gemm(m, nr, nv, d, 1.0f, Hs, d, m->wscratch, d, 1, 0.0f, logits + v0, V);
+        const float *B = W ? W + (size_t)v0 * d : m->wscratch;
+        if (!W) {
+            tp_status rc = wfill(m, w, v0, nv, m->wscratch, e);
+            if (rc != TP_OK) return rc;
+        }
+        gemm(m, nr, nv, d, 1.0f, Hs, d, B, d, 1, 0.0f, logits + v0, V);
     }
     return TP_OK;
 }

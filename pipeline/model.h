@@ -13,6 +13,9 @@
  *    the fp16 mapping N + one matrix in fp32 + KV cache + activations: a 7B fp16 model (N = 13.5 GB)
  *    runs in well under 1.3 N at ctx 1024.
  *  - TP_WEIGHTS_AUTO (default): F32 when all fp32 copies total at most 1 GiB, else PER_LAYER.
+ * The two modes give bit-identical logits on every CPU and BLAS build by construction: each mode
+ * makes the same BLAS calls, of the same shapes, on 64-byte-aligned matrices (the fp32 copies and
+ * the scratch buffer come from tp_alloc; the lm_head goes in the same row blocks in both).
  *
  * Substituting weights (codec pipeline): a weight hook is asked for every matrix before the file
  * data is used, and tp_model_override_weight installs a caller-owned fp32 matrix by tensor name.
@@ -68,7 +71,8 @@ const tp_st_tensor *tp_model_weight(const tp_model *m, size_t i);
 void tp_model_set_weight_hook(tp_model *m, tp_weight_hook fn, void *user);
 void tp_model_set_act_sink(tp_model *m, tp_act_sink fn, void *user); /* fn NULL: off */
 /* data: numel floats in file layout, owned by the caller, alive until replaced or the model is
- * freed; NULL removes the override. Fails if name is not one of tp_model_weight(). */
+ * freed; NULL removes the override. An override equal to the file's weights gives the same bits as
+ * the file when data is 64-byte aligned (tp_alloc), as the model's own copies are. Fails if name is not one of tp_model_weight(). */
 tp_status tp_model_override_weight(tp_model *m, const char *name, const float *data, tp_err *e);
 
 /* KV cache: positions [0, cached) are in it. */

@@ -137,7 +137,7 @@ static void overrides(const char *model, const char *wname) {
         for (size_t i = 0; i < tp_model_num_weights(m); i++)
             if (!strcmp(tp_model_weight(m, i)->name, wname)) t = tp_model_weight(m, i);
         cr_assert(t, "%s not listed among the model's weights", wname);
-        float *w = malloc((size_t)t->numel * sizeof *w);
+        float *w = tp_alloc((size_t)t->numel * sizeof *w); /* aligned as the model's copies (model.h) */
         tp_st_to_f32(t, w);
         cr_assert_eq(tp_model_override_weight(m, wname, w, &e), TP_OK, "%s", e.msg);
         cr_assert_eq(tp_model_forward(m, ids, n, 0, n - 1, l1, &e), TP_OK);
@@ -155,7 +155,7 @@ static void overrides(const char *model, const char *wname) {
         tp_model_set_weight_hook(m, NULL, NULL);
         cr_assert_eq(tp_model_forward(m, ids, n, 0, n - 1, l1, &e), TP_OK);
         cr_expect(!memcmp(l0, l1, (size_t)V * 4), "%s: removing the hook did not restore logits", model);
-        free(w); free(l0); free(l1); free(ids);
+        tp_free(w); free(l0); free(l1); free(ids);
         tp_model_free(m);
     }
 }
