@@ -151,33 +151,14 @@ static double measure_copy_bandwidth(int quick) {
 
 static void add_caches(cJSON *ctx) {
     cJSON *arr = cJSON_AddArrayToObject(ctx, "caches");
-    for (int i = 0; i < 8; i++) {
-        char path[128], buf[64];
-        const char *fields[] = {"type", "level", "size", "shared_cpu_list"};
-        char vals[4][64];
-        int ok = 1;
-        for (int f = 0; f < 4 && ok; f++) {
-            snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/%s", i, fields[f]);
-            FILE *fp = fopen(path, "r");
-            if (!fp || !fgets(buf, sizeof buf, fp)) ok = 0;
-            if (fp) fclose(fp);
-            if (ok) { buf[strcspn(buf, "\n")] = 0; snprintf(vals[f], sizeof vals[f], "%s", buf); }
-        }
-        if (!ok) break;
+    tp_cache_info ci[16];
+    int n = tp_cpu_caches(ci, 16);
+    for (int i = 0; i < n; i++) {
         cJSON *c = cJSON_CreateObject();
-        cJSON_AddStringToObject(c, "type", !strcmp(vals[0], "Instruction") ? "Instruction"
-                                           : !strcmp(vals[0], "Data") ? "Data" : "Unified");
-        cJSON_AddNumberToObject(c, "level", atoi(vals[1]));
-        double size = atof(vals[2]);
-        if (strchr(vals[2], 'K')) size *= 1024;
-        if (strchr(vals[2], 'M')) size *= 1024 * 1024;
-        cJSON_AddNumberToObject(c, "size", size);
-        /* "0-1" or "0,2" -> count the CPUs sharing it */
-        int sharing = 1;
-        char *dash = strchr(vals[3], '-');
-        if (dash) sharing = atoi(dash + 1) - atoi(vals[3]) + 1;
-        else for (char *p = vals[3]; *p; p++) sharing += *p == ',';
-        cJSON_AddNumberToObject(c, "num_sharing", sharing);
+        cJSON_AddStringToObject(c, "type", ci[i].type);
+        cJSON_AddNumberToObject(c, "level", ci[i].level);
+        cJSON_AddNumberToObject(c, "size", (double)ci[i].bytes);
+        cJSON_AddNumberToObject(c, "num_sharing", ci[i].num_sharing);
         cJSON_AddItemToArray(arr, c);
     }
 }
@@ -203,7 +184,11 @@ static cJSON *make_context(double copy_bw) {
     cJSON_AddStringToObject(ctx, "tenpak_version", TENPAK_VERSION);
     cJSON_AddStringToObject(ctx, "cpu_model", tp_cpu_model());
     cJSON_AddStringToObject(ctx, "isa", tp_isa_name(tp_cpu_isa()));
+    cJSON_AddStringToObject(ctx, "isa_best", tp_isa_name(tp_cpu_best_isa()));
     cJSON_AddNumberToObject(ctx, "threads", tp_num_threads());
+    cJSON_AddStringToObject(ctx, "blas_core", tp_blas_core());
+    cJSON_AddNumberToObject(ctx, "blas_threads", tp_blas_threads());
+    cJSON_AddStringToObject(ctx, "blas_config", tp_blas_config());
     cJSON_AddNumberToObject(ctx, "copy_bandwidth_bytes_per_second", copy_bw);
     return ctx;
 }

@@ -10,6 +10,11 @@
 #include "tenpak/matvec.h"
 #include "tenpak/registry.h"
 
+/* OpenBLAS reports its core type as a lower-case name ("skylakex", "haswell", "zen"). */
+const char *tp_blas_core(void) { return openblas_get_corename(); }
+int tp_blas_threads(void) { return openblas_get_num_threads(); }
+const char *tp_blas_config(void) { return openblas_get_config(); }
+
 typedef struct fctx {
     float *A; /* rows x cols, or the copy source */
     float *X; /* batch x cols */

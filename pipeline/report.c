@@ -388,6 +388,34 @@ static void crossings(cJSON *root) {
     }
 }
 
+/* "1m23s" */
+static void fmt_secs(double s, char *buf, size_t n) {
+    long t = (long)(s + 0.5);
+    if (t >= 60) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else snprintf(buf, n, "%lds", t);
+}
+
+/* The progress line of one step of the matrix: what it does, the time since the run began and,
+ * once a row is done, what the rows left should take at the average pace so far. */
+typedef struct progress { double t0; int total, done; } progress;
+static void progress_line(const progress *pg, int step, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void progress_line(const progress *pg, int step, const char *fmt, ...) {
+    char el[32], left[48] = "estimate after the first row";
+    double elapsed = tp_now() - pg->t0;
+    fmt_secs(elapsed, el, sizeof el);
+    if (pg->done > 0) {
+        char l[32];
+        fmt_secs(elapsed / pg->done * (pg->total - pg->done), l, sizeof l);
+        snprintf(left, sizeof left, "about %s left", l);
+    }
+    fprintf(stderr, "[%d/%d, %s elapsed, %s] ", step, pg->total, el, left);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
 tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
     const char *cfgpath = o->config ? o->config : "reports/default.json";
     size_t n;
@@ -407,7 +435,6 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
     }
     /* check every codec spec before spending time */
     const cJSON *c;
-    int need_calib = 0;
     cJSON_ArrayForEach(c, codecs) {
         tp_codec cc;
         if (!tp_json_str(c, "spec") || tp_codec_parse(tp_json_str(c, "spec"), &cc, e) != TP_OK) {
@@ -415,7 +442,6 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
             cJSON_Delete(cfg);
             return TP_ERR_FORMAT;
         }
-        need_calib |= tp_codec_needs_calib(&cc);
     }
     char models_dir[4096], shared[2048];
     const char *env = getenv("TENPAK_MODELS_DIR");
@@ -474,7 +500,11 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
     cJSON_AddStringToObject(prov, "cpu", tp_cpu_model());
     snprintf(buf, sizeof buf, "%d", tp_num_threads());
     cJSON_AddStringToObject(prov, "threads", buf);
+#ifdef __clang__
+    cJSON_AddStringToObject(prov, "compiler", __VERSION__); /* "Debian Clang 14.0.6" */
+#else
     cJSON_AddStringToObject(prov, "compiler", "gcc " __VERSION__);
+#endif
     cJSON_AddStringToObject(prov, "config", cfgpath);
     cJSON_AddStringToObject(prov, "models_dir", models_dir);
     cJSON_AddStringToObject(prov, "results_json", "results/report.json");
@@ -489,6 +519,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
     cJSON *rows = cJSON_AddArrayToObject(root, "rows");
     tp_status s = TP_OK;
     int total = cJSON_GetArraySize(models) * cJSON_GetArraySize(codecs), step = 0;
+    progress pg = {tp_now(), total, 0};
     const cJSON *mo;
     cJSON_ArrayForEach(mo, models) {
         if (s != TP_OK) break;
@@ -503,7 +534,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
             tp_codec cc;
             tp_codec_parse(tp_json_str(c, "spec"), &cc, e);
             if (tp_codec_needs_calib(&cc) && !mcal) {
-                fprintf(stderr, "[%d/%d] %s: calibration on %s ...\n", step, total, mo->valuestring, calpath);
+                progress_line(&pg, step, "%s: calibration on %s ...", mo->valuestring, calpath);
                 if ((s = tp_calib_collect(mdir, calpath, caltokens, &mcal, e)) != TP_OK) break;
                 if (!cJSON_GetObjectItemCaseSensitive(root, "calibration")) {
                     cJSON *cj = cJSON_AddObjectToObject(root, "calibration");
@@ -518,7 +549,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
             tp_compress_opts co = {.model_dir = mdir, .codec = tp_json_str(c, "spec"), .select = str(c, "select", "linear"),
                                    .lossless = str(c, "lossless", "none"), .quiet = 1, .calib = mcal};
             tp_compress_result cr;
-            fprintf(stderr, "[%d/%d] %s: compress %s (%s) ...\n", step, total, mo->valuestring, co.codec, co.select);
+            progress_line(&pg, step, "%s: compress %s (%s) ...", mo->valuestring, co.codec, co.select);
             if ((s = tp_compress_model(&co, art, &cr, e)) != TP_OK) break;
             tp_compress_result_free(&cr);
             const cJSON *ds;
@@ -536,8 +567,8 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
                     eo.baseline_nll = num(b, "nll_sum", 0);
                 }
                 tp_eval_result er;
-                fprintf(stderr, "[%d/%d] %s: %s on %s%s ...\n", step, total, mo->valuestring, co.codec, str(ds, "name", ""),
-                        b ? "" : " (and the uncompressed baseline)");
+                progress_line(&pg, step, "%s: %s on %s%s ...", mo->valuestring, co.codec, str(ds, "name", ""),
+                              b ? "" : " (and the uncompressed baseline)");
                 if ((s = tp_eval_artifact(&eo, &er, e)) != TP_OK) break;
                 if (!b) {
                     cJSON *nb = cJSON_CreateObject();
@@ -584,6 +615,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
                         (double)er.size.fp32_bytes / (double)er.size.artifact_bytes);
             }
             if (!o->keep_artifacts) unlink(art);
+            pg.done++;
         }
         tp_calib_free(mcal);
     }

@@ -2,16 +2,29 @@
 #include "tenpak/tenpak.h"
 
 #include <omp.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 static int isa_override = -1;
+
+#if defined(__x86_64__) || defined(__i386__)
+/* F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports does not know "f16c".
+ * The OS's saving of the AVX state is part of __builtin_cpu_supports("avx2"), asked first. */
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
 
 tp_isa tp_cpu_best_isa(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c")) {
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c()) {
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
             return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2")
@@ -74,3 +87,76 @@ static void read_cpuinfo(void) {
 }
 const char *tp_cpu_model(void) { read_cpuinfo(); return cpu_model; }
 double tp_cpu_mhz(void) { read_cpuinfo(); return cpu_mhz; }
+
+static int read_caches(tp_cache_info *out, int max) {
+    int n = 0;
+    for (int i = 0; i < 16 && n < max; i++) {
+        const char *fields[] = {"type", "level", "size", "shared_cpu_list"};
+        char vals[4][64];
+        int ok = 1;
+        for (int f = 0; f < 4 && ok; f++) {
+            char path[128];
+            snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu0/cache/index%d/%s", i, fields[f]);
+            FILE *fp = fopen(path, "r");
+            if (!fp || !fgets(vals[f], sizeof vals[f], fp)) ok = 0;
+            if (fp) fclose(fp);
+            if (ok) vals[f][strcspn(vals[f], "\n")] = 0;
+        }
+        if (!ok) break;
+        tp_cache_info *c = &out[n++];
+        snprintf(c->type, sizeof c->type, "%s",
+                 !strcmp(vals[0], "Instruction") ? "Instruction" : !strcmp(vals[0], "Data") ? "Data" : "Unified");
+        c->level = atoi(vals[1]);
+        double size = atof(vals[2]);
+        if (strchr(vals[2], 'K')) size *= 1024;
+        if (strchr(vals[2], 'M')) size *= 1024 * 1024;
+        c->bytes = (int64_t)size;
+        /* "0-1" or "0,2" -> the number of CPUs sharing it */
+        int sharing = 1;
+        char *dash = strchr(vals[3], '-');
+        if (dash) sharing = atoi(dash + 1) - atoi(vals[3]) + 1;
+        else for (char *p = vals[3]; *p; p++) sharing += *p == ',';
+        c->num_sharing = sharing > 0 ? sharing : 1;
+    }
+    return n;
+}
+
+/* Read once: kernels ask for the L1 size on every call. */
+static tp_cache_info caches[16];
+static int ncaches;
+static pthread_once_t caches_once = PTHREAD_ONCE_INIT;
+static void caches_init(void) { ncaches = read_caches(caches, 16); }
+
+int tp_cpu_caches(tp_cache_info *out, int max) {
+    pthread_once(&caches_once, caches_init);
+    int n = ncaches < max ? ncaches : max;
+    memcpy(out, caches, (size_t)n * sizeof *out);
+    return n;
+}
+
+int64_t tp_cpu_cache_bytes(int level, int per_cpu) {
+    pthread_once(&caches_once, caches_init);
+    for (int i = 0; i < ncaches; i++)
+        if (caches[i].level == level && strcmp(caches[i].type, "Instruction"))
+            return per_cpu ? caches[i].bytes / caches[i].num_sharing : caches[i].bytes;
+    return 0;
+}
+
+void tp_cpu_caches_desc(char *buf, size_t n) {
+    tp_cache_info c[16];
+    int k = tp_cpu_caches(c, 16);
+    size_t used = 0;
+    snprintf(buf, n, "unknown");
+    for (int i = 0; i < k; i++) {
+        if (!strcmp(c[i].type, "Instruction")) continue;
+        int64_t b = c[i].bytes;
+        int mib = b >= (1 << 20) && b % (1 << 20) == 0;
+        char shared[32] = "";
+        if (c[i].num_sharing > 1) snprintf(shared, sizeof shared, " (shared by %d)", c[i].num_sharing);
+        int w = snprintf(buf + used, n - used, "%sL%d%s %lld%s%s", used ? ", " : "", c[i].level,
+                         !strcmp(c[i].type, "Data") ? "d" : "", (long long)(mib ? b >> 20 : b >> 10),
+                         mib ? "M" : "K", shared);
+        if (w < 0 || (size_t)w >= n - used) break;
+        used += (size_t)w;
+    }
+}

@@ -71,6 +71,26 @@ const char *tp_isa_name(tp_isa isa);
 int tp_num_threads(void);
 const char *tp_cpu_model(void);
 double tp_cpu_mhz(void);
+/* The caches of CPU 0 as Linux describes them (/sys/devices/system/cpu/cpu0/cache): type is
+ * "Data", "Instruction" or "Unified". Returns how many were written (0 where sysfs has none). */
+typedef struct tp_cache_info {
+    int level;
+    char type[16];
+    int64_t bytes;
+    int num_sharing; /* logical CPUs sharing it */
+} tp_cache_info;
+int tp_cpu_caches(tp_cache_info *out, int max);
+/* The data (or unified) cache of a level in bytes, per CPU sharing it for a shared one when
+ * per_cpu; 0 when unknown. Kernels size their tiles from it rather than from a constant. */
+int64_t tp_cpu_cache_bytes(int level, int per_cpu);
+/* "L1d 48K, L2 2M, L3 32M (shared by 2)": for `tenpak list` and reports */
+void tp_cpu_caches_desc(char *buf, size_t n);
+
+/* The BLAS behind the fp32 baselines and the model's fp32 matmuls (kernels/ops_blas.c): OpenBLAS's
+ * core type (the kernels it chose, or OPENBLAS_CORETYPE's), its threads and its build config. */
+const char *tp_blas_core(void);
+int tp_blas_threads(void);
+const char *tp_blas_config(void);
 
 /* ---- timing ---- */
 double tp_now(void);      /* monotonic wall clock, seconds */

@@ -262,18 +262,21 @@ static void vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather) {
      * host, 4096x4096 K256, tiles of 16 / 64 / 512 vectors took 2.8 / 1.5 / 1.2 ms): the codes,
      * not the gathers, bound it, and a long tile reads whole cache lines of each row's codes
      * per pass; multiples of 16 (the lookup gathers 16 vectors at once).
-     * scalar: 32 KB per thread (Kp 256: 32 vectors; at least 8, the codes of one load) */
-    int64_t bv;
+     * scalar: one L1 data cache per thread (32 KB on Zen 4, Kp 256: 32 vectors; 48 KB on Intel
+     * since Ice Lake; at least 8 vectors, the codes of one load). The L1 size is read from the
+     * machine (32 KB where it is unknown), so the tile follows the host rather than a constant. */
+    int64_t bv, l1f = tp_cpu_cache_bytes(1, 0) / (int64_t)sizeof(float);
+    if (l1f <= 0) l1f = 8192;
     if (avx512) {
         const int64_t cap = 131072 / Kp;
         bv = (nvec + maxt - 1) / maxt;
         bv = bv > cap ? cap : bv;
         bv = bv < 16 ? 16 : (bv + 15) / 16 * 16;
     } else if (gather && avx2) {
-        bv = 4096 / Kp / maxt;
+        bv = l1f / 2 / Kp / maxt;
         bv = bv < 8 ? 8 : bv / 8 * 8;
     } else {
-        bv = 8192 / Kp;
+        bv = l1f / Kp;
         bv = bv < 8 ? 8 : bv / 8 * 8;
     }
     const int64_t ntile = (nvec + bv - 1) / bv;
