@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "pipeline/artifact_model.h"
 #include "pipeline/codec.h"
 #include "pipeline/compress.h"
 
@@ -150,6 +151,7 @@ static void progress(void *u, size_t done, size_t total) {
 
 int tp_cmd_eval(int argc, char **argv) {
     tp_eval_opts o = {0};
+    int exec_set = 0;
     const char *json = NULL, *v;
     unsigned long long u;
     for (int i = 1; i < argc; i++) {
@@ -176,13 +178,21 @@ int tp_cmd_eval(int argc, char **argv) {
             if (!strcmp(v, "cpu")) o.ppl.device = TP_DEVICE_CPU;
             else if (!strcmp(v, "cuda")) o.ppl.device = TP_DEVICE_CUDA;
             else { fprintf(stderr, "tenpak eval: --device is cpu or cuda\n"); return 2; }
+        } else if (tp_arg(argc, argv, &i, "--exec", &v)) {
+            tp_exec x;
+            if (!tp_exec_parse(v, &x)) { fprintf(stderr, "tenpak eval: --exec is packed or dequant\n"); return 2; }
+            o.exec = (int)x;
+            exec_set = 1;
         } else if (tp_flag(argv, i, "--help")) {
             printf("usage: tenpak eval --artifact FILE.tpk --data FILE [--model DIR] [--max-tokens N] [--ctx N]\n"
                    "                   [--stride N] [--protocol hf|llamacpp] [--tail-chars N] [--device cpu|cuda]\n"
-                   "                   [--json FILE]\n"
+                   "                   [--exec packed|dequant] [--json FILE]\n"
                    "  Rebuilds the model from the artifact (the source checkpoint must be present: its\n"
                    "  config and tokenizer are used and its sha256 must match) and measures perplexity\n"
-                   "  with the protocol of `tenpak ppl`, beside the uncompressed model's on the same tokens.\n");
+                   "  with the protocol of `tenpak ppl`, beside the uncompressed model's on the same tokens.\n"
+                   "  --exec packed (default on the cpu): the compressed tensors stay in their codec's format\n"
+                   "  and its kernels multiply by them; dequant: decoded to fp32 first (the reference, and the\n"
+                   "  default with --device cuda).\n");
             return 0;
         } else {
             fprintf(stderr, "tenpak eval: unknown option '%s' (see --help)\n", argv[i]);
@@ -193,6 +203,7 @@ int tp_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "tenpak eval: --artifact and --data are required (see --help)\n");
         return 2;
     }
+    if (!exec_set && o.ppl.device == TP_DEVICE_CUDA) o.exec = TP_EXEC_DEQUANT; /* packed kernels are the cpu's */
     if (isatty(2)) o.ppl.progress = progress;
     tp_eval_result r;
     tp_err e;
@@ -207,7 +218,9 @@ int tp_cmd_eval(int argc, char **argv) {
            r.ppl.scored, tp_ppl_protocol_name(o.ppl.protocol), r.ppl.ctx, r.ppl.stride);
     printf("ppl           %.4f (baseline %.4f, %+.3f%%)\n", r.ppl.ppl, r.baseline.ppl, delta);
     double tps = r.ppl.seconds > 0 ? (double)r.ppl.scored / r.ppl.seconds : 0;
-    printf("speed         %.1f scored tok/s on %s\n", tps, tp_device_name(o.ppl.device));
+    printf("speed         %.1f scored tok/s on %s, %s weights\n", tps, tp_device_name(o.ppl.device),
+           tp_exec_name((tp_exec)r.exec));
+    printf("peak RSS      %.1f MiB\n", (double)r.peak_rss_bytes / (1 << 20));
     int rc = 0;
     if (json) {
         cJSON *j = size_json(&r.size);
@@ -220,6 +233,8 @@ int tp_cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "tail_chars", (double)o.tail_chars);
         cJSON_AddStringToObject(j, "protocol", tp_ppl_protocol_name(o.ppl.protocol));
         cJSON_AddStringToObject(j, "device", tp_device_name(o.ppl.device));
+        cJSON_AddStringToObject(j, "exec", tp_exec_name((tp_exec)r.exec));
+        cJSON_AddNumberToObject(j, "peak_rss_bytes", (double)r.peak_rss_bytes);
         cJSON_AddNumberToObject(j, "tokens_per_second", tps);
         cJSON_AddNumberToObject(j, "ctx", r.ppl.ctx);
         cJSON_AddNumberToObject(j, "stride", r.ppl.stride);

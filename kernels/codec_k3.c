@@ -151,9 +151,126 @@ static tp_status lr_decode_add(const tp_codec_stage *s, const uint8_t *blob, int
     return TP_OK;
 }
 
+/* ---- packed execution (pipeline/codec.h's tp_codec_exec): each family's own GEMV / GEMM on an
+ * unpacked copy of its packed format (codes, metadata, fp16 factors: never the fp32 matrix).
+ * vq and lowrank have GEMV kernels only: n rows are n GEMVs. */
+static void *nomem(tp_err *e, int64_t rows, int64_t cols) {
+    oom(e, rows, cols);
+    return NULL;
+}
+
+static void *vq_open(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, tp_err *e) {
+    tp_vqmat *m = malloc(sizeof *m);
+    if (!m || tp_vq_alloc(m, rows, cols, (int)P(s, "d"), (int)P(s, "k")) != TP_OK) { free(m); return nomem(e, rows, cols); }
+    tp_vq_unpack(m, blob);
+    if (tp_vq_prepare(m) != TP_OK) { tp_vq_free(m); free(m); return nomem(e, rows, cols); }
+    return m;
+}
+static void vq_mul(const void *p, const float *X, int64_t n, float *Y) {
+    const tp_vqmat *m = p;
+    for (int64_t i = 0; i < n; i++) tp_vq_gemv_cpu(m, X + i * m->cols, Y + i * m->rows);
+}
+static void vq_row(const void *p, int64_t r, float *dst) {
+    const tp_vqmat *m = p;
+    for (int64_t v = 0; v < m->nvec; v++) {
+        const float *c = m->codebook + (size_t)tp_vq_code(m, r, v) * (size_t)m->d;
+        for (int j = 0; j < m->d && v * m->d + j < m->cols; j++) dst[v * m->d + j] = c[j];
+    }
+}
+static void vq_corrupt(void *p, uint64_t k) {
+    tp_vqmat *m = p; /* another centroid for one vector, and the GEMV's column-major copy remade */
+    size_t i = (size_t)(k % (uint64_t)(m->rows * m->nvec));
+    if (m->codes8) m->codes8[i] = (uint8_t)((m->codes8[i] + m->K / 2) % m->K);
+    else m->codes16[i] = (uint16_t)((m->codes16[i] + m->K / 2) % m->K);
+    tp_vq_unprepare(m);
+    if (tp_vq_prepare(m) != TP_OK) tp_vq_unprepare(m); /* the scalar lookup then reads codes8 */
+}
+static size_t vq_bytes(const void *p) {
+    const tp_vqmat *m = p;
+    return sizeof *m + (size_t)m->K * (size_t)m->d * sizeof(float) +
+           (size_t)(m->rows * m->nvec) * (m->codes8 ? 1 : 2) + (m->codes8t ? (size_t)(m->rows_t * m->nvec) : 0);
+}
+static void vq_close(void *p) {
+    if (p) tp_vq_free(p);
+    free(p);
+}
+static const tp_codec_exec vq_exec = {vq_open, vq_mul, vq_row, vq_corrupt, vq_bytes, vq_close};
+
+static void *sp_open(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, tp_err *e) {
+    tp_sp24 *m = malloc(sizeof *m);
+    if (!m || tp_sp24_alloc(m, sp_kind(s), rows, cols, (int)P(s, "g")) != TP_OK) { free(m); return nomem(e, rows, cols); }
+    tp_sp24_unpack(m, blob);
+    return m;
+}
+static void sp_mul(const void *p, const float *X, int64_t n, float *Y) {
+    if (n == 1) tp_sp24_gemv_cpu(p, X, Y);
+    else tp_sp24_gemm_cpu(p, X, n, Y);
+}
+static void sp_row(const void *p, int64_t r, float *dst) {
+    const tp_sp24 *m = p;
+    tp_sp24 one = *m; /* row r alone: each array from that row's start */
+    one.rows = 1;
+    one.meta = m->meta + r * m->meta_stride;
+    if (m->vf32) one.vf32 = m->vf32 + r * m->nkept;
+    if (m->vf16) one.vf16 = m->vf16 + r * m->nkept;
+    if (m->vkind == TP_SP_INT4) {
+        one.q.rows = 1;
+        one.q.codes = m->q.codes + r * m->q.code_stride;
+        one.q.scale = m->q.scale + r * m->q.ngroups;
+        one.q.offset = m->q.offset + r * m->q.ngroups;
+    }
+    tp_sp24_decompress_cpu(&one, dst);
+}
+static void sp_corrupt(void *p, uint64_t k) {
+    tp_sp24 *m = p; /* one kept value moved far: its sign and magnitude (fp), or both codes of a byte */
+    size_t i = (size_t)(k % (uint64_t)(m->rows * m->nkept));
+    if (m->vf32) m->vf32[i] = -8.0f * m->vf32[i] + 1.0f;
+    else if (m->vf16) m->vf16[i] = tp_f32_to_f16(-8.0f * tp_f16_to_f32(m->vf16[i]) + 1.0f);
+    else m->q.codes[i % (size_t)(m->rows * m->q.code_stride)] ^= 0x88;
+}
+static size_t sp_bytes(const void *p) { return sizeof(tp_sp24) + tp_sp24_bytes(p); }
+static void sp_close(void *p) {
+    if (p) tp_sp24_free(p);
+    free(p);
+}
+static const tp_codec_exec sp_exec = {sp_open, sp_mul, sp_row, sp_corrupt, sp_bytes, sp_close};
+
+static void *lr_open(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, tp_err *e) {
+    tp_lowrank *m = malloc(sizeof *m);
+    if (!m || tp_lowrank_alloc(m, rows, cols, (int)P(s, "r")) != TP_OK) { free(m); return nomem(e, rows, cols); }
+    tp_lowrank_unpack(m, blob);
+    return m;
+}
+static void lr_mul(const void *p, const float *X, int64_t n, float *Y) {
+    const tp_lowrank *m = p;
+    for (int64_t i = 0; i < n; i++) tp_lowrank_gemv_cpu(m, X + i * m->cols, Y + i * m->rows);
+}
+static void lr_row(const void *p, int64_t r, float *dst) {
+    const tp_lowrank *m = p; /* lr(r, j) as lowrank.h defines it: fmaf in t order */
+    for (int64_t j = 0; j < m->cols; j++) {
+        float acc = 0;
+        for (int t = 0; t < m->rank; t++) acc = fmaf(m->L[r * m->rank + t], m->R[(int64_t)t * m->cols + j], acc);
+        dst[j] = acc;
+    }
+}
+static void lr_corrupt(void *p, uint64_t k) {
+    tp_lowrank *m = p; /* one factor of L moved far */
+    size_t i = (size_t)(k % (uint64_t)(m->rows * m->rank));
+    m->L[i] = -8.0f * m->L[i] + 1.0f;
+}
+static size_t lr_bytes(const void *p) {
+    const tp_lowrank *m = p;
+    return sizeof *m + (size_t)m->rank * (size_t)(m->rows + m->cols) * sizeof(float);
+}
+static void lr_close(void *p) {
+    if (p) tp_lowrank_free(p);
+    free(p);
+}
+static const tp_codec_exec lr_exec = {lr_open, lr_mul, lr_row, lr_corrupt, lr_bytes, lr_close};
+
 const tp_codec_method tp_codec_methods_k3[] = {
-    {"vq", "d=4,k=256,iters=25,imp=0,seed=0", vq_blob, vq_theory, vq_encode, vq_decode_add},
-    {"sparse24", "v=16,g=64,imp=0", sp_blob, sp_theory, sp_encode, sp_decode_add},
-    {"lowrank", "r=32,imp=0", lr_blob, lr_theory, lr_encode, lr_decode_add},
+    {"vq", "d=4,k=256,iters=25,imp=0,seed=0", vq_blob, vq_theory, vq_encode, vq_decode_add, &vq_exec},
+    {"sparse24", "v=16,g=64,imp=0", sp_blob, sp_theory, sp_encode, sp_decode_add, &sp_exec},
+    {"lowrank", "r=32,imp=0", lr_blob, lr_theory, lr_encode, lr_decode_add, &lr_exec},
 };
 const size_t tp_codec_methods_k3_count = sizeof tp_codec_methods_k3 / sizeof tp_codec_methods_k3[0];

@@ -18,6 +18,7 @@ const char *tp_blas_config(void) { return openblas_get_config(); }
 typedef struct fctx {
     float *A; /* rows x cols, or the copy source */
     float *X; /* batch x cols */
+    uint16_t *H; /* gemv/f16: A as binary16 (A then holds the same values widened) */
     int64_t batch;
 } fctx;
 
@@ -42,6 +43,7 @@ static void fteardown(tp_case *c) {
     if (!x) return;
     tp_free(x->A);
     tp_free(x->X);
+    tp_free(x->H);
     free(x);
 }
 
@@ -106,6 +108,29 @@ static void gemv_cpu_run(const tp_case *c, void *s, void *out) {
         tp_matvec_rows(x->A, cols, cols, x->X, 1.0f, 0.0f, out, rows * t / nt, rows * (t + 1) / nt);
     }
 }
+/* gemv on fp16 weights (the fp16-weights model's decode): A rounded to binary16, the kernel reads
+ * the 16-bit copy, the reference the same values widened, summed in double */
+static tp_status hsetup(tp_case *c, tp_rng *rng) {
+    tp_status s = fsetup(c, rng);
+    if (s != TP_OK) return s;
+    fctx *x = c->ctx;
+    int64_t n = c->shape.d[0] * c->shape.d[1];
+    if (!(x->H = tp_alloc((size_t)n * sizeof(uint16_t)))) return TP_ERR_NOMEM;
+    for (int64_t i = 0; i < n; i++) x->A[i] = tp_f16_to_f32(x->H[i] = tp_f32_to_f16(x->A[i]));
+    return TP_OK;
+}
+static void hgemv_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const fctx *x = c->ctx;
+    int64_t rows = c->shape.d[0], cols = c->shape.d[1];
+#pragma omp parallel if (rows * cols >= (1 << 16))
+    {
+        int nt = omp_get_num_threads(), t = omp_get_thread_num();
+        tp_matvec_rows_f16(x->H, cols, cols, x->X, 1.0f, 0.0f, out, rows * t / nt, rows * (t + 1) / nt);
+    }
+}
+static double hgemv_bytes(const tp_shape *s) { return 2.0 * s->d[0] * (double)s->d[1] + 4.0 * (double)(s->d[0] + s->d[1]); }
+
 /* gemvt: y (cols) = A^T x, A rows x cols row-major, x of length rows */
 static void gemvt_ref(const tp_case *c, void *out) {
     const fctx *x = c->ctx;
@@ -178,6 +203,10 @@ static const tp_op gemv_f32 = {
     .name = "gemv", .variant = "f32", .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5,
     .setup = fsetup, .teardown = fteardown, .reference = gemv_ref, .bytes = gemv_bytes,
     .flops = gemv_flops, .items = mat_items, .verify_shapes = v2, .bench_shapes = b2, .memory_bound = 1};
+static const tp_op gemv_f16 = {
+    .name = "gemv", .variant = "f16", .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5,
+    .setup = hsetup, .teardown = fteardown, .reference = gemv_ref, .bytes = hgemv_bytes,
+    .flops = gemv_flops, .items = mat_items, .verify_shapes = v2, .bench_shapes = b2, .memory_bound = 1};
 static const tp_op gemvt_f32 = {
     .name = "gemvt", .variant = "f32", .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5,
     .setup = fsetup, .teardown = fteardown, .reference = gemvt_ref, .bytes = gemv_bytes,
@@ -194,6 +223,8 @@ const tp_kernel tp_kernels_blas[] = {
     {.op = &gemv_f32, .backend = "ref", .run = gemv_ref_run},
     {.op = &gemv_f32, .backend = "openblas", .run = gemv_blas_run, .flags = TP_K_BASELINE},
     {.op = &gemv_f32, .backend = "cpu", .run = gemv_cpu_run, .flags = TP_K_ISA},
+    {.op = &gemv_f16, .backend = "ref", .run = gemv_ref_run},
+    {.op = &gemv_f16, .backend = "cpu", .run = hgemv_cpu_run, .flags = TP_K_ISA},
     {.op = &gemvt_f32, .backend = "ref", .run = gemvt_ref_run},
     {.op = &gemvt_f32, .backend = "openblas", .run = gemvt_blas_run, .flags = TP_K_BASELINE},
     {.op = &gemvt_f32, .backend = "cpu", .run = gemvt_cpu_run, .flags = TP_K_ISA},

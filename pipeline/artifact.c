@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -13,6 +15,7 @@
 
 #define ART_VERSION 1
 #define FOOTER_BYTES 40
+#define RECORD_ALIGN 64 /* records start on 64-byte offsets, so a packed model can point into the map */
 static const char FOOT_MAGIC[8] = {'T', 'P', 'K', 'F', 'O', 'O', 'T', '1'};
 
 static void put_u64(uint8_t *p, uint64_t v) {
@@ -101,6 +104,9 @@ tp_status tp_artw_add(tp_art_writer *w, cJSON *rec, const void *data, size_t len
         cJSON_Delete(rec);
         return tp_fail(e, TP_ERR_ARG, "unknown lossless stage '%s' (none or zstd)", lossless);
     }
+    static const uint8_t zeros[RECORD_ALIGN];
+    tp_status s = w_write(w, zeros, (size_t)((RECORD_ALIGN - w->pos % RECORD_ALIGN) % RECORD_ALIGN), e);
+    if (s != TP_OK) { free(z); cJSON_Delete(rec); return s; }
     char hx[17];
     hex64(XXH64(store, slen, 0), hx);
     cJSON_AddNumberToObject(rec, "offset", (double)w->pos);
@@ -109,7 +115,7 @@ tp_status tp_artw_add(tp_art_writer *w, cJSON *rec, const void *data, size_t len
     cJSON_AddStringToObject(rec, "lossless", lossless);
     cJSON_AddStringToObject(rec, "xxh64", hx);
     cJSON_AddItemToArray(w->tensors, rec);
-    tp_status s = w_write(w, store, slen, e);
+    s = w_write(w, store, slen, e);
     free(z);
     return s;
 }
@@ -177,9 +183,19 @@ static int cmp_span(const void *a, const void *b) {
 
 tp_status tp_artifact_open(const char *path, tp_artifact *a, tp_err *e) {
     memset(a, 0, sizeof *a);
-    size_t n;
-    uint8_t *d = tp_read_file(path, &n, e);
-    if (!d) return TP_ERR_IO;
+    /* mapped, not read: a packed model's kernels read the records where they lie. Private and
+     * writable, so the self-test can flip a loaded code without touching the file. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return tp_fail(e, TP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return tp_fail(e, TP_ERR_IO, "%s: not a regular file", path);
+    }
+    size_t n = (size_t)st.st_size;
+    uint8_t *d = n ? mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) : NULL;
+    close(fd);
+    if (n && d == MAP_FAILED) return tp_fail(e, TP_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
     a->path = strdup(path);
     a->data = d;
     a->size = n;
@@ -239,14 +255,16 @@ bad:
 
 void tp_artifact_close(tp_artifact *a) {
     cJSON_Delete(a->header);
-    free(a->data);
+    if (a->data) munmap(a->data, a->size);
     free(a->path);
     memset(a, 0, sizeof *a);
 }
 
-tp_status tp_artifact_read_record(const tp_artifact *a, const cJSON *rec, uint8_t **out, size_t *len, tp_err *e) {
+tp_status tp_artifact_record_view(const tp_artifact *a, const cJSON *rec, const uint8_t **data, size_t *len,
+                                  uint8_t **owned, tp_err *e) {
     uint64_t off = 0, slen = 0, dlen = 0;
     const char *name = tp_json_str(rec, "name"), *ll = tp_json_str(rec, "lossless");
+    *owned = NULL;
     /* tp_artifact_open checked every record's fields and bounds */
     if (!get_u64_field(rec, "offset", &off) || !get_u64_field(rec, "length", &slen) ||
         !get_u64_field(rec, "decoded_length", &dlen) || !ll || !name || dlen > ((uint64_t)1 << 40))
@@ -255,22 +273,32 @@ tp_status tp_artifact_read_record(const tp_artifact *a, const cJSON *rec, uint8_
     hex64(XXH64(a->data + off, slen, 0), hx);
     if (strcmp(hx, tp_json_str(rec, "xxh64")))
         return tp_fail(e, TP_ERR_CHECKSUM, "%s: tensor %s fails its checksum", a->path, name);
-    uint8_t *buf = malloc(dlen ? dlen : 1);
-    if (!buf) return tp_fail(e, TP_ERR_NOMEM, "out of memory (%" PRIu64 " bytes)", dlen);
     if (!strcmp(ll, "none")) {
-        if (slen != dlen) { free(buf); return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: stored and decoded lengths differ", a->path, name); }
-        memcpy(buf, a->data + off, slen);
-    } else if (!strcmp(ll, "zstd")) {
-        size_t r = ZSTD_decompress(buf, dlen, a->data + off, slen);
-        if (ZSTD_isError(r) || r != dlen) {
-            free(buf);
-            return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: zstd stream is corrupt", a->path, name);
-        }
-    } else {
-        free(buf);
-        return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: unknown lossless stage '%s'", a->path, name, ll);
+        if (slen != dlen) return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: stored and decoded lengths differ", a->path, name);
+        *data = a->data + off;
+        *len = slen;
+        return TP_OK;
     }
-    *out = buf;
+    if (strcmp(ll, "zstd")) return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: unknown lossless stage '%s'", a->path, name, ll);
+    uint8_t *buf = tp_alloc(dlen ? dlen : 1);
+    if (!buf) return tp_fail(e, TP_ERR_NOMEM, "out of memory (%" PRIu64 " bytes)", dlen);
+    size_t r = ZSTD_decompress(buf, dlen, a->data + off, slen);
+    if (ZSTD_isError(r) || r != dlen) {
+        tp_free(buf);
+        return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: zstd stream is corrupt", a->path, name);
+    }
+    *data = *owned = buf;
     *len = dlen;
+    return TP_OK;
+}
+
+tp_status tp_artifact_read_record(const tp_artifact *a, const cJSON *rec, uint8_t **out, size_t *len, tp_err *e) {
+    const uint8_t *p;
+    uint8_t *owned;
+    tp_status s = tp_artifact_record_view(a, rec, &p, len, &owned, e);
+    if (s != TP_OK) return s;
+    if (owned) { *out = owned; return TP_OK; }
+    if (!(*out = tp_alloc(*len ? *len : 1))) return tp_fail(e, TP_ERR_NOMEM, "out of memory (%zu bytes)", *len);
+    memcpy(*out, p, *len);
     return TP_OK;
 }

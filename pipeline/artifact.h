@@ -3,7 +3,8 @@
  * Layout (all integers little-endian):
  *   preamble  16 bytes: "TPAK" | u32 format version (1) | u64 0
  *   payload   the tensor records' bytes, one after the other (codec blobs or raw tensor bytes,
- *             each optionally zstd-compressed), at the offsets the header gives
+ *             each optionally zstd-compressed), at the offsets the header gives; the writer
+ *             starts each record on a 64-byte offset (zero bytes between), readers accept any
  *   header    UTF-8 JSON: format, version, codec spec, selector, lossless stage, source model
  *             (folder, sha256, model_type), the model's config.json, and one record per tensor:
  *             name, shape, dtype, codec ("raw" = the source bytes unchanged), transposed,
@@ -38,7 +39,7 @@ void tp_artw_abort(tp_art_writer *w);
 
 typedef struct tp_artifact {
     char *path;
-    uint8_t *data; /* the whole file */
+    uint8_t *data; /* the whole file, memory-mapped (private: writes never reach the file) */
     size_t size;
     cJSON *header;
     cJSON *tensors; /* array inside header */
@@ -46,8 +47,13 @@ typedef struct tp_artifact {
 
 tp_status tp_artifact_open(const char *path, tp_artifact *a, tp_err *e);
 void tp_artifact_close(tp_artifact *a);
-/* The decoded bytes of record rec (malloc'd into *out, *len), checksum verified. */
+/* The decoded bytes of record rec (tp_alloc'd into *out, *len: tp_free them), checksum verified. */
 tp_status tp_artifact_read_record(const tp_artifact *a, const cJSON *rec, uint8_t **out, size_t *len, tp_err *e);
+/* The same without a copy where the record is stored as is: *data points into the map (valid
+ * until tp_artifact_close) and *owned is NULL; a zstd record is decoded into *owned (tp_free it),
+ * which *data then points to. Records of files written by this tenpak start 64-byte aligned. */
+tp_status tp_artifact_record_view(const tp_artifact *a, const cJSON *rec, const uint8_t **data, size_t *len,
+                                  uint8_t **owned, tp_err *e);
 const char *tp_json_str(const cJSON *o, const char *key); /* NULL if absent or not a string */
 
 #endif

@@ -55,6 +55,85 @@ static tp_status q_decode_add(const tp_codec_stage *s, const uint8_t *blob, int6
 }
 
 
+/* Packed execution of the INT4 family (int4, int4r2, nf4) and of awq: the tp_qmat points into
+ * the blob (a copy only where the blob's FP16 arrays are misaligned, e.g. an odd-sized code
+ * array of an old artifact); awq divides the activations by its channel scales first,
+ * x_c / s_c, where dequant divides the weights: W[r][c] / s_c. */
+typedef struct q_packed {
+    tp_qmat q;
+    int owned;
+    float *s; /* awq: the channel scales s_c, cols floats; NULL otherwise */
+} q_packed;
+
+static void q_close(void *vp) {
+    q_packed *p = vp;
+    if (!p) return;
+    if (p->owned) tp_qmat_free(&p->q);
+    free(p->s);
+    free(p);
+}
+
+static q_packed *q_open_image(tp_qkind kind, int g, const uint8_t *img, int64_t rows, int64_t cols, tp_err *e) {
+    q_packed *p = calloc(1, sizeof *p);
+    if (!p) { tp_fail(e, TP_ERR_NOMEM, "out of memory"); return NULL; }
+    if (!tp_qmat_view(&p->q, kind, rows, cols, g, img)) {
+        if (tp_qmat_alloc(&p->q, kind, rows, cols, g) != TP_OK) {
+            free(p);
+            tp_fail(e, TP_ERR_NOMEM, "out of memory for a %lldx%lld packed matrix", (long long)rows, (long long)cols);
+            return NULL;
+        }
+        p->owned = 1;
+        tp_qmat_unpack(&p->q, img);
+    }
+    return p;
+}
+
+static void *q_open(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, tp_err *e) {
+    return q_open_image((tp_qkind)qkind_of(s), (int)tp_codec_param_get(s, "g"), blob, rows, cols, e);
+}
+
+static void q_mul(const void *vp, const float *X, int64_t n, float *Y) {
+    const q_packed *p = vp;
+    const float *Xs = X;
+    float *tmp = NULL;
+    if (p->s) { /* awq: X diag(1/s) */
+        int64_t cols = p->q.cols;
+        if (!(tmp = tp_alloc((size_t)(n * cols) * sizeof(float)))) abort();
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t c = 0; c < cols; c++) tmp[i * cols + c] = X[i * cols + c] / p->s[c];
+        Xs = tmp;
+    }
+    if (n == 1) tp_qgemv_cpu(&p->q, Xs, Y);
+    else tp_qgemm_cpu(&p->q, Xs, n, Y);
+    tp_free(tmp);
+}
+
+static void q_row(const void *vp, int64_t r, float *dst) {
+    const q_packed *p = vp;
+    tp_qmat one = p->q; /* row r alone: the same arrays from its first byte / group */
+    one.rows = 1;
+    one.codes = p->q.codes + r * p->q.code_stride;
+    one.scale = p->q.scale + r * p->q.ngroups;
+    if (p->q.offset) one.offset = p->q.offset + r * p->q.ngroups;
+    if (p->q.rcodes) one.rcodes = p->q.rcodes + r * p->q.rcode_stride;
+    if (p->q.rscale) one.rscale = p->q.rscale + r * p->q.ngroups;
+    tp_dequantize_cpu(&one, dst);
+    if (p->s)
+        for (int64_t c = 0; c < p->q.cols; c++) dst[c] /= p->s[c];
+}
+
+static void q_corrupt(void *vp, uint64_t k) {
+    q_packed *p = vp; /* both codes of one byte move by 8 or more steps */
+    p->q.codes[k % (uint64_t)(p->q.rows * p->q.code_stride)] ^= 0x88;
+}
+
+static size_t q_bytes(const void *vp) {
+    const q_packed *p = vp;
+    return sizeof *p + (p->owned ? tp_qmat_bytes(&p->q) : 0) + (p->s ? (size_t)p->q.cols * sizeof(float) : 0);
+}
+
+static const tp_codec_exec q_exec = {q_open, q_mul, q_row, q_corrupt, q_bytes, q_close};
+
 /* ---- awq: activation-aware INT4 ----
  * blob = s[cols] (fp16, tp_awq_scales of the calibration's mean |x_c|) then the int4 image of
  * W diag(s). Decoding: W[r][c] = dequant(q)[r][c] / s_c. A tensor without statistics gets s = 1. */
@@ -141,6 +220,25 @@ static tp_status awq_decode_add(const tp_codec_stage *s, const uint8_t *blob, in
     return TP_OK;
 }
 
+static void *awq_open(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, tp_err *e) {
+    float *sf = malloc((size_t)cols * sizeof *sf);
+    if (!sf) { tp_fail(e, TP_ERR_NOMEM, "out of memory"); return NULL; }
+    for (int64_t c = 0; c < cols; c++) {
+        sf[c] = tp_f16_to_f32((uint16_t)(blob[2 * c] | blob[2 * c + 1] << 8));
+        if (!(sf[c] > 0) || !isfinite(sf[c])) {
+            free(sf);
+            tp_fail(e, TP_ERR_FORMAT, "awq blob: channel scale %lld is not a positive number", (long long)c);
+            return NULL;
+        }
+    }
+    q_packed *p = q_open_image(TP_Q_INT4, (int)tp_codec_param_get(s, "g"), blob + 2 * cols, rows, cols, e);
+    if (!p) { free(sf); return NULL; }
+    p->s = sf;
+    return p;
+}
+
+static const tp_codec_exec awq_exec = {awq_open, q_mul, q_row, q_corrupt, q_bytes, q_close};
+
 /* ---- mixed: per-tensor group sizes under a bits/weight budget ----
  * tenpak compress measures every tensor's sensitivity at each candidate (tp_codec_mixed_candidates)
  * and writes each record with its chosen candidate's spec. Alone (one matrix, as `tenpak codecs`
@@ -182,11 +280,12 @@ static tp_status mixed_decode_add(const tp_codec_stage *s, const uint8_t *blob, 
 }
 
 static const tp_codec_method methods[] = {
-    {"int4", "g=128,refine=0", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add},
-    {"int4r2", "g=16,refine=0", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add},
-    {"nf4", "g=64", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add},
-    {"awq", "g=128,alpha=0.5,search=0,refine=0", awq_blob_bytes, awq_theory_bpw, awq_encode, awq_decode_add},
-    {"mixed", "budget=4.5,awq=0", mixed_blob_bytes, mixed_theory_bpw, mixed_encode, mixed_decode_add},
+    {"int4", "g=128,refine=0", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add, &q_exec},
+    {"int4r2", "g=16,refine=0", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add, &q_exec},
+    {"nf4", "g=64", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add, &q_exec},
+    {"awq", "g=128,alpha=0.5,search=0,refine=0", awq_blob_bytes, awq_theory_bpw, awq_encode, awq_decode_add, &awq_exec},
+    /* records store the chosen int4 / awq spec, never "mixed": nothing to execute */
+    {"mixed", "budget=4.5,awq=0", mixed_blob_bytes, mixed_theory_bpw, mixed_encode, mixed_decode_add, NULL},
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
 #define M_INT4 (&methods[0])

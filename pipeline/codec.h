@@ -37,6 +37,7 @@ typedef struct tp_codec_param {
 } tp_codec_param;
 
 struct tp_codec_method;
+struct tp_codec_exec;
 
 typedef struct tp_codec_stage {
     const struct tp_codec_method *method;
@@ -65,7 +66,29 @@ typedef struct tp_codec_method {
     /* decode and ADD into W (so chains sum their stages) */
     tp_status (*decode_add)(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, float *W,
                             tp_err *e);
+    /* the method's kernels for packed execution (pipeline/linear.h); NULL: none, the model must
+     * be run with --exec dequant */
+    const struct tp_codec_exec *exec;
 } tp_codec_method;
+
+/* Packed execution of one stage: the matrix stays in its codec's format and the family's cpu
+ * kernels multiply by it (the registry's GEMV / GEMM kernels of that family).
+ *   open  a kernel-ready view of blob (rows x cols, groups along a row). It may point into blob,
+ *         which must outlive it (the artifact's map), or hold its own packed copy where the
+ *         layout needs one (never an fp32 or fp16 copy of the matrix).
+ *   mul   Y[i][r] = sum_c W[r][c] X[i][c] for i < n: Y is n x rows, X n x cols, row-major.
+ *   row   optional: row r of W decoded (W[r][0..cols)), for embedding lookups.
+ *   corrupt  the planted-fault self-test: changes one code (or factor) picked by k, in the
+ *         loaded view only, by far more than rounding, so a check that compares products fails.
+ *   bytes the memory the view holds beyond blob. */
+typedef struct tp_codec_exec {
+    void *(*open)(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, tp_err *e);
+    void (*mul)(const void *p, const float *X, int64_t n, float *Y);
+    void (*row)(const void *p, int64_t r, float *dst);
+    void (*corrupt)(void *p, uint64_t k);
+    size_t (*bytes)(const void *p);
+    void (*close)(void *p);
+} tp_codec_exec;
 
 tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e);
 double tp_codec_param_get(const tp_codec_stage *s, const char *key);

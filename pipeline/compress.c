@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "pipeline/artifact.h"
+#include "pipeline/artifact_model.h"
 #include "pipeline/codec.h"
 #include "pipeline/model.h"
 #include "pipeline/safetensors.h"
@@ -443,99 +444,34 @@ static tp_status ppl_of(tp_model *m, const int32_t *ids, size_t n, const tp_ppl_
 
 tp_status tp_eval_artifact(const tp_eval_opts *o, tp_eval_result *r, tp_err *e) {
     memset(r, 0, sizeof *r);
-    tp_artifact a;
-    tp_status s = tp_artifact_open(o->artifact, &a, e);
-    if (s != TP_OK) return s;
-    const cJSON *src = cJSON_GetObjectItemCaseSensitive(a.header, "source");
-    const char *dir = o->model_dir ? o->model_dir : tp_json_str(src, "dir");
-    const char *want_sha = tp_json_str(src, "sha256");
-    snprintf(r->codec, sizeof r->codec, "%s", tp_json_str(a.header, "codec"));
-    snprintf(r->model_type, sizeof r->model_type, "%s", tp_json_str(src, "model_type") ? tp_json_str(src, "model_type") : "");
     tp_model *m = NULL;
-    float **bufs = calloc((size_t)cJSON_GetArraySize(a.tensors) + 1, sizeof *bufs);
-    int nb = 0;
+    tp_artifact_model info;
+    tp_status s = tp_model_load_artifact(o->artifact, o->model_dir, o->exec, NULL, &m, &info, e);
+    if (s != TP_OK) return s;
+    r->size = info.size;
+    snprintf(r->codec, sizeof r->codec, "%s", info.codec);
+    snprintf(r->model_type, sizeof r->model_type, "%s", info.model_type);
+    snprintf(r->model_sha256, sizeof r->model_sha256, "%s", info.model_sha256);
+    r->exec = o->exec;
     int32_t *ids = NULL;
-    if (!dir || !want_sha) s = tp_fail(e, TP_ERR_FORMAT, "%s: header lacks the source model", o->artifact);
-    if (s == TP_OK) s = tp_model_load(dir, NULL, &m, e);
-    uint8_t dg[32];
-    if (s == TP_OK && (s = tp_st_sha256(tp_model_files(m), dg, e)) == TP_OK) {
-        hex32(dg, r->model_sha256);
-        if (strcmp(r->model_sha256, want_sha))
-            s = tp_fail(e, TP_ERR_ARG, "%s was made from a checkpoint with sha256 %.12s..., but %s has %.12s...",
-                        o->artifact, want_sha, dir, r->model_sha256);
-    }
     size_t n = 0;
     int32_t bos = -1;
-    if (s == TP_OK) s = tp_load_text_tokens(dir, o->data, o->tail_chars, &ids, &n, &bos, r->data_sha256, e);
+    s = tp_load_text_tokens(info.model_dir, o->data, o->tail_chars, &ids, &n, &bos, r->data_sha256, e);
     if (s == TP_OK && o->max_tokens && o->max_tokens < n) n = o->max_tokens;
     r->tokens = n;
-    if (s == TP_OK && !o->skip_baseline) s = ppl_of(m, ids, n, &o->ppl, bos, &r->baseline, e);
+    if (s == TP_OK) s = ppl_of(m, ids, n, &o->ppl, bos, &r->ppl, e);
+    r->peak_rss_bytes = tp_peak_rss_bytes(); /* the compressed model's run, before the baseline's */
+    tp_model_free(m);
+    /* the uncompressed baseline on the same tokens, in a model of its own */
+    if (s == TP_OK && !o->skip_baseline) {
+        tp_model *b = NULL;
+        if ((s = tp_model_load(info.model_dir, NULL, &b, e)) == TP_OK) s = ppl_of(b, ids, n, &o->ppl, bos, &r->baseline, e);
+        tp_model_free(b);
+    }
     if (s == TP_OK && o->skip_baseline) {
         r->baseline.ppl = o->baseline_ppl;
         r->baseline.nll_sum = o->baseline_nll;
     }
-    /* install the artifact's weights: raw records must be the source's bytes, codec records are
-     * decoded and handed to the model in its file layout */
-    const tp_st_set *set = m ? tp_model_files(m) : NULL;
-    const cJSON *rec;
-    cJSON_ArrayForEach(rec, a.tensors) {
-        if (s != TP_OK) break;
-        const char *name = tp_json_str(rec, "name"), *codec = tp_json_str(rec, "codec");
-        const tp_st_tensor *t = tp_st_find(set, name);
-        uint8_t *data = NULL;
-        size_t len = 0;
-        if (!t) { s = tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s is not in %s", o->artifact, name, dir); break; }
-        if ((s = tp_artifact_read_record(&a, rec, &data, &len, e)) != TP_OK) break;
-        r->size.ntensors++;
-        r->size.total_numel += (uint64_t)t->numel;
-        r->size.fp32_bytes += (uint64_t)t->numel * 4;
-        r->size.fp16_bytes += (uint64_t)t->numel * 2;
-        if (!strcmp(codec, "raw")) {
-            if (len != t->nbytes || memcmp(data, t->data, len))
-                s = tp_fail(e, TP_ERR_FORMAT, "%s: raw tensor %s differs from the source checkpoint", o->artifact, name);
-            free(data);
-            continue;
-        }
-        tp_codec c;
-        const cJSON *jr = cJSON_GetObjectItemCaseSensitive(rec, "rows"), *jc = cJSON_GetObjectItemCaseSensitive(rec, "cols");
-        int transposed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "transposed"));
-        int64_t rows = cJSON_IsNumber(jr) ? (int64_t)jr->valuedouble : -1, cols = cJSON_IsNumber(jc) ? (int64_t)jc->valuedouble : -1;
-        if ((s = tp_codec_parse(codec, &c, e)) != TP_OK) { free(data); break; }
-        if (t->ndim != 2 || rows * cols != t->numel || rows != (transposed ? t->shape[1] : t->shape[0])) {
-            free(data);
-            s = tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: record shape does not match the checkpoint", o->artifact, name);
-            break;
-        }
-        float *D = tp_alloc((size_t)t->numel * 4), *F = transposed ? tp_alloc((size_t)t->numel * 4) : D;
-        if (!D || !F) { free(data); s = tp_fail(e, TP_ERR_NOMEM, "out of memory"); break; }
-        s = tp_codec_decode(&c, data, len, rows, cols, D, e);
-        free(data);
-        if (transposed) {
-            for (int64_t i = 0; i < rows; i++)
-                for (int64_t j = 0; j < cols; j++) F[j * rows + i] = D[i * cols + j];
-            tp_free(D);
-        }
-        bufs[nb++] = F;
-        r->size.compressed_numel += (uint64_t)t->numel;
-        r->size.ncompressed++;
-        if (s == TP_OK) s = tp_model_override_weight(m, name, F, e);
-    }
-    cJSON_ArrayForEach(rec, a.tensors) {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(rec, "length");
-        if (strcmp(tp_json_str(rec, "codec"), "raw") && cJSON_IsNumber(l)) r->size.compressed_bytes += (uint64_t)l->valuedouble;
-    }
-    r->size.artifact_bytes = a.size;
-    const cJSON *tb = cJSON_GetObjectItemCaseSensitive(a.header, "theory_bits_per_weight");
-    const cJSON *re = cJSON_GetObjectItemCaseSensitive(a.header, "rel_frobenius_error");
-    r->size.theory_bpw = cJSON_IsNumber(tb) ? tb->valuedouble : 0;
-    r->size.rel_error = cJSON_IsNumber(re) ? re->valuedouble : 0;
-    if (s == TP_OK && r->size.ntensors != (int)tp_st_count(set))
-        s = tp_fail(e, TP_ERR_FORMAT, "%s holds %d tensors, the checkpoint %zu", o->artifact, r->size.ntensors, tp_st_count(set));
-    if (s == TP_OK) s = ppl_of(m, ids, n, &o->ppl, bos, &r->ppl, e);
     free(ids);
-    tp_model_free(m);
-    for (int i = 0; i < nb; i++) tp_free(bufs[i]);
-    free(bufs);
-    tp_artifact_close(&a);
     return s;
 }

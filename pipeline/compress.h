@@ -76,6 +76,7 @@ typedef struct tp_eval_opts {
     tp_ppl_opts ppl;
     int skip_baseline;     /* baseline_ppl given by the caller instead */
     double baseline_ppl, baseline_nll;
+    int exec;              /* tp_exec (pipeline/artifact_model.h): 0 packed kernels, 1 dequant to fp32 */
 } tp_eval_opts;
 
 typedef struct tp_eval_result {
@@ -83,6 +84,8 @@ typedef struct tp_eval_result {
     tp_ppl_result ppl, baseline;
     size_t tokens;
     char codec[256], model_sha256[65], data_sha256[65], model_type[32];
+    int exec;                /* as run */
+    uint64_t peak_rss_bytes; /* the process's peak after the compressed model's run */
 } tp_eval_result;
 
 tp_status tp_eval_artifact(const tp_eval_opts *o, tp_eval_result *r, tp_err *e);

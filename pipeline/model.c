@@ -2,6 +2,7 @@
 #include "pipeline/model.h"
 #include "tenpak/matvec.h"
 
+#include "pipeline/linear.h"
 #include "pipeline/vecmath.h"
 
 #include <cblas.h>
@@ -17,6 +18,7 @@ typedef struct wmat {
     float *f32;        /* cached fp32 copy (F32 mode), owned; NULL until first use */
     const float *ovr;  /* caller-owned override */
     float *bias;       /* owned, [out], or NULL */
+    tp_linear *packed; /* owned: the weight in its codec's format (tp_model_set_packed), or NULL */
 } wmat;
 
 typedef struct layer {
@@ -55,6 +57,9 @@ struct tp_model {
     tp_act_sink act_sink; /* calibration: sees every linear layer's input; NULL = no-op */
     void *act_user;
     double gemm_s, gemm_flops;
+    struct kept { void *p; void (*fn)(void *); } *kept; /* tp_model_adopt */
+    int nkept;
+    int npacked;
     tp_device device; /* where tp_model_forward_nll runs (see the device section at the end) */
     void *cuda;       /* tp_cuda_model *, NULL until --device cuda */
     int cuda_stale;   /* weights changed since they were uploaded */
@@ -103,7 +108,43 @@ tp_status tp_model_override_weight(tp_model *m, const char *name, const float *d
     return tp_fail(e, TP_ERR_ARG, "override: '%s' is not a weight matrix of this model", name);
 }
 
-static void free_w(wmat *w) { tp_free(w->f32); tp_free(w->bias); }
+static void free_w(wmat *w) { tp_free(w->f32); tp_free(w->bias); tp_linear_free(w->packed); }
+
+tp_status tp_model_set_packed(tp_model *m, const char *name, tp_linear *l, tp_err *e) {
+    for (size_t i = 0; i < m->nall; i++) {
+        wmat *w = m->all[i];
+        if (strcmp(w->t->name, name)) continue;
+        /* the packed matrix is [out, in]: the file's shape, or its transpose for a Conv1D */
+        int64_t out = w->linear_layout ? w->rows : w->cols, in = w->linear_layout ? w->cols : w->rows;
+        if (tp_linear_rows(l) != out || tp_linear_cols(l) != in)
+            return tp_fail(e, TP_ERR_FORMAT, "packed '%s' is %lldx%lld, the model multiplies by %lldx%lld ([out, in])", name,
+                           (long long)tp_linear_rows(l), (long long)tp_linear_cols(l), (long long)out, (long long)in);
+        if (w->packed) m->npacked--;
+        tp_linear_free(w->packed);
+        w->packed = l;
+        m->npacked++;
+        tp_free(w->f32);
+        w->f32 = NULL;
+        m->cuda_stale = 1;
+        return TP_OK;
+    }
+    return tp_fail(e, TP_ERR_ARG, "packed: '%s' is not a weight matrix of this model", name);
+}
+
+tp_linear *tp_model_packed(const tp_model *m, const char *name) {
+    for (size_t i = 0; i < m->nall; i++)
+        if (!strcmp(m->all[i]->t->name, name)) return m->all[i]->packed;
+    return NULL;
+}
+
+tp_status tp_model_adopt(tp_model *m, void *p, void (*fn)(void *), tp_err *e) {
+    struct kept *k = realloc(m->kept, (size_t)(m->nkept + 1) * sizeof *k);
+    if (!k) { fn(p); return tp_fail(e, TP_ERR_NOMEM, "out of memory"); }
+    m->kept = k;
+    m->kept[m->nkept].p = p;
+    m->kept[m->nkept++].fn = fn;
+    return TP_OK;
+}
 
 void tp_model_free(tp_model *m) {
     if (!m) return;
@@ -123,6 +164,9 @@ void tp_model_free(tp_model *m) {
     tp_free(m->x); tp_free(m->h); tp_free(m->q); tp_free(m->att); tp_free(m->ff1); tp_free(m->ff2); tp_free(m->S);
     tp_free(m->wscratch); tp_free(m->lbuf);
     device_release(m);
+    /* what the weights point into (an artifact's map, decoded buffers) goes last, latest first */
+    for (int i = m->nkept - 1; i >= 0; i--) m->kept[i].fn(m->kept[i].p);
+    free(m->kept);
     tp_st_close(m->st);
     free(m);
 }
@@ -297,7 +341,7 @@ tp_status tp_model_load(const char *dir, const tp_model_opts *opts, tp_model **o
     /* a multiple of 64 rows, so every block of an fp32 copy starts 64-byte aligned like wscratch */
     m->head_blk = (int)((HEAD_BLOCK_FLOATS / (size_t)d) & ~(size_t)63);
     if (m->head_blk < 64) m->head_blk = 64;
-    if (m->mode == TP_WEIGHTS_PER_LAYER) {
+    if (m->mode != TP_WEIGHTS_F32) {
         size_t hb = (size_t)m->head_blk * (size_t)d;
         m->wscratch_n = biggest > hb ? biggest : hb;
         m->wscratch = tp_alloc(m->wscratch_n * sizeof(float));
@@ -310,7 +354,7 @@ tp_status tp_model_load(const char *dir, const tp_model_opts *opts, tp_model **o
         m->rope_sin = tp_alloc((size_t)m->cap * (size_t)(c->head_dim / 2) * sizeof(float));
         if (m->rope_cos && m->rope_sin) rope_tables(m);
     }
-    if (!m->kc || !m->vc || (m->mode == TP_WEIGHTS_PER_LAYER && !m->wscratch) ||
+    if (!m->kc || !m->vc || (m->mode != TP_WEIGHTS_F32 && !m->wscratch) ||
         (c->arch == TP_ARCH_LLAMA && (!m->rope_cos || !m->rope_sin))) {
         tp_model_free(m);
         return tp_fail(e, TP_ERR_NOMEM, "%s: out of memory for the KV cache (%zu MB)", dir, kvn * 8 >> 20);
@@ -367,6 +411,27 @@ static void mv_part(void *ctx, int i, int n) {
     else tp_matvec_cols(j->B, j->ldb, j->K, j->a, j->alpha, j->beta, j->c, o0, o1);
 }
 
+/* fp16 weights as stored, one activation row (TP_WEIGHTS_F16 decoding): y = W x (+ y) */
+typedef struct hv_job { const uint16_t *W; int64_t K; const float *x; float beta; float *y; int64_t N; } hv_job;
+static void hv_part(void *ctx, int i, int n) {
+    const hv_job *j = ctx;
+    tp_matvec_rows_f16(j->W, j->K, j->K, j->x, 1.0f, j->beta, j->y, j->N * i / n, j->N * (i + 1) / n);
+}
+/* W of w as fp16 [out, in] straight from the file, when the fp16 kernel may read it */
+static const uint16_t *f16_direct(const tp_model *m, const wmat *w, int nrows) {
+    if (m->mode != TP_WEIGHTS_F16 || nrows != 1 || w->ovr || w->packed || m->hook || !w->linear_layout ||
+        w->t->dtype != TP_ST_F16 || ((uintptr_t)w->t->data & 1))
+        return NULL;
+    return (const uint16_t *)(const void *)w->t->data;
+}
+static void hgemv(tp_model *m, const uint16_t *W, int out, int in, const float *x, float beta, float *y) {
+    double t0 = tp_now();
+    hv_job j = {W, in, x, beta, y, out};
+    tp_par_run(tp_par_threads(), hv_part, &j);
+    m->gemm_s += tp_now() - t0;
+    m->gemm_flops += 2.0 * out * in;
+}
+
 static void gemm(tp_model *m, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
                  int transB, float beta, float *C, int ldc) {
     if (M <= 0 || N <= 0) return;
@@ -386,8 +451,9 @@ static void gemm(tp_model *m, int M, int N, int K, float alpha, const float *A, 
 /* Y[n, out] (row stride ldy) = X[n, in] W (+ bias), or += when accumulate. */
 static tp_status linear(tp_model *m, wmat *w, const float *X, int n, float *Y, int ldy, int accumulate, tp_err *e) {
     tp_status rc = TP_OK;
-    const float *W = wget(m, w, &rc, e);
-    if (!W) return rc;
+    const uint16_t *H = f16_direct(m, w, n);
+    const float *W = w->packed || H ? NULL : wget(m, w, &rc, e);
+    if (!W && !w->packed && !H) return rc;
     int in = (int)(w->linear_layout ? w->cols : w->rows), out = (int)(w->linear_layout ? w->rows : w->cols);
     if (m->act_sink) m->act_sink(m->act_user, w->t->name, X, n, in); /* reads X only */
     if (w->bias) {
@@ -398,6 +464,17 @@ static tp_status linear(tp_model *m, wmat *w, const float *X, int n, float *Y, i
         }
     }
     float beta = (w->bias || accumulate) ? 1.0f : 0.0f;
+    if (H) {
+        hgemv(m, H, out, in, X, beta, Y);
+        return TP_OK;
+    }
+    if (w->packed) {
+        double t0 = tp_now();
+        rc = tp_linear_mul(w->packed, X, n, Y, ldy, beta != 0.0f, e);
+        m->gemm_s += tp_now() - t0;
+        m->gemm_flops += 2.0 * n * out * in;
+        return rc;
+    }
     gemm(m, n, out, in, 1.0f, X, in, W, w->linear_layout ? in : out, w->linear_layout, beta, Y, ldy);
     return TP_OK;
 }
@@ -565,19 +642,23 @@ static tp_status trunk(tp_model *m, const int32_t *ids, int n, int pos0, tp_err 
     /* embeddings */
     for (int i = 0; i < n; i++) {
         float *xi = m->x + (size_t)i * d;
-        if (m->emb.ovr || m->emb.f32) memcpy(xi, (m->emb.ovr ? m->emb.ovr : m->emb.f32) + (size_t)ids[i] * d, (size_t)d * 4);
+        if (m->emb.packed) {
+            if ((rc = tp_linear_row(m->emb.packed, ids[i], xi, e)) != TP_OK) return rc;
+        } else if (m->emb.ovr || m->emb.f32) memcpy(xi, (m->emb.ovr ? m->emb.ovr : m->emb.f32) + (size_t)ids[i] * d, (size_t)d * 4);
         else if ((rc = wfill(m, &m->emb, ids[i], 1, xi, e)) != TP_OK) return rc;
         if (c->arch == TP_ARCH_GPT2) {
             float *pe = m->h; /* scratch row */
-            if (m->pos.ovr || m->pos.f32) pe = (float *)(m->pos.ovr ? m->pos.ovr : m->pos.f32) + (size_t)(pos0 + i) * d;
+            if (m->pos.packed) {
+                if ((rc = tp_linear_row(m->pos.packed, pos0 + i, pe, e)) != TP_OK) return rc;
+            } else if (m->pos.ovr || m->pos.f32) pe = (float *)(m->pos.ovr ? m->pos.ovr : m->pos.f32) + (size_t)(pos0 + i) * d;
             else if ((rc = wfill(m, &m->pos, pos0 + i, 1, pe, e)) != TP_OK) return rc;
             for (int j = 0; j < d; j++) xi[j] += pe[j];
         }
     }
     if (m->mode == TP_WEIGHTS_F32) {
         /* keep embeddings as fp32 copies too (first call converts them) */
-        if (!m->emb.ovr && !m->emb.f32 && !wget(m, &m->emb, &rc, e)) return rc;
-        if (c->arch == TP_ARCH_GPT2 && !m->pos.ovr && !m->pos.f32 && !wget(m, &m->pos, &rc, e)) return rc;
+        if (!m->emb.packed && !m->emb.ovr && !m->emb.f32 && !wget(m, &m->emb, &rc, e)) return rc;
+        if (c->arch == TP_ARCH_GPT2 && !m->pos.packed && !m->pos.ovr && !m->pos.f32 && !wget(m, &m->pos, &rc, e)) return rc;
     }
 
     for (int l = 0; l < c->n_layer; l++) {
@@ -626,6 +707,18 @@ static tp_status trunk(tp_model *m, const int32_t *ids, int n, int pos0, tp_err 
 static tp_status head(tp_model *m, const float *Hs, int nr, float *logits, tp_err *e) {
     int d = m->c.d_model, V = m->c.vocab, blk = m->head_blk;
     wmat *w = m->headp;
+    if (w->packed) { /* [V, d] in its codec's format: the family's GEMM over all of it */
+        double t0 = tp_now();
+        tp_status rc = tp_linear_mul(w->packed, Hs, nr, logits, V, 0, e);
+        m->gemm_s += tp_now() - t0;
+        m->gemm_flops += 2.0 * nr * V * d;
+        return rc;
+    }
+    const uint16_t *H = f16_direct(m, w, nr);
+    if (H) {
+        hgemv(m, H, V, d, Hs, 0.0f, logits);
+        return TP_OK;
+    }
     const float *W = w->ovr ? w->ovr : w->f32;
     if (!W && m->mode == TP_WEIGHTS_F32) {
         tp_status rc = TP_OK;
@@ -797,6 +890,9 @@ tp_status tp_model_set_device(tp_model *m, tp_device d, tp_err *e) {
     return tp_fail(e, TP_ERR_UNSUPPORTED, "--device cuda: this tenpak was built without CUDA");
 #else
     const tp_model_config *c = &m->c;
+    if (m->npacked)
+        return tp_fail(e, TP_ERR_UNSUPPORTED, "--device cuda: %d weights are packed for the cpu kernels; load the artifact "
+                       "with --exec dequant for the GPU", m->npacked);
     if (!m->cuda) {
         tp_cuda_model_shape s = {c->arch == TP_ARCH_GPT2, (int)c->act, c->n_layer, c->d_model, c->n_head,
                                  c->n_kv_head, c->head_dim, c->d_ff, c->vocab, m->cap, c->sliding_window,

@@ -12,6 +12,10 @@
  *    buffer sized for the largest matrix (the lm_head in blocks of rows), so resident memory is
  *    the fp16 mapping N + one matrix in fp32 + KV cache + activations: a 7B fp16 model (N = 13.5 GB)
  *    runs in well under 1.3 N at ctx 1024.
+ *  - TP_WEIGHTS_F16: as PER_LAYER, except that one-row products (decoding) read an fp16 [out, in]
+ *    weight where it lies in the file, through the fp16 GEMV (tp_matvec_rows_f16): the "fp16
+ *    weights" row of `tenpak bench-model`. GPT-2's Conv1D ([in, out]) weights, other dtypes and
+ *    prefill rows (n > 1) are converted per layer.
  *  - TP_WEIGHTS_AUTO (default): F32 when all fp32 copies total at most 1 GiB, else PER_LAYER.
  * The two modes give bit-identical logits on every CPU and BLAS build by construction: each mode
  * makes the same BLAS calls, of the same shapes, on 64-byte-aligned matrices (the fp32 copies and
@@ -34,7 +38,12 @@
 extern "C" {
 #endif
 
-typedef enum tp_weight_mode { TP_WEIGHTS_AUTO = 0, TP_WEIGHTS_F32 = 1, TP_WEIGHTS_PER_LAYER = 2 } tp_weight_mode;
+typedef enum tp_weight_mode {
+    TP_WEIGHTS_AUTO = 0,
+    TP_WEIGHTS_F32 = 1,
+    TP_WEIGHTS_PER_LAYER = 2,
+    TP_WEIGHTS_F16 = 3 /* linear weights multiplied in fp16 as stored (an fp16 GEMV / GEMM); see below */
+} tp_weight_mode;
 
 typedef struct tp_model_opts {
     tp_weight_mode weights;
@@ -74,6 +83,18 @@ void tp_model_set_act_sink(tp_model *m, tp_act_sink fn, void *user); /* fn NULL:
  * freed; NULL removes the override. An override equal to the file's weights gives the same bits as
  * the file when data is 64-byte aligned (tp_alloc), as the model's own copies are. Fails if name is not one of tp_model_weight(). */
 tp_status tp_model_override_weight(tp_model *m, const char *name, const float *data, tp_err *e);
+
+/* Packed weights (compressed inference, pipeline/linear.h): the model multiplies by l, in its
+ * codec's format, wherever it would multiply by tensor `name` (a linear layer, the embeddings'
+ * rows, the lm_head), and owns l from then on (on failure the caller keeps it). l is [out, in]:
+ * the file's shape, or its transpose for a GPT-2 Conv1D weight. No fp32 copy of a packed weight
+ * is ever made. CPU device only. */
+struct tp_linear;
+tp_status tp_model_set_packed(tp_model *m, const char *name, struct tp_linear *l, tp_err *e);
+struct tp_linear *tp_model_packed(const tp_model *m, const char *name); /* NULL: not packed */
+/* The model frees p with fn when it is freed (after its weights): what packed weights or
+ * overrides point into, e.g. an artifact's map. On failure fn(p) has been called. */
+tp_status tp_model_adopt(tp_model *m, void *p, void (*fn)(void *), tp_err *e);
 
 /* KV cache: positions [0, cached) are in it. */
 int tp_model_cached(const tp_model *m);

@@ -99,6 +99,36 @@ void tp_qmat_unpack(tp_qmat *q, const void *src) {
     for (int i = 0; i < n; i++) { memcpy(ptr[i], s, len[i]); s += len[i]; }
 }
 
+int tp_qmat_view(tp_qmat *q, tp_qkind kind, int64_t rows, int64_t cols, int g, const void *src) {
+    memset(q, 0, sizeof *q);
+    if (rows <= 0 || cols <= 0 || g <= 0) return 0;
+    q->kind = kind;
+    q->rows = rows;
+    q->cols = cols;
+    q->g = g;
+    q->ngroups = (cols + g - 1) / g;
+    q->code_stride = (cols + 1) / 2;
+    q->rcode_stride = kind == TP_Q_INT4R2 ? (cols + 3) / 4 : 0;
+    /* the arrays in storage order (qmat_parts): codes, scale, offset, rcodes, rscale */
+    unsigned char *p = (unsigned char *)(uintptr_t)src;
+    size_t ns = (size_t)(rows * q->ngroups) * 2;
+    q->codes = p;
+    p += rows * q->code_stride;
+    q->scale = (uint16_t *)(void *)p;
+    p += ns;
+    if (kind != TP_Q_NF4) { q->offset = (uint16_t *)(void *)p; p += ns; }
+    if (kind == TP_Q_INT4R2) {
+        q->rcodes = p;
+        p += rows * q->rcode_stride;
+        q->rscale = (uint16_t *)(void *)p;
+    }
+    if (((uintptr_t)q->scale | (uintptr_t)q->offset | (uintptr_t)q->rscale) & 1) {
+        memset(q, 0, sizeof *q);
+        return 0;
+    }
+    return 1;
+}
+
 double tp_qkind_bits_per_weight(tp_qkind kind, int g, int64_t rows, int64_t cols) {
     tp_qmat q;
     /* computed from the same size formula the allocator uses, without allocating */

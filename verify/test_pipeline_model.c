@@ -111,6 +111,28 @@ static void modes_agree(const char *model) {
     tp_model_free(b);
 }
 Test(model, gpt2_per_layer_mode) { modes_agree("gpt2-mini"); }
+
+/* The fp16-weights mode decodes (one token at a time) with the fp16 GEMV on the file's data: the
+ * same fixed-order sum over the same (exactly widened) values as the fp32 matvec, so the logits
+ * equal the fp32 mode's bit for bit. */
+static void f16_decode_agrees(const char *model) {
+    tp_model *a = load(model, TP_WEIGHTS_F32), *b = load(model, TP_WEIGHTS_F16);
+    cr_expect_eq(tp_model_weight_mode(b), TP_WEIGHTS_F16);
+    int n = 12, V = tp_model_cfg(a)->vocab;
+    int32_t *ids = first_ids(model, n);
+    float *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
+    tp_err e = {{0}};
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(tp_model_forward(a, ids + i, 1, i, 0, la, &e), TP_OK, "%s", e.msg);
+        cr_assert_eq(tp_model_forward(b, ids + i, 1, i, 0, lb, &e), TP_OK, "%s", e.msg);
+        cr_expect(!memcmp(la, lb, (size_t)V * sizeof *la), "%s: fp16-weights decode differs at step %d", model, i);
+    }
+    free(la); free(lb); free(ids);
+    tp_model_free(a);
+    tp_model_free(b);
+}
+Test(model, gpt2_f16_decode) { f16_decode_agrees("gpt2-mini"); }
+Test(model, llama_f16_decode) { f16_decode_agrees("llama-mini"); }
 Test(model, llama_per_layer_mode) { modes_agree("llama-mini"); }
 
 /* The codec hooks: an override equal to the file's weights changes nothing; a scaled one changes

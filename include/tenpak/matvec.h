@@ -14,6 +14,13 @@ void tp_matvec_rows(const float *A, int64_t lda, int64_t K, const float *x, floa
                     int64_t r0, int64_t r1);
 void tp_matvec_cols(const float *B, int64_t ldb, int64_t K, const float *x, float alpha, float beta, float *y,
                     int64_t n0, int64_t n1);
+/* The same as tp_matvec_rows with A in IEEE binary16 (a checkpoint's fp16 data as stored): each
+ * weight widened to fp32 exactly, then the fp32 sum in the same fixed order. The fp16-weights
+ * model (TP_WEIGHTS_F16) decodes with it; `gemv/f16/cpu` verifies and times it. */
+void tp_matvec_rows_f16(const uint16_t *A, int64_t lda, int64_t K, const float *x, float alpha, float beta, float *y,
+                        int64_t r0, int64_t r1);
+void tp_matvec_rows_f16_avx2(const uint16_t *A, int64_t lda, int64_t K, const float *x, float alpha, float beta,
+                             float *y, int64_t r0, int64_t r1);
 void tp_matvec_rows_avx2(const float *A, int64_t lda, int64_t K, const float *x, float alpha, float beta, float *y,
                          int64_t r0, int64_t r1);
 void tp_matvec_cols_avx2(const float *B, int64_t ldb, int64_t K, const float *x, float alpha, float beta, float *y,

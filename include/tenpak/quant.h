@@ -61,6 +61,10 @@ double tp_qkind_bits_per_weight(tp_qkind kind, int g, int64_t rows, int64_t cols
  * same kind and shape. */
 void tp_qmat_pack(const tp_qmat *q, void *dst);
 void tp_qmat_unpack(tp_qmat *q, const void *src);
+/* A tp_qmat whose arrays point into src, a pack image (no copy): returns 0 and leaves q zeroed
+ * when src's FP16 arrays would not be 2-byte aligned (then allocate and unpack instead). Such a
+ * view owns nothing: never tp_qmat_free it. src must outlive it. */
+int tp_qmat_view(tp_qmat *q, tp_qkind kind, int64_t rows, int64_t cols, int g, const void *src);
 
 static inline int tp_qmat_code(const tp_qmat *q, int64_t r, int64_t c) {
     uint8_t b = q->codes[r * q->code_stride + (c >> 1)];

@@ -29,6 +29,27 @@ void tp_matvec_rows_avx2(const float *A, int64_t lda, int64_t K, const float *x,
     }
 }
 
+/* fp16 rows: _mm256_cvtph_ps widens 8 weights exactly (F16C); the sum as tp_matvec_rows_avx2. */
+static inline __m256 ld16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)p)); }
+void tp_matvec_rows_f16_avx2(const uint16_t *A, int64_t lda, int64_t K, const float *x, float alpha, float beta,
+                             float *y, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+        const uint16_t *a = A + r * lda;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+        int64_t k = 0;
+        for (; k + 32 <= K; k += 32) {
+            s0 = _mm256_fmadd_ps(ld16(a + k), _mm256_loadu_ps(x + k), s0);
+            s1 = _mm256_fmadd_ps(ld16(a + k + 8), _mm256_loadu_ps(x + k + 8), s1);
+            s2 = _mm256_fmadd_ps(ld16(a + k + 16), _mm256_loadu_ps(x + k + 16), s2);
+            s3 = _mm256_fmadd_ps(ld16(a + k + 24), _mm256_loadu_ps(x + k + 24), s3);
+        }
+        for (; k + 8 <= K; k += 8) s0 = _mm256_fmadd_ps(ld16(a + k), _mm256_loadu_ps(x + k), s0);
+        float t = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+        for (; k < K; k++) t += _cvtsh_ss(a[k]) * x[k];
+        y[r] = beta == 0.0f ? alpha * t : alpha * t + beta * y[r];
+    }
+}
+
 /* Columns in blocks of 32 outputs: for each k, acc += x[k] * B[k, n..n+31]. Per output the sum
  * runs over k in order, whatever the block boundaries. */
 void tp_matvec_cols_avx2(const float *B, int64_t ldb, int64_t K, const float *x, float alpha, float beta, float *y,

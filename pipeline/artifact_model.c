@@ -1,0 +1,142 @@
+/* A model from an artifact: see artifact_model.h. */
+#include "pipeline/artifact_model.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "pipeline/artifact.h"
+#include "pipeline/codec.h"
+#include "pipeline/linear.h"
+#include "tenpak/sha256.h"
+
+const char *tp_exec_name(tp_exec x) { return x == TP_EXEC_DEQUANT ? "dequant" : "packed"; }
+int tp_exec_parse(const char *s, tp_exec *x) {
+    if (!strcmp(s, "packed")) *x = TP_EXEC_PACKED;
+    else if (!strcmp(s, "dequant")) *x = TP_EXEC_DEQUANT;
+    else return 0;
+    return 1;
+}
+
+uint64_t tp_peak_rss_bytes(void) {
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024u : 0;
+}
+
+static void close_artifact(void *p) {
+    tp_artifact_close(p);
+    free(p);
+}
+
+/* One compressed record into the model: packed (a view of the map, or of a decoded zstd record
+ * the model then keeps) or decoded to fp32 in the model's file layout. */
+static tp_status install(tp_model *m, const tp_artifact *a, const cJSON *rec, const tp_st_tensor *t, tp_exec exec,
+                         tp_artifact_model *info, tp_err *e) {
+    const char *name = tp_json_str(rec, "name"), *codec = tp_json_str(rec, "codec");
+    const cJSON *jr = cJSON_GetObjectItemCaseSensitive(rec, "rows"), *jc = cJSON_GetObjectItemCaseSensitive(rec, "cols");
+    int transposed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "transposed"));
+    int64_t rows = cJSON_IsNumber(jr) ? (int64_t)jr->valuedouble : -1, cols = cJSON_IsNumber(jc) ? (int64_t)jc->valuedouble : -1;
+    if (t->ndim != 2 || rows <= 0 || cols <= 0 || rows * cols != t->numel || rows != (transposed ? t->shape[1] : t->shape[0]))
+        return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: record shape does not match the checkpoint", a->path, name);
+    const uint8_t *data;
+    uint8_t *owned;
+    size_t len;
+    tp_status s = tp_artifact_record_view(a, rec, &data, &len, &owned, e);
+    if (s != TP_OK) return s;
+    if (owned && (s = tp_model_adopt(m, owned, tp_free, e)) != TP_OK) return s;
+    if (exec == TP_EXEC_PACKED) {
+        char what[600];
+        snprintf(what, sizeof what, "%s: tensor %s", a->path, name);
+        tp_linear *l;
+        if ((s = tp_linear_open(codec, data, len, rows, cols, what, &l, e)) != TP_OK) return s;
+        info->packed_bytes += tp_linear_bytes(l);
+        if ((s = tp_model_set_packed(m, name, l, e)) != TP_OK) tp_linear_free(l);
+        return s;
+    }
+    tp_codec c;
+    if ((s = tp_codec_parse(codec, &c, e)) != TP_OK) return s;
+    float *D = tp_alloc((size_t)t->numel * 4), *F = transposed ? tp_alloc((size_t)t->numel * 4) : D;
+    if (!D || !F) {
+        tp_free(D);
+        if (F != D) tp_free(F);
+        return tp_fail(e, TP_ERR_NOMEM, "out of memory decoding %s", name);
+    }
+    s = tp_codec_decode(&c, data, len, rows, cols, D, e);
+    if (transposed) {
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = 0; j < cols; j++) F[j * rows + i] = D[i * cols + j];
+        tp_free(D);
+    }
+    if (s != TP_OK) { tp_free(F); return s; }
+    if ((s = tp_model_adopt(m, F, tp_free, e)) != TP_OK) return s;
+    return tp_model_override_weight(m, name, F, e);
+}
+
+tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp_exec exec, const tp_model_opts *mopts,
+                                 tp_model **out, tp_artifact_model *info, tp_err *e) {
+    *out = NULL;
+    memset(info, 0, sizeof *info);
+    tp_artifact *a = calloc(1, sizeof *a);
+    if (!a) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    tp_status s = tp_artifact_open(artifact, a, e);
+    if (s != TP_OK) { free(a); return s; }
+    const cJSON *src = cJSON_GetObjectItemCaseSensitive(a->header, "source");
+    const char *dir = model_dir ? model_dir : tp_json_str(src, "dir");
+    const char *want_sha = tp_json_str(src, "sha256");
+    if (!dir || !want_sha) {
+        close_artifact(a);
+        return tp_fail(e, TP_ERR_FORMAT, "%s: header lacks the source model", artifact);
+    }
+    snprintf(info->model_dir, sizeof info->model_dir, "%s", dir);
+    snprintf(info->codec, sizeof info->codec, "%s", tp_json_str(a->header, "codec"));
+    snprintf(info->model_type, sizeof info->model_type, "%s", tp_json_str(src, "model_type") ? tp_json_str(src, "model_type") : "");
+    tp_model *m = NULL;
+    if ((s = tp_model_load(dir, mopts, &m, e)) != TP_OK) { close_artifact(a); return s; }
+    /* from here the model owns the artifact: weights point into its map */
+    if ((s = tp_model_adopt(m, a, close_artifact, e)) != TP_OK) { tp_model_free(m); return s; }
+    uint8_t dg[32];
+    if ((s = tp_st_sha256(tp_model_files(m), dg, e)) == TP_OK) {
+        tp_sha256_hex(dg, info->model_sha256);
+        if (strcmp(info->model_sha256, want_sha))
+            s = tp_fail(e, TP_ERR_ARG, "%s was made from a checkpoint with sha256 %.12s..., but %s has %.12s...", artifact,
+                        want_sha, dir, info->model_sha256);
+    }
+    const tp_st_set *set = tp_model_files(m);
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, a->tensors) {
+        if (s != TP_OK) break;
+        const char *name = tp_json_str(rec, "name"), *codec = tp_json_str(rec, "codec");
+        const tp_st_tensor *t = tp_st_find(set, name);
+        if (!t) { s = tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s is not in %s", artifact, name, dir); break; }
+        info->size.ntensors++;
+        info->size.total_numel += (uint64_t)t->numel;
+        info->size.fp32_bytes += (uint64_t)t->numel * 4;
+        info->size.fp16_bytes += (uint64_t)t->numel * 2;
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(rec, "length");
+        if (!strcmp(codec, "raw")) {
+            const uint8_t *data;
+            uint8_t *owned;
+            size_t len;
+            if ((s = tp_artifact_record_view(a, rec, &data, &len, &owned, e)) != TP_OK) break;
+            if (len != t->nbytes || memcmp(data, t->data, len))
+                s = tp_fail(e, TP_ERR_FORMAT, "%s: raw tensor %s differs from the source checkpoint", artifact, name);
+            tp_free(owned);
+            continue;
+        }
+        info->size.compressed_numel += (uint64_t)t->numel;
+        info->size.compressed_bytes += cJSON_IsNumber(l) ? (uint64_t)l->valuedouble : 0;
+        info->size.ncompressed++;
+        s = install(m, a, rec, t, exec, info, e);
+    }
+    info->size.artifact_bytes = a->size;
+    const cJSON *tb = cJSON_GetObjectItemCaseSensitive(a->header, "theory_bits_per_weight");
+    const cJSON *re = cJSON_GetObjectItemCaseSensitive(a->header, "rel_frobenius_error");
+    info->size.theory_bpw = cJSON_IsNumber(tb) ? tb->valuedouble : 0;
+    info->size.rel_error = cJSON_IsNumber(re) ? re->valuedouble : 0;
+    if (s == TP_OK && info->size.ntensors != (int)tp_st_count(set))
+        s = tp_fail(e, TP_ERR_FORMAT, "%s holds %d tensors, the checkpoint %zu", artifact, info->size.ntensors, tp_st_count(set));
+    if (s != TP_OK) { tp_model_free(m); return s; }
+    *out = m;
+    return TP_OK;
+}

@@ -1,0 +1,35 @@
+/* A model rebuilt from a .tpk artifact and the checkpoint it was made from, ready to run:
+ * what `tenpak eval`, and every command that takes --artifact, load.
+ *
+ *   TP_EXEC_PACKED   (default) each compressed tensor stays in its codec's format inside the
+ *                    memory-mapped artifact and the forward pass multiplies by it with the codec
+ *                    family's cpu kernels (pipeline/linear.h): no fp32 or fp16 copy of it.
+ *   TP_EXEC_DEQUANT  each compressed tensor is decoded to fp32 once and the fp32 forward pass
+ *                    runs on it: the reference for the packed path, and the path for codecs
+ *                    without a packed kernel and for --device cuda.
+ * Raw records must be the checkpoint's bytes; the checkpoint's sha256 must be the one recorded. */
+#ifndef TENPAK_PIPELINE_ARTIFACT_MODEL_H
+#define TENPAK_PIPELINE_ARTIFACT_MODEL_H
+
+#include "pipeline/compress.h"
+#include "pipeline/model.h"
+
+typedef enum tp_exec { TP_EXEC_PACKED = 0, TP_EXEC_DEQUANT = 1 } tp_exec;
+const char *tp_exec_name(tp_exec x);              /* "packed" / "dequant" */
+int tp_exec_parse(const char *s, tp_exec *x);     /* 1 when s names one */
+
+typedef struct tp_artifact_model {
+    tp_compress_result size; /* sizes re-read from the artifact (plan unused) */
+    char codec[256], model_sha256[65], model_type[32];
+    char model_dir[4096];    /* the checkpoint folder used */
+    size_t packed_bytes;     /* TP_EXEC_PACKED: memory the packed views hold beyond the map */
+} tp_artifact_model;
+
+/* model_dir NULL: the folder recorded in the artifact. mopts may be NULL. */
+tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp_exec exec, const tp_model_opts *mopts,
+                                 tp_model **m, tp_artifact_model *info, tp_err *e);
+
+/* Peak resident memory of this process so far (getrusage), bytes. */
+uint64_t tp_peak_rss_bytes(void);
+
+#endif

@@ -1,0 +1,129 @@
+/* Packed linear layers: see linear.h. The stages' kernels come from their codec methods'
+ * tp_codec_exec tables (pipeline/codec.c, kernels/codec_k3.c). */
+#include "pipeline/linear.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline/codec.h"
+
+struct tp_linear {
+    tp_codec codec;
+    int64_t rows, cols;
+    size_t blob_len;
+    void *stage[TP_CODEC_MAX_STAGES];
+    float *scratch; /* a stage's product when it cannot be written into Y directly */
+    size_t scratch_n;
+};
+
+int64_t tp_linear_rows(const tp_linear *l) { return l->rows; }
+int64_t tp_linear_cols(const tp_linear *l) { return l->cols; }
+const char *tp_linear_spec(const tp_linear *l) { return l->codec.spec; }
+
+void tp_linear_free(tp_linear *l) {
+    if (!l) return;
+    for (int i = 0; i < l->codec.nstages; i++)
+        if (l->stage[i]) l->codec.stages[i].method->exec->close(l->stage[i]);
+    tp_free(l->scratch);
+    free(l);
+}
+
+tp_status tp_linear_open(const char *spec, const uint8_t *blob, size_t len, int64_t rows, int64_t cols,
+                         const char *what, tp_linear **out, tp_err *e) {
+    *out = NULL;
+    tp_linear *l = calloc(1, sizeof *l);
+    if (!l) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    tp_status s = tp_codec_parse(spec, &l->codec, e);
+    if (s != TP_OK) { free(l); return s; }
+    l->rows = rows;
+    l->cols = cols;
+    l->blob_len = len;
+    if (tp_codec_blob_bytes(&l->codec, rows, cols) != len) {
+        free(l);
+        return tp_fail(e, TP_ERR_FORMAT, "%s: record of %zu bytes, codec %s of a %lldx%lld matrix needs %zu", what, len,
+                       spec, (long long)rows, (long long)cols, tp_codec_blob_bytes(&l->codec, rows, cols));
+    }
+    for (int i = 0; i < l->codec.nstages; i++)
+        if (!l->codec.stages[i].method->exec) {
+            const char *m = l->codec.stages[i].method->name;
+            free(l);
+            return tp_fail(e, TP_ERR_UNSUPPORTED, "%s: codec %s (stage %s) has no packed cpu kernel: run with --exec dequant",
+                           what, spec, m);
+        }
+    /* stages lie one after the other in the blob (pipeline/codec.h) */
+    size_t off = 0;
+    for (int i = 0; i < l->codec.nstages && s == TP_OK; i++) {
+        const tp_codec_stage *st = &l->codec.stages[i];
+        size_t nb = st->method->blob_bytes(st, rows, cols);
+        tp_err se = {{0}};
+        if (!(l->stage[i] = st->method->exec->open(st, blob + off, rows, cols, &se)))
+            s = tp_fail(e, TP_ERR_FORMAT, "%s: %s", what, se.msg);
+        off += nb;
+    }
+    if (s != TP_OK) { tp_linear_free(l); return s; }
+    *out = l;
+    return TP_OK;
+}
+
+static float *scratch(tp_linear *l, size_t n, tp_err *e) {
+    if (n > l->scratch_n) {
+        tp_free(l->scratch);
+        l->scratch_n = 0;
+        if (!(l->scratch = tp_alloc(n * sizeof(float)))) {
+            tp_fail(e, TP_ERR_NOMEM, "out of memory for a %zu-float product", n);
+            return NULL;
+        }
+        l->scratch_n = n;
+    }
+    return l->scratch;
+}
+
+tp_status tp_linear_mul(tp_linear *l, const float *X, int n, float *Y, int ldy, int accumulate, tp_err *e) {
+    if (n <= 0) return TP_OK;
+    const int64_t rows = l->rows;
+    for (int i = 0; i < l->codec.nstages; i++) {
+        const tp_codec_exec *x = l->codec.stages[i].method->exec;
+        int direct = i == 0 && !accumulate && ldy == rows; /* the product can land in Y itself */
+        float *P = direct ? Y : scratch(l, (size_t)n * (size_t)rows, e);
+        if (!P) return TP_ERR_NOMEM;
+        x->mul(l->stage[i], X, n, P);
+        if (direct) continue;
+        for (int r = 0; r < n; r++) {
+            float *y = Y + (size_t)r * (size_t)ldy;
+            const float *p = P + (size_t)r * (size_t)rows;
+            if (i == 0 && !accumulate) memcpy(y, p, (size_t)rows * sizeof *y);
+            else
+                for (int64_t j = 0; j < rows; j++) y[j] += p[j];
+        }
+    }
+    return TP_OK;
+}
+
+tp_status tp_linear_row(const tp_linear *l, int64_t r, float *dst, tp_err *e) {
+    float *tmp = NULL;
+    for (int i = 0; i < l->codec.nstages; i++) {
+        const tp_codec_exec *x = l->codec.stages[i].method->exec;
+        if (!x->row) {
+            tp_free(tmp);
+            return tp_fail(e, TP_ERR_UNSUPPORTED, "codec %s: stage %s cannot decode single rows (embeddings): run with --exec dequant",
+                           l->codec.spec, l->codec.stages[i].method->name);
+        }
+        if (i == 0) { x->row(l->stage[i], r, dst); continue; }
+        if (!tmp && !(tmp = tp_alloc((size_t)l->cols * sizeof *tmp))) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+        x->row(l->stage[i], r, tmp);
+        for (int64_t j = 0; j < l->cols; j++) dst[j] += tmp[j];
+    }
+    tp_free(tmp);
+    return TP_OK;
+}
+
+size_t tp_linear_format_bytes(const tp_linear *l) { return l->blob_len; }
+
+size_t tp_linear_bytes(const tp_linear *l) {
+    size_t b = sizeof *l + l->scratch_n * sizeof(float);
+    for (int i = 0; i < l->codec.nstages; i++) b += l->codec.stages[i].method->exec->bytes(l->stage[i]);
+    return b;
+}
+
+void tp_linear_corrupt(tp_linear *l, uint64_t k) { l->codec.stages[0].method->exec->corrupt(l->stage[0], k); }
