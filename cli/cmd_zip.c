@@ -9,22 +9,26 @@
 #include "pipeline/lmzip.h"
 
 static int zip_main(int argc, char **argv, int unzip) {
-    const char *model = NULL, *json = NULL, *v, *files[2];
+    const char *model = NULL, *artifact = NULL, *json = NULL, *v, *files[2];
     int nf = 0;
     tp_lmzip_coder coder = TP_LMZIP_AC;
     const char *cmd = unzip ? "unzip" : "zip";
     for (int i = 1; i < argc; i++) {
         if (tp_arg(argc, argv, &i, "--model", &v)) model = v;
+        else if (tp_arg(argc, argv, &i, "--artifact", &v)) artifact = v;
         else if (!unzip && tp_arg(argc, argv, &i, "--json", &v)) json = v;
         else if (!unzip && tp_arg(argc, argv, &i, "--coder", &v)) {
             if (!strcmp(v, "ac")) coder = TP_LMZIP_AC;
             else if (!strcmp(v, "rans")) coder = TP_LMZIP_RANS;
             else { fprintf(stderr, "tenpak zip: --coder is ac or rans\n"); return 2; }
         } else if (tp_flag(argv, i, "--help")) {
-            if (unzip) printf("usage: tenpak unzip --model DIR IN.tpz OUT\n  Needs the model and tokenizer the file was made with.\n");
-            else printf("usage: tenpak zip --model DIR [--coder ac|rans] [--json FILE] IN OUT.tpz\n"
-                        "  Codes IN with the model's next-token probabilities. --json writes bits_per_byte,\n"
-                        "  model_bits_per_byte (the model's cross-entropy: the bound), gap_percent, kB_per_s, coder.\n");
+            if (unzip) printf("usage: tenpak unzip (--model DIR | --artifact F.tpk [--model DIR]) IN.tpz OUT\n"
+                              "  Needs the model (or artifact) and tokenizer the file was made with.\n");
+            else printf("usage: tenpak zip (--model DIR | --artifact F.tpk [--model DIR]) [--coder ac|rans] [--json FILE] IN OUT.tpz\n"
+                        "  Codes IN with the model's next-token probabilities. With --artifact the compressed\n"
+                        "  model runs on its codecs' kernels (packed); unzip then needs the same artifact.\n"
+                        "  --json writes bits_per_byte, model_bits_per_byte (the model's cross-entropy: the\n"
+                        "  bound), gap_percent, kB_per_s, coder.\n");
             return 0;
         } else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "tenpak %s: unknown option '%s'\n", cmd, argv[i]);
@@ -32,10 +36,11 @@ static int zip_main(int argc, char **argv, int unzip) {
         } else if (nf < 2) files[nf++] = argv[i];
         else { fprintf(stderr, "tenpak %s: too many arguments\n", cmd); return 2; }
     }
-    if (!model || nf != 2) {
-        fprintf(stderr, "tenpak %s: usage: tenpak %s --model DIR IN OUT (see --help)\n", cmd, cmd);
+    if ((!model && !artifact) || nf != 2) {
+        fprintf(stderr, "tenpak %s: usage: tenpak %s (--model DIR | --artifact F.tpk) IN OUT (see --help)\n", cmd, cmd);
         return 2;
     }
+    tp_lm_source src = {model, artifact};
     tp_err e;
     size_t n;
     uint8_t *in = tp_read_file(files[0], &n, &e);
@@ -43,8 +48,8 @@ static int zip_main(int argc, char **argv, int unzip) {
     uint8_t *out = NULL;
     size_t on = 0;
     tp_lmzip_stats st;
-    tp_status s = unzip ? tp_lmzip_decompress(model, in, n, &out, &on, &st, &e)
-                        : tp_lmzip_compress(model, coder, in, n, &out, &on, &st, &e);
+    tp_status s = unzip ? tp_lmzip_decompress(&src, in, n, &out, &on, &st, &e)
+                        : tp_lmzip_compress(&src, coder, in, n, &out, &on, &st, &e);
     free(in);
     if (s != TP_OK) {
         fprintf(stderr, "tenpak %s: %s: %s\n", cmd, files[0], e.msg);
@@ -67,7 +72,8 @@ static int zip_main(int argc, char **argv, int unzip) {
     if (json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "input", files[0]);
-        cJSON_AddStringToObject(o, "model", model);
+        cJSON_AddStringToObject(o, "model", model ? model : "");
+        if (artifact) cJSON_AddStringToObject(o, "artifact", artifact);
         cJSON_AddStringToObject(o, "coder", coder == TP_LMZIP_AC ? "ac" : "rans");
         cJSON_AddNumberToObject(o, "in_bytes", (double)n);
         cJSON_AddNumberToObject(o, "out_bytes", (double)on);

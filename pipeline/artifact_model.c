@@ -24,6 +24,17 @@ uint64_t tp_peak_rss_bytes(void) {
     return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024u : 0;
 }
 
+tp_status tp_artifact_source_dir(const char *artifact, char *dir, size_t n, tp_err *e) {
+    tp_artifact a;
+    tp_status s = tp_artifact_open(artifact, &a, e);
+    if (s != TP_OK) return s;
+    const char *d = tp_json_str(cJSON_GetObjectItemCaseSensitive(a.header, "source"), "dir");
+    if (d) snprintf(dir, n, "%s", d);
+    else s = tp_fail(e, TP_ERR_FORMAT, "%s: header lacks the source model", artifact);
+    tp_artifact_close(&a);
+    return s;
+}
+
 static void close_artifact(void *p) {
     tp_artifact_close(p);
     free(p);

@@ -29,6 +29,9 @@ typedef struct tp_artifact_model {
 tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp_exec exec, const tp_model_opts *mopts,
                                  tp_model **m, tp_artifact_model *info, tp_err *e);
 
+/* The checkpoint folder an artifact was made from (as its header records it). */
+tp_status tp_artifact_source_dir(const char *artifact, char *dir, size_t n, tp_err *e);
+
 /* Peak resident memory of this process so far (getrusage), bytes. */
 uint64_t tp_peak_rss_bytes(void);
 

@@ -14,6 +14,7 @@
 #include "pipeline/tokenizer.h"
 #include "tenpak/entropy.h"
 #include "tenpak/sha256.h"
+#include "pipeline/artifact_model.h"
 
 #define TOTAL_BITS 24
 #define STEPS 32            /* logit quantisation: steps per nat */
@@ -97,9 +98,28 @@ static tp_status lm_push(lm *s, int32_t t, int need_logits, tp_err *e) {
     return st;
 }
 
-static tp_status lm_start(lm *s, const char *dir, const int32_t *prefix, size_t np, tp_err *e) {
+static tp_status file_sha(const char *path, uint8_t out[32], tp_err *e) {
+    size_t n;
+    char *b = tp_read_file(path, &n, e);
+    if (!b) return TP_ERR_IO;
+    tp_sha256(b, n, out);
+    free(b);
+    return TP_OK;
+}
+
+/* The model and the sha256 the container records for it (see lmzip.h). */
+static tp_status lm_start(lm *s, const tp_lm_source *src, const char *dir, uint8_t msha[32], const int32_t *prefix,
+                          size_t np, tp_err *e) {
     memset(s, 0, sizeof *s);
-    tp_status st = tp_model_load(dir, NULL, &s->m, e);
+    tp_status st;
+    if (src->artifact) {
+        tp_artifact_model info;
+        st = tp_model_load_artifact(src->artifact, dir, TP_EXEC_PACKED, NULL, &s->m, &info, e);
+        if (st == TP_OK) st = file_sha(src->artifact, msha, e);
+    } else {
+        st = tp_model_load(dir, NULL, &s->m, e);
+        if (st == TP_OK) st = tp_st_sha256(tp_model_files(s->m), msha, e);
+    }
     if (st != TP_OK) return st;
     s->V = tp_model_cfg(s->m)->vocab;
     s->cap = tp_model_capacity(s->m);
@@ -139,14 +159,6 @@ static int roundtrips(const tp_tokenizer *tok, const int32_t *ids, size_t n, con
     return ok;
 }
 
-static tp_status file_sha(const char *path, uint8_t out[32], tp_err *e) {
-    size_t n;
-    char *b = tp_read_file(path, &n, e);
-    if (!b) return TP_ERR_IO;
-    tp_sha256(b, n, out);
-    free(b);
-    return TP_OK;
-}
 
 static void put32(uint8_t *p, uint32_t v) { for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> 8 * i); }
 static void put64(uint8_t *p, uint64_t v) { for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> 8 * i); }
@@ -175,13 +187,23 @@ static void code_sym(coder *c, uint32_t cum, uint32_t freq) {
     c->syms[c->nsyms++] = (symrec){cum, freq};
 }
 
-tp_status tp_lmzip_compress(const char *dir, tp_lmzip_coder ck, const uint8_t *in, size_t n, uint8_t **out,
+/* the checkpoint folder: given, or the one the artifact records */
+static tp_status lm_dir(const tp_lm_source *src, char *dir, size_t n, tp_err *e) {
+    if (src->model_dir) { snprintf(dir, n, "%s", src->model_dir); return TP_OK; }
+    if (!src->artifact) return tp_fail(e, TP_ERR_ARG, "no model: give a checkpoint folder or an artifact");
+    return tp_artifact_source_dir(src->artifact, dir, n, e);
+}
+
+tp_status tp_lmzip_compress(const tp_lm_source *src, tp_lmzip_coder ck, const uint8_t *in, size_t n, uint8_t **out,
                             size_t *out_len, tp_lmzip_stats *stats, tp_err *e) {
     memset(stats, 0, sizeof *stats);
     double t0 = tp_now();
     build_wtab();
     if (n == 0) return tp_fail(e, TP_ERR_ARG, "empty input: nothing to compress");
-    char tpath[4096];
+    char dir[4096];
+    tp_status ds = lm_dir(src, dir, sizeof dir, e);
+    if (ds != TP_OK) return ds;
+    char tpath[4200];
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", dir);
     uint8_t tsha[32], msha[32];
     tp_status s = file_sha(tpath, tsha, e);
@@ -228,8 +250,7 @@ tp_status tp_lmzip_compress(const char *dir, tp_lmzip_coder ck, const uint8_t *i
     free(ids);
     lm L;
     memset(&L, 0, sizeof L);
-    if (s == TP_OK) s = lm_start(&L, dir, pre, np, e);
-    if (s == TP_OK) s = tp_st_sha256(tp_model_files(L.m), msha, e);
+    if (s == TP_OK) s = lm_start(&L, src, dir, msha, pre, np, e);
     uint32_t *freq = s == TP_OK ? malloc((size_t)L.V * sizeof *freq) : NULL;
     size_t cap = n + 1024 + n / 2;
     coder C = {.kind = ck};
@@ -323,7 +344,7 @@ static void hex8(const uint8_t *d, char *out) {
     for (int i = 0; i < 6; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-tp_status tp_lmzip_decompress(const char *dir, const uint8_t *in, size_t n, uint8_t **out, size_t *out_len,
+tp_status tp_lmzip_decompress(const tp_lm_source *src, const uint8_t *in, size_t n, uint8_t **out, size_t *out_len,
                               tp_lmzip_stats *stats, tp_err *e) {
     memset(stats, 0, sizeof *stats);
     double t0 = tp_now();
@@ -350,10 +371,12 @@ tp_status tp_lmzip_decompress(const char *dir, const uint8_t *in, size_t n, uint
     p += 8;
     if (sum != olen || plen != (uint64_t)(in + n - 8 - p)) { free(sg); return tp_fail(e, TP_ERR_FORMAT, "corrupt header (lengths disagree)"); }
     /* the same model and tokenizer, or nothing */
-    char tpath[4096];
-    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", dir);
+    char dir[4096], tpath[4200];
     uint8_t tsha[32], msha[32];
-    tp_status s = file_sha(tpath, tsha, e);
+    tp_status s = lm_dir(src, dir, sizeof dir, e);
+    if (s != TP_OK) { free(sg); return s; }
+    snprintf(tpath, sizeof tpath, "%s/tokenizer.json", dir);
+    s = file_sha(tpath, tsha, e);
     tp_tokenizer *tok = NULL;
     if (s == TP_OK && memcmp(tsha, in + 40, 32)) {
         char a[16], b[16];
@@ -366,13 +389,13 @@ tp_status tp_lmzip_decompress(const char *dir, const uint8_t *in, size_t n, uint
     size_t np = tok ? tp_tokenizer_prefix(tok, &pre) : 0;
     lm L;
     memset(&L, 0, sizeof L);
-    if (s == TP_OK) s = lm_start(&L, dir, pre, np, e);
-    if (s == TP_OK) s = tp_st_sha256(tp_model_files(L.m), msha, e);
+    if (s == TP_OK) s = lm_start(&L, src, dir, msha, pre, np, e);
     if (s == TP_OK && memcmp(msha, in + 8, 32)) {
         char a[16], b[16];
         hex8(in + 8, a);
         hex8(msha, b);
-        s = tp_fail(e, TP_ERR_ARG, "compressed with another model (sha256 %s...; %s has %s...): unzip needs the same model", a, dir, b);
+        s = tp_fail(e, TP_ERR_ARG, "compressed with another model (sha256 %s...; %s has %s...): unzip needs the same %s", a,
+                    src->artifact ? src->artifact : dir, b, src->artifact ? "artifact" : "model");
     }
     uint8_t *o = malloc(olen + 1);
     uint32_t *freq = L.V ? malloc((size_t)L.V * sizeof *freq) : NULL, *cum = L.V ? malloc(((size_t)L.V + 1) * sizeof *cum) : NULL;

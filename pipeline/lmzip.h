@@ -22,7 +22,8 @@
  *
  * Container (.tpz, little-endian):
  *   "TPZ1" | u8 version 1 | u8 coder (1 rANS, 2 AC) | u16 0
- *   sha256 of the model's safetensors (32) | sha256 of tokenizer.json (32)
+ *   sha256 of the model's weights (32): of its safetensors, or of the .tpk artifact file when the
+ *   compressed model ran (--artifact) | sha256 of tokenizer.json (32)
  *   u64 original bytes | u64 XXH64 of the original | u32 context | u32 logit steps per nat |
  *   u32 total_bits | u32 segments | per segment: u8 kind (0 tokens, 1 raw), u64 bytes, u64 count
  *   u64 payload bytes | payload | u64 XXH64 of everything before it */
@@ -44,10 +45,17 @@ typedef struct tp_lmzip_stats {
     double seconds;
 } tp_lmzip_stats;
 
+/* The language model: a checkpoint folder, or a .tpk artifact run on its codecs' kernels (packed,
+ * pipeline/artifact_model.h; model_dir NULL: the folder the artifact records). */
+typedef struct tp_lm_source {
+    const char *model_dir;
+    const char *artifact;
+} tp_lm_source;
+
 /* Compresses in[0..n) into a malloc'd container *out (*out_len). */
-tp_status tp_lmzip_compress(const char *model_dir, tp_lmzip_coder coder, const uint8_t *in, size_t n, uint8_t **out,
+tp_status tp_lmzip_compress(const tp_lm_source *lm, tp_lmzip_coder coder, const uint8_t *in, size_t n, uint8_t **out,
                             size_t *out_len, tp_lmzip_stats *st, tp_err *e);
-tp_status tp_lmzip_decompress(const char *model_dir, const uint8_t *in, size_t n, uint8_t **out, size_t *out_len,
+tp_status tp_lmzip_decompress(const tp_lm_source *lm, const uint8_t *in, size_t n, uint8_t **out, size_t *out_len,
                               tp_lmzip_stats *st, tp_err *e);
 
 #endif

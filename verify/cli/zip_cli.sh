@@ -21,6 +21,15 @@ assert d['coder']=='rans' and d['bits_per_byte'] > 0" "$tmp/z.json" || fail "zip
 OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$T" zip --model "$L" "$tmp/a.txt" "$tmp/t1.tpz" >/dev/null || fail "zip 1 thread"
 OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 "$T" unzip --model "$L" "$tmp/t1.tpz" "$tmp/t1.out" >/dev/null || fail "unzip 2 threads"
 cmp -s "$tmp/a.txt" "$tmp/t1.out" || fail "1-thread zip / 2-thread unzip differs"
+# the compressed model on its packed kernels (--artifact): the same determinism across threads; a
+# file made with the artifact needs the artifact, the plain model is refused
+"$T" compress --model "$L" --codec int4:g=32 --compress-embeddings --out "$tmp/l.tpk" >/dev/null || fail "compress"
+OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 "$T" zip --artifact "$tmp/l.tpk" "$tmp/a.txt" "$tmp/p1.tpz" >/dev/null || fail "zip --artifact 1 thread"
+OPENBLAS_NUM_THREADS=2 OMP_NUM_THREADS=2 "$T" unzip --artifact "$tmp/l.tpk" "$tmp/p1.tpz" "$tmp/p1.out" >/dev/null || fail "unzip --artifact 2 threads"
+cmp -s "$tmp/a.txt" "$tmp/p1.out" || fail "artifact 1-thread zip / 2-thread unzip differs"
+"$T" unzip --model "$L" "$tmp/p1.tpz" "$tmp/p2.out" 2> "$tmp/err"; [ $? -eq 1 ] || fail "plain model accepted for an artifact's file"
+grep -q "another model" "$tmp/err" || fail "artifact/model message: $(cat "$tmp/err")"
+[ -e "$tmp/p2.out" ] && fail "output written for a refused artifact file"
 # bytes no tokenizer reproduces: invalid UTF-8, NUL, CR, a lone continuation byte
 printf 'caf\xc3\xa9 ok\r\nbad \xff\xfe bytes\x00 here\n\x80tail line\n' > "$tmp/b.bin"
 "$T" zip --model "$L" "$tmp/b.bin" "$tmp/b.tpz" > "$tmp/b.log" || fail "zip binary"
