@@ -411,6 +411,14 @@ static void mv_part(void *ctx, int i, int n) {
     else tp_matvec_cols(j->B, j->ldb, j->K, j->a, j->alpha, j->beta, j->c, o0, o1);
 }
 
+/* Tasks of a one-row product over N outputs of K inputs each, for the worker pool: about 32k
+ * weights a task (blocks of whole outputs), one task below that. Every output's sum is computed
+ * whole by one task, so the split changes nothing in the result. */
+static int out_tasks(int64_t N, int64_t K) {
+    int64_t per = (32768 + K - 1) / K, n = (N + per - 1) / per;
+    return n < 1 ? 1 : n > 4096 ? 4096 : (int)n;
+}
+
 /* fp16 weights as stored, one activation row (TP_WEIGHTS_F16 decoding): y = W x (+ y) */
 typedef struct hv_job { const uint16_t *W; int64_t K; const float *x; float beta; float *y; int64_t N; } hv_job;
 static void hv_part(void *ctx, int i, int n) {
@@ -427,7 +435,7 @@ static const uint16_t *f16_direct(const tp_model *m, const wmat *w, int nrows) {
 static void hgemv(tp_model *m, const uint16_t *W, int out, int in, const float *x, float beta, float *y) {
     double t0 = tp_now();
     hv_job j = {W, in, x, beta, y, out};
-    tp_par_run(tp_par_threads(), hv_part, &j);
+    tp_par_run(out_tasks(out, in), hv_part, &j);
     m->gemm_s += tp_now() - t0;
     m->gemm_flops += 2.0 * out * in;
 }
@@ -441,7 +449,7 @@ static void gemm(tp_model *m, int M, int N, int K, float alpha, const float *A, 
      * (tenpak/matvec.h), so `tenpak zip` decodes on any number of threads */
     if (M == 1) {
         mv_job j = {B, ldb, K, A, alpha, beta, C, N, transB};
-        tp_par_run(tp_par_threads(), mv_part, &j);
+        tp_par_run(out_tasks(N, K), mv_part, &j);
     } else cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
                      beta, C, ldc);
     m->gemm_s += tp_now() - t0;

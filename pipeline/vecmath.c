@@ -130,30 +130,6 @@ void tp_vswiglu(float *g, const float *u, size_t n) {
     for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
-/* ---- fork-join ---- */
-typedef struct job { void (*fn)(void *, int, int); void *ctx; int i, n; } job;
-static void *job_main(void *p) {
-    job *j = p;
-    j->fn(j->ctx, j->i, j->n);
-    return NULL;
-}
-int tp_par_threads(void) {
-    int t = openblas_get_num_threads();
-    return t < 1 ? 1 : t > 64 ? 64 : t;
-}
-void tp_par_run(int n, void (*fn)(void *ctx, int i, int n), void *ctx) {
-    if (n > 64) n = 64;
-    pthread_t th[64];
-    job jobs[64];
-    int started[64] = {0};
-    for (int i = 1; i < n; i++) {
-        jobs[i] = (job){fn, ctx, i, n};
-        started[i] = pthread_create(&th[i], NULL, job_main, &jobs[i]) == 0;
-    }
-    fn(ctx, 0, n);
-    /* a thread that failed to start has its share run here, so the work is always done */
-    for (int i = 1; i < n; i++) {
-        if (started[i]) pthread_join(th[i], NULL);
-        else fn(ctx, i, n);
-    }
-}
+/* ---- parallel loops: the process's worker pool (src/pool.c) ---- */
+int tp_par_threads(void) { return tp_pool_threads(); }
+void tp_par_run(int n, void (*fn)(void *ctx, int i, int n), void *ctx) { tp_pool_run(n, fn, ctx); }

@@ -1,10 +1,10 @@
 /* Row kernels of the forward pass (exp-based reductions, activations) with an AVX2+FMA path
- * chosen at run time and a portable fallback, plus a tiny fork-join helper.
+ * chosen at run time and a portable fallback, plus parallel loops on the process's worker pool.
  *
  * Why not OpenMP here: OpenBLAS (Debian's pthread build) keeps its own worker threads, and
  * libgomp's workers spin after every parallel region; on a 2-core machine the two pools fight
- * and sgemm throughput halves. tp_par_for uses short-lived pthreads that never spin, and only
- * for work large enough (> ~100 us) that thread start-up (~20 us) does not matter. */
+ * and sgemm throughput halves. The pool (tenpak.h, tp_pool_run) spins only microseconds before
+ * its workers sleep, and hands out tasks one at a time. */
 #ifndef TENPAK_PIPELINE_VECMATH_H
 #define TENPAK_PIPELINE_VECMATH_H
 
@@ -21,9 +21,9 @@ void tp_vgelu_new(float *x, size_t n);
 /* g[i] = silu(g[i]) * u[i] */
 void tp_vswiglu(float *g, const float *u, size_t n);
 
-/* Runs fn(ctx, i, n) for i in [0, n) on up to n threads (the caller is thread 0). */
+/* Runs fn(ctx, i, n) for i in [0, n) on the worker pool (tp_pool_run). */
 void tp_par_run(int n, void (*fn)(void *ctx, int i, int n), void *ctx);
-/* Threads worth using for elementwise work: OpenBLAS's thread count. */
+/* The pool's thread count. */
 int tp_par_threads(void);
 
 #endif

@@ -92,6 +92,16 @@ const char *tp_blas_core(void);
 int tp_blas_threads(void);
 const char *tp_blas_config(void);
 
+/* ---- the worker pool (src/pool.c) ----
+ * One pool of tp_num_threads() threads for the process, made on first use and kept (no thread is
+ * created per call). tp_pool_run runs fn(ctx, task, ntasks) for every task in [0, ntasks) and
+ * returns when all are done; threads claim tasks one at a time, so a thread held up by another
+ * process delays one task, not a fixed share. Split work into tasks by the problem's size alone
+ * (never by the thread count) and the result is the same at any thread count. Nested runs (from
+ * inside a task) execute serially. */
+void tp_pool_run(int ntasks, void (*fn)(void *ctx, int task, int ntasks), void *ctx);
+int tp_pool_threads(void);
+
 /* ---- timing ---- */
 double tp_now(void);      /* monotonic wall clock, seconds */
 double tp_cpu_time(void); /* process CPU time, seconds */

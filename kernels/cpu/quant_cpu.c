@@ -67,53 +67,77 @@ void tp_dequantize_cpu(const tp_qmat *q, float *W) {
     }
 }
 
+/* GEMV and GEMM run on the worker pool (tenpak.h) in tasks of ROW_TASK rows, a multiple of the
+ * 4-row micro-kernel: the tasks, and so every row's arithmetic, depend on the shape only, so the
+ * result is the same at any thread count (what `tenpak zip --artifact` needs), and a thread slowed
+ * by another process holds up one task, not half the matrix. */
+#define ROW_TASK 64
+
+typedef struct qjob {
+    const tp_qmat *q;
+    const float *x; /* GEMV: x; GEMM: X */
+    const float *xsum;
+    int64_t batch;
+    float *y;
+    int avx2;
+} qjob;
+
+static void qgemv_task(void *vc, int t, int nt) {
+    const qjob *j = vc;
+    const tp_qmat *q = j->q;
+    int64_t r0 = (int64_t)t * ROW_TASK, r1 = r0 + ROW_TASK < q->rows ? r0 + ROW_TASK : q->rows;
+    (void)nt;
+    if (j->avx2) { tp_qgemv_rows_avx2(q, j->x, j->xsum, r0, r1, j->y); return; }
+    float *row = tp_alloc((size_t)q->cols * sizeof(float));
+    if (!row) abort();
+    for (int64_t r = r0; r < r1; r++) {
+        decode_row_portable(q, r, row);
+        j->y[r] = dot_portable(row, j->x, q->cols);
+    }
+    tp_free(row);
+}
+
+static int row_tasks(const tp_qmat *q, int64_t work) {
+    return work >= PAR_MIN_WEIGHTS ? (int)((q->rows + ROW_TASK - 1) / ROW_TASK) : 1;
+}
+
 void tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y) {
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     float *xsum = avx2 ? tp_alloc((size_t)q->ngroups * sizeof(float)) : NULL;
     if (avx2 && !xsum) abort();
     if (avx2) tp_qgemv_xsum(q, x, xsum);
-    const int64_t rows = q->rows;
-#pragma omp parallel if (use_threads(q))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        if (avx2) tp_qgemv_rows_avx2(q, x, xsum, r0, r1, y);
-        else {
-            float *row = tp_alloc((size_t)q->cols * sizeof(float));
-            if (!row) abort();
-            for (int64_t r = r0; r < r1; r++) {
-                decode_row_portable(q, r, row);
-                y[r] = dot_portable(row, x, q->cols);
-            }
-            tp_free(row);
-        }
+    qjob j = {q, x, xsum, 1, y, avx2};
+    int nt = row_tasks(q, q->rows * q->cols);
+    if (nt > 1) tp_pool_run(nt, qgemv_task, &j);
+    else { /* one task over every row: the same arithmetic as ROW_TASK blocks */
+        for (int t = 0; t < (int)((q->rows + ROW_TASK - 1) / ROW_TASK); t++) qgemv_task(&j, t, 1);
     }
     tp_free(xsum);
 }
 
-void tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
-    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
+static void qgemm_task(void *vc, int t, int nt) {
+    const qjob *j = vc;
+    const tp_qmat *q = j->q;
     const int64_t rows = q->rows, cols = q->cols;
-#pragma omp parallel if (use_threads(q) || batch * q->rows * q->cols >= PAR_MIN_WEIGHTS)
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        /* blocks of 4 rows, so every thread's micro-kernel runs full 4-row tiles */
-        int64_t nb = (rows + 3) / 4;
-        int64_t r0 = 4 * (nb * t / nt), r1 = 4 * (nb * (t + 1) / nt);
-        if (r1 > rows) r1 = rows;
-        float *tile = tp_alloc((size_t)(4 * cols) * sizeof(float));
-        if (!tile) abort();
-        if (r0 < r1) {
-            if (avx2) tp_qgemm_rows_avx2(q, X, batch, r0, r1, Y, tile);
-            else
-                for (int64_t r = r0; r < r1; r++) {
-                    decode_row_portable(q, r, tile);
-                    for (int64_t b = 0; b < batch; b++)
-                        Y[b * rows + r] = dot_portable(tile, X + b * cols, cols);
-                }
+    int64_t r0 = (int64_t)t * ROW_TASK, r1 = r0 + ROW_TASK < rows ? r0 + ROW_TASK : rows;
+    (void)nt;
+    float *tile = tp_alloc((size_t)(4 * cols) * sizeof(float));
+    if (!tile) abort();
+    if (j->avx2) tp_qgemm_rows_avx2(q, j->x, j->batch, r0, r1, j->y, tile);
+    else
+        for (int64_t r = r0; r < r1; r++) {
+            decode_row_portable(q, r, tile);
+            for (int64_t b = 0; b < j->batch; b++) j->y[b * rows + r] = dot_portable(tile, j->x + b * cols, cols);
         }
-        tp_free(tile);
-    }
+    tp_free(tile);
+}
+
+void tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
+    qjob j = {q, X, NULL, batch, Y, tp_cpu_isa() >= TP_ISA_AVX2};
+    int n = (int)((q->rows + ROW_TASK - 1) / ROW_TASK);
+    if (row_tasks(q, batch * q->rows * q->cols) > 1) tp_pool_run(n, qgemm_task, &j);
+    else
+        for (int t = 0; t < n; t++) qgemm_task(&j, t, n);
 }
 
 void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {

@@ -1,0 +1,154 @@
+/* The process's persistent worker pool (tenpak.h, tp_pool_run).
+ *
+ * Workers are created once, on first use, and live until exit. A run publishes a job (fn, ctx,
+ * ntasks) under a new generation number; workers and the caller claim task indices from one
+ * atomic counter until none is left, so a worker that the OS has descheduled (another process on
+ * the core) holds up only the task it claimed, never a fixed share of the work. Which thread runs
+ * a task never changes what the task computes: a kernel that splits its work into tasks by a rule
+ * of the problem's size alone gives the same bits at any thread count.
+ *
+ * Idle workers spin for a few microseconds (the next small kernel of a forward pass usually
+ * follows at once), then sleep on a condition variable, so a waiting pool costs no CPU that another
+ * process could use. A run from inside a task (nesting) executes serially in the calling thread. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "tenpak/tenpak.h"
+
+#define SPIN 20000 /* polls before sleeping (a few microseconds) */
+#define MAX_WORKERS 63
+
+/* The protocol. A run's fields (fn, ctx, ntasks) change only while no worker is inside a run
+ * (active == 0) and the run is closed, under mu. A worker joins the open run under mu (active++),
+ * claims tasks without the lock, and leaves under mu (active--); the caller closes the run when it
+ * has no task left to claim and returns only when every task is done and every joined worker has
+ * left, so no worker ever sees the fields of two runs. */
+typedef struct pool {
+    pthread_mutex_t mu;
+    pthread_cond_t wake, idle;
+    atomic_uint gen; /* bumped when a run opens */
+    int open;        /* under mu */
+    void (*fn)(void *, int, int);
+    void *ctx;
+    int ntasks;
+    atomic_int next; /* next task to claim */
+    atomic_int done; /* tasks finished */
+    atomic_int active; /* workers inside the run */
+    int nworkers;
+} pool;
+
+static pool P = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER, .idle = PTHREAD_COND_INITIALIZER};
+/* Workers belong to the process that made them: a forked child (bench-model's rows, test
+ * runners) has none, so each process starts its own on its first run. pthread_atfork keeps the
+ * locks consistent across a fork made while no run is in progress. */
+static pid_t started_pid;
+static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Thread_local int in_task;
+static pthread_mutex_t run_mu = PTHREAD_MUTEX_INITIALIZER; /* one run at a time */
+
+static void claim_all(void) {
+    int n = P.ntasks, i;
+    while ((i = atomic_fetch_add(&P.next, 1)) < n) {
+        P.fn(P.ctx, i, n);
+        atomic_fetch_add(&P.done, 1);
+    }
+}
+
+static void *worker(void *arg) {
+    (void)arg;
+    in_task = 1;
+    unsigned seen = atomic_load(&P.gen);
+    for (;;) {
+        int spins = 0;
+        while (atomic_load_explicit(&P.gen, memory_order_acquire) == seen && spins < SPIN) spins++;
+        pthread_mutex_lock(&P.mu);
+        while (atomic_load(&P.gen) == seen) pthread_cond_wait(&P.wake, &P.mu);
+        seen = atomic_load(&P.gen);
+        int join = P.open;
+        if (join) atomic_fetch_add(&P.active, 1);
+        pthread_mutex_unlock(&P.mu);
+        if (!join) continue; /* that run closed before this worker came: nothing of it is left */
+        claim_all();
+        pthread_mutex_lock(&P.mu);
+        if (atomic_fetch_sub(&P.active, 1) == 1) pthread_cond_broadcast(&P.idle);
+        pthread_mutex_unlock(&P.mu);
+    }
+    return NULL;
+}
+
+static void fork_prepare(void) { pthread_mutex_lock(&run_mu); pthread_mutex_lock(&P.mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&P.mu); pthread_mutex_unlock(&run_mu); }
+static void fork_child(void) {
+    P.nworkers = 0;
+    atomic_store(&P.active, 0);
+    fork_parent();
+}
+
+static void start(void) {
+    static int atfork;
+    if (!atfork) atfork = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
+    P.nworkers = 0;
+    int n = tp_num_threads() - 1;
+    if (n > MAX_WORKERS) n = MAX_WORKERS;
+    for (int i = 0; i < n; i++) {
+        pthread_t t;
+        pthread_attr_t a;
+        pthread_attr_init(&a);
+        pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&t, &a, worker, NULL) == 0) P.nworkers++;
+        pthread_attr_destroy(&a);
+    }
+}
+
+static void ensure_started(void) {
+    pthread_mutex_lock(&start_mu);
+    if (started_pid != getpid()) {
+        start();
+        started_pid = getpid();
+    }
+    pthread_mutex_unlock(&start_mu);
+}
+
+int tp_pool_threads(void) {
+    ensure_started();
+    return P.nworkers + 1;
+}
+
+void tp_pool_run(int ntasks, void (*fn)(void *ctx, int task, int ntasks), void *ctx) {
+    if (ntasks <= 0) return;
+    if (ntasks == 1 || in_task) {
+        for (int i = 0; i < ntasks; i++) fn(ctx, i, ntasks);
+        return;
+    }
+    ensure_started();
+    if (!P.nworkers) {
+        for (int i = 0; i < ntasks; i++) fn(ctx, i, ntasks);
+        return;
+    }
+    pthread_mutex_lock(&run_mu);
+    pthread_mutex_lock(&P.mu);
+    P.fn = fn;
+    P.ctx = ctx;
+    P.ntasks = ntasks;
+    atomic_store(&P.next, 0);
+    atomic_store(&P.done, 0);
+    P.open = 1;
+    atomic_fetch_add_explicit(&P.gen, 1, memory_order_release);
+    pthread_cond_broadcast(&P.wake);
+    pthread_mutex_unlock(&P.mu);
+    in_task = 1;
+    claim_all();
+    in_task = 0;
+    pthread_mutex_lock(&P.mu);
+    P.open = 0; /* no task is left to claim: late workers stay out */
+    pthread_mutex_unlock(&P.mu);
+    /* tasks still running in workers: spin briefly, then sleep until the last one leaves */
+    for (int spins = 0; atomic_load(&P.active) > 0 && spins < SPIN; spins++) {
+    }
+    pthread_mutex_lock(&P.mu);
+    while (atomic_load(&P.active) > 0) pthread_cond_wait(&P.idle, &P.mu);
+    pthread_mutex_unlock(&P.mu);
+    pthread_mutex_unlock(&run_mu);
+}
