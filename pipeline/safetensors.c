@@ -417,12 +417,23 @@ void tp_st_rows_to_f32(const tp_st_tensor *t, int64_t row0, int64_t nrows, float
     convert(t->dtype, (const uint8_t *)t->data + (size_t)(row0 * cols) * es, (size_t)(nrows * cols), dst);
 }
 
+/* Hashing reads every byte of the checkpoint; the pages it brought in are dropped again chunk by
+ * chunk (the maps are private and read-only: a later read faults the same bytes back from the
+ * page cache), so fingerprinting a model does not make the whole file resident: what the forward
+ * pass never touches (e.g. the fp16 weights behind a compressed artifact) stays out of its RSS. */
+#define HASH_CHUNK ((size_t)64 << 20)
 tp_status tp_st_sha256(const tp_st_set *s, uint8_t out[32], tp_err *e) {
     (void)e; /* the files are mapped: hashing cannot fail after open */
     tp_sha256_ctx h;
     tp_sha256_init(&h);
-    for (size_t i = 0; i < s->nfiles; i++)
-        if (s->files[i].map) tp_sha256_update(&h, s->files[i].map, s->files[i].size);
+    for (size_t i = 0; i < s->nfiles; i++) {
+        const uint8_t *m = s->files[i].map;
+        for (size_t off = 0; m && off < s->files[i].size; off += HASH_CHUNK) {
+            size_t n = s->files[i].size - off < HASH_CHUNK ? s->files[i].size - off : HASH_CHUNK;
+            tp_sha256_update(&h, m + off, n);
+            madvise((void *)(uintptr_t)(m + off), n, MADV_DONTNEED); /* off is page-aligned (64 MiB steps) */
+        }
+    }
     tp_sha256_final(&h, out);
     return TP_OK;
 }
