@@ -13,9 +13,13 @@ struct tp_linear {
     int64_t rows, cols;
     size_t blob_len;
     void *stage[TP_CODEC_MAX_STAGES];
-    float *scratch; /* a stage's product when it cannot be written into Y directly */
-    size_t scratch_n;
 };
+
+/* A stage's product when it cannot be written into Y directly (a sum, a strided Y): one buffer
+ * per thread shared by every linear, not one per layer, which would keep n x rows floats for
+ * each of a model's hundreds of layers after a prefill. */
+static _Thread_local float *scratch_buf;
+static _Thread_local size_t scratch_n;
 
 int64_t tp_linear_rows(const tp_linear *l) { return l->rows; }
 int64_t tp_linear_cols(const tp_linear *l) { return l->cols; }
@@ -25,7 +29,6 @@ void tp_linear_free(tp_linear *l) {
     if (!l) return;
     for (int i = 0; i < l->codec.nstages; i++)
         if (l->stage[i]) l->codec.stages[i].method->exec->close(l->stage[i]);
-    tp_free(l->scratch);
     free(l);
 }
 
@@ -66,17 +69,17 @@ tp_status tp_linear_open(const char *spec, const uint8_t *blob, size_t len, int6
     return TP_OK;
 }
 
-static float *scratch(tp_linear *l, size_t n, tp_err *e) {
-    if (n > l->scratch_n) {
-        tp_free(l->scratch);
-        l->scratch_n = 0;
-        if (!(l->scratch = tp_alloc(n * sizeof(float)))) {
+static float *scratch(size_t n, tp_err *e) {
+    if (n > scratch_n) {
+        tp_free(scratch_buf);
+        scratch_n = 0;
+        if (!(scratch_buf = tp_alloc(n * sizeof(float)))) {
             tp_fail(e, TP_ERR_NOMEM, "out of memory for a %zu-float product", n);
             return NULL;
         }
-        l->scratch_n = n;
+        scratch_n = n;
     }
-    return l->scratch;
+    return scratch_buf;
 }
 
 tp_status tp_linear_mul(tp_linear *l, const float *X, int n, float *Y, int ldy, int accumulate, tp_err *e) {
@@ -85,7 +88,7 @@ tp_status tp_linear_mul(tp_linear *l, const float *X, int n, float *Y, int ldy, 
     for (int i = 0; i < l->codec.nstages; i++) {
         const tp_codec_exec *x = l->codec.stages[i].method->exec;
         int direct = i == 0 && !accumulate && ldy == rows; /* the product can land in Y itself */
-        float *P = direct ? Y : scratch(l, (size_t)n * (size_t)rows, e);
+        float *P = direct ? Y : scratch((size_t)n * (size_t)rows, e);
         if (!P) return TP_ERR_NOMEM;
         x->mul(l->stage[i], X, n, P);
         if (direct) continue;
@@ -121,7 +124,7 @@ tp_status tp_linear_row(const tp_linear *l, int64_t r, float *dst, tp_err *e) {
 size_t tp_linear_format_bytes(const tp_linear *l) { return l->blob_len; }
 
 size_t tp_linear_bytes(const tp_linear *l) {
-    size_t b = sizeof *l + l->scratch_n * sizeof(float);
+    size_t b = sizeof *l;
     for (int i = 0; i < l->codec.nstages; i++) b += l->codec.stages[i].method->exec->bytes(l->stage[i]);
     return b;
 }

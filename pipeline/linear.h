@@ -39,7 +39,7 @@ tp_status tp_linear_row(const tp_linear *l, int64_t r, float *dst, tp_err *e);
 /* The packed format's bytes (the blob's length): what one product reads of the weight. */
 size_t tp_linear_format_bytes(const tp_linear *l);
 
-/* Memory held beyond the blob (views, unpacked codes, scratch). */
+/* Memory held beyond the blob (views, unpacked codes). */
 size_t tp_linear_bytes(const tp_linear *l);
 
 /* The planted-fault self-test: one code (or factor) of the first stage changed in memory. */
