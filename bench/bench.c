@@ -374,3 +374,7 @@ tp_status tp_bench_run(const tp_bench_opts *o, int *ran, tp_err *e) {
     *ran = (int)n;
     return st;
 }
+
+double tp_bench_copy_bandwidth(int quick) { return measure_copy_bandwidth(quick); }
+cJSON *tp_bench_context(double copy_bw) { return make_context(copy_bw); }
+void tp_bench_aggregates(const double *v, int n, double agg[5]) { stats(v, n, &agg[0], &agg[1], &agg[2], &agg[3], &agg[4]); }

@@ -5,12 +5,14 @@
 int tp_cmd_list(int argc, char **argv);
 int tp_cmd_verify(int argc, char **argv);
 int tp_cmd_bench(int argc, char **argv);
+int tp_cmd_bench_model(int argc, char **argv);
 int tp_cmd_codecs(int argc, char **argv);
 int tp_cmd_tokenize(int argc, char **argv);
 int tp_cmd_ppl(int argc, char **argv);
 int tp_cmd_entropy(int argc, char **argv);
 int tp_cmd_compress(int argc, char **argv);
 int tp_cmd_eval(int argc, char **argv);
+int tp_cmd_generate(int argc, char **argv);
 int tp_cmd_claims(int argc, char **argv);
 int tp_cmd_report(int argc, char **argv);
 int tp_cmd_zip(int argc, char **argv);

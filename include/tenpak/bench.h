@@ -29,6 +29,20 @@ typedef struct tp_bench_opts {
 
 tp_status tp_bench_run(const tp_bench_opts *o, int *ran, tp_err *e);
 
+/* Pieces of the harness for other benchmarks that write the same JSON (`tenpak bench-model`). */
+struct cJSON;
+/* STREAM-style copy bandwidth (bytes read + written per second, best of 10 runs of copy/f32/cpu
+ * over 64 MiB buffers, 4 MiB when quick); 0 when the kernel is missing. Uses OpenMP threads: in a
+ * program that forks workers, call it after the last fork (libgomp does not survive a fork). */
+double tp_bench_copy_bandwidth(int quick);
+/* The JSON "context" object `tenpak bench` writes (machine, caches, cpu_model, isa, threads,
+ * blas_core / blas_threads / blas_config, copy_bandwidth_bytes_per_second = copy_bw); the caller
+ * owns it and may add or replace fields (e.g. "executable"). */
+struct cJSON *tp_bench_context(double copy_bw);
+/* Google Benchmark's aggregates of v[0..n) (n >= 1), in its order: agg = {mean, median, stddev
+ * (sample, 0 when n = 1), min, max}. */
+void tp_bench_aggregates(const double *v, int n, double agg[5]);
+
 #ifdef __cplusplus
 }
 #endif
