@@ -22,9 +22,9 @@ const char *tp_qkind_name(tp_qkind k) {
     return "?";
 }
 
-tp_status tp_qmat_alloc(tp_qmat *q, tp_qkind kind, int64_t rows, int64_t cols, int g) {
+/* the shape fields of a tp_qmat (everything but its arrays), zeroing the rest */
+static void qmat_shape(tp_qmat *q, tp_qkind kind, int64_t rows, int64_t cols, int g) {
     memset(q, 0, sizeof *q);
-    if (rows <= 0 || cols <= 0 || g <= 0) return TP_ERR_ARG;
     q->kind = kind;
     q->rows = rows;
     q->cols = cols;
@@ -32,6 +32,12 @@ tp_status tp_qmat_alloc(tp_qmat *q, tp_qkind kind, int64_t rows, int64_t cols, i
     q->ngroups = (cols + g - 1) / g;
     q->code_stride = (cols + 1) / 2;
     q->rcode_stride = kind == TP_Q_INT4R2 ? (cols + 3) / 4 : 0;
+}
+
+tp_status tp_qmat_alloc(tp_qmat *q, tp_qkind kind, int64_t rows, int64_t cols, int g) {
+    memset(q, 0, sizeof *q);
+    if (rows <= 0 || cols <= 0 || g <= 0) return TP_ERR_ARG;
+    qmat_shape(q, kind, rows, cols, g);
     size_t ns = (size_t)(rows * q->ngroups);
     q->codes = tp_alloc((size_t)(rows * q->code_stride));
     q->scale = tp_alloc(ns * 2);
@@ -102,13 +108,7 @@ void tp_qmat_unpack(tp_qmat *q, const void *src) {
 int tp_qmat_view(tp_qmat *q, tp_qkind kind, int64_t rows, int64_t cols, int g, const void *src) {
     memset(q, 0, sizeof *q);
     if (rows <= 0 || cols <= 0 || g <= 0) return 0;
-    q->kind = kind;
-    q->rows = rows;
-    q->cols = cols;
-    q->g = g;
-    q->ngroups = (cols + g - 1) / g;
-    q->code_stride = (cols + 1) / 2;
-    q->rcode_stride = kind == TP_Q_INT4R2 ? (cols + 3) / 4 : 0;
+    qmat_shape(q, kind, rows, cols, g);
     /* the arrays in storage order (qmat_parts): codes, scale, offset, rcodes, rscale */
     unsigned char *p = (unsigned char *)(uintptr_t)src;
     size_t ns = (size_t)(rows * q->ngroups) * 2;
@@ -132,14 +132,7 @@ int tp_qmat_view(tp_qmat *q, tp_qkind kind, int64_t rows, int64_t cols, int g, c
 double tp_qkind_bits_per_weight(tp_qkind kind, int g, int64_t rows, int64_t cols) {
     tp_qmat q;
     /* computed from the same size formula the allocator uses, without allocating */
-    memset(&q, 0, sizeof q);
-    q.kind = kind;
-    q.rows = rows;
-    q.cols = cols;
-    q.g = g;
-    q.ngroups = (cols + g - 1) / g;
-    q.code_stride = (cols + 1) / 2;
-    q.rcode_stride = kind == TP_Q_INT4R2 ? (cols + 3) / 4 : 0;
+    qmat_shape(&q, kind, rows, cols, g);
     return 8.0 * (double)tp_qmat_bytes(&q) / (double)(rows * cols);
 }
 

@@ -48,6 +48,23 @@ static inline const char *shared_model_dir(const char *name) {
     return b;
 }
 
+/* The first n token ids of WikiText-2 test by the model's tokenizer (its goldens/wiki.test.ids.u32,
+ * little-endian uint32), malloc'd */
+static inline int32_t *shared_golden_ids(const char *name, int n) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/goldens/wiki.test.ids.u32", shared_model_dir(name));
+    tp_err e = {{0}};
+    size_t len;
+    uint8_t *g = tp_read_file(path, &len, &e);
+    cr_assert(g && len >= (size_t)n * 4, "%s", e.msg);
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    for (int i = 0; i < n; i++)
+        ids[i] = (int32_t)((uint32_t)g[4 * i] | (uint32_t)g[4 * i + 1] << 8 | (uint32_t)g[4 * i + 2] << 16 |
+                           (uint32_t)g[4 * i + 3] << 24);
+    free(g);
+    return ids;
+}
+
 /* A shared model loaded with the default options (the test stops if it cannot be) */
 static inline tp_model *load_shared_model(const char *name) {
     tp_err e = {{0}};

@@ -19,30 +19,9 @@
 #include "pipeline/artifact_model.h"
 #include "pipeline/linear.h"
 #include "tenpak/registry.h"
+#include "verify/test_common.h"
 
 #define WINDOW 256
-
-static char *shared_path(const char *fmt, const char *model) {
-    static char buf[4][1024];
-    static int k;
-    char *p = buf[k++ & 3], rel[512];
-    snprintf(rel, sizeof rel, fmt, model);
-    snprintf(p, 1024, "%s/%s", tp_shared_dir(), rel);
-    return p;
-}
-
-static int32_t *first_ids(const char *model, int n) {
-    tp_err e = {{0}};
-    size_t len;
-    uint8_t *g = tp_read_file(shared_path("models/%s/goldens/wiki.test.ids.u32", model), &len, &e);
-    cr_assert(g && len >= (size_t)n * 4, "%s", e.msg);
-    int32_t *ids = malloc((size_t)n * sizeof *ids);
-    for (int i = 0; i < n; i++)
-        ids[i] = (int32_t)((uint32_t)g[4 * i] | (uint32_t)g[4 * i + 1] << 8 | (uint32_t)g[4 * i + 2] << 16 |
-                           (uint32_t)g[4 * i + 3] << 24);
-    free(g);
-    return ids;
-}
 
 /* logits of the whole window and the window's perplexity (each position predicting the next) */
 static float *run(tp_model *m, const int32_t *ids, double *ppl) {
@@ -76,7 +55,7 @@ static double worst(const float *a, const float *b, int V, int *at) {
 static void packed_vs_dequant(const char *model, const char *spec, int embeddings) {
     char art[256];
     snprintf(art, sizeof art, "/tmp/tenpak-test-packed-%d-%s.tpk", (int)getpid(), model);
-    tp_compress_opts co = {.model_dir = shared_path("models/%s", model), .codec = spec, .quiet = 1,
+    tp_compress_opts co = {.model_dir = shared_model_dir(model), .codec = spec, .quiet = 1,
                            .compress_embeddings = embeddings, .calib_tokens = 512};
     if (!embeddings) { /* first and last blocks only */
         co.noverrides = 1;
@@ -94,7 +73,7 @@ static void packed_vs_dequant(const char *model, const char *spec, int embedding
     unlink(art);
     cr_assert_gt(ip.size.ncompressed, 0);
     int V = tp_model_cfg(mp)->vocab, at = 0;
-    int32_t *ids = first_ids(model, WINDOW);
+    int32_t *ids = shared_golden_ids(model, WINDOW);
     double pp, pd;
     float *lp = run(mp, ids, &pp), *ld = run(md, ids, &pd);
     double w = worst(lp, ld, V, &at), dp = fabs(pp - pd) / pd;

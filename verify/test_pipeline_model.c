@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "pipeline/model.h"
+#include "verify/test_common.h"
 
 static char *shared_path(const char *fmt, const char *model) {
     static char buf[4][1024];
@@ -27,18 +28,6 @@ static tp_model *load(const char *model, tp_weight_mode mode) {
     return m;
 }
 
-static int32_t *first_ids(const char *model, int n) {
-    tp_err e = {{0}};
-    size_t len;
-    uint8_t *g = tp_read_file(shared_path("models/%s/goldens/wiki.test.ids.u32", model), &len, &e);
-    cr_assert(g && len >= (size_t)n * 4, "%s", e.msg);
-    int32_t *ids = malloc((size_t)n * sizeof *ids);
-    for (int i = 0; i < n; i++)
-        ids[i] = (int32_t)((uint32_t)g[4 * i] | (uint32_t)g[4 * i + 1] << 8 | (uint32_t)g[4 * i + 2] << 16 |
-                           (uint32_t)g[4 * i + 3] << 24);
-    free(g);
-    return ids;
-}
 
 static double rel_err(const float *a, const float *ref, size_t n) {
     double num = 0, den = 0;
@@ -53,7 +42,7 @@ static double rel_err(const float *a, const float *ref, size_t n) {
 static void golden_window(const char *model) {
     tp_model *m = load(model, TP_WEIGHTS_AUTO);
     int V = tp_model_cfg(m)->vocab, n = 1024;
-    int32_t *ids = first_ids(model, n);
+    int32_t *ids = shared_golden_ids(model, n);
     tp_err e = {{0}};
     size_t len;
     float *gl = tp_read_file(shared_path("models/%s/goldens/first_window_logits.f32", model), &len, &e);
@@ -100,7 +89,7 @@ static void modes_agree(const char *model) {
     tp_model *a = load(model, TP_WEIGHTS_F32), *b = load(model, TP_WEIGHTS_PER_LAYER);
     cr_expect_eq(tp_model_weight_mode(b), TP_WEIGHTS_PER_LAYER);
     int n = 40, V = tp_model_cfg(a)->vocab;
-    int32_t *ids = first_ids(model, n);
+    int32_t *ids = shared_golden_ids(model, n);
     float *la = malloc((size_t)2 * V * sizeof *la), *lb = malloc((size_t)2 * V * sizeof *lb);
     tp_err e = {{0}};
     cr_assert_eq(tp_model_forward(a, ids, n, 0, n - 2, la, &e), TP_OK, "%s", e.msg);
@@ -119,7 +108,7 @@ static void f16_decode_agrees(const char *model) {
     tp_model *a = load(model, TP_WEIGHTS_F32), *b = load(model, TP_WEIGHTS_F16);
     cr_expect_eq(tp_model_weight_mode(b), TP_WEIGHTS_F16);
     int n = 12, V = tp_model_cfg(a)->vocab;
-    int32_t *ids = first_ids(model, n);
+    int32_t *ids = shared_golden_ids(model, n);
     float *la = malloc((size_t)V * sizeof *la), *lb = malloc((size_t)V * sizeof *lb);
     tp_err e = {{0}};
     for (int i = 0; i < n; i++) {
@@ -151,7 +140,7 @@ static void overrides(const char *model, const char *wname) {
     for (int mode = TP_WEIGHTS_F32; mode <= TP_WEIGHTS_PER_LAYER; mode++) {
         tp_model *m = load(model, (tp_weight_mode)mode);
         int n = 24, V = tp_model_cfg(m)->vocab;
-        int32_t *ids = first_ids(model, n);
+        int32_t *ids = shared_golden_ids(model, n);
         float *l0 = malloc((size_t)V * 4), *l1 = malloc((size_t)V * 4);
         tp_err e = {{0}};
         cr_assert_eq(tp_model_forward(m, ids, n, 0, n - 1, l0, &e), TP_OK, "%s", e.msg);
