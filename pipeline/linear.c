@@ -42,10 +42,11 @@ tp_status tp_linear_open(const char *spec, const uint8_t *blob, size_t len, int6
     l->rows = rows;
     l->cols = cols;
     l->blob_len = len;
-    if (tp_codec_blob_bytes(&l->codec, rows, cols) != len) {
+    size_t need = tp_codec_blob_bytes(&l->codec, rows, cols);
+    if (need != len) {
         free(l);
         return tp_fail(e, TP_ERR_FORMAT, "%s: record of %zu bytes, codec %s of a %lldx%lld matrix needs %zu", what, len,
-                       spec, (long long)rows, (long long)cols, tp_codec_blob_bytes(&l->codec, rows, cols));
+                       spec, (long long)rows, (long long)cols, need);
     }
     for (int i = 0; i < l->codec.nstages; i++)
         if (!l->codec.stages[i].method->exec) {
