@@ -150,7 +150,7 @@ static void progress(void *u, size_t done, size_t total) {
 }
 
 int tp_cmd_eval(int argc, char **argv) {
-    tp_eval_opts o = {0};
+    tp_eval_opts o = {.decode_tokens = 64};
     int exec_set = 0;
     const char *json = NULL, *v;
     unsigned long long u;
@@ -220,6 +220,9 @@ int tp_cmd_eval(int argc, char **argv) {
     double tps = r.ppl.seconds > 0 ? (double)r.ppl.scored / r.ppl.seconds : 0;
     printf("speed         %.1f scored tok/s on %s, %s weights\n", tps, tp_device_name(o.ppl.device),
            tp_exec_name((tp_exec)r.exec));
+    if (r.decode_tps > 0)
+        printf("decode        %.1f tok/s (baseline %.1f; %d one-token steps through the KV cache)\n", r.decode_tps,
+               r.baseline_decode_tps, o.decode_tokens);
     printf("peak RSS      %.1f MiB\n", (double)r.peak_rss_bytes / (1 << 20));
     int rc = 0;
     if (json) {
@@ -235,6 +238,8 @@ int tp_cmd_eval(int argc, char **argv) {
         cJSON_AddStringToObject(j, "device", tp_device_name(o.ppl.device));
         cJSON_AddStringToObject(j, "exec", tp_exec_name((tp_exec)r.exec));
         cJSON_AddNumberToObject(j, "peak_rss_bytes", (double)r.peak_rss_bytes);
+        cJSON_AddNumberToObject(j, "decode_tokens_per_second", r.decode_tps);
+        cJSON_AddNumberToObject(j, "baseline_decode_tokens_per_second", r.baseline_decode_tps);
         cJSON_AddNumberToObject(j, "tokens_per_second", tps);
         cJSON_AddNumberToObject(j, "ctx", r.ppl.ctx);
         cJSON_AddNumberToObject(j, "stride", r.ppl.stride);

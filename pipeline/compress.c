@@ -442,6 +442,26 @@ static tp_status ppl_of(tp_model *m, const int32_t *ids, size_t n, const tp_ppl_
     return tp_ppl_run(m, ids, n, &o, r, e);
 }
 
+/* Decode speed: the text's first tokens fed one at a time through the KV cache, each with its
+ * logits, as generation and zip run the model (after the perplexity pass, so no weight is
+ * converted on first use inside the timing). */
+static tp_status decode_speed(tp_model *m, const int32_t *ids, size_t n, int steps, double *tps, tp_err *e) {
+    *tps = 0;
+    if ((size_t)steps > n) steps = (int)n;
+    if (steps > tp_model_capacity(m)) steps = tp_model_capacity(m);
+    if (steps <= 0 || tp_model_device(m) != TP_DEVICE_CPU) return TP_OK;
+    float *logits = malloc((size_t)tp_model_cfg(m)->vocab * sizeof *logits);
+    if (!logits) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    tp_model_reset(m);
+    tp_status s = TP_OK;
+    double t0 = tp_now();
+    for (int i = 0; i < steps && s == TP_OK; i++) s = tp_model_forward(m, ids + i, 1, i, 0, logits, e);
+    double dt = tp_now() - t0;
+    free(logits);
+    if (s == TP_OK && dt > 0) *tps = steps / dt;
+    return s;
+}
+
 tp_status tp_eval_artifact(const tp_eval_opts *o, tp_eval_result *r, tp_err *e) {
     memset(r, 0, sizeof *r);
     tp_model *m = NULL;
@@ -460,12 +480,14 @@ tp_status tp_eval_artifact(const tp_eval_opts *o, tp_eval_result *r, tp_err *e) 
     if (s == TP_OK && o->max_tokens && o->max_tokens < n) n = o->max_tokens;
     r->tokens = n;
     if (s == TP_OK) s = ppl_of(m, ids, n, &o->ppl, bos, &r->ppl, e);
+    if (s == TP_OK) s = decode_speed(m, ids, n, o->decode_tokens, &r->decode_tps, e);
     r->peak_rss_bytes = tp_peak_rss_bytes(); /* the compressed model's run, before the baseline's */
     tp_model_free(m);
     /* the uncompressed baseline on the same tokens, in a model of its own */
     if (s == TP_OK && !o->skip_baseline) {
         tp_model *b = NULL;
         if ((s = tp_model_load(info.model_dir, NULL, &b, e)) == TP_OK) s = ppl_of(b, ids, n, &o->ppl, bos, &r->baseline, e);
+        if (s == TP_OK) s = decode_speed(b, ids, n, o->decode_tokens, &r->baseline_decode_tps, e);
         tp_model_free(b);
     }
     if (s == TP_OK && o->skip_baseline) {

@@ -77,6 +77,7 @@ typedef struct tp_eval_opts {
     int skip_baseline;     /* baseline_ppl given by the caller instead */
     double baseline_ppl, baseline_nll;
     int exec;              /* tp_exec (pipeline/artifact_model.h): 0 packed kernels, 1 dequant to fp32 */
+    int decode_tokens;     /* > 0: then time that many one-token steps (decode tokens/s), cpu only */
 } tp_eval_opts;
 
 typedef struct tp_eval_result {
@@ -85,6 +86,8 @@ typedef struct tp_eval_result {
     size_t tokens;
     char codec[256], model_sha256[65], data_sha256[65], model_type[32];
     int exec;                /* as run */
+    double decode_tps;       /* decode tokens/s of the compressed model (0: not measured) */
+    double baseline_decode_tps; /* the same of the uncompressed model (0: not measured or skipped) */
     uint64_t peak_rss_bytes; /* the process's peak after the compressed model's run */
 } tp_eval_result;
 

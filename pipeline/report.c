@@ -127,16 +127,16 @@ static void md_report(sbuf *m, const cJSON *root) {
         cJSON_ArrayForEach(ds, datasets) {
             const cJSON *b = find_baseline(bases, mn, str(ds, "name", ""));
             if (!b) continue;
-            sb_printf(m, "**%s** (%d tokens scored): baseline PPL %.4f\n\n", str(ds, "name", ""), (int)num(b, "scored_tokens", 0),
-                      num(b, "ppl", 0));
-            sb_printf(m, "| codec | select | artifact bytes | compression (fp32) | compression (fp16) | bits/weight | PPL | PPL delta | rel. error |\n"
-                         "|---|---|---|---|---|---|---|---|---|\n");
+            sb_printf(m, "**%s** (%d tokens scored): baseline PPL %.4f, decode %.1f tok/s\n\n", str(ds, "name", ""),
+                      (int)num(b, "scored_tokens", 0), num(b, "ppl", 0), num(b, "decode_tokens_per_second", 0));
+            sb_printf(m, "| codec | select | artifact bytes | compression (fp32) | compression (fp16) | bits/weight | PPL | PPL delta | rel. error | decode tok/s |\n"
+                         "|---|---|---|---|---|---|---|---|---|---|\n");
             cJSON_ArrayForEach(r, rows) {
                 if (strcmp(str(r, "model", ""), mn) || strcmp(str(r, "dataset", ""), str(ds, "name", ""))) continue;
-                sb_printf(m, "| `%s` | %s | %.0f | %.2fx | %.2fx | %.3f | %.4f | %+.2f%% | %.4f |\n", str(r, "codec", ""),
+                sb_printf(m, "| `%s` | %s | %.0f | %.2fx | %.2fx | %.3f | %.4f | %+.2f%% | %.4f | %.1f |\n", str(r, "codec", ""),
                           str(r, "select", ""), num(r, "artifact_bytes", 0), num(r, "ratio_fp32", 0), num(r, "ratio_fp16", 0),
                           num(r, "bits_per_weight", 0), num(r, "ppl", 0), num(r, "ppl_delta_percent", 0),
-                          num(r, "rel_frobenius_error", 0));
+                          num(r, "rel_frobenius_error", 0), num(r, "decode_tokens_per_second", 0));
             }
             sb_printf(m, "\n");
         }
@@ -560,7 +560,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
                 else snprintf(dpath, sizeof dpath, "%s/%s", shared, dp);
                 const cJSON *b = find_baseline(bases, mo->valuestring, str(ds, "name", ""));
                 tp_eval_opts eo = {.artifact = art, .data = dpath, .tail_chars = (size_t)num(ds, "tail_chars", 0),
-                                   .max_tokens = max_tokens, .ppl = po};
+                                   .max_tokens = max_tokens, .ppl = po, .decode_tokens = 64};
                 if (b) {
                     eo.skip_baseline = 1;
                     eo.baseline_ppl = num(b, "ppl", 0);
@@ -580,6 +580,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
                     cJSON_AddNumberToObject(nb, "scored_tokens", (double)er.baseline.scored);
                     cJSON_AddNumberToObject(nb, "nll_sum", er.baseline.nll_sum);
                     cJSON_AddNumberToObject(nb, "ppl", er.baseline.ppl);
+                    cJSON_AddNumberToObject(nb, "decode_tokens_per_second", er.baseline_decode_tps);
                     cJSON_AddItemToArray(bases, nb);
                 }
                 cJSON *r = cJSON_CreateObject();
@@ -605,6 +606,8 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
                 cJSON_AddNumberToObject(r, "baseline_ppl", er.baseline.ppl);
                 cJSON_AddNumberToObject(r, "ppl_delta_percent", 100.0 * (er.ppl.ppl - er.baseline.ppl) / er.baseline.ppl);
                 cJSON_AddNumberToObject(r, "eval_seconds", er.ppl.seconds);
+                cJSON_AddStringToObject(r, "exec", "packed");
+                cJSON_AddNumberToObject(r, "decode_tokens_per_second", er.decode_tps);
                 if (cr.calib_tokens) {
                     cJSON_AddNumberToObject(r, "calib_tokens", (double)cr.calib_tokens);
                     cJSON_AddStringToObject(r, "calib_sha256", cr.calib_sha256);
