@@ -96,45 +96,46 @@ void tp_model_set_weight_hook(tp_model *m, tp_weight_hook fn, void *user) {
     drop_caches(m);
 }
 
-tp_status tp_model_override_weight(tp_model *m, const char *name, const float *data, tp_err *e) {
+/* the weight matrix named name (tp_model_weight's names), NULL if none */
+static wmat *find_w(const tp_model *m, const char *name) {
     for (size_t i = 0; i < m->nall; i++)
-        if (!strcmp(m->all[i]->t->name, name)) {
-            /* a tied head shares emb's tensor: both entries see the override */
-            for (size_t j = 0; j < m->nall; j++)
-                if (m->all[j]->t == m->all[i]->t) { tp_free(m->all[j]->f32); m->all[j]->f32 = NULL; m->all[j]->ovr = data; }
-            m->cuda_stale = 1; /* the device copy (--device cuda) must be uploaded again */
-            return TP_OK;
-        }
-    return tp_fail(e, TP_ERR_ARG, "override: '%s' is not a weight matrix of this model", name);
+        if (!strcmp(m->all[i]->t->name, name)) return m->all[i];
+    return NULL;
+}
+
+tp_status tp_model_override_weight(tp_model *m, const char *name, const float *data, tp_err *e) {
+    const wmat *w = find_w(m, name);
+    if (!w) return tp_fail(e, TP_ERR_ARG, "override: '%s' is not a weight matrix of this model", name);
+    /* a tied head shares emb's tensor: both entries see the override */
+    for (size_t j = 0; j < m->nall; j++)
+        if (m->all[j]->t == w->t) { tp_free(m->all[j]->f32); m->all[j]->f32 = NULL; m->all[j]->ovr = data; }
+    m->cuda_stale = 1; /* the device copy (--device cuda) must be uploaded again */
+    return TP_OK;
 }
 
 static void free_w(wmat *w) { tp_free(w->f32); tp_free(w->bias); tp_linear_free(w->packed); }
 
 tp_status tp_model_set_packed(tp_model *m, const char *name, tp_linear *l, tp_err *e) {
-    for (size_t i = 0; i < m->nall; i++) {
-        wmat *w = m->all[i];
-        if (strcmp(w->t->name, name)) continue;
-        /* the packed matrix is [out, in]: the file's shape, or its transpose for a Conv1D */
-        int64_t out = w->linear_layout ? w->rows : w->cols, in = w->linear_layout ? w->cols : w->rows;
-        if (tp_linear_rows(l) != out || tp_linear_cols(l) != in)
-            return tp_fail(e, TP_ERR_FORMAT, "packed '%s' is %lldx%lld, the model multiplies by %lldx%lld ([out, in])", name,
-                           (long long)tp_linear_rows(l), (long long)tp_linear_cols(l), (long long)out, (long long)in);
-        if (w->packed) m->npacked--;
-        tp_linear_free(w->packed);
-        w->packed = l;
-        m->npacked++;
-        tp_free(w->f32);
-        w->f32 = NULL;
-        m->cuda_stale = 1;
-        return TP_OK;
-    }
-    return tp_fail(e, TP_ERR_ARG, "packed: '%s' is not a weight matrix of this model", name);
+    wmat *w = find_w(m, name);
+    if (!w) return tp_fail(e, TP_ERR_ARG, "packed: '%s' is not a weight matrix of this model", name);
+    /* the packed matrix is [out, in]: the file's shape, or its transpose for a Conv1D */
+    int64_t out = w->linear_layout ? w->rows : w->cols, in = w->linear_layout ? w->cols : w->rows;
+    if (tp_linear_rows(l) != out || tp_linear_cols(l) != in)
+        return tp_fail(e, TP_ERR_FORMAT, "packed '%s' is %lldx%lld, the model multiplies by %lldx%lld ([out, in])", name,
+                       (long long)tp_linear_rows(l), (long long)tp_linear_cols(l), (long long)out, (long long)in);
+    if (w->packed) m->npacked--;
+    tp_linear_free(w->packed);
+    w->packed = l;
+    m->npacked++;
+    tp_free(w->f32);
+    w->f32 = NULL;
+    m->cuda_stale = 1;
+    return TP_OK;
 }
 
 tp_linear *tp_model_packed(const tp_model *m, const char *name) {
-    for (size_t i = 0; i < m->nall; i++)
-        if (!strcmp(m->all[i]->t->name, name)) return m->all[i]->packed;
-    return NULL;
+    const wmat *w = find_w(m, name);
+    return w ? w->packed : NULL;
 }
 
 tp_status tp_model_adopt(tp_model *m, void *p, void (*fn)(void *), tp_err *e) {
@@ -432,6 +433,17 @@ static const uint16_t *f16_direct(const tp_model *m, const wmat *w, int nrows) {
         return NULL;
     return (const uint16_t *)(const void *)w->t->data;
 }
+/* Y (row stride ldy) = X W^T (+ Y when accumulate) with W in its codec's format, counted with the
+ * products' time and FLOPs like gemm() */
+static tp_status packed_mul(tp_model *m, tp_linear *l, const float *X, int n, float *Y, int ldy, int accumulate,
+                            tp_err *e) {
+    double t0 = tp_now();
+    tp_status rc = tp_linear_mul(l, X, n, Y, ldy, accumulate, e);
+    m->gemm_s += tp_now() - t0;
+    m->gemm_flops += 2.0 * n * (double)tp_linear_rows(l) * (double)tp_linear_cols(l);
+    return rc;
+}
+
 static void hgemv(tp_model *m, const uint16_t *W, int out, int in, const float *x, float beta, float *y) {
     double t0 = tp_now();
     hv_job j = {W, in, x, beta, y, out};
@@ -476,13 +488,7 @@ static tp_status linear(tp_model *m, wmat *w, const float *X, int n, float *Y, i
         hgemv(m, H, out, in, X, beta, Y);
         return TP_OK;
     }
-    if (w->packed) {
-        double t0 = tp_now();
-        rc = tp_linear_mul(w->packed, X, n, Y, ldy, beta != 0.0f, e);
-        m->gemm_s += tp_now() - t0;
-        m->gemm_flops += 2.0 * n * out * in;
-        return rc;
-    }
+    if (w->packed) return packed_mul(m, w->packed, X, n, Y, ldy, beta != 0.0f, e);
     gemm(m, n, out, in, 1.0f, X, in, W, w->linear_layout ? in : out, w->linear_layout, beta, Y, ldy);
     return TP_OK;
 }
@@ -715,13 +721,7 @@ static tp_status trunk(tp_model *m, const int32_t *ids, int n, int pos0, tp_err 
 static tp_status head(tp_model *m, const float *Hs, int nr, float *logits, tp_err *e) {
     int d = m->c.d_model, V = m->c.vocab, blk = m->head_blk;
     wmat *w = m->headp;
-    if (w->packed) { /* [V, d] in its codec's format: the family's GEMM over all of it */
-        double t0 = tp_now();
-        tp_status rc = tp_linear_mul(w->packed, Hs, nr, logits, V, 0, e);
-        m->gemm_s += tp_now() - t0;
-        m->gemm_flops += 2.0 * nr * V * d;
-        return rc;
-    }
+    if (w->packed) return packed_mul(m, w->packed, Hs, nr, logits, V, 0, e); /* [V, d]: the family's GEMM, whole */
     const uint16_t *H = f16_direct(m, w, nr);
     if (H) {
         hgemv(m, H, V, d, Hs, 0.0f, logits);

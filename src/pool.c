@@ -13,7 +13,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "tenpak/tenpak.h"
 
@@ -43,7 +42,7 @@ static pool P = {.mu = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZ
 /* Workers belong to the process that made them: a forked child (bench-model's rows, test
  * runners) has none, so each process starts its own on its first run. pthread_atfork keeps the
  * locks consistent across a fork made while no run is in progress. */
-static pid_t started_pid;
+static atomic_int started; /* workers made in this process (a forked child's handler clears it) */
 static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local int in_task;
 static pthread_mutex_t run_mu = PTHREAD_MUTEX_INITIALIZER; /* one run at a time */
@@ -83,6 +82,7 @@ static void fork_parent(void) { pthread_mutex_unlock(&P.mu); pthread_mutex_unloc
 static void fork_child(void) {
     P.nworkers = 0;
     atomic_store(&P.active, 0);
+    atomic_store(&started, 0);
     fork_parent();
 }
 
@@ -90,7 +90,8 @@ static void start(void) {
     static int atfork;
     if (!atfork) atfork = pthread_atfork(fork_prepare, fork_parent, fork_child) == 0;
     P.nworkers = 0;
-    int n = tp_num_threads() - 1;
+    /* without the fork handlers a child could not tell it has no workers: stay serial then */
+    int n = atfork ? tp_num_threads() - 1 : 0;
     if (n > MAX_WORKERS) n = MAX_WORKERS;
     for (int i = 0; i < n; i++) {
         pthread_t t;
@@ -102,11 +103,13 @@ static void start(void) {
     }
 }
 
+/* once per process, without a lock or a system call on the way of every run */
 static void ensure_started(void) {
+    if (atomic_load_explicit(&started, memory_order_acquire)) return;
     pthread_mutex_lock(&start_mu);
-    if (started_pid != getpid()) {
+    if (!atomic_load(&started)) {
         start();
-        started_pid = getpid();
+        atomic_store_explicit(&started, 1, memory_order_release);
     }
     pthread_mutex_unlock(&start_mu);
 }

@@ -97,8 +97,13 @@ static void qgemv_task(void *vc, int t, int nt) {
     tp_free(row);
 }
 
-static int row_tasks(const tp_qmat *q, int64_t work) {
-    return work >= PAR_MIN_WEIGHTS ? (int)((q->rows + ROW_TASK - 1) / ROW_TASK) : 1;
+/* Every ROW_TASK-row task of q: on the pool, or in order on this thread for small work (the same
+ * tasks either way, so the same arithmetic). */
+static void run_row_tasks(const tp_qmat *q, int64_t work, void (*fn)(void *, int, int), qjob *j) {
+    int n = (int)((q->rows + ROW_TASK - 1) / ROW_TASK);
+    if (work >= PAR_MIN_WEIGHTS) tp_pool_run(n, fn, j);
+    else
+        for (int t = 0; t < n; t++) fn(j, t, n);
 }
 
 void tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y) {
@@ -107,11 +112,7 @@ void tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y) {
     if (avx2 && !xsum) abort();
     if (avx2) tp_qgemv_xsum(q, x, xsum);
     qjob j = {q, x, xsum, 1, y, avx2};
-    int nt = row_tasks(q, q->rows * q->cols);
-    if (nt > 1) tp_pool_run(nt, qgemv_task, &j);
-    else { /* one task over every row: the same arithmetic as ROW_TASK blocks */
-        for (int t = 0; t < (int)((q->rows + ROW_TASK - 1) / ROW_TASK); t++) qgemv_task(&j, t, 1);
-    }
+    run_row_tasks(q, q->rows * q->cols, qgemv_task, &j);
     tp_free(xsum);
 }
 
@@ -134,10 +135,7 @@ static void qgemm_task(void *vc, int t, int nt) {
 
 void tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
     qjob j = {q, X, NULL, batch, Y, tp_cpu_isa() >= TP_ISA_AVX2};
-    int n = (int)((q->rows + ROW_TASK - 1) / ROW_TASK);
-    if (row_tasks(q, batch * q->rows * q->cols) > 1) tp_pool_run(n, qgemm_task, &j);
-    else
-        for (int t = 0; t < n; t++) qgemm_task(&j, t, n);
+    run_row_tasks(q, batch * q->rows * q->cols, qgemm_task, &j);
 }
 
 void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
