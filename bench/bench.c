@@ -163,6 +163,36 @@ static void add_caches(cJSON *ctx) {
     }
 }
 
+/* The GPU the cuda kernels ran on, when this build has the backend and the machine a device:
+ * `device` (what `report merge` keys a machine by) and its parts. */
+static void add_gpu(cJSON *ctx) {
+#ifdef TENPAK_HAVE_CUDA
+    tp_cuda_info g;
+    if (!tp_cuda_info_get(&g)) return;
+    char dev[400];
+    snprintf(dev, sizeof dev, "%s (sm_%d%d, %d SMs, %d MHz)", g.name, g.cc_major, g.cc_minor, g.sm_count,
+             g.clock_mhz);
+    cJSON_AddStringToObject(ctx, "device", dev);
+    cJSON_AddStringToObject(ctx, "gpu_name", g.name);
+    char cc[16];
+    snprintf(cc, sizeof cc, "%d.%d", g.cc_major, g.cc_minor);
+    cJSON_AddStringToObject(ctx, "gpu_compute_capability", cc);
+    cJSON_AddNumberToObject(ctx, "gpu_sm_count", g.sm_count);
+    cJSON_AddNumberToObject(ctx, "gpu_clock_mhz", g.clock_mhz);
+    cJSON_AddNumberToObject(ctx, "gpu_memory_clock_mhz", g.mem_clock_mhz);
+    cJSON_AddNumberToObject(ctx, "gpu_memory_bus_bits", g.mem_bus_bits);
+    cJSON_AddNumberToObject(ctx, "gpu_memory_gib", g.mem_gib);
+    cJSON_AddNumberToObject(ctx, "gpu_l2_mib", g.l2_mib);
+    char v[32];
+    snprintf(v, sizeof v, "%d.%d", g.driver / 1000, (g.driver % 1000) / 10);
+    cJSON_AddStringToObject(ctx, "cuda_driver_version", v);
+    snprintf(v, sizeof v, "%d.%d", g.runtime / 1000, (g.runtime % 1000) / 10);
+    cJSON_AddStringToObject(ctx, "cuda_runtime_version", v);
+#else
+    (void)ctx;
+#endif
+}
+
 static cJSON *make_context(double copy_bw) {
     cJSON *ctx = cJSON_CreateObject();
     char date[64], host[256] = "unknown";
@@ -190,6 +220,7 @@ static cJSON *make_context(double copy_bw) {
     cJSON_AddNumberToObject(ctx, "blas_threads", tp_blas_threads());
     cJSON_AddStringToObject(ctx, "blas_config", tp_blas_config());
     cJSON_AddNumberToObject(ctx, "copy_bandwidth_bytes_per_second", copy_bw);
+    add_gpu(ctx);
     return ctx;
 }
 

@@ -17,7 +17,28 @@ DEBS=(libcjson1 libcjson-dev libzstd-dev libzstd1 libxxhash0 libxxhash-dev libpc
       libcriterion3 libcriterion-dev libnanomsg5 libgit2-1.5 libhttp-parser2.9 libmbedtls14
       libmbedx509-1 libmbedcrypto7 libssh2-1 pkgconf pkgconf-bin pkg-config libpkgconf3 zlib1g zlib1g-dev)
 if [ "${1:-}" = "--fetch-debs" ]; then
-    mkdir -p .gpu/debs && cd .gpu/debs && exec apt-get download "${DEBS[@]}"
+    # the -dev packages are repacked without their static .a libraries (the build links shared), so
+    # that .gpu and a model fit the device tool's 64 MiB carry
+    set -e
+    mkdir -p .gpu/debs && (cd .gpu/debs && apt-get download "${DEBS[@]}")
+    t=$(mktemp -d)
+    for f in .gpu/debs/*-dev_*.deb; do
+        rm -rf "$t/x" && dpkg-deb -R "$f" "$t/x" && find "$t/x" -name '*.a' -delete && dpkg-deb -Zxz -b "$t/x" "$f" > /dev/null
+    done
+    rm -rf "$t"
+    du -sh .gpu/debs
+    exit 0
+fi
+# a copy of what the model stage needs from ../shared (llama-mini without goldens, WikiText-2 test),
+# in its layout, to carry as .gpu/shared (TENPAK_SHARED_DIR=.gpu/shared on the GPU machine)
+if [ "${1:-}" = "--copy-shared" ]; then
+    set -e
+    src=${TENPAK_SHARED_DIR:-../shared}
+    mkdir -p .gpu/shared/models/llama-mini .gpu/shared/datasets/wikitext-2-raw
+    cp "$src"/models/llama-mini/*.json "$src"/models/llama-mini/*.safetensors .gpu/shared/models/llama-mini/
+    cp "$src"/datasets/wikitext-2-raw/wiki.test.raw .gpu/shared/datasets/wikitext-2-raw/
+    du -sh .gpu/shared
+    exit 0
 fi
 # cuSPARSELt header for the cusparselt baseline (the library itself is dlopen'ed from the GPU
 # machine's PyTorch install): fetch on a machine with PyPI access, then carry .gpu
@@ -93,6 +114,8 @@ T=$B/tenpak
 
 # ---- list, verify, bench ----
 $T list > "$OUT/list.txt"; grep '^cuda' "$OUT/list.txt"
+vrc=0; brc=0
+if [ -z "${TENPAK_GPU_SKIP_BENCH:-}" ]; then # TENPAK_GPU_SKIP_BENCH=1: the model stage only
 t0=$(date +%s)
 $T verify --self-test --filter '/(cuda[a-z0-9-]*|cublas|cusparselt)/' --json "$OUT/verify.json" > "$OUT/verify.txt" 2>&1
 vrc=$?
@@ -105,4 +128,43 @@ brc=$?
 echo "bench: rc=$brc in $(( $(date +%s) - t0 )) s"
 python3 ci/gpu_summary.py "$OUT/bench.json" "$OUT/verify.txt" > "$OUT/summary.md"
 cat "$OUT/summary.md"
-exit $(( vrc || brc ))
+fi
+
+# ---- the model on the GPU (TENPAK_GPU_MODEL=1): the device tests of the model path, then
+# bench-model --device cuda on llama-mini (fp32, fp16, int4 g128 packed) and, when numpy is there,
+# on a synthetic checkpoint of TinyLlama-1.1B's shapes (datasets/make_synthetic_llama.py) ----
+mrc=0
+if [ -n "${TENPAK_GPU_MODEL:-}" ]; then
+    S=${TENPAK_SHARED_DIR:-../shared}
+    export TENPAK_SHARED_DIR=$S
+    t0=$(date +%s)
+    cmake --build "$B" -j "$(nproc)" --target test_pipeline_ppl_cuda >> "$B/build.log" 2>&1 &&
+        "$B/test_pipeline_ppl_cuda" --verbose -j1 --filter "${TENPAK_GPU_TESTS:-*}" > "$OUT/model_tests.txt" 2>&1
+    mrc=$?
+    echo "model tests: rc=$mrc in $(( $(date +%s) - t0 )) s"
+    grep -E '^\[(PASS|FAIL|SKIP|----)\]|Synthesis|info' "$OUT/model_tests.txt" | grep -v '^\[----\] *$' | head -n 60
+    W=${TENPAK_GPU_WORK:-/tmp/tenpak-gpu-model}
+    mkdir -p "$W"
+    L=$S/models/llama-mini
+    if [ -f "$L/config.json" ]; then
+        $T compress --model "$L" --codec int4:g=128 --compress-embeddings --out "$W/llama-int4.tpk" > "$OUT/compress-llama.txt" 2>&1 &&
+            $T bench-model --model "$L" --artifact "$W/llama-int4.tpk" --device cuda --repetitions 3 \
+                --json "$OUT/bench-model-llama-mini.json" > "$OUT/bench-model-llama-mini.txt" 2>&1
+        r=$?; mrc=$(( mrc || r )); echo "bench-model llama-mini --device cuda: rc=$r"; cat "$OUT/bench-model-llama-mini.txt"
+    fi
+    if [ -z "${TENPAK_GPU_NO_SYNTH:-}" ] && python3 -c 'import numpy' 2>/dev/null; then
+        t0=$(date +%s)
+        python3 datasets/make_synthetic_llama.py "$W/tinyllama-synth" --tokenizer-dir "$L" --force > "$OUT/synth.txt" 2>&1 &&
+            echo "synthetic checkpoint written in $(( $(date +%s) - t0 )) s" &&
+            $T compress --model "$W/tinyllama-synth" --codec int4:g=128 --compress-embeddings --out "$W/tl-int4.tpk" \
+                > "$OUT/compress-tinyllama.txt" 2>&1 &&
+            echo "compressed (int4 g128) by $(( $(date +%s) - t0 )) s" &&
+            $T bench-model --model "$W/tinyllama-synth" --artifact "$W/tl-int4.tpk" --device cuda --repetitions 3 \
+                --json "$OUT/bench-model-tinyllama-synth.json" > "$OUT/bench-model-tinyllama-synth.txt" 2>&1
+        r=$?; mrc=$(( mrc || r )); echo "bench-model tinyllama-synth --device cuda: rc=$r in $(( $(date +%s) - t0 )) s"
+        cat "$OUT/bench-model-tinyllama-synth.txt"
+    else
+        echo "bench-model tinyllama-synth: skipped (TENPAK_GPU_NO_SYNTH or no numpy)"
+    fi
+fi
+exit $(( vrc || brc || mrc ))

@@ -12,13 +12,16 @@
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tenpak bench-model --model DIR [--artifact F.tpk]... [--pp 512] [--tg 128] [--repetitions N]\n"
-            "                          [--exec packed|dequant] [--json FILE]\n"
+            "                          [--exec packed|dequant] [--device cpu|cuda] [--json FILE]\n"
             "  --model DIR        Hugging Face checkpoint folder; its fp32 and fp16 rows are always run\n"
             "  --artifact F.tpk   an artifact of that checkpoint (tenpak compress); repeatable\n"
             "  --pp N             prefill test: one forward of N tokens from an empty cache (default 512; 0 skips)\n"
             "  --tg N             decode test: N single-token forwards from an empty cache (default 128; 0 skips)\n"
             "  --repetitions N    timed runs of each test after one warm-up (default 3); the table shows medians\n"
             "  --exec MODE        packed (default: the codec's kernels on the packed weights) or dequant\n"
+            "  --device D         cpu (default) or cuda: every row's forward passes on the GPU (fp32: cuBLAS\n"
+            "                     sgemm; fp16: cuBLAS fp16 x fp16 -> fp32; packed int4/int4r2/nf4: the INT4\n"
+            "                     kernels), roofline = the GPU's copy bandwidth; peak RSS is the host's\n"
             "  --json FILE        Google Benchmark JSON (context as `tenpak bench`), names\n"
             "                     model/<model>/<codec>/ppN and model/<model>/<codec>/tgN\n"
             "Each row runs in its own process (its peak RSS is its own). bytes/token: the weight bytes one\n"
@@ -51,7 +54,14 @@ int tp_cmd_bench_model(int argc, char **argv) {
         else if (tp_arg(argc, argv, &i, "--pp", &v)) rc = !parse_count("--pp", v, &o.pp);
         else if (tp_arg(argc, argv, &i, "--tg", &v)) rc = !parse_count("--tg", v, &o.tg);
         else if (tp_arg(argc, argv, &i, "--repetitions", &v)) rc = !parse_count("--repetitions", v, &o.repetitions);
-        else if (tp_arg(argc, argv, &i, "--exec", &v)) {
+        else if (tp_arg(argc, argv, &i, "--device", &v)) {
+            if (!strcmp(v, "cpu")) o.device = TP_DEVICE_CPU;
+            else if (!strcmp(v, "cuda")) o.device = TP_DEVICE_CUDA;
+            else {
+                fprintf(stderr, "tenpak bench-model: --device must be cpu or cuda, not '%s'\n", v);
+                rc = 1;
+            }
+        } else if (tp_arg(argc, argv, &i, "--exec", &v)) {
             if (!tp_exec_parse(v, &o.exec)) {
                 fprintf(stderr, "tenpak bench-model: --exec must be packed or dequant, not '%s'\n", v);
                 rc = 1;

@@ -2,6 +2,9 @@
  * row (the child loads, warms up, times, and sends its figures back through a pipe), then
  * measures the copy bandwidth and writes the table and the JSON. */
 #include "pipeline/bench_model.h"
+#ifdef TENPAK_HAVE_CUDA
+#include "kernels/cuda/tp_cuda.h"
+#endif
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -91,6 +94,14 @@ typedef struct row {
     char codec[256];      /* the <codec> of the benchmark names */
 } row;
 
+static double device_copy_bandwidth(void) {
+#ifdef TENPAK_HAVE_CUDA
+    return tp_cuda_copy_bandwidth();
+#else
+    return 0;
+#endif
+}
+
 static const char *mode_name(tp_weight_mode m) {
     return m == TP_WEIGHTS_F32 ? "f32" : m == TP_WEIGHTS_F16 ? "f16" : m == TP_WEIGHTS_PER_LAYER ? "per-layer" : "auto";
 }
@@ -112,6 +123,10 @@ static tp_status run_row(const tp_bench_model_opts *o, const row *rw, const int3
         snprintf(r->spec, sizeof r->spec, "%s", rw->weights == TP_WEIGHTS_F16 ? "fp16" : "fp32");
     }
     snprintf(r->mode, sizeof r->mode, "%s", mode_name(tp_model_weight_mode(m)));
+    if (o->device != TP_DEVICE_CPU && (s = tp_model_set_device(m, o->device, e)) != TP_OK) {
+        tp_model_free(m);
+        return s;
+    }
     if (tp_model_capacity(m) < need) {
         s = tp_fail(e, TP_ERR_ARG, "%s: %d tokens do not fit the model's context of %d positions", o->model_dir, need,
                     tp_model_capacity(m));
@@ -427,13 +442,15 @@ tp_status tp_bench_model_run(const tp_bench_model_opts *o, int *failed_rows, tp_
             fprintf(stderr, "bench-model: %s done in %.1f s\n", rw->codec, tp_now() - t0);
     }
     free(ids);
-    /* after the last fork: the copy kernel starts OpenMP threads, which a forked child would lack */
-    double copy_bw = tp_bench_copy_bandwidth(0);
+    /* after the last fork: the copy kernel starts OpenMP threads (and CUDA its own), which a forked
+     * child would lack */
+    double copy_bw = o->device == TP_DEVICE_CUDA ? device_copy_bandwidth() : tp_bench_copy_bandwidth(0);
     if (o->out && first == TP_OK) {
         fprintf(o->out, "tenpak bench-model: %s (%s, %d layers, d_model %d, vocab %d); %s, %d threads, isa %s;\n"
-                        "  copy bandwidth (roofline) %.2f GB/s; tokens: %s; artifacts run %s\n",
+                        "  device %s; %scopy bandwidth (roofline) %.2f GB/s; tokens: %s; artifacts run %s\n",
                 model, cfg.model_type, cfg.n_layer, cfg.d_model, cfg.vocab, tp_cpu_model(), tp_num_threads(),
-                tp_isa_name(tp_cpu_isa()), copy_bw * 1e-9, src, tp_exec_name(o->exec));
+                tp_isa_name(tp_cpu_isa()), tp_device_name(o->device), o->device == TP_DEVICE_CUDA ? "device " : "",
+                copy_bw * 1e-9, src, tp_exec_name(o->exec));
         print_table(o, model, rows, nrows, copy_bw);
     }
     if (o->json_path && first == TP_OK) {
@@ -449,6 +466,7 @@ tp_status tp_bench_model_run(const tp_bench_model_opts *o, int *failed_rows, tp_
         cJSON_AddNumberToObject(ctx, "tg", o->tg);
         cJSON_AddNumberToObject(ctx, "model_repetitions", R);
         cJSON_AddStringToObject(ctx, "exec", tp_exec_name(o->exec));
+        cJSON_AddStringToObject(ctx, "model_device", tp_device_name(o->device));
         cJSON_AddStringToObject(ctx, "token_ids", src);
         cJSON_AddItemToObject(root, "context", ctx);
         cJSON *arr = cJSON_AddArrayToObject(root, "benchmarks");

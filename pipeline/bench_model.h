@@ -28,6 +28,8 @@ typedef struct tp_bench_model_opts {
     int pp, tg;          /* tokens of the prefill / decode test; 0 skips that test */
     int repetitions;     /* >= 1; the console shows medians */
     tp_exec exec;        /* how artifacts run (TP_EXEC_PACKED by default) */
+    tp_device device;    /* TP_DEVICE_CUDA: every row's forward passes on the GPU (tp_model_set_device), the
+                            roofline the device's copy bandwidth; peak RSS stays the host's */
     const char *json_path; /* Google Benchmark JSON, written atomically; NULL: none */
     FILE *out;           /* console table; NULL: none */
     FILE *err;           /* failing rows, one line each; NULL: none */

@@ -134,6 +134,10 @@ static size_t q_bytes(const void *vp) {
 
 static const tp_codec_exec q_exec = {q_open, q_mul, q_row, q_corrupt, q_bytes, q_close};
 
+const tp_qmat *tp_codec_exec_qmat(const tp_codec_exec *x, const void *view) {
+    return x == &q_exec && view ? &((const q_packed *)view)->q : NULL;
+}
+
 /* ---- awq: activation-aware INT4 ----
  * blob = s[cols] (fp16, tp_awq_scales of the calibration's mean |x_c|) then the int4 image of
  * W diag(s). Decoding: W[r][c] = dequant(q)[r][c] / s_c. A tensor without statistics gets s = 1. */

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tenpak/quant.h"
 #include "tenpak/tenpak.h"
 
 #define TP_CODEC_MAX_STAGES 4
@@ -89,6 +90,11 @@ typedef struct tp_codec_exec {
     size_t (*bytes)(const void *p);
     void (*close)(void *p);
 } tp_codec_exec;
+
+/* The INT4-family matrix (int4 g8..g128 incl. refined, int4r2, nf4) behind a view that exec opened,
+ * for kernels outside the codec (the GPU's packed path); NULL for every other method, awq included
+ * (its channel scales act on the activations). */
+const tp_qmat *tp_codec_exec_qmat(const tp_codec_exec *x, const void *view);
 
 tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e);
 double tp_codec_param_get(const tp_codec_stage *s, const char *key);

@@ -25,6 +25,11 @@ int64_t tp_linear_rows(const tp_linear *l) { return l->rows; }
 int64_t tp_linear_cols(const tp_linear *l) { return l->cols; }
 const char *tp_linear_spec(const tp_linear *l) { return l->codec.spec; }
 
+const tp_qmat *tp_linear_qmat(const tp_linear *l) {
+    if (l->codec.nstages != 1) return NULL;
+    return tp_codec_exec_qmat(l->codec.stages[0].method->exec, l->stage[0]);
+}
+
 void tp_linear_free(tp_linear *l) {
     if (!l) return;
     for (int i = 0; i < l->codec.nstages; i++)

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tenpak/quant.h"
 #include "tenpak/tenpak.h"
 
 typedef struct tp_linear tp_linear;
@@ -29,6 +30,10 @@ void tp_linear_free(tp_linear *l);
 int64_t tp_linear_rows(const tp_linear *l);
 int64_t tp_linear_cols(const tp_linear *l);
 const char *tp_linear_spec(const tp_linear *l);
+
+/* The INT4-family matrix (int4, int4r2, nf4; one stage, not awq) the linear multiplies by, for the
+ * GPU's packed path; NULL for every other codec. */
+const tp_qmat *tp_linear_qmat(const tp_linear *l);
 
 /* Y[i * ldy + r] = (accumulate ? Y[i * ldy + r] : 0) + sum_c W[r][c] X[i * cols + c], i < n. */
 tp_status tp_linear_mul(tp_linear *l, const float *X, int n, float *Y, int ldy, int accumulate, tp_err *e);

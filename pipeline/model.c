@@ -744,11 +744,12 @@ static tp_status head(tp_model *m, const float *Hs, int nr, float *logits, tp_er
     return TP_OK;
 }
 
+static tp_status device_forward(tp_model *m, const int32_t *ids, int n, int pos0, int row0, float *logits,
+                                tp_err *e);
+
 tp_status tp_model_forward(tp_model *m, const int32_t *ids, int n, int pos0, int row0, float *logits, tp_err *e) {
-    if (m->device != TP_DEVICE_CPU)
-        return tp_fail(e, TP_ERR_UNSUPPORTED, "forward: logits are computed on the CPU only (the %s device gives NLLs)",
-                       tp_device_name(m->device));
     if (row0 < 0 || row0 > n) return tp_fail(e, TP_ERR_ARG, "forward: row0 %d outside [0, %d]", row0, n);
+    if (m->device != TP_DEVICE_CPU) return device_forward(m, ids, n, pos0, row0, logits, e);
     tp_status rc = trunk(m, ids, n, pos0, e);
     if (rc != TP_OK || !logits || row0 == n) return rc;
     return head(m, m->h + (size_t)row0 * m->c.d_model, n - row0, logits, e);
@@ -797,10 +798,12 @@ tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0,
     return TP_OK;
 }
 
-/* ---- devices: tp_model_forward_nll on a CUDA GPU (kernels/cuda/model.cu) ----
+/* ---- devices: tp_model_forward(_nll) on a CUDA GPU (kernels/cuda/model.cu) ----
  * The CPU path above is untouched by this section: with TP_DEVICE_CPU (the default) nothing here
- * runs. With TP_DEVICE_CUDA every tensor is handed to the device once, in fp32, as the CPU would
- * use it (overrides and the weight hook applied), and again after either changes. */
+ * runs. With TP_DEVICE_CUDA every tensor is handed to the device once, and again after an
+ * override or the weight hook changes: a packed weight (an artifact loaded with --exec packed) as
+ * its INT4-family record, never decoded on the host (other codecs fail, naming the tensor); in
+ * TP_WEIGHTS_F16 mode every other matrix in fp16; else in fp32 as the CPU would use it. */
 #ifdef TENPAK_HAVE_CUDA
 #include "kernels/cuda/tp_cuda_model.h"
 #endif
@@ -823,10 +826,33 @@ static void device_release(tp_model *m) {
 }
 
 #ifdef TENPAK_HAVE_CUDA
-/* One matrix to the device: its override or cached fp32 copy as is, else converted into tmp. */
+/* A packed weight to the device: its INT4-family matrix as the artifact holds it. */
+static tp_status cuda_put_packed(tp_model *m, tp_cuda_slot slot, int layer, const wmat *w, tp_err *e) {
+    const tp_qmat *q = tp_linear_qmat(w->packed);
+    if (!q)
+        return tp_fail(e, TP_ERR_UNSUPPORTED, "--device cuda: tensor '%s' (codec %s) has no CUDA kernel on the packed "
+                       "path; run it with --exec dequant", w->t->name, tp_linear_spec(w->packed));
+    return tp_cuda_model_set_qmat(m->cuda, slot, layer, q, w->bias, e);
+}
+
+/* The fp16-weights mode: the matrix rounded to binary16 (file layout) */
+static tp_status cuda_put_f16(tp_model *m, tp_cuda_slot slot, int layer, const wmat *w, const float *data,
+                              tp_err *e) {
+    size_t n = (size_t)w->t->numel;
+    uint16_t *h = tp_alloc(n * sizeof *h);
+    if (!h) return tp_fail(e, TP_ERR_NOMEM, "out of memory converting '%s' for the GPU", w->t->name);
+    for (size_t i = 0; i < n; i++) h[i] = tp_f32_to_f16(data[i]);
+    tp_status rc = tp_cuda_model_set_mat16(m->cuda, slot, layer, h, w->rows, w->cols, w->linear_layout, w->bias, e);
+    tp_free(h);
+    return rc;
+}
+
+/* One matrix to the device: packed as packed; else its override or cached fp32 copy as is, or
+ * converted into tmp; in fp16 in TP_WEIGHTS_F16 mode (GPT-2's positions stay fp32). */
 static tp_status cuda_put_mat(tp_model *m, tp_cuda_slot slot, int layer, const wmat *w, float **tmp, size_t *tmpn,
                               tp_err *e) {
     if (!w->t) return TP_OK; /* not part of this architecture */
+    if (w->packed) return cuda_put_packed(m, slot, layer, w, e);
     const float *data = w->ovr ? w->ovr : w->f32;
     if (!data) {
         size_t need = (size_t)w->t->numel;
@@ -842,6 +868,7 @@ static tp_status cuda_put_mat(tp_model *m, tp_cuda_slot slot, int layer, const w
         if (rc != TP_OK) return rc;
         data = *tmp;
     }
+    if (m->mode == TP_WEIGHTS_F16 && slot != TP_CU_POS) return cuda_put_f16(m, slot, layer, w, data, e);
     return tp_cuda_model_set_mat(m->cuda, slot, layer, data, w->rows, w->cols, w->linear_layout, w->bias, e);
 }
 
@@ -898,9 +925,6 @@ tp_status tp_model_set_device(tp_model *m, tp_device d, tp_err *e) {
     return tp_fail(e, TP_ERR_UNSUPPORTED, "--device cuda: this tenpak was built without CUDA");
 #else
     const tp_model_config *c = &m->c;
-    if (m->npacked)
-        return tp_fail(e, TP_ERR_UNSUPPORTED, "--device cuda: %d weights are packed for the cpu kernels; load the artifact "
-                       "with --exec dequant for the GPU", m->npacked);
     if (!m->cuda) {
         tp_cuda_model_shape s = {c->arch == TP_ARCH_GPT2, (int)c->act, c->n_layer, c->d_model, c->n_head,
                                  c->n_kv_head, c->head_dim, c->d_ff, c->vocab, m->cap, c->sliding_window,
@@ -917,6 +941,25 @@ tp_status tp_model_set_device(tp_model *m, tp_device d, tp_err *e) {
     }
     if (m->device != TP_DEVICE_CUDA) { m->device = TP_DEVICE_CUDA; m->cached = 0; }
     return TP_OK;
+#endif
+}
+
+/* The argument checks of trunk(), then the device's forward pass with logits. */
+static tp_status device_forward(tp_model *m, const int32_t *ids, int n, int pos0, int row0, float *logits,
+                                tp_err *e) {
+    tp_status ac = check_forward_args(m, ids, n, pos0, e);
+    if (ac != TP_OK) return ac;
+#ifdef TENPAK_HAVE_CUDA
+    if (m->cuda_stale) {
+        tp_status rc = tp_model_set_device(m, TP_DEVICE_CUDA, e);
+        if (rc != TP_OK) return rc;
+    }
+    tp_status rc = tp_cuda_model_forward_logits(m->cuda, ids, n, pos0, row0, logits, e);
+    m->cached = rc == TP_OK ? pos0 + n : 0;
+    return rc;
+#else
+    (void)row0; (void)logits;
+    return tp_fail(e, TP_ERR_UNSUPPORTED, "forward: this tenpak was built without CUDA");
 #endif
 }
 

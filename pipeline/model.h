@@ -112,12 +112,16 @@ tp_status tp_model_forward(tp_model *m, const int32_t *ids, int n, int pos0, int
 tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, int row1,
                                const int32_t *targets, double *nll, tp_err *e);
 
-/* Where tp_model_forward_nll runs. TP_DEVICE_CPU (default) is the code above, unchanged.
- * TP_DEVICE_CUDA (kernels/cuda/tp_cuda_model.h): every tensor is uploaded in fp32 now (overrides
- * and the weight hook applied; again on the next forward after either changes) and each window's
- * forward pass runs on the GPU with its own KV cache; only the NLLs come back. Fails with
- * "... built without CUDA" or "no CUDA device (...)". Changing the device empties the KV cache.
- * tp_model_forward (logits) stays CPU-only: it fails while CUDA is selected. */
+/* Where tp_model_forward and tp_model_forward_nll run. TP_DEVICE_CPU (default) is the code above,
+ * unchanged. TP_DEVICE_CUDA (kernels/cuda/tp_cuda_model.h): every tensor is uploaded now (again on
+ * the next forward after an override or the weight hook changes): packed weights (artifacts with
+ * --exec packed) as their INT4-family records, multiplied by the GPU's INT4 kernels with binary16
+ * activations (any other packed codec fails, naming the tensor and --exec dequant); in
+ * TP_WEIGHTS_F16 mode the other matrices in fp16 (cublasGemmEx, binary16 activations, fp32 sums);
+ * else in fp32 (overrides and the weight hook applied; cublasSgemm without TF32). Each window's
+ * forward pass runs on the GPU with its own KV cache; only the NLLs or the requested logits come
+ * back. Fails with "... built without CUDA" or "no CUDA device (...)". Changing the device
+ * empties the KV cache. */
 typedef enum tp_device { TP_DEVICE_CPU = 0, TP_DEVICE_CUDA = 1 } tp_device;
 tp_status tp_model_set_device(tp_model *m, tp_device d, tp_err *e);
 tp_device tp_model_device(const tp_model *m);

@@ -59,6 +59,27 @@ extern "C" void tp_cuda_describe(FILE *f) {
             drv / 1000, (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10);
 }
 
+extern "C" int tp_cuda_info_get(tp_cuda_info *i) {
+    memset(i, 0, sizeof *i);
+    probe();
+    if (!avail_state) return 0;
+    snprintf(i->name, sizeof i->name, "%s", props.name);
+    i->cc_major = props.major;
+    i->cc_minor = props.minor;
+    i->sm_count = props.multiProcessorCount;
+    int khz = 0;
+    if (cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, 0) == cudaSuccess) i->clock_mhz = khz / 1000;
+    if (cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, 0) == cudaSuccess) i->mem_clock_mhz = khz / 1000;
+    int bits = 0;
+    if (cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, 0) == cudaSuccess) i->mem_bus_bits = bits;
+    i->mem_gib = (double)props.totalGlobalMem / (1024.0 * 1024 * 1024);
+    i->l2_mib = (double)props.l2CacheSize / (1024.0 * 1024);
+    cudaDriverGetVersion(&i->driver);
+    cudaRuntimeGetVersion(&i->runtime);
+    (void)cudaGetLastError();
+    return 1;
+}
+
 int tp_cu_sm_count(void) {
     probe();
     return avail_state ? props.multiProcessorCount : 1;

@@ -770,6 +770,52 @@ struct q_state {
     size_t out_count;
 };
 
+/* The packed arrays of q on the device, each 256-byte aligned inside one allocation: copy c of
+ * the state's rotation (s->blob[c], s->args[c]). */
+static size_t q_array_sizes(const tp_qmat *q, size_t sz[5]) {
+    const size_t nsc = (size_t)(q->rows * q->ngroups);
+    sz[0] = (size_t)(q->rows * q->code_stride);
+    sz[1] = nsc * 2;
+    sz[2] = q->offset ? nsc * 2 : 0;
+    sz[3] = q->rcodes ? (size_t)(q->rows * q->rcode_stride) : 0;
+    sz[4] = q->rscale ? nsc * 2 : 0;
+    size_t total = 0;
+    for (int i = 0; i < 5; i++) total += (sz[i] + 255) & ~(size_t)255;
+    return total;
+}
+static size_t q_device_bytes(const tp_qmat *q) {
+    size_t sz[5];
+    return q_array_sizes(q, sz);
+}
+static void upload_copy(q_state *s, const tp_qmat *q, int c) {
+    size_t sz[5];
+    const size_t total = q_array_sizes(q, sz);
+    const void *src[5] = {q->codes, q->scale, q->offset, q->rcodes, q->rscale};
+    TP_CU(&s->base, cudaMemcpyToSymbol(c_nf4, TP_NF4_LEVELS, sizeof(float) * 16));
+    TP_CU(&s->base, cudaMalloc(&s->blob[c], total));
+    if (s->base.failed) return;
+    char *b = (char *)s->blob[c];
+    const void *at[5];
+    size_t off = 0;
+    for (int i = 0; i < 5; i++) {
+        at[i] = sz[i] ? b + off : NULL;
+        if (sz[i]) TP_CU(&s->base, cudaMemcpy(b + off, src[i], sz[i], cudaMemcpyHostToDevice));
+        off += (sz[i] + 255) & ~(size_t)255;
+    }
+    QArgs &a = s->args[c];
+    a.codes = (const uint8_t *)at[0];
+    a.scale = (const uint16_t *)at[1];
+    a.offset = (const uint16_t *)at[2];
+    a.rcodes = (const uint8_t *)at[3];
+    a.rscale = (const uint16_t *)at[4];
+    a.rows = q->rows;
+    a.cols = q->cols;
+    a.ngroups = q->ngroups;
+    a.cstride = q->code_stride;
+    a.rstride = q->rcode_stride;
+    a.g = q->g;
+}
+
 extern "C" void *tp_cuda_q_prepare(const tp_qmat *q, const float *X, int64_t batch, const char *op, int f16a,
                                    int allow_tc) {
     q_state *s = (q_state *)calloc(1, sizeof *s);
@@ -780,37 +826,8 @@ extern "C" void *tp_cuda_q_prepare(const tp_qmat *q, const float *X, int64_t bat
     s->f16a = f16a;
     s->allow_tc = allow_tc;
     s->batch = (int)batch;
-    TP_CU(&s->base, cudaMemcpyToSymbol(c_nf4, TP_NF4_LEVELS, sizeof(float) * 16));
-    /* the packed arrays, each 16-byte aligned inside one allocation per copy */
-    const size_t nsc = (size_t)(q->rows * q->ngroups);
-    size_t sz[5] = {(size_t)(q->rows * q->code_stride), nsc * 2, q->offset ? nsc * 2 : 0,
-                    q->rcodes ? (size_t)(q->rows * q->rcode_stride) : 0, q->rscale ? nsc * 2 : 0};
-    const void *src[5] = {q->codes, q->scale, q->offset, q->rcodes, q->rscale};
-    size_t off[5], total = 0;
-    for (int i = 0; i < 5; i++) {
-        off[i] = total;
-        total += (sz[i] + 255) & ~(size_t)255;
-    }
-    s->ncopy = s->op == OP_DEQ ? 1 : tp_cu_rotation(total);
-    for (int c = 0; c < s->ncopy && !s->base.failed; c++) {
-        TP_CU(&s->base, cudaMalloc(&s->blob[c], total));
-        if (s->base.failed) break;
-        char *b = (char *)s->blob[c];
-        for (int i = 0; i < 5; i++)
-            if (sz[i]) TP_CU(&s->base, cudaMemcpy(b + off[i], src[i], sz[i], cudaMemcpyHostToDevice));
-        QArgs &a = s->args[c];
-        a.codes = (const uint8_t *)(b + off[0]);
-        a.scale = (const uint16_t *)(b + off[1]);
-        a.offset = sz[2] ? (const uint16_t *)(b + off[2]) : NULL;
-        a.rcodes = sz[3] ? (const uint8_t *)(b + off[3]) : NULL;
-        a.rscale = sz[4] ? (const uint16_t *)(b + off[4]) : NULL;
-        a.rows = q->rows;
-        a.cols = q->cols;
-        a.ngroups = q->ngroups;
-        a.cstride = q->code_stride;
-        a.rstride = q->rcode_stride;
-        a.g = q->g;
-    }
+    s->ncopy = s->op == OP_DEQ ? 1 : tp_cu_rotation(q_device_bytes(q));
+    for (int c = 0; c < s->ncopy && !s->base.failed; c++) upload_copy(s, q, c);
     if (s->op != OP_DEQ) {
         size_t n = (size_t)(batch * q->cols);
         if (f16a) {
@@ -1044,4 +1061,77 @@ extern "C" void tp_cuda_q_release(void *state) {
     cudaFree(s->X);
     cudaFree(s->Y);
     free(s);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * A packed matrix resident on the device for the model (tp_cuda.h, tp_cuda_qdev_*): the same
+ * launch choices as the registry's ops with fp16 activations (the _f16a variants: qmm_tc where it
+ * applies, gemv_simt / gemm_simt / gemm_generic elsewhere), into the caller's buffers, on the
+ * per-thread default stream.
+ * ------------------------------------------------------------------------------------------- */
+struct tp_cuda_qdev {
+    q_state s;
+};
+
+/* W[ids[i]][c] for i < n, c < cols: the rows of an embedding, exact (deq_elem) */
+template <int KIND>
+__global__ void deq_rows(QArgs a, const int32_t *__restrict__ ids, float *__restrict__ X) {
+    const long long r = ids[blockIdx.x];
+    for (long long c = threadIdx.x; c < a.cols; c += blockDim.x) X[blockIdx.x * a.cols + c] = deq_elem<KIND>(a, r, c);
+}
+
+extern "C" tp_cuda_qdev *tp_cuda_qdev_upload(const tp_qmat *q) {
+    tp_cuda_qdev *d = (tp_cuda_qdev *)calloc(1, sizeof *d);
+    if (!d) return NULL;
+    d->s.kind = q->kind;
+    d->s.g = q->g;
+    d->s.f16a = 1;
+    d->s.allow_tc = 1;
+    d->s.ncopy = 1;
+    upload_copy(&d->s, q, 0);
+    if (d->s.base.failed) { tp_cuda_qdev_free(d); return NULL; }
+    return d;
+}
+
+static int qdev_launch(tp_cuda_qdev *d) {
+    q_state *s = &d->s;
+    switch (s->kind) {
+    case TP_Q_INT4: launch_kind<TP_Q_INT4>(s, s->args[0]); break;
+    case TP_Q_INT4R2: launch_kind<TP_Q_INT4R2>(s, s->args[0]); break;
+    default: launch_kind<TP_Q_NF4>(s, s->args[0]); break;
+    }
+    TP_CU_LAUNCHED(&s->base);
+    return !s->base.failed;
+}
+
+extern "C" int tp_cuda_qdev_mul(tp_cuda_qdev *d, const uint16_t *X16, int batch, float *Y) {
+    d->s.op = batch == 1 ? OP_GEMV : OP_GEMM;
+    d->s.batch = batch;
+    d->s.X = (void *)X16;
+    d->s.Y = Y;
+    return qdev_launch(d);
+}
+
+extern "C" int tp_cuda_qdev_dequant(tp_cuda_qdev *d, float *W) {
+    d->s.op = OP_DEQ;
+    d->s.Y = W;
+    return qdev_launch(d);
+}
+
+extern "C" int tp_cuda_qdev_rows(tp_cuda_qdev *d, const int32_t *ids, int n, float *X) {
+    q_state *s = &d->s;
+    if (n <= 0) return !s->base.failed;
+    switch (s->kind) {
+    case TP_Q_INT4: deq_rows<TP_Q_INT4><<<n, 256>>>(s->args[0], ids, X); break;
+    case TP_Q_INT4R2: deq_rows<TP_Q_INT4R2><<<n, 256>>>(s->args[0], ids, X); break;
+    default: deq_rows<TP_Q_NF4><<<n, 256>>>(s->args[0], ids, X); break;
+    }
+    TP_CU_LAUNCHED(&s->base);
+    return !s->base.failed;
+}
+
+extern "C" void tp_cuda_qdev_free(tp_cuda_qdev *d) {
+    if (!d) return;
+    cudaFree(d->s.blob[0]);
+    free(d);
 }

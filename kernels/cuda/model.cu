@@ -12,6 +12,7 @@
  * sgemm on an H200 runs at tens of TFLOP/s, so a window should take a few milliseconds and the
  * elementwise kernels (memory-bound, a few MB each) are not expected to matter. */
 #include <cublas_v2.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 #include <stdlib.h>
@@ -23,9 +24,14 @@
 #define TPB 256                       /* threads per block of the row kernels (a power of two) */
 #define S_FLOATS ((size_t)32 << 20)   /* attention score block: at most this many floats */
 #define LOGIT_FLOATS ((size_t)32 << 20) /* logits block of the NLL: at most this many floats */
+#define QMUL_MAX 16                   /* packed products of up to this many rows run the packed kernels */
 
+/* A weight matrix in one of three formats: fp32 (w) or fp16 (w16) in file layout, or a packed
+ * INT4-family matrix (q, always [out, in]). */
 struct dmat {
     float *w;         /* file layout rows x cols */
+    uint16_t *w16;    /* the same, binary16 */
+    tp_cuda_qdev *q;  /* packed: rows = out, cols = in, linear = 1 */
     int64_t rows, cols;
     int linear;       /* 1: [out, in]; 0: [in, out] */
     float *bias;      /* [out] or NULL */
@@ -40,8 +46,9 @@ struct tp_cuda_model {
     tp_cuda_model_shape s;
     int failed;
     char name[256];
-    cudaStream_t st;
-    cublasHandle_t h;
+    cudaStream_t st;   /* the calling thread's default stream, where tp_cuda_qdev_* launch too */
+    cublasHandle_t h;  /* fp32 products: PEDANTIC (no TF32) */
+    cublasHandle_t h16; /* fp16 x fp16 -> fp32 products: default math (tensor cores) */
     int kvd, qd, qw;   /* kv width, query width, width of the q buffer (GPT-2: fused 3d) */
     dmat emb, pos, head;
     float *nfw, *nfb;
@@ -55,6 +62,13 @@ struct tp_cuda_model {
     float *logits;     /* logit_rows x vocab */
     int rows;          /* activations allocated for this many rows */
     float *x, *hb, *q, *att, *ff1, *ff2;
+    uint16_t *x16;     /* rows x max(d, F, qd) binary16 activations of fp16 / packed products */
+    const float *x16_of; /* x16 holds this input (x16_rows x x16_cols) until a kernel writes to it: */
+    int x16_rows, x16_cols; /* products sharing an input (q, k, v; gate, up) convert it once */
+    float *ytmp;       /* rows x max(out) products of packed matrices before bias / accumulate */
+    size_t ytmp_n;
+    float *wtmp;       /* one packed matrix dequantised (products of more than QMUL_MAX rows) */
+    size_t wtmp_n;
     int32_t *ids, *tg;
     double *nll;
 };
@@ -119,6 +133,44 @@ __global__ void embed_kernel(float *x, const float *emb, const float *pos, const
         float v = er[j];
         if (pr) v += pr[j];
         x[(size_t)i * d + j] = v;
+    }
+}
+
+/* x[i] = emb16[ids[i]] (+ pos[pos0 + i]): the fp16 embedding */
+__global__ void embed16_kernel(float *x, const uint16_t *emb, const float *pos, const int32_t *ids, int d, int pos0) {
+    int i = blockIdx.x;
+    const uint16_t *er = emb + (size_t)ids[i] * d;
+    const float *pr = pos ? pos + (size_t)(pos0 + i) * d : NULL;
+    for (int j = threadIdx.x; j < d; j += blockDim.x) {
+        float v = __half2float(__ushort_as_half(er[j]));
+        if (pr) v += pr[j];
+        x[(size_t)i * d + j] = v;
+    }
+}
+
+/* x[i] += pos[pos0 + i] (after a packed embedding's rows) */
+__global__ void addpos_kernel(float *x, const float *pos, int d, int pos0) {
+    int i = blockIdx.x;
+    for (int j = threadIdx.x; j < d; j += blockDim.x) x[(size_t)i * d + j] += pos[(size_t)(pos0 + i) * d + j];
+}
+
+/* H[i * cols + j] = binary16(X[i * ldx + j]), round to nearest even */
+__global__ void to_f16_kernel(uint16_t *H, const float *X, int n, int cols, int ldx) {
+    size_t total = (size_t)n * cols;
+    for (size_t k = (size_t)blockIdx.x * blockDim.x + threadIdx.x; k < total; k += (size_t)gridDim.x * blockDim.x) {
+        size_t i = k / cols, j = k % cols;
+        H[k] = __half_as_ushort(__float2half_rn(X[i * ldx + j]));
+    }
+}
+
+/* Y[i * ldy + r] = (accumulate ? Y : 0) + T[i * out + r] (+ bias[r]) */
+__global__ void combine_kernel(float *Y, int ldy, const float *T, int out, const float *bias, int accumulate) {
+    const float *t = T + (size_t)blockIdx.x * out;
+    float *y = Y + (size_t)blockIdx.x * ldy;
+    for (int r = threadIdx.x; r < out; r += blockDim.x) {
+        float v = t[r];
+        if (bias) v += bias[r];
+        y[r] = accumulate ? y[r] + v : v;
     }
 }
 
@@ -205,6 +257,51 @@ __global__ void softmax_kernel(float *S, int nk, int p0, int kstart, int win) {
     for (int j = threadIdx.x; j < nk; j += TPB) s[j] = (j >= a && j <= b) ? s[j] * inv : 0.0f;
 }
 
+/* Attention of one query row (decoding) for head blockIdx.x, all in one block: the scores of keys
+ * [kstart, kend) in shared memory, the masked softmax of softmax_kernel (max, exponentials summed
+ * in double), then out = P V with each warp summing a stride of the keys and the warps' partial
+ * rows added in shared memory. Replaces per-head sgemm / softmax / sgemm launches (3 per head and
+ * layer) when one row is decoded: the same arithmetic, another summation order. */
+__global__ void attend1_kernel(const float *Q, const float *K, const float *V, float *out, int kvd, int hd, int grp,
+                               int kstart, int kend, float scale) {
+    extern __shared__ float sm[]; /* q[hd], p[kend - kstart], part[warps][hd] */
+    __shared__ double shd[TPB];
+    __shared__ float shf[TPB];
+    const int h = blockIdx.x, kh = h / grp, nk = kend - kstart, t = threadIdx.x;
+    const int warps = TPB / 32, w = t >> 5, lane = t & 31;
+    float *q = sm, *p = sm + hd, *part = p + nk;
+    for (int i = t; i < hd; i += TPB) q[i] = Q[(size_t)h * hd + i];
+    __syncthreads();
+    float mx = -INFINITY;
+    for (int j = t; j < nk; j += TPB) {
+        const float *k = K + (size_t)(kstart + j) * kvd + (size_t)kh * hd;
+        float a = 0.f;
+        for (int i = 0; i < hd; i++) a = fmaf(q[i], k[i], a);
+        a *= scale;
+        p[j] = a;
+        mx = fmaxf(mx, a);
+    }
+    mx = block_max(mx, shf);
+    double sum = 0;
+    for (int j = t; j < nk; j += TPB) {
+        float v = expf(p[j] - mx);
+        p[j] = v;
+        sum += v;
+    }
+    float inv = 1.0f / (float)block_sum(sum, shd); /* its barriers also publish p[] */
+    for (int i = lane; i < hd; i += 32) {
+        float a = 0.f;
+        for (int j = w; j < nk; j += warps) a = fmaf(p[j], V[(size_t)(kstart + j) * kvd + (size_t)kh * hd + i], a);
+        part[w * hd + i] = a;
+    }
+    __syncthreads();
+    for (int i = t; i < hd; i += TPB) {
+        float a = 0.f;
+        for (int k = 0; k < warps; k++) a += part[k * hd + i];
+        out[(size_t)h * hd + i] = a * inv;
+    }
+}
+
 /* nll[i] = logsumexp(row i) - row_i[tg[i]], the sum of exponentials in double */
 __global__ void nll_kernel(const float *L, int V, const int32_t *tg, double *nll) {
     __shared__ double shd[TPB];
@@ -225,24 +322,36 @@ static void dfree(void *p) {
     if (p) (void)cudaFree(p);
 }
 
+static void free_mat(dmat *m) {
+    dfree(m->w);
+    dfree(m->w16);
+    tp_cuda_qdev_free(m->q);
+    dfree(m->bias);
+    m->w = NULL;
+    m->w16 = NULL;
+    m->q = NULL;
+    m->bias = NULL;
+}
+
 extern "C" void tp_cuda_model_free(tp_cuda_model *cm) {
     if (!cm) return;
     dmat *ms[] = {&cm->emb, &cm->pos, &cm->head};
-    for (size_t i = 0; i < 3; i++) { dfree(ms[i]->w); dfree(ms[i]->bias); }
+    for (size_t i = 0; i < 3; i++) free_mat(ms[i]);
     if (cm->L)
         for (int l = 0; l < cm->s.n_layer; l++) {
             dlayer *L = &cm->L[l];
             dfree(L->n1w); dfree(L->n1b); dfree(L->n2w); dfree(L->n2b);
             dmat *ws[] = {&L->qkv, &L->q, &L->k, &L->v, &L->o, &L->fc, &L->proj, &L->gate, &L->up, &L->down};
-            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) { dfree(ws[i]->w); dfree(ws[i]->bias); }
+            for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) free_mat(ws[i]);
         }
     free(cm->L);
     dfree(cm->nfw); dfree(cm->nfb); dfree(cm->rope_cos); dfree(cm->rope_sin);
     dfree(cm->kc); dfree(cm->vc); dfree(cm->S); dfree(cm->logits);
     dfree(cm->x); dfree(cm->hb); dfree(cm->q); dfree(cm->att); dfree(cm->ff1); dfree(cm->ff2);
+    dfree(cm->x16); dfree(cm->ytmp); dfree(cm->wtmp);
     dfree(cm->ids); dfree(cm->tg); dfree(cm->nll);
     if (cm->h) (void)cublasDestroy(cm->h);
-    if (cm->st) (void)cudaStreamDestroy(cm->st);
+    if (cm->h16) (void)cublasDestroy(cm->h16);
     free(cm);
 }
 
@@ -259,10 +368,12 @@ static tp_status create_inner(tp_cuda_model *cm, tp_err *e) {
     CK(cudaSetDevice(0));
     CK(cudaGetDeviceProperties(&pr, 0));
     snprintf(cm->name, sizeof cm->name, "%s", pr.name);
-    CK(cudaStreamCreate(&cm->st));
+    cm->st = cudaStreamPerThread;
     CB(cublasCreate(&cm->h));
     CB(cublasSetStream(cm->h, cm->st));
     CB(cublasSetMathMode(cm->h, CUBLAS_PEDANTIC_MATH)); /* fp32 as on the CPU: no TF32 */
+    CB(cublasCreate(&cm->h16));
+    CB(cublasSetStream(cm->h16, cm->st));
     cm->kvd = s->n_kv_head * s->head_dim;
     cm->qd = s->n_head * s->head_dim;
     cm->qw = s->gpt2 ? 3 * s->d_model : cm->qd;
@@ -345,19 +456,68 @@ extern "C" tp_status tp_cuda_model_set_vec(tp_cuda_model *cm, tp_cuda_slot slot,
     return put(cm, p, v, (size_t)n, e);
 }
 
-extern "C" tp_status tp_cuda_model_set_mat(tp_cuda_model *cm, tp_cuda_slot slot, int layer, const float *w,
-                                           int64_t rows, int64_t cols, int linear, const float *bias, tp_err *e) {
+/* The slot's matrix before a (re)upload: shapes never change for a slot; another format than the
+ * slot held frees the old one. */
+static dmat *mat_for(tp_cuda_model *cm, tp_cuda_slot slot, int layer, int64_t rows, int64_t cols, int linear,
+                     tp_err *e) {
     dmat *m = mat_slot(cm, slot, layer);
-    if (!m || rows <= 0 || cols <= 0 || (m->w && (m->rows != rows || m->cols != cols || m->linear != linear)))
-        return tp_fail(e, TP_ERR_ARG, "cuda: bad matrix slot %d (layer %d, %lldx%lld)", (int)slot, layer,
-                       (long long)rows, (long long)cols);
+    int have = m && (m->w || m->w16 || m->q);
+    if (!m || rows <= 0 || cols <= 0 || (have && (m->rows != rows || m->cols != cols || m->linear != linear))) {
+        tp_fail(e, TP_ERR_ARG, "cuda: bad matrix slot %d (layer %d, %lldx%lld)", (int)slot, layer, (long long)rows,
+                (long long)cols);
+        return NULL;
+    }
     m->rows = rows;
     m->cols = cols;
     m->linear = linear;
-    TRY(put(cm, &m->w, w, (size_t)(rows * cols), e));
-    if (bias) TRY(put(cm, &m->bias, bias, (size_t)(linear ? rows : cols), e));
-    else if (m->bias) { dfree(m->bias); m->bias = NULL; }
+    return m;
+}
+
+static tp_status put_bias(tp_cuda_model *cm, dmat *m, const float *bias, tp_err *e) {
+    if (bias) return put(cm, &m->bias, bias, (size_t)(m->linear ? m->rows : m->cols), e);
+    dfree(m->bias);
+    m->bias = NULL;
     return TP_OK;
+}
+
+extern "C" tp_status tp_cuda_model_set_mat(tp_cuda_model *cm, tp_cuda_slot slot, int layer, const float *w,
+                                           int64_t rows, int64_t cols, int linear, const float *bias, tp_err *e) {
+    dmat *m = mat_for(cm, slot, layer, rows, cols, linear, e);
+    if (!m) return TP_ERR_ARG;
+    dfree(m->w16);
+    m->w16 = NULL;
+    tp_cuda_qdev_free(m->q);
+    m->q = NULL;
+    TRY(put(cm, &m->w, w, (size_t)(rows * cols), e));
+    return put_bias(cm, m, bias, e);
+}
+
+extern "C" tp_status tp_cuda_model_set_mat16(tp_cuda_model *cm, tp_cuda_slot slot, int layer, const uint16_t *w16,
+                                             int64_t rows, int64_t cols, int linear, const float *bias, tp_err *e) {
+    dmat *m = mat_for(cm, slot, layer, rows, cols, linear, e);
+    if (!m) return TP_ERR_ARG;
+    dfree(m->w);
+    m->w = NULL;
+    tp_cuda_qdev_free(m->q);
+    m->q = NULL;
+    size_t n = (size_t)(rows * cols);
+    if (!m->w16) TRY(dalloc(cm, (void **)&m->w16, n * 2, e));
+    CK(cudaMemcpy(m->w16, w16, n * 2, cudaMemcpyHostToDevice));
+    return put_bias(cm, m, bias, e);
+}
+
+extern "C" tp_status tp_cuda_model_set_qmat(tp_cuda_model *cm, tp_cuda_slot slot, int layer, const tp_qmat *q,
+                                            const float *bias, tp_err *e) {
+    dmat *m = mat_for(cm, slot, layer, q->rows, q->cols, 1, e);
+    if (!m) return TP_ERR_ARG;
+    dfree(m->w);
+    dfree(m->w16);
+    m->w = NULL;
+    m->w16 = NULL;
+    tp_cuda_qdev_free(m->q);
+    if (!(m->q = tp_cuda_qdev_upload(q)))
+        return cu_err(cm, e, "tp_cuda_qdev_upload", "the packed matrix could not be uploaded", __LINE__);
+    return put_bias(cm, m, bias, e);
 }
 
 extern "C" tp_status tp_cuda_model_set_rope(tp_cuda_model *cm, const float *cos_t, const float *sin_t, tp_err *e) {
@@ -376,17 +536,84 @@ static tp_status gemm(tp_cuda_model *cm, int M, int N, int K, float alpha, const
     return TP_OK;
 }
 
-/* Y[n, out] (ldy) = X[n, in] W (+ bias), or += when accumulate: pipeline/model.c's linear */
+/* Row-major C[M, N] (ldc) = A16[M, K] op(B16) + beta C in fp32, A and B binary16 (cublasGemmEx, fp32
+ * accumulation: tensor cores); op as gemm() above. */
+static tp_status gemm16(tp_cuda_model *cm, int M, int N, int K, const uint16_t *A, int lda, const uint16_t *B, int ldb,
+                        int transB, float beta, float *C, int ldc, tp_err *e) {
+    if (M <= 0 || N <= 0) return TP_OK;
+    const float one = 1.0f;
+    CB(cublasGemmEx(cm->h16, transB ? CUBLAS_OP_T : CUBLAS_OP_N, CUBLAS_OP_N, N, M, K, &one, B, CUDA_R_16F, ldb, A,
+                    CUDA_R_16F, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    return TP_OK;
+}
+
+static int grid_of(size_t n) {
+    size_t b = (n + TPB - 1) / TPB;
+    return b < 1 ? 1 : b > 4096 ? 4096 : (int)b;
+}
+
+/* X [n, in] (row stride ldx) rounded to binary16 into cm->x16 [n, in] */
+static tp_status to_f16(tp_cuda_model *cm, const float *X, int n, int in, int ldx, tp_err *e) {
+    if (cm->x16_of == X && cm->x16_rows == n && cm->x16_cols == in) return TP_OK; /* converted for the last product */
+    to_f16_kernel<<<grid_of((size_t)n * in), TPB, 0, cm->st>>>(cm->x16, X, n, in, ldx);
+    LAUNCHED(to_f16_kernel);
+    cm->x16_of = X;
+    cm->x16_rows = n;
+    cm->x16_cols = in;
+    return TP_OK;
+}
+
+static tp_status grow(tp_cuda_model *cm, float **p, size_t *have, size_t n, tp_err *e) {
+    if (n <= *have) return TP_OK;
+    dfree(*p);
+    *p = NULL;
+    *have = 0;
+    TRY(dalloc(cm, (void **)p, n * 4, e));
+    *have = n;
+    return TP_OK;
+}
+
+/* Y[n, out] (ldy) = X[n, in] W (+ bias), or += when accumulate: pipeline/model.c's linear. fp32
+ * weights: cublasSgemm. fp16 weights: the activations rounded to binary16, cublasGemmEx. Packed:
+ * up to QMUL_MAX rows through the packed kernels (activations rounded to binary16, as the fp16
+ * path), more rows (prefill, perplexity windows) through the dequantised matrix and cublasSgemm. */
 static tp_status linear(tp_cuda_model *cm, const dmat *w, const float *X, int n, float *Y, int ldy, int accumulate,
                         tp_err *e) {
-    if (!w->w) return tp_fail(e, TP_ERR_INTERNAL, "cuda: a weight matrix was not uploaded");
+    if (!w->w && !w->w16 && !w->q) return tp_fail(e, TP_ERR_INTERNAL, "cuda: a weight matrix was not uploaded");
     int in = (int)(w->linear ? w->cols : w->rows), out = (int)(w->linear ? w->rows : w->cols);
+    if (n <= 0) return TP_OK;
+    if (Y == cm->x16_of) cm->x16_of = NULL;
+    if (w->q && n <= QMUL_MAX) {
+        TRY(to_f16(cm, X, n, in, in, e));
+        if ((n == 1 || ldy == out) && !w->bias && !accumulate) { /* straight into Y */
+            if (!tp_cuda_qdev_mul(w->q, cm->x16, n, Y))
+                return cu_err(cm, e, "tp_cuda_qdev_mul", "packed product failed", __LINE__);
+            return TP_OK;
+        }
+        TRY(grow(cm, &cm->ytmp, &cm->ytmp_n, (size_t)n * out, e));
+        if (!tp_cuda_qdev_mul(w->q, cm->x16, n, cm->ytmp))
+            return cu_err(cm, e, "tp_cuda_qdev_mul", "packed product failed", __LINE__);
+        combine_kernel<<<n, TPB, 0, cm->st>>>(Y, ldy, cm->ytmp, out, w->bias, accumulate);
+        LAUNCHED(combine_kernel);
+        return TP_OK;
+    }
     if (w->bias) {
         bias_kernel<<<n, TPB, 0, cm->st>>>(Y, ldy, w->bias, out, accumulate);
         LAUNCHED(bias_kernel);
     }
     float beta = (w->bias || accumulate) ? 1.0f : 0.0f;
-    return gemm(cm, n, out, in, 1.0f, X, in, w->w, (int)w->cols, w->linear, beta, Y, ldy, e);
+    if (w->w16) {
+        TRY(to_f16(cm, X, n, in, in, e));
+        return gemm16(cm, n, out, in, cm->x16, in, w->w16, (int)w->cols, w->linear, beta, Y, ldy, e);
+    }
+    const float *W = w->w;
+    if (w->q) {
+        TRY(grow(cm, &cm->wtmp, &cm->wtmp_n, (size_t)(w->rows * w->cols), e));
+        if (!tp_cuda_qdev_dequant(w->q, cm->wtmp))
+            return cu_err(cm, e, "tp_cuda_qdev_dequant", "packed dequantisation failed", __LINE__);
+        W = cm->wtmp;
+    }
+    return gemm(cm, n, out, in, 1.0f, X, in, W, (int)w->cols, w->linear, beta, Y, ldy, e);
 }
 
 static tp_status ensure_rows(tp_cuda_model *cm, int n, tp_err *e) {
@@ -394,6 +621,8 @@ static tp_status ensure_rows(tp_cuda_model *cm, int n, tp_err *e) {
     size_t d = (size_t)cm->s.d_model, F = (size_t)cm->s.d_ff, N = (size_t)n;
     float **fs[] = {&cm->x, &cm->hb, &cm->q, &cm->att, &cm->ff1, &cm->ff2};
     for (size_t i = 0; i < 6; i++) { dfree(*fs[i]); *fs[i] = NULL; }
+    dfree(cm->x16);
+    cm->x16 = NULL;
     dfree(cm->ids); dfree(cm->tg); dfree(cm->nll);
     cm->ids = cm->tg = NULL;
     cm->nll = NULL;
@@ -404,6 +633,9 @@ static tp_status ensure_rows(tp_cuda_model *cm, int n, tp_err *e) {
     TRY(dalloc(cm, (void **)&cm->att, N * (size_t)cm->qd * 4, e));
     TRY(dalloc(cm, (void **)&cm->ff1, N * F * 4, e));
     TRY(dalloc(cm, (void **)&cm->ff2, N * F * 4, e));
+    size_t widest = d > F ? d : F; /* inputs of every product: d, qd (<= the q buffer's width) or F */
+    if ((size_t)cm->qd > widest) widest = (size_t)cm->qd;
+    TRY(dalloc(cm, (void **)&cm->x16, N * widest * 2 + 16, e));
     TRY(dalloc(cm, (void **)&cm->ids, N * 4, e));
     TRY(dalloc(cm, (void **)&cm->tg, N * 4, e));
     TRY(dalloc(cm, (void **)&cm->nll, N * 8, e));
@@ -418,6 +650,16 @@ static tp_status attention(tp_cuda_model *cm, const float *Q, int qs, const floa
     const tp_cuda_model_shape *s = &cm->s;
     int hd = s->head_dim, H = s->n_head, grp = s->n_head / s->n_kv_head, win = s->sliding_window;
     float scale = 1.0f / sqrtf((float)hd);
+    cm->x16_of = NULL; /* att is written below */
+    if (n == 1) { /* decoding: one launch for every head */
+        int kend = pos0 + 1, kstart = (win > 0 && pos0 - win + 1 > 0) ? pos0 - win + 1 : 0;
+        size_t smem = (size_t)(hd + (kend - kstart) + (TPB / 32) * hd) * sizeof(float);
+        if (smem <= 48 * 1024) {
+            attend1_kernel<<<H, TPB, smem, cm->st>>>(Q, K, V, cm->att, cm->kvd, hd, grp, kstart, kend, scale);
+            LAUNCHED(attend1_kernel);
+            return TP_OK;
+        }
+    }
     for (int h = 0; h < H; h++) {
         int kh = h / grp;
         for (int r0 = 0; r0 < n; r0 += cm->att_rows) {
@@ -436,20 +678,35 @@ static tp_status attention(tp_cuda_model *cm, const float *Q, int qs, const floa
     return TP_OK;
 }
 
-static tp_status forward_inner(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, int row0, int row1,
-                               const int32_t *targets, double *nll, tp_err *e) {
+/* x[0..n) = the embedding rows of cm->ids (+ GPT-2's positions), in the embedding's format */
+static tp_status embed(tp_cuda_model *cm, int n, int pos0, tp_err *e) {
     const tp_cuda_model_shape *s = &cm->s;
-    int d = s->d_model, F = s->d_ff, V = s->vocab;
+    int d = s->d_model;
+    const float *pos = s->gpt2 ? cm->pos.w : NULL;
+    if (cm->emb.w) embed_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->emb.w, pos, cm->ids, d, pos0);
+    else if (cm->emb.w16) embed16_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->emb.w16, pos, cm->ids, d, pos0);
+    else {
+        if (!tp_cuda_qdev_rows(cm->emb.q, cm->ids, n, cm->x))
+            return cu_err(cm, e, "tp_cuda_qdev_rows", "packed embedding rows failed", __LINE__);
+        if (pos) addpos_kernel<<<n, TPB, 0, cm->st>>>(cm->x, pos, d, pos0);
+    }
+    LAUNCHED(embed_kernel);
+    return TP_OK;
+}
+
+/* The trunk of rows [0, n) at positions pos0..: embedding, layers, final norm into cm->hb. */
+static tp_status trunk(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, tp_err *e) {
+    const tp_cuda_model_shape *s = &cm->s;
+    int d = s->d_model, F = s->d_ff;
     size_t lay = (size_t)s->cap * cm->kvd;
-    if (!cm->emb.w || (s->gpt2 && !cm->pos.w) || !cm->nfw || (s->gpt2 && !cm->nfb) || (!s->gpt2 && !cm->rope_cos))
+    int have_emb = cm->emb.w || cm->emb.w16 || cm->emb.q;
+    if (!have_emb || (s->gpt2 && !cm->pos.w) || !cm->nfw || (s->gpt2 && !cm->nfb) || (!s->gpt2 && !cm->rope_cos))
         return tp_fail(e, TP_ERR_INTERNAL, "cuda: the model's tensors were not all uploaded");
     TRY(ensure_rows(cm, n, e));
     cm->cached = pos0; /* positions beyond pos0 are overwritten below */
     CK(cudaMemcpyAsync(cm->ids, ids, (size_t)n * 4, cudaMemcpyHostToDevice, cm->st));
-    if (row1 > row0)
-        CK(cudaMemcpyAsync(cm->tg, targets, (size_t)(row1 - row0) * 4, cudaMemcpyHostToDevice, cm->st));
-    embed_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->emb.w, s->gpt2 ? cm->pos.w : NULL, cm->ids, d, pos0);
-    LAUNCHED(embed_kernel);
+    cm->x16_of = NULL;
+    TRY(embed(cm, n, pos0, e));
     for (int l = 0; l < s->n_layer; l++) {
         dlayer *L = &cm->L[l];
         float *Kl = cm->kc + l * lay, *Vl = cm->vc + l * lay;
@@ -457,7 +714,7 @@ static tp_status forward_inner(tp_cuda_model *cm, const int32_t *ids, int n, int
             return tp_fail(e, TP_ERR_INTERNAL, "cuda: layer %d's norms were not uploaded", l);
         if (s->gpt2) {
             layernorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, L->n1w, L->n1b, s->norm_eps);
-            LAUNCHED(layernorm_kernel);
+            LAUNCHED(layernorm_kernel); cm->x16_of = NULL; /* its output may be the next product's input */
             TRY(linear(cm, &L->qkv, cm->hb, n, cm->q, 3 * d, 0, e));
             /* K and V columns of the fused projection into the cache (kvd == d for GPT-2) */
             CK(cudaMemcpy2DAsync(Kl + (size_t)pos0 * cm->kvd, (size_t)cm->kvd * 4, cm->q + d, (size_t)3 * d * 4,
@@ -467,14 +724,14 @@ static tp_status forward_inner(tp_cuda_model *cm, const int32_t *ids, int n, int
             TRY(attention(cm, cm->q, 3 * d, Kl, Vl, n, pos0, e));
             TRY(linear(cm, &L->o, cm->att, n, cm->x, d, 1, e));
             layernorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, L->n2w, L->n2b, s->norm_eps);
-            LAUNCHED(layernorm_kernel);
+            LAUNCHED(layernorm_kernel); cm->x16_of = NULL; /* its output may be the next product's input */
             TRY(linear(cm, &L->fc, cm->hb, n, cm->ff1, F, 0, e));
             act_kernel<<<1024, TPB, 0, cm->st>>>(cm->ff1, NULL, (size_t)n * F, s->act);
-            LAUNCHED(act_kernel);
+            LAUNCHED(act_kernel); cm->x16_of = NULL; /* its output may be the next product's input */
             TRY(linear(cm, &L->proj, cm->ff1, n, cm->x, d, 1, e));
         } else {
             rmsnorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, L->n1w, s->norm_eps);
-            LAUNCHED(rmsnorm_kernel);
+            LAUNCHED(rmsnorm_kernel); cm->x16_of = NULL; /* its output may be the next product's input */
             TRY(linear(cm, &L->q, cm->hb, n, cm->q, cm->qd, 0, e));
             TRY(linear(cm, &L->k, cm->hb, n, Kl + (size_t)pos0 * cm->kvd, cm->kvd, 0, e));
             TRY(linear(cm, &L->v, cm->hb, n, Vl + (size_t)pos0 * cm->kvd, cm->kvd, 0, e));
@@ -486,23 +743,41 @@ static tp_status forward_inner(tp_cuda_model *cm, const int32_t *ids, int n, int
             TRY(attention(cm, cm->q, cm->qd, Kl, Vl, n, pos0, e));
             TRY(linear(cm, &L->o, cm->att, n, cm->x, d, 1, e));
             rmsnorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, L->n2w, s->norm_eps);
-            LAUNCHED(rmsnorm_kernel);
+            LAUNCHED(rmsnorm_kernel); cm->x16_of = NULL; /* its output may be the next product's input */
             TRY(linear(cm, &L->gate, cm->hb, n, cm->ff1, F, 0, e));
             TRY(linear(cm, &L->up, cm->hb, n, cm->ff2, F, 0, e));
             act_kernel<<<1024, TPB, 0, cm->st>>>(cm->ff1, cm->ff2, (size_t)n * F, s->act);
-            LAUNCHED(act_kernel);
+            LAUNCHED(act_kernel); cm->x16_of = NULL; /* its output may be the next product's input */
             TRY(linear(cm, &L->down, cm->ff1, n, cm->x, d, 1, e));
         }
     }
     if (s->gpt2) layernorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, cm->nfw, cm->nfb, s->norm_eps);
     else rmsnorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, cm->nfw, s->norm_eps);
-    LAUNCHED(final_norm);
-    const dmat *hw = cm->head.w ? &cm->head : &cm->emb; /* tied: the embedding */
-    if (hw->rows != V || hw->cols != d || !hw->linear)
-        return tp_fail(e, TP_ERR_INTERNAL, "cuda: lm_head is not [vocab, d_model]");
+    LAUNCHED(final_norm); cm->x16_of = NULL; /* its output may be the next product's input */
+    return TP_OK;
+}
+
+/* The lm_head: the untied head or, tied, the embedding */
+static const dmat *head_of(tp_cuda_model *cm, tp_err *e) {
+    const dmat *hw = (cm->head.w || cm->head.w16 || cm->head.q) ? &cm->head : &cm->emb;
+    if (hw->rows != cm->s.vocab || hw->cols != cm->s.d_model || !hw->linear) {
+        tp_fail(e, TP_ERR_INTERNAL, "cuda: lm_head is not [vocab, d_model]");
+        return NULL;
+    }
+    return hw;
+}
+
+static tp_status forward_inner(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, int row0, int row1,
+                               const int32_t *targets, double *nll, tp_err *e) {
+    int d = cm->s.d_model, V = cm->s.vocab;
+    TRY(trunk(cm, ids, n, pos0, e));
+    if (row1 > row0)
+        CK(cudaMemcpyAsync(cm->tg, targets, (size_t)(row1 - row0) * 4, cudaMemcpyHostToDevice, cm->st));
+    const dmat *hw = head_of(cm, e);
+    if (!hw) return TP_ERR_INTERNAL;
     for (int r0 = row0; r0 < row1; r0 += cm->logit_rows) {
         int nr = row1 - r0 < cm->logit_rows ? row1 - r0 : cm->logit_rows;
-        TRY(gemm(cm, nr, V, d, 1.0f, cm->hb + (size_t)r0 * d, d, hw->w, d, 1, 0.0f, cm->logits, V, e));
+        TRY(linear(cm, hw, cm->hb + (size_t)r0 * d, nr, cm->logits, V, 0, e));
         nll_kernel<<<nr, TPB, 0, cm->st>>>(cm->logits, V, cm->tg + (r0 - row0), cm->nll + (r0 - row0));
         LAUNCHED(nll_kernel);
     }
@@ -511,6 +786,36 @@ static tp_status forward_inner(tp_cuda_model *cm, const int32_t *ids, int n, int
     CK(cudaStreamSynchronize(cm->st)); /* and any error of the kernels above */
     cm->cached = pos0 + n;
     return TP_OK;
+}
+
+static tp_status forward_logits_inner(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, int row0,
+                                      float *logits, tp_err *e) {
+    int d = cm->s.d_model, V = cm->s.vocab;
+    TRY(trunk(cm, ids, n, pos0, e));
+    if (logits && row0 < n) {
+        const dmat *hw = head_of(cm, e);
+        if (!hw) return TP_ERR_INTERNAL;
+        for (int r0 = row0; r0 < n; r0 += cm->logit_rows) {
+            int nr = n - r0 < cm->logit_rows ? n - r0 : cm->logit_rows;
+            TRY(linear(cm, hw, cm->hb + (size_t)r0 * d, nr, cm->logits, V, 0, e));
+            CK(cudaMemcpyAsync(logits + (size_t)(r0 - row0) * V, cm->logits, (size_t)nr * V * 4,
+                               cudaMemcpyDeviceToHost, cm->st));
+        }
+    }
+    CK(cudaStreamSynchronize(cm->st));
+    cm->cached = pos0 + n;
+    return TP_OK;
+}
+
+extern "C" tp_status tp_cuda_model_forward_logits(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, int row0,
+                                                  float *logits, tp_err *e) {
+    if (cm->failed) return tp_fail(e, TP_ERR_INTERNAL, "cuda: the device model failed earlier");
+    if (n <= 0 || pos0 < 0 || pos0 > cm->cached || pos0 + n > cm->s.cap || row0 < 0 || row0 > n)
+        return tp_fail(e, TP_ERR_ARG, "cuda: forward of %d rows at position %d (logits from row %d) outside the cache",
+                       n, pos0, row0);
+    tp_status rc = forward_logits_inner(cm, ids, n, pos0, row0, logits, e);
+    if (rc != TP_OK) cm->failed = 1;
+    return rc;
 }
 
 extern "C" tp_status tp_cuda_model_forward_nll(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, int row0,

@@ -44,6 +44,31 @@ void tp_cuda_q_run(const tp_case *c, void *state, void *out);
 void tp_cuda_q_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_q_release(void *state);
 
+/* A packed INT4-family matrix (int4 g8..g128, int4r2, nf4) resident on the device, for the model's
+ * packed path (kernels/cuda/model.cu). Every call launches on the calling thread's default stream
+ * and returns 1, or 0 after a CUDA error (printed once to stderr). X16 and Y are device memory.
+ *   upload   copies q's arrays to the device (NULL on failure);
+ *   mul      Y[b * rows + r] = sum_c W[r][c] X16[b * cols + c], b < batch: the fp32 products of
+ *            the exact dequantised weights and binary16 activations (the _f16a ops' kernels);
+ *   dequant  W (rows x cols fp32) = the exact dequantised matrix;
+ *   rows     X[i * cols + c] = W[ids[i]][c], i < n (ids in device memory): embedding lookups. */
+typedef struct tp_cuda_qdev tp_cuda_qdev;
+tp_cuda_qdev *tp_cuda_qdev_upload(const tp_qmat *q);
+int tp_cuda_qdev_mul(tp_cuda_qdev *d, const uint16_t *X16, int batch, float *Y);
+int tp_cuda_qdev_dequant(tp_cuda_qdev *d, float *W);
+int tp_cuda_qdev_rows(tp_cuda_qdev *d, const int32_t *ids, int n, float *X);
+void tp_cuda_qdev_free(tp_cuda_qdev *d);
+
+/* The device a GPU result came from, for the `context` of bench JSON (0 without a usable device). */
+typedef struct tp_cuda_info {
+    char name[256];
+    int cc_major, cc_minor, sm_count;
+    int clock_mhz, mem_clock_mhz, mem_bus_bits; /* peak SM clock, peak memory clock, bus width */
+    double mem_gib, l2_mib;
+    int driver, runtime;                        /* cudaDriverGetVersion / cudaRuntimeGetVersion */
+} tp_cuda_info;
+int tp_cuda_info_get(tp_cuda_info *i);
+
 /* ---- baselines (kernels/cuda/baseline.cu) ----
  * Dense fp16 W (rows x cols, binary16 bits) times X (batch x cols, binary16-exact fp32 values):
  * Y (batch x rows, fp32) through cublasGemmEx, fp16 inputs, fp32 accumulation and output. */
@@ -56,6 +81,10 @@ void *tp_cuda_copy_prepare(const float *a, int64_t n);
 void tp_cuda_copy_run(const tp_case *c, void *state, void *out);
 void tp_cuda_copy_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_copy_release(void *state);
+
+/* Device-to-device copy bandwidth (bytes read + written per second, the fastest of 10 copies of
+ * 256 MiB): the roofline of `tenpak bench-model --device cuda`; 0 without a device. */
+double tp_cuda_copy_bandwidth(void);
 
 /* Graph timing (`tenpak bench`): `launches` consecutive k->run() calls captured into a CUDA graph;
  * NULL when the kernel's run() cannot be captured (then time it launch by launch). */

@@ -1,13 +1,20 @@
-/* The fp32 forward pass of pipeline/model.c on a CUDA device (kernels/cuda/model.cu), for
- * `tenpak ppl --device cuda`. Callable from C; only built with TENPAK_HAVE_CUDA.
+/* The forward pass of pipeline/model.c on a CUDA device (kernels/cuda/model.cu), for
+ * `tenpak ppl / eval / bench-model --device cuda`. Callable from C; only built with TENPAK_HAVE_CUDA.
  *
- * The caller (pipeline/model.c) describes the architecture, then hands over every tensor once in
- * fp32 (after its overrides and weight hook were applied): the device keeps fp32 copies of all
- * weights, a KV cache of `cap` positions and the activations of one window. A window's forward
- * pass runs entirely on the device: dense matmuls through cublasSgemm with CUBLAS_PEDANTIC_MATH
- * (no TF32: the products are fp32 as on the CPU), everything else in the simple kernels of
- * model.cu (each a plain transcription of the CPU code in pipeline/model.c); only the per-token
- * NLLs come back.
+ * The caller (pipeline/model.c) describes the architecture, then hands over every tensor once:
+ * each weight matrix in one of three formats, which decides how its products run on the device:
+ *   fp32 (set_mat: the tensor after overrides and the weight hook) - cublasSgemm with
+ *        CUBLAS_PEDANTIC_MATH (no TF32: the products are fp32 as on the CPU);
+ *   fp16 (set_mat16: the fp16-weights mode) - activations rounded to binary16, cublasGemmEx with
+ *        fp32 accumulation;
+ *   packed (set_qmat: an artifact's int4 / int4r2 / nf4 record, never decoded on the host) - up to
+ *        16 rows through the INT4 family's kernels (kernels/cuda/int4.cu, activations rounded to
+ *        binary16, exact products, fp32 sums); more rows through the matrix dequantised into a
+ *        scratch buffer and cublasSgemm.
+ * The device keeps these weights, a KV cache of `cap` positions and the activations of one window.
+ * A window's forward pass runs entirely on the device, everything but the products in the simple
+ * kernels of model.cu (each a plain transcription of the CPU code in pipeline/model.c); only the
+ * per-token NLLs or the requested rows' logits come back.
  *
  * Errors: every CUDA / cuBLAS return code is checked; a failure returns a tp_status with a
  * one-line message naming the call, and leaves the model unusable (every later call fails). */
@@ -17,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tenpak/quant.h"
 #include "tenpak/tenpak.h"
 
 #ifdef __cplusplus
@@ -59,6 +67,12 @@ tp_status tp_cuda_model_set_vec(tp_cuda_model *cm, tp_cuda_slot slot, int layer,
  * [in, out] (GPT-2 Conv1D). bias: [out] floats or NULL. */
 tp_status tp_cuda_model_set_mat(tp_cuda_model *cm, tp_cuda_slot slot, int layer, const float *w, int64_t rows,
                                 int64_t cols, int linear, const float *bias, tp_err *e);
+/* The same slot in fp16 (binary16 bits, file layout), or packed ([out, in]: q->rows = out). The
+ * arrays are copied; q may be a view into a memory-mapped artifact. */
+tp_status tp_cuda_model_set_mat16(tp_cuda_model *cm, tp_cuda_slot slot, int layer, const uint16_t *w16, int64_t rows,
+                                  int64_t cols, int linear, const float *bias, tp_err *e);
+tp_status tp_cuda_model_set_qmat(tp_cuda_model *cm, tp_cuda_slot slot, int layer, const tp_qmat *q, const float *bias,
+                                 tp_err *e);
 /* RoPE tables [cap][head_dim/2] (the CPU's own, so angles are bit-identical). */
 tp_status tp_cuda_model_set_rope(tp_cuda_model *cm, const float *cos_t, const float *sin_t, tp_err *e);
 
@@ -68,6 +82,11 @@ tp_status tp_cuda_model_set_rope(tp_cuda_model *cm, const float *cos_t, const fl
  * Arguments are checked by the caller. */
 tp_status tp_cuda_model_forward_nll(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, int row0, int row1,
                                     const int32_t *targets, double *nll, tp_err *e);
+
+/* The contract of tp_model_forward (pipeline/model.h): runs ids[0..n) at positions pos0.. and, when
+ * logits is not NULL, copies the logits of rows [row0, n) into it (host memory, (n - row0) x vocab). */
+tp_status tp_cuda_model_forward_logits(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, int row0,
+                                       float *logits, tp_err *e);
 
 #ifdef __cplusplus
 }
