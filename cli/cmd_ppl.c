@@ -151,7 +151,8 @@ int tp_cmd_ppl(int argc, char **argv) {
     printf("protocol     %s ctx %d stride %d, %zu windows\n", tp_ppl_protocol_name(po.protocol), r.ctx, r.stride, r.windows);
     printf("nll_sum      %.6f\n", r.nll_sum);
     printf("scored       %zu tokens\n", r.scored);
-    printf("ppl          %.6f\n", r.ppl);
+    printf("ppl          %.6f +/- %.6f (standard error of the mean NLL %.6f nats, times ppl)\n", r.ppl,
+           r.ppl * r.nll_stderr, r.nll_stderr);
     if (po.device == TP_DEVICE_CPU)
         printf("speed        %.1f scored tok/s, %.1f forward tok/s, %.2f s wall; sgemm %.1f GFLOP/s (%.0f%% of wall)\n", tps,
                ftps, r.seconds, gflops, 100.0 * r.gemm_seconds / r.seconds);
@@ -184,6 +185,8 @@ int tp_cmd_ppl(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "scored_tokens", (double)r.scored);
         cJSON_AddNumberToObject(o, "nll_sum", r.nll_sum);
         cJSON_AddNumberToObject(o, "ppl", r.ppl);
+        cJSON_AddNumberToObject(o, "nll_mean_stderr", r.nll_stderr);
+        cJSON_AddNumberToObject(o, "ppl_stderr", r.ppl * r.nll_stderr);
         cJSON_AddNumberToObject(o, "wall_s", r.seconds);
         cJSON_AddNumberToObject(o, "tokens_per_s", tps);
         cJSON_AddNumberToObject(o, "tokens_per_second", tps); /* issue 7's name; = tokens_per_s (scored) */

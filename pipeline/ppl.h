@@ -36,6 +36,7 @@ typedef struct tp_ppl_opts {
 
 typedef struct tp_ppl_result {
     double nll_sum, ppl;
+    double nll_sq_sum, nll_stderr;          /* sum of squared NLLs; standard error of the mean NLL */
     size_t scored, windows, forward_tokens; /* forward_tokens: rows run through the model */
     int ctx, stride;                        /* as resolved */
     double seconds, gemm_seconds, gemm_flops;
@@ -44,6 +45,17 @@ typedef struct tp_ppl_result {
 const char *tp_ppl_protocol_name(tp_ppl_protocol p); /* "hf" / "llamacpp" */
 /* Tokens the protocol will score for n tokens (0 if none: too few tokens). */
 size_t tp_ppl_count(size_t n, const tp_ppl_opts *o, int ctx, int stride);
+
+/* ctx and stride as tp_ppl_run resolves them for model m (0 in o: the defaults above). */
+tp_status tp_ppl_resolve(tp_model *m, const tp_ppl_opts *o, int *ctx, int *stride, tp_err *e);
+
+/* The protocol's windows over n tokens: window k runs ids [b, end) and scores its rows
+ * [first, end - b - 1) (row i predicts token b + i + 1); a window may score nothing (first >=
+ * end - b - 1). Returns 0 past the last window. */
+typedef struct tp_ppl_window { size_t b, end; int first; } tp_ppl_window;
+int tp_ppl_window_at(const tp_ppl_opts *o, size_t n, int ctx, int stride, size_t k, tp_ppl_window *w);
+/* Copies window w's ids into win (BOS first under the llamacpp protocol); returns its length. */
+int tp_ppl_window_fill(const tp_ppl_opts *o, const int32_t *ids, const tp_ppl_window *w, int32_t *win);
 
 tp_status tp_ppl_run(tp_model *m, const int32_t *ids, size_t n, const tp_ppl_opts *o, tp_ppl_result *r, tp_err *e);
 
