@@ -149,6 +149,35 @@ static void progress(void *u, size_t done, size_t total) {
     if (done == total) fputc('\n', stderr);
 }
 
+/* --bootstrap-resamples N (>= 1000), --bootstrap-block N (>= 1), --bootstrap-seed N (1 .. 2^53) */
+static int boot_option(const char *opt, const char *v, tp_boot_opts *b) {
+    unsigned long long u;
+    int ok = tp_parse_u64(v, &u) && u >= 1 && u <= (1ull << 53);
+    if (ok && !strncmp(opt, "--bootstrap-resamples", 21) && u >= 1000 && u <= 1000000) b->resamples = (int)u;
+    else if (ok && !strncmp(opt, "--bootstrap-block", 17)) b->block_len = (size_t)u;
+    else if (ok && !strncmp(opt, "--bootstrap-seed", 16)) b->seed = u;
+    else {
+        fprintf(stderr, "tenpak eval: %s: resamples 1000 .. 1000000, block length >= 1, seed 1 .. 2^53\n", opt);
+        return 0;
+    }
+    return 1;
+}
+
+static void print_paired(const tp_eval_result *r) {
+    const tp_token_stats *s = &r->stats;
+    printf("ppl           %.4f +/- %.4f (baseline %.4f +/- %.4f, %+.3f%%, 95%% interval [%+.3f%%, %+.3f%%])\n", r->ppl.ppl,
+           r->ppl.ppl * r->ppl.nll_stderr, r->baseline.ppl, r->baseline.ppl * r->baseline.nll_stderr, s->ppl_delta_percent,
+           s->ppl_delta_percent_ci.lo, s->ppl_delta_percent_ci.hi);
+    printf("kld           mean %.6f [%.6f, %.6f], median %.6f, p90 %.6f, p99 %.6f, p99.9 %.6f, max %.6f nats\n",
+           s->kld_mean, s->kld_mean_ci.lo, s->kld_mean_ci.hi, s->kld_median, s->kld_p90, s->kld_p99, s->kld_p999,
+           s->kld_max);
+    printf("top-1         %.3f%% [%.3f%%, %.3f%%] of scored tokens: both models' argmax agree\n", 100 * s->top1_agreement,
+           100 * s->top1_agreement_ci.lo, 100 * s->top1_agreement_ci.hi);
+    printf("logprob corr  %.6f (Pearson, true-token log-probs)\n", s->logprob_correlation);
+    printf("bootstrap     %d resamples of %zu blocks of %zu scored tokens, seed %llu (paired; [ ] are 95%% intervals)\n",
+           s->boot.resamples, s->blocks, s->boot.block_len, (unsigned long long)s->boot.seed);
+}
+
 int tp_cmd_eval(int argc, char **argv) {
     tp_eval_opts o = {.decode_tokens = 64};
     int exec_set = 0;
@@ -178,7 +207,12 @@ int tp_cmd_eval(int argc, char **argv) {
             if (!strcmp(v, "cpu")) o.ppl.device = TP_DEVICE_CPU;
             else if (!strcmp(v, "cuda")) o.ppl.device = TP_DEVICE_CUDA;
             else { fprintf(stderr, "tenpak eval: --device is cpu or cuda\n"); return 2; }
-        } else if (tp_arg(argc, argv, &i, "--exec", &v)) {
+        } else if (tp_arg(argc, argv, &i, "--dump-tokens", &v)) o.dump_tokens = v;
+        else if (tp_arg(argc, argv, &i, "--bootstrap-resamples", &v) || tp_arg(argc, argv, &i, "--bootstrap-block", &v) ||
+                 tp_arg(argc, argv, &i, "--bootstrap-seed", &v)) {
+            if (!boot_option(argv[i - 1], v, &o.boot)) return 2;
+        } else if (tp_flag(argv, i, "--no-kld")) o.no_paired = 1;
+        else if (tp_arg(argc, argv, &i, "--exec", &v)) {
             tp_exec x;
             if (!tp_exec_parse(v, &x)) { fprintf(stderr, "tenpak eval: --exec is packed or dequant\n"); return 2; }
             o.exec = (int)x;
@@ -186,13 +220,23 @@ int tp_cmd_eval(int argc, char **argv) {
         } else if (tp_flag(argv, i, "--help")) {
             printf("usage: tenpak eval --artifact FILE.tpk --data FILE [--model DIR] [--max-tokens N] [--ctx N]\n"
                    "                   [--stride N] [--protocol hf|llamacpp] [--tail-chars N] [--device cpu|cuda]\n"
-                   "                   [--exec packed|dequant] [--json FILE]\n"
+                   "                   [--exec packed|dequant] [--dump-tokens FILE] [--bootstrap-resamples N]\n"
+                   "                   [--bootstrap-block N] [--bootstrap-seed N] [--no-kld] [--json FILE]\n"
                    "  Rebuilds the model from the artifact (the source checkpoint must be present: its\n"
                    "  config and tokenizer are used and its sha256 must match) and measures perplexity\n"
                    "  with the protocol of `tenpak ppl`, beside the uncompressed model's on the same tokens.\n"
+                   "  On the cpu both models run in this process over the same windows: per scored token,\n"
+                   "  KL(base || compressed) of the next-token distributions (kld_mean, median, p90, p99,\n"
+                   "  p99.9, max; nats), top-1 agreement and the Pearson correlation of the true token's\n"
+                   "  log-probs; 95%% intervals of kld_mean, top1_agreement and ppl_delta_percent by a paired\n"
+                   "  block bootstrap (default %d resamples (at least 1000) of blocks of %d scored tokens,\n"
+                   "  shorter below %d tokens so that there are %d blocks; seed %d). --dump-tokens writes\n"
+                   "  the per-token records (verify/cli/token_stats.py recomputes every statistic from them).\n"
+                   "  --no-kld: the two models one after the other, perplexities only (as --device cuda).\n"
                    "  --exec packed (default on the cpu): the compressed tensors stay in their codec's format\n"
                    "  and its kernels multiply by them; dequant: decoded to fp32 first (the reference, and the\n"
-                   "  default with --device cuda).\n");
+                   "  default with --device cuda).\n", TP_BOOT_RESAMPLES, TP_BOOT_BLOCK_LEN,
+                   TP_BOOT_BLOCK_LEN * TP_BOOT_MIN_BLOCKS, TP_BOOT_MIN_BLOCKS, TP_BOOT_SEED);
             return 0;
         } else {
             fprintf(stderr, "tenpak eval: unknown option '%s' (see --help)\n", argv[i]);
@@ -211,12 +255,13 @@ int tp_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "tenpak eval: %s\n", e.msg);
         return 1;
     }
-    double delta = 100.0 * (r.ppl.ppl - r.baseline.ppl) / r.baseline.ppl;
+    double delta = r.paired ? r.stats.ppl_delta_percent : 100.0 * (r.ppl.ppl - r.baseline.ppl) / r.baseline.ppl;
     printf("artifact      %s (codec %s)\n", o.artifact, r.codec);
     print_sizes(&r.size);
     printf("data          %s (%zu tokens, %zu scored, %s protocol, ctx %d, stride %d)\n", o.data, r.tokens,
            r.ppl.scored, tp_ppl_protocol_name(o.ppl.protocol), r.ppl.ctx, r.ppl.stride);
-    printf("ppl           %.4f (baseline %.4f, %+.3f%%)\n", r.ppl.ppl, r.baseline.ppl, delta);
+    if (r.paired) print_paired(&r);
+    else printf("ppl           %.4f (baseline %.4f, %+.3f%%)\n", r.ppl.ppl, r.baseline.ppl, delta);
     double tps = r.ppl.seconds > 0 ? (double)r.ppl.scored / r.ppl.seconds : 0;
     printf("speed         %.1f scored tok/s on %s, %s weights\n", tps, tp_device_name(o.ppl.device),
            tp_exec_name((tp_exec)r.exec));
@@ -251,6 +296,13 @@ int tp_cmd_eval(int argc, char **argv) {
         cJSON_AddNumberToObject(j, "baseline_nll_sum", r.baseline.nll_sum);
         cJSON_AddNumberToObject(j, "baseline_ppl", r.baseline.ppl);
         cJSON_AddNumberToObject(j, "ppl_delta_percent", delta);
+        cJSON_AddBoolToObject(j, "paired", r.paired);
+        if (r.paired) {
+            cJSON_AddNumberToObject(j, "nll_mean_stderr", r.ppl.nll_stderr);
+            cJSON_AddNumberToObject(j, "baseline_nll_mean_stderr", r.baseline.nll_stderr);
+            tp_token_stats_json(&r.stats, j);
+            if (o.dump_tokens) cJSON_AddStringToObject(j, "dump_tokens", o.dump_tokens);
+        }
         cJSON_AddNumberToObject(j, "seconds", r.ppl.seconds + r.baseline.seconds);
         rc = write_json(json, j, "eval");
         cJSON_Delete(j);

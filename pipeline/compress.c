@@ -15,6 +15,7 @@
 #include "pipeline/artifact_model.h"
 #include "pipeline/codec.h"
 #include "pipeline/model.h"
+#include "pipeline/paired.h"
 #include "pipeline/safetensors.h"
 #include "pipeline/tokenizer.h"
 #include "tenpak/sha256.h"
@@ -462,8 +463,79 @@ static tp_status decode_speed(tp_model *m, const int32_t *ids, size_t n, int ste
     return s;
 }
 
+/* the dump's metadata line: what was compared on what */
+static char *dump_header(const tp_eval_opts *o, const tp_eval_result *r, const char *model_dir) {
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddStringToObject(h, "artifact", o->artifact);
+    cJSON_AddStringToObject(h, "codec", r->codec);
+    cJSON_AddStringToObject(h, "model_dir", model_dir);
+    cJSON_AddStringToObject(h, "model_sha256", r->model_sha256);
+    cJSON_AddStringToObject(h, "data", o->data);
+    cJSON_AddStringToObject(h, "data_sha256", r->data_sha256);
+    cJSON_AddNumberToObject(h, "tail_chars", (double)o->tail_chars);
+    cJSON_AddStringToObject(h, "protocol", tp_ppl_protocol_name(o->ppl.protocol));
+    cJSON_AddNumberToObject(h, "ctx", r->ppl.ctx);
+    cJSON_AddNumberToObject(h, "stride", r->ppl.stride);
+    cJSON_AddNumberToObject(h, "tokens", (double)r->tokens);
+    char *s = cJSON_PrintUnformatted(h);
+    cJSON_Delete(h);
+    return s;
+}
+
+/* compressed model m and the uncompressed one side by side over the same windows; frees m */
+static tp_status eval_paired(const tp_eval_opts *o, tp_model *m, const char *model_dir, const int32_t *ids, size_t n,
+                             int32_t bos, tp_eval_result *r, tp_err *e) {
+    tp_model *b = NULL;
+    tp_paired_result pr;
+    memset(&pr, 0, sizeof pr);
+    tp_ppl_opts po = o->ppl;
+    po.bos = bos;
+    tp_status s = tp_model_load(model_dir, NULL, &b, e);
+    if (s == TP_OK) s = tp_paired_run(b, m, ids, n, &po, &pr, e);
+    if (s == TP_OK) {
+        r->ppl = pr.comp;
+        r->baseline = pr.base;
+        r->paired = 1;
+        s = tp_token_stats_compute(&pr.tokens, &o->boot, &r->stats, e);
+    }
+    if (s == TP_OK && o->dump_tokens) {
+        char *h = dump_header(o, r, model_dir);
+        s = tp_token_cols_dump(&pr.tokens, &o->boot, h, o->dump_tokens, e);
+        free(h);
+    }
+    tp_token_cols_free(&pr.tokens);
+    if (s == TP_OK) s = decode_speed(m, ids, n, o->decode_tokens, &r->decode_tps, e);
+    r->peak_rss_bytes = tp_peak_rss_bytes();
+    tp_model_free(m);
+    if (s == TP_OK && !o->skip_baseline) s = decode_speed(b, ids, n, o->decode_tokens, &r->baseline_decode_tps, e);
+    tp_model_free(b);
+    return s;
+}
+
+/* the compressed model, then the uncompressed baseline in a model of its own (no KLD); frees m */
+static tp_status eval_apart(const tp_eval_opts *o, tp_model *m, const char *model_dir, const int32_t *ids, size_t n,
+                            int32_t bos, tp_eval_result *r, tp_err *e) {
+    tp_status s = ppl_of(m, ids, n, &o->ppl, bos, &r->ppl, e);
+    if (s == TP_OK) s = decode_speed(m, ids, n, o->decode_tokens, &r->decode_tps, e);
+    r->peak_rss_bytes = tp_peak_rss_bytes(); /* the compressed model's run, before the baseline's */
+    tp_model_free(m);
+    if (s == TP_OK && !o->skip_baseline) {
+        tp_model *b = NULL;
+        if ((s = tp_model_load(model_dir, NULL, &b, e)) == TP_OK) s = ppl_of(b, ids, n, &o->ppl, bos, &r->baseline, e);
+        if (s == TP_OK) s = decode_speed(b, ids, n, o->decode_tokens, &r->baseline_decode_tps, e);
+        tp_model_free(b);
+    }
+    if (s == TP_OK && o->skip_baseline) {
+        r->baseline.ppl = o->baseline_ppl;
+        r->baseline.nll_sum = o->baseline_nll;
+    }
+    return s;
+}
+
 tp_status tp_eval_artifact(const tp_eval_opts *o, tp_eval_result *r, tp_err *e) {
     memset(r, 0, sizeof *r);
+    if (o->dump_tokens && (o->no_paired || o->ppl.device != TP_DEVICE_CPU))
+        return tp_fail(e, TP_ERR_ARG, "eval: --dump-tokens needs the paired evaluation (cpu)");
     tp_model *m = NULL;
     tp_artifact_model info;
     tp_status s = tp_model_load_artifact(o->artifact, o->model_dir, o->exec, NULL, &m, &info, e);
@@ -479,21 +551,9 @@ tp_status tp_eval_artifact(const tp_eval_opts *o, tp_eval_result *r, tp_err *e) 
     s = tp_load_text_tokens(info.model_dir, o->data, o->tail_chars, &ids, &n, &bos, r->data_sha256, e);
     if (s == TP_OK && o->max_tokens && o->max_tokens < n) n = o->max_tokens;
     r->tokens = n;
-    if (s == TP_OK) s = ppl_of(m, ids, n, &o->ppl, bos, &r->ppl, e);
-    if (s == TP_OK) s = decode_speed(m, ids, n, o->decode_tokens, &r->decode_tps, e);
-    r->peak_rss_bytes = tp_peak_rss_bytes(); /* the compressed model's run, before the baseline's */
-    tp_model_free(m);
-    /* the uncompressed baseline on the same tokens, in a model of its own */
-    if (s == TP_OK && !o->skip_baseline) {
-        tp_model *b = NULL;
-        if ((s = tp_model_load(info.model_dir, NULL, &b, e)) == TP_OK) s = ppl_of(b, ids, n, &o->ppl, bos, &r->baseline, e);
-        if (s == TP_OK) s = decode_speed(b, ids, n, o->decode_tokens, &r->baseline_decode_tps, e);
-        tp_model_free(b);
-    }
-    if (s == TP_OK && o->skip_baseline) {
-        r->baseline.ppl = o->baseline_ppl;
-        r->baseline.nll_sum = o->baseline_nll;
-    }
+    if (s != TP_OK) tp_model_free(m);
+    else if (!o->no_paired && o->ppl.device == TP_DEVICE_CPU) s = eval_paired(o, m, info.model_dir, ids, n, bos, r, e);
+    else s = eval_apart(o, m, info.model_dir, ids, n, bos, r, e);
     free(ids);
     return s;
 }

@@ -7,6 +7,7 @@
 
 #include "pipeline/calib.h"
 #include "pipeline/ppl.h"
+#include "pipeline/stats.h"
 #include "tenpak/tenpak.h"
 
 #define TP_MAX_OVERRIDES 16
@@ -78,6 +79,13 @@ typedef struct tp_eval_opts {
     double baseline_ppl, baseline_nll;
     int exec;              /* tp_exec (pipeline/artifact_model.h): 0 packed kernels, 1 dequant to fp32 */
     int decode_tokens;     /* > 0: then time that many one-token steps (decode tokens/s), cpu only */
+    /* Paired evaluation (pipeline/paired.h; the cpu default): the uncompressed model runs beside the
+     * compressed one over the same windows, giving KLD, top-1 agreement and bootstrap intervals
+     * (r->paired, r->stats). With no_paired or --device cuda the two run one after the other and
+     * only the perplexities are measured, as before; skip_baseline applies only then. */
+    int no_paired;
+    tp_boot_opts boot;       /* the intervals' bootstrap (zeros: the defaults of stats.h) */
+    const char *dump_tokens; /* paired: the per-token records are written there (tp_token_cols_dump) */
 } tp_eval_opts;
 
 typedef struct tp_eval_result {
@@ -88,7 +96,9 @@ typedef struct tp_eval_result {
     int exec;                /* as run */
     double decode_tps;       /* decode tokens/s of the compressed model (0: not measured) */
     double baseline_decode_tps; /* the same of the uncompressed model (0: not measured or skipped) */
-    uint64_t peak_rss_bytes; /* the process's peak after the compressed model's run */
+    uint64_t peak_rss_bytes; /* the process's peak after the compressed model's run (paired: both models') */
+    int paired;              /* 1: stats below were measured, and ppl / baseline come from the paired pass */
+    tp_token_stats stats;
 } tp_eval_result;
 
 tp_status tp_eval_artifact(const tp_eval_opts *o, tp_eval_result *r, tp_err *e);
