@@ -17,9 +17,12 @@ int tp_cmd_claims(int argc, char **argv) {
             printf("usage: tenpak claims verify FILE... [--models-dir DIR] [--data-dir DIR] [--max-tokens N] [--json FILE]\n"
                    "  Runs what each claim needs (compress + eval) and marks it VERIFIED, FAILED (both\n"
                    "  numbers shown), NEEDS MODEL (the checkpoint is not here: which), UNSUPPORTED or ERROR.\n"
+                   "  A claim naming its \"metric\" (ppl_delta_percent, kld_mean, top1_agreement) is judged on\n"
+                   "  that metric's 95%% interval: VERIFIED when the whole interval is on the claim's side of\n"
+                   "  claimed +/- tolerance.<metric>_abs, FAILED when wholly on the other, else INCONCLUSIVE.\n"
                    "  Models resolve against --models-dir, $TENPAK_MODELS_DIR, else ../shared/models; data\n"
                    "  against --data-dir, else ../shared. --max-tokens caps every claim (a quick check).\n"
-                   "  Exit status 1 if any claim FAILED or could not be run.\n");
+                   "  Exit status 1 if any claim FAILED or could not be run (INCONCLUSIVE is not a failure).\n");
             return 0;
         }
         fprintf(stderr, "tenpak claims: usage: tenpak claims verify FILE... (see --help)\n");
@@ -43,7 +46,7 @@ int tp_cmd_claims(int argc, char **argv) {
     }
     if (!nf) { fprintf(stderr, "tenpak claims verify: no claims file given\n"); return 2; }
     cJSON *results = cJSON_CreateArray();
-    int counts[5] = {0};
+    int counts[TP_CLAIM_NSTATUS] = {0};
     for (int f = 0; f < nf; f++) {
         tp_err e;
         if (tp_claims_verify_file(files[f], &o, results, counts, &e) != TP_OK) {
@@ -58,8 +61,9 @@ int tp_cmd_claims(int argc, char **argv) {
         printf("%-28s %-16s %-26s %-12s %s\n", tp_json_str(r, "name"), tp_json_str(r, "model") ? tp_json_str(r, "model") : "",
                tp_json_str(r, "codec"), tp_json_str(r, "status"), tp_json_str(r, "reason"));
     }
-    printf("%d verified, %d failed, %d need a model, %d unsupported, %d errors\n", counts[0], counts[1], counts[2],
-           counts[3], counts[4]);
+    printf("%d verified, %d failed, %d inconclusive, %d need a model, %d unsupported, %d errors\n",
+           counts[TP_CLAIM_VERIFIED], counts[TP_CLAIM_FAILED], counts[TP_CLAIM_INCONCLUSIVE], counts[TP_CLAIM_NEEDS_MODEL],
+           counts[TP_CLAIM_UNSUPPORTED], counts[TP_CLAIM_ERROR]);
     int rc = counts[TP_CLAIM_FAILED] || counts[TP_CLAIM_ERROR] ? 1 : 0;
     if (json) {
         cJSON *root = cJSON_CreateObject();

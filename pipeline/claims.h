@@ -7,9 +7,19 @@
  *   data (path, relative to the shared data directory), tail_chars (optional),
  *   protocol {name: "hf" | "llamacpp", ctx, stride, max_tokens (0 = the whole file)},
  *   claimed {ratio_fp32, ppl_delta_percent}, tolerance {ratio_rel, ppl_delta_abs}, source.
- * Status: VERIFIED (both measured within tolerance), FAILED (either outside: both numbers
- * shown), NEEDS MODEL (the model folder is absent here), UNSUPPORTED (the codec spec is not one
- * tenpak implements; the reason is given), ERROR (it could not be run: the message says why). */
+ * Such a claim is a reproduction check: VERIFIED when both measured numbers are within tolerance
+ * of the claimed ones, FAILED when either is outside (both numbers shown, and the PPL delta's 95%
+ * interval when the paired evaluation measured it).
+ * A claim may instead name its metric: "metric": "ppl_delta_percent" | "kld_mean" |
+ * "top1_agreement", claimed {<metric>, ratio_fp32 (optional)}, tolerance {<metric>_abs (default 0),
+ * ratio_rel}. Its side is metric <= claimed + tolerance (PPL delta, KLD: lower is better) or
+ * metric >= claimed - tolerance (top-1 agreement), judged on the 95% interval of the paired
+ * evaluation (pipeline/stats.h): VERIFIED when the whole interval is on the claim's side, FAILED
+ * when it is wholly on the other side (or the ratio is out of tolerance), INCONCLUSIVE otherwise;
+ * the interval is printed.
+ * Other statuses: NEEDS MODEL (the model folder is absent here), UNSUPPORTED (the codec spec is
+ * not one tenpak implements; the reason is given), ERROR (it could not be run: the message says
+ * why). */
 #ifndef TENPAK_PIPELINE_CLAIMS_H
 #define TENPAK_PIPELINE_CLAIMS_H
 
@@ -22,8 +32,11 @@ typedef enum tp_claim_status {
     TP_CLAIM_FAILED,
     TP_CLAIM_NEEDS_MODEL,
     TP_CLAIM_UNSUPPORTED,
-    TP_CLAIM_ERROR
+    TP_CLAIM_ERROR,
+    TP_CLAIM_INCONCLUSIVE,
+    TP_CLAIM_NSTATUS
 } tp_claim_status;
+#define TP_CLAIM_NMETRICS 3 /* ppl_delta_percent, kld_mean, top1_agreement */
 
 const char *tp_claim_status_name(tp_claim_status s);
 
@@ -36,13 +49,16 @@ typedef struct tp_claims_opts {
     /* measurements already made in this run (tenpak report's rows): a claim whose model folder,
      * canonical codec, selection, data file, tail and token count match one is judged on it
      * instead of being run again. Each: {model_dir, codec, select, data, tail_chars, max_tokens,
-     * ratio_fp32, ppl_delta_percent, ppl, baseline_ppl, artifact_bytes, tokens}. */
+     * ratio_fp32, ppl_delta_percent, ppl, baseline_ppl, artifact_bytes, tokens, and the paired
+     * statistics' fields (tp_token_stats_json) when measured}. */
     const cJSON *known;
 } tp_claims_opts;
 
 /* Verifies every claim of the file; appends one result object per claim to results (name,
- * model, codec, status, reason, claimed and measured numbers). Counts per status in counts[5].
+ * model, codec, status, reason, claimed and measured numbers, metric, claimed_value and the
+ * measured intervals measured_<metric>_ci95). Counts per status in counts[TP_CLAIM_NSTATUS].
  * Fails only when the file itself is unreadable or malformed. */
-tp_status tp_claims_verify_file(const char *path, const tp_claims_opts *o, cJSON *results, int counts[5], tp_err *e);
+tp_status tp_claims_verify_file(const char *path, const tp_claims_opts *o, cJSON *results, int counts[TP_CLAIM_NSTATUS],
+                                tp_err *e);
 
 #endif

@@ -16,6 +16,7 @@
 #include "pipeline/claims.h"
 #include "pipeline/codec.h"
 #include "pipeline/compress.h"
+#include "pipeline/stats.h"
 
 static double num(const cJSON *o, const char *k, double d) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -79,6 +80,75 @@ static const cJSON *find_baseline(const cJSON *bases, const char *model, const c
     return NULL;
 }
 
+/* "+0.54% [+0.17, +0.93]": the PPL delta and its interval when the paired evaluation measured it */
+static void delta_cell(const cJSON *r, char *out, size_t n) {
+    tp_interval ci;
+    if (tp_interval_from_json(r, "ppl_delta_percent", &ci))
+        snprintf(out, n, "%+.2f%% [%+.2f, %+.2f]", num(r, "ppl_delta_percent", 0), ci.lo, ci.hi);
+    else snprintf(out, n, "%+.2f%%", num(r, "ppl_delta_percent", 0));
+}
+
+/* KLD mean (with its interval), KLD p99, top-1 %; "-" when not measured */
+static void paired_cells(const cJSON *r, char *kld, char *p99, char *top1, size_t n) {
+    tp_interval ci;
+    if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(r, "kld_mean")) || !tp_interval_from_json(r, "kld_mean", &ci)) {
+        snprintf(kld, n, "-");
+        snprintf(p99, 32, "-");
+        snprintf(top1, 32, "-");
+        return;
+    }
+    snprintf(kld, n, "%.5f [%.5f, %.5f]", num(r, "kld_mean", 0), ci.lo, ci.hi);
+    snprintf(p99, 32, "%.5f", num(r, "kld_p99", 0));
+    snprintf(top1, 32, "%.2f", num(r, "top1_percent", 0));
+}
+
+/* PASS / FAIL / INCONCLUSIVE at +1%, on the interval when there is one */
+static const char *status_of(const cJSON *r) {
+    tp_interval ci;
+    if (!tp_interval_from_json(r, "ppl_delta_percent", &ci))
+        return num(r, "ppl_delta_percent", 0) < 1.0 ? "PASS (< +1%, no interval)" : "FAIL (>= +1%, no interval)";
+    return ci.hi < 1.0 ? "PASS (interval < +1%)" : ci.lo >= 1.0 ? "FAIL (interval >= +1%)" : "INCONCLUSIVE (interval spans +1%)";
+}
+
+/* a bootstrap parameter as the rows give it ("?" when they differ or none has it) */
+static const char *boot_param(const cJSON *rows, const char *key) {
+    static char buf[4][32];
+    static int k;
+    char *b = buf[k++ & 3];
+    double v = NAN;
+    const cJSON *r;
+    cJSON_ArrayForEach(r, rows) {
+        double x = num(r, key, NAN);
+        if (isnan(x)) continue;
+        if (!isnan(v) && x != v) return "?";
+        v = x;
+    }
+    if (isnan(v)) return "?";
+    snprintf(b, 32, "%.0f", v);
+    return b;
+}
+
+/* a claim's claimed and measured cells: its metric with the measured interval, or ratio and delta */
+static void claim_cells(const cJSON *c, char *claimed, char *meas, size_t n) {
+    const char *metric = tp_json_str(c, "metric");
+    char key[96];
+    tp_interval ci;
+    snprintf(meas, n, "-");
+    if (metric) {
+        snprintf(claimed, 128, "%s %.5g", metric, num(c, "claimed_value", 0));
+        snprintf(key, sizeof key, "measured_%s", metric);
+        if (tp_interval_from_json(c, key, &ci))
+            snprintf(meas, n, "%.5g [%.5g, %.5g]", num(c, key, num(c, "measured_ppl_delta_percent", 0)), ci.lo, ci.hi);
+        return;
+    }
+    snprintf(claimed, 128, "%.2fx, %+.2f%%", num(c, "claimed_ratio_fp32", 0), num(c, "claimed_ppl_delta_percent", 0));
+    if (!cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(c, "measured_ratio_fp32"))) return;
+    if (tp_interval_from_json(c, "measured_ppl_delta_percent", &ci))
+        snprintf(meas, n, "%.2fx, %+.2f%% [%+.2f, %+.2f]", num(c, "measured_ratio_fp32", 0),
+                 num(c, "measured_ppl_delta_percent", 0), ci.lo, ci.hi);
+    else snprintf(meas, n, "%.2fx, %+.2f%%", num(c, "measured_ratio_fp32", 0), num(c, "measured_ppl_delta_percent", 0));
+}
+
 static void md_report(sbuf *m, const cJSON *root) {
     const cJSON *prov = cJSON_GetObjectItemCaseSensitive(root, "provenance");
     const cJSON *rows = cJSON_GetObjectItemCaseSensitive(root, "rows");
@@ -107,15 +177,24 @@ static void md_report(sbuf *m, const cJSON *root) {
                   (int)num(cal, "tokens", 0), str(cal, "path", ""));
 
     /* status table */
-    sb_printf(m, "## Current status\n\n| codec | select | model | compression (fp32) | PPL delta | status |\n|---|---|---|---|---|---|\n");
+    sb_printf(m, "## Current status\n\n| codec | select | model | compression (fp32) | PPL delta [95%% interval] | KLD mean | KLD p99 | "
+                 "top-1 %% | status |\n|---|---|---|---|---|---|---|---|---|\n");
     const cJSON *r;
     cJSON_ArrayForEach(r, rows) {
         if (strcmp(str(r, "dataset", ""), str(cJSON_GetArrayItem(datasets, 0), "name", ""))) continue;
-        double d = num(r, "ppl_delta_percent", 0);
-        sb_printf(m, "| `%s` | %s | %s | %.2fx | %+.2f%% | %s |\n", str(r, "codec", ""), str(r, "select", ""),
-                  str(r, "model", ""), num(r, "ratio_fp32", 0), d, d < 1.0 ? "PASS (< +1%)" : "FAIL (>= +1%)");
+        char delta[96], kld[64], p99[32], top1[32];
+        delta_cell(r, delta, sizeof delta);
+        paired_cells(r, kld, p99, top1, sizeof kld);
+        sb_printf(m, "| `%s` | %s | %s | %.2fx | %s | %s | %s | %s | %s |\n", str(r, "codec", ""), str(r, "select", ""),
+                  str(r, "model", ""), num(r, "ratio_fp32", 0), delta, kld, p99, top1, status_of(r));
     }
-    sb_printf(m, "\nStatus is measured on %s; PASS means a PPL delta under +1%%.\n\n", str(cJSON_GetArrayItem(datasets, 0), "name", ""));
+    sb_printf(m, "\nStatus is measured on %s against +1%% PPL: PASS when the whole 95%% interval of the PPL delta is "
+                 "below +1%%, FAIL when it is wholly at or above, INCONCLUSIVE when it straddles +1%% (more tokens would "
+                 "tell). The interval is a paired block bootstrap over the scored tokens (%s resamples, blocks of %s tokens, "
+                 "seed %s; `tenpak eval --help`). KLD: mean and 99th percentile over scored tokens of KL(base || compressed) "
+                 "of the next-token distributions, in nats; top-1: how often both models' most likely next token agree.\n\n",
+              str(cJSON_GetArrayItem(datasets, 0), "name", ""), boot_param(rows, "bootstrap_resamples"),
+              boot_param(rows, "bootstrap_block_len"), boot_param(rows, "bootstrap_seed"));
 
     /* verified results per model */
     sb_printf(m, "## Verified results\n\n");
@@ -129,13 +208,16 @@ static void md_report(sbuf *m, const cJSON *root) {
             if (!b) continue;
             sb_printf(m, "**%s** (%d tokens scored): baseline PPL %.4f, decode %.1f tok/s\n\n", str(ds, "name", ""),
                       (int)num(b, "scored_tokens", 0), num(b, "ppl", 0), num(b, "decode_tokens_per_second", 0));
-            sb_printf(m, "| codec | select | artifact bytes | compression (fp32) | compression (fp16) | bits/weight | PPL | PPL delta | rel. error | decode tok/s |\n"
-                         "|---|---|---|---|---|---|---|---|---|---|\n");
+            sb_printf(m, "| codec | select | artifact bytes | compression (fp32) | compression (fp16) | bits/weight | PPL | PPL delta [95%% interval] | KLD mean | KLD p99 | top-1 %% | rel. error | decode tok/s |\n"
+                         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
             cJSON_ArrayForEach(r, rows) {
                 if (strcmp(str(r, "model", ""), mn) || strcmp(str(r, "dataset", ""), str(ds, "name", ""))) continue;
-                sb_printf(m, "| `%s` | %s | %.0f | %.2fx | %.2fx | %.3f | %.4f | %+.2f%% | %.4f | %.1f |\n", str(r, "codec", ""),
+                char delta[96], kld[64], p99[32], top1[32];
+                delta_cell(r, delta, sizeof delta);
+                paired_cells(r, kld, p99, top1, sizeof kld);
+                sb_printf(m, "| `%s` | %s | %.0f | %.2fx | %.2fx | %.3f | %.4f | %s | %s | %s | %s | %.4f | %.1f |\n", str(r, "codec", ""),
                           str(r, "select", ""), num(r, "artifact_bytes", 0), num(r, "ratio_fp32", 0), num(r, "ratio_fp16", 0),
-                          num(r, "bits_per_weight", 0), num(r, "ppl", 0), num(r, "ppl_delta_percent", 0),
+                          num(r, "bits_per_weight", 0), num(r, "ppl", 0), delta, kld, p99, top1,
                           num(r, "rel_frobenius_error", 0), num(r, "decode_tokens_per_second", 0));
             }
             sb_printf(m, "\n");
@@ -172,13 +254,14 @@ static void md_report(sbuf *m, const cJSON *root) {
     sb_printf(m, "## Claims\n\n| claim | model | codec | claimed | measured | status |\n|---|---|---|---|---|---|\n");
     const cJSON *c;
     cJSON_ArrayForEach(c, claims) {
-        char meas[96] = "-";
-        if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(c, "measured_ratio_fp32")))
-            snprintf(meas, sizeof meas, "%.2fx, %+.2f%%", num(c, "measured_ratio_fp32", 0), num(c, "measured_ppl_delta_percent", 0));
-        sb_printf(m, "| %s | %s | `%s` | %.2fx, %+.2f%% | %s | %s |\n", str(c, "name", ""), str(c, "model", ""), str(c, "codec", ""),
-                  num(c, "claimed_ratio_fp32", 0), num(c, "claimed_ppl_delta_percent", 0), meas, str(c, "status", ""));
+        char claimed[128], meas[160];
+        claim_cells(c, claimed, meas, sizeof meas);
+        sb_printf(m, "| %s | %s | `%s` | %s | %s | %s |\n", str(c, "name", ""), str(c, "model", ""), str(c, "codec", ""),
+                  claimed, meas, str(c, "status", ""));
     }
-    sb_printf(m, "\nNEEDS MODEL: the checkpoint is not on this machine; the row's detail in the JSON says which folder was looked for.\n\n");
+    sb_printf(m, "\nNEEDS MODEL: the checkpoint is not on this machine; the row's detail in the JSON says which folder was looked "
+                 "for. A claim naming its metric is judged on the metric's 95%% interval (shown in brackets): VERIFIED when "
+                 "the whole interval is on the claim's side, FAILED when wholly on the other, else INCONCLUSIVE.\n\n");
 
     /* plots */
     sb_printf(m, "## Plots\n\n");
@@ -386,6 +469,91 @@ static void crossings(cJSON *root) {
             cJSON_AddItemToArray(out, c);
         }
     }
+}
+
+/* The KLD plot's series of a row: its sweep family (family_of), else its codec's method names
+ * joined by '+' ("vq+int4"; " (other)" added where that is a sweep family's name, e.g. a refined
+ * int4), with the selection appended when it is not "linear". */
+static void plot_family(const cJSON *r, char *out, size_t n) {
+    const char *codec = str(r, "codec", ""), *fam = family_of(codec);
+    size_t k = 0;
+    if (fam) k = (size_t)snprintf(out, n, "%s", fam);
+    else {
+        out[0] = 0;
+        for (const char *p = codec; *p && k + 2 < n;) {
+            size_t len = strcspn(p, ":+");
+            k += (size_t)snprintf(out + k, n - k, "%s%.*s", k ? "+" : "", (int)len, p);
+            p += strcspn(p, "+");
+            if (*p == '+') p++;
+        }
+        static const char *const sweeps[] = {"int4", "awq", "mixed"};
+        for (size_t i = 0; i < sizeof sweeps / sizeof sweeps[0]; i++)
+            if (!strcmp(out, sweeps[i]) && k < n) k += (size_t)snprintf(out + k, n - k, " (other)");
+    }
+    if (strcmp(str(r, "select", "linear"), "linear") && k < n) snprintf(out + k, n - k, " [%s]", str(r, "select", ""));
+}
+
+/* KLD mean (with its 95% interval) against bits/weight on the first dataset, one line per model and
+ * codec family, on a log scale: plots/kld.png and .svg beside the Pareto plot */
+static void plot_kld(const char *out, const cJSON *root, cJSON *plots) {
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(root, "rows"), *r;
+    const char *ds0 = str(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "datasets"), 0), "name", "");
+    char series[64][200], dat[4096], gp[4096];
+    int ns = 0;
+    cJSON_ArrayForEach(r, rows) {
+        char fam[160], name[200];
+        if (strcmp(str(r, "dataset", ""), ds0) || !(num(r, "kld_mean", 0) > 0)) continue;
+        plot_family(r, fam, sizeof fam);
+        snprintf(name, sizeof name, "%s %s", str(r, "model", ""), fam);
+        int found = 0;
+        for (int i = 0; i < ns; i++) found |= !strcmp(series[i], name);
+        if (!found && ns < 64) snprintf(series[ns++], sizeof series[0], "%s", name);
+    }
+    if (!ns) return;
+    snprintf(dat, sizeof dat, "%s/plots/kld.dat", out);
+    snprintf(gp, sizeof gp, "%s/plots/kld.gp", out);
+    FILE *f = fopen(dat, "w");
+    if (!f) return;
+    for (int i = 0; i < ns; i++) {
+        fprintf(f, "# %s: bits/weight, kld_mean, 95%% interval\n", series[i]);
+        for (double last = -1;;) { /* the series' points in ascending bits/weight */
+            const cJSON *best = NULL;
+            cJSON_ArrayForEach(r, rows) {
+                char fam[160], name[200];
+                if (strcmp(str(r, "dataset", ""), ds0) || !(num(r, "kld_mean", 0) > 0)) continue;
+                plot_family(r, fam, sizeof fam);
+                snprintf(name, sizeof name, "%s %s", str(r, "model", ""), fam);
+                double b = num(r, "bits_per_weight", 0);
+                if (!strcmp(name, series[i]) && b > last && (!best || b < num(best, "bits_per_weight", 0))) best = r;
+            }
+            if (!best) break;
+            tp_interval ci = {num(best, "kld_mean", 0), num(best, "kld_mean", 0)};
+            tp_interval_from_json(best, "kld_mean", &ci);
+            last = num(best, "bits_per_weight", 0);
+            fprintf(f, "%g %g %g %g\n", last, num(best, "kld_mean", 0), ci.lo, ci.hi);
+        }
+        fprintf(f, "\n\n");
+    }
+    fclose(f);
+    if (!(f = fopen(gp, "w"))) return;
+    for (int t = 0; t < 2; t++) {
+        fprintf(f, "set terminal %s size 900,600\nset output '%s/plots/kld.%s'\n", t ? "svg" : "pngcairo", out, t ? "svg" : "png");
+        fprintf(f, "set title 'KL divergence from the base model vs bits/weight (%s)'\nset xlabel 'bits/weight (actual, "
+                   "compressed tensors)'\nset ylabel 'mean KLD per token (nats), 95%% interval'\nset logscale y\nset grid\n"
+                   "set key outside right\nset offsets graph 0.05, graph 0.05, 0, 0\nplot ", ds0);
+        for (int i = 0; i < ns; i++)
+            fprintf(f, "%s'%s' index %d using 1:2:3:4 with yerrorlines lw 2 pt 7 title '%s'", i ? ", " : "", dat, i, series[i]);
+        fprintf(f, "\n");
+    }
+    fclose(f);
+    char cmd[8400], outl[256];
+    snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", gp);
+    run_capture(cmd, outl, sizeof outl);
+    cJSON *p = cJSON_CreateObject();
+    cJSON_AddStringToObject(p, "title", "KLD vs bits/weight, one line per codec family");
+    cJSON_AddStringToObject(p, "png", "plots/kld.png");
+    cJSON_AddStringToObject(p, "svg", "plots/kld.svg");
+    cJSON_AddItemToArray(plots, p);
 }
 
 /* "1m23s" */
@@ -605,6 +773,11 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
                 cJSON_AddNumberToObject(r, "ppl", er.ppl.ppl);
                 cJSON_AddNumberToObject(r, "baseline_ppl", er.baseline.ppl);
                 cJSON_AddNumberToObject(r, "ppl_delta_percent", 100.0 * (er.ppl.ppl - er.baseline.ppl) / er.baseline.ppl);
+                if (er.paired) {
+                    tp_token_stats_json(&er.stats, r); /* ppl_delta_percent from the same sums, intervals, KLD, top-1 */
+                    cJSON_AddNumberToObject(r, "top1_percent", 100.0 * er.stats.top1_agreement);
+                    cJSON_AddNumberToObject(r, "nll_mean_stderr", er.ppl.nll_stderr);
+                }
                 cJSON_AddNumberToObject(r, "eval_seconds", er.ppl.seconds);
                 cJSON_AddStringToObject(r, "exec", "packed");
                 cJSON_AddNumberToObject(r, "decode_tokens_per_second", er.decode_tps);
@@ -613,9 +786,13 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
                     cJSON_AddStringToObject(r, "calib_sha256", cr.calib_sha256);
                 }
                 cJSON_AddItemToArray(rows, r);
-                fprintf(stderr, "        ppl %.4f vs %.4f (%+.2f%%), %.2fx vs fp32\n", er.ppl.ppl, er.baseline.ppl,
+                fprintf(stderr, "        ppl %.4f vs %.4f (%+.2f%%), %.2fx vs fp32", er.ppl.ppl, er.baseline.ppl,
                         100.0 * (er.ppl.ppl - er.baseline.ppl) / er.baseline.ppl,
                         (double)er.size.fp32_bytes / (double)er.size.artifact_bytes);
+                if (er.paired)
+                    fprintf(stderr, ", delta interval [%+.2f%%, %+.2f%%], KLD %.5f, top-1 %.2f%%", er.stats.ppl_delta_percent_ci.lo,
+                            er.stats.ppl_delta_percent_ci.hi, er.stats.kld_mean, 100 * er.stats.top1_agreement);
+                fputc('\n', stderr);
             }
             if (!o->keep_artifacts) unlink(art);
             pg.done++;
@@ -643,7 +820,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
         cJSON_ArrayForEach(c, files) {
             if (!cJSON_IsString(c)) continue;
             tp_claims_opts qo = {.models_dir = models_dir, .data_dir = shared, .max_tokens = max_tokens, .known = known};
-            int counts[5] = {0};
+            int counts[TP_CLAIM_NSTATUS] = {0};
             fprintf(stderr, "claims: %s\n", c->valuestring);
             if ((s = tp_claims_verify_file(c->valuestring, &qo, cl, counts, e)) != TP_OK) break;
         }
@@ -652,6 +829,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
     if (s == TP_OK) {
         cJSON *plots = cJSON_AddArrayToObject(root, "plots");
         plot_pareto(out, root, plots);
+        plot_kld(out, root, plots);
         const char *bench = o->bench_json ? o->bench_json : tp_json_str(cfg, "bench");
         if (bench && access(bench, R_OK) == 0) plot_bench(out, bench, plots);
         char *js = cJSON_Print(root);

@@ -1,8 +1,12 @@
 /* tenpak report: runs a matrix of codecs x models x datasets from a JSON config and writes
  *   OUT/results/report.json   every measured number (the source of the markdown)
- *   OUT/EXPERIMENT_LOG.md     status table, verified results per model with baseline PPL,
- *                             bits/weight theory vs actual, +1% crossings, claims, provenance
- *   OUT/plots/ (png, svg)     PPL delta vs bits/weight (Pareto front), kernel throughput
+ *   OUT/EXPERIMENT_LOG.md     status table (PASS / FAIL / INCONCLUSIVE at +1% on the PPL delta's
+ *                             95% interval), verified results per model with baseline PPL, KLD
+ *                             mean and p99, top-1 agreement, bits/weight theory vs actual, +1%
+ *                             crossings, claims, provenance
+ *   OUT/plots/ (png, svg)     PPL delta vs bits/weight (Pareto front), KLD vs bits/weight (one line
+ *                             per model and codec family), kernel throughput
+ * Every row is a paired evaluation (tp_eval_artifact on the cpu: KLD, top-1, bootstrap intervals).
  * Config keys: models (folder names under the models directory), datasets ({name, path relative
  * to the shared directory, tail_chars}), codecs ({spec, select, lossless, name}), protocol
  * ({name, ctx, stride, max_tokens}), claims (claims files), bench (a `tenpak bench --json` file). */

@@ -6,7 +6,7 @@ T="$1"; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 cd "$(dirname "$0")/../.." || fail "cd"
 "$T" report --config reports/ci.json --out "$tmp/r" --max-tokens 300 2> "$tmp/log" || { cat "$tmp/log"; fail "report exited $?"; }
-for f in EXPERIMENT_LOG.md results/report.json plots/pareto.png plots/pareto.svg; do
+for f in EXPERIMENT_LOG.md results/report.json plots/pareto.png plots/pareto.svg plots/kld.png plots/kld.svg; do
   [ -s "$tmp/r/$f" ] || fail "missing $f"
 done
 ls "$tmp/r/artifacts" | grep -q . && fail "artifacts left behind without --keep-artifacts"
@@ -28,7 +28,7 @@ for i, line in enumerate(lines):
     if i + 1 < len(lines) and lines[i + 1].startswith("|---"): continue   # a header row
     for cell in line.strip("|").split("|"):
         cell = cell.strip()
-        if not re.fullmatch(r"[-+0-9., x%]+", cell): continue   # names, specs, statuses: not measurements
+        if not re.fullmatch(r"[-+0-9., x%\[\]]+", cell): continue   # names, specs, statuses: not measurements
         for tok in re.findall(r"[-+]?\d+(?:\.\d+)?", cell):
             dec = len(tok.split(".")[1]) if "." in tok else 0
             v = float(tok)
@@ -42,6 +42,15 @@ for m in re.finditer(r"baseline PPL ([\d.]+)", md):
 assert checked > 50, checked
 assert len(js["rows"]) == 6 and len(js["baselines"]) == 2
 assert all(r["artifact_bytes"] > 0 and r["ppl"] > 0 for r in js["rows"])
+# the paired statistics of every row, and a status from the PPL delta's interval
+for r in js["rows"]:
+    lo, hi = r["ppl_delta_percent_ci95"]
+    assert lo <= r["ppl_delta_percent"] <= hi and r["kld_mean_ci95"][0] <= r["kld_mean"] <= r["kld_mean_ci95"][1], r
+    assert 0 < r["kld_mean"] and r["kld_p99"] <= r["kld_max"] and 0 < r["top1_percent"] <= 100, r
+    st = "PASS" if hi < 1 else "FAIL" if lo >= 1 else "INCONCLUSIVE"
+    assert f"| {st} (" in md, st
+assert "![KLD vs bits/weight, one line per codec family](plots/kld.png)" in md
+assert "| KLD mean | KLD p99 | top-1 % | status |" in md
 print(f"report_cli: {checked} numbers in the markdown all come from the JSON")
 PY
 "$T" report --config "$tmp/nope.json" --out "$tmp/x" 2>"$tmp/err"; [ $? -eq 1 ] || fail "missing config must exit 1"
