@@ -325,12 +325,14 @@ static void *q_cuda_simt_prepare(const tp_case *c) { return q_cuda_prepare_any(c
 #define INT4_F16A_CUDA_KERNELS(K, G)
 #endif
 
-#define INT4_KERNELS(K, G)                                                                          \
+/* GEMV_FLAGS: TP_K_ISA, plus TP_K_AVX512 where the codec has an AVX-512 GEMV (int4), so verify
+ * runs it at both AVX-512 levels (BW and VNNI) as well as at AVX2 and portable */
+#define INT4_KERNELS(K, G, GEMV_FLAGS)                                                              \
     {.op = &quant_##K##_##G, .backend = "ref", .run = quant_run},                                   \
     {.op = &dequant_##K##_##G, .backend = "ref", .run = dequant_ref_run},                            \
     {.op = &dequant_##K##_##G, .backend = "cpu", .run = dequant_cpu_run, .flags = TP_K_ISA},         \
     {.op = &gemv_##K##_##G, .backend = "ref", .run = gemv_ref_run},                                  \
-    {.op = &gemv_##K##_##G, .backend = "cpu", .run = gemv_cpu_run, .flags = TP_K_ISA},               \
+    {.op = &gemv_##K##_##G, .backend = "cpu", .run = gemv_cpu_run, .flags = GEMV_FLAGS},             \
     {.op = &gemm_##K##_##G, .backend = "ref", .run = gemm_ref_run},                                  \
     {.op = &gemm_##K##_##G, .backend = "cpu", .run = gemm_cpu_run, .flags = TP_K_ISA},               \
     INT4_CUDA_KERNELS(K, G)
@@ -364,13 +366,13 @@ INT4_F16A_OPS(TP_Q_INT4R2, 16, "int4r2_g16_f16a", bench_2d_f16a_small, bench_3d_
 INT4_F16A_OPS(TP_Q_NF4, 64, "nf4_g64_f16a", bench_2d_f16a_small, bench_3d_f16a_small)
 
 const tp_kernel tp_kernels_int4[] = {
-    INT4_KERNELS(TP_Q_INT4, 8)
-    INT4_KERNELS(TP_Q_INT4, 16)
-    INT4_KERNELS(TP_Q_INT4, 32)
-    INT4_KERNELS(TP_Q_INT4, 64)
-    INT4_KERNELS(TP_Q_INT4, 128)
-    INT4_KERNELS(TP_Q_INT4R2, 16)
-    INT4_KERNELS(TP_Q_NF4, 64)
+    INT4_KERNELS(TP_Q_INT4, 8, TP_K_ISA | TP_K_AVX512)
+    INT4_KERNELS(TP_Q_INT4, 16, TP_K_ISA | TP_K_AVX512)
+    INT4_KERNELS(TP_Q_INT4, 32, TP_K_ISA | TP_K_AVX512)
+    INT4_KERNELS(TP_Q_INT4, 64, TP_K_ISA | TP_K_AVX512)
+    INT4_KERNELS(TP_Q_INT4, 128, TP_K_ISA | TP_K_AVX512)
+    INT4_KERNELS(TP_Q_INT4R2, 16, TP_K_ISA)
+    INT4_KERNELS(TP_Q_NF4, 64, TP_K_ISA)
     INT4_A8_KERNELS(64)
     INT4_A8_KERNELS(128)
     INT4_F16A_KERNELS(TP_Q_INT4, 8)

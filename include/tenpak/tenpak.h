@@ -62,7 +62,7 @@ uint64_t tp_seed_from_time(void);
 /* ---- CPU features and the ISA level the cpu backend dispatches to ---- */
 /* Levels are ordered: a kernel without a path for the current level uses the best one below it
  * (code tests `isa >= TP_ISA_AVX2`). AVX512 = F+BW+VL+DQ (Skylake-SP and later) on top of AVX2;
- * AVX512VBMI adds VBMI and VBMI2 (Ice Lake, Zen 4 and later). */
+ * AVX512VBMI adds VBMI, VBMI2 and VNNI (Ice Lake, Zen 4 and later: every CPU with VBMI2 has VNNI). */
 typedef enum tp_isa { TP_ISA_PORTABLE = 0, TP_ISA_AVX2 = 1, TP_ISA_AVX512 = 2, TP_ISA_AVX512VBMI = 3 } tp_isa;
 tp_isa tp_cpu_best_isa(void);           /* what this CPU supports */
 tp_isa tp_cpu_isa(void);                /* what the cpu backend uses now */

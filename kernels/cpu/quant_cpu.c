@@ -1,5 +1,6 @@
-/* cpu backend of the INT4 family: threads over row blocks (OpenMP) and dispatches each block to
- * the AVX2 kernels or to the portable C path, by tp_cpu_isa(). */
+/* cpu backend of the INT4 family: threads over row blocks and dispatches each block to the
+ * AVX-512 GEMV (int4; VNNI at the avx512vbmi level), the AVX2 kernels or the portable C path, by
+ * tp_cpu_isa(). */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,8 @@ typedef struct qjob {
     int64_t batch;
     float *y;
     int avx2;
+    const tp_qx *qx; /* GEMV on AVX-512: x prepared */
+    int vnni;
 } qjob;
 
 static void qgemv_task(void *vc, int t, int nt) {
@@ -87,6 +90,11 @@ static void qgemv_task(void *vc, int t, int nt) {
     const tp_qmat *q = j->q;
     int64_t r0 = (int64_t)t * ROW_TASK, r1 = r0 + ROW_TASK < q->rows ? r0 + ROW_TASK : q->rows;
     (void)nt;
+    if (j->qx) {
+        if (j->vnni) tp_qgemv_rows_avx512vnni(q, j->qx, r0, r1, j->y);
+        else tp_qgemv_rows_avx512(q, j->qx, r0, r1, j->y);
+        return;
+    }
     if (j->avx2) { tp_qgemv_rows_avx2(q, j->x, j->xsum, r0, r1, j->y); return; }
     float *row = tp_alloc((size_t)q->cols * sizeof(float));
     if (!row) abort();
@@ -106,14 +114,46 @@ static void run_row_tasks(const tp_qmat *q, int64_t work, void (*fn)(void *, int
         for (int t = 0; t < n; t++) fn(j, t, n);
 }
 
+/* The AVX-512 GEMV takes int4 with a power-of-two group of at least 8 (every g the codecs
+ * write); int4r2, nf4 and other shapes of tp_qmat stay with AVX2. */
+static int qx_ok(const tp_qmat *q) {
+    return q->kind == TP_Q_INT4 && q->offset && !q->rcodes && q->g >= 8 && (q->g & (q->g - 1)) == 0 &&
+           q->cols > 0;
+}
+
+/* x prepared for the AVX-512 GEMV in one allocation; NULL (use AVX2) when x is not finite. */
+static tp_qx *qx_make(const tp_qmat *q, const float *x, int vnni) {
+    const int64_t nchunk = (q->cols + 127) / 128;
+    const int64_t most = q->ngroups > nchunk ? q->ngroups : nchunk;
+    const int64_t pad = (most + 15) / 16 * 16 + 16;
+    size_t head = (sizeof(tp_qx) + 63) / 64 * 64, limb = (size_t)nchunk * 384;
+    uint8_t *mem = tp_alloc(head + limb + (size_t)(nchunk + 2 * pad) * sizeof(float));
+    if (!mem) abort();
+    tp_qx *p = (tp_qx *)mem;
+    p->nchunk = nchunk;
+    p->pad = pad;
+    p->limbs = (int8_t *)(mem + head);
+    p->gsum = (float *)(mem + head + limb);
+    p->xsg = p->gsum + pad;
+    p->xs = p->xsg + pad;
+    if (!(vnni ? tp_qx_prep_avx512vnni(q, x, p) : tp_qx_prep_avx512(q, x, p))) {
+        tp_free(mem);
+        return NULL;
+    }
+    return p;
+}
+
 void tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y) {
-    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
-    float *xsum = avx2 ? tp_alloc((size_t)q->ngroups * sizeof(float)) : NULL;
-    if (avx2 && !xsum) abort();
-    if (avx2) tp_qgemv_xsum(q, x, xsum);
-    qjob j = {q, x, xsum, 1, y, avx2};
+    const tp_isa isa = tp_cpu_isa();
+    const int avx2 = isa >= TP_ISA_AVX2, vnni = isa >= TP_ISA_AVX512VBMI;
+    tp_qx *qx = isa >= TP_ISA_AVX512 && qx_ok(q) ? qx_make(q, x, vnni) : NULL;
+    float *xsum = avx2 && !qx ? tp_alloc((size_t)q->ngroups * sizeof(float)) : NULL;
+    if (avx2 && !qx && !xsum) abort();
+    if (xsum) tp_qgemv_xsum(q, x, xsum);
+    qjob j = {q, x, xsum, 1, y, avx2, qx, vnni};
     run_row_tasks(q, q->rows * q->cols, qgemv_task, &j);
     tp_free(xsum);
+    tp_free(qx);
 }
 
 static void qgemm_task(void *vc, int t, int nt) {
@@ -134,7 +174,7 @@ static void qgemm_task(void *vc, int t, int nt) {
 }
 
 void tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
-    qjob j = {q, X, NULL, batch, Y, tp_cpu_isa() >= TP_ISA_AVX2};
+    qjob j = {q, X, NULL, batch, Y, tp_cpu_isa() >= TP_ISA_AVX2, NULL, 0};
     run_row_tasks(q, batch * q->rows * q->cols, qgemm_task, &j);
 }
 

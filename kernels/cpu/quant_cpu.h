@@ -28,4 +28,21 @@ void tp_qgemm_a8_rows_avx2(const tp_qmat *q, const int8_t *xqp, const int8_t *xq
                            const float *xsum, const int32_t *xqsum, int64_t batch, int64_t r0, int64_t r1,
                            float *Y);
 
+/* The AVX-512 INT4 GEMV (kind int4, g a power of two >= 8; kernels/cpu/avx512/quant_avx512_body.h):
+ * x prepared once per call as 3 signed bytes per element per 128-column chunk, then any rows. */
+typedef struct tp_qx {
+    int64_t nchunk; /* ceil(cols / 128) */
+    int64_t pad;    /* floats of gsum / xsg and of a row's scale buffer: a multiple of 16 past
+                       the groups and chunks, zero-filled */
+    int8_t *limbs;  /* nchunk * 384: per chunk c2, c1, c0, each 64 even then 64 odd elements */
+    float *xs;      /* nchunk: 2^-e of each chunk (0 for an all-zero chunk) */
+    float *xsg;     /* pad: g <= 128: xs of each group's chunk */
+    float *gsum;    /* pad: per group, the sum of the rounded x times its chunk's xs */
+} tp_qx;
+/* Returns 0 (nothing usable) when x holds a NaN or an infinity. */
+int tp_qx_prep_avx512(const tp_qmat *q, const float *x, tp_qx *p);
+int tp_qx_prep_avx512vnni(const tp_qmat *q, const float *x, tp_qx *p);
+void tp_qgemv_rows_avx512(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y);
+void tp_qgemv_rows_avx512vnni(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y);
+
 #endif
