@@ -284,7 +284,8 @@ VQ_FIT(v2, 4, 256, 16, 4, 0, 0, "fit", "vqr_d4k256_g16", verify_fit, bench_fit_s
 VQ_MAT(v2, "vqr_d4k256_g16", bench_2d, verify_2d_cpu)
 
 #ifdef TENPAK_HAVE_CUDA
-/* The CUDA backend (kernels/cuda/vq.cu): lookup-GEMV for K <= 256; "cuda-emu" runs its
+/* The CUDA backend (kernels/cuda/vq.cu): lookup-GEMV for K <= 256 (codebook-table trick) and
+ * K <= 4096 (direct gather from a shared-memory codebook); "cuda-emu" runs its
  * per-thread code on the host (TENPAK_CUDA_EMU=1). */
 #include "kernels/cuda/tp_cuda_fam.h"
 static void *vq_cuda_prepare(const tp_case *c) { return tp_cuda_vq_prepare(&CTX(c)->m.vq, CTX(c)->X); }
@@ -297,7 +298,7 @@ static void vq_emu_run(const tp_case *c, void *s, void *out) {
      .flags = TP_K_DEVICE, .prepare = vq_cuda_prepare, .sync = tp_cuda_sync, .fetch = tp_cuda_vq_fetch, \
      .release = tp_cuda_vq_release},                                                                 \
     {.op = &gemv_##NAME, .backend = "cuda-emu", .run = vq_emu_run, .available = tp_cuda_emu_available},
-#define VQ_CUDA_KERNELS VQ_CUDA_K(d4k256) VQ_CUDA_K(d8k256) VQ_CUDA_K(d3k7)
+#define VQ_CUDA_KERNELS VQ_CUDA_K(d4k256) VQ_CUDA_K(d8k256) VQ_CUDA_K(d3k7) VQ_CUDA_K(d4k4096) VQ_CUDA_K(d8k4096)
 #else
 #define VQ_CUDA_KERNELS
 #endif

@@ -256,3 +256,54 @@ static void fp16_on_gpu(const char *model) {
 
 Test(ppl_cuda, fp16_llama, .timeout = 600) { fp16_on_gpu("llama-mini"); }
 Test(ppl_cuda, fp16_gpt2, .timeout = 600) { fp16_on_gpu("gpt2-mini"); }
+
+/* Decode steps replayed from a CUDA graph (the default) against the same steps launched one by one
+ * (TENPAK_CUDA_GRAPH=0): the same kernels in the same order, so the logits are bit-identical; for
+ * fp32 weights (cuBLAS in the graph) and a packed artifact (the INT4 kernels). */
+static void graph_vs_eager(tp_model *mg, tp_model *me, const int32_t *ids, const char *what) {
+    tp_err e = {{0}};
+    int V = tp_model_cfg(mg)->vocab;
+    float *lg = malloc((size_t)V * sizeof *lg), *le = malloc((size_t)V * sizeof *le);
+    tp_model_reset(mg);
+    tp_model_reset(me);
+    int differ = -1;
+    for (int i = 0; i < STEPS && differ < 0; i++) {
+        cr_assert_eq(tp_model_forward(mg, &ids[i], 1, i, 0, lg, &e), TP_OK, "%s", e.msg);
+        cr_assert_eq(tp_model_forward(me, &ids[i], 1, i, 0, le, &e), TP_OK, "%s", e.msg);
+        if (memcmp(lg, le, (size_t)V * sizeof *lg)) differ = i;
+    }
+    cr_log_info("%s: %d graph-replayed decode steps %s the eager ones", what, STEPS,
+                differ < 0 ? "bit-identical to" : "DIFFER from");
+    cr_expect_eq(differ, -1, "%s: graph step %d differs from the eager step", what, differ);
+    free(lg);
+    free(le);
+}
+
+Test(ppl_cuda, graph_steps_match_eager, .timeout = 600) {
+    need_device();
+    tp_err e = {{0}};
+    size_t n;
+    int32_t *ids = wiki_ids("llama-mini", &n);
+    tp_model *mg = load_shared_model("llama-mini"), *me = load_shared_model("llama-mini");
+    cr_assert_eq(tp_model_set_device(mg, TP_DEVICE_CUDA, &e), TP_OK, "%s", e.msg);
+    setenv("TENPAK_CUDA_GRAPH", "0", 1);
+    cr_assert_eq(tp_model_set_device(me, TP_DEVICE_CUDA, &e), TP_OK, "%s", e.msg);
+    unsetenv("TENPAK_CUDA_GRAPH");
+    graph_vs_eager(mg, me, ids, "llama-mini fp32");
+    tp_model_free(mg);
+    tp_model_free(me);
+    char *art = make_artifact("llama-mini", "int4:g=128", 1);
+    tp_artifact_model info;
+    cr_assert_eq(tp_model_load_artifact(art, NULL, TP_EXEC_PACKED, NULL, &mg, &info, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_model_load_artifact(art, NULL, TP_EXEC_PACKED, NULL, &me, &info, &e), TP_OK, "%s", e.msg);
+    unlink(art);
+    free(art);
+    cr_assert_eq(tp_model_set_device(mg, TP_DEVICE_CUDA, &e), TP_OK, "%s", e.msg);
+    setenv("TENPAK_CUDA_GRAPH", "0", 1);
+    cr_assert_eq(tp_model_set_device(me, TP_DEVICE_CUDA, &e), TP_OK, "%s", e.msg);
+    unsetenv("TENPAK_CUDA_GRAPH");
+    graph_vs_eager(mg, me, ids, "llama-mini int4 g128 + embeddings, packed");
+    free(ids);
+    tp_model_free(mg);
+    tp_model_free(me);
+}

@@ -70,6 +70,15 @@ struct tp_cuda_model {
     float *wtmp;       /* one packed matrix dequantised (products of more than QMUL_MAX rows) */
     size_t wtmp_n;
     int32_t *ids, *tg;
+    /* decode steps as one CUDA graph (TENPAK_CUDA_GRAPH=0 turns it off): the step's position in
+     * device memory (dpos), its key/value rows staged in kt / vt, the graph captured after the first
+     * eager step and replayed until a buffer or weight it uses moves */
+    int graphs;        /* 1: capture and replay decode steps */
+    int step;          /* 1 while a step's launches are issued with device positions */
+    int *dpos;
+    float *kt, *vt;
+    void *ws;          /* cuBLAS workspace (a captured cuBLAS call may not allocate) */
+    cudaGraphExec_t gexec;
     double *nll;
 };
 
@@ -125,7 +134,13 @@ __device__ float block_max(float v, float *sh) {
 }
 
 /* x[i] = emb[ids[i]] (+ pos[pos0 + i] for GPT-2) */
-__global__ void embed_kernel(float *x, const float *emb, const float *pos, const int32_t *ids, int d, int pos0) {
+/* Position arguments: kernels that depend on the position take pos0 and dpos; with dpos (a device
+ * int, the decode step's position) *dpos replaces pos0, so one captured graph serves every step. */
+static __device__ __forceinline__ int posof(int pos0, const int *dpos) { return dpos ? *dpos : pos0; }
+
+__global__ void embed_kernel(float *x, const float *emb, const float *pos, const int32_t *ids, int d, int pos0,
+                             const int *dpos) {
+    pos0 = posof(pos0, dpos);
     int i = blockIdx.x;
     const float *er = emb + (size_t)ids[i] * d;
     const float *pr = pos ? pos + (size_t)(pos0 + i) * d : NULL;
@@ -137,7 +152,9 @@ __global__ void embed_kernel(float *x, const float *emb, const float *pos, const
 }
 
 /* x[i] = emb16[ids[i]] (+ pos[pos0 + i]): the fp16 embedding */
-__global__ void embed16_kernel(float *x, const uint16_t *emb, const float *pos, const int32_t *ids, int d, int pos0) {
+__global__ void embed16_kernel(float *x, const uint16_t *emb, const float *pos, const int32_t *ids, int d, int pos0,
+                               const int *dpos) {
+    pos0 = posof(pos0, dpos);
     int i = blockIdx.x;
     const uint16_t *er = emb + (size_t)ids[i] * d;
     const float *pr = pos ? pos + (size_t)(pos0 + i) * d : NULL;
@@ -149,7 +166,8 @@ __global__ void embed16_kernel(float *x, const uint16_t *emb, const float *pos, 
 }
 
 /* x[i] += pos[pos0 + i] (after a packed embedding's rows) */
-__global__ void addpos_kernel(float *x, const float *pos, int d, int pos0) {
+__global__ void addpos_kernel(float *x, const float *pos, int d, int pos0, const int *dpos) {
+    pos0 = posof(pos0, dpos);
     int i = blockIdx.x;
     for (int j = threadIdx.x; j < d; j += blockDim.x) x[(size_t)i * d + j] += pos[(size_t)(pos0 + i) * d + j];
 }
@@ -223,7 +241,9 @@ __global__ void act_kernel(float *g, const float *u, size_t n, int a) {
 }
 
 /* rotate_half RoPE on row blockIdx.x (position pos0 + row) of a [n, heads*hd] matrix, stride ld */
-__global__ void rope_kernel(float *X, int ld, int heads, int hd, const float *cos_t, const float *sin_t, int pos0) {
+__global__ void rope_kernel(float *X, int ld, int heads, int hd, const float *cos_t, const float *sin_t, int pos0,
+                            const int *dpos) {
+    pos0 = posof(pos0, dpos);
     int r = blockIdx.x, half = hd / 2;
     const float *cs = cos_t + (size_t)(pos0 + r) * half, *sn = sin_t + (size_t)(pos0 + r) * half;
     for (int k = threadIdx.x; k < heads * half; k += blockDim.x) {
@@ -263,7 +283,11 @@ __global__ void softmax_kernel(float *S, int nk, int p0, int kstart, int win) {
  * rows added in shared memory. Replaces per-head sgemm / softmax / sgemm launches (3 per head and
  * layer) when one row is decoded: the same arithmetic, another summation order. */
 __global__ void attend1_kernel(const float *Q, const float *K, const float *V, float *out, int kvd, int hd, int grp,
-                               int kstart, int kend, float scale) {
+                               int kstart, int kend, float scale, const int *dpos, int win) {
+    if (dpos) { /* the graph's step: keys [lo, p] of position p = *dpos */
+        kend = *dpos + 1;
+        kstart = (win > 0 && *dpos - win + 1 > 0) ? *dpos - win + 1 : 0;
+    }
     extern __shared__ float sm[]; /* q[hd], p[kend - kstart], part[warps][hd] */
     __shared__ double shd[TPB];
     __shared__ float shf[TPB];
@@ -299,6 +323,15 @@ __global__ void attend1_kernel(const float *Q, const float *K, const float *V, f
         float a = 0.f;
         for (int k = 0; k < warps; k++) a += part[k * hd + i];
         out[(size_t)h * hd + i] = a * inv;
+    }
+}
+
+/* The decode step's key and value rows into the layer's cache at position *dpos */
+__global__ void kv_store_kernel(float *Kc, float *Vc, const float *k, const float *v, int kvd, const int *dpos) {
+    size_t at = (size_t)*dpos * kvd;
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < kvd; j += gridDim.x * blockDim.x) {
+        Kc[at + j] = k[j];
+        Vc[at + j] = v[j];
     }
 }
 
@@ -349,6 +382,8 @@ extern "C" void tp_cuda_model_free(tp_cuda_model *cm) {
     dfree(cm->kc); dfree(cm->vc); dfree(cm->S); dfree(cm->logits);
     dfree(cm->x); dfree(cm->hb); dfree(cm->q); dfree(cm->att); dfree(cm->ff1); dfree(cm->ff2);
     dfree(cm->x16); dfree(cm->ytmp); dfree(cm->wtmp);
+    if (cm->gexec) (void)cudaGraphExecDestroy(cm->gexec);
+    dfree(cm->dpos); dfree(cm->kt); dfree(cm->vt); dfree(cm->ws);
     dfree(cm->ids); dfree(cm->tg); dfree(cm->nll);
     if (cm->h) (void)cublasDestroy(cm->h);
     if (cm->h16) (void)cublasDestroy(cm->h16);
@@ -374,13 +409,25 @@ static tp_status create_inner(tp_cuda_model *cm, tp_err *e) {
     CB(cublasSetMathMode(cm->h, CUBLAS_PEDANTIC_MATH)); /* fp32 as on the CPU: no TF32 */
     CB(cublasCreate(&cm->h16));
     CB(cublasSetStream(cm->h16, cm->st));
+    const size_t wsb = (size_t)32 << 20;
+    TRY(dalloc(cm, &cm->ws, wsb, e));
+    CB(cublasSetWorkspace(cm->h, cm->ws, wsb / 2));
+    CB(cublasSetWorkspace(cm->h16, (char *)cm->ws + wsb / 2, wsb / 2));
     cm->kvd = s->n_kv_head * s->head_dim;
+    {
+        const char *g = getenv("TENPAK_CUDA_GRAPH");
+        size_t smem = (size_t)(s->head_dim + s->cap + (TPB / 32) * s->head_dim) * sizeof(float);
+        cm->graphs = !(g && g[0] == '0') && smem <= 48 * 1024;
+    }
     cm->qd = s->n_head * s->head_dim;
     cm->qw = s->gpt2 ? 3 * s->d_model : cm->qd;
     if (!(cm->L = (dlayer *)calloc((size_t)s->n_layer, sizeof *cm->L)))
         return tp_fail(e, TP_ERR_NOMEM, "cuda: out of memory");
     size_t kvn = (size_t)s->n_layer * (size_t)s->cap * (size_t)cm->kvd;
     TRY(dalloc(cm, (void **)&cm->kc, kvn * 4, e));
+    TRY(dalloc(cm, (void **)&cm->dpos, 4, e));
+    TRY(dalloc(cm, (void **)&cm->kt, (size_t)cm->kvd * 4, e));
+    TRY(dalloc(cm, (void **)&cm->vt, (size_t)cm->kvd * 4, e));
     TRY(dalloc(cm, (void **)&cm->vc, kvn * 4, e));
     size_t ar = S_FLOATS / (size_t)s->cap;
     cm->att_rows = ar < 1 ? 1 : ar > 1024 ? 1024 : (int)ar;
@@ -408,7 +455,15 @@ extern "C" tp_status tp_cuda_model_create(const tp_cuda_model_shape *s, tp_cuda_
 }
 
 /* (Re)uploads n floats into *dst, allocating when absent. Sizes never change for a slot. */
+/* The captured decode step names buffers and weights by address: any upload or reallocation drops it
+ * (the next step runs eagerly and captures it again). */
+static void drop_graph(tp_cuda_model *cm) {
+    if (cm->gexec) (void)cudaGraphExecDestroy(cm->gexec);
+    cm->gexec = NULL;
+}
+
 static tp_status put(tp_cuda_model *cm, float **dst, const float *src, size_t n, tp_err *e) {
+    drop_graph(cm);
     if (!*dst) TRY(dalloc(cm, (void **)dst, n * 4, e));
     CK(cudaMemcpy(*dst, src, n * 4, cudaMemcpyHostToDevice));
     return TP_OK;
@@ -460,6 +515,7 @@ extern "C" tp_status tp_cuda_model_set_vec(tp_cuda_model *cm, tp_cuda_slot slot,
  * slot held frees the old one. */
 static dmat *mat_for(tp_cuda_model *cm, tp_cuda_slot slot, int layer, int64_t rows, int64_t cols, int linear,
                      tp_err *e) {
+    drop_graph(cm);
     dmat *m = mat_slot(cm, slot, layer);
     int have = m && (m->w || m->w16 || m->q);
     if (!m || rows <= 0 || cols <= 0 || (have && (m->rows != rows || m->cols != cols || m->linear != linear))) {
@@ -565,6 +621,7 @@ static tp_status to_f16(tp_cuda_model *cm, const float *X, int n, int in, int ld
 
 static tp_status grow(tp_cuda_model *cm, float **p, size_t *have, size_t n, tp_err *e) {
     if (n <= *have) return TP_OK;
+    drop_graph(cm);
     dfree(*p);
     *p = NULL;
     *have = 0;
@@ -618,6 +675,7 @@ static tp_status linear(tp_cuda_model *cm, const dmat *w, const float *X, int n,
 
 static tp_status ensure_rows(tp_cuda_model *cm, int n, tp_err *e) {
     if (n <= cm->rows) return TP_OK;
+    drop_graph(cm);
     size_t d = (size_t)cm->s.d_model, F = (size_t)cm->s.d_ff, N = (size_t)n;
     float **fs[] = {&cm->x, &cm->hb, &cm->q, &cm->att, &cm->ff1, &cm->ff2};
     for (size_t i = 0; i < 6; i++) { dfree(*fs[i]); *fs[i] = NULL; }
@@ -651,14 +709,16 @@ static tp_status attention(tp_cuda_model *cm, const float *Q, int qs, const floa
     int hd = s->head_dim, H = s->n_head, grp = s->n_head / s->n_kv_head, win = s->sliding_window;
     float scale = 1.0f / sqrtf((float)hd);
     cm->x16_of = NULL; /* att is written below */
-    if (n == 1) { /* decoding: one launch for every head */
+    if (n == 1) { /* decoding: one launch for every head (in a graph step: scores sized for the cache) */
         int kend = pos0 + 1, kstart = (win > 0 && pos0 - win + 1 > 0) ? pos0 - win + 1 : 0;
-        size_t smem = (size_t)(hd + (kend - kstart) + (TPB / 32) * hd) * sizeof(float);
+        size_t smem = (size_t)(hd + (cm->step ? s->cap : kend - kstart) + (TPB / 32) * hd) * sizeof(float);
         if (smem <= 48 * 1024) {
-            attend1_kernel<<<H, TPB, smem, cm->st>>>(Q, K, V, cm->att, cm->kvd, hd, grp, kstart, kend, scale);
+            attend1_kernel<<<H, TPB, smem, cm->st>>>(Q, K, V, cm->att, cm->kvd, hd, grp, kstart, kend, scale,
+                                                      cm->step ? cm->dpos : NULL, win);
             LAUNCHED(attend1_kernel);
             return TP_OK;
         }
+        if (cm->step) return tp_fail(e, TP_ERR_INTERNAL, "cuda: a graph step's attention does not fit shared memory");
     }
     for (int h = 0; h < H; h++) {
         int kh = h / grp;
@@ -683,12 +743,13 @@ static tp_status embed(tp_cuda_model *cm, int n, int pos0, tp_err *e) {
     const tp_cuda_model_shape *s = &cm->s;
     int d = s->d_model;
     const float *pos = s->gpt2 ? cm->pos.w : NULL;
-    if (cm->emb.w) embed_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->emb.w, pos, cm->ids, d, pos0);
-    else if (cm->emb.w16) embed16_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->emb.w16, pos, cm->ids, d, pos0);
+    const int *dp = cm->step ? cm->dpos : NULL;
+    if (cm->emb.w) embed_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->emb.w, pos, cm->ids, d, pos0, dp);
+    else if (cm->emb.w16) embed16_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->emb.w16, pos, cm->ids, d, pos0, dp);
     else {
         if (!tp_cuda_qdev_rows(cm->emb.q, cm->ids, n, cm->x))
             return cu_err(cm, e, "tp_cuda_qdev_rows", "packed embedding rows failed", __LINE__);
-        if (pos) addpos_kernel<<<n, TPB, 0, cm->st>>>(cm->x, pos, d, pos0);
+        if (pos) addpos_kernel<<<n, TPB, 0, cm->st>>>(cm->x, pos, d, pos0, dp);
     }
     LAUNCHED(embed_kernel);
     return TP_OK;
@@ -704,7 +765,8 @@ static tp_status trunk(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, t
         return tp_fail(e, TP_ERR_INTERNAL, "cuda: the model's tensors were not all uploaded");
     TRY(ensure_rows(cm, n, e));
     cm->cached = pos0; /* positions beyond pos0 are overwritten below */
-    CK(cudaMemcpyAsync(cm->ids, ids, (size_t)n * 4, cudaMemcpyHostToDevice, cm->st));
+    if (!cm->step) CK(cudaMemcpyAsync(cm->ids, ids, (size_t)n * 4, cudaMemcpyHostToDevice, cm->st));
+    const int *dp = cm->step ? cm->dpos : NULL; /* a graph step: positions from device memory */
     cm->x16_of = NULL;
     TRY(embed(cm, n, pos0, e));
     for (int l = 0; l < s->n_layer; l++) {
@@ -717,10 +779,15 @@ static tp_status trunk(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, t
             LAUNCHED(layernorm_kernel); cm->x16_of = NULL; /* its output may be the next product's input */
             TRY(linear(cm, &L->qkv, cm->hb, n, cm->q, 3 * d, 0, e));
             /* K and V columns of the fused projection into the cache (kvd == d for GPT-2) */
-            CK(cudaMemcpy2DAsync(Kl + (size_t)pos0 * cm->kvd, (size_t)cm->kvd * 4, cm->q + d, (size_t)3 * d * 4,
-                                 (size_t)d * 4, (size_t)n, cudaMemcpyDeviceToDevice, cm->st));
-            CK(cudaMemcpy2DAsync(Vl + (size_t)pos0 * cm->kvd, (size_t)cm->kvd * 4, cm->q + 2 * d, (size_t)3 * d * 4,
-                                 (size_t)d * 4, (size_t)n, cudaMemcpyDeviceToDevice, cm->st));
+            if (dp) {
+                kv_store_kernel<<<(cm->kvd + TPB - 1) / TPB, TPB, 0, cm->st>>>(Kl, Vl, cm->q + d, cm->q + 2 * d, cm->kvd, dp);
+                LAUNCHED(kv_store_kernel);
+            } else {
+                CK(cudaMemcpy2DAsync(Kl + (size_t)pos0 * cm->kvd, (size_t)cm->kvd * 4, cm->q + d, (size_t)3 * d * 4,
+                                     (size_t)d * 4, (size_t)n, cudaMemcpyDeviceToDevice, cm->st));
+                CK(cudaMemcpy2DAsync(Vl + (size_t)pos0 * cm->kvd, (size_t)cm->kvd * 4, cm->q + 2 * d, (size_t)3 * d * 4,
+                                     (size_t)d * 4, (size_t)n, cudaMemcpyDeviceToDevice, cm->st));
+            }
             TRY(attention(cm, cm->q, 3 * d, Kl, Vl, n, pos0, e));
             TRY(linear(cm, &L->o, cm->att, n, cm->x, d, 1, e));
             layernorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, L->n2w, L->n2b, s->norm_eps);
@@ -733,13 +800,20 @@ static tp_status trunk(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, t
             rmsnorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, L->n1w, s->norm_eps);
             LAUNCHED(rmsnorm_kernel); cm->x16_of = NULL; /* its output may be the next product's input */
             TRY(linear(cm, &L->q, cm->hb, n, cm->q, cm->qd, 0, e));
-            TRY(linear(cm, &L->k, cm->hb, n, Kl + (size_t)pos0 * cm->kvd, cm->kvd, 0, e));
-            TRY(linear(cm, &L->v, cm->hb, n, Vl + (size_t)pos0 * cm->kvd, cm->kvd, 0, e));
-            rope_kernel<<<n, TPB, 0, cm->st>>>(cm->q, cm->qd, s->n_head, s->head_dim, cm->rope_cos, cm->rope_sin, pos0);
+            /* a graph step stages the new key / value row and stores it at the device position */
+            float *kr = dp ? cm->kt : Kl + (size_t)pos0 * cm->kvd, *vr = dp ? cm->vt : Vl + (size_t)pos0 * cm->kvd;
+            TRY(linear(cm, &L->k, cm->hb, n, kr, cm->kvd, 0, e));
+            TRY(linear(cm, &L->v, cm->hb, n, vr, cm->kvd, 0, e));
+            rope_kernel<<<n, TPB, 0, cm->st>>>(cm->q, cm->qd, s->n_head, s->head_dim, cm->rope_cos, cm->rope_sin, pos0,
+                                               dp);
             LAUNCHED(rope_kernel);
-            rope_kernel<<<n, TPB, 0, cm->st>>>(Kl + (size_t)pos0 * cm->kvd, cm->kvd, s->n_kv_head, s->head_dim,
-                                               cm->rope_cos, cm->rope_sin, pos0);
+            rope_kernel<<<n, TPB, 0, cm->st>>>(kr, cm->kvd, s->n_kv_head, s->head_dim, cm->rope_cos, cm->rope_sin, pos0,
+                                               dp);
             LAUNCHED(rope_kernel);
+            if (dp) {
+                kv_store_kernel<<<(cm->kvd + TPB - 1) / TPB, TPB, 0, cm->st>>>(Kl, Vl, cm->kt, cm->vt, cm->kvd, dp);
+                LAUNCHED(kv_store_kernel);
+            }
             TRY(attention(cm, cm->q, cm->qd, Kl, Vl, n, pos0, e));
             TRY(linear(cm, &L->o, cm->att, n, cm->x, d, 1, e));
             rmsnorm_kernel<<<n, TPB, 0, cm->st>>>(cm->x, cm->hb, d, L->n2w, s->norm_eps);
@@ -788,9 +862,67 @@ static tp_status forward_inner(tp_cuda_model *cm, const int32_t *ids, int n, int
     return TP_OK;
 }
 
+/* One decode step's launches with device positions (cm->step): trunk and lm_head into cm->logits */
+static tp_status step_body(tp_cuda_model *cm, tp_err *e) {
+    cm->step = 1;
+    tp_status rc = trunk(cm, NULL, 1, 0, e);
+    const dmat *hw = rc == TP_OK ? head_of(cm, e) : NULL;
+    if (rc == TP_OK && !hw) rc = TP_ERR_INTERNAL;
+    if (rc == TP_OK) rc = linear(cm, hw, cm->hb, 1, cm->logits, cm->s.vocab, 0, e);
+    cm->step = 0;
+    return rc;
+}
+
+/* Captures step_body into cm->gexec for the next steps; on any failure graphs are turned off for
+ * this model (once, with a line on stderr) and steps run eagerly. */
+static void capture_step(tp_cuda_model *cm) {
+    cudaGraph_t g = NULL;
+    tp_err e2 = {{0}};
+    int failed = cm->failed;
+    tp_status rc = TP_ERR_INTERNAL;
+    cudaError_t ce = cudaStreamBeginCapture(cm->st, cudaStreamCaptureModeThreadLocal);
+    if (ce == cudaSuccess) {
+        rc = step_body(cm, &e2);
+        ce = cudaStreamEndCapture(cm->st, &g);
+    }
+    if (rc == TP_OK && ce == cudaSuccess) ce = cudaGraphInstantiate(&cm->gexec, g, 0);
+    if (g) (void)cudaGraphDestroy(g);
+    if (rc != TP_OK || ce != cudaSuccess) {
+        fprintf(stderr, "cuda: decode steps run without a CUDA graph (capture failed: %s)\n",
+                rc != TP_OK ? e2.msg : cudaGetErrorString(ce));
+        (void)cudaGetLastError();
+        cm->gexec = NULL;
+        cm->graphs = 0;
+        cm->failed = failed;
+    }
+}
+
+/* A decode step: the token and position to the device, then the captured graph (or the same
+ * launches eagerly, the first time, capturing them afterwards) */
+static tp_status decode_step(tp_cuda_model *cm, const int32_t *id, int pos0, tp_err *e) {
+    TRY(ensure_rows(cm, 1, e));
+    CK(cudaMemcpyAsync(cm->ids, id, 4, cudaMemcpyHostToDevice, cm->st));
+    CK(cudaMemcpyAsync(cm->dpos, &pos0, 4, cudaMemcpyHostToDevice, cm->st));
+    if (cm->gexec) {
+        CK(cudaGraphLaunch(cm->gexec, cm->st));
+        return TP_OK;
+    }
+    TRY(step_body(cm, e));
+    CK(cudaStreamSynchronize(cm->st)); /* pos0 lives on this stack frame; errors show here */
+    capture_step(cm);
+    return TP_OK;
+}
+
 static tp_status forward_logits_inner(tp_cuda_model *cm, const int32_t *ids, int n, int pos0, int row0,
                                       float *logits, tp_err *e) {
     int d = cm->s.d_model, V = cm->s.vocab;
+    if (n == 1 && row0 == 0 && logits && cm->graphs) {
+        TRY(decode_step(cm, ids, pos0, e));
+        CK(cudaMemcpyAsync(logits, cm->logits, (size_t)V * 4, cudaMemcpyDeviceToHost, cm->st));
+        CK(cudaStreamSynchronize(cm->st));
+        cm->cached = pos0 + 1;
+        return TP_OK;
+    }
     TRY(trunk(cm, ids, n, pos0, e));
     if (logits && row0 < n) {
         const dmat *hw = head_of(cm, e);

@@ -25,7 +25,8 @@ void tp_cuda_lora_run(const tp_case *c, void *state, void *out);
 void tp_cuda_lora_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_lora_release(void *state);
 
-/* ---- VQ (kernels/cuda/vq.cu): y = decode(m) x (lookup-GEMV), K <= 256 codes (uint8) ---- */
+/* ---- VQ (kernels/cuda/vq.cu): y = decode(m) x (lookup-GEMV), K <= 256 codes (uint8) and
+ * K <= 4096 codes (uint16, the codebook and x in shared memory) ---- */
 void *tp_cuda_vq_prepare(const tp_vqmat *m, const float *x);
 void tp_cuda_vq_run(const tp_case *c, void *state, void *out);
 void tp_cuda_vq_fetch(const tp_case *c, void *state, void *out);

@@ -128,8 +128,74 @@ __global__ void __launch_bounds__(VQ_THREADS) vq_gemv(VArgs a) {
     }
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * K > 256 (uint16 codes, K <= 4096): the direct gather. The table trick needs V x K floats of
+ * shared memory (K 4096: 16 KB per vector of x) and V K d FMAs per block, ~K d / rows-per-block
+ * per lookup (16 at d4 over 1024 rows), against d FMAs and one random d-float shared load for the
+ * gather; so here the codebook (K d floats) and all of x (padded to nvec d) sit in shared memory,
+ * a persistent grid of 8-warp blocks walks the rows, a warp per row: lane l takes the 4 vectors
+ * 4l..4l+3, then 4l+128.., each code's centroid times its x values (fma in order), and the lanes'
+ * sums meet in a fixed xor-shuffle tree (deterministic; the host emulation runs the same order).
+ * ------------------------------------------------------------------------------------------- */
+enum { VQG_WARPS = 8, VQG_KMAX = 4096 };
+
+struct GArgs {
+    const float *cb;       /* K x d */
+    const uint16_t *codes; /* rows x nvec */
+    const float *x;        /* cols */
+    float *y;
+    long long rows, cols, nvec;
+    int d, K;
+};
+
+/* lane's partial sum of row r: vectors lane, lane + 32, ... in that order. Consecutive lanes read
+ * consecutive codes (coalesced) and consecutive x vectors (D 4 / 8: 16-byte shared loads, no bank
+ * conflicts); the centroids are random 16-byte loads. */
+template <int D>
+FAM_HD float vqg_lane(const GArgs &a, const float *cb, const float *xs, long long r, int lane) {
+    const uint16_t *c = a.codes + r * a.nvec;
+    const int d = D > 0 ? D : a.d;
+    float acc = 0.f;
+    for (long long v = lane; v < a.nvec; v += 32) {
+        const float *cent = cb + (size_t)c[v] * d, *xv = xs + v * d;
+#ifdef __CUDA_ARCH__
+        if (D == 4 || D == 8) {
+FAM_UNROLL
+            for (int q = 0; q < (D > 0 ? D : 4) / 4; q++) {
+                const float4 cc = ((const float4 *)cent)[q], xx = ((const float4 *)xv)[q];
+                acc = fam_fma(cc.x, xx.x, acc);
+                acc = fam_fma(cc.y, xx.y, acc);
+                acc = fam_fma(cc.z, xx.z, acc);
+                acc = fam_fma(cc.w, xx.w, acc);
+            }
+        } else
+#endif
+        {
+            for (int j = 0; j < d; j++) acc = fam_fma(cent[j], xv[j], acc);
+        }
+    }
+    return acc;
+}
+
+template <int D>
+__global__ void __launch_bounds__(32 * VQG_WARPS) vq_gather(GArgs a) {
+    extern __shared__ float sh[]; /* codebook K x d, then x padded to nvec x d */
+    float *cb = sh, *xs = sh + (size_t)a.K * a.d;
+    for (long long i = threadIdx.x; i < (long long)a.K * a.d; i += blockDim.x) cb[i] = __ldg(a.cb + i);
+    for (long long i = threadIdx.x; i < a.nvec * a.d; i += blockDim.x) xs[i] = i < a.cols ? __ldg(a.x + i) : 0.f;
+    __syncthreads();
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+    for (long long r = (long long)blockIdx.x * VQG_WARPS + warp; r < a.rows; r += (long long)gridDim.x * VQG_WARPS) {
+        float acc = vqg_lane<D>(a, cb, xs, r, lane);
+        for (int o = 16; o; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+        if (!lane) a.y[r] = acc;
+    }
+}
+
 struct vq_state {
     tp_cu_state base;
+    int gather;      /* K > 256: vq_gather (gargs), else vq_gemv (args) */
+    GArgs gargs[64];
     int fast, dsel, ncopy, next, nblocks;
     size_t smem;
     VArgs args[64];
@@ -148,11 +214,63 @@ static int fam_rotation(size_t bytes) {
     return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
+static size_t gather_smem(const tp_vqmat *m) { return ((size_t)m->K * m->d + (size_t)(m->nvec * m->d)) * 4; }
+
+static void *prepare_gather(vq_state *s, const tp_vqmat *m, const float *x) {
+    s->gather = 1;
+    s->smem = gather_smem(m);
+    int maxsm = 0;
+    TP_CU(&s->base, cudaDeviceGetAttribute(&maxsm, cudaDevAttrMaxSharedMemoryPerBlockOptin, 0));
+    if (s->base.failed || s->smem > (size_t)maxsm) {
+        fprintf(stderr, "cuda: vq gather needs %zu bytes of shared memory (codebook + x), the device has %d\n",
+                s->smem, maxsm);
+        s->base.failed = 1;
+        return s;
+    }
+    const size_t cbsz = (size_t)m->K * m->d * 4, csz = (size_t)(m->rows * m->nvec) * 2;
+    const size_t total = ((cbsz + 255) & ~(size_t)255) + ((csz + 255) & ~(size_t)255);
+    s->ncopy = fam_rotation(total);
+    const size_t xb = ((size_t)m->cols * 4 + 255) & ~(size_t)255;
+    TP_CU(&s->base, cudaMalloc(&s->work, xb + (size_t)m->rows * 4));
+    if (s->base.failed) return s;
+    char *w = (char *)s->work;
+    TP_CU(&s->base, cudaMemcpy(w, x, (size_t)m->cols * 4, cudaMemcpyHostToDevice));
+    TP_CU(&s->base, cudaMemset(w + xb, 0xff, (size_t)m->rows * 4)); /* NaN poison */
+    for (int c = 0; c < s->ncopy && !s->base.failed; c++) {
+        TP_CU(&s->base, cudaMalloc(&s->blob[c], total));
+        if (s->base.failed) break;
+        char *b = (char *)s->blob[c];
+        TP_CU(&s->base, cudaMemcpy(b, m->codebook, cbsz, cudaMemcpyHostToDevice));
+        TP_CU(&s->base, cudaMemcpy(b + ((cbsz + 255) & ~(size_t)255), m->codes16, csz, cudaMemcpyHostToDevice));
+        GArgs &a = s->gargs[c];
+        a.cb = (const float *)b;
+        a.codes = (const uint16_t *)(b + ((cbsz + 255) & ~(size_t)255));
+        a.x = (const float *)w;
+        a.y = (float *)(w + xb);
+        a.rows = m->rows;
+        a.cols = m->cols;
+        a.nvec = m->nvec;
+        a.d = m->d;
+        a.K = m->K;
+    }
+    void (*kern)(GArgs) = m->d == 4 ? vq_gather<4> : m->d == 8 ? vq_gather<8> : vq_gather<0>;
+    if (!s->base.failed)
+        TP_CU(&s->base, cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)s->smem));
+    int per_sm = 0;
+    if (!s->base.failed)
+        TP_CU(&s->base, cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, 32 * VQG_WARPS, s->smem));
+    long long need = (m->rows + VQG_WARPS - 1) / VQG_WARPS, cap = (long long)(per_sm > 0 ? per_sm : 1) * tp_cu_sm_count();
+    s->nblocks = (int)(need < cap ? need : cap);
+    s->out_count = (size_t)m->rows;
+    return s;
+}
+
 extern "C" void *tp_cuda_vq_prepare(const tp_vqmat *m, const float *x) {
     vq_state *s = (vq_state *)calloc(1, sizeof *s);
     if (!s) return NULL;
+    if (m->codes16 && m->K <= VQG_KMAX && m->d <= VQ_DMAX) return prepare_gather(s, m, x);
     if (!m->codes8 || m->K > VQ_KMAX || m->d > VQ_DMAX) {
-        fprintf(stderr, "cuda: vq gemv built for K <= 256 and d <= 8 (got d%d K%d)\n", m->d, m->K);
+        fprintf(stderr, "cuda: vq gemv built for K <= 4096 and d <= 8 (got d%d K%d)\n", m->d, m->K);
         s->base.failed = 1;
         return s;
     }
@@ -220,6 +338,15 @@ extern "C" void tp_cuda_vq_run(const tp_case *c, void *state, void *out) {
     (void)out;
     vq_state *s = (vq_state *)state;
     if (!s || s->base.failed) return;
+    if (s->gather) {
+        const GArgs &g = s->gargs[s->next];
+        s->next = (s->next + 1) % s->ncopy;
+        if (g.d == 4) vq_gather<4><<<s->nblocks, 32 * VQG_WARPS, s->smem>>>(g);
+        else if (g.d == 8) vq_gather<8><<<s->nblocks, 32 * VQG_WARPS, s->smem>>>(g);
+        else vq_gather<0><<<s->nblocks, 32 * VQG_WARPS, s->smem>>>(g);
+        TP_CU_LAUNCHED(&s->base);
+        return;
+    }
     const VArgs &a = s->args[s->next];
     s->next = (s->next + 1) % s->ncopy;
     if (s->dsel == 4) vq_gemv<true, 4><<<s->nblocks, VQ_THREADS, s->smem>>>(a);
@@ -230,7 +357,8 @@ extern "C" void tp_cuda_vq_run(const tp_case *c, void *state, void *out) {
 
 extern "C" void tp_cuda_vq_fetch(const tp_case *c, void *state, void *out) {
     vq_state *s = (vq_state *)state;
-    if (s && !s->base.failed) TP_CU(&s->base, cudaMemcpy(out, s->args[0].y, s->out_count * 4, cudaMemcpyDeviceToHost));
+    if (s && !s->base.failed)
+        TP_CU(&s->base, cudaMemcpy(out, s->gather ? s->gargs[0].y : s->args[0].y, s->out_count * 4, cudaMemcpyDeviceToHost));
     if (!s || s->base.failed) tp_cu_nan_fill((float *)out, c->out_count);
 }
 
@@ -243,7 +371,36 @@ extern "C" void tp_cuda_vq_release(void *state) {
 }
 
 /* host emulation: the same slices, table entries, per-row lookups and slice-order reduction */
+/* host emulation of vq_gather: each row's 32 lane sums, then the xor-shuffle tree in its order */
+static void emulate_gather(const tp_vqmat *m, const float *x, float *y) {
+    GArgs a;
+    memset(&a, 0, sizeof a);
+    a.codes = m->codes16;
+    a.rows = m->rows;
+    a.cols = m->cols;
+    a.nvec = m->nvec;
+    a.d = m->d;
+    a.K = m->K;
+    float *xs = (float *)calloc((size_t)(m->nvec * m->d) + 1, 4);
+    if (!xs) abort();
+    memcpy(xs, x, (size_t)m->cols * 4);
+    for (long long r = 0; r < a.rows; r++) {
+        float v[32], t[32];
+        for (int l = 0; l < 32; l++) v[l] = vqg_lane<0>(a, m->codebook, xs, r, l);
+        for (int o = 16; o; o >>= 1) {
+            for (int l = 0; l < 32; l++) t[l] = v[l] + v[l ^ o];
+            memcpy(v, t, sizeof v);
+        }
+        y[r] = v[0];
+    }
+    free(xs);
+}
+
 extern "C" void tp_cuda_vq_emulate(const tp_vqmat *m, const float *x, float *y) {
+    if (m->codes16 && m->K <= VQG_KMAX && m->d <= VQ_DMAX) {
+        emulate_gather(m, x, y);
+        return;
+    }
     if (!m->codes8 || m->K > VQ_KMAX || m->d > VQ_DMAX) {
         tp_cu_nan_fill(y, (size_t)m->rows);
         return;
