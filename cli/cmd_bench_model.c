@@ -29,11 +29,8 @@ static void usage(FILE *f) {
 }
 
 static int parse_count(const char *flag, const char *v, int *out) {
-    unsigned long long x;
-    if (!tp_parse_u64(v, &x) || x > 100000000ull) {
-        fprintf(stderr, "tenpak bench-model: %s needs a non-negative integer, not '%s'\n", flag, v);
-        return 0;
-    }
+    long long x;
+    if (!tp_arg_int("bench-model", flag, v, 0, 100000000, &x)) return 0;
     *out = (int)x;
     return 1;
 }

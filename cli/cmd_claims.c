@@ -32,13 +32,13 @@ int tp_cmd_claims(int argc, char **argv) {
     const char *json = NULL, *v, *files[32];
     int nf = 0;
     for (int i = 2; i < argc; i++) {
-        unsigned long long u;
         if (tp_arg(argc, argv, &i, "--models-dir", &v)) o.models_dir = v;
         else if (tp_arg(argc, argv, &i, "--data-dir", &v)) o.data_dir = v;
         else if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
         else if (tp_arg(argc, argv, &i, "--max-tokens", &v)) {
-            if (!tp_parse_u64(v, &u)) { fprintf(stderr, "tenpak claims: --max-tokens needs an integer\n"); return 2; }
-            o.max_tokens = (size_t)u;
+            long long x;
+            if (!tp_arg_int("claims", "--max-tokens", v, 0, 1000000000000LL, &x)) return 2;
+            o.max_tokens = (size_t)x;
         } else if (argv[i][0] == '-') {
             fprintf(stderr, "tenpak claims: unknown option '%s'\n", argv[i]);
             return 2;

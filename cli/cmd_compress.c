@@ -81,12 +81,9 @@ int tp_cmd_compress(int argc, char **argv) {
         else if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
         else if (tp_arg(argc, argv, &i, "--calib", &v)) o.calib_data = v;
         else if (tp_arg(argc, argv, &i, "--calib-tokens", &v)) {
-            unsigned long long u;
-            if (!tp_parse_u64(v, &u) || u < 2) {
-                fprintf(stderr, "tenpak compress: --calib-tokens needs an integer >= 2, got '%s'\n", v);
-                return 2;
-            }
-            o.calib_tokens = (size_t)u;
+            long long x;
+            if (!tp_arg_int("compress", "--calib-tokens", v, 2, 1000000000LL, &x)) return 2;
+            o.calib_tokens = (size_t)x;
         } else if (tp_arg(argc, argv, &i, "--override", &v)) {
             const char *eq = strrchr(v, '=');
             /* REGEX=SPEC: the spec is after the last '=' that starts a method name */
@@ -112,6 +109,7 @@ int tp_cmd_compress(int argc, char **argv) {
         compress_usage(stderr);
         return 2;
     }
+    if (!tp_cli_output("compress", "--out", out) || !tp_cli_output("compress", "--json", json)) return 2;
     tp_compress_result r;
     tp_err e;
     tp_status s = tp_compress_model(&o, out, &r, &e);
@@ -149,20 +147,6 @@ static void progress(void *u, size_t done, size_t total) {
     if (done == total) fputc('\n', stderr);
 }
 
-/* --bootstrap-resamples N (>= 1000), --bootstrap-block N (>= 1), --bootstrap-seed N (1 .. 2^53) */
-static int boot_option(const char *opt, const char *v, tp_boot_opts *b) {
-    unsigned long long u;
-    int ok = tp_parse_u64(v, &u) && u >= 1 && u <= (1ull << 53);
-    if (ok && !strncmp(opt, "--bootstrap-resamples", 21) && u >= 1000 && u <= 1000000) b->resamples = (int)u;
-    else if (ok && !strncmp(opt, "--bootstrap-block", 17)) b->block_len = (size_t)u;
-    else if (ok && !strncmp(opt, "--bootstrap-seed", 16)) b->seed = u;
-    else {
-        fprintf(stderr, "tenpak eval: %s: resamples 1000 .. 1000000, block length >= 1, seed 1 .. 2^53\n", opt);
-        return 0;
-    }
-    return 1;
-}
-
 static void print_paired(const tp_eval_result *r) {
     const tp_token_stats *s = &r->stats;
     printf("ppl           %.4f +/- %.4f (baseline %.4f +/- %.4f, %+.3f%%, 95%% interval [%+.3f%%, %+.3f%%])\n", r->ppl.ppl,
@@ -182,23 +166,24 @@ int tp_cmd_eval(int argc, char **argv) {
     tp_eval_opts o = {.decode_tokens = 64};
     int exec_set = 0;
     const char *json = NULL, *v;
-    unsigned long long u;
+    long long x;
     for (int i = 1; i < argc; i++) {
         if (tp_arg(argc, argv, &i, "--artifact", &v)) o.artifact = v;
         else if (tp_arg(argc, argv, &i, "--model", &v)) o.model_dir = v;
         else if (tp_arg(argc, argv, &i, "--data", &v)) o.data = v;
         else if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
-        else if (tp_arg(argc, argv, &i, "--max-tokens", &v) || tp_arg(argc, argv, &i, "--ctx", &v) ||
-                 tp_arg(argc, argv, &i, "--stride", &v) || tp_arg(argc, argv, &i, "--tail-chars", &v)) {
-            if (!tp_parse_u64(v, &u)) {
-                fprintf(stderr, "tenpak eval: %s needs a non-negative integer\n", argv[i - 1]);
-                return 2;
-            }
-            const char *opt = argv[i - 1];
-            if (!strncmp(opt, "--max-tokens", 12)) o.max_tokens = (size_t)u;
-            else if (!strncmp(opt, "--ctx", 5)) o.ppl.ctx = (int)u;
-            else if (!strncmp(opt, "--stride", 8)) o.ppl.stride = (int)u;
-            else o.tail_chars = (size_t)u;
+        else if (tp_arg(argc, argv, &i, "--max-tokens", &v)) {
+            if (!tp_arg_int("eval", "--max-tokens", v, 1, 1000000000000LL, &x)) return 2;
+            o.max_tokens = (size_t)x;
+        } else if (tp_arg(argc, argv, &i, "--ctx", &v)) {
+            if (!tp_arg_int("eval", "--ctx", v, 2, 1 << 20, &x)) return 2;
+            o.ppl.ctx = (int)x;
+        } else if (tp_arg(argc, argv, &i, "--stride", &v)) {
+            if (!tp_arg_int("eval", "--stride", v, 1, 1 << 20, &x)) return 2;
+            o.ppl.stride = (int)x;
+        } else if (tp_arg(argc, argv, &i, "--tail-chars", &v)) {
+            if (!tp_arg_int("eval", "--tail-chars", v, 1, 1000000000000LL, &x)) return 2;
+            o.tail_chars = (size_t)x;
         } else if (tp_arg(argc, argv, &i, "--protocol", &v)) {
             if (!strcmp(v, "hf")) o.ppl.protocol = TP_PPL_HF;
             else if (!strcmp(v, "llamacpp")) o.ppl.protocol = TP_PPL_LLAMACPP;
@@ -208,9 +193,15 @@ int tp_cmd_eval(int argc, char **argv) {
             else if (!strcmp(v, "cuda")) o.ppl.device = TP_DEVICE_CUDA;
             else { fprintf(stderr, "tenpak eval: --device is cpu or cuda\n"); return 2; }
         } else if (tp_arg(argc, argv, &i, "--dump-tokens", &v)) o.dump_tokens = v;
-        else if (tp_arg(argc, argv, &i, "--bootstrap-resamples", &v) || tp_arg(argc, argv, &i, "--bootstrap-block", &v) ||
-                 tp_arg(argc, argv, &i, "--bootstrap-seed", &v)) {
-            if (!boot_option(argv[i - 1], v, &o.boot)) return 2;
+        else if (tp_arg(argc, argv, &i, "--bootstrap-resamples", &v)) {
+            if (!tp_arg_int("eval", "--bootstrap-resamples", v, 1000, 1000000, &x)) return 2;
+            o.boot.resamples = (int)x;
+        } else if (tp_arg(argc, argv, &i, "--bootstrap-block", &v)) {
+            if (!tp_arg_int("eval", "--bootstrap-block", v, 1, 1000000000000LL, &x)) return 2;
+            o.boot.block_len = (size_t)x;
+        } else if (tp_arg(argc, argv, &i, "--bootstrap-seed", &v)) {
+            if (!tp_arg_int("eval", "--bootstrap-seed", v, 1, 1LL << 53, &x)) return 2;
+            o.boot.seed = (uint64_t)x;
         } else if (tp_flag(argv, i, "--no-kld")) o.no_paired = 1;
         else if (tp_arg(argc, argv, &i, "--exec", &v)) {
             tp_exec x;
@@ -223,7 +214,8 @@ int tp_cmd_eval(int argc, char **argv) {
                    "                   [--exec packed|dequant] [--dump-tokens FILE] [--bootstrap-resamples N]\n"
                    "                   [--bootstrap-block N] [--bootstrap-seed N] [--no-kld] [--json FILE]\n"
                    "  Rebuilds the model from the artifact (the source checkpoint must be present: its\n"
-                   "  config and tokenizer are used and its sha256 must match) and measures perplexity\n"
+                   "  config and tokenizer are used, and their sha256 and the checkpoint's must be the ones\n"
+                   "  recorded at compress time) and measures perplexity\n"
                    "  with the protocol of `tenpak ppl`, beside the uncompressed model's on the same tokens.\n"
                    "  On the cpu both models run in this process over the same windows: per scored token,\n"
                    "  KL(base || compressed) of the next-token distributions (kld_mean, median, p90, p99,\n"
@@ -247,6 +239,7 @@ int tp_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "tenpak eval: --artifact and --data are required (see --help)\n");
         return 2;
     }
+    if (!tp_cli_output("eval", "--json", json) || !tp_cli_output("eval", "--dump-tokens", o.dump_tokens)) return 2;
     if (!exec_set && o.ppl.device == TP_DEVICE_CUDA) o.exec = TP_EXEC_DEQUANT; /* packed kernels are the cpu's */
     if (isatty(2)) o.ppl.progress = progress;
     tp_eval_result r;
@@ -255,6 +248,9 @@ int tp_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "tenpak eval: %s\n", e.msg);
         return 1;
     }
+    if (!r.files_checked)
+        fprintf(stderr, "tenpak eval: note: %s records no sha256 of config.json and tokenizer.json (made by an older "
+                "tenpak): they were not checked\n", o.artifact);
     double delta = r.paired ? r.stats.ppl_delta_percent : 100.0 * (r.ppl.ppl - r.baseline.ppl) / r.baseline.ppl;
     printf("artifact      %s (codec %s)\n", o.artifact, r.codec);
     print_sizes(&r.size);
@@ -276,6 +272,7 @@ int tp_cmd_eval(int argc, char **argv) {
         cJSON_AddStringToObject(j, "codec", r.codec);
         cJSON_AddStringToObject(j, "model_type", r.model_type);
         cJSON_AddStringToObject(j, "model_sha256", r.model_sha256);
+        cJSON_AddBoolToObject(j, "source_files_checked", r.files_checked);
         cJSON_AddStringToObject(j, "data", o.data);
         cJSON_AddStringToObject(j, "data_sha256", r.data_sha256);
         cJSON_AddNumberToObject(j, "tail_chars", (double)o.tail_chars);

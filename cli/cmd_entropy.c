@@ -104,6 +104,7 @@ static int cmd_encode(int argc, char **argv) {
         fprintf(stderr, "tenpak entropy encode: needs IN and OUT (see --help)\n");
         return 2;
     }
+    if (!tp_cli_output("entropy encode", "OUT", out) || !tp_cli_output("entropy encode", "--json", json)) return 2;
     p.lanes = p.coder == TP_ENT_RANS ? (lanes > 0 ? lanes : TP_ENT_LANES_CPU) : 0;
     tp_err e;
     size_t n;
@@ -208,6 +209,7 @@ static int cmd_decode(int argc, char **argv) {
         fprintf(stderr, "tenpak entropy decode: needs IN and OUT (see --help)\n");
         return 2;
     }
+    if (!tp_cli_output("entropy decode", "OUT", out) || !tp_cli_output("entropy decode", "--json", json)) return 2;
     tp_err e;
     size_t len, n = 0;
     uint8_t *src = tp_read_file(in, &len, &e);

@@ -105,12 +105,9 @@ static void on_token(void *user, int32_t id) {
 }
 
 static int parse_int(const char *opt, const char *v, int *out) {
-    unsigned long long u;
-    if (!tp_parse_u64(v, &u) || u > INT_MAX) {
-        fprintf(stderr, "tenpak generate: %s needs a non-negative integer, got '%s'\n", opt, v);
-        return 0;
-    }
-    *out = (int)u;
+    long long x;
+    if (!tp_arg_int("generate", opt, v, 0, INT_MAX, &x)) return 0;
+    *out = (int)x;
     return 1;
 }
 
@@ -159,6 +156,7 @@ int tp_cmd_generate(int argc, char **argv) {
     if (!have_n) { fprintf(stderr, "tenpak generate: -n N is required (tokens to generate; 0: prefill only)\n"); return 2; }
     if (exec_set && !artifact) { fprintf(stderr, "tenpak generate: --exec applies to --artifact only\n"); return 2; }
     if (!seed_set) go.seed = tp_seed_from_time();
+    if (!tp_cli_output("generate", "--json", json)) return 2;
 
     tp_err e = {{0}};
     tp_status rc = TP_OK;

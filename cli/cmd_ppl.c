@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "pipeline/model.h"
 #include "pipeline/ppl.h"
@@ -23,7 +24,7 @@ static void usage(FILE *f) {
             "  --data FILE        text, tokenized with the model's tokenizer (BOS added if it adds one)\n"
             "  --ids FILE         already tokenized: little-endian uint32 ids (as `tenpak tokenize` writes)\n"
             "  --ctx N            window (default: the model's context length)\n"
-            "  --stride N         hf protocol stride (default 512)\n"
+            "  --stride N         hf protocol stride (default 512, or ctx if smaller; at most ctx)\n"
             "  --max-tokens N     use only the first N tokens\n"
             "  --protocol P       hf (default; sliding window, every token scored once) or\n"
             "                     llamacpp (non-overlapping windows, second half scored)\n"
@@ -47,19 +48,13 @@ static void progress(void *u, size_t done, size_t total) {
     if (done == total) fprintf(stderr, "\n");
 }
 
-static int parse_int(const char *s, long long *v) {
-    char *end;
-    *v = strtoll(s, &end, 10);
-    return *s && !*end && *v >= 0;
-}
-
 int tp_cmd_ppl(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *idsf = NULL, *json = NULL, *proto = "hf", *wmode = "auto", *dev = "cpu";
     long long ctx = 0, stride = 0, maxtok = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int has = i + 1 < argc;
-        long long *num = NULL;
+        long long *num = NULL, lo = 1, hi = 1 << 20;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
         else if (!strcmp(a, "--model") && has) model = argv[++i];
         else if (!strcmp(a, "--data") && has) data = argv[++i];
@@ -68,17 +63,16 @@ int tp_cmd_ppl(int argc, char **argv) {
         else if (!strcmp(a, "--protocol") && has) proto = argv[++i];
         else if (!strcmp(a, "--weights") && has) wmode = argv[++i];
         else if (!strcmp(a, "--device") && has) dev = argv[++i];
-        else if (!strcmp(a, "--ctx")) num = &ctx;
+        else if (!strcmp(a, "--ctx")) { num = &ctx; lo = 2; }
         else if (!strcmp(a, "--stride")) num = &stride;
-        else if (!strcmp(a, "--max-tokens")) num = &maxtok;
-        else if (!strcmp(a, "--threads")) num = &threads;
+        else if (!strcmp(a, "--max-tokens")) { num = &maxtok; hi = 1000000000000LL; }
+        else if (!strcmp(a, "--threads")) { num = &threads; hi = 4096; }
         else { fprintf(stderr, "tenpak ppl: unknown or incomplete option '%s'\n", a); usage(stderr); return 2; }
-        if (num && (!has || !parse_int(argv[++i], num) || *num > 1000000000LL)) {
-            fprintf(stderr, "tenpak ppl: %s needs a non-negative integer\n", a);
-            return 2;
-        }
+        if (num && !has) { fprintf(stderr, "tenpak ppl: option %s needs a value\n", a); return 2; }
+        if (num && !tp_arg_int("ppl", a, argv[++i], lo, hi, num)) return 2;
     }
     if (!model || (!data == !idsf)) { usage(stderr); return 2; }
+    if (!tp_cli_output("ppl", "--json", json)) return 2;
     tp_ppl_opts po = {0};
     if (!strcmp(proto, "hf")) po.protocol = TP_PPL_HF;
     else if (!strcmp(proto, "llamacpp")) po.protocol = TP_PPL_LLAMACPP;

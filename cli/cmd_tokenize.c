@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "pipeline/tokenizer.h"
 #include "tenpak/tenpak.h"
@@ -33,6 +34,7 @@ int tp_cmd_tokenize(int argc, char **argv) {
         else { fprintf(stderr, "tenpak tokenize: more than one TEXTFILE ('%s')\n", argv[i]); return 2; }
     }
     if (!model || !in) { usage(stderr); return 2; }
+    if (!tp_cli_output("tokenize", "--ids-out", out)) return 2;
     tp_err e = {{0}};
     char *tpath = malloc(strlen(model) + 32);
     if (!tpath) return 1;

@@ -40,6 +40,7 @@ static int zip_main(int argc, char **argv, int unzip) {
         fprintf(stderr, "tenpak %s: usage: tenpak %s (--model DIR | --artifact F.tpk) IN OUT (see --help)\n", cmd, cmd);
         return 2;
     }
+    if (!tp_cli_output(cmd, "OUT", files[1]) || !tp_cli_output(cmd, "--json", json)) return 2;
     tp_lm_source src = {model, artifact};
     tp_err e;
     size_t n;

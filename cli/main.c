@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli/commands.h"
+#include "tenpak/files.h"
 #include "tenpak/tenpak.h"
 
 typedef struct {
@@ -61,6 +62,8 @@ int main(int argc, char **argv) {
         printf("tenpak %s\n", TENPAK_VERSION);
         return 0;
     }
+    /* one command per process: no output it writes may be a file it read (tenpak/files.h) */
+    tp_files_guard_enable();
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
     fprintf(stderr, "tenpak: unknown command '%s' (tenpak --help lists them)\n", argv[1]);

@@ -1,6 +1,8 @@
 /* The .tpk artifact: streaming writer and validating reader. Format in pipeline/artifact.h. */
 #include "pipeline/artifact.h"
 
+#include "tenpak/files.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -52,27 +54,28 @@ static tp_status w_write(tp_art_writer *w, const void *p, size_t n, tp_err *e) {
 tp_status tp_artw_open(const char *path, tp_art_writer **out, tp_err *e) {
     tp_art_writer *w = calloc(1, sizeof *w);
     if (!w) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
-    size_t pl = strlen(path);
     w->path = strdup(path);
-    w->tmp = malloc(pl + 16);
     w->h = XXH64_createState();
     w->tensors = cJSON_CreateArray();
-    if (!w->path || !w->tmp || !w->h || !w->tensors) {
+    if (!w->path || !w->h || !w->tensors) {
         tp_artw_abort(w);
         return tp_fail(e, TP_ERR_NOMEM, "out of memory");
     }
-    snprintf(w->tmp, pl + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(w->tmp);
-    if (fd < 0) {
-        tp_status s = tp_fail(e, TP_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(errno));
-        w->tmp[0] = 0;
+    /* the output guard's checks, and a temporary file removed on failure and on SIGINT/SIGTERM */
+    int fd;
+    tp_status s = tp_tmp_open(path, &fd, &w->tmp, e);
+    if (s != TP_OK) {
         tp_artw_abort(w);
         return s;
     }
-    w->f = fdopen(fd, "wb");
+    if (!(w->f = fdopen(fd, "wb"))) {
+        close(fd);
+        tp_artw_abort(w);
+        return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    }
     XXH64_reset(w->h, 0);
     uint8_t pre[16] = {'T', 'P', 'A', 'K', ART_VERSION, 0, 0, 0};
-    tp_status s = w_write(w, pre, sizeof pre, e);
+    s = w_write(w, pre, sizeof pre, e);
     if (s != TP_OK) {
         tp_artw_abort(w);
         return s;
@@ -123,11 +126,10 @@ tp_status tp_artw_add(tp_art_writer *w, cJSON *rec, const void *data, size_t len
 void tp_artw_abort(tp_art_writer *w) {
     if (!w) return;
     if (w->f) fclose(w->f);
-    if (w->tmp && w->tmp[0]) unlink(w->tmp);
+    tp_tmp_discard(w->tmp); /* NULL once renamed into place */
     if (w->h) XXH64_freeState(w->h);
     cJSON_Delete(w->tensors);
     free(w->path);
-    free(w->tmp);
     free(w);
 }
 
@@ -159,8 +161,8 @@ tp_status tp_artw_finish(tp_art_writer *w, cJSON *header, uint64_t *file_bytes, 
         fchmod(fileno(w->f), 0644);
         fclose(w->f);
         w->f = NULL;
-        if (rename(w->tmp, w->path) != 0) s = tp_fail(e, TP_ERR_IO, "%s: cannot rename into place: %s", w->path, strerror(errno));
-        else w->tmp[0] = 0;
+        s = tp_tmp_commit(w->tmp, w->path, e); /* removes the temporary file if the rename fails */
+        w->tmp = NULL;
     }
     if (file_bytes) *file_bytes = w->pos;
     tp_artw_abort(w); /* frees; removes the temporary file if it is still there */
@@ -175,24 +177,20 @@ static int get_u64_field(const cJSON *o, const char *k, uint64_t *v) {
     return (double)*v == x->valuedouble;
 }
 
-typedef struct span { uint64_t off, len; } span;
+typedef struct span { uint64_t off, len; const char *name; } span;
 static int cmp_span(const void *a, const void *b) {
     uint64_t x = ((const span *)a)->off, y = ((const span *)b)->off;
     return (x > y) - (x < y);
 }
+static int cmp_span_name(const void *a, const void *b) { return strcmp(((const span *)a)->name, ((const span *)b)->name); }
 
 tp_status tp_artifact_open(const char *path, tp_artifact *a, tp_err *e) {
     memset(a, 0, sizeof *a);
     /* mapped, not read: a packed model's kernels read the records where they lie. Private and
      * writable, so the self-test can flip a loaded code without touching the file. */
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) return tp_fail(e, TP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return tp_fail(e, TP_ERR_IO, "%s: not a regular file", path);
-    }
-    size_t n = (size_t)st.st_size;
+    size_t n;
+    int fd = tp_open_input(path, &n, e); /* a regular file only, never blocking; the output guard */
+    if (fd < 0) return TP_ERR_IO;
     uint8_t *d = n ? mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0) : NULL;
     close(fd);
     if (n && d == MAP_FAILED) return tp_fail(e, TP_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
@@ -237,8 +235,17 @@ tp_status tp_artifact_open(const char *path, tp_artifact *a, tp_err *e) {
             goto bad;
         }
         sp[i].off = off;
+        sp[i].name = name;
         sp[i++].len = len;
     }
+    /* one record per tensor: a second record of a name would replace (or hide) the first */
+    qsort(sp, (size_t)i, sizeof *sp, cmp_span_name);
+    for (int k = 1; k < i; k++)
+        if (!strcmp(sp[k - 1].name, sp[k].name)) {
+            tp_fail(e, s, "%s: tensor %s has two records", path, sp[k].name);
+            free(sp);
+            goto bad;
+        }
     qsort(sp, (size_t)i, sizeof *sp, cmp_span);
     for (int k = 1; k < i; k++)
         if (sp[k - 1].off + sp[k - 1].len > sp[k].off) {

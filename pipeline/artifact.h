@@ -13,9 +13,11 @@
  *             u64 XXH64 of every byte before the footer | "TPKFOOT1"
  *
  * A writer streams the payload to PATH.tmp.XXXXXX and renames it to PATH only when the footer is
- * written, so a failed run leaves nothing behind. A reader validates the footer magic, both
- * checksums, the JSON, and that every record lies inside the payload without overlapping another,
- * before any tensor is used; tp_artifact_read_tensor re-checks the record's own checksum. */
+ * written, so a failed run leaves nothing behind (the temporary file is registered with
+ * tenpak/files.h, so SIGINT / SIGTERM remove it too; PATH must not be one of the run's inputs). A
+ * reader validates the footer magic, both checksums, the JSON, and that every record lies inside
+ * the payload without overlapping another and names a tensor no other record names, before any
+ * tensor is used; tp_artifact_read_tensor re-checks the record's own checksum. */
 #ifndef TENPAK_PIPELINE_ARTIFACT_H
 #define TENPAK_PIPELINE_ARTIFACT_H
 

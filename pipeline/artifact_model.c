@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "pipeline/artifact.h"
 #include "pipeline/codec.h"
@@ -35,6 +36,39 @@ tp_status tp_artifact_source_dir(const char *artifact, char *dir, size_t n, tp_e
     return s;
 }
 
+tp_status tp_source_file_sha256(const char *dir, const char *name, char hex[65], tp_err *e) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (access(path, F_OK) != 0) {
+        snprintf(hex, 65, "%s", TP_SOURCE_ABSENT);
+        return TP_OK;
+    }
+    size_t n;
+    char *b = tp_read_file(path, &n, e);
+    if (!b) return TP_ERR_IO;
+    uint8_t d[32];
+    tp_sha256(b, n, d);
+    tp_sha256_hex(d, hex);
+    free(b);
+    return TP_OK;
+}
+
+/* the recorded sha256 of dir/name (key in the header's source), if any, against the file now */
+static tp_status check_source_file(const char *artifact, const cJSON *src, const char *key, const char *dir,
+                                   const char *name, int *checked, tp_err *e) {
+    const char *want = tp_json_str(src, key);
+    if (!want) {
+        *checked = 0;
+        return TP_OK;
+    }
+    char have[65];
+    tp_status s = tp_source_file_sha256(dir, name, have, e);
+    if (s == TP_OK && strcmp(have, want))
+        s = tp_fail(e, TP_ERR_ARG, "%s was made with %s of sha256 %.12s..., but %s/%s has %.12s...: it changed since "
+                    "(compress again, or use the folder it was made from)", artifact, name, want, dir, name, have);
+    return s;
+}
+
 static void close_artifact(void *p) {
     tp_artifact_close(p);
     free(p);
@@ -47,7 +81,10 @@ static tp_status install(tp_model *m, const tp_artifact *a, const cJSON *rec, co
     const char *name = tp_json_str(rec, "name"), *codec = tp_json_str(rec, "codec");
     const cJSON *jr = cJSON_GetObjectItemCaseSensitive(rec, "rows"), *jc = cJSON_GetObjectItemCaseSensitive(rec, "cols");
     int transposed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "transposed"));
-    int64_t rows = cJSON_IsNumber(jr) ? (int64_t)jr->valuedouble : -1, cols = cJSON_IsNumber(jc) ? (int64_t)jc->valuedouble : -1;
+    /* within the tensor's size before any product: a forged 1e300 must neither overflow nor reach a loop */
+    double lim = (double)t->numel;
+    int64_t rows = cJSON_IsNumber(jr) && jr->valuedouble >= 1 && jr->valuedouble <= lim ? (int64_t)jr->valuedouble : -1;
+    int64_t cols = cJSON_IsNumber(jc) && jc->valuedouble >= 1 && jc->valuedouble <= lim ? (int64_t)jc->valuedouble : -1;
     if (t->ndim != 2 || rows <= 0 || cols <= 0 || rows * cols != t->numel || rows != (transposed ? t->shape[1] : t->shape[0]))
         return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: record shape does not match the checkpoint", a->path, name);
     const uint8_t *data;
@@ -102,6 +139,13 @@ tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp
     snprintf(info->model_dir, sizeof info->model_dir, "%s", dir);
     snprintf(info->codec, sizeof info->codec, "%s", tp_json_str(a->header, "codec"));
     snprintf(info->model_type, sizeof info->model_type, "%s", tp_json_str(src, "model_type") ? tp_json_str(src, "model_type") : "");
+    /* the config and tokenizer beside the checkpoint are the ones it was made with */
+    info->files_checked = 1;
+    if ((s = check_source_file(artifact, src, "config_sha256", dir, "config.json", &info->files_checked, e)) != TP_OK ||
+        (s = check_source_file(artifact, src, "tokenizer_sha256", dir, "tokenizer.json", &info->files_checked, e)) != TP_OK) {
+        close_artifact(a);
+        return s;
+    }
     tp_model *m = NULL;
     if ((s = tp_model_load(dir, mopts, &m, e)) != TP_OK) { close_artifact(a); return s; }
     /* from here the model owns the artifact: weights point into its map */

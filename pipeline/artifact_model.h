@@ -23,7 +23,18 @@ typedef struct tp_artifact_model {
     char codec[256], model_sha256[65], model_type[32];
     char model_dir[4096];    /* the checkpoint folder used */
     size_t packed_bytes;     /* TP_EXEC_PACKED: memory the packed views hold beyond the map */
+    int files_checked;       /* 1: config.json and tokenizer.json matched the recorded sha256; 0: the
+                              * artifact predates those records (made before they were written) */
 } tp_artifact_model;
+
+/* The artifact records the sha256 of the source folder's config.json and tokenizer.json
+ * (source.config_sha256, source.tokenizer_sha256; "absent" for a file that was not there) beside
+ * the checkpoint's; loading refuses a folder whose files differ, since the tokenizer changes the
+ * tokens scored and the config the forward pass. An artifact without these records (older tenpak)
+ * loads with files_checked 0: its callers say so. */
+#define TP_SOURCE_ABSENT "absent"
+/* sha256 (hex) of dir/name, or TP_SOURCE_ABSENT when there is no such file */
+tp_status tp_source_file_sha256(const char *dir, const char *name, char hex[65], tp_err *e);
 
 /* model_dir NULL: the folder recorded in the artifact. mopts may be NULL. */
 tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp_exec exec, const tp_model_opts *mopts,

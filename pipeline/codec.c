@@ -431,20 +431,32 @@ static tp_status parse_params(tp_codec_stage *st, char *text, const char *spec, 
         snprintf(st->params[st->nparams].key, sizeof st->params[0].key, "%s", kv);
         st->params[st->nparams++].value = atof(eq + 1);
     }
-    if (!text || !*text) return TP_OK;
-    for (char *save = NULL, *kv = strtok_r(text, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+    if (!text) return TP_OK;
+    /* strict: key=value items separated by single commas, none empty, no key twice, values plain
+     * decimals (digits, optionally '.' and digits: no sign, exponent, hex, inf or nan) */
+    int given[TP_CODEC_MAX_PARAMS] = {0};
+    for (char *kv = text;;) {
+        char *comma = strchr(kv, ',');
+        if (comma) *comma = 0;
         char *eq = strchr(kv, '=');
+        if (!*kv) return tp_fail(e, TP_ERR_ARG, "codec '%s': empty parameter (a stray ',' or ':')", spec);
         if (!eq) return tp_fail(e, TP_ERR_ARG, "codec '%s': '%s' is not key=value", spec, kv);
         *eq = 0;
-        char *end;
-        double v = strtod(eq + 1, &end);
-        if (end == eq + 1 || *end) return tp_fail(e, TP_ERR_ARG, "codec '%s': %s needs a number", spec, kv);
-        int found = 0;
+        const char *v = eq + 1, *q = v;
+        while (*q >= '0' && *q <= '9') q++;
+        if (q > v && *q == '.' && q[1] >= '0' && q[1] <= '9')
+            for (q++; *q >= '0' && *q <= '9'; q++) {}
+        if (q == v || *q) return tp_fail(e, TP_ERR_ARG, "codec '%s': %s needs a plain decimal number, got '%s'", spec, kv, v);
+        int found = -1;
         for (int i = 0; i < st->nparams; i++)
-            if (!strcmp(st->params[i].key, kv)) { st->params[i].value = v; found = 1; }
-        if (!found)
+            if (!strcmp(st->params[i].key, kv)) found = i;
+        if (found < 0)
             return tp_fail(e, TP_ERR_ARG, "codec '%s': %s takes no parameter '%s' (it takes %s)", spec,
                            st->method->name, kv, st->method->defaults);
+        if (given[found]++) return tp_fail(e, TP_ERR_ARG, "codec '%s': %s is given twice", spec, kv);
+        st->params[found].value = strtod(v, NULL);
+        if (!comma) break;
+        kv = comma + 1;
     }
     return TP_OK;
 }
@@ -454,6 +466,9 @@ tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e) {
     if (!spec || !*spec || strlen(spec) >= 200) return tp_fail(e, TP_ERR_ARG, "empty or overlong codec spec");
     char buf[256];
     if (!rewrite_alias(spec, buf, sizeof buf)) snprintf(buf, sizeof buf, "%s", spec);
+    size_t bl = strlen(buf);
+    if (buf[0] == '+' || buf[bl - 1] == '+' || strstr(buf, "++"))
+        return tp_fail(e, TP_ERR_ARG, "codec '%s': empty stage (a stray '+')", spec);
     for (char *save = NULL, *stage = strtok_r(buf, "+", &save); stage; stage = strtok_r(NULL, "+", &save)) {
         if (c->nstages == TP_CODEC_MAX_STAGES) return tp_fail(e, TP_ERR_ARG, "codec '%s': too many stages", spec);
         char *colon = strchr(stage, ':');
@@ -487,8 +502,9 @@ tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e) {
             return tp_fail(e, TP_ERR_ARG, "codec '%s': d must be in 1..16", spec);
         if (has_param(st, "k") && (tp_codec_param_get(st, "k") < 2 || tp_codec_param_get(st, "k") > 65536))
             return tp_fail(e, TP_ERR_ARG, "codec '%s': k must be in 2..65536", spec);
-        if (has_param(st, "r") && tp_codec_param_get(st, "r") < 1)
-            return tp_fail(e, TP_ERR_ARG, "codec '%s': r must be at least 1", spec);
+        if (has_param(st, "r") && (tp_codec_param_get(st, "r") < 1 || tp_codec_param_get(st, "r") > TP_CODEC_MAX_RANK))
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': r must be in 1..%d (and at most min(rows, cols) of each tensor)",
+                           spec, TP_CODEC_MAX_RANK);
         if (has_param(st, "v") && tp_codec_param_get(st, "v") != 4 && tp_codec_param_get(st, "v") != 16 &&
             tp_codec_param_get(st, "v") != 32)
             return tp_fail(e, TP_ERR_ARG, "codec '%s': v (2:4 value format) must be 4, 16 or 32", spec);
@@ -499,11 +515,24 @@ tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e) {
     size_t used = 0;
     for (int i = 0; i < c->nstages; i++) {
         const tp_codec_stage *st = &c->stages[i];
+        if (used >= sizeof c->spec) break;
         used += (size_t)snprintf(c->spec + used, sizeof c->spec - used, "%s%s", i ? "+" : "", st->method->name);
-        for (int k = 0; k < st->nparams && used < sizeof c->spec; k++)
-            used += (size_t)snprintf(c->spec + used, sizeof c->spec - used, "%s%s=%g", k ? "," : ":", st->params[k].key,
-                                     st->params[k].value);
+        for (int k = 0; k < st->nparams && used < sizeof c->spec; k++) {
+            /* plain decimals, so the canonical spec parses again (never %g's 1e+06 or 1e-05) */
+            char num[48];
+            double v = st->params[k].value;
+            if (v == floor(v)) snprintf(num, sizeof num, "%.0f", v);
+            else {
+                snprintf(num, sizeof num, "%g", v);
+                if (strchr(num, 'e')) {
+                    snprintf(num, sizeof num, "%.12f", v);
+                    for (size_t l = strlen(num); l > 2 && num[l - 1] == '0' && num[l - 2] != '.'; l--) num[l - 1] = 0;
+                }
+            }
+            used += (size_t)snprintf(c->spec + used, sizeof c->spec - used, "%s%s=%s", k ? "," : ":", st->params[k].key, num);
+        }
     }
+    if (used >= sizeof c->spec) return tp_fail(e, TP_ERR_ARG, "codec '%s': too long once written out", spec);
     return TP_OK;
 }
 
@@ -519,7 +548,21 @@ double tp_codec_theory_bpw(const tp_codec *c, int64_t rows, int64_t cols) {
     return b;
 }
 
+tp_status tp_codec_check_shape(const tp_codec *c, int64_t rows, int64_t cols, const char *what, tp_err *e) {
+    for (int i = 0; i < c->nstages; i++) {
+        const tp_codec_stage *s = &c->stages[i];
+        double r = has_param(s, "r") ? tp_codec_param_get(s, "r") : 0;
+        int64_t m = rows < cols ? rows : cols;
+        if (r > (double)m) /* a rank beyond min(rows, cols) stores more than the matrix and fits nothing better */
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': r=%g exceeds min(rows, cols) = %lld of %s (%lldx%lld)", c->spec, r,
+                           (long long)m, what ? what : "the matrix", (long long)rows, (long long)cols);
+    }
+    return TP_OK;
+}
+
 tp_status tp_codec_encode(const tp_codec *c, const float *W, int64_t rows, int64_t cols, uint8_t *blob, tp_err *e) {
+    tp_status cs = tp_codec_check_shape(c, rows, cols, NULL, e);
+    if (cs != TP_OK) return cs;
     size_t n = (size_t)(rows * cols);
     float *res = NULL; /* the residual the next stage encodes */
     const float *cur = W;

@@ -96,7 +96,14 @@ typedef struct tp_codec_exec {
  * (its channel scales act on the activations). */
 const tp_qmat *tp_codec_exec_qmat(const tp_codec_exec *x, const void *view);
 
+/* Strict: stages joined by single '+', parameters key=value joined by single ',', each key at most
+ * once, values plain decimals; anything else (a stray '+' or ',', g=16,g=32, g=0x10, 1e3) is
+ * refused. */
 tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e);
+/* The parameters against the matrix they apply to (what names it in the message): a low-rank r
+ * above min(rows, cols) is refused. tp_codec_encode checks it too. */
+#define TP_CODEC_MAX_RANK 16384
+tp_status tp_codec_check_shape(const tp_codec *c, int64_t rows, int64_t cols, const char *what, tp_err *e);
 double tp_codec_param_get(const tp_codec_stage *s, const char *key);
 size_t tp_codec_blob_bytes(const tp_codec *c, int64_t rows, int64_t cols);
 double tp_codec_theory_bpw(const tp_codec *c, int64_t rows, int64_t cols);

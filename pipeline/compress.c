@@ -14,10 +14,12 @@
 #include "pipeline/artifact.h"
 #include "pipeline/artifact_model.h"
 #include "pipeline/codec.h"
+#include "pipeline/config.h"
 #include "pipeline/model.h"
 #include "pipeline/paired.h"
 #include "pipeline/safetensors.h"
 #include "pipeline/tokenizer.h"
+#include "tenpak/files.h"
 #include "tenpak/sha256.h"
 
 /* ---- which tensors a codec applies to ---- */
@@ -28,6 +30,22 @@ static int in_selection(const char *name, const char *select) {
     if (!strcmp(select, "mlp")) return strstr(name, ".mlp.") != NULL;
     if (!strcmp(select, "attn")) return strstr(name, ".attn.") || strstr(name, ".self_attn.");
     return 1;
+}
+
+/* index of the first NaN or Inf of a float tensor (its raw bits: exponent all ones), -1 if none */
+static int64_t first_nonfinite(const tp_st_tensor *t) {
+    const uint8_t *d = t->data;
+    for (int64_t i = 0; i < t->numel; i++) {
+        uint32_t u;
+        uint16_t h;
+        switch (t->dtype) {
+        case TP_ST_F32: memcpy(&u, d + 4 * i, 4); if ((u & 0x7f800000u) == 0x7f800000u) return i; break;
+        case TP_ST_F16: memcpy(&h, d + 2 * i, 2); if ((h & 0x7c00u) == 0x7c00u) return i; break;
+        case TP_ST_BF16: memcpy(&h, d + 2 * i, 2); if ((h & 0x7f80u) == 0x7f80u) return i; break;
+        default: return -1;
+        }
+    }
+    return -1;
 }
 
 static char *read_text(const char *path, tp_err *e) {
@@ -197,7 +215,18 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     cJSON *cfg = cfgtext ? cJSON_Parse(cfgtext) : NULL;
     if (s == TP_OK && cfgtext && !cfg) s = tp_fail(e, TP_ERR_FORMAT, "%s: not valid JSON", cfgpath);
     if (s == TP_OK && !cfgtext) s = TP_ERR_IO;
+    /* recorded in the artifact, which eval checks (artifact_model.h) */
+    char cfg_sha[65] = "", tok_sha[65] = "";
+    if (cfgtext) {
+        uint8_t d[32];
+        tp_sha256(cfgtext, strlen(cfgtext), d);
+        tp_sha256_hex(d, cfg_sha);
+    }
+    if (s == TP_OK) s = tp_source_file_sha256(o->model_dir, "tokenizer.json", tok_sha, e);
     free(cfgtext);
+    /* the config as the model loader reads it: types, epsilon, RoPE base, layers present */
+    tp_model_config mcfg;
+    if (s == TP_OK) s = tp_config_load(cfgpath, &mcfg, e);
     const char *mtype = cfg ? tp_json_str(cfg, "model_type") : NULL;
     int conv1d = mtype && !strcmp(mtype, "gpt2"); /* GPT-2 stores Conv1D weights [in, out] */
     tp_st_set *set = NULL;
@@ -221,6 +250,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     int *which = calloc(nt ? nt : 1, sizeof *which);
     uint8_t *covered = calloc(nt ? nt : 1, 1);
     if (s == TP_OK && (!which || !covered)) s = tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    int ov_used[TP_MAX_OVERRIDES] = {0};
     for (size_t i = 0; s == TP_OK && i < nt; i++) {
         const tp_st_tensor *t = tp_st_at(set, i);
         int linear = t->ndim == 2 && tp_st_is_float(t->dtype);
@@ -228,10 +258,29 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
         for (int k = 0; k < nre; k++)
             if (regexec(&re[k], t->name, 0, NULL, 0) == 0) {
                 which[i] = strcmp(o->override_spec[k], "none") && linear ? 2 + k : 0;
+                ov_used[k] = 1;
                 break;
             }
         covered[i] = which[i] == 1;
+        /* a NaN or Inf weight would make every error and perplexity meaningless (NaN, or 0) */
+        int64_t bad = tp_st_is_float(t->dtype) ? first_nonfinite(t) : -1;
+        if (bad >= 0)
+            s = tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s holds a non-finite value (NaN or Inf) at element %lld: refusing to compress it",
+                        o->model_dir, t->name, (long long)bad);
+        /* the codec's parameters against this tensor, before any output exists */
+        if (s == TP_OK && which[i]) {
+            int transposed = conv1d && !is_embedding(t->name);
+            int64_t rows = transposed ? t->shape[1] : t->shape[0], cols = transposed ? t->shape[0] : t->shape[1];
+            const tp_codec *c = which[i] == 1 ? &main : &ov[which[i] - 2];
+            char what[300];
+            snprintf(what, sizeof what, "tensor %s", t->name);
+            s = tp_codec_check_shape(c, rows, cols, what, e);
+        }
     }
+    for (int k = 0; s == TP_OK && k < nre; k++)
+        if (!ov_used[k])
+            s = tp_fail(e, TP_ERR_ARG, "--override %s=%s matches no tensor of %s (first match wins: an earlier override "
+                        "may take them)", o->override_re[k], o->override_spec[k], o->model_dir);
     mixed_entry *plan = NULL;
     int nplan = 0;
     cJSON *plan_json = NULL;
@@ -324,6 +373,8 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
         cJSON *src = cJSON_AddObjectToObject(h, "source");
         cJSON_AddStringToObject(src, "dir", o->model_dir);
         cJSON_AddStringToObject(src, "sha256", sha);
+        cJSON_AddStringToObject(src, "config_sha256", cfg_sha);
+        cJSON_AddStringToObject(src, "tokenizer_sha256", tok_sha);
         cJSON_AddStringToObject(src, "model_type", mtype ? mtype : "");
         cJSON_AddItemToObject(h, "config", cfg);
         cfg = NULL;
@@ -365,8 +416,11 @@ char *tp_read_text(const char *path, size_t max_bytes, const char *what, size_t 
     const char *sp = what ? " " : "", *w = what ? what : "";
     if (!(pl > 3 && !strcmp(path + pl - 3, ".gz"))) {
         if (!max_bytes) return tp_read_file(path, len, e);
-        FILE *f = fopen(path, "rb");
-        if (!f) { tp_fail(e, TP_ERR_IO, "%s: cannot open%s%s", path, sp, w); return NULL; }
+        if (access(path, R_OK) != 0) { tp_fail(e, TP_ERR_IO, "%s: cannot open%s%s", path, sp, w); return NULL; }
+        int fd = tp_open_input(path, NULL, e); /* a regular file only: a FIFO would block */
+        FILE *f = fd >= 0 ? fdopen(fd, "rb") : NULL;
+        if (fd >= 0 && !f) { close(fd); tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", path); }
+        if (!f) return NULL;
         char *buf = malloc(max_bytes + 1);
         if (!buf) { fclose(f); tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", path); return NULL; }
         size_t n = fread(buf, 1, max_bytes, f);
@@ -375,8 +429,11 @@ char *tp_read_text(const char *path, size_t max_bytes, const char *what, size_t 
         *len = n;
         return buf;
     }
-    gzFile f = gzopen(path, "rb");
-    if (!f) { tp_fail(e, TP_ERR_IO, "%s: cannot open%s%s", path, sp, w); return NULL; }
+    if (access(path, R_OK) != 0) { tp_fail(e, TP_ERR_IO, "%s: cannot open%s%s", path, sp, w); return NULL; }
+    int fd = tp_open_input(path, NULL, e); /* a regular file only: a FIFO would block */
+    gzFile f = fd >= 0 ? gzdopen(fd, "rb") : NULL;
+    if (fd >= 0 && !f) { close(fd); tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", path); }
+    if (!f) return NULL;
     size_t cap = max_bytes ? max_bytes + 1 : 1 << 20, n = 0;
     char *buf = malloc(cap);
     for (;;) {
@@ -545,6 +602,7 @@ tp_status tp_eval_artifact(const tp_eval_opts *o, tp_eval_result *r, tp_err *e) 
     snprintf(r->model_type, sizeof r->model_type, "%s", info.model_type);
     snprintf(r->model_sha256, sizeof r->model_sha256, "%s", info.model_sha256);
     r->exec = o->exec;
+    r->files_checked = info.files_checked;
     int32_t *ids = NULL;
     size_t n = 0;
     int32_t bos = -1;

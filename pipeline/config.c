@@ -2,8 +2,12 @@
 #include "pipeline/config.h"
 
 #include <cjson/cJSON.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "tenpak/files.h"
 
 static const cJSON *item(const cJSON *o, const char *k) {
     const cJSON *j = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -28,6 +32,81 @@ static int get_bool(const cJSON *o, const char *k, int dflt) {
     return cJSON_IsBool(j) ? cJSON_IsTrue(j) : dflt;
 }
 
+/* A key that is present (not null) with the wrong type: "rms_norm_eps": "x" must not silently
+ * become a default. kind: 'n' number, 'i' integer. */
+static const char *wrong_type(const cJSON *o, const char *const *keys, char kind) {
+    for (; *keys; keys++) {
+        const cJSON *j = item(o, *keys);
+        if (j && (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) ||
+                  (kind == 'i' && (j->valuedouble != floor(j->valuedouble) || fabs(j->valuedouble) > 2147483647.0))))
+            return *keys;
+    }
+    return NULL;
+}
+
+/* "model.layers.12.mlp..." / "transformer.h.3.attn...": the layer index, or -1 */
+static long layer_of(const char *name) {
+    for (const char *p = name; *p; p++) {
+        if (p != name && p[-1] != '.') continue;
+        size_t k = !strncmp(p, "layers.", 7) ? 7 : !strncmp(p, "h.", 2) ? 2 : 0;
+        if (!k || p[k] < '0' || p[k] > '9') continue;
+        char *end;
+        long l = strtol(p + k, &end, 10);
+        if (*end == '.' && l >= 0 && l < 1000000) return l;
+    }
+    return -1;
+}
+
+/* The checkpoint beside config.json (its index, or the one model.safetensors' header) must have
+ * exactly the layers the config names: a config of 3 layers over a 6-layer checkpoint would load
+ * and ignore the rest. No checkpoint there: nothing to compare. */
+static tp_status check_layers(const char *path, int n_layer, tp_err *e) {
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) : 1;
+    char *ip = malloc(dl + 40);
+    if (!ip) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    snprintf(ip, dl + 40, "%.*s/model.safetensors.index.json", (int)dl, slash ? path : ".");
+    cJSON *root = NULL;
+    const cJSON *names = NULL;
+    tp_err ignore;
+    if (access(ip, F_OK) == 0) {
+        size_t n;
+        char *t = tp_read_file(ip, &n, &ignore);
+        root = t ? cJSON_ParseWithLength(t, n) : NULL;
+        free(t);
+        names = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    } else {
+        snprintf(ip, dl + 40, "%.*s/model.safetensors", (int)dl, slash ? path : ".");
+        size_t size;
+        int fd = access(ip, F_OK) == 0 ? tp_open_input(ip, &size, &ignore) : -1;
+        uint8_t h8[8];
+        if (fd >= 0 && size >= 8 && read(fd, h8, 8) == 8) {
+            uint64_t hl = 0;
+            for (int i = 7; i >= 0; i--) hl = hl << 8 | h8[i];
+            char *t = hl <= size - 8 && hl <= (100u << 20) ? malloc(hl + 1) : NULL;
+            if (t && read(fd, t, hl) == (ssize_t)hl) root = cJSON_ParseWithLength(t, hl);
+            free(t);
+        }
+        if (fd >= 0) close(fd);
+        names = root;
+    }
+    /* a damaged checkpoint is the safetensors reader's to report, with its own message */
+    long top = -1;
+    const char *top_name = NULL;
+    if (cJSON_IsObject(names))
+        for (const cJSON *it = names->child; it; it = it->next) {
+            long l = it->string ? layer_of(it->string) : -1;
+            if (l > top) { top = l; top_name = it->string; }
+        }
+    tp_status s = TP_OK;
+    if (top >= 0 && top + 1 != n_layer)
+        s = tp_fail(e, TP_ERR_FORMAT, "%s: %d layers, but the checkpoint beside it has %ld (tensors up to %s)", path, n_layer,
+                    top + 1, top_name);
+    cJSON_Delete(root);
+    free(ip);
+    return s;
+}
+
 tp_status tp_config_load(const char *path, tp_model_config *c, tp_err *e) {
     memset(c, 0, sizeof *c);
     size_t len;
@@ -40,6 +119,16 @@ tp_status tp_config_load(const char *path, tp_model_config *c, tp_err *e) {
         return tp_fail(e, TP_ERR_FORMAT, "%s: not a well-formed JSON object", path);
     }
     tp_status rc = TP_OK;
+    static const char *const ints[] = {"n_layer", "n_embd", "n_head", "vocab_size", "n_positions", "n_ctx", "n_inner",
+                                       "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
+                                       "num_key_value_heads", "head_dim", "max_position_embeddings", "bos_token_id", NULL};
+    static const char *const nums[] = {"layer_norm_epsilon", "rms_norm_eps", "rope_theta", NULL};
+    const char *bad = wrong_type(root, ints, 'i');
+    if (bad || (bad = wrong_type(root, nums, 'n'))) {
+        rc = tp_fail(e, TP_ERR_FORMAT, "%s: \"%s\" must be %s", path, bad,
+                     wrong_type(root, ints, 'i') ? "an integer" : "a finite number");
+        goto done;
+    }
     const cJSON *mt = item(root, "model_type");
     if (!cJSON_IsString(mt)) {
         rc = tp_fail(e, TP_ERR_FORMAT, "%s: no \"model_type\"", path);
@@ -106,6 +195,12 @@ tp_status tp_config_load(const char *path, tp_model_config *c, tp_err *e) {
         const cJSON *rp = item(root, "rope_parameters");
         const cJSON *rs = item(root, "rope_scaling");
         if (rp && !cJSON_IsObject(rp)) { rc = tp_fail(e, TP_ERR_FORMAT, "%s: rope_parameters must be an object", path); goto done; }
+        static const char *const rnums[] = {"rope_theta", "factor", "low_freq_factor", "high_freq_factor", NULL};
+        const cJSON *rsc = rp ? rp : (cJSON_IsObject(rs) ? rs : NULL);
+        if (rsc && (bad = wrong_type(rsc, rnums, 'n'))) {
+            rc = tp_fail(e, TP_ERR_FORMAT, "%s: RoPE \"%s\" must be a finite number", path, bad);
+            goto done;
+        }
         c->rope_theta = 10000.0;
         if (!(rp && get_num(rp, &c->rope_theta, "rope_theta", NULL))) get_num(root, &c->rope_theta, "rope_theta", NULL);
         const cJSON *sc = rp ? rp : (cJSON_IsObject(rs) ? rs : NULL);
@@ -136,6 +231,20 @@ tp_status tp_config_load(const char *path, tp_model_config *c, tp_err *e) {
                      path, mt->valuestring);
         goto done;
     }
+    /* a non-positive epsilon or base divides by zero or takes a root of a negative: NaN, silently */
+    if (!(c->norm_eps > 0)) {
+        rc = tp_fail(e, TP_ERR_FORMAT, "%s: the norm epsilon (%s) must be > 0, got %g", path,
+                     c->arch == TP_ARCH_GPT2 ? "layer_norm_epsilon" : "rms_norm_eps", c->norm_eps);
+        goto done;
+    }
+    if (c->arch == TP_ARCH_LLAMA && !(c->rope_theta > 0)) {
+        rc = tp_fail(e, TP_ERR_FORMAT, "%s: rope_theta must be > 0, got %g", path, c->rope_theta);
+        goto done;
+    }
+    if (c->rope_type != TP_ROPE_DEFAULT && !(c->rope_factor > 0)) {
+        rc = tp_fail(e, TP_ERR_FORMAT, "%s: the RoPE factor must be > 0, got %g", path, c->rope_factor);
+        goto done;
+    }
     if (!c->head_dim && c->n_head > 0) c->head_dim = c->d_model / c->n_head;
     if (c->n_layer <= 0 || c->d_model <= 0 || c->n_head <= 0 || c->n_kv_head <= 0 || c->head_dim <= 0 ||
         c->d_ff <= 0 || c->vocab <= 0 || c->n_ctx <= 0 || c->n_head % c->n_kv_head ||
@@ -143,6 +252,7 @@ tp_status tp_config_load(const char *path, tp_model_config *c, tp_err *e) {
         rc = tp_fail(e, TP_ERR_FORMAT, "%s: inconsistent sizes (layers %d, hidden %d, heads %d/%d, head_dim %d)", path,
                      c->n_layer, c->d_model, c->n_head, c->n_kv_head, c->head_dim);
     }
+    if (rc == TP_OK) rc = check_layers(path, c->n_layer, e);
 done:
     cJSON_Delete(root);
     return rc;

@@ -218,7 +218,8 @@ tp_status tp_lmzip_compress(const tp_lm_source *src, tp_lmzip_coder ck, const ui
     int32_t *ids = NULL;
     size_t nid = 0;
     s = tp_tokenizer_encode(tok, (const char *)in, n, 1, &ids, &nid, e);
-    if (s == TP_OK && nid >= np + ns && roundtrips(tok, ids + np, nid - np - ns, in, n)) {
+    /* a token segment never has more tokens than bytes (the decoder holds the container to it) */
+    if (s == TP_OK && nid >= np + ns && nid - np - ns <= n && roundtrips(tok, ids + np, nid - np - ns, in, n)) {
         sg = calloc(1, sizeof *sg);
         sg[0] = (seg){0, n, nid - np - ns, 0, NULL};
         sg[0].ids = malloc((sg[0].count ? sg[0].count : 1) * sizeof(int32_t));
@@ -236,7 +237,7 @@ tp_status tp_lmzip_compress(const tp_lm_source *src, tp_lmzip_coder ck, const ui
             size_t nl = 0;
             seg x = {1, b - a, b - a, a, NULL};
             if (tp_tokenizer_encode(tok, (const char *)in + a, b - a, 0, &li, &nl, e) == TP_OK && nl > 0 &&
-                roundtrips(tok, li, nl, in + a, b - a)) {
+                nl <= b - a && roundtrips(tok, li, nl, in + a, b - a)) {
                 x.kind = 0;
                 x.count = nl;
                 x.ids = li;
@@ -359,17 +360,29 @@ tp_status tp_lmzip_decompress(const tp_lm_source *src, const uint8_t *in, size_t
     if (nsg > (n - 120) / 17 || olen > ((uint64_t)1 << 40)) return tp_fail(e, TP_ERR_FORMAT, "corrupt header");
     const uint8_t *p = in + 104;
     seg *sg = calloc(nsg ? nsg : 1, sizeof *sg);
-    uint64_t sum = 0;
+    if (!sg) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    uint64_t sum = 0, raw = 0;
+    /* counts against sizes before any loop: a token segment has 1 .. bytes tokens (the encoder
+     * codes any other line raw), a raw one exactly its bytes, each raw byte costs 8 coded bits */
     for (uint32_t i = 0; i < nsg; i++, p += 17) {
         sg[i].kind = p[0];
         sg[i].bytes = get64(p + 1);
         sg[i].count = get64(p + 9);
+        if (sg[i].kind > 1 || sg[i].bytes > olen || sg[i].bytes == 0 ||
+            (sg[i].kind == 0 ? sg[i].count < 1 || sg[i].count > sg[i].bytes : sg[i].count != sg[i].bytes)) {
+            free(sg);
+            return tp_fail(e, TP_ERR_FORMAT, "corrupt segment table (segment %u: %llu %s for %llu bytes)", i,
+                           (unsigned long long)get64(p + 9), p[0] ? "raw bytes" : "tokens", (unsigned long long)get64(p + 1));
+        }
         sum += sg[i].bytes;
-        if (sg[i].kind > 1 || sg[i].bytes > olen || sg[i].count > ((uint64_t)1 << 40)) { free(sg); return tp_fail(e, TP_ERR_FORMAT, "corrupt segment table"); }
+        raw += sg[i].kind == 1 ? sg[i].bytes : 0;
     }
     uint64_t plen = get64(p);
     p += 8;
-    if (sum != olen || plen != (uint64_t)(in + n - 8 - p)) { free(sg); return tp_fail(e, TP_ERR_FORMAT, "corrupt header (lengths disagree)"); }
+    if (sum != olen || plen != (uint64_t)(in + n - 8 - p) || raw > plen + 8) {
+        free(sg);
+        return tp_fail(e, TP_ERR_FORMAT, "corrupt header (lengths disagree)");
+    }
     /* the same model and tokenizer, or nothing */
     char dir[4096], tpath[4200];
     uint8_t tsha[32], msha[32];
@@ -408,9 +421,16 @@ tp_status tp_lmzip_decompress(const tp_lm_source *src, const uint8_t *in, size_t
     size_t pos = 0, total_tokens = 0, done = 0;
     for (uint32_t i = 0; i < nsg; i++) total_tokens += sg[i].kind == 0 ? sg[i].count : 0;
     int32_t *ids = NULL;
+/* the coded stream is spent (or inconsistent): stop at once rather than decode on for what the
+ * segment table claims (an AC decoder reads at most 7 bytes past a valid stream's end) */
+#define SPENT() (ac ? ad.err || ad.pos > ad.len + 7 : rd.err)
     for (uint32_t i = 0; i < nsg && s == TP_OK; i++) {
+        if (SPENT()) {
+            s = tp_fail(e, TP_ERR_FORMAT, "coded stream ends before segment %u (damaged, or a forged segment table)", i);
+            break;
+        }
         if (sg[i].kind == 1) {
-            for (uint64_t k = 0; k < sg[i].bytes; k++) {
+            for (uint64_t k = 0; k < sg[i].bytes && !SPENT(); k++) {
                 uint32_t t = ac ? tp_ac_decode_target(&ad, TOTAL_BITS) : tp_rans_decode_target(&rd, TOTAL_BITS);
                 uint32_t b = t >> 16;
                 if (ac) tp_ac_decode_advance(&ad, b << 16, 1u << 16, TOTAL_BITS);
@@ -421,6 +441,10 @@ tp_status tp_lmzip_decompress(const tp_lm_source *src, const uint8_t *in, size_t
         }
         ids = realloc(ids, (sg[i].count ? sg[i].count : 1) * sizeof *ids);
         for (uint64_t k = 0; k < sg[i].count && s == TP_OK; k++) {
+            if (SPENT()) {
+                s = tp_fail(e, TP_ERR_FORMAT, "coded stream ends inside segment %u (damaged, or a forged segment table)", i);
+                break;
+            }
             if (L.have_logits) table_from_logits(L.logits, L.V, freq, -1, NULL);
             else uniform_table(L.V, freq);
             tp_ent_cum(freq, L.V, cum);
@@ -442,6 +466,7 @@ tp_status tp_lmzip_decompress(const tp_lm_source *src, const uint8_t *in, size_t
         free(d);
         stats->tokens += sg[i].count;
     }
+#undef SPENT
     if (s == TP_OK) s = ac ? tp_ac_dec_finish(&ad, e) : tp_rans_dec_finish(&rd, e);
     if (s == TP_OK && XXH64(o, olen, 0) != ohash) s = tp_fail(e, TP_ERR_CHECKSUM, "decoded text fails its checksum");
     free(ids);

@@ -26,6 +26,8 @@
  *   compressed model ran (--artifact) | sha256 of tokenizer.json (32)
  *   u64 original bytes | u64 XXH64 of the original | u32 context | u32 logit steps per nat |
  *   u32 total_bits | u32 segments | per segment: u8 kind (0 tokens, 1 raw), u64 bytes, u64 count
+ *   (bytes >= 1; a token segment holds 1 .. bytes tokens, the encoder codes any other line raw; a raw
+ *   segment's count is its bytes: the decoder checks these against the sizes before decoding)
  *   u64 payload bytes | payload | u64 XXH64 of everything before it */
 #ifndef TENPAK_PIPELINE_LMZIP_H
 #define TENPAK_PIPELINE_LMZIP_H

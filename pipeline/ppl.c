@@ -31,7 +31,12 @@ tp_status tp_ppl_resolve(tp_model *m, const tp_ppl_opts *o, int *ctx, int *strid
             return tp_fail(e, TP_ERR_ARG, "ppl: --ctx %d exceeds the model's context capacity %d", c, tp_model_capacity(m));
         c = tp_model_capacity(m);
     }
-    if (c < 2) return tp_fail(e, TP_ERR_ARG, "ppl: context %d is too small", c);
+    if (c < 2) return tp_fail(e, TP_ERR_ARG, "ppl: context %d is too small (at least 2)", c);
+    /* a stride beyond the window would leave the tokens between two windows unscored */
+    if (o->protocol == TP_PPL_HF && o->stride > c)
+        return tp_fail(e, TP_ERR_ARG, "ppl: --stride %d exceeds the window --ctx %d (the hf protocol needs stride <= ctx, "
+                       "or tokens between windows go unscored)", o->stride, c);
+    if (o->stride < 0) return tp_fail(e, TP_ERR_ARG, "ppl: --stride %d is negative", o->stride);
     *ctx = c;
     *stride = o->stride > 0 ? o->stride : (c < 512 ? c : 512);
     return TP_OK;

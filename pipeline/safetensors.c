@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tenpak/files.h"
 #include "tenpak/sha256.h"
 
 #define ST_MAX_HEADER (100u * 1000u * 1000u)
@@ -116,14 +117,8 @@ static int cmp_span(const void *a, const void *b) {
 static tp_status load_file(tp_st_set *s, size_t fi, tp_err *e) {
     st_file *f = &s->files[fi];
     const char *path = f->path;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return tp_fail(e, TP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return tp_fail(e, TP_ERR_IO, "%s: not a regular file", path);
-    }
-    f->size = (size_t)st.st_size;
+    int fd = tp_open_input(path, &f->size, e); /* a regular file only (a FIFO would block), the output guard */
+    if (fd < 0) return TP_ERR_IO;
     if (f->size < 8) {
         close(fd);
         return tp_fail(e, TP_ERR_FORMAT, "%s: truncated safetensors file (%zu bytes, no header)", path, f->size);

@@ -1,5 +1,6 @@
 /* Core utilities: errors, FP16/BF16, the seeded generator, timers, memory and files. */
 #include "tenpak/tenpak.h"
+#include "tenpak/files.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -164,42 +165,36 @@ void tp_poison_f32(float *p, size_t n) {
     for (size_t i = 0; i < n; i++) p[i] = NAN;
 }
 
-/* ---- files ---- */
+/* ---- files (opened through src/files.c: regular files only, the output guard, temp files) ---- */
 void *tp_read_file(const char *path, size_t *len, tp_err *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { tp_fail(e, TP_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        tp_fail(e, TP_ERR_IO, "%s: not a regular file", path);
-        return NULL;
-    }
-    size_t n = (size_t)st.st_size;
+    size_t n;
+    int fd = tp_open_input(path, &n, e);
+    if (fd < 0) return NULL;
     char *buf = malloc(n + 1);
-    if (!buf) { fclose(f); tp_fail(e, TP_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, n); return NULL; }
-    if (n && fread(buf, 1, n, f) != n) {
-        free(buf); fclose(f);
+    if (!buf) { close(fd); tp_fail(e, TP_ERR_NOMEM, "%s: out of memory (%zu bytes)", path, n); return NULL; }
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (got != n) {
+        free(buf);
         tp_fail(e, TP_ERR_IO, "%s: short read", path);
         return NULL;
     }
-    fclose(f);
     buf[n] = 0; /* convenient for text */
     if (len) *len = n;
     return buf;
 }
 
 tp_status tp_write_file_atomic(const char *path, const void *data, size_t len, tp_err *e) {
-    size_t pl = strlen(path);
-    char *tmp = malloc(pl + 16);
-    if (!tmp) return tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, pl);
-    memcpy(tmp + pl, ".tmp.XXXXXX", 12);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        tp_status s = tp_fail(e, TP_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(errno));
-        free(tmp);
-        return s;
-    }
+    char *tmp;
+    int fd;
+    tp_status s0 = tp_tmp_open(path, &fd, &tmp, e);
+    if (s0 != TP_OK) return s0;
     const char *p = data;
     size_t left = len;
     while (left) {
@@ -207,18 +202,18 @@ tp_status tp_write_file_atomic(const char *path, const void *data, size_t len, t
         if (w < 0) {
             if (errno == EINTR) continue;
             tp_status s = tp_fail(e, TP_ERR_IO, "%s: write failed: %s", path, strerror(errno));
-            close(fd); unlink(tmp); free(tmp);
+            close(fd);
+            tp_tmp_discard(tmp);
             return s;
         }
         p += w; left -= (size_t)w;
     }
-    if (fchmod(fd, 0644) != 0 || close(fd) != 0 || rename(tmp, path) != 0) {
+    if (fchmod(fd, 0644) != 0 || close(fd) != 0) {
         tp_status s = tp_fail(e, TP_ERR_IO, "%s: cannot finish writing: %s", path, strerror(errno));
-        unlink(tmp); free(tmp);
+        tp_tmp_discard(tmp);
         return s;
     }
-    free(tmp);
-    return TP_OK;
+    return tp_tmp_commit(tmp, path, e);
 }
 
 #ifndef TENPAK_SHARED_DIR

@@ -1,0 +1,261 @@
+/* Issue 20 at the library level: the output guard and temporary files (tenpak/files.h), counts
+ * of the containers checked against their sizes (.tpz segment table, .tpk records), the strict
+ * codec spec grammar and its parameters against the tensor, and config.json's values. */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "pipeline/artifact.h"
+#include "pipeline/codec.h"
+#include "pipeline/config.h"
+#include "pipeline/lmzip.h"
+#include "tenpak/files.h"
+#include "verify/test_common.h"
+
+static char tmpdir[256];
+static void mk_tmp(void) {
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tenpak-hostile-XXXXXX");
+    cr_assert(mkdtemp(tmpdir));
+}
+static void rm_tmp(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    cr_expect_eq(system(cmd), 0);
+    tp_files_guard_reset();
+}
+static const char *tpath(const char *name) {
+    static char p[4][512];
+    static int k;
+    char *s = p[k++ & 3];
+    snprintf(s, 512, "%s/%s", tmpdir, name);
+    return s;
+}
+static void put(const char *name, const char *text) {
+    tp_err e;
+    cr_assert_eq(tp_write_file_atomic(tpath(name), text, strlen(text), &e), TP_OK, "%s", e.msg);
+}
+static int tmp_files_left(void) {
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "find '%s' -name '*.tmp.*' | grep -q .", tmpdir);
+    return system(cmd) == 0;
+}
+
+TestSuite(hostile, .init = mk_tmp, .fini = rm_tmp);
+
+/* ---- the output guard ---- */
+Test(hostile, guard_refuses_overwriting_an_input) {
+    put("in.txt", "precious");
+    tp_files_guard_enable();
+    tp_err e;
+    size_t n;
+    char *t = tp_read_file(tpath("in.txt"), &n, &e);
+    cr_assert(t, "%s", e.msg);
+    free(t);
+    cr_expect_neq(tp_write_file_atomic(tpath("in.txt"), "x", 1, &e), TP_OK, "an input was overwritten");
+    cr_expect(strstr(e.msg, "is the same file as the input"), "%s", e.msg);
+    /* through a hard link too */
+    cr_assert_eq(link(tpath("in.txt"), tpath("hard.txt")), 0);
+    cr_expect_neq(tp_write_file_atomic(tpath("hard.txt"), "x", 1, &e), TP_OK, "a hard link to an input was written");
+    t = tp_read_file(tpath("in.txt"), &n, &e);
+    cr_assert(t);
+    cr_expect_str_eq(t, "precious");
+    free(t);
+    cr_expect(!tmp_files_left(), "a temporary file was left");
+    /* another file is written as before */
+    cr_expect_eq(tp_write_file_atomic(tpath("out.txt"), "x", 1, &e), TP_OK, "%s", e.msg);
+}
+
+Test(hostile, guard_claimed_output_refused_as_input) {
+    put("in.txt", "precious");
+    tp_files_guard_enable();
+    tp_err e;
+    cr_assert_eq(tp_output_claim("--json", tpath("in.txt"), &e), TP_OK, "%s", e.msg);
+    size_t n;
+    cr_expect_null(tp_read_file(tpath("in.txt"), &n, &e), "a claimed output was opened as an input");
+    cr_expect(strstr(e.msg, "--json") && strstr(e.msg, "in.txt"), "the message names neither flag nor file: %s", e.msg);
+    /* two outputs naming one file, even before it exists */
+    cr_assert_eq(tp_output_claim("--out", tpath("new.tpk"), &e), TP_OK, "%s", e.msg);
+    cr_expect_neq(tp_output_claim("--json", tpath("./new.tpk"), &e), TP_OK, "two outputs share a file");
+    cr_expect(strstr(e.msg, "--json") && strstr(e.msg, "--out"), "%s", e.msg);
+}
+
+Test(hostile, guard_off_by_default) {
+    put("in.txt", "a");
+    tp_err e;
+    size_t n;
+    char *t = tp_read_file(tpath("in.txt"), &n, &e);
+    free(t);
+    cr_expect_eq(tp_write_file_atomic(tpath("in.txt"), "b", 1, &e), TP_OK, "%s", e.msg);
+}
+
+Test(hostile, fifo_input_refused_at_once, .timeout = 20) {
+    cr_assert_eq(mkfifo(tpath("fifo"), 0600), 0);
+    tp_err e;
+    size_t n;
+    cr_expect_null(tp_read_file(tpath("fifo"), &n, &e));
+    cr_expect(strstr(e.msg, "not a regular file"), "%s", e.msg);
+    cr_expect_lt(tp_open_input(tpath("fifo"), NULL, &e), 0);
+}
+
+/* a temporary file is removed by SIGTERM; the process still dies of the signal */
+Test(hostile, signal_removes_temporary_file, .timeout = 20) {
+    int p[2];
+    cr_assert_eq(pipe(p), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        close(p[0]);
+        int fd;
+        char *tmp;
+        tp_err e;
+        if (tp_tmp_open(tpath("big.tpk"), &fd, &tmp, &e) != TP_OK) _exit(3);
+        if (write(p[1], "r", 1) != 1) _exit(4);
+        for (;;) pause();
+    }
+    close(p[1]);
+    char c;
+    cr_assert_eq(read(p[0], &c, 1), 1, "the child made no temporary file");
+    cr_expect(tmp_files_left(), "no temporary file while running");
+    kill(pid, SIGTERM);
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGTERM, "the child did not die of SIGTERM (status %d)", st);
+    cr_expect(!tmp_files_left(), "SIGTERM left the temporary file");
+    close(p[0]);
+}
+
+/* ---- .tpz: a forged token count is refused before decoding (it used to run without end) ---- */
+static void put64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+Test(hostile, tpz_forged_counts, .timeout = 120) {
+    const char *text = "The quick brown fox jumps over the lazy dog.\n";
+    tp_lm_source src = {shared_model_dir("llama-mini"), NULL};
+    uint8_t *z = NULL, *o = NULL;
+    size_t zn = 0, on = 0;
+    tp_lmzip_stats st;
+    tp_err e;
+    cr_assert_eq(tp_lmzip_compress(&src, TP_LMZIP_AC, (const uint8_t *)text, strlen(text), &z, &zn, &st, &e), TP_OK,
+                 "%s", e.msg);
+    cr_assert_eq(tp_lmzip_decompress(&src, z, zn, &o, &on, &st, &e), TP_OK, "%s", e.msg);
+    free(o);
+    cr_assert_geq(zn, 104 + 17 + 16);
+    cr_assert_eq(z[104], 0, "the first segment should be tokens");
+    struct { uint64_t count; const char *why; } forged[] = {
+        {1000000, "a million tokens in a 45-byte segment"}, {0, "a token segment without tokens"}};
+    for (size_t k = 0; k < sizeof forged / sizeof forged[0]; k++) {
+        uint8_t *f = malloc(zn);
+        memcpy(f, z, zn);
+        put64(f + 104 + 9, forged[k].count);
+        put64(f + zn - 8, XXH64(f, zn - 8, 0)); /* the checksum recomputed: only the count lies */
+        double t0 = tp_now();
+        o = NULL;
+        cr_expect_eq(tp_lmzip_decompress(&src, f, zn, &o, &on, &st, &e), TP_ERR_FORMAT, "%s accepted", forged[k].why);
+        cr_expect(strstr(e.msg, "segment"), "%s", e.msg);
+        cr_expect_lt(tp_now() - t0, 30.0, "%s took %.1f s", forged[k].why, tp_now() - t0);
+        free(o);
+        free(f);
+    }
+    /* a raw segment's count must equal its bytes */
+    uint8_t *f = malloc(zn);
+    memcpy(f, z, zn);
+    f[104] = 1;
+    put64(f + zn - 8, XXH64(f, zn - 8, 0));
+    cr_expect_neq(tp_lmzip_decompress(&src, f, zn, &o, &on, &st, &e), TP_OK, "a raw segment of tokens accepted");
+    free(f);
+    free(z);
+}
+
+/* ---- .tpk: one record per tensor name ---- */
+Test(hostile, tpk_duplicate_record) {
+    tp_art_writer *w;
+    tp_err e;
+    cr_assert_eq(tp_artw_open(tpath("d.tpk"), &w, &e), TP_OK, "%s", e.msg);
+    for (int i = 0; i < 2; i++) {
+        cJSON *rec = cJSON_CreateObject();
+        cJSON_AddStringToObject(rec, "name", "model.norm.weight");
+        cJSON_AddStringToObject(rec, "codec", "raw");
+        uint8_t data[16] = {(uint8_t)i};
+        cr_assert_eq(tp_artw_add(w, rec, data, sizeof data, "none", &e), TP_OK, "%s", e.msg);
+    }
+    cJSON *h = cJSON_CreateObject();
+    cJSON_AddStringToObject(h, "codec", "int4:g=128,refine=0");
+    cr_assert_eq(tp_artw_finish(w, h, NULL, &e), TP_OK, "%s", e.msg);
+    tp_artifact a;
+    cr_expect_eq(tp_artifact_open(tpath("d.tpk"), &a, &e), TP_ERR_FORMAT, "a duplicate record name was accepted");
+    cr_expect(strstr(e.msg, "model.norm.weight has two records"), "%s", e.msg);
+}
+
+/* ---- codec specs ---- */
+Test(hostile, codec_spec_grammar) {
+    const char *bad[] = {"int4:g=32+", "+int4:g=32", "int4:g=32++nf4", "int4:g=16,g=32", "int4:g=0x10", "int4:g=1e2",
+                         "int4:g=-16", "int4:g=+16", "int4:g= 16", "int4:g=16,", "int4:,g=16", "int4:", "int4:g=inf",
+                         "awq:alpha=.5", "awq:alpha=0.5.1", "lowrank:r=100000", "lowrank:r=0", "+", "int4:g"};
+    tp_codec c;
+    tp_err e;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        cr_expect_neq(tp_codec_parse(bad[i], &c, &e), TP_OK, "'%s' was accepted as %s", bad[i], c.spec);
+    const char *good[] = {"int4", "int4:g=16", "int4:g=128,refine=4", "awq:g=128,alpha=0.5", "awq:alpha=0.125",
+                          "mixed:budget=4.5", "lowrank:r=32+vq:d=4,k=256+int4:g=32", "vq:seed=123456789",
+                          "tenpakx:rank=16", "svd:rank=8", "sparse24+int4:g=64"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        cr_expect_eq(tp_codec_parse(good[i], &c, &e), TP_OK, "'%s': %s", good[i], e.msg);
+        /* the canonical spec (what artifacts record) parses again to itself */
+        tp_codec again;
+        char canon[256];
+        snprintf(canon, sizeof canon, "%s", c.spec);
+        cr_expect_eq(tp_codec_parse(canon, &again, &e), TP_OK, "canonical '%s' of '%s': %s", canon, good[i], e.msg);
+        cr_expect_str_eq(again.spec, canon);
+    }
+}
+
+Test(hostile, codec_rank_against_shape) {
+    tp_codec c;
+    tp_err e;
+    cr_assert_eq(tp_codec_parse("lowrank:r=64", &c, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(tp_codec_check_shape(&c, 64, 128, "m", &e), TP_OK, "%s", e.msg);
+    cr_expect_neq(tp_codec_check_shape(&c, 32, 128, "m", &e), TP_OK, "rank 64 of a 32x128 matrix accepted");
+    cr_expect(strstr(e.msg, "exceeds min(rows, cols) = 32"), "%s", e.msg);
+    float W[32 * 128] = {0};
+    uint8_t *blob = tp_alloc(tp_codec_blob_bytes(&c, 32, 128));
+    cr_expect_neq(tp_codec_encode(&c, W, 32, 128, blob, &e), TP_OK, "encode accepted rank 64 of 32x128");
+    tp_free(blob);
+}
+
+/* ---- config.json ---- */
+static void expect_config(const char *json, const char *needle) {
+    put("config.json", json);
+    tp_model_config c;
+    tp_err e;
+    cr_expect_neq(tp_config_load(tpath("config.json"), &c, &e), TP_OK, "accepted: %s", json);
+    cr_expect(strstr(e.msg, needle), "'%s' lacks '%s'", e.msg, needle);
+}
+#define LLAMA "\"model_type\":\"llama\",\"num_hidden_layers\":2,\"hidden_size\":8,\"num_attention_heads\":2," \
+              "\"intermediate_size\":16,\"vocab_size\":10"
+Test(hostile, config_values) {
+    expect_config("{" LLAMA ",\"rms_norm_eps\":-1}", "must be > 0");
+    expect_config("{" LLAMA ",\"rms_norm_eps\":0}", "must be > 0");
+    expect_config("{" LLAMA ",\"rms_norm_eps\":\"x\"}", "\"rms_norm_eps\" must be a finite number");
+    expect_config("{" LLAMA ",\"rope_theta\":0}", "rope_theta must be > 0");
+    expect_config("{" LLAMA ",\"rope_parameters\":{\"rope_theta\":-5}}", "rope_theta must be > 0");
+    expect_config("{" LLAMA ",\"rope_parameters\":{\"rope_theta\":\"big\"}}", "\"rope_theta\" must be a finite number");
+    expect_config("{" LLAMA ",\"max_position_embeddings\":\"1024\"}", "must be an integer");
+    expect_config("{" LLAMA ",\"num_key_value_heads\":1.5}", "must be an integer");
+    expect_config("{\"model_type\":\"gpt2\",\"n_layer\":1,\"n_embd\":8,\"n_head\":2,\"vocab_size\":10,"
+                  "\"layer_norm_epsilon\":0}", "must be > 0");
+    /* config and checkpoint agree on the layers (an index of 3 layers beside a config of 2) */
+    put("model.safetensors.index.json", "{\"weight_map\":{\"model.layers.0.mlp.up_proj.weight\":\"a.safetensors\","
+                                        "\"model.layers.2.mlp.up_proj.weight\":\"a.safetensors\"}}");
+    expect_config("{" LLAMA "}", "2 layers, but the checkpoint beside it has 3");
+    put("model.safetensors.index.json", "{\"weight_map\":{\"model.layers.1.mlp.up_proj.weight\":\"a.safetensors\"}}");
+    tp_model_config c;
+    tp_err e;
+    put("config.json", "{" LLAMA "}");
+    cr_expect_eq(tp_config_load(tpath("config.json"), &c, &e), TP_OK, "%s", e.msg);
+}
