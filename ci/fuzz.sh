@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# Fuzz the entropy decoders: builds fuzz/ with clang (libFuzzer + ASan + UBSan) and runs each
-# target for FUZZ_SECONDS (default 60). Standalone: ci/fuzz.sh [TARGET...]
-# Env: FUZZ_SECONDS, FUZZ_BUILD_DIR (default build-fuzz), FUZZ_JOBS (build parallelism, default 2).
+# Fuzz the entropy decoders and the file parsers (config.json, safetensors, .tpk, tokenizer.json):
+# builds fuzz/ with clang (libFuzzer + ASan + UBSan) and runs each decoder target for FUZZ_SECONDS
+# (default 60), each parser target for FUZZ_PARSER_SECONDS (default FUZZ_SECONDS / 3), seeded from
+# fuzz/seeds/TARGET/ and the shared models' config.json. Standalone: ci/fuzz.sh [TARGET...]
+# Env: FUZZ_SECONDS, FUZZ_PARSER_SECONDS, FUZZ_BUILD_DIR (default build-fuzz), FUZZ_JOBS (build
+# parallelism, default 2), TENPAK_SHARED_DIR.
 # Exit status: non-zero if the build fails or any target finds a crash (artifacts in the build dir).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
-targets=${*:-fuzz_decode_ref fuzz_decode_cpu fuzz_adaptive}
+parsers="fuzz_config fuzz_safetensors fuzz_artifact fuzz_tokenizer"
+targets=${*:-fuzz_decode_ref fuzz_decode_cpu fuzz_adaptive $parsers}
+# the parser targets run FUZZ_PARSER_SECONDS each (default a third of FUZZ_SECONDS): CI's time budget
+psecs=${FUZZ_PARSER_SECONDS:-$(( secs / 3 > 5 ? secs / 3 : 5 ))}
+shared=${TENPAK_SHARED_DIR:-$(cd "$root/.." && pwd)/shared}
 command -v clang >/dev/null || { echo "ci/fuzz.sh: clang not found (apt-get install clang)" >&2; exit 2; }
 CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTENPAK_FUZZ=ON >/dev/null
 # shellcheck disable=SC2086
@@ -18,8 +25,15 @@ failed=0
 for t in $targets; do
   corpus="$build/corpus/$t"
   mkdir -p "$corpus" "$build/artifacts"
-  echo "== $t: ${secs}s"
-  if ! "$build/$t" -max_total_time="$secs" -max_len=8192 -rss_limit_mb=2048 -timeout=10 \
+  tsecs=$secs
+  case " $parsers " in *" $t "*) tsecs=$psecs ;; esac
+  # seeds: the committed small ones, and the shared models' small files where they exist
+  [ -d "$root/fuzz/seeds/$t" ] && { cp -n "$root/fuzz/seeds/$t"/* "$corpus"/ 2>/dev/null || true; }
+  if [ "$t" = fuzz_config ]; then
+    for m in "$shared"/models/*/; do [ -f "$m/config.json" ] && { cp -n "$m/config.json" "$corpus/shared-$(basename "$m")" || true; }; done
+  fi
+  echo "== $t: ${tsecs}s"
+  if ! "$build/$t" -max_total_time="$tsecs" -max_len=8192 -rss_limit_mb=2048 -timeout=10 \
        -artifact_prefix="$build/artifacts/$t-" -print_final_stats=1 "$corpus" 2>"$build/$t.log"; then
     echo "FAIL: $t (log: $build/$t.log, artifacts: $build/artifacts/)"; tail -30 "$build/$t.log"; rc=1
     failed=$((failed + 1))
