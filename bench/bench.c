@@ -32,6 +32,9 @@ typedef struct result {
     const char *timing; /* "graph" or "stream" for device kernels, NULL for cpu ones */
 } result;
 
+/* One (kernel, shape) of the run, with its matrix cell (-1 without a matrix). */
+typedef struct work { const tp_kernel *k; tp_shape shape; int cell; } work;
+
 static int cmp_dbl(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -193,6 +196,44 @@ static void add_gpu(cJSON *ctx) {
 #endif
 }
 
+/* The library build, as `report merge` keys a machine: build type, compiler, backends. */
+static const char *library_build(void) {
+    static char b[160];
+#ifdef TENPAK_BUILD_TYPE
+    const char *type = TENPAK_BUILD_TYPE[0] ? TENPAK_BUILD_TYPE : "default";
+#else
+    const char *type = "default";
+#endif
+#if defined(__clang__)
+    const char *cc = "clang";
+    int v[3] = {__clang_major__, __clang_minor__, __clang_patchlevel__};
+#elif defined(__GNUC__)
+    const char *cc = "gcc";
+    int v[3] = {__GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__};
+#else
+    const char *cc = "cc";
+    int v[3] = {0, 0, 0};
+#endif
+#ifdef TENPAK_HAVE_CUDA
+    const char *be = "cpu+cuda";
+#else
+    const char *be = "cpu";
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+    const char *san = ", asan";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    const char *san = ", asan";
+#else
+    const char *san = "";
+#endif
+#else
+    const char *san = "";
+#endif
+    snprintf(b, sizeof b, "%s, %s %d.%d.%d, %s%s", type, cc, v[0], v[1], v[2], be, san);
+    return b;
+}
+
 static cJSON *make_context(double copy_bw) {
     cJSON *ctx = cJSON_CreateObject();
     char date[64], host[256] = "unknown";
@@ -212,6 +253,7 @@ static cJSON *make_context(double copy_bw) {
                             !strcmp(TENPAK_BUILD_TYPE, "Debug") ? "debug" : "release");
 #endif
     cJSON_AddStringToObject(ctx, "tenpak_version", TENPAK_VERSION);
+    cJSON_AddStringToObject(ctx, "library_build", library_build());
     cJSON_AddStringToObject(ctx, "cpu_model", tp_cpu_model());
     cJSON_AddStringToObject(ctx, "isa", tp_isa_name(tp_cpu_isa()));
     cJSON_AddStringToObject(ctx, "isa_best", tp_isa_name(tp_cpu_best_isa()));
@@ -235,10 +277,19 @@ static void add_counters(cJSON *b, const result *r, double t_ns, double copy_bw)
 }
 
 static cJSON *bench_entry(const result *r, const char *name, const char *run_type, const char *agg,
-                          int rep_index, double real, double cpu, double copy_bw) {
+                          int rep_index, double real, double cpu, double copy_bw, int cell) {
     cJSON *b = cJSON_CreateObject();
     cJSON_AddStringToObject(b, "name", name);
     cJSON_AddStringToObject(b, "run_name", r->name);
+    /* the name's parts, for `report merge` (each kernel's ratio to its baseline on one host) */
+    char sh[96];
+    tp_shape_name(&r->shape, sh, sizeof sh);
+    cJSON_AddStringToObject(b, "op", r->k->op->name);
+    cJSON_AddStringToObject(b, "variant", r->k->op->variant);
+    cJSON_AddStringToObject(b, "backend", r->k->backend);
+    cJSON_AddStringToObject(b, "shape", sh);
+    cJSON_AddBoolToObject(b, "baseline", (r->k->flags & TP_K_BASELINE) != 0);
+    if (cell >= 0) cJSON_AddNumberToObject(b, "cell", cell);
     cJSON_AddStringToObject(b, "run_type", run_type);
     cJSON_AddNumberToObject(b, "repetitions", r->reps);
     if (!agg) cJSON_AddNumberToObject(b, "repetition_index", rep_index);
@@ -254,6 +305,46 @@ static cJSON *bench_entry(const result *r, const char *name, const char *run_typ
     cJSON_AddStringToObject(b, "time_unit", "ns");
     if (!agg || strcmp(agg, "stddev")) add_counters(b, r, real, copy_bw);
     return b;
+}
+
+/* context.matrix: which matrix, which shard of which run, and what each of its cells held here */
+static cJSON *matrix_json(const tp_bench_opts *o, const work *w, size_t nw, char (*why)[128]) {
+    const tp_bench_matrix *m = o->matrix;
+    cJSON *j = cJSON_CreateObject();
+    cJSON_AddStringToObject(j, "name", m->name);
+    cJSON_AddStringToObject(j, "path", m->path);
+    cJSON_AddStringToObject(j, "sha256", m->sha256);
+    cJSON_AddNumberToObject(j, "shard_index", o->shard_i + 1);
+    cJSON_AddNumberToObject(j, "shard_count", o->shard_n);
+    cJSON_AddStringToObject(j, "run_id", o->run_id ? o->run_id : "");
+    cJSON_AddNumberToObject(j, "cell_count", tp_bench_matrix_cells(m));
+    if (m->nrow) {
+        cJSON *rows = cJSON_AddArrayToObject(j, "report_rows");
+        for (int i = 0; i < m->nrow; i++) cJSON_AddItemToArray(rows, cJSON_CreateString(m->rows[i]));
+    }
+    cJSON *cells = cJSON_AddArrayToObject(j, "cells");
+    for (int c = o->shard_i; c < tp_bench_matrix_cells(m); c += o->shard_n) {
+        cJSON *x = cJSON_CreateObject();
+        char cn[400];
+        tp_bench_matrix_cell_name(m, c, cn, sizeof cn);
+        cJSON_AddNumberToObject(x, "cell", c);
+        cJSON_AddStringToObject(x, "name", cn);
+        cJSON *ran = cJSON_AddArrayToObject(x, "ran"), *skip = cJSON_AddArrayToObject(x, "unavailable");
+        for (size_t i = 0; i < nw; i++) {
+            if (w[i].cell != c) continue;
+            char name[256];
+            tp_kernel_name(w[i].k, &w[i].shape, name, sizeof name);
+            if (!why[i][0]) cJSON_AddItemToArray(ran, cJSON_CreateString(name));
+            else {
+                cJSON *u = cJSON_CreateObject();
+                cJSON_AddStringToObject(u, "name", name);
+                cJSON_AddStringToObject(u, "reason", why[i]);
+                cJSON_AddItemToArray(skip, u);
+            }
+        }
+        cJSON_AddItemToArray(cells, x);
+    }
+    return j;
 }
 
 static void stats(const double *v, int n, double *mean, double *med, double *sd, double *mn, double *mx) {
@@ -293,15 +384,130 @@ static void print_row(FILE *f, tp_bench_format fmt, const result *r, double copy
             mx * 1e-6, (long long)r->iters, bps * 1e-9, roofs, gf);
 }
 
+static int push_work(work **w, size_t *n, size_t *cap, const tp_kernel *k, const tp_shape *s, int cell) {
+    if (*n == *cap) {
+        size_t nc = *cap ? 2 * *cap : 64;
+        work *nw = realloc(*w, nc * sizeof *nw);
+        if (!nw) return 0;
+        *w = nw;
+        *cap = nc;
+    }
+    (*w)[(*n)++] = (work){k, *s, cell};
+    return 1;
+}
+
+/* The shapes a kernel is considered at: the matrix's shapes of its op's dimensionality, else its
+ * op's bench shapes. Returns how many (at most max). */
+static int candidate_shapes(const tp_bench_matrix *m, const tp_kernel *k, tp_shape *out, int max) {
+    const tp_shape *b = k->op->bench_shapes;
+    int n = 0;
+    if (!b || !b->nd) return 0;
+    if (m && m->nshape) {
+        for (int i = 0; i < m->nshape && n < max; i++)
+            if (m->shapes[i].nd == b->nd) out[n++] = m->shapes[i];
+    } else
+        for (; b->nd && n < max; b++) out[n++] = *b;
+    return n;
+}
+
+/* The run's work list: without a matrix every N-th (kernel, shape) passing filter and backend that
+ * this machine can run; with one, the (kernel, shape) pairs of this shard's cells, cell by cell
+ * (unavailable kernels included: the caller records and skips them). */
+static tp_status plan_work(const tp_bench_opts *o, const regex_t *re, work **w, size_t *n, tp_err *e) {
+    size_t cap = 0;
+    *w = NULL;
+    *n = 0;
+    tp_shape shapes[64];
+    if (!o->matrix) {
+        int64_t index = 0; /* position in the whole matrix, for sharding */
+        for (size_t i = 0; i < tp_registry_count(); i++) {
+            const tp_kernel *k = tp_registry_get(i);
+            if (o->backend ? strcmp(o->backend, k->backend) != 0 : !strcmp(k->backend, "ref")) continue;
+            int ns = candidate_shapes(NULL, k, shapes, 64);
+            for (int j = 0; j < ns; j++) {
+                char name[256];
+                tp_kernel_name(k, &shapes[j], name, sizeof name);
+                if (re && regexec(re, name, 0, NULL, 0) != 0) continue;
+                if (!tp_kernel_is_available(k, NULL, 0)) continue;
+                if (index++ % o->shard_n != o->shard_i) continue;
+                if (!push_work(w, n, &cap, k, &shapes[j], -1)) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+            }
+        }
+        return TP_OK;
+    }
+    const tp_bench_matrix *m = o->matrix;
+    int cells = tp_bench_matrix_cells(m);
+    for (int c = o->shard_i; c < cells; c += o->shard_n)
+        for (size_t i = 0; i < tp_registry_count(); i++) {
+            const tp_kernel *k = tp_registry_get(i);
+            int ns = candidate_shapes(m, k, shapes, 64);
+            for (int j = 0; j < ns; j++)
+                if (tp_bench_matrix_cell_of(m, k, &shapes[j]) == c && !push_work(w, n, &cap, k, &shapes[j], c))
+                    return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+        }
+    return TP_OK;
+}
+
+/* --plan: every cell of the matrix, its shard and the kernels this build has for it */
+static void print_plan(const tp_bench_opts *o, FILE *f) {
+    const tp_bench_matrix *m = o->matrix;
+    int cells = tp_bench_matrix_cells(m);
+    fprintf(f, "matrix %s (%s, sha256 %.16s): %d cells\nshards %d\n", m->name, m->path, m->sha256, cells, o->shard_n);
+    tp_shape shapes[64];
+    for (int c = 0; c < cells; c++) {
+        char cn[400];
+        tp_bench_matrix_cell_name(m, c, cn, sizeof cn);
+        fprintf(f, "cell %d shard %d/%d: %s:", c, c % o->shard_n + 1, o->shard_n, cn);
+        int any = 0;
+        for (size_t i = 0; i < tp_registry_count(); i++) {
+            const tp_kernel *k = tp_registry_get(i);
+            int ns = candidate_shapes(m, k, shapes, 64);
+            for (int j = 0; j < ns; j++) {
+                if (tp_bench_matrix_cell_of(m, k, &shapes[j]) != c) continue;
+                char name[256];
+                tp_kernel_name(k, &shapes[j], name, sizeof name);
+                fprintf(f, " %s%s", name, tp_kernel_is_available(k, NULL, 0) ? "" : " (unavailable here)");
+                any = 1;
+            }
+        }
+        fprintf(f, "%s\n", any ? "" : " (none in this build)");
+    }
+}
+
 tp_status tp_bench_run(const tp_bench_opts *o, int *ran, tp_err *e) {
     *ran = 0;
     regex_t re;
-    int have_re = o->filter && *o->filter;
+    const tp_bench_matrix *m = o->matrix;
+    int have_re = !m && o->filter && *o->filter;
     if (have_re && regcomp(&re, o->filter, REG_EXTENDED | REG_NOSUB) != 0)
         return tp_fail(e, TP_ERR_ARG, "bad --filter regex '%s'", o->filter);
+    tp_bench_opts mo = *o;
+    if (m) {
+        mo.repetitions = m->repetitions;
+        mo.min_time = m->min_time;
+        o = &mo;
+    }
     if (o->repetitions < 1 || o->min_time <= 0 || o->shard_n < 1 || o->shard_i < 0 || o->shard_i >= o->shard_n) {
         if (have_re) regfree(&re);
         return tp_fail(e, TP_ERR_ARG, "bad --repetitions, --min-time or --shard");
+    }
+    if (m && m->shards && m->shards != o->shard_n) {
+        if (have_re) regfree(&re);
+        return tp_fail(e, TP_ERR_ARG, "matrix %s is split into %d shards, not %d (--shard I/%d)", m->path, m->shards,
+                       o->shard_n, m->shards);
+    }
+    if (m && o->plan) {
+        if (o->out) print_plan(o, o->out);
+        *ran = 1;
+        return TP_OK;
+    }
+    work *w;
+    size_t nw;
+    tp_status st = plan_work(o, have_re ? &re : NULL, &w, &nw, e);
+    if (have_re) regfree(&re);
+    if (st != TP_OK) {
+        free(w);
+        return st;
     }
     double copy_bw = measure_copy_bandwidth(o->quick_roofline);
     FILE *f = o->out;
@@ -312,43 +518,48 @@ tp_status tp_bench_run(const tp_bench_opts *o, int *ran, tp_err *e) {
     else if (f) {
         fprintf(f, "tenpak bench: %s, %d threads, isa %s; copy bandwidth (roofline) %.2f GB/s\n",
                 tp_cpu_model(), tp_num_threads(), tp_isa_name(tp_cpu_isa()), copy_bw * 1e-9);
+        if (m)
+            fprintf(f, "matrix %s (sha256 %.16s), shard %d/%d: %zu benchmark(s) in %d of its %d cells\n", m->name,
+                    m->sha256, o->shard_i + 1, o->shard_n, nw,
+                    (tp_bench_matrix_cells(m) - o->shard_i + o->shard_n - 1) / o->shard_n, tp_bench_matrix_cells(m));
         fprintf(f, "%-42s %11s %11s %11s %10s %9s %8s %8s\n", "benchmark", "min ms", "median ms",
                 "max ms", "iters", "GB/s", "roofline", "GFLOP/s");
     }
-    size_t cap = 64, n = 0;
-    result *res = calloc(cap, sizeof *res);
-    if (!res) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
-    int64_t index = 0; /* position in the whole matrix, for sharding */
-    tp_status st = TP_OK;
-    for (size_t i = 0; i < tp_registry_count() && st == TP_OK; i++) {
-        const tp_kernel *k = tp_registry_get(i);
-        if (o->backend ? strcmp(o->backend, k->backend) != 0 : !strcmp(k->backend, "ref")) continue;
-        for (const tp_shape *s = k->op->bench_shapes; s && s->nd; s++) {
-            char name[256];
-            tp_kernel_name(k, s, name, sizeof name);
-            if (have_re && regexec(&re, name, 0, NULL, 0) != 0) continue;
-            if (!tp_kernel_is_available(k, NULL, 0)) continue;
-            if (index++ % o->shard_n != o->shard_i) continue;
-            if (n == cap) {
-                result *nr = realloc(res, 2 * cap * sizeof *res);
-                if (!nr) { st = tp_fail(e, TP_ERR_NOMEM, "out of memory"); break; }
-                memset(nr + cap, 0, cap * sizeof *res);
-                res = nr;
-                cap *= 2;
-            }
-            result *r = &res[n];
-            snprintf(r->name, sizeof r->name, "%s", name);
-            r->k = k;
-            r->shape = *s;
-            if (bench_one(k, s, o, r) != TP_OK) {
-                st = tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", name);
-                break;
-            }
-            n++;
-            if (f) {
-                print_row(f, o->format, r, copy_bw);
-                fflush(f);
-            }
+    result *res = calloc(nw ? nw : 1, sizeof *res);
+    if (!res) {
+        free(w);
+        return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    }
+    int *cell_of = calloc(nw ? nw : 1, sizeof *cell_of);
+    char (*why)[128] = calloc(nw ? nw : 1, sizeof *why); /* unavailable kernels: the reason */
+    if (!cell_of || !why) {
+        free(w), free(res), free(cell_of), free(why);
+        return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < nw && st == TP_OK; i++) {
+        const tp_kernel *k = w[i].k;
+        char name[256];
+        tp_kernel_name(k, &w[i].shape, name, sizeof name);
+        if (!tp_kernel_is_available(k, why[i], sizeof why[i])) {
+            if (!why[i][0]) snprintf(why[i], sizeof why[i], "not available on this machine");
+            if (f && o->format == TP_BENCH_CONSOLE) fprintf(f, "%-42s skipped: %s\n", name, why[i]);
+            continue;
+        }
+        why[i][0] = 0;
+        result *r = &res[n];
+        snprintf(r->name, sizeof r->name, "%s", name);
+        r->k = k;
+        r->shape = w[i].shape;
+        if (bench_one(k, &w[i].shape, o, r) != TP_OK) {
+            st = tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", name);
+            break;
+        }
+        cell_of[n] = w[i].cell;
+        n++;
+        if (f) {
+            print_row(f, o->format, r, copy_bw);
+            fflush(f);
         }
     }
     /* ratios to the baseline of the same op and shape, measured in this run */
@@ -370,21 +581,24 @@ tp_status tp_bench_run(const tp_bench_opts *o, int *ran, tp_err *e) {
     }
     if (o->json_path && st == TP_OK) {
         cJSON *root = cJSON_CreateObject();
-        cJSON_AddItemToObject(root, "context", make_context(copy_bw));
+        cJSON *ctx = make_context(copy_bw);
+        cJSON_AddItemToObject(root, "context", ctx);
+        if (m) cJSON_AddItemToObject(ctx, "matrix", matrix_json(o, w, nw, why));
         cJSON *arr = cJSON_AddArrayToObject(root, "benchmarks");
         for (size_t a = 0; a < n; a++) {
             result *r = &res[a];
             for (int i = 0; i < r->reps; i++)
-                cJSON_AddItemToArray(arr, bench_entry(r, r->name, "iteration", NULL, i, r->real_ns[i], r->cpu_ns[i], copy_bw));
+                cJSON_AddItemToArray(arr, bench_entry(r, r->name, "iteration", NULL, i, r->real_ns[i], r->cpu_ns[i], copy_bw,
+                                                      cell_of[a]));
             if (r->reps > 1) {
-                double m[5], c[5];
-                stats(r->real_ns, r->reps, &m[0], &m[1], &m[2], &m[3], &m[4]);
+                double mm[5], c[5];
+                stats(r->real_ns, r->reps, &mm[0], &mm[1], &mm[2], &mm[3], &mm[4]);
                 stats(r->cpu_ns, r->reps, &c[0], &c[1], &c[2], &c[3], &c[4]);
                 const char *agg[5] = {"mean", "median", "stddev", "min", "max"};
                 for (int j = 0; j < 5; j++) {
                     char nm[300];
                     snprintf(nm, sizeof nm, "%s_%s", r->name, agg[j]);
-                    cJSON_AddItemToArray(arr, bench_entry(r, nm, "aggregate", agg[j], 0, m[j], c[j], copy_bw));
+                    cJSON_AddItemToArray(arr, bench_entry(r, nm, "aggregate", agg[j], 0, mm[j], c[j], copy_bw, cell_of[a]));
                 }
             }
         }
@@ -401,7 +615,9 @@ tp_status tp_bench_run(const tp_bench_opts *o, int *ran, tp_err *e) {
         free(res[a].cpu_ns);
     }
     free(res);
-    if (have_re) regfree(&re);
+    free(w);
+    free(cell_of);
+    free(why);
     *ran = (int)n;
     return st;
 }

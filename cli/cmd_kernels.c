@@ -128,16 +128,21 @@ int tp_cmd_verify(int argc, char **argv) {
 
 int tp_cmd_bench(int argc, char **argv) {
     tp_bench_opts o = {.min_time = 0.5, .repetitions = 3, .shard_i = 0, .shard_n = 1};
-    const char *v;
+    const char *v, *matrix = NULL, *run_only = NULL;
+    int have_shard = 0;
     for (int i = 1; i < argc; i++) {
-        if (tp_arg(argc, argv, &i, "--filter", &v)) o.filter = v;
-        else if (tp_arg(argc, argv, &i, "--backend", &v)) o.backend = v;
+        if (tp_arg(argc, argv, &i, "--filter", &v)) o.filter = v, run_only = "--filter";
+        else if (tp_arg(argc, argv, &i, "--backend", &v)) o.backend = v, run_only = "--backend";
+        else if (tp_arg(argc, argv, &i, "--matrix", &v)) matrix = v;
+        else if (tp_arg(argc, argv, &i, "--run-id", &v)) o.run_id = v;
+        else if (tp_flag(argv, i, "--plan")) o.plan = 1;
         else if (tp_arg(argc, argv, &i, "--json", &v)) o.json_path = v;
         else if (tp_arg(argc, argv, &i, "--min-time", &v)) {
             if (!tp_parse_double(v, &o.min_time) || !(o.min_time > 0)) {
                 fprintf(stderr, "tenpak bench: --min-time needs a positive number of seconds\n");
                 return 2;
             }
+            run_only = "--min-time";
         } else if (tp_arg(argc, argv, &i, "--repetitions", &v)) {
             unsigned long long n;
             if (!tp_parse_u64(v, &n) || n < 1 || n > 1000) {
@@ -145,6 +150,7 @@ int tp_cmd_bench(int argc, char **argv) {
                 return 2;
             }
             o.repetitions = (int)n;
+            run_only = "--repetitions";
         } else if (tp_arg(argc, argv, &i, "--shard", &v)) {
             int a, b, used = 0;
             if (sscanf(v, "%d/%d%n", &a, &b, &used) != 2 || v[used] || b < 1 || a < 1 || a > b) {
@@ -153,6 +159,7 @@ int tp_cmd_bench(int argc, char **argv) {
             }
             o.shard_i = a - 1;
             o.shard_n = b;
+            have_shard = 1;
         } else if (tp_arg(argc, argv, &i, "--format", &v)) {
             if (!strcmp(v, "csv")) o.format = TP_BENCH_CSV;
             else if (!strcmp(v, "console")) o.format = TP_BENCH_CONSOLE;
@@ -164,21 +171,58 @@ int tp_cmd_bench(int argc, char **argv) {
         else if (tp_flag(argv, i, "--help")) {
             printf("usage: tenpak bench [--filter REGEX] [--backend NAME] [--min-time S] [--repetitions N]\n"
                    "                    [--json FILE] [--format console|csv] [--shard I/N]\n"
+                   "       tenpak bench --matrix FILE [--shard I/N] [--run-id ID] [--json FILE] [--plan]\n"
                    "  Benchmarks registry kernels (names op/variant/backend/shape) on their bench shapes.\n"
                    "  The reference backend runs only with --backend ref. --json writes Google Benchmark's\n"
-                   "  JSON schema (compare.py reads it). Defaults: --min-time 0.5 --repetitions 3.\n");
+                   "  JSON schema (compare.py reads it). Defaults: --min-time 0.5 --repetitions 3.\n"
+                   "  --shard I/N without a matrix runs every N-th benchmark from the I-th (1-based).\n"
+                   "  --matrix FILE (e.g. reports/bench-matrix.json) takes benchmarks, backends, shapes,\n"
+                   "  repetitions, min_time and the shard count from the file and runs the cells of shard\n"
+                   "  I of N (cell c is in shard c mod N + 1: the split depends only on the file); the\n"
+                   "  JSON's context.matrix records the matrix (sha256), the shard, --run-id (default\n"
+                   "  $SLURM_ARRAY_JOB_ID) and each cell's kernels, for `tenpak report merge`.\n"
+                   "  --plan prints the cells, their shards and this build's kernels in each, and runs nothing.\n");
             return 0;
         } else {
             fprintf(stderr, "tenpak bench: unknown option '%s' (see --help)\n", argv[i]);
             return 2;
         }
     }
+    tp_bench_matrix m;
+    tp_err e;
+    if (matrix) {
+        if (run_only) {
+            fprintf(stderr, "tenpak bench: %s and --matrix do not go together (the matrix file sets it)\n", run_only);
+            return 2;
+        }
+        if (tp_bench_matrix_load(matrix, &m, &e) != TP_OK) {
+            fprintf(stderr, "tenpak bench: %s\n", e.msg);
+            return 2;
+        }
+        if (!have_shard) o.shard_n = m.shards ? m.shards : 1;
+        if (!o.run_id) o.run_id = getenv("SLURM_ARRAY_JOB_ID");
+        o.matrix = &m;
+    } else if (o.plan || o.run_id) {
+        fprintf(stderr, "tenpak bench: %s needs --matrix FILE\n", o.plan ? "--plan" : "--run-id");
+        return 2;
+    }
+    if (matrix && !have_shard && m.shards > 1 && !o.plan) {
+        fprintf(stderr, "tenpak bench: matrix %s is split into %d shards: say which with --shard I/%d\n", matrix,
+                m.shards, m.shards);
+        tp_bench_matrix_free(&m);
+        return 2;
+    }
     o.out = stdout;
     int ran;
-    tp_err e;
-    if (tp_bench_run(&o, &ran, &e) != TP_OK) {
+    tp_status st = tp_bench_run(&o, &ran, &e);
+    if (matrix) tp_bench_matrix_free(&m);
+    if (st != TP_OK) {
         fprintf(stderr, "tenpak bench: %s\n", e.msg);
         return 2;
+    }
+    if (matrix) {
+        if (!ran) fprintf(stderr, "tenpak bench: note: this shard's cells hold no kernel this machine runs\n");
+        return 0;
     }
     if (!ran) {
         fprintf(stderr, "tenpak bench: no benchmark matched the filter\n");

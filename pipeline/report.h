@@ -32,9 +32,21 @@ typedef struct tp_report_opts {
 
 tp_status tp_report_run(const tp_report_opts *o, tp_err *e);
 
-/* `tenpak report merge`: Google Benchmark JSONs from several machines (e.g. the shards of a job
- * array, or a CPU and a GPU run) into OUT/MERGED.md, OUT/merged.json and OUT/merged.png|svg, one
- * column per machine (host / processor or device / library build). */
-tp_status tp_report_merge(const char *out, const char *const *files, int nf, tp_err *e);
+/* `tenpak report merge` (pipeline/bench_merge.c): `tenpak bench --json` results of several machines
+ * and shards (e.g. the tasks of a job array, a CPU and a GPU run) into OUT/MERGED.md,
+ * OUT/merged.json and OUT/merged.png|svg: one column per machine, keyed by host, processor (the
+ * context's `device`, a GPU, when present, else cpu_model), ISA level and library build; the shards
+ * of one machine share its column. Each kernel's speed-up over the baseline of its op and shape is
+ * computed on each machine alone, never across machines. When every input ran one matrix, its
+ * report rows choose and order the table. Refused (TP_ERR_ARG, the details on stderr): inputs of
+ * different tenpak versions or matrix files unless allow_mixed; a matrix run (matrix sha256, run id,
+ * shard count) with shards absent from the inputs unless allow_missing (the table then says which). */
+typedef struct tp_merge_opts {
+    const char *out;
+    const char *const *files;
+    int nf;
+    int allow_mixed, allow_missing;
+} tp_merge_opts;
+tp_status tp_report_merge(const tp_merge_opts *o, tp_err *e);
 
 #endif
