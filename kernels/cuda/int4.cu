@@ -1133,8 +1133,8 @@ extern "C" int tp_cuda_qdev_mul(tp_cuda_qdev *d, const uint16_t *X16, int batch,
     q_state *s = &d->s;
     s->op = batch == 1 ? OP_GEMV : OP_GEMM;
     s->batch = batch;
-    /* TENPAK_CUDA_QDEV_SLICES=auto turns the column slices on: written after run13 and not yet
-     * measured on a GPU, so off by default until a run shows what they do */
+    /* TENPAK_CUDA_QDEV_SLICES=auto turns the column slices on: measured slower in a decode step
+     * (reports/gpu/run14: 535 vs 730 tok/s at TinyLlama's shapes), so off by default */
     static int sliced = -1;
     if (sliced < 0) sliced = getenv("TENPAK_CUDA_QDEV_SLICES") && !strcmp(getenv("TENPAK_CUDA_QDEV_SLICES"), "auto");
     const int S = sliced ? qdev_slices(d, batch) : 1;
