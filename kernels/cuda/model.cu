@@ -529,6 +529,14 @@ static dmat *mat_for(tp_cuda_model *cm, tp_cuda_slot slot, int layer, int64_t ro
     return m;
 }
 
+/* A slot holds one format: the other two are freed (keep: the buffer of the format being set, or
+ * NULL when it is made anew) */
+static void drop_other_formats(dmat *m, const void *keep) {
+    if (m->w != keep) { dfree(m->w); m->w = NULL; }
+    if (m->w16 != keep) { dfree(m->w16); m->w16 = NULL; }
+    if (m->q != keep) { tp_cuda_qdev_free(m->q); m->q = NULL; }
+}
+
 static tp_status put_bias(tp_cuda_model *cm, dmat *m, const float *bias, tp_err *e) {
     if (bias) return put(cm, &m->bias, bias, (size_t)(m->linear ? m->rows : m->cols), e);
     dfree(m->bias);
@@ -540,10 +548,7 @@ extern "C" tp_status tp_cuda_model_set_mat(tp_cuda_model *cm, tp_cuda_slot slot,
                                            int64_t rows, int64_t cols, int linear, const float *bias, tp_err *e) {
     dmat *m = mat_for(cm, slot, layer, rows, cols, linear, e);
     if (!m) return TP_ERR_ARG;
-    dfree(m->w16);
-    m->w16 = NULL;
-    tp_cuda_qdev_free(m->q);
-    m->q = NULL;
+    drop_other_formats(m, m->w);
     TRY(put(cm, &m->w, w, (size_t)(rows * cols), e));
     return put_bias(cm, m, bias, e);
 }
@@ -552,10 +557,7 @@ extern "C" tp_status tp_cuda_model_set_mat16(tp_cuda_model *cm, tp_cuda_slot slo
                                              int64_t rows, int64_t cols, int linear, const float *bias, tp_err *e) {
     dmat *m = mat_for(cm, slot, layer, rows, cols, linear, e);
     if (!m) return TP_ERR_ARG;
-    dfree(m->w);
-    m->w = NULL;
-    tp_cuda_qdev_free(m->q);
-    m->q = NULL;
+    drop_other_formats(m, m->w16);
     size_t n = (size_t)(rows * cols);
     if (!m->w16) TRY(dalloc(cm, (void **)&m->w16, n * 2, e));
     CK(cudaMemcpy(m->w16, w16, n * 2, cudaMemcpyHostToDevice));
@@ -566,11 +568,7 @@ extern "C" tp_status tp_cuda_model_set_qmat(tp_cuda_model *cm, tp_cuda_slot slot
                                             const float *bias, tp_err *e) {
     dmat *m = mat_for(cm, slot, layer, q->rows, q->cols, 1, e);
     if (!m) return TP_ERR_ARG;
-    dfree(m->w);
-    dfree(m->w16);
-    m->w = NULL;
-    m->w16 = NULL;
-    tp_cuda_qdev_free(m->q);
+    drop_other_formats(m, NULL);
     if (!(m->q = tp_cuda_qdev_upload(q)))
         return cu_err(cm, e, "tp_cuda_qdev_upload", "the packed matrix could not be uploaded", __LINE__);
     return put_bias(cm, m, bias, e);

@@ -214,6 +214,18 @@ static int fam_rotation(size_t bytes) {
     return n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
+/* Rotated copy c of the matrix: the codebook, then the codes (csz bytes) 256-byte aligned, in one
+ * allocation (s->blob[c]); returns where the codes start, NULL after a CUDA error. */
+static const void *upload_copy(vq_state *s, int c, const tp_vqmat *m, const void *codes, size_t csz) {
+    const size_t cbsz = (size_t)m->K * m->d * 4, cboff = (cbsz + 255) & ~(size_t)255;
+    TP_CU(&s->base, cudaMalloc(&s->blob[c], cboff + ((csz + 255) & ~(size_t)255)));
+    if (s->base.failed) return NULL;
+    char *b = (char *)s->blob[c];
+    TP_CU(&s->base, cudaMemcpy(b, m->codebook, cbsz, cudaMemcpyHostToDevice));
+    TP_CU(&s->base, cudaMemcpy(b + cboff, codes, csz, cudaMemcpyHostToDevice));
+    return s->base.failed ? NULL : b + cboff;
+}
+
 static size_t gather_smem(const tp_vqmat *m) { return ((size_t)m->K * m->d + (size_t)(m->nvec * m->d)) * 4; }
 
 static void *prepare_gather(vq_state *s, const tp_vqmat *m, const float *x) {
@@ -237,14 +249,11 @@ static void *prepare_gather(vq_state *s, const tp_vqmat *m, const float *x) {
     TP_CU(&s->base, cudaMemcpy(w, x, (size_t)m->cols * 4, cudaMemcpyHostToDevice));
     TP_CU(&s->base, cudaMemset(w + xb, 0xff, (size_t)m->rows * 4)); /* NaN poison */
     for (int c = 0; c < s->ncopy && !s->base.failed; c++) {
-        TP_CU(&s->base, cudaMalloc(&s->blob[c], total));
-        if (s->base.failed) break;
-        char *b = (char *)s->blob[c];
-        TP_CU(&s->base, cudaMemcpy(b, m->codebook, cbsz, cudaMemcpyHostToDevice));
-        TP_CU(&s->base, cudaMemcpy(b + ((cbsz + 255) & ~(size_t)255), m->codes16, csz, cudaMemcpyHostToDevice));
+        const void *codes = upload_copy(s, c, m, m->codes16, csz);
+        if (!codes) break;
         GArgs &a = s->gargs[c];
-        a.cb = (const float *)b;
-        a.codes = (const uint16_t *)(b + ((cbsz + 255) & ~(size_t)255));
+        a.cb = (const float *)s->blob[c];
+        a.codes = (const uint16_t *)codes;
         a.x = (const float *)w;
         a.y = (float *)(w + xb);
         a.rows = m->rows;
@@ -301,14 +310,11 @@ extern "C" void *tp_cuda_vq_prepare(const tp_vqmat *m, const float *x) {
     TP_CU(&s->base, cudaMemset(w + woff[2], 0xff, wsz[2])); /* NaN poison */
     TP_CU(&s->base, cudaMemcpy(w + woff[0], x, wsz[0], cudaMemcpyHostToDevice));
     for (int c = 0; c < s->ncopy && !s->base.failed; c++) {
-        TP_CU(&s->base, cudaMalloc(&s->blob[c], total));
-        if (s->base.failed) break;
-        char *b = (char *)s->blob[c];
-        TP_CU(&s->base, cudaMemcpy(b, m->codebook, cbsz, cudaMemcpyHostToDevice));
-        TP_CU(&s->base, cudaMemcpy(b + ((cbsz + 255) & ~(size_t)255), m->codes8, csz, cudaMemcpyHostToDevice));
+        const void *codes = upload_copy(s, c, m, m->codes8, csz);
+        if (!codes) break;
         VArgs &a = s->args[c];
-        a.cb = (const float *)b;
-        a.codes = (const uint8_t *)(b + ((cbsz + 255) & ~(size_t)255));
+        a.cb = (const float *)s->blob[c];
+        a.codes = (const uint8_t *)codes;
         a.x = (const float *)(w + woff[0]);
         a.P = (float *)(w + woff[1]);
         a.y = (float *)(w + woff[2]);
@@ -370,7 +376,6 @@ extern "C" void tp_cuda_vq_release(void *state) {
     free(s);
 }
 
-/* host emulation: the same slices, table entries, per-row lookups and slice-order reduction */
 /* host emulation of vq_gather: each row's 32 lane sums, then the xor-shuffle tree in its order */
 static void emulate_gather(const tp_vqmat *m, const float *x, float *y) {
     GArgs a;
@@ -396,6 +401,7 @@ static void emulate_gather(const tp_vqmat *m, const float *x, float *y) {
     free(xs);
 }
 
+/* host emulation: the same slices, table entries, per-row lookups and slice-order reduction */
 extern "C" void tp_cuda_vq_emulate(const tp_vqmat *m, const float *x, float *y) {
     if (m->codes16 && m->K <= VQG_KMAX && m->d <= VQ_DMAX) {
         emulate_gather(m, x, y);
