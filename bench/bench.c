@@ -16,7 +16,7 @@
 #endif
 
 /* Device kernels are timed by replaying a CUDA graph of GRAPH_RUNS consecutive run() calls (the
- * launch gaps of back-to-back stream launches are then not part of the figure; METHOD.md), unless
+ * launch gaps of back-to-back stream launches are then not part of the figure), unless
  * TENPAK_BENCH_GRAPH=0 or the kernel's run() cannot be captured. 24 runs: with any rotation of
  * 2..8 weight copies, the replays never read the same copy twice in a row. */
 #define GRAPH_RUNS 24
@@ -39,21 +39,23 @@ static int cmp_dbl(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
 }
-static double median(const double *v, int n) {
-    double *t = malloc((size_t)n * sizeof *t);
-    if (!t) abort();
-    memcpy(t, v, (size_t)n * sizeof *t);
-    qsort(t, (size_t)n, sizeof *t, cmp_dbl);
+double tp_median(const double *v, size_t n) {
+    double *t = n ? malloc(n * sizeof *t) : NULL;
+    if (!t) return NAN;
+    memcpy(t, v, n * sizeof *t);
+    qsort(t, n, sizeof *t, cmp_dbl);
     double m = n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
     free(t);
     return m;
 }
 
+
 /* Time `iters` runs: launch by launch, or (graph set; iters a multiple of GRAPH_RUNS) iters / GRAPH_RUNS
  * replays of the captured graph;
- * returns wall seconds, *cpu gets process CPU seconds. */
+ * returns wall seconds, *cpu gets process CPU seconds; a run's failure (its scratch could not be
+ * allocated) stops the batch and is left in *st (kept when already set). */
 static double time_batch(const tp_kernel *k, const tp_case *c, void *state, void *out, int64_t iters,
-                         double *cpu, void *graph) {
+                         double *cpu, void *graph, tp_status *st) {
     double c0 = tp_cpu_time(), t0 = tp_now();
 #ifdef TENPAK_HAVE_CUDA
     if (graph)
@@ -62,7 +64,13 @@ static double time_batch(const tp_kernel *k, const tp_case *c, void *state, void
 #else
     (void)graph;
 #endif
-        for (int64_t i = 0; i < iters; i++) k->run(c, state, out);
+        for (int64_t i = 0; i < iters; i++) {
+            tp_status s = k->run(c, state, out);
+            if (s != TP_OK) {
+                if (*st == TP_OK) *st = s;
+                break;
+            }
+        }
     if (k->sync) k->sync(state);
     double t = tp_now() - t0;
     *cpu = tp_cpu_time() - c0;
@@ -82,21 +90,22 @@ static tp_status bench_one(const tp_kernel *k, const tp_shape *s, const tp_bench
     memset(out, 0, c.out_bytes);
     void *state = k->prepare ? k->prepare(&c) : NULL;
     double cpu;
-    time_batch(k, &c, state, out, 1, &cpu, NULL); /* warm-up: page faults, caches, thread pool */
+    time_batch(
+k, &c, state, out, 1, &cpu, NULL, &st); /* warm-up: page faults, caches, thread pool */
     void *graph = NULL;
     r->timing = NULL;
     if (k->flags & TP_K_DEVICE) {
 #ifdef TENPAK_HAVE_CUDA
         const char *e = getenv("TENPAK_BENCH_GRAPH");
         if (!(e && !strcmp(e, "0"))) graph = tp_cuda_graph_make(k, &c, state, out, GRAPH_RUNS);
-        if (graph) time_batch(k, &c, state, out, GRAPH_RUNS, &cpu, graph); /* warm-up of the graph */
+        if (graph) time_batch(k, &c, state, out, GRAPH_RUNS, &cpu, graph, &st); /* warm-up of the graph */
 #endif
         r->timing = graph ? "graph" : "stream";
     }
     const int64_t unit = graph ? GRAPH_RUNS : 1;
     int64_t iters = unit;
-    for (;;) {
-        double t = time_batch(k, &c, state, out, iters, &cpu, graph);
+    for (; st == TP_OK;) {
+        double t = time_batch(k, &c, state, out, iters, &cpu, graph, &st);
         if (t >= o->min_time || iters >= 1000000000) break;
         /* like Google Benchmark: aim 40% past the target, grow at most 10x per step */
         double mult = t > 0 ? 1.4 * o->min_time / t : 10.0;
@@ -109,20 +118,26 @@ static tp_status bench_one(const tp_kernel *k, const tp_shape *s, const tp_bench
     r->reps = o->repetitions;
     r->real_ns = malloc((size_t)r->reps * sizeof(double));
     r->cpu_ns = malloc((size_t)r->reps * sizeof(double));
-    if (!r->real_ns || !r->cpu_ns) abort();
-    for (int i = 0; i < r->reps; i++) {
-        double t = time_batch(k, &c, state, out, iters, &cpu, graph);
+    if (!r->real_ns || !r->cpu_ns) st = TP_ERR_NOMEM;
+    for (int i = 0; i < r->reps && st == TP_OK; i++) {
+        double t = time_batch(k, &c, state, out, iters, &cpu, graph, &st);
         r->real_ns[i] = 1e9 * t / (double)iters;
         r->cpu_ns[i] = 1e9 * cpu / (double)iters;
     }
-    r->median_ns = median(r->real_ns, r->reps);
+    if (st == TP_OK) r->median_ns = tp_median(r->real_ns, (size_t)r->reps);
+    else { /* the caller keeps only results that were measured */
+        free(r->real_ns);
+        free(r->cpu_ns);
+        r->real_ns = r->cpu_ns = NULL;
+    }
+
 #ifdef TENPAK_HAVE_CUDA
     tp_cuda_graph_free(graph);
 #endif
     if (k->release) k->release(state);
     tp_free(out);
     tp_case_free(&c);
-    return TP_OK;
+    return st;
 }
 
 /* STREAM-style copy bandwidth (bytes read + written per second), best of a few runs. */
@@ -140,9 +155,10 @@ static double measure_copy_bandwidth(int quick) {
     double best = 0, cpu;
     if (out) {
         memset(out, 0, c.out_bytes);
-        time_batch(copy, &c, NULL, out, 2, &cpu, NULL); /* warm-up: threads started, pages touched */
+        tp_status st = TP_OK; /* the copy kernels allocate nothing */
+        time_batch(copy, &c, NULL, out, 2, &cpu, NULL, &st); /* warm-up: threads started, pages touched */
         for (int i = 0; i < 10; i++) {
-            double t = time_batch(copy, &c, NULL, out, 1, &cpu, NULL);
+            double t = time_batch(copy, &c, NULL, out, 1, &cpu, NULL, &st);
             double bw = copy->op->bytes(&s) / t;
             best = bw > best ? bw : best;
         }
@@ -359,7 +375,7 @@ static void stats(const double *v, int n, double *mean, double *med, double *sd,
     *mean = s / n;
     for (int i = 0; i < n; i++) ss += (v[i] - *mean) * (v[i] - *mean);
     *sd = n > 1 ? sqrt(ss / (n - 1)) : 0;
-    *med = median(v, n);
+    *med = tp_median(v, (size_t)n);
 }
 
 static void print_row(FILE *f, tp_bench_format fmt, const result *r, double copy_bw) {

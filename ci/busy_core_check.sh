@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The shared-machine check of issue 16: with one core kept busy by another process, a kernel run on
+# The shared-machine check: with one core kept busy by another process, a kernel run on
 # 2 threads must be no slower than the same kernel on 1 thread (the pool's tasks are taken
 # dynamically, so the thread that shares its core with the busy process takes fewer of them).
 #

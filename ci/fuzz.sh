@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fuzz the entropy decoders and the file parsers (config.json, safetensors, .tpk, tokenizer.json):
-# builds fuzz/ with clang (libFuzzer + ASan + UBSan) and runs each decoder target for FUZZ_SECONDS
-# (default 60), each parser target for FUZZ_PARSER_SECONDS (default FUZZ_SECONDS / 3), seeded from
-# fuzz/seeds/TARGET/ and the shared models' config.json. Standalone: ci/fuzz.sh [TARGET...]
+# Fuzz the entropy decoders and the parsers (config.json, safetensors, .tpk, tokenizer.json, GGUF,
+# the .tpz container, codec specs): builds fuzz/ with clang (libFuzzer + ASan + UBSan) and runs each
+# decoder target for FUZZ_SECONDS (default 60) and the parser targets for 4/3 FUZZ_SECONDS in all,
+# shared evenly (FUZZ_PARSER_SECONDS sets each one's instead), seeded from fuzz/seeds/TARGET/ and
+# the shared models' config.json. Standalone: ci/fuzz.sh [TARGET...]
 # Env: FUZZ_SECONDS, FUZZ_PARSER_SECONDS, FUZZ_BUILD_DIR (default build-fuzz), FUZZ_JOBS (build
 # parallelism, default 2), TENPAK_SHARED_DIR.
 # Exit status: non-zero if the build fails or any target finds a crash (artifacts in the build dir).
@@ -10,10 +11,12 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 secs=${FUZZ_SECONDS:-60}
-parsers="fuzz_config fuzz_safetensors fuzz_artifact fuzz_tokenizer"
+parsers="fuzz_config fuzz_safetensors fuzz_artifact fuzz_tokenizer fuzz_gguf fuzz_tpz fuzz_codec_spec"
 targets=${*:-fuzz_decode_ref fuzz_decode_cpu fuzz_adaptive $parsers}
-# the parser targets run FUZZ_PARSER_SECONDS each (default a third of FUZZ_SECONDS): CI's time budget
-psecs=${FUZZ_PARSER_SECONDS:-$(( secs / 3 > 5 ? secs / 3 : 5 ))}
+# the parser targets share 4/3 FUZZ_SECONDS (CI's time budget: what four parsers had at a third
+# each), FUZZ_PARSER_SECONDS each when set
+nparsers=$(wc -w <<< "$parsers")
+psecs=${FUZZ_PARSER_SECONDS:-$(( 4 * secs / (3 * nparsers) > 5 ? 4 * secs / (3 * nparsers) : 5 ))}
 shared=${TENPAK_SHARED_DIR:-$(cd "$root/.." && pwd)/shared}
 command -v clang >/dev/null || { echo "ci/fuzz.sh: clang not found (apt-get install clang)" >&2; exit 2; }
 CC=clang cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Debug -DTENPAK_FUZZ=ON >/dev/null

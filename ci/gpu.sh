@@ -8,7 +8,7 @@
 # with ci/gpu.sh --fetch-debs) and are unpacked with dpkg -x into a private prefix, never into /.
 # Then: configure with the backend ON, build the CLI, `tenpak list`, `tenpak verify --self-test` on
 # every cuda / cuda-simt / cublas kernel, `tenpak bench` on the GPU kernels and their baselines in
-# one run (JSON), and a summary table against issue 7's targets (ci/gpu_summary.py).
+# one run (JSON), and a summary table against the GPU targets (ci/gpu_summary.py).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DEBS=(libcjson1 libcjson-dev libzstd-dev libzstd1 libxxhash0 libxxhash-dev libpcre2-dev libpcre2-8-0

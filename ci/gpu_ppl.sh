@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# GPU perplexity check (issue 7: "same perplexity as the CPU path to a relative 1e-4, tokens/s
-# reported"): `tenpak ppl --device cpu` and `--device cuda` on both shared models, the first
+# GPU perplexity check (the same perplexity as the CPU path to a relative 1e-4, tokens/s
+# reported): `tenpak ppl --device cpu` and `--device cuda` on both shared models, the first
 # N tokens (default 8192) of WikiText-2 test, side by side with the 8192-token goldens of
 # datasets/goldens/ (transformers, fp32) when N is 8192.
 #

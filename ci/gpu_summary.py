@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summary of a GPU bench run (ci/gpu.sh): every cuda / cuda-simt / cublas result as time, GB/s,
 fraction of the device-to-device copy bandwidth measured in the same run (copy/d2d/cuda, bytes
-read + written) and speed-up over cuBLAS FP16 on the same op and shape; then issue 7's targets.
+read + written) and speed-up over cuBLAS FP16 on the same op and shape; then the GPU targets.
 usage: gpu_summary.py bench.json [verify.txt]"""
 import json
 import re

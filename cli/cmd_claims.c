@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/json_out.h"
 #include "pipeline/artifact.h"
 #include "pipeline/claims.h"
 
@@ -69,13 +70,7 @@ int tp_cmd_claims(int argc, char **argv) {
         cJSON *root = cJSON_CreateObject();
         cJSON_AddItemToObject(root, "results", results);
         results = NULL;
-        char *text = cJSON_Print(root);
-        tp_err e;
-        if (!text || tp_write_file_atomic(json, text, strlen(text), &e) != TP_OK) {
-            fprintf(stderr, "tenpak claims: %s\n", text ? e.msg : "out of memory");
-            rc = 1;
-        }
-        free(text);
+        if (tp_cli_json_out("claims", json, root)) rc = 1;
         cJSON_Delete(root);
     }
     cJSON_Delete(results);

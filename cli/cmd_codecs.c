@@ -8,6 +8,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/json_out.h"
 #include "pipeline/codec.h"
 #include "pipeline/safetensors.h"
 #include "tenpak/quant.h"
@@ -22,6 +23,8 @@ static const char *const table_specs[] = {
     /* calibrated: awq adds one fp16 scale per input column; mixed, for one matrix alone, is the
      * finest candidate within its budget (over a model, tenpak compress mixes group sizes) */
     "awq:g=32", "awq:g=64", "awq:g=128", "mixed:budget=4.5", "mixed:budget=4.75",
+    /* gptq stores int4's format: int4:g=128's bytes, its codes chosen on calibration activations */
+    "gptq:g=128",
 };
 
 /* The linear-layer weights of a checkpoint: 2-D float tensors, embeddings and lm_head left out.
@@ -49,7 +52,13 @@ static int model_errors(const char *dir, const char *const *specs, int nspecs, c
     }
     double *err = calloc((size_t)nspecs, sizeof *err), norm = 0;
     tp_codec *cs = calloc((size_t)nspecs, sizeof *cs);
+    if (!err || !cs) {
+        fprintf(stderr, "tenpak codecs: out of memory\n");
+        free(err); free(cs); tp_st_close(set);
+        return 1;
+    }
     for (int j = 0; j < nspecs; j++)
+
         if (tp_codec_parse(specs[j], &cs[j], &e) != TP_OK) {
             fprintf(stderr, "tenpak codecs: %s\n", e.msg);
             free(err); free(cs); tp_st_close(set);
@@ -61,7 +70,12 @@ static int model_errors(const char *dir, const char *const *specs, int nspecs, c
         if (!is_linear(t)) continue;
         int64_t R = t->shape[0], C = t->shape[1];
         float *raw = tp_alloc((size_t)(R * C) * 4), *W = tp_alloc((size_t)(R * C) * 4), *D = tp_alloc((size_t)(R * C) * 4);
-        if (!raw || !W || !D) abort();
+        if (!raw || !W || !D) {
+            fprintf(stderr, "tenpak codecs: %s: out of memory\n", t->name);
+            tp_free(raw); tp_free(W); tp_free(D);
+            free(err); free(cs); tp_st_close(set);
+            return 1;
+        }
         tp_st_to_f32(t, raw);
         if (is_conv1d(t)) { /* [in, out] -> W[out][in] */
             for (int64_t r = 0; r < R; r++)
@@ -75,7 +89,9 @@ static int model_errors(const char *dir, const char *const *specs, int nspecs, c
             if (!blob || tp_codec_encode(&cs[j], W, R, C, blob, &e) != TP_OK ||
                 tp_codec_decode(&cs[j], blob, nb, R, C, D, &e) != TP_OK) {
                 fprintf(stderr, "tenpak codecs: %s: %s\n", t->name, blob ? e.msg : "out of memory");
-                abort();
+                tp_free(blob); tp_free(raw); tp_free(W); tp_free(D);
+                free(err); free(cs); tp_st_close(set);
+                return 1;
             }
             for (int64_t k = 0; k < R * C; k++) err[j] += ((double)D[k] - W[k]) * ((double)D[k] - W[k]);
             tp_free(blob);
@@ -176,15 +192,7 @@ int tp_cmd_codecs(int argc, char **argv) {
     cJSON_AddItemToObject(root, "codecs", arr);
     cJSON_AddItemToObject(root, "reconstruction", errs);
     arr = root;
-    if (json && !rc) {
-        char *text = cJSON_Print(arr);
-        tp_err e;
-        if (!text || tp_write_file_atomic(json, text, strlen(text), &e) != TP_OK) {
-            fprintf(stderr, "tenpak codecs: %s\n", text ? e.msg : "out of memory");
-            rc = 1;
-        }
-        free(text);
-    }
+    if (json && !rc) rc = tp_cli_json_out("codecs", json, arr);
     cJSON_Delete(arr);
     return rc;
 }

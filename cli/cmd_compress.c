@@ -9,6 +9,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/json_out.h"
 #include "pipeline/artifact_model.h"
 #include "pipeline/codec.h"
 #include "pipeline/compress.h"
@@ -16,12 +17,16 @@
 static void compress_usage(FILE *f) {
     fprintf(f, "usage: tenpak compress --model DIR --codec SPEC --out FILE.tpk [--lossless none|zstd]\n"
                "                       [--select linear|mlp|attn] [--compress-embeddings]\n"
-               "                       [--override REGEX=SPEC]... [--calib FILE] [--calib-tokens N] [--json FILE]\n"
+               "                       [--override REGEX=SPEC]... [--calib FILE] [--calib-tokens N]\n"
+               "                       [--mixed-kld-tokens N] [--json FILE]\n"
                "  SPEC: method[:key=value,...][+method...], methods: %s\n"
                "  e.g. int4:g=16  int4r2:g=16  nf4:g=64  int4:g=128,refine=4  awq:g=128,alpha=0.5  mixed:budget=4.5\n"
+               "       gptq:g=128,act_order=1,damp=0.01\n"
                "  --override gives tensors whose name matches REGEX their own SPEC ('none' keeps them).\n"
-               "  awq and mixed run the model over calibration text first: --calib FILE (.gz read through\n"
-               "  zlib; default %s, never an evaluation file), its first --calib-tokens tokens (default %d).\n",
+               "  awq, gptq and mixed run the model over calibration text first: --calib FILE (.gz read through\n"
+               "  zlib; default %s, never an evaluation file), its first --calib-tokens tokens (default %d).\n"
+               "  mixed scales each tensor's proxy by its KLD alone over the first --mixed-kld-tokens tokens of\n"
+               "  that text (default 1024).\n",
             tp_codec_methods(), tp_calib_default_path(), TP_CALIB_DEFAULT_TOKENS);
 }
 
@@ -57,18 +62,6 @@ static void print_sizes(const tp_compress_result *r) {
     printf("rel error     %.5f (Frobenius, over compressed tensors)\n", r->rel_error);
 }
 
-static int write_json(const char *path, cJSON *o, const char *cmd) {
-    char *text = cJSON_Print(o);
-    tp_err e;
-    int rc = 0;
-    if (!text || tp_write_file_atomic(path, text, strlen(text), &e) != TP_OK) {
-        fprintf(stderr, "tenpak %s: %s\n", cmd, text ? e.msg : "out of memory");
-        rc = 1;
-    }
-    free(text);
-    return rc;
-}
-
 int tp_cmd_compress(int argc, char **argv) {
     tp_compress_opts o = {0};
     const char *out = NULL, *json = NULL, *v;
@@ -80,7 +73,11 @@ int tp_cmd_compress(int argc, char **argv) {
         else if (tp_arg(argc, argv, &i, "--select", &v)) o.select = v;
         else if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
         else if (tp_arg(argc, argv, &i, "--calib", &v)) o.calib_data = v;
-        else if (tp_arg(argc, argv, &i, "--calib-tokens", &v)) {
+        else if (tp_arg(argc, argv, &i, "--mixed-kld-tokens", &v)) {
+            long long x;
+            if (!tp_arg_int("compress", "--mixed-kld-tokens", v, 2, 1000000000LL, &x)) return 2;
+            o.mixed_kld_tokens = (size_t)x;
+        } else if (tp_arg(argc, argv, &i, "--calib-tokens", &v)) {
             long long x;
             if (!tp_arg_int("compress", "--calib-tokens", v, 2, 1000000000LL, &x)) return 2;
             o.calib_tokens = (size_t)x;
@@ -134,7 +131,7 @@ int tp_cmd_compress(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "calib_tokens", (double)r.calib_tokens);
             cJSON_AddStringToObject(j, "calib_sha256", r.calib_sha256);
         }
-        rc = write_json(json, j, "compress");
+        rc = tp_cli_json_out("compress", json, j);
         cJSON_Delete(j);
     }
     tp_compress_result_free(&r);
@@ -248,7 +245,9 @@ int tp_cmd_eval(int argc, char **argv) {
         fprintf(stderr, "tenpak eval: %s\n", e.msg);
         return 1;
     }
-    if (!r.files_checked)
+    if (!r.files_checked && strstr(o.artifact, ".gguf")) /* a GGUF: its sizes were compared with --model's config */
+        fprintf(stderr, "tenpak eval: note: %s is a GGUF: scored with %s's tokenizer\n", o.artifact, o.model_dir);
+    else if (!r.files_checked)
         fprintf(stderr, "tenpak eval: note: %s records no sha256 of config.json and tokenizer.json (made by an older "
                 "tenpak): they were not checked\n", o.artifact);
     double delta = r.paired ? r.stats.ppl_delta_percent : 100.0 * (r.ppl.ppl - r.baseline.ppl) / r.baseline.ppl;
@@ -301,7 +300,7 @@ int tp_cmd_eval(int argc, char **argv) {
             if (o.dump_tokens) cJSON_AddStringToObject(j, "dump_tokens", o.dump_tokens);
         }
         cJSON_AddNumberToObject(j, "seconds", r.ppl.seconds + r.baseline.seconds);
-        rc = write_json(json, j, "eval");
+        rc = tp_cli_json_out("eval", json, j);
         cJSON_Delete(j);
     }
     return rc;

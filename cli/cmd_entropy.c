@@ -10,37 +10,19 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/json_out.h"
 #include "pipeline/safetensors.h"
+#include "tenpak/bench.h"
 #include "tenpak/entropy.h"
 #include "tenpak/quant.h"
 #include "tenpak/sparse.h"
 #include "tenpak/vq.h"
 
-static int cmp_dbl(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_dbl);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static double byte_entropy(const uint8_t *d, size_t n) {
     uint64_t c[256];
     tp_ent_count(d, n, 8, c);
     return tp_ent_entropy_bits(c, 256);
-}
-
-static int write_json(const char *path, cJSON *o, const char *who) {
-    char *text = cJSON_Print(o);
-    tp_err e;
-    int rc = 0;
-    if (!text || tp_write_file_atomic(path, text, strlen(text), &e) != TP_OK) {
-        fprintf(stderr, "tenpak entropy %s: %s\n", who, text ? e.msg : "out of memory");
-        rc = 1;
-    }
-    free(text);
-    return rc;
 }
 
 /* ---- encode ---- */
@@ -145,7 +127,7 @@ static int cmd_encode(int argc, char **argv) {
     }
     tp_ent_header h;
     tp_ent_parse_header(dst, len, &h, &e);
-    double me = median(te, repeat), md = median(td, repeat);
+    double me = tp_median(te, (size_t)repeat), md = tp_median(td, (size_t)repeat);
     double ratio = len ? (double)n / (double)len : 0, bpb = n ? 8.0 * (double)len / (double)n : 0;
     double ent = byte_entropy(src, n), emb = me > 0 ? n / me / 1e6 : 0, dmb = md > 0 ? n / md / 1e6 : 0;
     uint64_t cnt[256];
@@ -174,7 +156,7 @@ static int cmd_encode(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "decode_MBps", dmb);
         cJSON_AddNumberToObject(o, "repeat", repeat);
         cJSON_AddStringToObject(o, "isa", tp_isa_name(tp_cpu_isa()));
-        rc = write_json(json, o, "encode");
+        rc = tp_cli_json_out("entropy encode", json, o);
         cJSON_Delete(o);
     }
 done:
@@ -255,7 +237,7 @@ static int cmd_decode(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "bits_per_byte", n ? 8.0 * len / n : 0);
         cJSON_AddNumberToObject(o, "entropy_bits_per_byte", byte_entropy(dst, n));
         cJSON_AddNumberToObject(o, "decode_MBps", dmb);
-        rc = write_json(json, o, "decode");
+        rc = tp_cli_json_out("entropy decode", json, o);
         cJSON_Delete(o);
     }
 done:
@@ -334,8 +316,8 @@ static int run_ent(const uint8_t *d, size_t n, tp_ent_coder coder, int sym_bits,
     ok = ok && memcmp(dec, d, n) == 0;
     r->in = (double)n;
     r->out = (double)len;
-    r->enc_s = ok ? median(te, repeat) : 1;
-    r->dec_s = ok ? median(td, repeat) : 1;
+    r->enc_s = ok ? tp_median(te, (size_t)repeat) : 1;
+    r->dec_s = ok ? tp_median(td, (size_t)repeat) : 1;
     tp_free(enc);
     tp_free(dec);
     return ok;
@@ -363,8 +345,8 @@ static int run_zstd(const uint8_t *d, size_t n, int level, int repeat, row *r) {
     ok = ok && memcmp(dec, d, n) == 0;
     r->in = (double)n;
     r->out = (double)len;
-    r->enc_s = ok ? median(te, repeat) : 1;
-    r->dec_s = ok ? median(td, repeat) : 1;
+    r->enc_s = ok ? tp_median(te, (size_t)repeat) : 1;
+    r->dec_s = ok ? tp_median(td, (size_t)repeat) : 1;
     ZSTD_freeCCtx(cc);
     ZSTD_freeDCtx(dc);
     free(enc);
@@ -645,7 +627,7 @@ static int cmd_streams(int argc, char **argv) {
         free(meta.d);
     }
     tp_st_close(set);
-    if (!rc && json) rc = write_json(json, arr, "streams");
+    if (!rc && json) rc = tp_cli_json_out("entropy streams", json, arr);
     cJSON_Delete(arr);
     return rc;
 }

@@ -10,6 +10,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/json_out.h"
 #include "pipeline/artifact_model.h"
 #include "pipeline/generate.h"
 #include "pipeline/tokenizer.h"
@@ -177,11 +178,14 @@ int tp_cmd_generate(int argc, char **argv) {
     if (rc == TP_OK && artifact) {
         rc = tp_model_load_artifact(artifact, model, exec, NULL, &m, &info, &e);
         dir = info.model_dir;
+        if (rc == TP_OK && !info.files_checked)
+            fprintf(stderr, "tenpak generate: note: %s records no sha256 of config.json and tokenizer.json (made by an "
+                    "older tenpak): they were not checked\n", artifact);
     } else if (rc == TP_OK) rc = tp_model_load(model, NULL, &m, &e);
     if (rc == TP_OK && !(tpath = malloc(strlen(dir) + 32))) rc = tp_fail(&e, TP_ERR_NOMEM, "out of memory");
     if (rc == TP_OK) {
         sprintf(tpath, "%s/tokenizer.json", dir);
-        rc = tp_tokenizer_load(tpath, &tok, &e);
+        rc = tp_model_tokenizer_load(dir, &tok, &e); /* DIR/tokenizer.json or FILE.gguf */
     }
     if (rc == TP_OK) rc = tp_tokenizer_encode(tok, text, plen, 1, &pids, &np, &e);
     if (rc == TP_OK) {
@@ -255,10 +259,7 @@ int tp_cmd_generate(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "temp", go.temp);
             cJSON_AddNumberToObject(j, "top_k", go.top_k);
             cJSON_AddNumberToObject(j, "seed", (double)go.seed);
-            char *s = cJSON_Print(j);
-            if (!s) rc = tp_fail(&e, TP_ERR_NOMEM, "out of memory");
-            else rc = tp_write_file_atomic(json, s, strlen(s), &e);
-            free(s);
+            rc = tp_cli_write_json(json, j, 0, &e);
             cJSON_Delete(j);
         }
     }

@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/json_out.h"
 #include "tenpak/bench.h"
 #include "tenpak/verify.h"
 
@@ -111,12 +112,10 @@ int tp_cmd_verify(int argc, char **argv) {
         cJSON_AddNumberToObject(root, "failed", r.failed);
         cJSON_AddNumberToObject(root, "skipped", r.skipped);
         cJSON_AddItemToObject(root, "cases", arr);
-        char *text = cJSON_Print(root);
-        tp_status st = text ? tp_write_file_atomic(json, text, strlen(text), &e) : TP_ERR_NOMEM;
-        free(text);
+        tp_status st = tp_cli_write_json(json, root, 0, &e);
         cJSON_Delete(root);
         if (st != TP_OK) {
-            fprintf(stderr, "tenpak verify: %s\n", st == TP_ERR_NOMEM ? "out of memory" : e.msg);
+            fprintf(stderr, "tenpak verify: %s\n", e.msg);
             return 2;
         }
     }

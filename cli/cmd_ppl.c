@@ -11,6 +11,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/json_out.h"
 #include "pipeline/model.h"
 #include "pipeline/ppl.h"
 #include "pipeline/tokenizer.h"
@@ -52,24 +53,21 @@ int tp_cmd_ppl(int argc, char **argv) {
     const char *model = NULL, *data = NULL, *idsf = NULL, *json = NULL, *proto = "hf", *wmode = "auto", *dev = "cpu";
     long long ctx = 0, stride = 0, maxtok = 0, threads = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int has = i + 1 < argc;
-        long long *num = NULL, lo = 1, hi = 1 << 20;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); return 0; }
-        else if (!strcmp(a, "--model") && has) model = argv[++i];
-        else if (!strcmp(a, "--data") && has) data = argv[++i];
-        else if (!strcmp(a, "--ids") && has) idsf = argv[++i];
-        else if (!strcmp(a, "--json") && has) json = argv[++i];
-        else if (!strcmp(a, "--protocol") && has) proto = argv[++i];
-        else if (!strcmp(a, "--weights") && has) wmode = argv[++i];
-        else if (!strcmp(a, "--device") && has) dev = argv[++i];
-        else if (!strcmp(a, "--ctx")) { num = &ctx; lo = 2; }
-        else if (!strcmp(a, "--stride")) num = &stride;
-        else if (!strcmp(a, "--max-tokens")) { num = &maxtok; hi = 1000000000000LL; }
-        else if (!strcmp(a, "--threads")) { num = &threads; hi = 4096; }
-        else { fprintf(stderr, "tenpak ppl: unknown or incomplete option '%s'\n", a); usage(stderr); return 2; }
-        if (num && !has) { fprintf(stderr, "tenpak ppl: option %s needs a value\n", a); return 2; }
-        if (num && !tp_arg_int("ppl", a, argv[++i], lo, hi, num)) return 2;
+        const char *v;
+        if (tp_flag(argv, i, "--help") || tp_flag(argv, i, "-h")) { usage(stdout); return 0; }
+        else if (tp_arg(argc, argv, &i, "--model", &model)) {}
+        else if (tp_arg(argc, argv, &i, "--data", &data)) {}
+        else if (tp_arg(argc, argv, &i, "--ids", &idsf)) {}
+        else if (tp_arg(argc, argv, &i, "--json", &json)) {}
+        else if (tp_arg(argc, argv, &i, "--protocol", &proto)) {}
+        else if (tp_arg(argc, argv, &i, "--weights", &wmode)) {}
+        else if (tp_arg(argc, argv, &i, "--device", &dev)) {}
+        else if (tp_arg(argc, argv, &i, "--ctx", &v)) { if (!tp_arg_int("ppl", "--ctx", v, 2, 1 << 20, &ctx)) return 2; }
+        else if (tp_arg(argc, argv, &i, "--stride", &v)) { if (!tp_arg_int("ppl", "--stride", v, 1, 1 << 20, &stride)) return 2; }
+        else if (tp_arg(argc, argv, &i, "--max-tokens", &v)) {
+            if (!tp_arg_int("ppl", "--max-tokens", v, 1, 1000000000000LL, &maxtok)) return 2;
+        } else if (tp_arg(argc, argv, &i, "--threads", &v)) { if (!tp_arg_int("ppl", "--threads", v, 1, 4096, &threads)) return 2; }
+        else { fprintf(stderr, "tenpak ppl: unknown or incomplete option '%s'\n", argv[i]); usage(stderr); return 2; }
     }
     if (!model || (!data == !idsf)) { usage(stderr); return 2; }
     if (!tp_cli_output("ppl", "--json", json)) return 2;
@@ -104,8 +102,8 @@ int tp_cmd_ppl(int argc, char **argv) {
     if ((rc = tp_model_set_device(m, po.device, &e)) != TP_OK) goto done;
     if (!(tpath = malloc(strlen(model) + 32))) { rc = tp_fail(&e, TP_ERR_NOMEM, "out of memory"); goto done; }
     sprintf(tpath, "%s/tokenizer.json", model);
-    if (data || access(tpath, F_OK) == 0)
-        if ((rc = tp_tokenizer_load(tpath, &tok, &e)) != TP_OK) goto done;
+    if (data || access(tpath, F_OK) == 0 || strstr(model, ".gguf"))
+        if ((rc = tp_model_tokenizer_load(model, &tok, &e)) != TP_OK) goto done;
     if (!(text = tp_read_file(data ? data : idsf, &dlen, &e))) { rc = TP_ERR_IO; goto done; }
     tp_sha256(text, dlen, dg);
     tp_sha256_hex(dg, dhex);
@@ -183,17 +181,12 @@ int tp_cmd_ppl(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "ppl_stderr", r.ppl * r.nll_stderr);
         cJSON_AddNumberToObject(o, "wall_s", r.seconds);
         cJSON_AddNumberToObject(o, "tokens_per_s", tps);
-        cJSON_AddNumberToObject(o, "tokens_per_second", tps); /* issue 7's name; = tokens_per_s (scored) */
+        cJSON_AddNumberToObject(o, "tokens_per_second", tps); /* the older name of tokens_per_s (scored), kept for readers of it */
         cJSON_AddNumberToObject(o, "forward_tokens_per_s", ftps);
         cJSON_AddNumberToObject(o, "sgemm_gflops", gflops);
         cJSON_AddNumberToObject(o, "sgemm_time_fraction", r.gemm_seconds / r.seconds);
-        char *s = cJSON_Print(o);
+        rc = tp_cli_write_json(json, o, 1, &e);
         cJSON_Delete(o);
-        if (!s) { rc = tp_fail(&e, TP_ERR_NOMEM, "out of memory"); goto done; }
-        size_t sl = strlen(s);
-        s[sl] = '\n'; /* cJSON_Print's NUL becomes the final newline */
-        rc = tp_write_file_atomic(json, s, sl + 1, &e);
-        free(s);
     }
 done:
     free(tpath); free(text); free(ids);

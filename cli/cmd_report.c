@@ -35,6 +35,16 @@ int tp_cmd_report(int argc, char **argv) {
             free(files);
             return 2;
         }
+        /* the files it writes under --out (the output guard): none may be one of the inputs */
+        static const char *const outs[] = {"merged.json", "MERGED.md", "merged.dat", "merged.gp", "merged.png", "merged.svg"};
+        for (size_t k = 0; k < sizeof outs / sizeof outs[0]; k++) {
+            char p[4200];
+            snprintf(p, sizeof p, "%s/%s", m.out, outs[k]);
+            if (!tp_cli_output("report merge", "--out", p)) {
+                free(files);
+                return 2;
+            }
+        }
         m.files = files;
         tp_err e;
         tp_status st = tp_report_merge(&m, &e);

@@ -22,10 +22,10 @@ int tp_cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *in = NULL;
     int special = 1;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { usage(stdout); return 0; }
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--ids-out") && i + 1 < argc) out = argv[++i];
-        else if (!strcmp(argv[i], "--no-special")) special = 0;
+        if (tp_flag(argv, i, "--help") || tp_flag(argv, i, "-h")) { usage(stdout); return 0; }
+        if (tp_arg(argc, argv, &i, "--model", &model)) {}
+        else if (tp_arg(argc, argv, &i, "--ids-out", &out)) {}
+        else if (tp_flag(argv, i, "--no-special")) special = 0;
         else if (argv[i][0] == '-' && argv[i][1]) {
             fprintf(stderr, "tenpak tokenize: unknown or incomplete option '%s'\n", argv[i]);
             usage(stderr);
@@ -40,7 +40,7 @@ int tp_cmd_tokenize(int argc, char **argv) {
     if (!tpath) return 1;
     sprintf(tpath, "%s/tokenizer.json", model);
     tp_tokenizer *t = NULL;
-    tp_status rc = tp_tokenizer_load(tpath, &t, &e);
+    tp_status rc = tp_model_tokenizer_load(model, &t, &e); /* DIR/tokenizer.json or FILE.gguf */
     free(tpath);
     if (rc != TP_OK) { fprintf(stderr, "tenpak tokenize: %s\n", e.msg); return 1; }
     size_t len;

@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "cli/json_out.h"
 #include "pipeline/lmzip.h"
 
 static int zip_main(int argc, char **argv, int unzip) {
@@ -88,10 +89,7 @@ static int zip_main(int argc, char **argv, int unzip) {
         cJSON_AddNumberToObject(o, "container_header_bytes", (double)(on - st.payload_bytes));
         cJSON_AddNumberToObject(o, "kB_per_s", kbps);
         cJSON_AddNumberToObject(o, "seconds", st.seconds);
-        char *t = cJSON_Print(o);
-        int rc = 0;
-        if (!t || tp_write_file_atomic(json, t, strlen(t), &e) != TP_OK) { fprintf(stderr, "tenpak zip: %s\n", t ? e.msg : "out of memory"); rc = 1; }
-        free(t);
+        int rc = tp_cli_json_out("zip", json, o);
         cJSON_Delete(o);
         return rc;
     }

@@ -11,7 +11,7 @@
 static char fuzz_dir[64];
 static inline void fuzz_cleanup(void) {
     static const char *const names[] = {"config.json", "model.safetensors.index.json", "model.safetensors", "a.tpk",
-                                        "tokenizer.json"};
+                                        "tokenizer.json", "model.gguf"};
     char p[128];
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         snprintf(p, sizeof p, "%s/%s", fuzz_dir, names[i]);

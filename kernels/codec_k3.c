@@ -46,8 +46,28 @@ static tp_status vq_encode(const tp_codec_stage *s, const float *W, int64_t rows
     tp_vq_free(&m);
     return st;
 }
+/* Every code of a vq blob names a centroid: k need not be a power of two, so a code of
+ * tp_vq_code_bits(k) bits can point past the codebook in a damaged or forged blob. */
+static tp_status vq_codes_check(const uint8_t *blob, int64_t rows, int64_t cols, int d, int K, tp_err *e) {
+    const int b = tp_vq_code_bits(K);
+    if (((int64_t)1 << b) == K) return TP_OK;
+    const uint8_t *c8 = blob + (size_t)K * (size_t)d * 2;
+    const int64_t n = rows * ((cols + d - 1) / d);
+    uint64_t pos = 0;
+    for (int64_t i = 0; i < n; i++, pos += (uint64_t)b) {
+        uint32_t c = 0;
+        for (int k = 0; k < b; k++) c |= (uint32_t)(c8[(pos + (uint64_t)k) >> 3] >> ((pos + (uint64_t)k) & 7) & 1) << k;
+        if (c >= (uint32_t)K)
+            return tp_fail(e, TP_ERR_FORMAT, "vq blob for %lldx%lld: code %u of vector %lld is past its %d centroids "
+                           "(damaged or forged)", (long long)rows, (long long)cols, c, (long long)i, K);
+    }
+    return TP_OK;
+}
+
 static tp_status vq_decode_add(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, float *W,
                                tp_err *e) {
+    tp_status cs = vq_codes_check(blob, rows, cols, (int)P(s, "d"), (int)P(s, "k"), e);
+    if (cs != TP_OK) return cs;
     tp_vqmat m;
     float *D = tp_alloc((size_t)(rows * cols) * sizeof(float));
     if (!D || tp_vq_alloc(&m, rows, cols, (int)P(s, "d"), (int)P(s, "k")) != TP_OK) {
@@ -86,9 +106,11 @@ static tp_status sp_encode(const tp_codec_stage *s, const float *W, int64_t rows
         tp_free(imp);
         return oom(e, rows, cols);
     }
-    if (imp) tp_col_importance(W, rows, cols, imp);
-    tp_prune24_cpu(W, rows, cols, imp, Pr);
-    tp_status st = tp_sp24_compress_cpu(&m, Pr, 0);
+    tp_status st = imp ? tp_col_importance(W, rows, cols, imp) : TP_OK;
+    if (st == TP_OK) {
+        tp_prune24_cpu(W, rows, cols, imp, Pr);
+        st = tp_sp24_compress_cpu(&m, Pr, 0);
+    }
     if (st == TP_OK) tp_sp24_pack(&m, blob);
     else tp_fail(e, st, "sparse24: compress failed");
     tp_sp24_free(&m);
@@ -128,8 +150,9 @@ static tp_status lr_encode(const tp_codec_stage *s, const float *W, int64_t rows
         tp_free(imp);
         return oom(e, rows, cols);
     }
-    if (imp) tp_col_importance(W, rows, cols, imp);
-    tp_status st = tp_lowrank_fit(&m, W, imp, e);
+    tp_status st = imp ? tp_col_importance(W, rows, cols, imp) : TP_OK;
+    if (st == TP_OK) st = tp_lowrank_fit(&m, W, imp, e);
+    else oom(e, rows, cols);
     if (st == TP_OK) tp_lowrank_pack(&m, blob);
     tp_lowrank_free(&m);
     tp_free(imp);
@@ -160,15 +183,18 @@ static void *nomem(tp_err *e, int64_t rows, int64_t cols) {
 }
 
 static void *vq_open(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, tp_err *e) {
+    if (vq_codes_check(blob, rows, cols, (int)P(s, "d"), (int)P(s, "k"), e) != TP_OK) return NULL;
     tp_vqmat *m = malloc(sizeof *m);
     if (!m || tp_vq_alloc(m, rows, cols, (int)P(s, "d"), (int)P(s, "k")) != TP_OK) { free(m); return nomem(e, rows, cols); }
     tp_vq_unpack(m, blob);
     if (tp_vq_prepare(m) != TP_OK) { tp_vq_free(m); free(m); return nomem(e, rows, cols); }
     return m;
 }
-static void vq_mul(const void *p, const float *X, int64_t n, float *Y) {
+static tp_status vq_mul(const void *p, const float *X, int64_t n, float *Y) {
     const tp_vqmat *m = p;
-    for (int64_t i = 0; i < n; i++) tp_vq_gemv_cpu(m, X + i * m->cols, Y + i * m->rows);
+    for (int64_t i = 0; i < n; i++)
+        if (tp_vq_gemv_cpu(m, X + i * m->cols, Y + i * m->rows) != TP_OK) return TP_ERR_NOMEM;
+    return TP_OK;
 }
 static void vq_row(const void *p, int64_t r, float *dst) {
     const tp_vqmat *m = p;
@@ -202,9 +228,8 @@ static void *sp_open(const tp_codec_stage *s, const uint8_t *blob, int64_t rows,
     tp_sp24_unpack(m, blob);
     return m;
 }
-static void sp_mul(const void *p, const float *X, int64_t n, float *Y) {
-    if (n == 1) tp_sp24_gemv_cpu(p, X, Y);
-    else tp_sp24_gemm_cpu(p, X, n, Y);
+static tp_status sp_mul(const void *p, const float *X, int64_t n, float *Y) {
+    return n == 1 ? tp_sp24_gemv_cpu(p, X, Y) : tp_sp24_gemm_cpu(p, X, n, Y);
 }
 static void sp_row(const void *p, int64_t r, float *dst) {
     const tp_sp24 *m = p;
@@ -241,9 +266,11 @@ static void *lr_open(const tp_codec_stage *s, const uint8_t *blob, int64_t rows,
     tp_lowrank_unpack(m, blob);
     return m;
 }
-static void lr_mul(const void *p, const float *X, int64_t n, float *Y) {
+static tp_status lr_mul(const void *p, const float *X, int64_t n, float *Y) {
     const tp_lowrank *m = p;
-    for (int64_t i = 0; i < n; i++) tp_lowrank_gemv_cpu(m, X + i * m->cols, Y + i * m->rows);
+    for (int64_t i = 0; i < n; i++)
+        if (tp_lowrank_gemv_cpu(m, X + i * m->cols, Y + i * m->rows) != TP_OK) return TP_ERR_NOMEM;
+    return TP_OK;
 }
 static void lr_row(const void *p, int64_t r, float *dst) {
     const tp_lowrank *m = p; /* lr(r, j) as lowrank.h defines it: fmaf in t order */

@@ -48,21 +48,23 @@ static void fteardown(tp_case *c) {
 }
 
 /* ---- copy ---- */
-static void copy_ref(const tp_case *c, void *out) {
+static tp_status copy_ref(const tp_case *c, void *out) {
     const fctx *x = c->ctx;
     float *o = out;
     for (int64_t i = 0; i < c->shape.d[0]; i++) o[i] = x->A[i];
+    return TP_OK;
 }
-static void copy_ref_run(const tp_case *c, void *s, void *out) { (void)s; copy_ref(c, out); }
-static void copy_memcpy_run(const tp_case *c, void *s, void *out) {
+static tp_status copy_ref_run(const tp_case *c, void *s, void *out) { (void)s; return copy_ref(c, out); }
+static tp_status copy_memcpy_run(const tp_case *c, void *s, void *out) {
     (void)s;
     memcpy(out, ((const fctx *)c->ctx)->A, c->out_bytes);
+    return TP_OK;
 }
 /* STREAM-style copy (c[i] = a[i]): every thread copies its own contiguous slice, with
  * AVX2 loads and non-temporal stores where available (what STREAM's compiled loop does), so
  * it measures the machine's read+write bandwidth and not one library's memcpy strategy. */
 void tp_copy_f32_avx2(const float *a, float *o, int64_t n);
-static void copy_cpu_run(const tp_case *c, void *s, void *out) {
+static tp_status copy_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const float *a = ((const fctx *)c->ctx)->A;
     const int64_t n = c->shape.d[0];
@@ -75,12 +77,13 @@ static void copy_cpu_run(const tp_case *c, void *s, void *out) {
         else
             for (int64_t i = i0; i < i1; i++) ((float *)out)[i] = a[i];
     }
+    return TP_OK;
 }
 static double copy_bytes(const tp_shape *s) { return 2.0 * 4.0 * (double)s->d[0]; }
 static double copy_items(const tp_shape *s) { return (double)s->d[0]; }
 
 /* ---- gemv / gemm on fp32 ---- */
-static void gemv_ref(const tp_case *c, void *out) {
+static tp_status gemv_ref(const tp_case *c, void *out) {
     const fctx *x = c->ctx;
     int64_t rows = c->shape.d[0], cols = c->shape.d[1];
     float *y = out;
@@ -89,16 +92,18 @@ static void gemv_ref(const tp_case *c, void *out) {
         for (int64_t k = 0; k < cols; k++) acc += (double)x->A[r * cols + k] * x->X[k];
         y[r] = (float)acc;
     }
+    return TP_OK;
 }
-static void gemv_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemv_ref(c, out); }
-static void gemv_blas_run(const tp_case *c, void *s, void *out) {
+static tp_status gemv_ref_run(const tp_case *c, void *s, void *out) { (void)s; return gemv_ref(c, out); }
+static tp_status gemv_blas_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int rows = (int)c->shape.d[0], cols = (int)c->shape.d[1];
     cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, x->A, cols, x->X, 1, 0.0f, out, 1);
+    return TP_OK;
 }
 /* the fixed-order kernel (tenpak/matvec.h), threaded over output ranges */
-static void gemv_cpu_run(const tp_case *c, void *s, void *out) {
+static tp_status gemv_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int64_t rows = c->shape.d[0], cols = c->shape.d[1];
@@ -107,6 +112,7 @@ static void gemv_cpu_run(const tp_case *c, void *s, void *out) {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         tp_matvec_rows(x->A, cols, cols, x->X, 1.0f, 0.0f, out, rows * t / nt, rows * (t + 1) / nt);
     }
+    return TP_OK;
 }
 /* gemv on fp16 weights (the fp16-weights model's decode): A rounded to binary16, the kernel reads
  * the 16-bit copy, the reference the same values widened, summed in double */
@@ -119,7 +125,7 @@ static tp_status hsetup(tp_case *c, tp_rng *rng) {
     for (int64_t i = 0; i < n; i++) x->A[i] = tp_f16_to_f32(x->H[i] = tp_f32_to_f16(x->A[i]));
     return TP_OK;
 }
-static void hgemv_cpu_run(const tp_case *c, void *s, void *out) {
+static tp_status hgemv_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int64_t rows = c->shape.d[0], cols = c->shape.d[1];
@@ -128,11 +134,12 @@ static void hgemv_cpu_run(const tp_case *c, void *s, void *out) {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         tp_matvec_rows_f16(x->H, cols, cols, x->X, 1.0f, 0.0f, out, rows * t / nt, rows * (t + 1) / nt);
     }
+    return TP_OK;
 }
 static double hgemv_bytes(const tp_shape *s) { return 2.0 * s->d[0] * (double)s->d[1] + 4.0 * (double)(s->d[0] + s->d[1]); }
 
 /* gemvt: y (cols) = A^T x, A rows x cols row-major, x of length rows */
-static void gemvt_ref(const tp_case *c, void *out) {
+static tp_status gemvt_ref(const tp_case *c, void *out) {
     const fctx *x = c->ctx;
     int64_t rows = c->shape.d[0], cols = c->shape.d[1];
     float *y = out;
@@ -141,9 +148,10 @@ static void gemvt_ref(const tp_case *c, void *out) {
         for (int64_t k = 0; k < rows; k++) acc += (double)x->X[k] * x->A[k * cols + n];
         y[n] = (float)acc;
     }
+    return TP_OK;
 }
-static void gemvt_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemvt_ref(c, out); }
-static void gemvt_cpu_run(const tp_case *c, void *s, void *out) {
+static tp_status gemvt_ref_run(const tp_case *c, void *s, void *out) { (void)s; return gemvt_ref(c, out); }
+static tp_status gemvt_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int64_t rows = c->shape.d[0], cols = c->shape.d[1];
@@ -152,16 +160,18 @@ static void gemvt_cpu_run(const tp_case *c, void *s, void *out) {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         tp_matvec_cols(x->A, cols, rows, x->X, 1.0f, 0.0f, out, cols * t / nt, cols * (t + 1) / nt);
     }
+    return TP_OK;
 }
-static void gemvt_blas_run(const tp_case *c, void *s, void *out) {
+static tp_status gemvt_blas_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int rows = (int)c->shape.d[0], cols = (int)c->shape.d[1];
     cblas_sgemv(CblasRowMajor, CblasTrans, rows, cols, 1.0f, x->A, cols, x->X, 1, 0.0f, out, 1);
+    return TP_OK;
 }
 
 /* Y (batch x rows) = X (batch x cols) * A^T */
-static void gemm_ref(const tp_case *c, void *out) {
+static tp_status gemm_ref(const tp_case *c, void *out) {
     const fctx *x = c->ctx;
     int64_t rows = c->shape.d[0], cols = c->shape.d[1];
     float *Y = out;
@@ -171,14 +181,16 @@ static void gemm_ref(const tp_case *c, void *out) {
             for (int64_t k = 0; k < cols; k++) acc += (double)x->A[r * cols + k] * x->X[b * cols + k];
             Y[b * rows + r] = (float)acc;
         }
+    return TP_OK;
 }
-static void gemm_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemm_ref(c, out); }
-static void gemm_blas_run(const tp_case *c, void *s, void *out) {
+static tp_status gemm_ref_run(const tp_case *c, void *s, void *out) { (void)s; return gemm_ref(c, out); }
+static tp_status gemm_blas_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int rows = (int)c->shape.d[0], cols = (int)c->shape.d[1], batch = (int)x->batch;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, rows, cols, 1.0f, x->X, cols, x->A,
                 cols, 0.0f, out, rows);
+    return TP_OK;
 }
 static double gemv_bytes(const tp_shape *s) { return 4.0 * ((double)s->d[0] * s->d[1] + s->d[0] + s->d[1]); }
 static double gemm_bytes(const tp_shape *s) {

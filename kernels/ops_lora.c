@@ -146,34 +146,36 @@ static void lteardown(tp_case *c) {
     free(x);
 }
 
-static void bgmv_ref(const tp_case *c, void *out) {
+static tp_status bgmv_ref(const tp_case *c, void *out) {
     const lctx *x = CTX(c);
-    tp_lora_bgmv_ref(&x->base, x->ad, x->nad, x->idx, x->X, x->batch, out);
+    return tp_lora_bgmv_ref(&x->base, x->ad, x->nad, x->idx, x->X, x->batch, out);
 }
-static void bgmv_ref_run(const tp_case *c, void *s, void *out) { (void)s; bgmv_ref(c, out); }
-static void bgmv_cpu_run(const tp_case *c, void *s, void *out) {
+static tp_status bgmv_ref_run(const tp_case *c, void *s, void *out) { (void)s; return bgmv_ref(c, out); }
+static tp_status bgmv_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const lctx *x = CTX(c);
-    if (x->batch == 1) tp_lora_gemv_cpu(&x->base, &x->ad[x->idx[0]], x->X, out);
-    else tp_lora_bgmv_cpu(&x->base, x->ad, x->nad, x->idx, x->X, x->batch, out);
+    if (x->batch == 1) return tp_lora_gemv_cpu(&x->base, &x->ad[x->idx[0]], x->X, out);
+    return tp_lora_bgmv_cpu(&x->base, x->ad, x->nad, x->idx, x->X, x->batch, out);
 }
 
-static void merge_with(const tp_case *c, void *out, int cpu) {
+static tp_status merge_with(const tp_case *c, void *out, int cpu) {
     const lctx *x = CTX(c);
     if (!x->base.q) {
         if (cpu) tp_lora_merge_cpu(x->W, &x->ad[0], out);
         else tp_lora_merge_ref(x->W, &x->ad[0], out);
-        return;
+        return TP_OK;
     }
     tp_qmat m;
-    if (tp_qmat_alloc(&m, x->q.kind, x->q.rows, x->q.cols, x->q.g) != TP_OK) abort();
-    if ((cpu ? tp_lora_merge_q_cpu(&x->q, &x->ad[0], &m) : tp_lora_merge_q_ref(&x->q, &x->ad[0], &m)) != TP_OK) abort();
-    tp_qmat_pack(&m, out);
+    tp_status st = tp_qmat_alloc(&m, x->q.kind, x->q.rows, x->q.cols, x->q.g);
+    if (st != TP_OK) return st;
+    st = cpu ? tp_lora_merge_q_cpu(&x->q, &x->ad[0], &m) : tp_lora_merge_q_ref(&x->q, &x->ad[0], &m);
+    if (st == TP_OK) tp_qmat_pack(&m, out);
     tp_qmat_free(&m);
+    return st;
 }
-static void merge_ref(const tp_case *c, void *out) { merge_with(c, out, 0); }
-static void merge_ref_run(const tp_case *c, void *s, void *out) { (void)s; merge_with(c, out, 0); }
-static void merge_cpu_run(const tp_case *c, void *s, void *out) { (void)s; merge_with(c, out, 1); }
+static tp_status merge_ref(const tp_case *c, void *out) { return merge_with(c, out, 0); }
+static tp_status merge_ref_run(const tp_case *c, void *s, void *out) { (void)s; return merge_with(c, out, 0); }
+static tp_status merge_cpu_run(const tp_case *c, void *s, void *out) { (void)s; return merge_with(c, out, 1); }
 
 /* ---- napkin math: base bytes + adapter (A and B fp32) + activations ---- */
 #define NW(s) ((double)(s)->d[0] * (double)(s)->d[1])
@@ -202,7 +204,7 @@ static const tp_shape verify_3d[] = {
     TP_SHAPE3(64, 1000, 16), TP_SHAPE3(5, 130, 64), TP_SHAPE3(130, 2048, 17), TP_SHAPE_END};
 static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096),
 #ifdef TENPAK_HAVE_CUDA
-                                    TP_SHAPE2(8192, 8192), /* the INT4 GPU GEMV's shape (issue 7) */
+                                    TP_SHAPE2(8192, 8192), /* the INT4 GPU GEMV's bench shape */
 #endif
                                     TP_SHAPE_END};
 static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 16), TP_SHAPE_END};
@@ -251,10 +253,10 @@ static void *lora_cuda_prepare(const tp_case *c) { return lora_cuda_prepare_any(
 static void *lora_cuda2_prepare(const tp_case *c) { return lora_cuda_prepare_any(c, 0); }
 /* "cuda-emu": the CUDA kernels' per-thread code run on the host in their work decomposition
  * (tp_cuda_lora_emulate), so machines without a GPU test it; only with TENPAK_CUDA_EMU=1 */
-static void lora_emu_run(const tp_case *c, void *s, void *out) {
+static tp_status lora_emu_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const lctx *x = CTX(c);
-    tp_cuda_lora_emulate(x->base.q, x->ad, x->nad, x->idx, x->X, x->batch, out);
+    return tp_cuda_lora_emulate(x->base.q, x->ad, x->nad, x->idx, x->X, x->batch, out);
 }
 #define LORA_EMU_K(OP) {.op = &OP, .backend = "cuda-emu", .run = lora_emu_run, .available = tp_cuda_emu_available},
 #define LORA_CUDA_K(OP, BACKEND, PREP)                                                               \

@@ -79,7 +79,7 @@ static tp_status lrsetup(tp_case *c, tp_rng *rng) {
         free(v);
     }
     for (int64_t i = 0; i < cols; i++) x->X[i] = tp_rng_normal(rng);
-    tp_col_importance(x->W, rows, cols, x->imp);
+    if (tp_col_importance(x->W, rows, cols, x->imp) != TP_OK) return TP_ERR_NOMEM;
     const char *op = c->op->name;
     tp_err e;
     if (p->tenpakx) {
@@ -146,16 +146,17 @@ static void lrteardown(tp_case *c) {
 }
 
 /* ---- low rank fit: reference only, property-checked ---- */
-static void lrfit_ref(const tp_case *c, void *out) {
+static tp_status lrfit_ref(const tp_case *c, void *out) {
     const lrctx *x = CTX(c);
     tp_lowrank m;
     tp_err e;
-    if (tp_lowrank_alloc(&m, x->lr.rows, x->lr.cols, x->lr.rank) != TP_OK) abort();
-    if (tp_lowrank_fit(&m, x->W, PAR(c)->importance ? x->imp : NULL, &e) != TP_OK) abort();
-    tp_lowrank_pack(&m, out);
+    tp_status st = tp_lowrank_alloc(&m, x->lr.rows, x->lr.cols, x->lr.rank);
+    if (st != TP_OK) return st;
+    if ((st = tp_lowrank_fit(&m, x->W, PAR(c)->importance ? x->imp : NULL, &e)) == TP_OK) tp_lowrank_pack(&m, out);
     tp_lowrank_free(&m);
+    return st;
 }
-static void lrfit_run(const tp_case *c, void *s, void *out) { (void)s; lrfit_ref(c, out); }
+static tp_status lrfit_run(const tp_case *c, void *s, void *out) { (void)s; return lrfit_ref(c, out); }
 
 /* error / (optimal error from a double SVD + the fp16 rounding allowance), weighted */
 static double lrfit_property(const tp_case *c, const void *out) {
@@ -163,11 +164,12 @@ static double lrfit_property(const tp_case *c, const void *out) {
     const int64_t rows = x->lr.rows, cols = x->lr.cols, mn = rows < cols ? rows : cols;
     const int imp = PAR(c)->importance;
     tp_lowrank m;
-    if (tp_lowrank_alloc(&m, rows, cols, x->lr.rank) != TP_OK) abort();
+    if (tp_lowrank_alloc(&m, rows, cols, x->lr.rank) != TP_OK) return INFINITY;
     tp_lowrank_unpack(&m, out);
     float *P = malloc((size_t)(rows * cols) * 4);
     double *A = malloc((size_t)(rows * cols) * 8), *S = malloc((size_t)mn * 8);
-    if (!P || !A || !S) abort();
+    double worst = INFINITY;
+    if (!P || !A || !S) goto done;
     tp_lowrank_product_ref(&m, P);
     double err = 0, norm = 0;
     for (int64_t r = 0; r < rows; r++)
@@ -177,7 +179,6 @@ static double lrfit_property(const tp_case *c, const void *out) {
             err += (w - P[r * cols + i]) * s * (w - P[r * cols + i]) * s;
             norm += w * s * w * s;
         }
-    double worst = INFINITY;
     if (LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', (lapack_int)rows, (lapack_int)cols, A, (lapack_int)cols, S,
                        NULL, 1, NULL, (lapack_int)cols) == 0) {
         double tail = 0;
@@ -187,6 +188,7 @@ static double lrfit_property(const tp_case *c, const void *out) {
         worst = sqrt(err) / bound;
         if (!isfinite(worst)) worst = INFINITY;
     }
+done:
     free(P);
     free(A);
     free(S);
@@ -202,22 +204,26 @@ static void lrfit_corrupt(const tp_case *c, void *out, tp_rng *rng) {
     b[1] = 0x54; /* binary16 64.0 */
 }
 
-static void product_ref(const tp_case *c, void *out) { tp_lowrank_product_ref(&CTX(c)->lr, out); }
-static void product_ref_run(const tp_case *c, void *s, void *out) { (void)s; product_ref(c, out); }
-static void product_cpu_run(const tp_case *c, void *s, void *out) { (void)s; tp_lowrank_product_cpu(&CTX(c)->lr, out); }
-static void lrgemv_ref(const tp_case *c, void *out) { tp_lowrank_gemv_ref(&CTX(c)->lr, CTX(c)->X, out); }
-static void lrgemv_ref_run(const tp_case *c, void *s, void *out) { (void)s; lrgemv_ref(c, out); }
-static void lrgemv_cpu_run(const tp_case *c, void *s, void *out) { (void)s; tp_lowrank_gemv_cpu(&CTX(c)->lr, CTX(c)->X, out); }
+static tp_status product_ref(const tp_case *c, void *out) { tp_lowrank_product_ref(&CTX(c)->lr, out); return TP_OK; }
+static tp_status product_ref_run(const tp_case *c, void *s, void *out) { (void)s; return product_ref(c, out); }
+static tp_status product_cpu_run(const tp_case *c, void *s, void *out) { (void)s; tp_lowrank_product_cpu(&CTX(c)->lr, out); return TP_OK; }
+static tp_status lrgemv_ref(const tp_case *c, void *out) { return tp_lowrank_gemv_ref(&CTX(c)->lr, CTX(c)->X, out); }
+static tp_status lrgemv_ref_run(const tp_case *c, void *s, void *out) { (void)s; return lrgemv_ref(c, out); }
+static tp_status lrgemv_cpu_run(const tp_case *c, void *s, void *out) { (void)s; return tp_lowrank_gemv_cpu(&CTX(c)->lr, CTX(c)->X, out); }
 
 /* ---- tenpakx ---- */
-static void txfit_ref(const tp_case *c, void *out) {
+static tp_status txfit_ref(const tp_case *c, void *out) {
     const lrctx *x = CTX(c);
     tp_tenpakx m;
     tp_err e;
     tp_tenpakx_cfg cfg = TX_CFG;
     cfg.seed = c->seed;
-    if (tp_tenpakx_alloc(&m, x->tx.lr.rows, x->tx.lr.cols, &cfg) != TP_OK) abort();
-    if (tp_tenpakx_fit(&m, x->W, &cfg, &e) != TP_OK) abort();
+    tp_status st = tp_tenpakx_alloc(&m, x->tx.lr.rows, x->tx.lr.cols, &cfg);
+    if (st != TP_OK) return st;
+    if ((st = tp_tenpakx_fit(&m, x->W, &cfg, &e)) != TP_OK) {
+        tp_tenpakx_free(&m);
+        return st;
+    }
     unsigned char *o = out;
     tp_lowrank_pack(&m.lr, o);
     o += tp_lowrank_bytes(&m.lr);
@@ -225,26 +231,30 @@ static void txfit_ref(const tp_case *c, void *out) {
     o += tp_vq_bytes(&m.vq);
     tp_qmat_pack(&m.res, o);
     tp_tenpakx_free(&m);
+    return TP_OK;
 }
-static void txfit_run(const tp_case *c, void *s, void *out) { (void)s; txfit_ref(c, out); }
+static tp_status txfit_run(const tp_case *c, void *s, void *out) { (void)s; return txfit_ref(c, out); }
 static size_t tx_res_offset(const lrctx *x) { return tp_lowrank_bytes(&x->tx.lr) + tp_vq_bytes(&x->tx.vq); }
 /* every element within half an INT4 step of W (plus the fp32 roundings of the 3-term sum) */
 static double txfit_property(const tp_case *c, const void *out) {
     const lrctx *x = CTX(c);
     tp_tenpakx m;
-    if (tp_tenpakx_alloc(&m, x->tx.lr.rows, x->tx.lr.cols, &TX_CFG) != TP_OK) abort();
+    if (tp_tenpakx_alloc(&m, x->tx.lr.rows, x->tx.lr.cols, &TX_CFG) != TP_OK) return INFINITY;
     const unsigned char *o = out;
     tp_lowrank_unpack(&m.lr, o);
     tp_vq_unpack(&m.vq, o + tp_lowrank_bytes(&m.lr));
     tp_qmat_unpack(&m.res, o + tx_res_offset(x));
     const int64_t rows = m.lr.rows, cols = m.lr.cols;
     float *D = malloc((size_t)(rows * cols) * 4), *P = malloc((size_t)(rows * cols) * 4), *V = malloc((size_t)(rows * cols) * 4);
-    if (!D || !P || !V) abort();
-    tp_tenpakx_decode_ref(&m, D);
-    tp_lowrank_product_ref(&m.lr, P);
-    tp_vq_decode_ref(&m.vq, V);
-    double worst = 0;
-    for (int64_t r = 0; r < rows; r++)
+    /* no scratch: no check, and the worst ratio stays infinite */
+    const int ok = D && P && V && tp_tenpakx_decode_ref(&m, D) == TP_OK;
+    double worst = ok ? 0 : INFINITY;
+    if (ok) {
+        tp_lowrank_product_ref(&m.lr, P);
+        tp_vq_decode_ref(&m.vq, V);
+    }
+    for (int64_t r = 0; ok && r < rows; r++)
+
         for (int64_t i = 0; i < cols; i++) {
             size_t k = (size_t)(r * cols + i);
             double s = tp_f16_to_f32(m.res.scale[r * m.res.ngroups + i / m.res.g]);
@@ -277,12 +287,12 @@ static void txfit_corrupt(const tp_case *c, void *out, tp_rng *rng) {
     o16 = tp_f32_to_f16(tp_f16_to_f32(o16) + 1.0f);
     memcpy(op, &o16, 2);
 }
-static void txdecode_ref(const tp_case *c, void *out) { tp_tenpakx_decode_ref(&CTX(c)->tx, out); }
-static void txdecode_ref_run(const tp_case *c, void *s, void *out) { (void)s; txdecode_ref(c, out); }
-static void txdecode_cpu_run(const tp_case *c, void *s, void *out) { (void)s; tp_tenpakx_decode_cpu(&CTX(c)->tx, out); }
-static void txgemv_ref(const tp_case *c, void *out) { tp_tenpakx_gemv_ref(&CTX(c)->tx, CTX(c)->X, out); }
-static void txgemv_ref_run(const tp_case *c, void *s, void *out) { (void)s; txgemv_ref(c, out); }
-static void txgemv_cpu_run(const tp_case *c, void *s, void *out) { (void)s; tp_tenpakx_gemv_cpu(&CTX(c)->tx, CTX(c)->X, out); }
+static tp_status txdecode_ref(const tp_case *c, void *out) { return tp_tenpakx_decode_ref(&CTX(c)->tx, out); }
+static tp_status txdecode_ref_run(const tp_case *c, void *s, void *out) { (void)s; return txdecode_ref(c, out); }
+static tp_status txdecode_cpu_run(const tp_case *c, void *s, void *out) { (void)s; return tp_tenpakx_decode_cpu(&CTX(c)->tx, out); }
+static tp_status txgemv_ref(const tp_case *c, void *out) { return tp_tenpakx_gemv_ref(&CTX(c)->tx, CTX(c)->X, out); }
+static tp_status txgemv_ref_run(const tp_case *c, void *s, void *out) { (void)s; return txgemv_ref(c, out); }
+static tp_status txgemv_cpu_run(const tp_case *c, void *s, void *out) { (void)s; return tp_tenpakx_gemv_cpu(&CTX(c)->tx, CTX(c)->X, out); }
 
 /* ---- napkin math ---- */
 #define NW(s) ((double)(s)->d[0] * (double)(s)->d[1])
@@ -341,8 +351,16 @@ static const tp_op tx_gemv = {.name = "gemv", .variant = "tenpakx_r32_d4k256_g32
 #include "kernels/cuda/tp_cuda_fam.h"
 static void *lr_cuda_prepare(const tp_case *c) { return tp_cuda_lowrank_prepare(&CTX(c)->lr, CTX(c)->X); }
 static void *tx_cuda_prepare(const tp_case *c) { return tp_cuda_tenpakx_prepare(&CTX(c)->tx); }
-static void lr_emu_run(const tp_case *c, void *s, void *out) { (void)s; tp_cuda_lowrank_emulate(&CTX(c)->lr, CTX(c)->X, out); }
-static void tx_emu_run(const tp_case *c, void *s, void *out) { (void)s; tp_cuda_tenpakx_emulate(&CTX(c)->tx, out); }
+static tp_status lr_emu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    tp_cuda_lowrank_emulate(&CTX(c)->lr, CTX(c)->X, out);
+    return TP_OK;
+}
+static tp_status tx_emu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    tp_cuda_tenpakx_emulate(&CTX(c)->tx, out);
+    return TP_OK;
+}
 #define LR_CUDA_K(OP, PREP, EMU)                                                                     \
     {.op = &OP, .backend = "cuda", .run = tp_cuda_lowrank_run, .available = tp_cuda_available,        \
      .flags = TP_K_DEVICE, .prepare = PREP, .sync = tp_cuda_sync, .fetch = tp_cuda_lowrank_fetch,      \

@@ -73,8 +73,8 @@ static tp_status vsetup(tp_case *c, tp_rng *rng) {
             for (int j = 0; j < p->d; j++) m->codebook[(size_t)k * p->d + j] = v[j] + 0.002f * tp_rng_normal(rng);
         }
         tp_free(V);
-        tp_vq_encode_cpu(m, x->W);
-        if (p->g > 0) st = tp_vqr_residual(&x->m, x->W, p->refine);
+        st = tp_vq_encode_cpu(m, x->W);
+        if (st == TP_OK && p->g > 0) st = tp_vqr_residual(&x->m, x->W, p->refine);
         /* the GEMV's column-major copy of the codes, made once as a loader would (not timed) */
         if (st == TP_OK && !strcmp(op, "gemv")) st = tp_vq_prepare(m);
         tp_cpu_set_isa(saved);
@@ -106,14 +106,14 @@ static void vteardown(tp_case *c) {
 }
 
 /* ---- kmeans (vq) / fit (vqr): the packed image of a fresh fit ---- */
-static void fit_with(const tp_case *c, void *out, int cpu) {
+static tp_status fit_with(const tp_case *c, void *out, int cpu) {
     const vparam *p = PAR(c);
     const vctx *x = CTX(c);
     int64_t rows = c->shape.d[0], cols = c->shape.d[1];
     tp_kmeans_opts o = fit_opts(c);
     tp_vqr m;
     tp_status st = p->g > 0 ? tp_vqr_alloc(&m, rows, cols, p->d, p->K, p->g) : tp_vq_alloc(&m.vq, rows, cols, p->d, p->K);
-    if (st != TP_OK) abort();
+    if (st != TP_OK) return st;
     if (p->g == 0) memset(&m.res, 0, sizeof m.res);
     if (cpu) {
         st = p->g > 0 ? tp_vqr_fit(&m, x->W, &o, p->refine) : tp_vq_fit(&m.vq, x->W, &o, NULL);
@@ -121,79 +121,90 @@ static void fit_with(const tp_case *c, void *out, int cpu) {
         /* the reference path, step by step */
         int64_t n = rows * m.vq.nvec;
         float *V = malloc((size_t)(n * p->d) * 4), *imp = p->importance ? malloc((size_t)n * 4) : NULL;
-        if (!V || (p->importance && !imp)) abort();
-        tp_vq_vectors(x->W, rows, cols, p->d, V);
-        if (imp) tp_vq_importance(x->W, rows, cols, p->d, imp);
-        st = tp_kmeans_ref(V, n, p->d, p->K, imp, &o, m.vq.codebook, NULL);
+        st = V && (!p->importance || imp) ? TP_OK : TP_ERR_NOMEM;
+        if (st == TP_OK) {
+            tp_vq_vectors(x->W, rows, cols, p->d, V);
+            if (imp) tp_vq_importance(x->W, rows, cols, p->d, imp);
+            st = tp_kmeans_ref(V, n, p->d, p->K, imp, &o, m.vq.codebook, NULL);
+        }
         free(V);
         free(imp);
-        tp_vq_encode_ref(&m.vq, x->W);
-        if (p->g > 0) {
+        if (st == TP_OK) st = tp_vq_encode_ref(&m.vq, x->W);
+        if (st == TP_OK && p->g > 0) {
             float *R = malloc((size_t)(rows * cols) * 4);
-            if (!R) abort();
-            tp_vq_decode_ref(&m.vq, R);
-            for (int64_t i = 0; i < rows * cols; i++) R[i] = x->W[i] - R[i];
-            tp_quantize_ref(&m.res, R, p->refine);
-            free(R);
+            if (R) {
+                tp_vq_decode_ref(&m.vq, R);
+                for (int64_t i = 0; i < rows * cols; i++) R[i] = x->W[i] - R[i];
+                tp_quantize_ref(&m.res, R, p->refine);
+                free(R);
+            } else
+                st = TP_ERR_NOMEM;
         }
     }
-    if (st != TP_OK) abort();
-    tp_vq_pack(&m.vq, out);
-    if (p->g > 0) tp_qmat_pack(&m.res, (unsigned char *)out + tp_vq_bytes(&m.vq));
+    if (st == TP_OK) {
+        tp_vq_pack(&m.vq, out);
+        if (p->g > 0) tp_qmat_pack(&m.res, (unsigned char *)out + tp_vq_bytes(&m.vq));
+    }
     tp_vqr_free(&m);
+    return st;
+
 }
-static void fit_ref(const tp_case *c, void *out) { fit_with(c, out, 0); }
-static void fit_ref_run(const tp_case *c, void *s, void *out) { (void)s; fit_with(c, out, 0); }
-static void fit_cpu_run(const tp_case *c, void *s, void *out) { (void)s; fit_with(c, out, 1); }
+static tp_status fit_ref(const tp_case *c, void *out) { return fit_with(c, out, 0); }
+static tp_status fit_ref_run(const tp_case *c, void *s, void *out) { (void)s; return fit_with(c, out, 0); }
+static tp_status fit_cpu_run(const tp_case *c, void *s, void *out) { (void)s; return fit_with(c, out, 1); }
 
 /* ---- encode: the codes array ---- */
-static void encode_with(const tp_case *c, void *out, int cpu) {
+static tp_status encode_with(const tp_case *c, void *out, int cpu) {
     const vctx *x = CTX(c);
     tp_vqmat m;
-    if (tp_vq_alloc(&m, x->m.vq.rows, x->m.vq.cols, x->m.vq.d, x->m.vq.K) != TP_OK) abort();
+    tp_status st = tp_vq_alloc(&m, x->m.vq.rows, x->m.vq.cols, x->m.vq.d, x->m.vq.K);
+    if (st != TP_OK) return st;
     memcpy(m.codebook, x->m.vq.codebook, (size_t)m.K * m.d * 4);
-    if (cpu) tp_vq_encode_cpu(&m, x->W);
-    else tp_vq_encode_ref(&m, x->W);
-    memcpy(out, m.codes8 ? (void *)m.codes8 : (void *)m.codes16, c->out_bytes);
+    st = cpu ? tp_vq_encode_cpu(&m, x->W) : tp_vq_encode_ref(&m, x->W);
+    if (st == TP_OK) memcpy(out, m.codes8 ? (void *)m.codes8 : (void *)m.codes16, c->out_bytes);
     tp_vq_free(&m);
+    return st;
 }
-static void encode_ref(const tp_case *c, void *out) { encode_with(c, out, 0); }
-static void encode_ref_run(const tp_case *c, void *s, void *out) { (void)s; encode_with(c, out, 0); }
-static void encode_cpu_run(const tp_case *c, void *s, void *out) { (void)s; encode_with(c, out, 1); }
+static tp_status encode_ref(const tp_case *c, void *out) { return encode_with(c, out, 0); }
+static tp_status encode_ref_run(const tp_case *c, void *s, void *out) { (void)s; return encode_with(c, out, 0); }
+static tp_status encode_cpu_run(const tp_case *c, void *s, void *out) { (void)s; return encode_with(c, out, 1); }
 
 /* ---- decode / gemv ---- */
-static void decode_ref(const tp_case *c, void *out) {
-    if (PAR(c)->g > 0) tp_vqr_decode_ref(&CTX(c)->m, out);
-    else tp_vq_decode_ref(&CTX(c)->m.vq, out);
+static tp_status decode_ref(const tp_case *c, void *out) {
+    if (PAR(c)->g > 0) return tp_vqr_decode_ref(&CTX(c)->m, out);
+    tp_vq_decode_ref(&CTX(c)->m.vq, out);
+    return TP_OK;
 }
-static void decode_ref_run(const tp_case *c, void *s, void *out) { (void)s; decode_ref(c, out); }
-static void decode_cpu_run(const tp_case *c, void *s, void *out) {
+static tp_status decode_ref_run(const tp_case *c, void *s, void *out) { (void)s; return decode_ref(c, out); }
+static tp_status decode_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
-    if (PAR(c)->g > 0) tp_vqr_decode_cpu(&CTX(c)->m, out);
-    else tp_vq_decode_cpu(&CTX(c)->m.vq, out);
+    if (PAR(c)->g > 0) return tp_vqr_decode_cpu(&CTX(c)->m, out);
+    tp_vq_decode_cpu(&CTX(c)->m.vq, out);
+    return TP_OK;
 }
-static void gemv_ref(const tp_case *c, void *out) {
-    if (PAR(c)->g > 0) tp_vqr_gemv_ref(&CTX(c)->m, CTX(c)->X, out);
-    else tp_vq_gemv_ref(&CTX(c)->m.vq, CTX(c)->X, out);
+static tp_status gemv_ref(const tp_case *c, void *out) {
+    if (PAR(c)->g > 0) return tp_vqr_gemv_ref(&CTX(c)->m, CTX(c)->X, out);
+    tp_vq_gemv_ref(&CTX(c)->m.vq, CTX(c)->X, out);
+    return TP_OK;
 }
-static void gemv_ref_run(const tp_case *c, void *s, void *out) { (void)s; gemv_ref(c, out); }
-static void gemv_cpu_run(const tp_case *c, void *s, void *out) {
+static tp_status gemv_ref_run(const tp_case *c, void *s, void *out) { (void)s; return gemv_ref(c, out); }
+static tp_status gemv_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
-    if (PAR(c)->g > 0) tp_vqr_gemv_cpu(&CTX(c)->m, CTX(c)->X, out);
-    else tp_vq_gemv_cpu(&CTX(c)->m.vq, CTX(c)->X, out);
+    if (PAR(c)->g > 0) return tp_vqr_gemv_cpu(&CTX(c)->m, CTX(c)->X, out);
+    return tp_vq_gemv_cpu(&CTX(c)->m.vq, CTX(c)->X, out);
 }
 
 /* the gather lookup (AVX-512 / AVX2 gathers; plain VQ only): kept for side-by-side timing */
-static void gemv_gather_run(const tp_case *c, void *s, void *out) {
+static tp_status gemv_gather_run(const tp_case *c, void *s, void *out) {
     (void)s;
-    tp_vq_gemv_cpu_gather(&CTX(c)->m.vq, CTX(c)->X, out);
+    return tp_vq_gemv_cpu_gather(&CTX(c)->m.vq, CTX(c)->X, out);
 }
 
 /* the scalar lookup over the row-major codes, ignoring the prepared copy: kept for side-by-side
  * timing of what the column-major layout buys */
-static void gemv_rowmajor_run(const tp_case *c, void *s, void *out) {
+static tp_status gemv_rowmajor_run(const tp_case *c, void *s, void *out) {
     (void)s;
-    tp_vq_gemv_cpu_rowmajor(&CTX(c)->m.vq, CTX(c)->X, out);
+    return tp_vq_gemv_cpu_rowmajor(&CTX(c)->m.vq, CTX(c)->X, out);
 }
 
 /* ---- napkin math ---- */
@@ -220,7 +231,7 @@ static const tp_shape verify_enc_bigk[] = {TP_SHAPE2(1, 1), TP_SHAPE2(3, 7), TP_
 static const tp_shape bench_fit[] = {TP_SHAPE2(4096, 4096), TP_SHAPE_END};
 static const tp_shape bench_fit_small[] = {TP_SHAPE2(1024, 1024), TP_SHAPE_END};
 static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096), TP_SHAPE_END};
-/* K256 variants: with the CUDA backend also the GPU GEMV shape of issue 7 */
+/* K256 variants: with the CUDA backend also the GPU GEMV's bench shape (8192x8192) */
 static const tp_shape bench_2d_k256[] = {TP_SHAPE2(4096, 4096),
 #ifdef TENPAK_HAVE_CUDA
                                          TP_SHAPE2(8192, 8192),
@@ -289,9 +300,9 @@ VQ_MAT(v2, "vqr_d4k256_g16", bench_2d, verify_2d_cpu)
  * per-thread code on the host (TENPAK_CUDA_EMU=1). */
 #include "kernels/cuda/tp_cuda_fam.h"
 static void *vq_cuda_prepare(const tp_case *c) { return tp_cuda_vq_prepare(&CTX(c)->m.vq, CTX(c)->X); }
-static void vq_emu_run(const tp_case *c, void *s, void *out) {
+static tp_status vq_emu_run(const tp_case *c, void *s, void *out) {
     (void)s;
-    tp_cuda_vq_emulate(&CTX(c)->m.vq, CTX(c)->X, out);
+    return tp_cuda_vq_emulate(&CTX(c)->m.vq, CTX(c)->X, out);
 }
 #define VQ_CUDA_K(NAME)                                                                              \
     {.op = &gemv_##NAME, .backend = "cuda", .run = tp_cuda_vq_run, .available = tp_cuda_available,    \

@@ -16,6 +16,7 @@ extern const tp_kernel tp_kernels_sparse[];
 extern const tp_kernel tp_kernels_vq[];
 extern const tp_kernel tp_kernels_lora[];
 extern const tp_kernel tp_kernels_lowrank[];
+extern const tp_kernel tp_kernels_ggml[];
 #ifdef TENPAK_HAVE_CUDA
 extern const tp_kernel tp_kernels_cuda[];
 #endif
@@ -28,35 +29,25 @@ static const tp_kernel *const families[] = {
     tp_kernels_vq,
     tp_kernels_lora,
     tp_kernels_lowrank,
+    tp_kernels_ggml,
 #ifdef TENPAK_HAVE_CUDA
     tp_kernels_cuda,
 #endif
 };
 
-static const tp_kernel **table;
-static size_t table_n;
-
-static void build_table(void) {
-    if (table) return;
+/* The joined list is never materialised: entry i is found by walking the family tables (a few
+ * hundred entries), so the registry needs no allocation that could fail. */
+size_t tp_registry_count(void) {
     size_t n = 0;
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
         for (const tp_kernel *k = families[f]; k->op; k++) n++;
-    const tp_kernel **t = malloc((n ? n : 1) * sizeof *t);
-    if (!t) abort();
-    n = 0;
-    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
-        for (const tp_kernel *k = families[f]; k->op; k++) t[n++] = k;
-    table_n = n;
-    table = t;
-}
-
-size_t tp_registry_count(void) {
-    build_table();
-    return table_n;
+    return n;
 }
 const tp_kernel *tp_registry_get(size_t i) {
-    build_table();
-    return i < table_n ? table[i] : NULL;
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+        for (const tp_kernel *k = families[f]; k->op; k++)
+            if (i-- == 0) return k;
+    return NULL;
 }
 
 void tp_shape_name(const tp_shape *s, char *buf, size_t n) {
@@ -99,7 +90,10 @@ tp_status tp_case_make(tp_case *c, const tp_op *op, const tp_shape *s, uint64_t 
             tp_case_free(c);
             return TP_ERR_NOMEM;
         }
-        op->reference(c, c->ref);
+        if ((st = op->reference(c, c->ref)) != TP_OK) {
+            tp_case_free(c);
+            return st;
+        }
     }
     return TP_OK;
 }
@@ -111,13 +105,15 @@ void tp_case_free(tp_case *c) {
     c->ctx = NULL;
 }
 
-void tp_kernel_run_once(const tp_kernel *k, const tp_case *c, void *out) {
+tp_status tp_kernel_run_once(const tp_kernel *k, const tp_case *c, void *out) {
     void *state = k->prepare ? k->prepare(c) : NULL;
-    k->run(c, state, out);
+    tp_status st = k->run(c, state, out);
     if (k->sync) k->sync(state);
-    if (k->fetch) k->fetch(c, state, out);
+    if (k->fetch && st == TP_OK) k->fetch(c, state, out);
     if (k->release) k->release(state);
+    return st;
 }
+
 
 const char *tp_cmp_metric_name(tp_cmp cmp) {
     switch (cmp) {

@@ -9,6 +9,8 @@
 
 #include "pipeline/artifact.h"
 #include "pipeline/codec.h"
+#include "pipeline/config.h"
+#include "pipeline/gguf_model.h"
 #include "pipeline/linear.h"
 #include "tenpak/sha256.h"
 
@@ -53,9 +55,10 @@ tp_status tp_source_file_sha256(const char *dir, const char *name, char hex[65],
     return TP_OK;
 }
 
-/* the recorded sha256 of dir/name (key in the header's source), if any, against the file now */
+/* the recorded sha256 of dir/name (key in the header's source), if any, against the file now;
+ * detail (may be empty) says what differs */
 static tp_status check_source_file(const char *artifact, const cJSON *src, const char *key, const char *dir,
-                                   const char *name, int *checked, tp_err *e) {
+                                   const char *name, const char *detail, int *checked, tp_err *e) {
     const char *want = tp_json_str(src, key);
     if (!want) {
         *checked = 0;
@@ -64,9 +67,26 @@ static tp_status check_source_file(const char *artifact, const cJSON *src, const
     char have[65];
     tp_status s = tp_source_file_sha256(dir, name, have, e);
     if (s == TP_OK && strcmp(have, want))
-        s = tp_fail(e, TP_ERR_ARG, "%s was made with %s of sha256 %.12s..., but %s/%s has %.12s...: it changed since "
-                    "(compress again, or use the folder it was made from)", artifact, name, want, dir, name, have);
+        s = tp_fail(e, TP_ERR_ARG, "%s was made with %s of sha256 %.12s..., but %s/%s has %.12s...%s%s: it changed since "
+                    "(compress again, or use the folder it was made from)", artifact, name, want, dir, name, have,
+                    *detail ? ", " : "", detail);
     return s;
+}
+
+/* The config the artifact records (its header's "config": config.json as it was; artifacts of
+ * every tenpak version have it) against dir/config.json now, field by field: what differs that
+ * the forward pass would see, named in what ("rms_norm_eps 1e-05, now 2e-05"), else "". A config
+ * that does not parse is the model loader's to report. */
+static void config_diff(const cJSON *header, const char *dir, char *what, size_t n) {
+    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(header, "config");
+    char path[4200];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    what[0] = 0;
+    tp_model_config want, have;
+    tp_err ignore;
+    if (rec && access(path, F_OK) == 0 && tp_config_parse_json(rec, "config", &want, &ignore) == TP_OK &&
+        tp_config_load(path, &have, &ignore) == TP_OK)
+        (void)tp_config_diff(&want, &have, what, n);
 }
 
 static void close_artifact(void *p) {
@@ -125,6 +145,8 @@ tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp
                                  tp_model **out, tp_artifact_model *info, tp_err *e) {
     *out = NULL;
     memset(info, 0, sizeof *info);
+    if (tp_gguf_is_model_path(artifact)) /* a llama.cpp quantisation against its source (gguf_model.h) */
+        return tp_gguf_model_load_artifact(artifact, model_dir, mopts, out, info, e);
     tp_artifact *a = calloc(1, sizeof *a);
     if (!a) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
     tp_status s = tp_artifact_open(artifact, a, e);
@@ -141,8 +163,13 @@ tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp
     snprintf(info->model_type, sizeof info->model_type, "%s", tp_json_str(src, "model_type") ? tp_json_str(src, "model_type") : "");
     /* the config and tokenizer beside the checkpoint are the ones it was made with */
     info->files_checked = 1;
-    if ((s = check_source_file(artifact, src, "config_sha256", dir, "config.json", &info->files_checked, e)) != TP_OK ||
-        (s = check_source_file(artifact, src, "tokenizer_sha256", dir, "tokenizer.json", &info->files_checked, e)) != TP_OK) {
+    char what[160];
+    config_diff(a->header, dir, what, sizeof what);
+    if ((s = check_source_file(artifact, src, "config_sha256", dir, "config.json", what, &info->files_checked, e)) != TP_OK ||
+        (s = check_source_file(artifact, src, "tokenizer_sha256", dir, "tokenizer.json", "", &info->files_checked, e)) != TP_OK ||
+        /* an older artifact without the sha256: the recorded config still tells a changed field */
+        (what[0] && (s = tp_fail(e, TP_ERR_ARG, "%s was made with another config.json than %s/config.json has now: %s "
+                                 "(compress again, or use the folder it was made from)", artifact, dir, what)) != TP_OK)) {
         close_artifact(a);
         return s;
     }

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "pipeline/artifact.h"
 #include "pipeline/report.h"
+#include "tenpak/files.h"
 
 typedef struct sbuf { char *p; size_t n, cap; int oom; } sbuf;
 static void sb(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -490,34 +492,57 @@ tp_status tp_report_merge(const tp_merge_opts *o, tp_err *e) {
     free(js);
     snprintf(path, sizeof path, "%s/MERGED.md", o->out);
     if (st == TP_OK) st = tp_write_file_atomic(path, md.p, md.n, e);
-    /* the plot: GB/s per benchmark, one bar per machine */
+    /* the plot: GB/s per benchmark, one bar per machine. Every file goes through a registered
+     * temporary (tenpak/files.h) and is renamed when complete, gnuplot's images too: a failure or
+     * a signal leaves none half-written. gnuplot runs a copy of the script that names the images'
+     * temporaries; the script kept names the images themselves. */
     if (st == TP_OK && shown) {
-        char dat[4200], gp[4200];
+        char dat[4200], gp[4200], img[2][4200];
         snprintf(dat, sizeof dat, "%s/merged.dat", o->out);
         snprintf(gp, sizeof gp, "%s/merged.gp", o->out);
-        FILE *fd = fopen(dat, "w"), *fg = fopen(gp, "w");
-        if (fd && fg) {
+        snprintf(img[0], sizeof img[0], "%s/merged.png", o->out);
+        snprintf(img[1], sizeof img[1], "%s/merged.svg", o->out);
+        char *tdat = NULL, *tgp = NULL, *trun = NULL, *timg[2] = {NULL, NULL};
+        FILE *f[3] = {NULL, NULL, NULL}; /* dat, gp, the script gnuplot runs */
+        char **tp[3] = {&tdat, &tgp, &trun};
+        const char *const fp[3] = {dat, gp, gp};
+        int ok = 1, said = 0; /* said: e holds the failure's message */
+        for (int k = 0; k < 3 && ok; k++) {
+            int fdk;
+            ok = tp_tmp_open(fp[k], &fdk, tp[k], e) == TP_OK;
+            if (!ok) said = 1;
+            else if (fchmod(fdk, 0644) != 0 || !(f[k] = fdopen(fdk, "w"))) { close(fdk); ok = 0; }
+        }
+        for (int t = 0; t < 2 && ok; t++) {
+            int fdi;
+            ok = tp_tmp_open(img[t], &fdi, &timg[t], e) == TP_OK;
+            if (ok) ok = (fchmod(fdi, 0644) == 0) & (close(fdi) == 0); /* gnuplot writes into it */
+            else said = 1;
+        }
+        if (ok) {
             for (int q = 0; q < shown; q++) {
                 mrow *r = &rows[ord[q]];
-                fprintf(fd, "\"%s\"", r->name);
-                for (int i = 0; i < nm; i++) fprintf(fd, " %g", r->at[i].have ? r->at[i].bps * 1e-9 : 0.0);
-                fprintf(fd, "\n");
+                fprintf(f[0], "\"%s\"", r->name);
+                for (int i = 0; i < nm; i++) fprintf(f[0], " %g", r->at[i].have ? r->at[i].bps * 1e-9 : 0.0);
+                fprintf(f[0], "\n");
             }
-            for (int t = 0; t < 2; t++) {
-                fprintf(fg, "set terminal %s noenhanced size 1200,760\nset output '%s/merged.%s'\n", t ? "svg" : "pngcairo", o->out,
-                        t ? "svg" : "png");
-                fprintf(fg, "set title 'GB/s per benchmark and machine'\nset style data histograms\nset style fill solid 0.8\n"
-                            "set xtics rotate by -30 font ',8'\nset ylabel 'GB/s'\nset key below left Left reverse\nset bmargin 14\nplot ");
-                for (int i = 0; i < nm; i++)
-                    fprintf(fg, "%s'%s' using %d:xtic(1) title 'M%d: %s'", i ? ", " : "", dat, i + 2, i + 1, ms[i].label);
-                fprintf(fg, "\n");
-            }
+            for (int k = 1; k < 3; k++)
+                for (int t = 0; t < 2; t++) {
+                    fprintf(f[k], "set terminal %s noenhanced size 1200,760\nset output '%s'\n", t ? "svg" : "pngcairo",
+                            k == 1 ? img[t] : timg[t]);
+                    fprintf(f[k], "set title 'GB/s per benchmark and machine'\nset style data histograms\nset style fill solid 0.8\n"
+                                  "set xtics rotate by -30 font ',8'\nset ylabel 'GB/s'\nset key below left Left reverse\nset bmargin 14\nplot ");
+                    for (int i = 0; i < nm; i++)
+                        fprintf(f[k], "%s'%s' using %d:xtic(1) title 'M%d: %s'", i ? ", " : "", k == 1 ? dat : tdat, i + 2,
+                                i + 1, ms[i].label);
+                    fprintf(f[k], "\n");
+                }
         }
-        if (fd) fclose(fd);
-        if (fg) fclose(fg);
-        if (fd && fg) {
+        for (int k = 0; k < 3; k++)
+            if (f[k] && fclose(f[k]) != 0) ok = 0;
+        if (ok) {
             char cmd[8600];
-            snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", gp);
+            snprintf(cmd, sizeof cmd, "gnuplot '%s' 2>&1", trun);
             FILE *p = popen(cmd, "r");
             if (p) {
                 char line[512];
@@ -525,6 +550,18 @@ tp_status tp_report_merge(const tp_merge_opts *o, tp_err *e) {
                 pclose(p);
             }
         }
+        tp_tmp_discard(trun);
+        /* the data and script are kept; an image only when gnuplot made one */
+        if (ok) said = !(ok = tp_tmp_commit(tdat, dat, e) == TP_OK);
+        else tp_tmp_discard(tdat);
+        if (ok) said = !(ok = tp_tmp_commit(tgp, gp, e) == TP_OK);
+        else tp_tmp_discard(tgp);
+        for (int t = 0; t < 2; t++) {
+            struct stat sb;
+            if (ok && timg[t] && stat(timg[t], &sb) == 0 && sb.st_size > 0) said = !(ok = tp_tmp_commit(timg[t], img[t], e) == TP_OK);
+            else tp_tmp_discard(timg[t]);
+        }
+        if (!ok) st = said ? TP_ERR_IO : tp_fail(e, TP_ERR_IO, "%s: cannot write the plot files", o->out);
     }
     if (st == TP_OK)
         fprintf(stderr, "merged %d file(s), %d machine(s), %d benchmark(s)%s: %s/MERGED.md, %s/merged.json, %s/merged.png\n",

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pipeline/gguf_model.h"
 #include "pipeline/linear.h"
 #include "tenpak/bench.h"
 
@@ -118,6 +119,9 @@ static tp_status run_row(const tp_bench_model_opts *o, const row *rw, const int3
         tp_artifact_model info;
         if ((s = tp_model_load_artifact(rw->artifact, o->model_dir, o->exec, &mo, &m, &info, e)) != TP_OK) return s;
         snprintf(r->spec, sizeof r->spec, "%s", info.codec);
+        if (!info.files_checked)
+            fprintf(stderr, "bench-model: note: %s records no sha256 of config.json and tokenizer.json (made by an older "
+                    "tenpak): they were not checked\n", rw->artifact);
     } else {
         if ((s = tp_model_load(o->model_dir, &mo, &m, e)) != TP_OK) return s;
         snprintf(r->spec, sizeof r->spec, "%s", rw->weights == TP_WEIGHTS_F16 ? "fp16" : "fp32");
@@ -403,7 +407,7 @@ tp_status tp_bench_model_run(const tp_bench_model_opts *o, int *failed_rows, tp_
     /* the context check here, once, rather than as the same failure of every row */
     tp_model_config cfg;
     snprintf(cpath, sizeof cpath, "%s/config.json", o->model_dir);
-    tp_status s = tp_config_load(cpath, &cfg, e);
+    tp_status s = tp_model_config_load(o->model_dir, &cfg, e); /* DIR/config.json or FILE.gguf */
     if (s != TP_OK) return s;
     if (o->pp > cfg.n_ctx || o->tg > cfg.n_ctx)
         return tp_fail(e, TP_ERR_ARG, "%s %d is more than %s's context of %d positions", o->pp > cfg.n_ctx ? "--pp" : "--tg",

@@ -1,6 +1,7 @@
 /* Calibration: per-input-channel activation statistics of every linear layer. See calib.h. */
 #include "pipeline/calib.h"
 
+#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,12 @@ static char *read_prefix(const char *path, size_t max_bytes, size_t *len, tp_err
     return buf;
 }
 
-typedef struct sink_ctx { tp_calib *c; int failed; } sink_ctx;
+typedef struct sink_ctx {
+    tp_calib *c;
+    int failed;
+    double *xd; /* TP_CALIB_XTX: X in double for dsyrk, xd_n doubles */
+    size_t xd_n;
+} sink_ctx;
 
 static tp_calib_tensor *find(const tp_calib *c, const char *name) {
     for (int i = 0; i < c->n; i++)
@@ -63,8 +69,9 @@ static void sink(void *user, const char *name, const float *X, int n, int in) {
         t->in = in;
         t->abs_sum = calloc((size_t)in, sizeof(double));
         t->sq_sum = calloc((size_t)in, sizeof(double));
-        if (!t->name || !t->abs_sum || !t->sq_sum) {
-            free(t->name); free(t->abs_sum); free(t->sq_sum);
+        if (c->flags & TP_CALIB_XTX) t->xtx = calloc((size_t)in * (size_t)in, sizeof(double));
+        if (!t->name || !t->abs_sum || !t->sq_sum || ((c->flags & TP_CALIB_XTX) && !t->xtx)) {
+            free(t->name); free(t->abs_sum); free(t->sq_sum); free(t->xtx);
             s->failed = 1;
             return;
         }
@@ -79,20 +86,37 @@ static void sink(void *user, const char *name, const float *X, int n, int in) {
         }
     }
     t->rows += (uint64_t)n;
+    if (t->xtx && n > 0) { /* upper triangle of xtx += X^T X (mirrored when collection ends) */
+        size_t need = (size_t)n * (size_t)in;
+        if (need > s->xd_n) {
+            free(s->xd);
+            s->xd_n = 0;
+            if (!(s->xd = malloc(need * sizeof *s->xd))) { s->failed = 1; return; }
+            s->xd_n = need;
+        }
+        for (size_t k = 0; k < need; k++) s->xd[k] = X[k];
+        cblas_dsyrk(CblasRowMajor, CblasUpper, CblasTrans, in, n, 1.0, s->xd, in, 1.0, t->xtx, in);
+    }
 }
 
 void tp_calib_free(tp_calib *c) {
     if (!c) return;
     for (int i = 0; i < c->n; i++) {
         free(c->t[i].name); free(c->t[i].abs_sum); free(c->t[i].sq_sum);
-        free(c->t[i].absmean); free(c->t[i].sqmean);
+        free(c->t[i].absmean); free(c->t[i].sqmean); free(c->t[i].xtx);
     }
     free(c->t);
     free(c);
 }
 
 tp_status tp_calib_collect(const char *model_dir, const char *text_path, size_t tokens, tp_calib **out, tp_err *e) {
+    return tp_calib_collect_ex(model_dir, text_path, tokens, 0, out, e);
+}
+
+tp_status tp_calib_collect_ex(const char *model_dir, const char *text_path, size_t tokens, unsigned flags,
+                              tp_calib **out, tp_err *e) {
     *out = NULL;
+    if (flags & ~TP_CALIB_XTX) return tp_fail(e, TP_ERR_ARG, "calibration: unknown flags 0x%x", flags);
     if (!text_path) text_path = tp_calib_default_path();
     if (!tokens) tokens = TP_CALIB_DEFAULT_TOKENS;
     const char *base = strrchr(text_path, '/');
@@ -107,6 +131,7 @@ tp_status tp_calib_collect(const char *model_dir, const char *text_path, size_t 
     tp_calib *c = calloc(1, sizeof *c);
     if (!c) { free(text); return tp_fail(e, TP_ERR_NOMEM, "out of memory"); }
     snprintf(c->path, sizeof c->path, "%s", text_path);
+    c->flags = flags;
     uint8_t dg[32];
     tp_sha256(text, len, dg);
     for (int i = 0; i < 32; i++) snprintf(c->sha256 + 2 * i, 3, "%02x", dg[i]);
@@ -124,7 +149,7 @@ tp_status tp_calib_collect(const char *model_dir, const char *text_path, size_t 
     tp_model *m = NULL;
     tp_model_opts mo = {0};
     if (s == TP_OK) s = tp_model_load(model_dir, &mo, &m, e);
-    sink_ctx sc = {c, 0};
+    sink_ctx sc = {c, 0, NULL, 0};
     if (s == TP_OK) {
         int ctx = tp_model_capacity(m) < 1024 ? tp_model_capacity(m) : 1024;
         tp_model_set_act_sink(m, sink, &sc);
@@ -137,6 +162,7 @@ tp_status tp_calib_collect(const char *model_dir, const char *text_path, size_t 
     }
     tp_model_free(m);
     free(ids);
+    free(sc.xd);
     c->tokens = n;
     for (int i = 0; s == TP_OK && i < c->n; i++) {
         tp_calib_tensor *t = &c->t[i];
@@ -147,6 +173,8 @@ tp_status tp_calib_collect(const char *model_dir, const char *text_path, size_t 
             t->absmean[k] = (float)(t->abs_sum[k] / (double)t->rows);
             t->sqmean[k] = (float)(t->sq_sum[k] / (double)t->rows);
         }
+        for (int a = 0; t->xtx && a < t->in; a++) /* the lower triangle from the upper */
+            for (int b = 0; b < a; b++) t->xtx[(size_t)a * t->in + b] = t->xtx[(size_t)b * t->in + a];
     }
     if (s != TP_OK) { tp_calib_free(c); return s; }
     *out = c;
@@ -160,6 +188,13 @@ const float *tp_calib_absmean(const tp_calib *c, const char *name, int64_t in) {
 const float *tp_calib_sqmean(const tp_calib *c, const char *name, int64_t in) {
     const tp_calib_tensor *t = c ? find(c, name) : NULL;
     return t && t->in == in ? t->sqmean : NULL;
+}
+
+const double *tp_calib_xtx(const tp_calib *c, const char *name, int64_t in, int64_t *nsamples) {
+    const tp_calib_tensor *t = c ? find(c, name) : NULL;
+    int ok = t && t->in == in && t->xtx;
+    if (nsamples) *nsamples = ok ? (int64_t)t->rows : 0;
+    return ok ? t->xtx : NULL;
 }
 
 void tp_awq_scales(const float *absmean, int64_t cols, double alpha, uint16_t *s16) {

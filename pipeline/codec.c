@@ -12,7 +12,8 @@
 /* ---- the INT4 family: blob = tp_qmat_pack image ---- */
 static int qkind_of(const tp_codec_stage *s) {
     const char *n = s->method->name;
-    return !strcmp(n, "int4") ? TP_Q_INT4 : !strcmp(n, "int4r2") ? TP_Q_INT4R2 : TP_Q_NF4;
+    /* gptq writes the int4 format (pipeline/codec_gptq.c): only its encoder differs */
+    return !strcmp(n, "int4") || !strcmp(n, "gptq") ? TP_Q_INT4 : !strcmp(n, "int4r2") ? TP_Q_INT4R2 : TP_Q_NF4;
 }
 static size_t q_blob_bytes(const tp_codec_stage *s, int64_t rows, int64_t cols) {
     double bpw = tp_qkind_bits_per_weight((tp_qkind)qkind_of(s), (int)tp_codec_param_get(s, "g"), rows, cols);
@@ -92,20 +93,20 @@ static void *q_open(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, 
     return q_open_image((tp_qkind)qkind_of(s), (int)tp_codec_param_get(s, "g"), blob, rows, cols, e);
 }
 
-static void q_mul(const void *vp, const float *X, int64_t n, float *Y) {
+static tp_status q_mul(const void *vp, const float *X, int64_t n, float *Y) {
     const q_packed *p = vp;
     const float *Xs = X;
     float *tmp = NULL;
     if (p->s) { /* awq: X diag(1/s) */
         int64_t cols = p->q.cols;
-        if (!(tmp = tp_alloc((size_t)(n * cols) * sizeof(float)))) abort();
+        if (!(tmp = tp_alloc((size_t)(n * cols) * sizeof(float)))) return TP_ERR_NOMEM;
         for (int64_t i = 0; i < n; i++)
             for (int64_t c = 0; c < cols; c++) tmp[i * cols + c] = X[i * cols + c] / p->s[c];
         Xs = tmp;
     }
-    if (n == 1) tp_qgemv_cpu(&p->q, Xs, Y);
-    else tp_qgemm_cpu(&p->q, Xs, n, Y);
+    tp_status st = n == 1 ? tp_qgemv_cpu(&p->q, Xs, Y) : tp_qgemm_cpu(&p->q, Xs, n, Y);
     tp_free(tmp);
+    return st;
 }
 
 static void q_row(const void *vp, int64_t r, float *dst) {
@@ -170,6 +171,39 @@ static double awq_try(const tp_codec_stage *s, const float *W, int64_t rows, int
     return err;
 }
 
+/* AWQ's grid search over alpha in {0, 1/8, ..., 1}, by the activation-weighted error */
+static double awq_search(const tp_codec_stage *s, const float *W, int64_t rows, int64_t cols, tp_qmat *q, float *Ws,
+                         uint16_t *s16) {
+    double best = INFINITY, alpha = 0;
+    for (int k = 0; k <= 8; k++) {
+        double err = awq_try(s, W, rows, cols, k / 8.0, q, Ws, s16, 1);
+        if (err < best) { best = err; alpha = k / 8.0; }
+    }
+    return alpha;
+}
+
+tp_status tp_codec_awq_search_alpha(const tp_codec *c, const float *W, int64_t rows, int64_t cols, double *alpha,
+                                    tp_err *e) {
+    const tp_codec_stage *s = &c->stages[0];
+    if (c->nstages != 1 || strcmp(s->method->name, "awq"))
+        return tp_fail(e, TP_ERR_ARG, "codec '%s': the alpha search needs one awq stage", c->spec);
+    *alpha = tp_codec_param_get(s, "alpha");
+    if (!s->act_absmean) return TP_OK; /* no statistics: encode keeps the spec's alpha */
+    uint16_t *s16 = malloc((size_t)cols * sizeof *s16);
+    float *Ws = tp_alloc((size_t)(rows * cols) * sizeof(float));
+    tp_qmat q;
+    if (!s16 || !Ws || tp_qmat_alloc(&q, TP_Q_INT4, rows, cols, (int)tp_codec_param_get(s, "g")) != TP_OK) {
+        free(s16);
+        tp_free(Ws);
+        return tp_fail(e, TP_ERR_NOMEM, "out of memory quantising a %lldx%lld matrix", (long long)rows, (long long)cols);
+    }
+    *alpha = awq_search(s, W, rows, cols, &q, Ws, s16);
+    tp_qmat_free(&q);
+    tp_free(Ws);
+    free(s16);
+    return TP_OK;
+}
+
 static tp_status awq_encode(const tp_codec_stage *s, const float *W, int64_t rows, int64_t cols, uint8_t *blob,
                             tp_err *e) {
     uint16_t *s16 = malloc((size_t)cols * sizeof *s16);
@@ -182,14 +216,7 @@ static tp_status awq_encode(const tp_codec_stage *s, const float *W, int64_t row
         return tp_fail(e, TP_ERR_NOMEM, "out of memory quantising a %lldx%lld matrix", (long long)rows, (long long)cols);
     }
     double alpha = tp_codec_param_get(s, "alpha");
-    if (tp_codec_param_get(s, "search") != 0 && s->act_absmean) {
-        /* AWQ's grid search over alpha in {0, 1/8, ..., 1}, by the activation-weighted error */
-        double best = INFINITY;
-        for (int k = 0; k <= 8; k++) {
-            double err = awq_try(s, W, rows, cols, k / 8.0, &q, Ws, s16, 1);
-            if (err < best) { best = err; alpha = k / 8.0; }
-        }
-    }
+    if (tp_codec_param_get(s, "search") != 0 && s->act_absmean) alpha = awq_search(s, W, rows, cols, &q, Ws, s16);
     awq_try(s, W, rows, cols, alpha, &q, Ws, s16, 0);
     for (int64_t c = 0; c < cols; c++) { blob[2 * c] = (uint8_t)(s16[c] & 0xFF); blob[2 * c + 1] = (uint8_t)(s16[c] >> 8); }
     tp_qmat_pack(&q, blob + 2 * cols);
@@ -283,12 +310,17 @@ static tp_status mixed_decode_add(const tp_codec_stage *s, const uint8_t *blob, 
     return st.method->decode_add(&st, blob, rows, cols, W, e);
 }
 
+/* pipeline/codec_gptq.c */
+tp_status tp_codec_gptq_encode(const tp_codec_stage *s, const float *W, int64_t rows, int64_t cols, uint8_t *blob,
+                               tp_err *e);
+
 static const tp_codec_method methods[] = {
     {"int4", "g=128,refine=0", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add, &q_exec},
     {"int4r2", "g=16,refine=0", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add, &q_exec},
     {"nf4", "g=64", q_blob_bytes, q_theory_bpw, q_encode, q_decode_add, &q_exec},
     {"awq", "g=128,alpha=0.5,search=0,refine=0", awq_blob_bytes, awq_theory_bpw, awq_encode, awq_decode_add, &awq_exec},
     /* records store the chosen int4 / awq spec, never "mixed": nothing to execute */
+    {"gptq", "g=128,act_order=0,damp=0.01", q_blob_bytes, q_theory_bpw, tp_codec_gptq_encode, q_decode_add, &q_exec},
     {"mixed", "budget=4.5,awq=0", mixed_blob_bytes, mixed_theory_bpw, mixed_encode, mixed_decode_add, NULL},
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
@@ -319,19 +351,62 @@ static void mixed_stage_for(const tp_codec_stage *s, int g, tp_codec_stage *out)
 int tp_codec_is_mixed(const tp_codec *c) { return c->nstages == 1 && !strcmp(c->stages[0].method->name, "mixed"); }
 double tp_codec_mixed_budget(const tp_codec *c) { return tp_codec_is_mixed(c) ? tp_codec_param_get(&c->stages[0], "budget") : 0; }
 
+/* Every per-tensor codec that could beat the others somewhere: int4 and (awq=1) awq at g = 128 ..
+ * 8, each without and with refinement (refine=4), nf4 at g = 128, 64, 32, int4r2 at g = 128 ..
+ * 16 and gptq at g = 128 .. 8 (measured where the calibration holds X^T X). A format is a candidate when its bits/weight are at most budget + 1 (a tensor may take up
+ * to a bit more than the average where others take less); g = 128, 64, 32 always are. Sorted by
+ * bits/weight, ties keeping this order. awq candidates carry search=1: the allocator searches each
+ * tensor's alpha once per g and stores it (search=0), so refine=4 runs at that alpha only. */
 int tp_codec_mixed_candidates(const tp_codec *c, char out[][96], int max) {
     if (!tp_codec_is_mixed(c)) return 0;
-    int n = 0;
-    int awq = tp_codec_param_get(&c->stages[0], "awq") != 0;
-    for (size_t i = 0; i < sizeof mixed_groups / sizeof mixed_groups[0] && n < max; i++, n++)
-        snprintf(out[n], 96, awq ? "awq:g=%d,alpha=0.5,search=1,refine=0" : "int4:g=%d,refine=0", mixed_groups[i]);
+    double budget = tp_codec_param_get(&c->stages[0], "budget"), bpw[TP_MIXED_MAX_CANDIDATES];
+    int awq = tp_codec_param_get(&c->stages[0], "awq") != 0, n = 0;
+    static const int gs[] = {128, 64, 32, 16, 8};
+    char spec[96];
+    for (int m = 0; m < 5; m++)
+        for (size_t i = 0; i < sizeof gs / sizeof gs[0]; i++)
+            for (int refine = 0; refine <= 4; refine += 4) {
+                int g = gs[i];
+                double b = m == 2 ? 4.0 + 16.0 / g : m == 3 ? 6.0 + 48.0 / g : 4.0 + 32.0 / g;
+                if ((m == 1 && !awq) || (m == 2 && (refine || g < 32)) || (m == 3 && g < 16) || (m == 4 && refine))
+                    continue;
+                if (g < 32 && b > budget + 1.0 + 1e-9) continue;
+                if (m == 3 && b > budget + 1.0 + 1e-9) continue;
+                if (m == 0) snprintf(spec, sizeof spec, "int4:g=%d,refine=%d", g, refine);
+                else if (m == 1) snprintf(spec, sizeof spec, "awq:g=%d,alpha=0.5,search=1,refine=%d", g, refine);
+                else if (m == 2) snprintf(spec, sizeof spec, "nf4:g=%d", g);
+                else if (m == 3) snprintf(spec, sizeof spec, "int4r2:g=%d,refine=%d", g, refine);
+                else snprintf(spec, sizeof spec, "gptq:g=%d", g);
+                if (n == max || n == TP_MIXED_MAX_CANDIDATES) return n;
+                int k = n++; /* insertion by bits/weight, stable */
+                while (k > 0 && bpw[k - 1] > b) {
+                    bpw[k] = bpw[k - 1];
+                    memcpy(out[k], out[k - 1], 96);
+                    k--;
+                }
+                bpw[k] = b;
+                snprintf(out[k], 96, "%s", spec);
+            }
     return n;
 }
 
 int tp_codec_needs_calib(const tp_codec *c) {
     for (int i = 0; i < c->nstages; i++)
         if (c->stages[i].method == M_AWQ || !strcmp(c->stages[i].method->name, "mixed")) return 1;
+    return tp_codec_needs_xtx(c);
+}
+
+int tp_codec_needs_xtx(const tp_codec *c) {
+    for (int i = 0; i < c->nstages; i++) /* mixed: its gptq candidates and the full proxy */
+        if (!strcmp(c->stages[i].method->name, "gptq") || !strcmp(c->stages[i].method->name, "mixed")) return 1;
     return 0;
+}
+
+void tp_codec_set_calib_xtx(tp_codec *c, const double *xtx, int64_t nsamples) {
+    for (int i = 0; i < c->nstages; i++) {
+        c->stages[i].act_xtx = xtx;
+        c->stages[i].act_nsamples = xtx ? nsamples : 0;
+    }
 }
 
 void tp_codec_set_calib(tp_codec *c, const float *absmean, const float *sqmean) {
@@ -369,34 +444,52 @@ const char *tp_codec_methods(void) {
  *   svd:rank=R                          -> lowrank:r=R
  *   tenpakx:rank=R,d=D,k=K,res=int4:g=G -> lowrank:r=R,imp=1+vq:d=D,k=K,imp=1+int4:g=G
  *   sparse24+int4:g=G                   -> sparse24:v=4,g=G
- * Returns 0 when the text is not one of them (then it is parsed as it is). */
+ * Returns 0 when the text is not one of them (then it is parsed as it is), -1 when it is one but
+ * malformed: values are plain decimals and each key comes once, as in the grammar itself. */
+static int alias_num(const char **p, long *v) {
+    const char *q = *p;
+    long x = 0;
+    if (*q < '0' || *q > '9') return 0;
+    for (; *q >= '0' && *q <= '9'; q++)
+        if ((x = x * 10 + (*q - '0')) > 1000000000L) return 0;
+    *v = x;
+    *p = q;
+    return 1;
+}
 static int rewrite_alias(const char *in, char *out, size_t n) {
     long r = 32, d = 4, k = 256, g = 32;
-    int used = 0;
-    if (sscanf(in, "svd:rank=%ld%n", &r, &used) == 1 && !in[used]) {
+    const char *p;
+    if (!strncmp(in, "svd:rank=", 9)) {
+        p = in + 9;
+        if (!alias_num(&p, &r) || *p) return -1;
         snprintf(out, n, "lowrank:r=%ld", r);
         return 1;
     }
     if (!strcmp(in, "svd")) { snprintf(out, n, "lowrank:r=64"); return 1; }
     if (!strncmp(in, "tenpakx", 7) && (in[7] == 0 || in[7] == ':')) {
-        const char *p = in + 7;
+        static const char *const keys[] = {"rank=", "d=", "k=", "res=int4:g="};
+        long *vals[] = {&r, &d, &k, &g};
+        int seen[4] = {0};
+        p = in + 7;
         if (*p == ':') {
             p++;
             while (*p) {
-                int m = 0;
-                if (sscanf(p, "rank=%ld%n", &r, &m) == 1 || sscanf(p, "d=%ld%n", &d, &m) == 1 ||
-                    sscanf(p, "k=%ld%n", &k, &m) == 1 || sscanf(p, "res=int4:g=%ld%n", &g, &m) == 1) {
-                    p += m;
-                    if (*p == ',') p++;
-                    else if (*p) return 0;
-                } else return 0;
+                int i = 0;
+                while (i < 4 && strncmp(p, keys[i], strlen(keys[i]))) i++;
+                if (i == 4 || seen[i]++) return -1;
+                p += strlen(keys[i]);
+                if (!alias_num(&p, vals[i])) return -1;
+                if (*p == ',' && p[1]) p++;
+                else if (*p) return -1;
             }
         }
         /* importance-weighted SVD and VQ: the experiment log's calibration-free proxy */
         snprintf(out, n, "lowrank:r=%ld,imp=1+vq:d=%ld,k=%ld,imp=1+int4:g=%ld", r, d, k, g);
         return 1;
     }
-    if (sscanf(in, "sparse24+int4:g=%ld%n", &g, &used) == 1 && !in[used]) {
+    if (!strncmp(in, "sparse24+int4:g=", 16)) {
+        p = in + 16;
+        if (!alias_num(&p, &g) || *p) return -1;
         snprintf(out, n, "sparse24:v=4,g=%ld", g);
         return 1;
     }
@@ -465,7 +558,11 @@ tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e) {
     memset(c, 0, sizeof *c);
     if (!spec || !*spec || strlen(spec) >= 200) return tp_fail(e, TP_ERR_ARG, "empty or overlong codec spec");
     char buf[256];
-    if (!rewrite_alias(spec, buf, sizeof buf)) snprintf(buf, sizeof buf, "%s", spec);
+    int alias = rewrite_alias(spec, buf, sizeof buf);
+    if (alias < 0)
+        return tp_fail(e, TP_ERR_ARG, "codec '%s': a malformed alias (its values are plain decimal numbers, each key "
+                       "once: svd:rank=R, tenpakx:rank=R,d=D,k=K,res=int4:g=G, sparse24+int4:g=G)", spec);
+    if (!alias) snprintf(buf, sizeof buf, "%s", spec);
     size_t bl = strlen(buf);
     if (buf[0] == '+' || buf[bl - 1] == '+' || strstr(buf, "++"))
         return tp_fail(e, TP_ERR_ARG, "codec '%s': empty stage (a stray '+')", spec);
@@ -481,7 +578,9 @@ tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e) {
         if (s != TP_OK) return s;
         for (int k = 0; k < st->nparams; k++) {
             double v = st->params[k].value;
-            if (!strcmp(st->params[k].key, "alpha") || !strcmp(st->params[k].key, "budget")) continue; /* real-valued */
+            if (!strcmp(st->params[k].key, "alpha") || !strcmp(st->params[k].key, "budget") ||
+                !strcmp(st->params[k].key, "damp"))
+                continue; /* real-valued */
             if (v < 0 || v != floor(v) || v > 1e9)
                 return tp_fail(e, TP_ERR_ARG, "codec '%s': %s must be a non-negative integer", spec, st->params[k].key);
         }
@@ -495,6 +594,10 @@ tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e) {
         if ((has_param(st, "awq") && tp_codec_param_get(st, "awq") > 1) ||
             (has_param(st, "search") && tp_codec_param_get(st, "search") > 1))
             return tp_fail(e, TP_ERR_ARG, "codec '%s': awq and search are 0 or 1", spec);
+        if (has_param(st, "act_order") && tp_codec_param_get(st, "act_order") > 1)
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': act_order is 0 or 1", spec);
+        if (has_param(st, "damp") && !(tp_codec_param_get(st, "damp") > 0 && tp_codec_param_get(st, "damp") <= 1))
+            return tp_fail(e, TP_ERR_ARG, "codec '%s': damp must be in (0, 1] (a fraction of mean(diag H))", spec);
         if (!strcmp(st->method->name, "mixed") && (c->nstages > 0 || strchr(spec, '+')))
             return tp_fail(e, TP_ERR_ARG, "codec '%s': mixed chooses a whole tensor's codec and cannot be chained", spec);
         if (refine > 100) return tp_fail(e, TP_ERR_ARG, "codec '%s': refine must be in 0..100", spec);
@@ -556,6 +659,18 @@ tp_status tp_codec_check_shape(const tp_codec *c, int64_t rows, int64_t cols, co
         if (r > (double)m) /* a rank beyond min(rows, cols) stores more than the matrix and fits nothing better */
             return tp_fail(e, TP_ERR_ARG, "codec '%s': r=%g exceeds min(rows, cols) = %lld of %s (%lldx%lld)", c->spec, r,
                            (long long)m, what ? what : "the matrix", (long long)rows, (long long)cols);
+        /* a codebook of more centroids than the matrix has vectors fits nothing better and its k-means
+         * runs for ever (vq:k=65536 on a 384x384 matrix); vectors longer than a row are padding */
+        if (!strcmp(s->method->name, "vq")) {
+            double d = tp_codec_param_get(s, "d"), k = tp_codec_param_get(s, "k");
+            double nvec = (double)rows * ceil((double)cols / (d >= 1 ? d : 1));
+            if (d > (double)cols)
+                return tp_fail(e, TP_ERR_ARG, "codec '%s': d=%g exceeds the %lld columns of %s (%lldx%lld)", c->spec, d,
+                               (long long)cols, what ? what : "the matrix", (long long)rows, (long long)cols);
+            if (k > nvec)
+                return tp_fail(e, TP_ERR_ARG, "codec '%s': k=%g exceeds the %.0f vectors of %s (%lldx%lld, d=%g)", c->spec,
+                               k, nvec, what ? what : "the matrix", (long long)rows, (long long)cols, d);
+        }
     }
     return TP_OK;
 }

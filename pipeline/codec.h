@@ -4,6 +4,7 @@
  *   stage   := method [':' key '=' value (',' key '=' value)*]
  *   e.g.  int4:g=16    int4r2:g=16    nf4:g=64    int4:g=128,refine=4
  *         awq:g=128,alpha=0.5    awq:g=128,search=1    mixed:budget=4.5[,awq=1]
+ *         gptq:g=128[,act_order=1][,damp=0.01]
  *
  * Calibrated methods (pipeline/calib.h gives the statistics):
  *   awq    s_c = mean|x_c|^alpha normalised to geometric mean 1 (tp_awq_scales), stored as fp16 per
@@ -11,10 +12,20 @@
  *          bytes of s count in the blob, so in bits/weight. search=1: per tensor, alpha is the one of
  *          {0, 1/8, ..., 1} with the least sum_c mean(x_c^2) ||dW_c||^2 (AWQ's grid search, with the
  *          diagonal of E[x x^T] in place of the activations); alpha=0 is plain int4 plus s = 1.
- *   mixed  per-tensor group size in {128, 64, 32} (int4, or awq with awq=1) chosen by tenpak compress
- *          to minimise the summed sensitivity sum_c mean(x_c^2) ||dW_c||^2 within `budget`
- *          bits/weight over the tensors it covers; each record stores its chosen spec.
- * Parameters are non-negative integers except alpha (0..1) and budget (4.25..16).
+ *   mixed  per-tensor codec chosen by tenpak compress among int4 g=128..8 with and without
+ *          refine=4, nf4, int4r2 where the budget allows, gptq, and (awq=1) awq with its alpha
+ *          searched per tensor (tp_codec_mixed_candidates), to minimise the summed (KLD-scaled) proxy within
+ *          `budget` bits/weight over the tensors it covers (pipeline/compress.h says how); each
+ *          record stores its chosen spec.
+ *   gptq   GPTQ (Frantar et al. 2022) on the int4 g-group format: the blob, decode and packed kernels
+ *          are int4:g=G's (so the GPU path and every int4 consumer run it); only the encoder differs.
+ *          Columns are quantised one at a time (act_order=1: by descending diag of H), each one's
+ *          error compensated on the columns not yet quantised through the Cholesky factor of the
+ *          damped inverse of H = X^T X, calibration's full second moment of the layer input
+ *          (tp_calib_xtx); a group's scale/offset are min/max of its error-updated weights when the
+ *          quantiser enters it. damp (0..1] times mean(diag H) is added to the diagonal.
+ *          include/tenpak/gptq.h states it exactly; a tensor without statistics gets H = I (= int4).
+ * Parameters are non-negative integers except alpha (0..1), budget (4.25..16) and damp (0..1].
  *
  * A chain A+B encodes W with A, then encodes the residual W - A(W) with B; decoding adds the
  * stages. Each method turns a rows x cols fp32 matrix (groups along a row = the input dimension)
@@ -47,6 +58,10 @@ typedef struct tp_codec_stage {
     /* calibration statistics of the matrix being encoded (per input column, cols long; NULL when
      * none): mean |x_c| and mean x_c^2, set by tp_codec_set_calib, not owned */
     const float *act_absmean, *act_sqmean;
+    /* the full second moment: cols x cols sum_n x x^T (tp_calib_xtx) over act_nsamples rows, set by
+     * tp_codec_set_calib_xtx, not owned; NULL when none (gptq then uses the identity) */
+    const double *act_xtx;
+    int64_t act_nsamples;
 } tp_codec_stage;
 
 typedef struct tp_codec {
@@ -77,14 +92,15 @@ typedef struct tp_codec_method {
  *   open  a kernel-ready view of blob (rows x cols, groups along a row). It may point into blob,
  *         which must outlive it (the artifact's map), or hold its own packed copy where the
  *         layout needs one (never an fp32 or fp16 copy of the matrix).
- *   mul   Y[i][r] = sum_c W[r][c] X[i][c] for i < n: Y is n x rows, X n x cols, row-major.
+ *   mul   Y[i][r] = sum_c W[r][c] X[i][c] for i < n: Y is n x rows, X n x cols, row-major;
+ *         TP_ERR_NOMEM when the kernel's scratch cannot be allocated.
  *   row   optional: row r of W decoded (W[r][0..cols)), for embedding lookups.
  *   corrupt  the planted-fault self-test: changes one code (or factor) picked by k, in the
  *         loaded view only, by far more than rounding, so a check that compares products fails.
  *   bytes the memory the view holds beyond blob. */
 typedef struct tp_codec_exec {
     void *(*open)(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, tp_err *e);
-    void (*mul)(const void *p, const float *X, int64_t n, float *Y);
+    tp_status (*mul)(const void *p, const float *X, int64_t n, float *Y);
     void (*row)(const void *p, int64_t r, float *dst);
     void (*corrupt)(void *p, uint64_t k);
     size_t (*bytes)(const void *p);
@@ -113,11 +129,22 @@ tp_status tp_codec_decode(const tp_codec *c, const uint8_t *blob, size_t len, in
                           tp_err *e);
 /* Calibration: every stage of c sees these per-column statistics (NULL: none) when encoding. */
 void tp_codec_set_calib(tp_codec *c, const float *absmean, const float *sqmean);
-int tp_codec_needs_calib(const tp_codec *c); /* awq or mixed */
+int tp_codec_needs_calib(const tp_codec *c); /* awq, gptq or mixed */
+/* ... and the full X^T X per tensor (calib's TP_CALIB_XTX), given to every stage by
+ * tp_codec_set_calib_xtx (NULL: none); tp_codec_set_calib leaves it as it is. */
+void tp_codec_set_calib_xtx(tp_codec *c, const double *xtx, int64_t nsamples);
+int tp_codec_needs_xtx(const tp_codec *c); /* gptq */
 int tp_codec_is_mixed(const tp_codec *c);
 double tp_codec_mixed_budget(const tp_codec *c);
-/* mixed: the candidate specs, coarsest (fewest bits) first; returns their number */
+/* mixed: the candidate specs for its budget, coarsest (fewest bits) first; returns their number
+ * (at most TP_MIXED_MAX_CANDIDATES). awq ones read search=1: per tensor the allocator replaces
+ * them by the searched alpha with search=0 (tp_codec_awq_search_alpha). */
+#define TP_MIXED_MAX_CANDIDATES 32
 int tp_codec_mixed_candidates(const tp_codec *c, char out[][96], int max);
+/* The alpha awq's search (search=1) would choose for W with c's statistics (c: one awq stage);
+ * without statistics the spec's alpha. Encoding with alpha=that,search=0 gives the same blob. */
+tp_status tp_codec_awq_search_alpha(const tp_codec *c, const float *W, int64_t rows, int64_t cols, double *alpha,
+                                    tp_err *e);
 /* Names of all methods, for help texts: "int4, int4r2, nf4" */
 const char *tp_codec_methods(void);
 

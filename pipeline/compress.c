@@ -18,6 +18,7 @@
 #include "pipeline/model.h"
 #include "pipeline/paired.h"
 #include "pipeline/safetensors.h"
+#include "pipeline/sensitivity.h"
 #include "pipeline/tokenizer.h"
 #include "tenpak/files.h"
 #include "tenpak/sha256.h"
@@ -75,107 +76,200 @@ static void load_matrix(const tp_st_tensor *t, int transposed, float *raw, float
 typedef struct mixed_entry {
     size_t tensor;       /* index in the safetensors set */
     uint64_t numel;
-    double sens[4];      /* per candidate */
-    size_t bytes[4];
     int pick;
 } mixed_entry;
 
-/* measure every covered tensor at every candidate and choose greedily (see compress.h) */
-static tp_status mixed_plan(const tp_codec *main, tp_st_set *set, const uint8_t *covered, int conv1d, const tp_calib *cal,
-                            mixed_entry **out, int *nout, cJSON **json, char **text, tp_err *e) {
-    char specs[4][96];
-    int nc = tp_codec_mixed_candidates(main, specs, 4);
-    tp_codec cand[4];
-    for (int k = 0; k < nc; k++)
-        if (tp_codec_parse(specs[k], &cand[k], e) != TP_OK) return TP_ERR_INTERNAL;
+/* Which proxy the allocator ranks by: 1 the full trace((W - W^) E[x x^T] (W - W^)^T), 0 its
+ * diagonal (pipeline/sensitivity.h). `tenpak calib-check` measures how each ranks tensors by the
+ * KLD of quantising them alone (reports/codec_quality.md). */
+#define MIXED_FULL_PROXY 1
+
+/* Tokens of calibration text over which each tensor's KLD at the reference candidate is measured
+ * (the proxy's per-tensor scale), unless tp_compress_opts.mixed_kld_tokens says otherwise */
+#define MIXED_KLD_TOKENS 1024
+
+static tp_status mixed_kld_gains(const char *model_dir, size_t tokens, tp_st_set *set, const mixed_entry *me, int n, int conv1d,
+                                 const tp_calib *cal, const tp_mixed_choice *ch, int nc, int ref, double *gain,
+                                 size_t *kld_tokens, tp_err *e) {
+    int32_t *ids = NULL;
+    size_t nids = 0;
+    tp_codec rc;
+    tp_status s = tp_codec_parse(ch[ref].spec, &rc, e);
+    if (s == TP_OK) s = tp_calib_text_ids(model_dir, cal->path, tokens, &ids, &nids, e);
+    tp_model *m = NULL;
+    if (s == TP_OK) s = tp_model_load(model_dir, NULL, &m, e);
+    const char **names = calloc((size_t)(n ? n : 1), sizeof *names);
+    float **Ds = calloc((size_t)(n ? n : 1), sizeof *Ds);
+    double *kld = calloc((size_t)(n ? n : 1), sizeof *kld);
+    if (s == TP_OK && (!names || !Ds || !kld)) s = tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    for (int j = 0; s == TP_OK && j < n; j++) {
+        const tp_st_tensor *t = tp_st_at(set, me[j].tensor);
+        int transposed = conv1d && !is_embedding(t->name);
+        int64_t rows = transposed ? t->shape[1] : t->shape[0], cols = transposed ? t->shape[0] : t->shape[1];
+        size_t nb = tp_codec_blob_bytes(&rc, rows, cols);
+        float *raw = tp_alloc((size_t)t->numel * 4), *W = tp_alloc((size_t)t->numel * 4), *D = tp_alloc((size_t)t->numel * 4);
+        uint8_t *blob = tp_alloc(nb);
+        if (!raw || !W || !D || !blob) s = tp_fail(e, TP_ERR_NOMEM, "out of memory for %s", t->name);
+        if (s == TP_OK) {
+            load_matrix(t, transposed, raw, W);
+            s = tp_codec_encode(&rc, W, rows, cols, blob, e);
+        }
+        if (s == TP_OK) s = tp_codec_decode(&rc, blob, nb, rows, cols, D, e);
+        if (s == TP_OK) { /* the file's layout, as the model's override takes it */
+            if (transposed)
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t q = 0; q < cols; q++) raw[q * rows + r] = D[r * cols + q];
+            else memcpy(raw, D, (size_t)t->numel * 4);
+            Ds[j] = raw;
+            names[j] = t->name;
+            raw = NULL;
+        }
+        tp_free(raw); tp_free(W); tp_free(D); tp_free(blob);
+    }
+    if (s == TP_OK) s = tp_tensor_klds(m, ids, nids, n, names, (const float *const *)Ds, kld, 1, e);
+    for (int j = 0; s == TP_OK && j < n; j++) {
+        double p = ch[(size_t)j * (size_t)nc + (size_t)ref].sens;
+        gain[j] = p > 0 ? (kld[j] > 1e-12 ? kld[j] : 1e-12) / p : 0;
+    }
+    if (s == TP_OK) *kld_tokens = nids;
+    for (int j = 0; Ds && j < n; j++) tp_free(Ds[j]);
+    free(names); free(Ds); free(kld); free(ids);
+    tp_model_free(m);
+    return s;
+}
+
+/* measure every covered tensor at every candidate and choose (tp_mixed_allocate; see compress.h).
+ * specs gets each tensor's chosen spec (nt x 96). */
+static tp_status mixed_plan(const char *model_dir, size_t kld_tokens_opt, const tp_codec *main, tp_st_set *set,
+                            const uint8_t *covered, int conv1d, const tp_calib *cal,
+                            mixed_entry **out, int *nout, char (**chosen)[96], cJSON **json, char **text, tp_err *e) {
+    char tmpl[TP_MIXED_MAX_CANDIDATES][96];
+    int nc = tp_codec_mixed_candidates(main, tmpl, TP_MIXED_MAX_CANDIDATES);
+    for (int k = 0; k < nc; k++) { /* canonical, as records store them (awq's alpha is each tensor's own) */
+        tp_codec cc;
+        if (tp_codec_parse(tmpl[k], &cc, e) != TP_OK) return TP_ERR_INTERNAL;
+        snprintf(tmpl[k], sizeof tmpl[k], "%.95s", cc.spec);
+    }
     size_t nt = tp_st_count(set);
     mixed_entry *me = calloc(nt ? nt : 1, sizeof *me);
-    if (!me) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
-    int n = 0;
+    tp_mixed_choice *ch = calloc((nt ? nt : 1) * (size_t)nc, sizeof *ch);
+    int *pick = calloc(nt ? nt : 1, sizeof *pick);
+    char (*cs)[96] = calloc(nt ? nt : 1, sizeof *cs);
+    if (!me || !ch || !pick || !cs) {
+        free(me); free(ch); free(pick); free(cs);
+        return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    }
+    int n = 0, full = 1;
     tp_status s = TP_OK;
-    uint64_t numel = 0, bytes = 0;
+    uint64_t numel = 0;
     for (size_t i = 0; i < nt && s == TP_OK; i++) {
         if (!covered[i]) continue;
         const tp_st_tensor *t = tp_st_at(set, i);
         int transposed = conv1d && !is_embedding(t->name);
         int64_t rows = transposed ? t->shape[1] : t->shape[0], cols = transposed ? t->shape[0] : t->shape[1];
-        float *raw = tp_alloc((size_t)t->numel * 4), *W = tp_alloc((size_t)t->numel * 4), *D = tp_alloc((size_t)t->numel * 4);
-        if (!raw || !W || !D) s = tp_fail(e, TP_ERR_NOMEM, "out of memory for %s", t->name);
+        float *raw = tp_alloc((size_t)t->numel * 4), *W = tp_alloc((size_t)t->numel * 4);
+        if (!raw || !W) s = tp_fail(e, TP_ERR_NOMEM, "out of memory for %s", t->name);
         if (s == TP_OK) load_matrix(t, transposed, raw, W);
         const float *sq = tp_calib_sqmean(cal, t->name, cols), *am = tp_calib_absmean(cal, t->name, cols);
+        int64_t nx = 0; /* X^T X where the statistics hold it: gptq candidates, and the full proxy */
+        const double *xtx = tp_calib_xtx(cal, t->name, cols, &nx);
+        full &= xtx != NULL && MIXED_FULL_PROXY;
         me[n].tensor = i;
         me[n].numel = (uint64_t)t->numel;
-        for (int k = 0; k < nc && s == TP_OK; k++) {
-            tp_codec c = cand[k];
-            tp_codec_set_calib(&c, am, sq);
-            size_t nb = tp_codec_blob_bytes(&c, rows, cols);
-            uint8_t *blob = tp_alloc(nb);
-            if (!blob) { s = tp_fail(e, TP_ERR_NOMEM, "out of memory for %s", t->name); break; }
-            s = tp_codec_encode(&c, W, rows, cols, blob, e);
-            if (s == TP_OK) s = tp_codec_decode(&c, blob, nb, rows, cols, D, e);
-            double sens = 0;
-            for (int64_t r = 0; s == TP_OK && r < rows; r++)
-                for (int64_t q = 0; q < cols; q++) {
-                    double d = (double)D[r * cols + q] - W[r * cols + q];
-                    sens += (sq ? (double)sq[q] : 1.0) * d * d;
-                }
-            me[n].sens[k] = sens;
-            me[n].bytes[k] = nb;
-            tp_free(blob);
-        }
+        int got = 0;
+        if (s == TP_OK) s = tp_mixed_measure(main, W, rows, cols, am, sq, xtx, nx, MIXED_FULL_PROXY, ch + (size_t)n * (size_t)nc, &got, e);
+        if (s == TP_OK && got != nc) s = tp_fail(e, TP_ERR_INTERNAL, "%s: %d of %d mixed candidates measured", t->name, got, nc);
         numel += me[n].numel;
-        bytes += me[n].bytes[0];
         n++;
-        tp_free(raw); tp_free(W); tp_free(D);
+        tp_free(raw); tp_free(W);
     }
+    /* each tensor's proxy scaled to the truth: gain_j = KLD of quantising tensor j alone with the
+     * reference candidate (int4:g=128) / its proxy there, over the calibration text's first tokens */
+    double *gain = calloc((size_t)(n ? n : 1), sizeof *gain);
+    int ref = -1;
+    for (int k = 0; k < nc; k++) ref = strcmp(tmpl[k], "int4:g=128,refine=0") ? ref : k;
+    size_t kld_tokens = 0;
+    if (s == TP_OK && !gain) s = tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    if (s == TP_OK && cal && ref >= 0)
+        s = mixed_kld_gains(model_dir, kld_tokens_opt ? kld_tokens_opt : MIXED_KLD_TOKENS, set, me, n, conv1d, cal, ch,
+                            nc, ref, gain, &kld_tokens, e);
+    for (int j = 0; s == TP_OK && kld_tokens && j < n; j++)
+        for (int k = 0; k < nc; k++) ch[(size_t)j * (size_t)nc + (size_t)k].sens *= gain[j];
     double budget = tp_codec_mixed_budget(main), limit = budget * (double)numel / 8.0;
-    if (s == TP_OK && (double)bytes > limit)
-        s = tp_fail(e, TP_ERR_ARG, "%s: budget %.4g bits/weight is below the coarsest candidate's %.4f", main->spec, budget,
-                    8.0 * (double)bytes / (double)numel);
-    while (s == TP_OK) { /* greedy: best sensitivity drop per byte that still fits */
-        int best = -1;
-        double best_ratio = 0;
-        for (int j = 0; j < n; j++) {
-            int p = me[j].pick;
-            if (p + 1 >= nc) continue;
-            double db = (double)me[j].bytes[p + 1] - (double)me[j].bytes[p], ds = me[j].sens[p] - me[j].sens[p + 1];
-            if ((double)bytes + db > limit || ds <= 0 || db <= 0) continue;
-            if (ds / db > best_ratio) { best_ratio = ds / db; best = j; }
-        }
-        if (best < 0) break;
-        bytes += me[best].bytes[me[best].pick + 1] - me[best].bytes[me[best].pick];
-        me[best].pick++;
+    if (s == TP_OK && (s = tp_mixed_allocate(ch, n, nc, limit, pick, e)) != TP_OK) {
+        char why[sizeof e->msg];
+        snprintf(why, sizeof why, "%s", e->msg);
+        tp_fail(e, TP_ERR_ARG, "%s: budget %.4g bits/weight: %s", main->spec, budget, why);
     }
-    if (s != TP_OK) { free(me); return s; }
+    if (s != TP_OK) { free(me); free(ch); free(pick); free(cs); free(gain); return s; }
+    uint64_t bytes = 0;
+    double total = 0, best_uniform = INFINITY;
+    int best_k = -1;
+    for (int j = 0; j < n; j++) {
+        me[j].pick = pick[j];
+        const tp_mixed_choice *c = &ch[(size_t)j * (size_t)nc + (size_t)pick[j]];
+        bytes += c->bytes;
+        total += c->sens;
+        snprintf(cs[me[j].tensor], 96, "%s", c->spec);
+    }
+    for (int k = 0; k < nc; k++) { /* the best single codec within the budget, for comparison */
+        double ub = 0, us = 0;
+        for (int j = 0; j < n; j++) { ub += (double)ch[(size_t)j * (size_t)nc + (size_t)k].bytes; us += ch[(size_t)j * (size_t)nc + (size_t)k].sens; }
+        if (ub <= limit && us < best_uniform) { best_uniform = us; best_k = k; }
+    }
+    const char *proxy = full ? "full" : "diag";
     cJSON *j = cJSON_CreateObject();
     cJSON_AddNumberToObject(j, "budget_bits_per_weight", budget);
     cJSON_AddNumberToObject(j, "bits_per_weight", numel ? 8.0 * (double)bytes / (double)numel : 0);
-    cJSON_AddStringToObject(j, "sensitivity", "sum over rows and input channels c of mean(x_c^2) * (W - W^)^2");
-    cJSON *cs = cJSON_AddArrayToObject(j, "candidates");
-    for (int k = 0; k < nc; k++) cJSON_AddItemToArray(cs, cJSON_CreateString(cand[k].spec));
+    cJSON_AddStringToObject(j, "proxy", proxy);
+    cJSON_AddStringToObject(j, "sensitivity", full ? "trace((W - W^) E[x x^T] (W - W^)^T)"
+                                                   : "sum over rows and input channels c of mean(x_c^2) * (W - W^)^2");
+    if (kld_tokens) {
+        cJSON_AddStringToObject(j, "kld_reference", tmpl[ref]);
+        cJSON_AddNumberToObject(j, "kld_tokens", (double)kld_tokens);
+        cJSON_AddStringToObject(j, "kld_scaling", "each tensor's proxy times KLD(tensor alone at kld_reference) / its proxy "
+                                                  "there: the sensitivity is in nats of KLD");
+    }
+    cJSON_AddNumberToObject(j, "sensitivity_total", total);
+    if (best_k >= 0) {
+        cJSON_AddStringToObject(j, "best_uniform_codec", tmpl[best_k]);
+        cJSON_AddNumberToObject(j, "best_uniform_sensitivity", best_uniform);
+    }
+    cJSON *cands = cJSON_AddArrayToObject(j, "candidates");
+    for (int k = 0; k < nc; k++) cJSON_AddItemToArray(cands, cJSON_CreateString(tmpl[k]));
     cJSON *ts = cJSON_AddArrayToObject(j, "tensors");
-    size_t cap = 256 + (size_t)n * 200, used = 0;
+    size_t cap = 512 + (size_t)n * 200, used = 0;
     char *tx = malloc(cap);
-    if (tx) used += (size_t)snprintf(tx, cap, "mixed plan (%s, %d tensors, %.4f bits/weight of a %.4g budget):\n  %-48s %-28s %s\n",
-                                     main->spec, n, numel ? 8.0 * (double)bytes / (double)numel : 0, budget, "tensor", "codec",
-                                     "sensitivity per candidate (g=128, 64, 32)");
+    if (tx)
+        used += (size_t)snprintf(tx, cap, "mixed plan (%s, %d tensors, %.4f bits/weight of a %.4g budget, %d candidates, "
+                                          "%s proxy%s %.5g; best single codec within the budget: %s %.5g):\n  %-48s %-40s %s\n",
+                                 main->spec, n, numel ? 8.0 * (double)bytes / (double)numel : 0, budget, nc, proxy,
+                                 kld_tokens ? " scaled to KLD" : "", total,
+                                 best_k >= 0 ? tmpl[best_k] : "none", best_k >= 0 ? best_uniform : 0, "tensor", "codec",
+                                 "sensitivity");
     for (int k = 0; k < n; k++) {
         cJSON *x = cJSON_CreateObject();
         const char *name = tp_st_at(set, me[k].tensor)->name;
+        const tp_mixed_choice *c = &ch[(size_t)k * (size_t)nc + (size_t)me[k].pick];
         cJSON_AddStringToObject(x, "name", name);
-        cJSON_AddStringToObject(x, "codec", cand[me[k].pick].spec);
+        cJSON_AddStringToObject(x, "codec", c->spec);
+        cJSON_AddNumberToObject(x, "candidate", me[k].pick);
+        if (kld_tokens) cJSON_AddNumberToObject(x, "kld_gain", gain[k]);
         cJSON *sa = cJSON_AddArrayToObject(x, "sensitivity");
-        for (int q = 0; q < nc; q++) cJSON_AddItemToArray(sa, cJSON_CreateNumber(me[k].sens[q]));
-        cJSON_AddItemToArray(ts, x);
-        if (tx && used < cap) {
-            used += (size_t)snprintf(tx + used, cap - used, "  %-48s %-28s", name, cand[me[k].pick].spec);
-            for (int q = 0; q < nc && used < cap; q++) used += (size_t)snprintf(tx + used, cap - used, " %.4g", me[k].sens[q]);
-            if (used < cap) used += (size_t)snprintf(tx + used, cap - used, "\n");
+        cJSON *ba = cJSON_AddArrayToObject(x, "bytes");
+        for (int q = 0; q < nc; q++) {
+            cJSON_AddItemToArray(sa, cJSON_CreateNumber(ch[(size_t)k * (size_t)nc + (size_t)q].sens));
+            cJSON_AddItemToArray(ba, cJSON_CreateNumber((double)ch[(size_t)k * (size_t)nc + (size_t)q].bytes));
         }
+        cJSON_AddItemToArray(ts, x);
+        if (tx && used < cap) used += (size_t)snprintf(tx + used, cap - used, "  %-48s %-40s %.4g\n", name, c->spec, c->sens);
     }
-    /* me[k].pick is each tensor's chosen candidate, for the encoding pass */
+    free(ch);
+    free(pick);
+    free(gain);
     *out = me;
     *nout = n;
+    *chosen = cs;
     *json = j;
     *text = tx;
     return TP_OK;
@@ -192,7 +286,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     tp_codec main;
     tp_status s = tp_codec_parse(o->codec, &main, e);
     if (s != TP_OK) return s;
-    int need_calib = tp_codec_needs_calib(&main);
+    int need_calib = tp_codec_needs_calib(&main), need_xtx = tp_codec_needs_xtx(&main);
     tp_codec ov[TP_MAX_OVERRIDES];
     regex_t re[TP_MAX_OVERRIDES];
     int nre = 0;
@@ -207,6 +301,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
             if (s == TP_OK && tp_codec_is_mixed(&ov[i]))
                 s = tp_fail(e, TP_ERR_ARG, "--override %s: mixed is a whole-model codec, not an override", o->override_spec[i]);
             if (s == TP_OK) need_calib |= tp_codec_needs_calib(&ov[i]);
+            if (s == TP_OK) need_xtx |= tp_codec_needs_xtx(&ov[i]);
         }
     }
     char cfgpath[4096];
@@ -227,6 +322,14 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     /* the config as the model loader reads it: types, epsilon, RoPE base, layers present */
     tp_model_config mcfg;
     if (s == TP_OK) s = tp_config_load(cfgpath, &mcfg, e);
+    /* the checkpoint loads as the model that eval runs (every tensor it needs, none it would ignore,
+     * pipeline/model.c): refused now, not after the work. Weights stay in the map; a 1-position cache */
+    if (s == TP_OK) {
+        tp_model_opts mo = {.weights = TP_WEIGHTS_F32, .max_ctx = 1};
+        tp_model *chk = NULL;
+        s = tp_model_load(o->model_dir, &mo, &chk, e);
+        tp_model_free(chk);
+    }
     const char *mtype = cfg ? tp_json_str(cfg, "model_type") : NULL;
     int conv1d = mtype && !strcmp(mtype, "gpt2"); /* GPT-2 stores Conv1D weights [in, out] */
     tp_st_set *set = NULL;
@@ -238,7 +341,11 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     tp_calib *owncal = NULL;
     const tp_calib *cal = o->calib;
     if (s == TP_OK && need_calib && !cal) {
-        s = tp_calib_collect(o->model_dir, o->calib_data, o->calib_tokens, &owncal, e);
+        s = tp_calib_collect_ex(o->model_dir, o->calib_data, o->calib_tokens, need_xtx ? TP_CALIB_XTX : 0, &owncal, e);
+        cal = owncal;
+    } else if (s == TP_OK && need_xtx && !(cal->flags & TP_CALIB_XTX)) {
+        /* gptq needs X^T X, which the caller's statistics lack: collected again from the same text */
+        s = tp_calib_collect_ex(o->model_dir, cal->path, cal->tokens, TP_CALIB_XTX, &owncal, e);
         cal = owncal;
     }
     if (cal) {
@@ -284,17 +391,12 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     mixed_entry *plan = NULL;
     int nplan = 0;
     cJSON *plan_json = NULL;
-    tp_codec mixed_cand[4];
-    if (s == TP_OK && tp_codec_is_mixed(&main)) {
-        s = mixed_plan(&main, set, covered, conv1d, cal, &plan, &nplan, &plan_json, &r->plan, e);
-        char specs[4][96];
-        int nc = tp_codec_mixed_candidates(&main, specs, 4);
-        for (int k = 0; s == TP_OK && k < nc; k++) s = tp_codec_parse(specs[k], &mixed_cand[k], e);
-    }
+    char (*plan_spec)[96] = NULL; /* mixed: each covered tensor's chosen spec, by tensor index */
+    if (s == TP_OK && tp_codec_is_mixed(&main))
+        s = mixed_plan(o->model_dir, o->mixed_kld_tokens, &main, set, covered, conv1d, cal, &plan, &nplan, &plan_spec, &plan_json, &r->plan, e);
     tp_art_writer *w = NULL;
     if (s == TP_OK) s = tp_artw_open(out_path, &w, e);
     double err = 0, norm = 0, theory_bits = 0; /* theory: summed over the compressed tensors */
-    int iplan = 0;
     for (size_t i = 0; s == TP_OK && i < nt; i++) {
         const tp_st_tensor *t = tp_st_at(set, i);
         r->ntensors++;
@@ -303,9 +405,10 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
         r->fp16_bytes += (uint64_t)t->numel * 2;
         tp_codec cc;
         const tp_codec *c = which[i] == 0 ? NULL : which[i] == 1 ? &main : &ov[which[i] - 2];
+        tp_codec pc;
         if (c == &main && plan) {
-            while (iplan < nplan && plan[iplan].tensor < i) iplan++;
-            c = &mixed_cand[plan[iplan].pick];
+            if ((s = tp_codec_parse(plan_spec[i], &pc, e)) != TP_OK) break;
+            c = &pc;
         }
         cJSON *rec = cJSON_CreateObject();
         cJSON_AddStringToObject(rec, "name", t->name);
@@ -321,6 +424,9 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
         int64_t rows = transposed ? t->shape[1] : t->shape[0], cols = transposed ? t->shape[0] : t->shape[1];
         cc = *c;
         tp_codec_set_calib(&cc, tp_calib_absmean(cal, t->name, cols), tp_calib_sqmean(cal, t->name, cols));
+        int64_t nxtx = 0;
+        const double *xtx = tp_calib_xtx(cal, t->name, cols, &nxtx);
+        tp_codec_set_calib_xtx(&cc, xtx, nxtx);
         c = &cc;
         size_t n = (size_t)t->numel, nb = tp_codec_blob_bytes(c, rows, cols);
         float *raw = tp_alloc(n * 4), *W = tp_alloc(n * 4), *D = tp_alloc(n * 4);
@@ -398,6 +504,8 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     cJSON_Delete(cfg);
     cJSON_Delete(plan_json);
     free(plan);
+    free(plan_spec);
+    (void)nplan;
     free(which);
     free(covered);
     tp_calib_free(owncal);

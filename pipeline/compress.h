@@ -31,6 +31,8 @@ typedef struct tp_compress_opts {
     const tp_calib *calib;
     const char *calib_data;
     size_t calib_tokens;
+    /* mixed: tokens of the calibration text over which each tensor's KLD scales its proxy (0: 1024) */
+    size_t mixed_kld_tokens;
 } tp_compress_opts;
 
 typedef struct tp_compress_result {
@@ -49,11 +51,18 @@ typedef struct tp_compress_result {
     char *plan;                /* mixed: the chosen table as text (malloc'd), else NULL */
 } tp_compress_result;
 
-/* A mixed codec's choice is measured here: for every tensor it covers and every candidate g, the
- * sensitivity sum_rows sum_c mean(x_c^2) (W - W^)_rc^2 (mean x^2 from calibration); starting from
- * the coarsest candidate everywhere, the step with the largest sensitivity drop per added byte is
- * taken while the covered tensors' blob bytes stay within budget x weights / 8. The table goes into
- * the header ("mixed") and r->plan. */
+/* A mixed codec's choice is measured here: every tensor it covers is encoded with every candidate
+ * (tp_codec_mixed_candidates: int4 g=128..8 with and without refine=4, nf4, int4r2 where the budget
+ * allows, awq with the tensor's searched alpha when awq=1) and each result's sensitivity proxy
+ * measured (pipeline/sensitivity.h: trace((W - W^) E[x x^T] (W - W^)^T) where the calibration holds
+ * E[x x^T], else its diagonal sum_c mean(x_c^2) ||(W - W^)_c||^2), scaled per tensor to nats of KLD
+ * (the KLD of the model's output over the calibration text's first 1024 tokens with that tensor
+ * alone at int4:g=128, over its proxy there: tensors differ in how far an output error travels,
+ * which no layer-local proxy sees); tp_mixed_allocate then chooses
+ * one candidate per tensor with the least summed proxy whose blob bytes stay within budget x
+ * weights / 8 (never above a single candidate that fits the budget everywhere). The table goes
+ * into the header ("mixed": candidates, per tensor its codec and every candidate's proxy and
+ * bytes) and r->plan. */
 tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_compress_result *r, tp_err *e);
 void tp_compress_result_free(tp_compress_result *r); /* frees r->plan */
 

@@ -114,10 +114,15 @@ tp_status tp_config_load(const char *path, tp_model_config *c, tp_err *e) {
     if (!text) return TP_ERR_IO;
     cJSON *root = cJSON_ParseWithLength(text, len);
     free(text);
-    if (!root || !cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return tp_fail(e, TP_ERR_FORMAT, "%s: not a well-formed JSON object", path);
-    }
+    tp_status rc = tp_config_parse_json(root, path, c, e);
+    if (rc == TP_OK) rc = check_layers(path, c->n_layer, e);
+    cJSON_Delete(root);
+    return rc;
+}
+
+tp_status tp_config_parse_json(const cJSON *root, const char *path, tp_model_config *c, tp_err *e) {
+    memset(c, 0, sizeof *c);
+    if (!root || !cJSON_IsObject(root)) return tp_fail(e, TP_ERR_FORMAT, "%s: not a well-formed JSON object", path);
     tp_status rc = TP_OK;
     static const char *const ints[] = {"n_layer", "n_embd", "n_head", "vocab_size", "n_positions", "n_ctx", "n_inner",
                                        "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
@@ -252,8 +257,54 @@ tp_status tp_config_load(const char *path, tp_model_config *c, tp_err *e) {
         rc = tp_fail(e, TP_ERR_FORMAT, "%s: inconsistent sizes (layers %d, hidden %d, heads %d/%d, head_dim %d)", path,
                      c->n_layer, c->d_model, c->n_head, c->n_kv_head, c->head_dim);
     }
-    if (rc == TP_OK) rc = check_layers(path, c->n_layer, e);
 done:
-    cJSON_Delete(root);
     return rc;
+}
+
+int tp_config_diff(const tp_model_config *a, const tp_model_config *b, char *what, size_t n) {
+    static const char *const acts[] = {"gelu_new", "gelu", "silu", "relu"}, *const ropes[] = {"default", "linear", "llama3"};
+    const int g = a->arch == TP_ARCH_GPT2;
+    if (strcmp(a->model_type, b->model_type)) {
+        snprintf(what, n, "model_type %s, now %s", a->model_type, b->model_type);
+        return 1;
+    }
+#define INT_FIELD(f, name)                                               \
+    if (a->f != b->f) {                                                  \
+        snprintf(what, n, "%s %d, now %d", name, (int)a->f, (int)b->f); \
+        return 1;                                                        \
+    }
+#define NUM_FIELD(f, name)                                                   \
+    if (a->f != b->f) {                                                      \
+        snprintf(what, n, "%s %.9g, now %.9g", name, (double)a->f, (double)b->f); \
+        return 1;                                                            \
+    }
+#define NAMED_FIELD(f, name, names)                                                     \
+    if (a->f != b->f) {                                                                 \
+        snprintf(what, n, "%s %s, now %s", name, names[(int)a->f], names[(int)b->f]); \
+        return 1;                                                                       \
+    }
+    INT_FIELD(n_layer, g ? "n_layer" : "num_hidden_layers")
+    INT_FIELD(d_model, g ? "n_embd" : "hidden_size")
+    INT_FIELD(n_head, g ? "n_head" : "num_attention_heads")
+    INT_FIELD(n_kv_head, "num_key_value_heads")
+    INT_FIELD(head_dim, "head_dim")
+    INT_FIELD(d_ff, g ? "n_inner" : "intermediate_size")
+    INT_FIELD(vocab, "vocab_size")
+    INT_FIELD(n_ctx, g ? "n_positions" : "max_position_embeddings")
+    NUM_FIELD(norm_eps, g ? "layer_norm_epsilon" : "rms_norm_eps")
+    NAMED_FIELD(act, g ? "activation_function" : "hidden_act", acts)
+    INT_FIELD(tie_embeddings, "tie_word_embeddings")
+    INT_FIELD(sliding_window, "sliding_window")
+    NUM_FIELD(rope_theta, "rope_theta")
+    NAMED_FIELD(rope_type, "RoPE type", ropes)
+    NUM_FIELD(rope_factor, "RoPE factor")
+    NUM_FIELD(rope_low_freq_factor, "RoPE low_freq_factor")
+    NUM_FIELD(rope_high_freq_factor, "RoPE high_freq_factor")
+    INT_FIELD(rope_orig_ctx, "original_max_position_embeddings")
+    INT_FIELD(bos_id, "bos_token_id")
+    INT_FIELD(eos_id, "eos_token_id")
+#undef INT_FIELD
+#undef NUM_FIELD
+#undef NAMED_FIELD
+    return 0;
 }

@@ -35,6 +35,13 @@ typedef struct tp_model_config {
 /* Parses path (a config.json). Unknown model_type, missing sizes or an unsupported RoPE scaling
  * fail with one line naming the file and the problem. */
 tp_status tp_config_load(const char *path, tp_model_config *c, tp_err *e);
+/* The same from parsed JSON (an artifact's recorded config), path naming it in messages; without
+ * tp_config_load's check of the layers against a checkpoint beside it. */
+struct cJSON;
+tp_status tp_config_parse_json(const struct cJSON *root, const char *path, tp_model_config *c, tp_err *e);
+/* 0 when a and b agree on every field the forward pass uses; else 1 and the first that differs,
+ * named as config.json names it, with both values ("rms_norm_eps 1e-05, now 2e-05"). */
+int tp_config_diff(const tp_model_config *a, const tp_model_config *b, char *what, size_t n);
 
 #ifdef __cplusplus
 }

@@ -96,7 +96,8 @@ tp_status tp_linear_mul(tp_linear *l, const float *X, int n, float *Y, int ldy, 
         int direct = i == 0 && !accumulate && ldy == rows; /* the product can land in Y itself */
         float *P = direct ? Y : scratch((size_t)n * (size_t)rows, e);
         if (!P) return TP_ERR_NOMEM;
-        x->mul(l->stage[i], X, n, P);
+        tp_status s = x->mul(l->stage[i], X, n, P);
+        if (s != TP_OK) return tp_fail(e, s, "out of memory in the %s kernel", l->codec.stages[i].method->name);
         if (direct) continue;
         for (int r = 0; r < n; r++) {
             float *y = Y + (size_t)r * (size_t)ldy;
@@ -136,3 +137,26 @@ size_t tp_linear_bytes(const tp_linear *l) {
 }
 
 void tp_linear_corrupt(tp_linear *l, uint64_t k) { l->codec.stages[0].method->exec->corrupt(l->stage[0], k); }
+
+tp_status tp_linear_open_method(const struct tp_codec_method *m, const char *spec, double type, const uint8_t *blob,
+                                size_t len, int64_t rows, int64_t cols, const char *what, tp_linear **out, tp_err *e) {
+    *out = NULL;
+    tp_linear *l = calloc(1, sizeof *l);
+    if (!l) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    l->codec.nstages = 1;
+    l->codec.stages[0].method = m;
+    l->codec.stages[0].nparams = 1;
+    snprintf(l->codec.stages[0].params[0].key, sizeof l->codec.stages[0].params[0].key, "type");
+    l->codec.stages[0].params[0].value = type;
+    snprintf(l->codec.spec, sizeof l->codec.spec, "%s", spec);
+    l->rows = rows;
+    l->cols = cols;
+    l->blob_len = len;
+    tp_err se = {{0}};
+    if (!(l->stage[0] = m->exec->open(&l->codec.stages[0], blob, rows, cols, &se))) {
+        free(l);
+        return tp_fail(e, TP_ERR_FORMAT, "%s: %s", what, se.msg);
+    }
+    *out = l;
+    return TP_OK;
+}

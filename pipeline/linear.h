@@ -26,6 +26,11 @@ typedef struct tp_linear tp_linear;
 tp_status tp_linear_open(const char *spec, const uint8_t *blob, size_t len, int64_t rows, int64_t cols,
                          const char *what, tp_linear **out, tp_err *e);
 void tp_linear_free(tp_linear *l);
+/* One stage of a method outside the codec table (the GGUF model's ggml blocks, pipeline/gguf_model.c):
+ * m->exec opens blob with one parameter "type" = type; spec names it (e.g. "ggml:Q4_1"). */
+struct tp_codec_method;
+tp_status tp_linear_open_method(const struct tp_codec_method *m, const char *spec, double type, const uint8_t *blob,
+                                size_t len, int64_t rows, int64_t cols, const char *what, tp_linear **out, tp_err *e);
 
 int64_t tp_linear_rows(const tp_linear *l);
 int64_t tp_linear_cols(const tp_linear *l);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "pipeline/gguf_model.h"
 #include "pipeline/config.h"
 #include "pipeline/model.h"
 #include "pipeline/safetensors.h"
@@ -205,10 +206,11 @@ tp_status tp_lmzip_compress(const tp_lm_source *src, tp_lmzip_coder ck, const ui
     if (ds != TP_OK) return ds;
     char tpath[4200];
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", dir);
+    if (tp_gguf_is_model_path(dir)) snprintf(tpath, sizeof tpath, "%s", dir); /* its tokenizer is in the GGUF */
     uint8_t tsha[32], msha[32];
     tp_status s = file_sha(tpath, tsha, e);
     tp_tokenizer *tok = NULL;
-    if (s == TP_OK) s = tp_tokenizer_load(tpath, &tok, e);
+    if (s == TP_OK) s = tp_model_tokenizer_load(dir, &tok, e);
     if (s != TP_OK) return s;
     const int32_t *pre = NULL, *suf = NULL;
     size_t np = tp_tokenizer_prefix(tok, &pre), ns = tp_tokenizer_suffix(tok, &suf);
@@ -218,8 +220,11 @@ tp_status tp_lmzip_compress(const tp_lm_source *src, tp_lmzip_coder ck, const ui
     int32_t *ids = NULL;
     size_t nid = 0;
     s = tp_tokenizer_encode(tok, (const char *)in, n, 1, &ids, &nid, e);
+    /* text the vocabulary cannot encode (no unk, no byte fallback) goes line by line, such lines raw */
+    int whole = s == TP_OK;
+    if (s == TP_ERR_FORMAT) s = TP_OK;
     /* a token segment never has more tokens than bytes (the decoder holds the container to it) */
-    if (s == TP_OK && nid >= np + ns && nid - np - ns <= n && roundtrips(tok, ids + np, nid - np - ns, in, n)) {
+    if (whole && nid >= np + ns && nid - np - ns <= n && roundtrips(tok, ids + np, nid - np - ns, in, n)) {
         sg = calloc(1, sizeof *sg);
         sg[0] = (seg){0, n, nid - np - ns, 0, NULL};
         sg[0].ids = malloc((sg[0].count ? sg[0].count : 1) * sizeof(int32_t));
@@ -341,6 +346,18 @@ tp_status tp_lmzip_compress(const tp_lm_source *src, tp_lmzip_coder ck, const ui
     return s;
 }
 
+/* room for n more bytes at pos in *o (and a spare one): 0 when out of memory */
+static int out_room(uint8_t **o, size_t *cap, size_t pos, uint64_t n) {
+    if (pos + n + 1 <= *cap) return 1;
+    size_t nc = *cap ? *cap : 4096;
+    while (nc < pos + n + 1) nc *= 2;
+    uint8_t *no = realloc(*o, nc);
+    if (!no) return 0;
+    *o = no;
+    *cap = nc;
+    return 1;
+}
+
 static void hex8(const uint8_t *d, char *out) {
     for (int i = 0; i < 6; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
@@ -389,6 +406,7 @@ tp_status tp_lmzip_decompress(const tp_lm_source *src, const uint8_t *in, size_t
     tp_status s = lm_dir(src, dir, sizeof dir, e);
     if (s != TP_OK) { free(sg); return s; }
     snprintf(tpath, sizeof tpath, "%s/tokenizer.json", dir);
+    if (tp_gguf_is_model_path(dir)) snprintf(tpath, sizeof tpath, "%s", dir); /* its tokenizer is in the GGUF */
     s = file_sha(tpath, tsha, e);
     tp_tokenizer *tok = NULL;
     if (s == TP_OK && memcmp(tsha, in + 40, 32)) {
@@ -397,7 +415,7 @@ tp_status tp_lmzip_decompress(const tp_lm_source *src, const uint8_t *in, size_t
         hex8(tsha, b);
         s = tp_fail(e, TP_ERR_ARG, "compressed with another tokenizer (sha256 %s..., %s has %s...)", a, tpath, b);
     }
-    if (s == TP_OK) s = tp_tokenizer_load(tpath, &tok, e);
+    if (s == TP_OK) s = tp_model_tokenizer_load(dir, &tok, e);
     const int32_t *pre = NULL;
     size_t np = tok ? tp_tokenizer_prefix(tok, &pre) : 0;
     lm L;
@@ -410,9 +428,12 @@ tp_status tp_lmzip_decompress(const tp_lm_source *src, const uint8_t *in, size_t
         s = tp_fail(e, TP_ERR_ARG, "compressed with another model (sha256 %s...; %s has %s...): unzip needs the same %s", a,
                     src->artifact ? src->artifact : dir, b, src->artifact ? "artifact" : "model");
     }
-    uint8_t *o = malloc(olen + 1);
+    /* the output grows as segments decode: a forged length reserves nothing (raw segments are
+     * bounded by the payload, token segments by what the tokenizer decoded) */
+    size_t ocap = 0;
+    uint8_t *o = NULL;
     uint32_t *freq = L.V ? malloc((size_t)L.V * sizeof *freq) : NULL, *cum = L.V ? malloc(((size_t)L.V + 1) * sizeof *cum) : NULL;
-    if (s == TP_OK && (!o || !freq || !cum)) s = tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    if (s == TP_OK && (!freq || !cum)) s = tp_fail(e, TP_ERR_NOMEM, "out of memory");
     tp_ac_dec ad;
     tp_rans_dec rd;
     int ac = in[5] == TP_LMZIP_AC;
@@ -430,6 +451,7 @@ tp_status tp_lmzip_decompress(const tp_lm_source *src, const uint8_t *in, size_t
             break;
         }
         if (sg[i].kind == 1) {
+            if (!out_room(&o, &ocap, pos, sg[i].bytes)) { s = tp_fail(e, TP_ERR_NOMEM, "out of memory"); break; }
             for (uint64_t k = 0; k < sg[i].bytes && !SPENT(); k++) {
                 uint32_t t = ac ? tp_ac_decode_target(&ad, TOTAL_BITS) : tp_rans_decode_target(&rd, TOTAL_BITS);
                 uint32_t b = t >> 16;
@@ -439,8 +461,15 @@ tp_status tp_lmzip_decompress(const tp_lm_source *src, const uint8_t *in, size_t
             }
             continue;
         }
-        ids = realloc(ids, (sg[i].count ? sg[i].count : 1) * sizeof *ids);
+        size_t idcap = 0;
         for (uint64_t k = 0; k < sg[i].count && s == TP_OK; k++) {
+            if (k == idcap) { /* grows with the tokens decoded, never to a forged count at once */
+                size_t nc = idcap ? 2 * idcap : 1024;
+                int32_t *ni = realloc(ids, nc * sizeof *ids);
+                if (!ni) { s = tp_fail(e, TP_ERR_NOMEM, "out of memory"); break; }
+                ids = ni;
+                idcap = nc;
+            }
             if (SPENT()) {
                 s = tp_fail(e, TP_ERR_FORMAT, "coded stream ends inside segment %u (damaged, or a forged segment table)", i);
                 break;
@@ -461,13 +490,16 @@ tp_status tp_lmzip_decompress(const tp_lm_source *src, const uint8_t *in, size_t
         size_t dl = 0;
         s = tp_tokenizer_decode(tok, ids, sg[i].count, 1, &d, &dl, e);
         if (s == TP_OK && dl != sg[i].bytes) s = tp_fail(e, TP_ERR_FORMAT, "decoded text does not match the recorded length (wrong model or damaged stream)");
+        if (s == TP_OK && !out_room(&o, &ocap, pos, dl)) s = tp_fail(e, TP_ERR_NOMEM, "out of memory");
         if (s == TP_OK) memcpy(o + pos, d, dl);
-        pos += dl;
+        if (s == TP_OK) pos += dl;
         free(d);
         stats->tokens += sg[i].count;
     }
 #undef SPENT
     if (s == TP_OK) s = ac ? tp_ac_dec_finish(&ad, e) : tp_rans_dec_finish(&rd, e);
+    if (s == TP_OK && pos != olen) s = tp_fail(e, TP_ERR_FORMAT, "decoded %zu bytes, the header records %llu", pos, (unsigned long long)olen);
+    if (s == TP_OK && !out_room(&o, &ocap, pos, 0)) s = tp_fail(e, TP_ERR_NOMEM, "out of memory");
     if (s == TP_OK && XXH64(o, olen, 0) != ohash) s = tp_fail(e, TP_ERR_CHECKSUM, "decoded text fails its checksum");
     free(ids);
     free(freq);

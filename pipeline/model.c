@@ -2,6 +2,7 @@
 #include "pipeline/model.h"
 #include "tenpak/matvec.h"
 
+#include "pipeline/gguf_model.h"
 #include "pipeline/linear.h"
 #include "pipeline/vecmath.h"
 
@@ -174,7 +175,7 @@ void tp_model_free(tp_model *m) {
 
 /* ---- loading ---- */
 
-typedef struct loader { tp_model *m; const char *dir; tp_err *e; tp_status rc; } loader;
+typedef struct loader { tp_model *m; const char *dir; tp_err *e; tp_status rc; uint8_t *used; } loader;
 
 static const tp_st_tensor *need(loader *ld, const char *name, int64_t d0, int64_t d1, int optional) {
     if (ld->rc != TP_OK) return NULL;
@@ -183,6 +184,7 @@ static const tp_st_tensor *need(loader *ld, const char *name, int64_t d0, int64_
         if (!optional) ld->rc = tp_fail(ld->e, TP_ERR_FORMAT, "%s: tensor '%s' missing from the safetensors", ld->dir, name);
         return NULL;
     }
+    ld->used[t - tp_st_at(ld->m->st, 0)] = 1;
     int ok = tp_st_is_float(t->dtype) && (d1 ? (t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1)
                                               : (t->ndim == 1 && t->shape[0] == d0));
     if (!ok) {
@@ -221,6 +223,33 @@ static void load_mat(loader *ld, wmat *w, const char *name, int64_t d0, int64_t 
     m->all[m->nall++] = w;
 }
 
+/* Every tensor of the checkpoint is used or known: one the forward pass does not read (a layer
+ * the config does not count, q_norm of another architecture, anything else) would be ignored and
+ * the results silently wrong, so it is refused, listed. Known: buffers transformers recomputes and
+ * ignores too (attention masks, RoPE inverse frequencies) and a stored lm_head that tying replaces. */
+static tp_status check_unused(loader *ld) {
+    static const char *const known[] = {".attn.bias", ".attn.masked_bias", ".rotary_emb.inv_freq", NULL};
+    const tp_st_set *set = ld->m->st;
+    size_t n = tp_st_count(set), bad = 0;
+    char list[400] = "";
+    for (size_t i = 0; i < n; i++) {
+        if (ld->used[i]) continue;
+        const char *name = tp_st_at(set, i)->name;
+        size_t nl = strlen(name);
+        int ok = ld->m->tied && (!strcmp(name, "lm_head.weight") || !strcmp(name, "transformer.lm_head.weight"));
+        for (int k = 0; !ok && known[k]; k++) {
+            size_t kl = strlen(known[k]);
+            ok = nl > kl && !strcmp(name + nl - kl, known[k]);
+        }
+        if (ok) continue;
+        if (bad++ < 4) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", bad > 1 ? ", " : "", name);
+    }
+    if (!bad) return TP_OK;
+    return tp_fail(ld->e, TP_ERR_FORMAT, "%s: %zu tensor%s in the safetensors that the %s config.json does not use: %s%s "
+                   "(another architecture, or a config that does not match the checkpoint)", ld->dir, bad,
+                   bad > 1 ? "s" : "", ld->m->c.model_type, list, bad > 4 ? ", ..." : "");
+}
+
 static void rope_tables(tp_model *m) {
     const tp_model_config *c = &m->c;
     int half = c->head_dim / 2;
@@ -254,13 +283,14 @@ tp_status tp_model_load(const char *dir, const tp_model_opts *opts, tp_model **o
     if (opts) o = *opts;
     tp_model *m = calloc(1, sizeof *m);
     if (!m) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    int gguf = tp_gguf_is_model_path(dir); /* --model FILE.gguf: config and tensors from it (gguf_model.h) */
     char *cpath = malloc(strlen(dir) + 16);
     if (!cpath) { free(m); return tp_fail(e, TP_ERR_NOMEM, "out of memory"); }
     sprintf(cpath, "%s/config.json", dir);
-    tp_status rc = tp_config_load(cpath, &m->c, e);
+    tp_status rc = gguf ? tp_gguf_model_open(dir, &m->c, &m->st, e) : tp_config_load(cpath, &m->c, e);
     free(cpath);
     if (rc != TP_OK) { free(m); return rc; }
-    rc = tp_model_files_open(dir, &m->st, e);
+    if (!gguf) rc = tp_model_files_open(dir, &m->st, e);
     if (rc != TP_OK) { free(m); return rc; }
     const tp_model_config *c = &m->c;
     m->cap = o.max_ctx > 0 ? o.max_ctx : c->n_ctx;
@@ -270,7 +300,8 @@ tp_status tp_model_load(const char *dir, const tp_model_opts *opts, tp_model **o
     m->L = calloc((size_t)c->n_layer, sizeof *m->L);
     m->all = calloc((size_t)c->n_layer * 10 + 3, sizeof *m->all);
     if (!m->L || !m->all) { tp_model_free(m); return tp_fail(e, TP_ERR_NOMEM, "out of memory"); }
-    loader ld = {m, dir, e, TP_OK};
+    loader ld = {m, dir, e, TP_OK, calloc(tp_st_count(m->st) + 1, 1)};
+    if (!ld.used) { tp_model_free(m); return tp_fail(e, TP_ERR_NOMEM, "out of memory"); }
     char n1[256], n2[256];
     int64_t d = c->d_model, V = c->vocab, F = c->d_ff;
     if (c->arch == TP_ARCH_GPT2) {
@@ -327,6 +358,8 @@ tp_status tp_model_load(const char *dir, const tp_model_opts *opts, tp_model **o
         if (!m->tied) load_mat(&ld, &m->head, "lm_head.weight", V, d, 1, NULL, 0, 0);
 #undef NM
     }
+    if (ld.rc == TP_OK) ld.rc = check_unused(&ld);
+    free(ld.used);
     if (ld.rc != TP_OK) { tp_model_free(m); return ld.rc; }
     m->headp = m->tied ? &m->emb : &m->head;
 
@@ -360,6 +393,8 @@ tp_status tp_model_load(const char *dir, const tp_model_opts *opts, tp_model **o
         tp_model_free(m);
         return tp_fail(e, TP_ERR_NOMEM, "%s: out of memory for the KV cache (%zu MB)", dir, kvn * 8 >> 20);
     }
+    /* a GGUF's quantised matrices: packed views into its map (gguf_model.h) */
+    if (gguf && (rc = tp_gguf_model_attach(m, e)) != TP_OK) { tp_model_free(m); return rc; }
     *out = m;
     return TP_OK;
 }

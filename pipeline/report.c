@@ -173,7 +173,7 @@ static void md_report(sbuf *m, const cJSON *root) {
     if (cal)
         sb_printf(m, "Calibration (awq, mixed rows): the first %d tokens of `%s`, training-corpus text, never an evaluation "
                      "file; awq stores one fp16 scale per input channel (counted in its bits/weight), mixed chooses each "
-                     "tensor's group size from its measured sensitivity within the budget.\n\n",
+                     "tensor's codec from its measured, KLD-scaled sensitivity within the budget.\n\n",
                   (int)num(cal, "tokens", 0), str(cal, "path", ""));
 
     /* status table */
@@ -247,6 +247,53 @@ static void md_report(sbuf *m, const cJSON *root) {
             else sb_printf(m, "| %s | %s | %s | %.3f |\n", str(c, "family", ""), str(c, "model", ""), str(c, "dataset", ""), b);
         }
         sb_printf(m, "\n");
+    }
+
+    /* the best codec at each bits/weight, and calibrated codecs beaten by uncalibrated ones */
+    const cJSON *par = cJSON_GetObjectItemCaseSensitive(root, "pareto");
+    if (cJSON_GetArraySize(par)) {
+        sb_printf(m, "## Pareto: the best codec at each bits/weight\n\nFor every bits/weight point measured (each row's actual "
+                     "bits/weight), the row with the lowest KLD mean (the PPL delta where a row lacks the KLD) among the rows at "
+                     "or below it, on held-out text: every dataset is an evaluation file, and the run refuses one that is the "
+                     "calibration text. Calibrated rows (awq, gptq, mixed) are those with calibration statistics.\n\n");
+        const cJSON *g, *p;
+        cJSON_ArrayForEach(g, par) {
+            int kld = !strcmp(str(g, "metric", ""), "kld_mean");
+            sb_printf(m, "**%s, %s** (by %s)\n\n| bits/weight <= | best codec | its bits/weight | %s | PPL delta | calibrated |\n"
+                         "|---|---|---|---|---|---|\n", str(g, "model", ""), str(g, "dataset", ""), kld ? "KLD mean" : "PPL delta",
+                      kld ? "KLD mean" : "PPL delta");
+            cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(g, "points")) {
+                char v[32];
+                if (kld) snprintf(v, sizeof v, "%.5f", num(p, "value", 0));
+                else snprintf(v, sizeof v, "%+.2f%%", num(p, "value", 0));
+                sb_printf(m, "| %.3f | `%s`%s%s | %.3f | %s | %+.2f%% | %s |\n", num(p, "bits_per_weight", 0), str(p, "best_codec", ""),
+                          strcmp(str(p, "best_select", "linear"), "linear") ? " " : "",
+                          strcmp(str(p, "best_select", "linear"), "linear") ? str(p, "best_select", "") : "",
+                          num(p, "best_bits_per_weight", 0), v, num(p, "ppl_delta_percent", 0),
+                          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "calibrated")) ? "yes" : "no");
+            }
+            sb_printf(m, "\n");
+        }
+        const cJSON *dom = cJSON_GetObjectItemCaseSensitive(root, "dominated_calibrated"), *d;
+        sb_printf(m, "**Calibrated codecs dominated by an uncalibrated one** (an uncalibrated row at equal or fewer bits/weight "
+                     "with a lower KLD mean, or PPL delta where KLD is missing; the best such row shown; \"separated\": the two "
+                     "95%% intervals do not overlap)\n\n");
+        if (!cJSON_GetArraySize(dom)) sb_printf(m, "None.\n\n");
+        else {
+            sb_printf(m, "| flag | model | dataset | calibrated codec | bits/weight | value | beaten by | bits/weight | value | separated |\n"
+                         "|---|---|---|---|---|---|---|---|---|---|\n");
+            cJSON_ArrayForEach(d, dom) {
+                int kld = !strcmp(str(d, "metric", ""), "kld_mean");
+                char a[32], b[32];
+                snprintf(a, sizeof a, kld ? "%.5f" : "%+.2f%%", num(d, "value", 0));
+                snprintf(b, sizeof b, kld ? "%.5f" : "%+.2f%%", num(d, "dominated_by_value", 0));
+                sb_printf(m, "| DOMINATED | %s | %s | `%s` | %.3f | %s | `%s` | %.3f | %s | %s |\n", str(d, "model", ""),
+                          str(d, "dataset", ""), str(d, "codec", ""), num(d, "bits_per_weight", 0), a, str(d, "dominated_by", ""),
+                          num(d, "dominated_by_bits_per_weight", 0), b,
+                          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "intervals_separated")) ? "yes" : "no");
+            }
+            sb_printf(m, "\n");
+        }
     }
 
     /* claims */
@@ -428,6 +475,91 @@ static const char *family_of(const char *codec) {
     used = 0;
     if (sscanf(codec, "mixed:budget=%lf,awq=1%n", &x, &used) == 1 && !codec[used]) return "mixed+awq";
     return NULL;
+}
+
+/* The Pareto view of each model x dataset (every dataset is held-out text: the run refuses a dataset
+ * that is the calibration text). The metric is the KLD mean where every row of the group has it,
+ * else the PPL delta. For every bits/weight point of the group (each row's actual bits/weight), the
+ * best row at or below it; and every calibrated row (calib_tokens set: awq, gptq, mixed) that an
+ * uncalibrated row beats at equal or fewer bits, with the best such row. */
+static int row_calibrated(const cJSON *r) { return cJSON_GetObjectItemCaseSensitive(r, "calib_tokens") != NULL; }
+static void pareto(cJSON *root) {
+    cJSON *out = cJSON_AddArrayToObject(root, "pareto");
+    cJSON *dom = cJSON_AddArrayToObject(root, "dominated_calibrated");
+    const cJSON *rows = cJSON_GetObjectItemCaseSensitive(root, "rows"), *mo, *ds, *r, *q;
+    const double eps = 1e-9;
+    cJSON_ArrayForEach(mo, cJSON_GetObjectItemCaseSensitive(root, "models")) {
+        cJSON_ArrayForEach(ds, cJSON_GetObjectItemCaseSensitive(root, "datasets")) {
+            const char *mn = mo->valuestring, *dn = str(ds, "name", "");
+            int n = 0, with_kld = 0;
+            cJSON_ArrayForEach(r, rows) if (!strcmp(str(r, "model", ""), mn) && !strcmp(str(r, "dataset", ""), dn)) {
+                n++;
+                with_kld += cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(r, "kld_mean"));
+            }
+            if (!n) continue;
+            const char *metric = with_kld == n ? "kld_mean" : "ppl_delta_percent";
+            cJSON *g = cJSON_CreateObject();
+            cJSON_AddStringToObject(g, "model", mn);
+            cJSON_AddStringToObject(g, "dataset", dn);
+            cJSON_AddStringToObject(g, "metric", metric);
+            cJSON *pts = cJSON_AddArrayToObject(g, "points");
+            double last = -1;
+            for (;;) { /* bits/weight points in ascending order, each once */
+                double b = INFINITY;
+                cJSON_ArrayForEach(r, rows) {
+                    if (strcmp(str(r, "model", ""), mn) || strcmp(str(r, "dataset", ""), dn)) continue;
+                    double x = num(r, "bits_per_weight", 0);
+                    if (x > last + eps && x < b) b = x;
+                }
+                if (isinf(b)) break;
+                last = b;
+                const cJSON *best = NULL;
+                cJSON_ArrayForEach(r, rows) {
+                    if (strcmp(str(r, "model", ""), mn) || strcmp(str(r, "dataset", ""), dn) || num(r, "bits_per_weight", 0) > b + eps)
+                        continue;
+                    if (!best || num(r, metric, INFINITY) < num(best, metric, INFINITY)) best = r;
+                }
+                cJSON *p = cJSON_CreateObject();
+                cJSON_AddNumberToObject(p, "bits_per_weight", b);
+                cJSON_AddStringToObject(p, "best_codec", str(best, "codec", ""));
+                cJSON_AddStringToObject(p, "best_select", str(best, "select", ""));
+                cJSON_AddNumberToObject(p, "best_bits_per_weight", num(best, "bits_per_weight", 0));
+                cJSON_AddNumberToObject(p, "value", num(best, metric, 0));
+                cJSON_AddNumberToObject(p, "ppl_delta_percent", num(best, "ppl_delta_percent", 0));
+                cJSON_AddBoolToObject(p, "calibrated", row_calibrated(best));
+                cJSON_AddItemToArray(pts, p);
+            }
+            cJSON_AddItemToArray(out, g);
+            cJSON_ArrayForEach(r, rows) {
+                if (strcmp(str(r, "model", ""), mn) || strcmp(str(r, "dataset", ""), dn) || !row_calibrated(r)) continue;
+                const cJSON *by = NULL;
+                cJSON_ArrayForEach(q, rows) {
+                    if (strcmp(str(q, "model", ""), mn) || strcmp(str(q, "dataset", ""), dn) || row_calibrated(q)) continue;
+                    if (num(q, "bits_per_weight", 0) > num(r, "bits_per_weight", 0) + eps) continue;
+                    if (num(q, metric, INFINITY) < num(r, metric, INFINITY) && (!by || num(q, metric, INFINITY) < num(by, metric, INFINITY)))
+                        by = q;
+                }
+                if (!by) continue;
+                cJSON *d = cJSON_CreateObject();
+                cJSON_AddStringToObject(d, "model", mn);
+                cJSON_AddStringToObject(d, "dataset", dn);
+                cJSON_AddStringToObject(d, "metric", metric);
+                cJSON_AddStringToObject(d, "codec", str(r, "codec", ""));
+                cJSON_AddStringToObject(d, "select", str(r, "select", ""));
+                cJSON_AddNumberToObject(d, "bits_per_weight", num(r, "bits_per_weight", 0));
+                cJSON_AddNumberToObject(d, "value", num(r, metric, 0));
+                cJSON_AddStringToObject(d, "dominated_by", str(by, "codec", ""));
+                cJSON_AddStringToObject(d, "dominated_by_select", str(by, "select", ""));
+                cJSON_AddNumberToObject(d, "dominated_by_bits_per_weight", num(by, "bits_per_weight", 0));
+                cJSON_AddNumberToObject(d, "dominated_by_value", num(by, metric, 0));
+                /* separated: the two 95% intervals of the metric do not overlap */
+                tp_interval a, b;
+                int sep = tp_interval_from_json(r, metric, &a) && tp_interval_from_json(by, metric, &b) && b.hi < a.lo;
+                cJSON_AddBoolToObject(d, "intervals_separated", sep);
+                cJSON_AddItemToArray(dom, d);
+            }
+        }
+    }
 }
 
 /* bits/weight where PPL delta crosses +1% along each family's sweep */
@@ -801,6 +933,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
     }
     if (s == TP_OK) {
         crossings(root);
+        pareto(root);
         cJSON *cl = cJSON_AddArrayToObject(root, "claims");
         const cJSON *files = cJSON_GetObjectItemCaseSensitive(cfg, "claims");
         /* the matrix's own measurements, so claims about the same runs are not run twice */

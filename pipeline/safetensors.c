@@ -20,6 +20,7 @@ typedef struct st_file {
     char *path;
     void *map;      /* whole file, PROT_READ; NULL when size == 0 */
     size_t size;
+    int borrowed;   /* tp_st_set_wrap: the map belongs to the owner */
 } st_file;
 
 struct tp_st_set {
@@ -27,6 +28,8 @@ struct tp_st_set {
     size_t nfiles;
     tp_st_tensor *t;  /* sorted by name once loading ends */
     size_t nt, cap;
+    void *owner;      /* tp_st_set_wrap: freed by owner_free at close, after everything else */
+    void (*owner_free)(void *);
 };
 
 static const struct { const char *name; tp_st_dtype d; size_t size; } DTYPES[] = {
@@ -62,13 +65,46 @@ uint64_t tp_st_total_bytes(const tp_st_set *s) {
 void tp_st_close(tp_st_set *s) {
     if (!s) return;
     for (size_t i = 0; i < s->nfiles; i++) {
-        if (s->files[i].map) munmap(s->files[i].map, s->files[i].size);
+        if (s->files[i].map && !s->files[i].borrowed) munmap(s->files[i].map, s->files[i].size);
         free(s->files[i].path);
     }
     for (size_t i = 0; i < s->nt; i++) free((char *)s->t[i].name);
     free(s->files);
     free(s->t);
+    if (s->owner_free) s->owner_free(s->owner);
     free(s);
+}
+
+void *tp_st_set_owner(const tp_st_set *s, void (*owner_free)(void *)) {
+    return s && s->owner_free == owner_free ? s->owner : NULL;
+}
+static char *dupstr(const char *a);
+static tp_status finish(tp_st_set *s, tp_err *e);
+tp_status tp_st_set_wrap(const char *path, const void *map, size_t size, const tp_st_tensor *t, size_t n, void *owner,
+                         void (*owner_free)(void *), tp_st_set **out, tp_err *e) {
+    *out = NULL;
+    tp_st_set *s = calloc(1, sizeof *s);
+    if (s) { s->owner = owner; s->owner_free = owner_free; }
+    if (!s || !(s->files = calloc(1, sizeof *s->files)) || !(s->files[0].path = dupstr(path)) ||
+        !(s->t = calloc(n ? n : 1, sizeof *s->t))) {
+        if (s) tp_st_close(s);
+        else if (owner_free) owner_free(owner);
+        return tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", path);
+    }
+    s->nfiles = 1;
+    s->files[0].map = (void *)(uintptr_t)map;
+    s->files[0].size = size;
+    s->files[0].borrowed = 1;
+    for (; s->nt < n; s->nt++) {
+        s->t[s->nt] = t[s->nt];
+        s->t[s->nt].file = 0;
+        if (!(s->t[s->nt].name = dupstr(t[s->nt].name))) { tp_st_close(s); return tp_fail(e, TP_ERR_NOMEM, "%s: out of memory", path); }
+    }
+    s->cap = n;
+    tp_status rc = finish(s, e);
+    if (rc != TP_OK) { tp_st_close(s); return rc; }
+    *out = s;
+    return TP_OK;
 }
 
 static int cmp_tensor_name(const void *a, const void *b) {
@@ -377,12 +413,11 @@ __attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(const uint16_t 
 }
 
 static void convert(tp_st_dtype d, const uint8_t *src, size_t n, float *dst) {
-    static int has_f16c = -1;
     switch (d) {
     case TP_ST_F32: memcpy(dst, src, n * 4); break;
     case TP_ST_F16:
-        if (has_f16c < 0) has_f16c = tp_cpu_best_isa() >= TP_ISA_AVX2;
-        if (has_f16c && ((uintptr_t)src & 1) == 0) {
+        /* F16C comes with AVX2; the level the cpu backend uses now (TENPAK_ISA caps it) */
+        if (tp_cpu_isa() >= TP_ISA_AVX2 && ((uintptr_t)src & 1) == 0) {
             f16_to_f32_f16c((const uint16_t *)(const void *)src, dst, n);
         } else {
             for (size_t i = 0; i < n; i++) {

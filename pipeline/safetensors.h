@@ -52,6 +52,14 @@ tp_status tp_model_files_open(const char *dir, tp_st_set **out, tp_err *e);
 /* Opens one .safetensors file. */
 tp_status tp_st_open_file(const char *path, tp_st_set **out, tp_err *e);
 void tp_st_close(tp_st_set *s);
+/* A set over tensors that lie elsewhere: the GGUF adapter (pipeline/gguf_model.c) presents a GGUF
+ * file's tensors under Hugging Face names. path/map/size: the file the set stands for (hashed by
+ * tp_st_sha256; not unmapped by the set). Names are copied; data must live as long as the set:
+ * owner_free(owner) is called when the set is closed (also when this call fails). */
+tp_status tp_st_set_wrap(const char *path, const void *map, size_t size, const tp_st_tensor *t, size_t n, void *owner,
+                         void (*owner_free)(void *), tp_st_set **out, tp_err *e);
+/* The owner of a wrapped set when it was given with owner_free, else NULL. */
+void *tp_st_set_owner(const tp_st_set *s, void (*owner_free)(void *));
 
 size_t tp_st_count(const tp_st_set *s);
 const tp_st_tensor *tp_st_at(const tp_st_set *s, size_t i); /* sorted by name */

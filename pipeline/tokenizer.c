@@ -610,12 +610,18 @@ static void load_added(ld *L, const cJSON *arr) {
 
 tp_status tp_tokenizer_load(const char *path, tp_tokenizer **out, tp_err *e) {
     *out = NULL;
-    byte_map_init();
     size_t len;
     char *text = tp_read_file(path, &len, e);
     if (!text) return TP_ERR_IO;
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    tp_status s = tp_tokenizer_load_text(path, text, len, out, e);
     free(text);
+    return s;
+}
+
+tp_status tp_tokenizer_load_text(const char *path, const char *text, size_t len, tp_tokenizer **out, tp_err *e) {
+    *out = NULL;
+    byte_map_init();
+    cJSON *root = cJSON_ParseWithLength(text, len);
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return tp_fail(e, TP_ERR_FORMAT, "%s: not a well-formed JSON object", path);
@@ -666,6 +672,7 @@ typedef struct estate {
     bytes nb, tmp;
     ivec *out;
     pcre2_match_data *md;
+    char lost[8]; size_t lostn; /* a character the vocabulary cannot encode (bpe returned 0) */
 } estate;
 
 static inline int hless(const hent *x, const hent *y) { return x->rank < y->rank || (x->rank == y->rank && x->pos < y->pos); }
@@ -737,7 +744,11 @@ static int bpe(const tp_tokenizer *t, estate *st, const char *w, size_t n) {
                 } else if (t->unk_id >= 0) {
                     if (pend_unk && !t->fuse_unk) ADD_SYM(t->unk_id);
                     pend_unk = 1;
-                } /* no unk token: the char is dropped, as tokenizers does */
+                } else { /* tokenizers drops the char silently: refused instead (a hostile input) */
+                    memcpy(st->lost, w + i, k); /* k <= 4 */
+                    st->lostn = k;
+                    return 0;
+                }
             }
             i += k;
         }
@@ -935,6 +946,14 @@ tp_status tp_tokenizer_encode(const tp_tokenizer *t, const char *text, size_t le
         for (size_t i = 0; ok && i < t->nsuffix; i++) ok = iv_push(&out, t->suffix[i]);
     free(st.s); free(st.h); pc_free(&st.a); pc_free(&st.b); free(st.nb.p); free(st.tmp.p);
     if (st.md) pcre2_match_data_free(st.md);
+    if (!ok && st.lostn) {
+        free(out.p);
+        const unsigned char *u = (const unsigned char *)st.lost;
+        unsigned cp = st.lostn > 1 ? (unsigned)u8dec(u, st.lostn) : u[0];
+        return tp_fail(e, TP_ERR_FORMAT, "%s cannot encode the character '%.*s' (%s%04X): its vocabulary has neither it, "
+                       "an unk token nor byte-fallback tokens for it (the text would lose it)",
+                       t->path ? t->path : "tokenizer", (int)st.lostn, st.lost, st.lostn > 1 ? "U+" : "byte 0x", cp);
+    }
     if (!ok) { free(out.p); return tp_fail(e, TP_ERR_NOMEM, "tokenize: out of memory"); }
     *ids = out.p ? out.p : malloc(sizeof(int32_t)); /* non-NULL even when empty */
     if (!*ids) return tp_fail(e, TP_ERR_NOMEM, "tokenize: out of memory");

@@ -26,10 +26,18 @@ typedef struct tp_tokenizer tp_tokenizer;
 
 /* path: a tokenizer.json. */
 tp_status tp_tokenizer_load(const char *path, tp_tokenizer **out, tp_err *e);
+/* The same from a tokenizer.json's text held in memory; path names it in messages (the GGUF
+ * reader builds one from a file's tokenizer.ggml.* metadata: pipeline/gguf_model.c). */
+tp_status tp_tokenizer_load_text(const char *path, const char *text, size_t len, tp_tokenizer **out, tp_err *e);
+/* The tokenizer of a --model argument: DIR/tokenizer.json, or a FILE.gguf's tokenizer.ggml.*
+ * metadata (defined in pipeline/gguf_model.c). */
+tp_status tp_model_tokenizer_load(const char *model, tp_tokenizer **out, tp_err *e);
 void tp_tokenizer_free(tp_tokenizer *t);
 
 /* Encodes text[0..len) (any bytes; invalid UTF-8 falls back to bytes). add_special: add what the
- * post-processor adds (e.g. Llama's BOS). *ids is malloc'ed (free it), *n its count. */
+ * post-processor adds (e.g. Llama's BOS). *ids is malloc'ed (free it), *n its count. A character
+ * the vocabulary cannot encode (no token, no unk token, no byte fallback) fails with TP_ERR_FORMAT
+ * naming it: tokenizers would drop it silently. */
 tp_status tp_tokenizer_encode(const tp_tokenizer *t, const char *text, size_t len, int add_special, int32_t **ids,
                               size_t *n, tp_err *e);
 /* Decodes ids to text (malloc'ed, NUL-terminated, *len without the NUL). skip_special drops

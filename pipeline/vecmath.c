@@ -9,11 +9,9 @@
 
 #include "tenpak/tenpak.h"
 
-static int have_avx2(void) {
-    static int v = -1;
-    if (v < 0) v = tp_cpu_best_isa() >= TP_ISA_AVX2;
-    return v;
-}
+/* The level the cpu backend uses now (tp_cpu_isa: TENPAK_ISA and tp_cpu_set_isa cap it), as the
+ * kernels dispatch, so a capped run takes the portable path here too. */
+static int have_avx2(void) { return tp_cpu_isa() >= TP_ISA_AVX2; }
 
 __attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x) {
     const __m256 lo = _mm256_set1_ps(-87.33654f), hi = _mm256_set1_ps(88.3762626647949f);

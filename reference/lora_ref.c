@@ -46,14 +46,18 @@ static void base_row(const tp_lora_base *w, int64_t r, float *row) {
     tp_dequantize_ref(&v, row);
 }
 
-void tp_lora_bgmv_ref(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
+tp_status tp_lora_bgmv_ref(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
                       const float *X, int64_t batch, float *Y) {
     const int64_t rows = w->rows, cols = w->cols;
     float *row = malloc((size_t)cols * sizeof(float));
     int rmax = 0;
     for (int i = 0; i < nad; i++) rmax = ad[i].r > rmax ? ad[i].r : rmax;
     double *tt = malloc((size_t)batch * (size_t)(rmax > 0 ? rmax : 1) * sizeof(double));
-    if (!row || !tt) abort();
+    if (!row || !tt) {
+        free(row);
+        free(tt);
+        return TP_ERR_NOMEM;
+    }
     /* A x per column, in double */
     for (int64_t b = 0; b < batch; b++) {
         const tp_lora *l = &ad[idx[b]];
@@ -75,12 +79,14 @@ void tp_lora_bgmv_ref(const tp_lora_base *w, const tp_lora *ad, int nad, const i
     }
     free(row);
     free(tt);
+    return TP_OK;
 }
 
-void tp_lora_gemv_ref(const tp_lora_base *w, const tp_lora *l, const float *x, float *y) {
+tp_status tp_lora_gemv_ref(const tp_lora_base *w, const tp_lora *l, const float *x, float *y) {
     int32_t zero = 0;
-    tp_lora_bgmv_ref(w, l, 1, &zero, x, 1, y);
+    return tp_lora_bgmv_ref(w, l, 1, &zero, x, 1, y);
 }
+
 
 /* d = s * (B A)[i][j] by the definition (fmaf chain over k) */
 static inline float merge_delta(const tp_lora *l, int64_t i, int64_t j, float s) {

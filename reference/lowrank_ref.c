@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "reference/vq_internal.h"
 #include "tenpak/lowrank.h"
 
 tp_status tp_lowrank_alloc(tp_lowrank *m, int64_t rows, int64_t cols, int rank) {
@@ -52,9 +53,9 @@ void tp_lowrank_unpack(tp_lowrank *m, const void *src) {
     get16((const uint8_t *)src + 2 * m->rows * m->rank, m->R, m->rank * m->cols);
 }
 
-void tp_col_importance(const float *W, int64_t rows, int64_t cols, float *imp) {
+tp_status tp_col_importance(const float *W, int64_t rows, int64_t cols, float *imp) {
     double *s = calloc((size_t)cols, sizeof(double));
-    if (!s) abort();
+    if (!s) return TP_ERR_NOMEM;
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++) s[c] += fabs((double)W[r * cols + c]);
     double mean = 0;
@@ -65,7 +66,9 @@ void tp_col_importance(const float *W, int64_t rows, int64_t cols, float *imp) {
         imp[c] = (float)(v > 1e-3 * mean ? v : 1e-3 * mean + 1e-30);
     }
     free(s);
+    return TP_OK;
 }
+
 
 static float round16(float v) { return tp_f16_to_f32(tp_f32_to_f16(v)); }
 
@@ -113,9 +116,9 @@ void tp_lowrank_product_ref(const tp_lowrank *m, float *W) {
         }
 }
 
-void tp_lowrank_gemv_ref(const tp_lowrank *m, const float *x, float *y) {
+tp_status tp_lowrank_gemv_ref(const tp_lowrank *m, const float *x, float *y) {
     double *t = malloc((size_t)m->rank * sizeof(double));
-    if (!t) abort();
+    if (!t) return TP_ERR_NOMEM;
     for (int k = 0; k < m->rank; k++) {
         double s = 0;
         for (int64_t c = 0; c < m->cols; c++) s += (double)m->R[k * m->cols + c] * x[c];
@@ -127,6 +130,7 @@ void tp_lowrank_gemv_ref(const tp_lowrank *m, const float *x, float *y) {
         y[i] = (float)s;
     }
     free(t);
+    return TP_OK;
 }
 
 /* ---- tenpakx ---- */
@@ -165,27 +169,24 @@ size_t tp_tenpakx_bytes_for(int64_t rows, int64_t cols, const tp_tenpakx_cfg *cf
            (size_t)llround(tp_qkind_bits_per_weight(TP_Q_INT4, c.g, rows, cols) * (double)(rows * cols) / 8.0);
 }
 
-void tp_tenpakx_decode_ref(const tp_tenpakx *m, float *W) {
+tp_status tp_tenpakx_decode_ref(const tp_tenpakx *m, float *W) {
     const int64_t n = m->lr.rows * m->lr.cols;
     float *V = malloc((size_t)n * sizeof(float)), *R = malloc((size_t)n * sizeof(float));
-    if (!V || !R) abort();
+    if (!V || !R) {
+        free(V);
+        free(R);
+        return TP_ERR_NOMEM;
+    }
     tp_lowrank_product_ref(&m->lr, W);
     tp_vq_decode_ref(&m->vq, V);
     tp_dequantize_ref(&m->res, R);
     for (int64_t i = 0; i < n; i++) W[i] = (W[i] + V[i]) + R[i];
     free(V);
     free(R);
+    return TP_OK;
 }
 
-void tp_tenpakx_gemv_ref(const tp_tenpakx *m, const float *x, float *y) {
-    const int64_t rows = m->lr.rows, cols = m->lr.cols;
-    float *D = malloc((size_t)(rows * cols) * sizeof(float));
-    if (!D) abort();
-    tp_tenpakx_decode_ref(m, D);
-    for (int64_t r = 0; r < rows; r++) {
-        double acc = 0;
-        for (int64_t c = 0; c < cols; c++) acc += (double)D[r * cols + c] * x[c];
-        y[r] = (float)acc;
-    }
-    free(D);
+static tp_status tenpakx_decode(const void *m, float *W) { return tp_tenpakx_decode_ref(m, W); }
+tp_status tp_tenpakx_gemv_ref(const tp_tenpakx *m, const float *x, float *y) {
+    return tp_gemv_decoded_ref(tenpakx_decode, m, m->lr.rows, m->lr.cols, x, y);
 }

@@ -207,6 +207,13 @@ static void int4_refine(const float *w, int n, uint16_t *s16, uint16_t *o16, int
     }
 }
 
+void tp_int4_minmax_ref(const float *w, int n, uint16_t *s16, uint16_t *o16) { int4_minmax(w, n, s16, o16); }
+int tp_int4_code_ref(double w, float s, float o) {
+    if (!(s > 0)) return 0;
+    long q = lrint((w - (double)o) / (double)s);
+    return (int)(q < 0 ? 0 : q > 15 ? 15 : q);
+}
+
 void tp_quantize_ref(tp_qmat *q, const float *W, int refine_iters) {
     for (int64_t r = 0; r < q->rows; r++) {
         const float *row = W + r * q->cols;
@@ -294,9 +301,9 @@ void tp_qgemv_ref(const tp_qmat *q, const float *x, float *y) {
     }
 }
 
-void tp_qgemm_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
+tp_status tp_qgemm_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
     float *wrow = malloc((size_t)q->cols * sizeof *wrow);
-    if (!wrow) abort(); /* reference only: test sizes are small */
+    if (!wrow) return TP_ERR_NOMEM;
     for (int64_t r = 0; r < q->rows; r++) {
         for (int64_t c = 0; c < q->cols; c++) wrow[c] = deq_elem(q, r, c);
         for (int64_t b = 0; b < batch; b++) {
@@ -307,6 +314,7 @@ void tp_qgemm_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
         }
     }
     free(wrow);
+    return TP_OK;
 }
 
 void tp_quantize_x8_ref(const float *x, int64_t n, int g, int8_t *xq, float *xs) {
@@ -323,10 +331,14 @@ void tp_quantize_x8_ref(const float *x, int64_t n, int g, int8_t *xq, float *xs)
     }
 }
 
-void tp_qgemv_a8_ref(const tp_qmat *q, const float *x, float *y) {
+tp_status tp_qgemv_a8_ref(const tp_qmat *q, const float *x, float *y) {
     int8_t *xq = malloc((size_t)q->cols);
     float *xs = malloc((size_t)q->ngroups * sizeof *xs);
-    if (!xq || !xs) abort(); /* reference only: test sizes are small */
+    if (!xq || !xs) {
+        free(xq);
+        free(xs);
+        return TP_ERR_NOMEM;
+    }
     tp_quantize_x8_ref(x, q->cols, q->g, xq, xs);
     for (int64_t r = 0; r < q->rows; r++) {
         double acc = 0;
@@ -346,8 +358,12 @@ void tp_qgemv_a8_ref(const tp_qmat *q, const float *x, float *y) {
     }
     free(xq);
     free(xs);
+    return TP_OK;
 }
 
-void tp_qgemm_a8_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
-    for (int64_t b = 0; b < batch; b++) tp_qgemv_a8_ref(q, X + b * q->cols, Y + b * q->rows);
+tp_status tp_qgemm_a8_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
+    for (int64_t b = 0; b < batch; b++)
+        if (tp_qgemv_a8_ref(q, X + b * q->cols, Y + b * q->rows) != TP_OK) return TP_ERR_NOMEM;
+    return TP_OK;
 }
+

@@ -162,13 +162,14 @@ int tp_vq_nearest_ref(const float *x, const float *codebook, int K, int d) {
     return bi;
 }
 
-static void assign_ref(void *ctx, const float *T, int64_t m, int d, int K, const float *cb,
-                       int32_t *code, float *dist) {
+static tp_status assign_ref(void *ctx, const float *T, int64_t m, int d, int K, const float *cb,
+                            int32_t *code, float *dist) {
     (void)ctx;
     for (int64_t i = 0; i < m; i++) {
         code[i] = tp_vq_nearest_ref(T + i * d, cb, K, d);
         dist[i] = tp_vq_dist_ref(T + i * d, cb + (size_t)code[i] * d, d);
     }
+    return TP_OK;
 }
 static void mindist_ref(void *ctx, const float *T, int64_t m, int d, const float *c, float *D) {
     (void)ctx;
@@ -178,11 +179,11 @@ static void mindist_ref(void *ctx, const float *T, int64_t m, int d, const float
     }
 }
 /* per-chunk double sums, chunk by chunk in order */
-static void sums_ref(void *ctx, const float *T, const float *w, const int32_t *code, const float *dist,
-                     int64_t m, int d, int K, double *S, double *Wk, double *distortion) {
+static tp_status sums_ref(void *ctx, const float *T, const float *w, const int32_t *code, const float *dist,
+                          int64_t m, int d, int K, double *S, double *Wk, double *distortion) {
     (void)ctx;
     double *cs = calloc((size_t)K * (size_t)(d + 1), sizeof(double));
-    if (!cs) abort();
+    if (!cs) return TP_ERR_NOMEM;
     for (int64_t c0 = 0; c0 < m; c0 += TP_KMEANS_CHUNK) {
         int64_t c1 = c0 + TP_KMEANS_CHUNK < m ? c0 + TP_KMEANS_CHUNK : m;
         double dd = tp_kmeans_chunk_sums(T, w, code, dist, c0, c1, d, K, cs);
@@ -190,6 +191,7 @@ static void sums_ref(void *ctx, const float *T, const float *w, const int32_t *c
         *distortion += dd;
     }
     free(cs);
+    return TP_OK;
 }
 
 const tp_kmeans_hooks tp_kmeans_hooks_ref = {assign_ref, mindist_ref, sums_ref, NULL};
@@ -299,14 +301,14 @@ tp_status tp_kmeans_run(const float *V, int64_t n, int d, int K, const float *we
         double prev_dist = INFINITY;
         for (int64_t i = 0; i < m; i++) prev[i] = -1;
         for (int it = 0; it < opt.max_iters; it++) {
-            h->assign(h->ctx, T, m, d, K, codebook, code, dist);
+            if ((rc = h->assign(h->ctx, T, m, d, K, codebook, code, dist)) != TP_OK) goto done;
             int64_t changed = 0;
             for (int64_t i = 0; i < m; i++) changed += code[i] != prev[i];
             memcpy(prev, code, (size_t)m * sizeof(int32_t));
             memset(S, 0, (size_t)K * (size_t)d * sizeof(double));
             memset(Wk, 0, (size_t)K * sizeof(double));
             double dd = 0, wsum = 0;
-            h->sums(h->ctx, T, w, code, dist, m, d, K, S, Wk, &dd);
+            if ((rc = h->sums(h->ctx, T, w, code, dist, m, d, K, S, Wk, &dd)) != TP_OK) goto done;
             for (int k = 0; k < K; k++) wsum += Wk[k];
             double cur = wsum > 0 ? dd / wsum : 0;
             stats.iters = it + 1;
@@ -356,12 +358,12 @@ tp_status tp_kmeans_ref(const float *V, int64_t n, int d, int K, const float *we
 }
 
 /* ---- encode / decode / gemv ---- */
-void tp_vq_encode_ref(tp_vqmat *m, const float *W) {
+tp_status tp_vq_encode_ref(tp_vqmat *m, const float *W) {
     tp_vq_unprepare(m);
     float x[64];
     const int d = m->d;
     float *xv = d <= 64 ? x : malloc((size_t)d * sizeof(float));
-    if (!xv) abort();
+    if (!xv) return TP_ERR_NOMEM;
     for (int64_t r = 0; r < m->rows; r++)
         for (int64_t v = 0; v < m->nvec; v++) {
             for (int j = 0; j < d; j++) {
@@ -374,6 +376,7 @@ void tp_vq_encode_ref(tp_vqmat *m, const float *W) {
             else m->codes16[i] = (uint16_t)k;
         }
     if (xv != x) free(xv);
+    return TP_OK;
 }
 
 void tp_vq_decode_ref(const tp_vqmat *m, float *W) {
@@ -410,25 +413,35 @@ size_t tp_vqr_bytes_for(int64_t rows, int64_t cols, int d, int K, int g) {
            (size_t)llround(tp_qkind_bits_per_weight(TP_Q_INT4, g, rows, cols) * (double)(rows * cols) / 8.0);
 }
 
-void tp_vqr_decode_ref(const tp_vqr *m, float *W) {
+tp_status tp_vqr_decode_ref(const tp_vqr *m, float *W) {
     const int64_t n = m->vq.rows * m->vq.cols;
     float *R = malloc((size_t)n * sizeof(float));
-    if (!R) abort();
+    if (!R) return TP_ERR_NOMEM;
     tp_vq_decode_ref(&m->vq, W);
     tp_dequantize_ref(&m->res, R);
     for (int64_t i = 0; i < n; i++) W[i] = W[i] + R[i];
     free(R);
+    return TP_OK;
 }
 
-void tp_vqr_gemv_ref(const tp_vqr *m, const float *x, float *y) {
-    const int64_t rows = m->vq.rows, cols = m->vq.cols;
+tp_status tp_gemv_decoded_ref(tp_status (*decode)(const void *m, float *W), const void *m, int64_t rows,
+                              int64_t cols, const float *x, float *y) {
     float *D = malloc((size_t)(rows * cols) * sizeof(float));
-    if (!D) abort();
-    tp_vqr_decode_ref(m, D);
+    if (!D || decode(m, D) != TP_OK) {
+        free(D);
+        return TP_ERR_NOMEM;
+    }
     for (int64_t r = 0; r < rows; r++) {
         double acc = 0;
         for (int64_t c = 0; c < cols; c++) acc += (double)D[r * cols + c] * x[c];
         y[r] = (float)acc;
     }
     free(D);
+    return TP_OK;
 }
+
+static tp_status vqr_decode(const void *m, float *W) { return tp_vqr_decode_ref(m, W); }
+tp_status tp_vqr_gemv_ref(const tp_vqr *m, const float *x, float *y) {
+    return tp_gemv_decoded_ref(vqr_decode, m, m->vq.rows, m->vq.cols, x, y);
+}
+

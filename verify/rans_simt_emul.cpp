@@ -8,11 +8,10 @@
  * reported: on the device that is a hang or undefined behaviour). Races are not modelled (the
  * lanes run one after another between intrinsics).
  *
- * Not part of ctest (C++ and ucontext; the CUDA build is optional). Build and run from the
- * checkout after building build/libtenpak.so:
- *   g++ -std=c++17 -O2 -Wall -Wextra -Werror -Iinclude -I. verify/rans_simt_emul.cpp \
- *       -Lbuild -ltenpak -Wl,-rpath,$PWD/build -o build/rans_simt_emul && build/rans_simt_emul [seed]
+ * Built by CMake wherever a C++ compiler is found (the CUDA backend is not needed) and run by
+ * ctest as rans_simt_emul; by hand: build/rans_simt_emul [seed].
  * Prints one line per case and "N cases, N failed"; exit status 1 on any failure. */
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

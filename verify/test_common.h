@@ -48,6 +48,17 @@ static inline const char *shared_model_dir(const char *name) {
     return b;
 }
 
+/* A shared model's layer count, from its config.json: counts in the tests follow the model. */
+static inline int shared_model_layers(const char *name) {
+    char path[1100];
+    tp_model_config c;
+    tp_err e;
+    snprintf(path, sizeof path, "%s/models/%s/config.json", tp_shared_dir(), name); /* no buffer of shared_model_dir's used */
+
+    cr_assert_eq(tp_config_load(path, &c, &e), TP_OK, "%s", e.msg);
+    return c.n_layer;
+}
+
 /* The first n token ids of WikiText-2 test by the model's tokenizer (its goldens/wiki.test.ids.u32,
  * little-endian uint32), malloc'd */
 static inline int32_t *shared_golden_ids(const char *name, int n) {

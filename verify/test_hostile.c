@@ -1,4 +1,4 @@
-/* Issue 20 at the library level: the output guard and temporary files (tenpak/files.h), counts
+/* Hostile inputs at the library level: the output guard and temporary files (tenpak/files.h), counts
  * of the containers checked against their sizes (.tpz segment table, .tpk records), the strict
  * codec spec grammar and its parameters against the tensor, and config.json's values. */
 #include <fcntl.h>
@@ -12,9 +12,13 @@
 #include <xxhash.h>
 
 #include "pipeline/artifact.h"
+#include "pipeline/artifact_model.h"
+#include "pipeline/compress.h"
 #include "pipeline/codec.h"
 #include "pipeline/config.h"
+#include "pipeline/linear.h"
 #include "pipeline/lmzip.h"
+#include "pipeline/tokenizer.h"
 #include "tenpak/files.h"
 #include "verify/test_common.h"
 
@@ -162,6 +166,21 @@ Test(hostile, tpz_forged_counts, .timeout = 120) {
         free(o);
         free(f);
     }
+    /* a forged length (512 GiB, its segment's token count 2^38): nothing is reserved for it up front
+     * (a malloc of the recorded length failed, or under ASan aborted: found by fuzz_tpz), the
+     * stream ends first */
+    {
+        uint8_t *f = malloc(zn);
+        memcpy(f, z, zn);
+        put64(f + 72, (uint64_t)1 << 39);
+        put64(f + 104 + 1, (uint64_t)1 << 39);
+        put64(f + 104 + 9, (uint64_t)1 << 38);
+        put64(f + zn - 8, XXH64(f, zn - 8, 0));
+        o = NULL;
+        cr_expect_eq(tp_lmzip_decompress(&src, f, zn, &o, &on, &st, &e), TP_ERR_FORMAT, "a 512 GiB text: %s", e.msg);
+        free(o);
+        free(f);
+    }
     /* a raw segment's count must equal its bytes */
     uint8_t *f = malloc(zn);
     memcpy(f, z, zn);
@@ -196,7 +215,10 @@ Test(hostile, tpk_duplicate_record) {
 Test(hostile, codec_spec_grammar) {
     const char *bad[] = {"int4:g=32+", "+int4:g=32", "int4:g=32++nf4", "int4:g=16,g=32", "int4:g=0x10", "int4:g=1e2",
                          "int4:g=-16", "int4:g=+16", "int4:g= 16", "int4:g=16,", "int4:,g=16", "int4:", "int4:g=inf",
-                         "awq:alpha=.5", "awq:alpha=0.5.1", "lowrank:r=100000", "lowrank:r=0", "+", "int4:g"};
+                         "awq:alpha=.5", "awq:alpha=0.5.1", "lowrank:r=100000", "lowrank:r=0", "+", "int4:g",
+                         /* the aliases as strict as the grammar */
+                         "svd:rank= 8", "svd:rank=+8", "svd:rank=8x", "tenpakx:rank=8,rank=16", "tenpakx:rank=8,",
+                         "tenpakx:d=04x", "sparse24+int4:g=0x40", "sparse24+int4:g="};
     tp_codec c;
     tp_err e;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -222,6 +244,13 @@ Test(hostile, codec_rank_against_shape) {
     cr_expect_eq(tp_codec_check_shape(&c, 64, 128, "m", &e), TP_OK, "%s", e.msg);
     cr_expect_neq(tp_codec_check_shape(&c, 32, 128, "m", &e), TP_OK, "rank 64 of a 32x128 matrix accepted");
     cr_expect(strstr(e.msg, "exceeds min(rows, cols) = 32"), "%s", e.msg);
+    /* a codebook larger than the vectors it codes (its k-means ran for minutes) */
+    tp_codec v;
+    cr_assert_eq(tp_codec_parse("vq:d=16,k=65536", &v, &e), TP_OK, "%s", e.msg);
+    cr_expect_neq(tp_codec_check_shape(&v, 384, 384, "m", &e), TP_OK, "k=65536 for 9216 vectors accepted");
+    cr_expect(strstr(e.msg, "k=65536 exceeds the 9216 vectors of m"), "%s", e.msg);
+    cr_assert_eq(tp_codec_parse("vq:d=4,k=256", &v, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(tp_codec_check_shape(&v, 16, 64, "m", &e), TP_OK, "%s", e.msg);
     float W[32 * 128] = {0};
     uint8_t *blob = tp_alloc(tp_codec_blob_bytes(&c, 32, 128));
     cr_expect_neq(tp_codec_encode(&c, W, 32, 128, blob, &e), TP_OK, "encode accepted rank 64 of 32x128");
@@ -258,4 +287,130 @@ Test(hostile, config_values) {
     tp_err e;
     put("config.json", "{" LLAMA "}");
     cr_expect_eq(tp_config_load(tpath("config.json"), &c, &e), TP_OK, "%s", e.msg);
+}
+
+/* ---- a vocabulary without unk and byte fallback: text it cannot encode is refused, naming the
+ * character (tokenizers drops it silently; the ids would then not be the text) ---- */
+Test(hostile, tokenizer_without_unk_refuses_lost_characters) {
+    const char *vocab = "\"vocab\":{\"\xe2\x96\x81\":0,\"a\":1,\"b\":2,\"ab\":3,\"\xe2\x96\x81" "ab\":4},"
+                        "\"merges\":[[\"a\",\"b\"],[\"\xe2\x96\x81\",\"ab\"]]}}";
+    const char *head = "{\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Prepend\",\"prepend\":\"\xe2\x96\x81\"},"
+                       "{\"type\":\"Replace\",\"pattern\":{\"String\":\" \"},\"content\":\"\xe2\x96\x81\"}]},"
+                       "\"model\":{\"type\":\"BPE\",";
+    char json[1024];
+    snprintf(json, sizeof json, "%s%s", head, vocab);
+    put("tokenizer.json", json);
+    tp_tokenizer *t;
+    tp_err e;
+    cr_assert_eq(tp_tokenizer_load(tpath("tokenizer.json"), &t, &e), TP_OK, "%s", e.msg);
+    int32_t *ids = NULL;
+    size_t n = 0;
+    cr_expect_eq(tp_tokenizer_encode(t, "ab ab", 5, 0, &ids, &n, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(n, 2);
+    free(ids);
+    ids = NULL;
+    const char *lossy = "ab \xe2\x98\x83 ab"; /* a snowman: no token, no unk, no bytes */
+    cr_expect_eq(tp_tokenizer_encode(t, lossy, strlen(lossy), 0, &ids, &n, &e), TP_ERR_FORMAT, "a character was dropped");
+    cr_expect_null(ids);
+    cr_expect(strstr(e.msg, "tokenizer.json cannot encode the character '\xe2\x98\x83' (U+2603)"), "%s", e.msg);
+    tp_tokenizer_free(t);
+    /* with an unk token, or byte fallback, the same text encodes */
+    snprintf(json, sizeof json, "%s\"unk_token\":\"b\",%s", head, vocab);
+    put("tokenizer.json", json);
+    cr_assert_eq(tp_tokenizer_load(tpath("tokenizer.json"), &t, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(tp_tokenizer_encode(t, lossy, strlen(lossy), 0, &ids, &n, &e), TP_OK, "%s", e.msg);
+    free(ids);
+    tp_tokenizer_free(t);
+}
+
+/* ---- a vq record whose code points past its codebook (k not a power of two: 2-bit codes for 3
+ * centroids) is refused, decoded or opened packed (it read past the codebook; found by
+ * fuzz_codec_spec) ---- */
+Test(hostile, vq_code_past_codebook) {
+    tp_codec c;
+    tp_err e;
+    cr_assert_eq(tp_codec_parse("vq:d=4,k=3", &c, &e), TP_OK, "%s", e.msg);
+    size_t n = tp_codec_blob_bytes(&c, 1, 4);
+    cr_assert_eq(n, 3 * 4 * 2 + 1);
+    uint8_t blob[25] = {0};
+    float W[4];
+    blob[24] = 2; /* centroid 2: fine */
+    cr_expect_eq(tp_codec_decode(&c, blob, n, 1, 4, W, &e), TP_OK, "%s", e.msg);
+    blob[24] = 3; /* centroid 3 of 3 */
+    cr_expect_eq(tp_codec_decode(&c, blob, n, 1, 4, W, &e), TP_ERR_FORMAT, "a code past the codebook was decoded");
+    cr_expect(strstr(e.msg, "past its 3 centroids"), "%s", e.msg);
+    tp_linear *l = NULL;
+    cr_expect_neq(tp_linear_open(c.spec, blob, n, 1, 4, "t", &l, &e), TP_OK, "a code past the codebook was opened");
+    cr_expect_null(l);
+}
+
+/* ---- an artifact of an older tenpak (no config/tokenizer sha256 in its header) loads with
+ * files_checked 0, what callers then say; the config it records is still compared field by field
+ * with config.json, the differing field named ---- */
+static void strip_source_sha(const char *src, const char *dst) {
+    tp_artifact a;
+    tp_err e;
+    cr_assert_eq(tp_artifact_open(src, &a, &e), TP_OK, "%s", e.msg);
+    tp_art_writer *w;
+    cr_assert_eq(tp_artw_open(dst, &w, &e), TP_OK, "%s", e.msg);
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, a.tensors) {
+        uint8_t *d;
+        size_t n;
+        cr_assert_eq(tp_artifact_read_record(&a, rec, &d, &n, &e), TP_OK, "%s", e.msg);
+        cJSON *r = cJSON_Duplicate(rec, 1);
+        static const char *const filled[] = {"offset", "length", "decoded_length", "lossless", "xxh64"};
+        for (size_t k = 0; k < sizeof filled / sizeof filled[0]; k++) cJSON_DeleteItemFromObjectCaseSensitive(r, filled[k]);
+        cr_assert_eq(tp_artw_add(w, r, d, n, "none", &e), TP_OK, "%s", e.msg);
+        tp_free(d);
+    }
+    cJSON *h = cJSON_Duplicate(a.header, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(h, "tensors");
+    cJSON *s = cJSON_GetObjectItemCaseSensitive(h, "source");
+    cJSON_DeleteItemFromObjectCaseSensitive(s, "config_sha256");
+    cJSON_DeleteItemFromObjectCaseSensitive(s, "tokenizer_sha256");
+    cr_assert_eq(tp_artw_finish(w, h, NULL, &e), TP_OK, "%s", e.msg);
+    tp_artifact_close(&a);
+}
+static tp_status load_art(const char *path, tp_artifact_model *info, tp_err *e) {
+    tp_model *m = NULL;
+    tp_status s = tp_model_load_artifact(path, NULL, TP_EXEC_PACKED, NULL, &m, info, e);
+    tp_model_free(m);
+    return s;
+}
+Test(hostile, old_artifact_without_source_sha, .timeout = 120) {
+    /* a model folder: links to llama-mini, config.json and tokenizer.json copied to change */
+    const char *lm = shared_model_dir("llama-mini");
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "mkdir '%s' && ln -s '%s'/* '%s'/ && rm '%s/config.json' '%s/tokenizer.json' && "
+             "cp '%s/config.json' '%s/tokenizer.json' '%s'/ && chmod u+w '%s'/*.json", tpath("m"), lm, tpath("m"),
+             tpath("m"), tpath("m"), lm, lm, tpath("m"), tpath("m"));
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    tp_compress_opts o = {.model_dir = tpath("m"), .codec = "int4:g=128", .quiet = 1};
+    tp_compress_result r;
+    tp_err e;
+    cr_assert_eq(tp_compress_model(&o, tpath("new.tpk"), &r, &e), TP_OK, "%s", e.msg);
+    free(r.plan);
+    strip_source_sha(tpath("new.tpk"), tpath("old.tpk"));
+    tp_artifact_model info;
+    cr_assert_eq(load_art(tpath("new.tpk"), &info, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(info.files_checked, 1);
+    cr_assert_eq(load_art(tpath("old.tpk"), &info, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(info.files_checked, 0, "an artifact without the records was reported checked");
+    /* another tokenizer.json: the new artifact refuses it, the old one cannot tell (files_checked 0) */
+    snprintf(cmd, sizeof cmd, "echo ' ' >> '%s/tokenizer.json'", tpath("m"));
+    cr_assert_eq(system(cmd), 0);
+    cr_expect_neq(load_art(tpath("new.tpk"), &info, &e), TP_OK, "a changed tokenizer.json was accepted");
+    cr_expect(strstr(e.msg, "tokenizer.json of sha256"), "%s", e.msg);
+    cr_expect_eq(load_art(tpath("old.tpk"), &info, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(info.files_checked, 0);
+    /* another rms_norm_eps: both refuse it, naming the field (the old one through its recorded config) */
+    snprintf(cmd, sizeof cmd, "sed -i 's/\"rms_norm_eps\": 1e-05/\"rms_norm_eps\": 2e-05/' '%s/config.json'", tpath("m"));
+    cr_assert_eq(system(cmd), 0);
+    const char *arts[] = {"new.tpk", "old.tpk"};
+    for (int k = 0; k < 2; k++) {
+        cr_expect_eq(load_art(tpath(arts[k]), &info, &e), TP_ERR_ARG, "%s: a changed config.json was accepted", arts[k]);
+        cr_expect(strstr(e.msg, k ? "another config.json" : "config.json of sha256") &&
+                  strstr(e.msg, "rms_norm_eps 1e-05, now 2e-05"), "%s", e.msg);
+    }
 }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "pipeline/compress.h"
 #include "pipeline/config.h"
 #include "pipeline/model.h"
 #include "pipeline/safetensors.h"
@@ -314,6 +315,7 @@ static void st_add(stw *w, const char *name, const char *dtype, int d0, int d1, 
              shape, b, w->dn);
 }
 
+static const char *tiny_extra; /* a tensor the config does not use, added when set */
 static void write_tiny_llama(int with_head) {
     write_text("config.json", "{\"model_type\":\"qwen2\",\"num_hidden_layers\":1,\"hidden_size\":8,"
                               "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":16,"
@@ -336,6 +338,7 @@ static void write_tiny_llama(int with_head) {
     st_add(w, "model.layers.0.mlp.down_proj.weight", "BF16", 8, 16, 0.3f);
     st_add(w, "model.norm.weight", "F32", 8, 0, 1.0f);
     if (with_head) st_add(w, "lm_head.weight", "F16", 10, 8, 0.5f);
+    if (tiny_extra) st_add(w, tiny_extra, "F16", 8, 0, 0.5f);
     strcat(w->hdr, "}");
     write_st("model.safetensors", w->hdr, 0, 0);
     /* append the data after the header written by write_st (it wrote no data) */
@@ -371,4 +374,35 @@ Test(badinput, model_missing_tensor) {
     cr_expect_neq(tp_model_load(tmpdir, NULL, &m, &e), TP_OK);
     cr_expect_null(m);
     cr_expect(strstr(e.msg, "lm_head.weight"), "%s", e.msg);
+}
+
+/* Every tensor present is used or known: one the config does not use (q_norm of another
+ * architecture, a layer beyond the config's count) is refused and named; a buffer transformers
+ * ignores too (rotary_emb.inv_freq) loads. */
+Test(badinput, model_unused_tensor) {
+    const char *bad[] = {"model.layers.0.self_attn.q_norm.weight", "model.extra.weight"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        tiny_extra = bad[i];
+        write_tiny_llama(1);
+        tp_model *m = NULL;
+        tp_err e = {{0}};
+        cr_expect_eq(tp_model_load(tmpdir, NULL, &m, &e), TP_ERR_FORMAT, "%s was ignored", bad[i]);
+        cr_expect_null(m);
+        cr_expect(strstr(e.msg, "1 tensor in the safetensors that the qwen2 config.json does not use") &&
+                  strstr(e.msg, bad[i]), "%s", e.msg);
+        tp_model_free(m);
+        /* compress refuses it before any work: no artifact the model could not load */
+        tp_compress_opts o = {.model_dir = tmpdir, .codec = "int4:g=8", .quiet = 1};
+        tp_compress_result r;
+        cr_expect_eq(tp_compress_model(&o, path_of("x.tpk"), &r, &e), TP_ERR_FORMAT, "compress took %s", bad[i]);
+        cr_expect(strstr(e.msg, bad[i]), "%s", e.msg);
+        cr_expect_neq(access(path_of("x.tpk"), F_OK), 0, "an artifact was written");
+    }
+    tiny_extra = "model.layers.0.self_attn.rotary_emb.inv_freq";
+    write_tiny_llama(1);
+    tiny_extra = NULL;
+    tp_model *m = NULL;
+    tp_err e = {{0}};
+    cr_expect_eq(tp_model_load(tmpdir, NULL, &m, &e), TP_OK, "%s", e.msg);
+    tp_model_free(m);
 }

@@ -28,17 +28,6 @@ static tp_model *load(const char *model, tp_weight_mode mode) {
     return m;
 }
 
-
-static double rel_err(const float *a, const float *ref, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)a[i] - ref[i];
-        num += d * d;
-        den += (double)ref[i] * ref[i];
-    }
-    return sqrt(num / den);
-}
-
 static void golden_window(const char *model) {
     tp_model *m = load(model, TP_WEIGHTS_AUTO);
     int V = tp_model_cfg(m)->vocab, n = 1024;
@@ -61,7 +50,7 @@ static void golden_window(const char *model) {
     cr_assert_eq(tp_model_forward(m, ids, n, 0, 0, lg, &e), TP_OK, "%s", e.msg);
     const int pos[4] = {0, 1, 17, 1022};
     for (int k = 0; k < 4; k++) {
-        double r = rel_err(lg + (size_t)pos[k] * V, gl + (size_t)k * V, (size_t)V);
+        double r = tp_rel_l2_f32(lg + (size_t)pos[k] * V, gl + (size_t)k * V, (size_t)V);
         cr_expect_lt(r, 1e-4, "%s: logits at %d: relative error %g", model, pos[k], r);
         cr_log_info("%s: logits at %d: relative error %.3g", model, pos[k], r);
     }
@@ -71,11 +60,11 @@ static void golden_window(const char *model) {
     for (int i = 0; i <= 17; i++)
         cr_assert_eq(tp_model_forward(m, ids + i, 1, tp_model_cached(m), 0, one, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(tp_model_cached(m), 18);
-    double r = rel_err(one, gl + 2 * (size_t)V, (size_t)V);
+    double r = tp_rel_l2_f32(one, gl + 2 * (size_t)V, (size_t)V);
     cr_expect_lt(r, 1e-4, "%s: incremental logits at 17: relative error %g", model, r);
     /* rewinding: recompute position 1 from the cache's first position */
     cr_assert_eq(tp_model_forward(m, ids + 1, 1, 1, 0, one, &e), TP_OK, "%s", e.msg);
-    r = rel_err(one, gl + 1 * (size_t)V, (size_t)V);
+    r = tp_rel_l2_f32(one, gl + 1 * (size_t)V, (size_t)V);
     cr_expect_lt(r, 1e-4, "%s: rewound logits at 1: relative error %g", model, r);
     free(one); free(lg); free(nll); free(gn); free(gl); free(ids);
     tp_model_free(m);
@@ -155,14 +144,14 @@ static void overrides(const char *model, const char *wname) {
         cr_expect(!memcmp(l0, l1, (size_t)V * 4), "%s: identity override changed logits", model);
         for (int64_t i = 0; i < t->numel; i++) w[i] *= 0.5f;
         cr_assert_eq(tp_model_forward(m, ids, n, 0, n - 1, l1, &e), TP_OK);
-        cr_expect_gt(rel_err(l1, l0, (size_t)V), 1e-4, "%s: halved %s did not change logits", model, wname);
+        cr_expect_gt(tp_rel_l2_f32(l1, l0, (size_t)V), 1e-4, "%s: halved %s did not change logits", model, wname);
         cr_expect_eq(tp_model_override_weight(m, "no.such.weight", w, &e), TP_ERR_ARG);
         cr_assert_eq(tp_model_override_weight(m, wname, NULL, &e), TP_OK);
         hook_state hs = {0, wname};
         tp_model_set_weight_hook(m, zero_hook, &hs);
         cr_assert_eq(tp_model_forward(m, ids, n, 0, n - 1, l1, &e), TP_OK);
         cr_expect_gt(hs.calls, 0);
-        cr_expect_gt(rel_err(l1, l0, (size_t)V), 1e-4, "%s: zeroed %s did not change logits", model, wname);
+        cr_expect_gt(tp_rel_l2_f32(l1, l0, (size_t)V), 1e-4, "%s: zeroed %s did not change logits", model, wname);
         tp_model_set_weight_hook(m, NULL, NULL);
         cr_assert_eq(tp_model_forward(m, ids, n, 0, n - 1, l1, &e), TP_OK);
         cr_expect(!memcmp(l0, l1, (size_t)V * 4), "%s: removing the hook did not restore logits", model);

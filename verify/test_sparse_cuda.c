@@ -100,15 +100,11 @@ Test(sparse24_cuda, tc_emulation_matches_reference) {
         cr_assert_eq(tp_sp24_compress_ref(&s, P, 0), TP_OK);
         tp_sp24_gemm_ref(&s, X, B, Yr);
         cr_assert(tp_sp24_tc_emulate(&s, X, B, Y));
-        double num = 0, den = 0;
-        for (int64_t k = 0; k < B * R; k++) {
+        for (int64_t k = 0; k < B * R; k++)
             cr_assert(isfinite(Y[k]), "%lldx%lldx%lld: output %lld not written", (long long)R, (long long)C,
                       (long long)B, (long long)k);
-            num += ((double)Y[k] - Yr[k]) * ((double)Y[k] - Yr[k]);
-            den += (double)Yr[k] * Yr[k];
-        }
-        cr_assert(sqrt(num / den) <= 1e-5, "%lldx%lldx%lld: rel_l2 %g", (long long)R, (long long)C, (long long)B,
-                  sqrt(num / den));
+        const double rel = tp_rel_l2_f32(Y, Yr, (size_t)(B * R));
+        cr_assert(rel <= 1e-5, "%lldx%lldx%lld: rel_l2 %g", (long long)R, (long long)C, (long long)B, rel);
         tp_sp24_free(&s);
         tp_free(W), tp_free(P), tp_free(X), tp_free(Y), tp_free(Yr);
     }

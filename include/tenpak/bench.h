@@ -87,6 +87,9 @@ struct cJSON *tp_bench_context(double copy_bw);
 /* Google Benchmark's aggregates of v[0..n) (n >= 1), in its order: agg = {mean, median, stddev
  * (sample, 0 when n = 1), min, max}. */
 void tp_bench_aggregates(const double *v, int n, double agg[5]);
+/* The median of v[0..n) (v is left as it is): the middle value, or the mean of the two middle
+ * values for even n; NAN when n is 0 or its sorted copy cannot be allocated. */
+double tp_median(const double *v, size_t n);
 
 #ifdef __cplusplus
 }

@@ -44,10 +44,11 @@ void tp_lora_free(tp_lora *l);
 /* Packed bytes of one adapter (A and B in fp16, as adapters are shipped). */
 size_t tp_lora_bytes(int64_t rows, int64_t cols, int r);
 
-/* ---- reference (reference/lora_ref.c): double accumulation ---- */
-void tp_lora_gemv_ref(const tp_lora_base *w, const tp_lora *l, const float *x, float *y);
+/* ---- reference (reference/lora_ref.c): double accumulation ----
+ * The GEMV / BGMV functions return TP_ERR_NOMEM when their scratch cannot be allocated. */
+tp_status tp_lora_gemv_ref(const tp_lora_base *w, const tp_lora *l, const float *x, float *y);
 /* BGMV: Y[b] = W X[b] + s_i B_i (A_i X[b]) with i = idx[b]; ad: nad adapters of the same shape */
-void tp_lora_bgmv_ref(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
+tp_status tp_lora_bgmv_ref(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
                       const float *X, int64_t batch, float *Y);
 /* out (rows x cols) = W + s B A / W - s B A, fp32 (definition above) */
 void tp_lora_merge_ref(const float *W, const tp_lora *l, float *out);
@@ -57,9 +58,10 @@ tp_status tp_lora_merge_q_ref(const tp_qmat *q, const tp_lora *l, tp_qmat *out);
 
 /* ---- cpu backend (kernels/cpu/lora_cpu.c): fused, threaded, AVX2 / portable ---- */
 /* t = A x once; then the base GEMV and s * B t per row; BA is never formed. */
-void tp_lora_gemv_cpu(const tp_lora_base *w, const tp_lora *l, const float *x, float *y);
+tp_status tp_lora_gemv_cpu(const tp_lora_base *w, const tp_lora *l, const float *x, float *y);
 /* base GEMM for the whole batch, then per adapter the columns that use it as one skinny GEMM */
-void tp_lora_bgmv_cpu(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
+tp_status tp_lora_bgmv_cpu(
+const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
                       const float *X, int64_t batch, float *Y);
 void tp_lora_merge_cpu(const float *W, const tp_lora *l, float *out);
 void tp_lora_unmerge_cpu(const float *Wm, const tp_lora *l, float *out);

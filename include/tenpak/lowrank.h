@@ -39,15 +39,17 @@ void tp_lowrank_unpack(tp_lowrank *m, const void *src);
 
 /* Truncated SVD fit (LAPACKE_sgesdd). col_importance: cols floats > 0, or NULL (plain). */
 tp_status tp_lowrank_fit(tp_lowrank *m, const float *W, const float *col_importance, tp_err *e);
-/* The calibration-free importance proxy: mean |w| of each column (floored above 0). */
-void tp_col_importance(const float *W, int64_t rows, int64_t cols, float *imp);
+/* The calibration-free importance proxy: mean |w| of each column (floored above 0).
+ * This header's functions that return tp_status and take no tp_err need scratch memory: they
+ * return TP_ERR_NOMEM when it cannot be allocated (the output is then incomplete). */
+tp_status tp_col_importance(const float *W, int64_t rows, int64_t cols, float *imp);
 
 /* ---- reference (reference/lowrank_ref.c) ---- */
 void tp_lowrank_product_ref(const tp_lowrank *m, float *W); /* lr(i, j) for all i, j */
-void tp_lowrank_gemv_ref(const tp_lowrank *m, const float *x, float *y); /* double */
+tp_status tp_lowrank_gemv_ref(const tp_lowrank *m, const float *x, float *y); /* double */
 /* ---- cpu (kernels/cpu/lowrank_cpu.c): threaded, AVX2 / portable ---- */
 void tp_lowrank_product_cpu(const tp_lowrank *m, float *W);
-void tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y);
+tp_status tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y);
 
 /* ---- tenpakx ---- */
 typedef struct tp_tenpakx {
@@ -67,10 +69,11 @@ void tp_tenpakx_free(tp_tenpakx *m);
 size_t tp_tenpakx_bytes(const tp_tenpakx *m);
 size_t tp_tenpakx_bytes_for(int64_t rows, int64_t cols, const tp_tenpakx_cfg *cfg);
 tp_status tp_tenpakx_fit(tp_tenpakx *m, const float *W, const tp_tenpakx_cfg *cfg, tp_err *e);
-void tp_tenpakx_decode_ref(const tp_tenpakx *m, float *W);
-void tp_tenpakx_decode_cpu(const tp_tenpakx *m, float *W);
-void tp_tenpakx_gemv_ref(const tp_tenpakx *m, const float *x, float *y);
-void tp_tenpakx_gemv_cpu(const tp_tenpakx *m, const float *x, float *y);
+tp_status tp_tenpakx_decode_ref(const tp_tenpakx *m, float *W);
+tp_status tp_tenpakx_decode_cpu(const tp_tenpakx *m, float *W);
+tp_status tp_tenpakx_gemv_ref(const tp_tenpakx *m, const float *x, float *y);
+tp_status tp_tenpakx_gemv_cpu(const tp_tenpakx *m, const float *x, float *y);
+
 
 #ifdef __cplusplus
 }

@@ -82,11 +82,18 @@ static inline int tp_qmat_rcode(const tp_qmat *q, int64_t r, int64_t c) {
  * refine_iters > 0 (int4, int4r2 base): alternating least squares on (scale, offset) given the
  *       codes, re-quantising after each step, keeping the best squared error per group. */
 void tp_quantize_ref(tp_qmat *q, const float *W, int refine_iters);
+/* One int4 group's min/max (scale, offset) exactly as tp_quantize_ref chooses them (n >= 1), and
+ * the nearest code of w on that grid (round half to even, clamped to 0..15): for quantisers that
+ * produce the int4 format their own way (GPTQ, include/tenpak/gptq.h). */
+void tp_int4_minmax_ref(const float *w, int n, uint16_t *s16, uint16_t *o16);
+int tp_int4_code_ref(double w, float s, float o);
 void tp_dequantize_ref(const tp_qmat *q, float *W);
 /* y[rows] = W x, accumulated in double */
 void tp_qgemv_ref(const tp_qmat *q, const float *x, float *y);
-/* X is batch x cols (one activation vector per row), Y is batch x rows: Y[b] = W X[b] */
-void tp_qgemm_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y);
+/* X is batch x cols (one activation vector per row), Y is batch x rows: Y[b] = W X[b].
+ * Functions of this header that return tp_status need scratch memory: TP_ERR_NOMEM when it cannot
+ * be allocated (the output is then incomplete), TP_OK otherwise. */
+tp_status tp_qgemm_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y);
 
 /* ---- W4A8 GEMV (int4 only, g a multiple of 64): activations quantised to int8 per group ----
  * The op (after llama.cpp's Q4 x Q8 dot products), defined by the reference:
@@ -96,16 +103,17 @@ void tp_qgemm_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y);
  * as small as the weights themselves; the rest uses the exact fp32 sum of x.) Its cost against
  * tp_qgemv_ref is stated by the test a8_activation_error. */
 void tp_quantize_x8_ref(const float *x, int64_t n, int g, int8_t *xq, float *xs);
-void tp_qgemv_a8_ref(const tp_qmat *q, const float *x, float *y);
-void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y);
+tp_status tp_qgemv_a8_ref(const tp_qmat *q, const float *x, float *y);
+tp_status tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y);
 /* W4A8 GEMM: each activation row X[b] quantised as above (its own group scales); Y[b] as GEMV. */
-void tp_qgemm_a8_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y);
-void tp_qgemm_a8_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y);
+tp_status tp_qgemm_a8_ref(const tp_qmat *q, const float *X, int64_t batch, float *Y);
+tp_status tp_qgemm_a8_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y);
 
 /* ---- optimised cpu backend (kernels/cpu): dispatches on tp_cpu_isa(), threaded ---- */
 void tp_dequantize_cpu(const tp_qmat *q, float *W);
-void tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y);
-void tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y);
+tp_status tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y);
+tp_status tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y);
+
 
 #ifdef __cplusplus
 }

@@ -58,8 +58,11 @@ typedef struct tp_op {
     /* make random inputs for c->shape from rng; set c->ctx, c->out_bytes, c->out_count */
     tp_status (*setup)(tp_case *c, tp_rng *rng);
     void (*teardown)(tp_case *c);
-    void (*reference)(const tp_case *c, void *out);
-    /* TP_CMP_PROPERTY: worst (error / allowed) over the output; passes when <= 1 */
+    /* TP_ERR_NOMEM when its scratch cannot be allocated (as run below) */
+    tp_status (*reference)(const tp_case *c, void *out);
+    /* TP_CMP_PROPERTY: worst (error / allowed) over the output; passes when <= 1 (INFINITY when
+     * the check's own scratch cannot be allocated: an output it could not check never passes) */
+
     double (*property)(const tp_case *c, const void *out);
     /* optional: how `verify --self-test` damages an output of this op (default: one byte
      * flipped for exact/property ops, one element pushed past the bound for rel_l2) */
@@ -86,8 +89,9 @@ typedef struct tp_kernel {
     const char *backend; /* "ref", "cpu", "openblas", "memcpy", "cuda", ... */
     /* CPU kernels: run writes the output into out directly (state is NULL). Device kernels:
      * prepare uploads inputs (not timed), run launches writing device memory, sync waits,
-     * fetch copies the result into the host buffer out. */
-    void (*run)(const tp_case *c, void *state, void *out);
+     * fetch copies the result into the host buffer out. run returns TP_ERR_NOMEM when the
+     * kernel's scratch cannot be allocated (the output is then incomplete), else TP_OK. */
+    tp_status (*run)(const tp_case *c, void *state, void *out);
     int (*available)(char *why, size_t n); /* NULL = always; else 0 with a reason */
     unsigned flags;
     void *(*prepare)(const tp_case *c);
@@ -111,8 +115,9 @@ int tp_kernel_is_available(const tp_kernel *k, char *why, size_t n);
 tp_status tp_case_make(tp_case *c, const tp_op *op, const tp_shape *s, uint64_t run_seed,
                        int want_ref);
 void tp_case_free(tp_case *c);
-/* Run kernel k on case c into out, handling device prepare/sync/fetch. */
-void tp_kernel_run_once(const tp_kernel *k, const tp_case *c, void *out);
+/* Run kernel k on case c into out, handling device prepare/sync/fetch; run's status. */
+tp_status tp_kernel_run_once(const tp_kernel *k, const tp_case *c, void *out);
+
 
 /* Compare out against c->ref with the op's rule. Returns 1 on pass; *metric gets the value
  * (relative L2 error, count of differing bytes, or the property ratio). */

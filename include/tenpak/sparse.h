@@ -90,8 +90,10 @@ void tp_prune24_cpu(const float *W, int64_t rows, int64_t cols, const float *imp
 /* Same output as the reference, bit for bit, for TP_SP_F32 / TP_SP_F16 (INT4: via the reference quantiser). */
 tp_status tp_sp24_compress_cpu(tp_sp24 *s, const float *P, int refine_iters);
 void tp_sp24_decompress_cpu(const tp_sp24 *s, float *W);
-void tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y);
-void tp_sp24_gemm_cpu(const tp_sp24 *s, const float *X, int64_t batch, float *Y);
+/* TP_ERR_NOMEM when their scratch (padded x, per-thread row buffers) cannot be allocated */
+tp_status tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y);
+tp_status tp_sp24_gemm_cpu(const tp_sp24 *s, const float *X, int64_t batch, float *Y);
+
 
 /* Codec round trip for the pipeline: prune W (importance optional), compress with vk, decompress
  * into out (may alias nothing); *packed gets tp_sp24_bytes. */

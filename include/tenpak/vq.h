@@ -90,8 +90,9 @@ void tp_vq_importance(const float *W, int64_t rows, int64_t cols, int d, float *
 tp_status tp_kmeans_ref(const float *V, int64_t n, int d, int K, const float *weights,
                         const tp_kmeans_opts *o, float *codebook, tp_kmeans_stats *st);
 int tp_vq_nearest_ref(const float *x, const float *codebook, int K, int d);
-/* codes of W's vectors against m->codebook */
-void tp_vq_encode_ref(tp_vqmat *m, const float *W);
+/* codes of W's vectors against m->codebook. This header's functions that return tp_status and
+ * take no tp_err return TP_ERR_NOMEM when their scratch cannot be allocated. */
+tp_status tp_vq_encode_ref(tp_vqmat *m, const float *W);
 void tp_vq_decode_ref(const tp_vqmat *m, float *W);
 /* y = W x (W decoded), double accumulation */
 void tp_vq_gemv_ref(const tp_vqmat *m, const float *x, float *y);
@@ -100,18 +101,18 @@ void tp_vq_gemv_ref(const tp_vqmat *m, const float *x, float *y);
  * kmeans / encode / decode ---- */
 tp_status tp_kmeans_cpu(const float *V, int64_t n, int d, int K, const float *weights,
                         const tp_kmeans_opts *o, float *codebook, tp_kmeans_stats *st);
-void tp_vq_encode_cpu(tp_vqmat *m, const float *W);
+tp_status tp_vq_encode_cpu(tp_vqmat *m, const float *W);
 void tp_vq_decode_cpu(const tp_vqmat *m, float *W);
 /* Lookup-GEMV with the codebook trick: per block of columns, the dot products of x's d-pieces
  * with every centroid are computed once (a nvec x K table), then gathered by code. With
  * m->codes8t (tp_vq_prepare) and AVX-512 VBMI the lookup runs in registers, 64 rows at a time;
  * otherwise it is scalar over the row-major codes. */
-void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y);
+tp_status tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y);
 /* The same with SIMD gathers for the lookup (AVX-512 or AVX2; the "cpu-gather" backend). */
-void tp_vq_gemv_cpu_gather(const tp_vqmat *m, const float *x, float *y);
+tp_status tp_vq_gemv_cpu_gather(const tp_vqmat *m, const float *x, float *y);
 /* The scalar lookup over the row-major codes whatever m holds (the "cpu-rowmajor" backend: what
  * the layout buys, measured side by side). */
-void tp_vq_gemv_cpu_rowmajor(const tp_vqmat *m, const float *x, float *y);
+tp_status tp_vq_gemv_cpu_rowmajor(const tp_vqmat *m, const float *x, float *y);
 
 /* Whole codec: train on W (tp_kmeans_cpu), encode (tp_vq_encode_cpu). m allocated by the caller. */
 tp_status tp_vq_fit(tp_vqmat *m, const float *W, const tp_kmeans_opts *o, tp_kmeans_stats *st);
@@ -130,10 +131,10 @@ tp_status tp_vqr_fit(tp_vqr *m, const float *W, const tp_kmeans_opts *o, int ref
 /* The INT4 residual stage alone, for a VQ part already encoded: res = quantise(W - decode(vq)). */
 tp_status tp_vqr_residual(tp_vqr *m, const float *W, int refine_iters);
 /* Decoding (the definition): W = vq_value + int4_value, one fp32 addition. */
-void tp_vqr_decode_ref(const tp_vqr *m, float *W);
-void tp_vqr_decode_cpu(const tp_vqr *m, float *W);
-void tp_vqr_gemv_ref(const tp_vqr *m, const float *x, float *y);
-void tp_vqr_gemv_cpu(const tp_vqr *m, const float *x, float *y);
+tp_status tp_vqr_decode_ref(const tp_vqr *m, float *W);
+tp_status tp_vqr_decode_cpu(const tp_vqr *m, float *W);
+tp_status tp_vqr_gemv_ref(const tp_vqr *m, const float *x, float *y);
+tp_status tp_vqr_gemv_cpu(const tp_vqr *m, const float *x, float *y);
 
 #ifdef __cplusplus
 }

@@ -4,12 +4,10 @@
 #ifndef TENPAK_KERNELS_CPU_CODECS_CPU_H
 #define TENPAK_KERNELS_CPU_CODECS_CPU_H
 
+#include "kernels/cpu/cpu_common.h"
 #include "tenpak/lora.h"
 #include "tenpak/sparse.h"
 #include "tenpak/vq.h"
-
-/* Work below this many weights runs on one thread. */
-#define TP_K3_PAR_MIN (1 << 16)
 
 /* tp_quantize_ref over row blocks in parallel (identical output: rows are independent). */
 void tp_k3_quantize_rows(tp_qmat *q, const float *W, int refine_iters);
@@ -68,8 +66,5 @@ void tp_lora_merge_rows_avx2(const float *W, const tp_lora *l, float sign, int64
 /* rows [i0, i1) of the low-rank product (lowrank.h's definition) */
 void tp_lr_product_rows_avx2(const float *L, const float *R, int rank, int64_t cols, int64_t i0,
                              int64_t i1, float *out);
-
-/* ---- shared small helpers (AVX2) ---- */
-float tp_dot_avx2(const float *a, const float *b, int64_t n);
 
 #endif

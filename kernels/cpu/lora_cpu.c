@@ -9,48 +9,42 @@
 
 #include "kernels/cpu/codecs_cpu.h"
 
-static float dot_portable(const float *a, const float *b, int64_t n) {
-    float s[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
-    float t = 0;
-    for (; i < n; i++) t += a[i] * b[i];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
-}
 static float dot(int avx2, const float *a, const float *b, int64_t n) {
-    return avx2 ? tp_dot_avx2(a, b, n) : dot_portable(a, b, n);
+    return avx2 ? tp_dot_avx2(a, b, n) : tp_dot_portable(a, b, n);
 }
 
 /* f32 base: Y[b][i] = W[i] . X[b] for rows in parallel */
 static void base_f32(const tp_lora_base *w, const float *X, int64_t batch, float *Y, int avx2) {
     const int64_t rows = w->rows, cols = w->cols;
-#pragma omp parallel for schedule(static) if (rows * cols >= TP_K3_PAR_MIN)
+#pragma omp parallel for schedule(static) if (rows * cols >= TP_CPU_PAR_MIN)
     for (int64_t i = 0; i < rows; i++)
         for (int64_t b = 0; b < batch; b++) Y[b * rows + i] = dot(avx2, w->W + i * cols, X + b * cols, cols);
 }
 
-void tp_lora_bgmv_cpu(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
+tp_status tp_lora_bgmv_cpu(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
                       const float *X, int64_t batch, float *Y) {
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = w->rows, cols = w->cols;
     int rmax = 1;
     for (int i = 0; i < nad; i++) rmax = ad[i].r > rmax ? ad[i].r : rmax;
     float *t = tp_alloc((size_t)(batch * rmax) * sizeof(float));
-    if (!t) abort();
+    if (!t) return TP_ERR_NOMEM;
     /* t_b = A_idx[b] X[b]: batch * r short dot products */
-#pragma omp parallel for collapse(2) schedule(static) if (batch * rmax * cols >= TP_K3_PAR_MIN)
+#pragma omp parallel for collapse(2) schedule(static) if (batch * rmax * cols >= TP_CPU_PAR_MIN)
     for (int64_t b = 0; b < batch; b++)
         for (int k = 0; k < rmax; k++) {
             const tp_lora *l = &ad[idx[b]];
             if (k < l->r) t[b * rmax + k] = dot(avx2, l->A + (int64_t)k * cols, X + b * cols, cols);
         }
     if (w->q) {
-        if (batch == 1) tp_qgemv_cpu(w->q, X, Y);
-        else tp_qgemm_cpu(w->q, X, batch, Y);
+        tp_status s = batch == 1 ? tp_qgemv_cpu(w->q, X, Y) : tp_qgemm_cpu(w->q, X, batch, Y);
+        if (s != TP_OK) {
+            tp_free(t);
+            return s;
+        }
     } else
         base_f32(w, X, batch, Y, avx2);
-#pragma omp parallel for schedule(static) if (rows * batch * rmax >= TP_K3_PAR_MIN / 4)
+#pragma omp parallel for schedule(static) if (rows * batch * rmax >= TP_CPU_PAR_MIN / 4)
     for (int64_t i = 0; i < rows; i++)
         for (int64_t b = 0; b < batch; b++) {
             const tp_lora *l = &ad[idx[b]];
@@ -60,17 +54,19 @@ void tp_lora_bgmv_cpu(const tp_lora_base *w, const tp_lora *ad, int nad, const i
             Y[b * rows + i] += tp_lora_scale(l) * acc;
         }
     tp_free(t);
+    return TP_OK;
 }
 
-void tp_lora_gemv_cpu(const tp_lora_base *w, const tp_lora *l, const float *x, float *y) {
+tp_status tp_lora_gemv_cpu(const tp_lora_base *w, const tp_lora *l, const float *x, float *y) {
     int32_t zero = 0;
-    tp_lora_bgmv_cpu(w, l, 1, &zero, x, 1, y);
+    return tp_lora_bgmv_cpu(w, l, 1, &zero, x, 1, y);
 }
+
 
 static void merge_cpu(const float *W, const tp_lora *l, float sign, float *out) {
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = l->rows;
-#pragma omp parallel if (rows * l->cols >= TP_K3_PAR_MIN)
+#pragma omp parallel if (rows * l->cols >= TP_CPU_PAR_MIN)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int64_t i0 = rows * t / nt, i1 = rows * (t + 1) / nt;

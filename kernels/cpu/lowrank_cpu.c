@@ -8,20 +8,10 @@
 #include "kernels/cpu/codecs_cpu.h"
 #include "tenpak/lowrank.h"
 
-static float dot_portable(const float *a, const float *b, int64_t n) {
-    float s[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
-    float t = 0;
-    for (; i < n; i++) t += a[i] * b[i];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
-}
-
 void tp_lowrank_product_cpu(const tp_lowrank *m, float *W) {
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = m->rows;
-#pragma omp parallel if (m->rows * m->cols >= TP_K3_PAR_MIN)
+#pragma omp parallel if (m->rows * m->cols >= TP_CPU_PAR_MIN)
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         int64_t i0 = rows * t / nt, i1 = rows * (t + 1) / nt;
@@ -37,23 +27,24 @@ void tp_lowrank_product_cpu(const tp_lowrank *m, float *W) {
     }
 }
 
-void tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y) {
+tp_status tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y) {
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = m->rows, cols = m->cols;
     const int k = m->rank;
     float *t = tp_alloc((size_t)k * sizeof(float));
-    if (!t) abort();
-    const int par = (rows + cols) * (int64_t)k >= TP_K3_PAR_MIN;
+    if (!t) return TP_ERR_NOMEM;
+    const int par = (rows + cols) * (int64_t)k >= TP_CPU_PAR_MIN;
 #pragma omp parallel if (par)
     {
 #pragma omp for schedule(static)
         for (int i = 0; i < k; i++)
-            t[i] = avx2 ? tp_dot_avx2(m->R + (int64_t)i * cols, x, cols) : dot_portable(m->R + (int64_t)i * cols, x, cols);
+            t[i] = avx2 ? tp_dot_avx2(m->R + (int64_t)i * cols, x, cols) : tp_dot_portable(m->R + (int64_t)i * cols, x, cols);
 #pragma omp for schedule(static)
         for (int64_t i = 0; i < rows; i++)
-            y[i] = avx2 ? tp_dot_avx2(m->L + i * k, t, k) : dot_portable(m->L + i * k, t, k);
+            y[i] = avx2 ? tp_dot_avx2(m->L + i * k, t, k) : tp_dot_portable(m->L + i * k, t, k);
     }
     tp_free(t);
+    return TP_OK;
 }
 
 tp_status tp_tenpakx_fit(tp_tenpakx *m, const float *W, const tp_tenpakx_cfg *cfg, tp_err *e) {
@@ -82,27 +73,35 @@ tp_status tp_tenpakx_fit(tp_tenpakx *m, const float *W, const tp_tenpakx_cfg *cf
     return st;
 }
 
-void tp_tenpakx_decode_cpu(const tp_tenpakx *m, float *W) {
+tp_status tp_tenpakx_decode_cpu(const tp_tenpakx *m, float *W) {
     const int64_t n = m->lr.rows * m->lr.cols;
     float *V = tp_alloc((size_t)n * sizeof(float)), *R = tp_alloc((size_t)n * sizeof(float));
-    if (!V || !R) abort();
+    if (!V || !R) {
+        tp_free(V);
+        tp_free(R);
+        return TP_ERR_NOMEM;
+    }
     tp_lowrank_product_cpu(&m->lr, W);
     tp_vq_decode_cpu(&m->vq, V);
     tp_dequantize_cpu(&m->res, R);
-#pragma omp parallel for schedule(static) if (n >= TP_K3_PAR_MIN)
+#pragma omp parallel for schedule(static) if (n >= TP_CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) W[i] = (W[i] + V[i]) + R[i];
     tp_free(V);
     tp_free(R);
+    return TP_OK;
 }
 
-void tp_tenpakx_gemv_cpu(const tp_tenpakx *m, const float *x, float *y) {
+tp_status tp_tenpakx_gemv_cpu(const tp_tenpakx *m, const float *x, float *y) {
     const int64_t rows = m->lr.rows;
     float *y2 = tp_alloc((size_t)rows * sizeof(float)), *y3 = tp_alloc((size_t)rows * sizeof(float));
-    if (!y2 || !y3) abort();
-    tp_lowrank_gemv_cpu(&m->lr, x, y);
-    tp_vq_gemv_cpu(&m->vq, x, y2);
-    tp_qgemv_cpu(&m->res, x, y3);
-    for (int64_t r = 0; r < rows; r++) y[r] += y2[r] + y3[r];
+    tp_status s = y2 && y3 ? TP_OK : TP_ERR_NOMEM;
+    if (s == TP_OK) s = tp_lowrank_gemv_cpu(&m->lr, x, y);
+    if (s == TP_OK) s = tp_vq_gemv_cpu(&m->vq, x, y2);
+    if (s == TP_OK) s = tp_qgemv_cpu(&m->res, x, y3);
+    if (s == TP_OK)
+        for (int64_t r = 0; r < rows; r++) y[r] += y2[r] + y3[r];
     tp_free(y2);
     tp_free(y3);
+    return s;
 }
+

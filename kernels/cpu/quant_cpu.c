@@ -7,9 +7,6 @@
 
 #include "kernels/cpu/quant_cpu.h"
 
-/* Work below this many weights runs on one thread: spawning costs more than it saves. */
-#define PAR_MIN_WEIGHTS (1 << 16)
-
 void tp_qgemv_xsum(const tp_qmat *q, const float *x, float *xsum) {
     for (int64_t gi = 0; gi < q->ngroups; gi++) {
         int64_t c0 = gi * q->g, n = q->cols - c0 < q->g ? q->cols - c0 : q->g;
@@ -42,18 +39,7 @@ static void decode_row_portable(const tp_qmat *q, int64_t r, float *dst) {
     }
 }
 
-static float dot_portable(const float *a, const float *b, int64_t n) {
-    /* 8 partial sums: vectorisable without -ffast-math, and better rounded than one chain */
-    float s[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
-    float t = 0;
-    for (; i < n; i++) t += a[i] * b[i];
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
-}
-
-static int use_threads(const tp_qmat *q) { return q->rows * q->cols >= PAR_MIN_WEIGHTS; }
+static int use_threads(const tp_qmat *q) { return q->rows * q->cols >= TP_CPU_PAR_MIN; }
 
 void tp_dequantize_cpu(const tp_qmat *q, float *W) {
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
@@ -83,7 +69,12 @@ typedef struct qjob {
     int avx2;
     const tp_qx *qx; /* GEMV on AVX-512: x prepared */
     int vnni;
+    int nomem; /* set by a task whose scratch allocation failed */
 } qjob;
+
+/* A task that cannot allocate its scratch marks the job and leaves its rows: the caller returns
+ * TP_ERR_NOMEM once every task is done. */
+static void job_nomem(void *vc) { __atomic_store_n(&((qjob *)vc)->nomem, 1, __ATOMIC_RELAXED); }
 
 static void qgemv_task(void *vc, int t, int nt) {
     const qjob *j = vc;
@@ -91,16 +82,18 @@ static void qgemv_task(void *vc, int t, int nt) {
     int64_t r0 = (int64_t)t * ROW_TASK, r1 = r0 + ROW_TASK < q->rows ? r0 + ROW_TASK : q->rows;
     (void)nt;
     if (j->qx) {
-        if (j->vnni) tp_qgemv_rows_avx512vnni(q, j->qx, r0, r1, j->y);
-        else tp_qgemv_rows_avx512(q, j->qx, r0, r1, j->y);
+        tp_status s = j->vnni ? tp_qgemv_rows_avx512vnni(q, j->qx, r0, r1, j->y)
+                              : tp_qgemv_rows_avx512(q, j->qx, r0, r1, j->y);
+        if (s != TP_OK) job_nomem(vc);
         return;
     }
+
     if (j->avx2) { tp_qgemv_rows_avx2(q, j->x, j->xsum, r0, r1, j->y); return; }
     float *row = tp_alloc((size_t)q->cols * sizeof(float));
-    if (!row) abort();
+    if (!row) { job_nomem(vc); return; }
     for (int64_t r = r0; r < r1; r++) {
         decode_row_portable(q, r, row);
-        j->y[r] = dot_portable(row, j->x, q->cols);
+        j->y[r] = tp_dot_portable(row, j->x, q->cols);
     }
     tp_free(row);
 }
@@ -109,7 +102,7 @@ static void qgemv_task(void *vc, int t, int nt) {
  * tasks either way, so the same arithmetic). */
 static void run_row_tasks(const tp_qmat *q, int64_t work, void (*fn)(void *, int, int), qjob *j) {
     int n = (int)((q->rows + ROW_TASK - 1) / ROW_TASK);
-    if (work >= PAR_MIN_WEIGHTS) tp_pool_run(n, fn, j);
+    if (work >= TP_CPU_PAR_MIN) tp_pool_run(n, fn, j);
     else
         for (int t = 0; t < n; t++) fn(j, t, n);
 }
@@ -121,14 +114,16 @@ static int qx_ok(const tp_qmat *q) {
            q->cols > 0;
 }
 
-/* x prepared for the AVX-512 GEMV in one allocation; NULL (use AVX2) when x is not finite. */
-static tp_qx *qx_make(const tp_qmat *q, const float *x, int vnni) {
+/* x prepared for the AVX-512 GEMV in one allocation into *out; *out NULL (use AVX2) when x is
+ * not finite. */
+static tp_status qx_make(const tp_qmat *q, const float *x, int vnni, tp_qx **out) {
     const int64_t nchunk = (q->cols + 127) / 128;
     const int64_t most = q->ngroups > nchunk ? q->ngroups : nchunk;
     const int64_t pad = (most + 15) / 16 * 16 + 16;
     size_t head = (sizeof(tp_qx) + 63) / 64 * 64, limb = (size_t)nchunk * 384;
     uint8_t *mem = tp_alloc(head + limb + (size_t)(nchunk + 2 * pad) * sizeof(float));
-    if (!mem) abort();
+    *out = NULL;
+    if (!mem) return TP_ERR_NOMEM;
     tp_qx *p = (tp_qx *)mem;
     p->nchunk = nchunk;
     p->pad = pad;
@@ -138,22 +133,25 @@ static tp_qx *qx_make(const tp_qmat *q, const float *x, int vnni) {
     p->xs = p->xsg + pad;
     if (!(vnni ? tp_qx_prep_avx512vnni(q, x, p) : tp_qx_prep_avx512(q, x, p))) {
         tp_free(mem);
-        return NULL;
+        return TP_OK;
     }
-    return p;
+    *out = p;
+    return TP_OK;
 }
 
-void tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y) {
+tp_status tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y) {
     const tp_isa isa = tp_cpu_isa();
     const int avx2 = isa >= TP_ISA_AVX2, vnni = isa >= TP_ISA_AVX512VBMI;
-    tp_qx *qx = isa >= TP_ISA_AVX512 && qx_ok(q) ? qx_make(q, x, vnni) : NULL;
+    tp_qx *qx = NULL;
+    if (isa >= TP_ISA_AVX512 && qx_ok(q) && qx_make(q, x, vnni, &qx) != TP_OK) return TP_ERR_NOMEM;
     float *xsum = avx2 && !qx ? tp_alloc((size_t)q->ngroups * sizeof(float)) : NULL;
-    if (avx2 && !qx && !xsum) abort();
+    if (avx2 && !qx && !xsum) return TP_ERR_NOMEM;
     if (xsum) tp_qgemv_xsum(q, x, xsum);
-    qjob j = {q, x, xsum, 1, y, avx2, qx, vnni};
+    qjob j = {q, x, xsum, 1, y, avx2, qx, vnni, 0};
     run_row_tasks(q, q->rows * q->cols, qgemv_task, &j);
     tp_free(xsum);
     tp_free(qx);
+    return j.nomem ? TP_ERR_NOMEM : TP_OK;
 }
 
 static void qgemm_task(void *vc, int t, int nt) {
@@ -163,30 +161,35 @@ static void qgemm_task(void *vc, int t, int nt) {
     int64_t r0 = (int64_t)t * ROW_TASK, r1 = r0 + ROW_TASK < rows ? r0 + ROW_TASK : rows;
     (void)nt;
     float *tile = tp_alloc((size_t)(4 * cols) * sizeof(float));
-    if (!tile) abort();
+    if (!tile) { job_nomem(vc); return; }
     if (j->avx2) tp_qgemm_rows_avx2(q, j->x, j->batch, r0, r1, j->y, tile);
     else
         for (int64_t r = r0; r < r1; r++) {
             decode_row_portable(q, r, tile);
-            for (int64_t b = 0; b < j->batch; b++) j->y[b * rows + r] = dot_portable(tile, j->x + b * cols, cols);
+            for (int64_t b = 0; b < j->batch; b++) j->y[b * rows + r] = tp_dot_portable(tile, j->x + b * cols, cols);
         }
     tp_free(tile);
 }
 
-void tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
-    qjob j = {q, X, NULL, batch, Y, tp_cpu_isa() >= TP_ISA_AVX2, NULL, 0};
+tp_status tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
+    qjob j = {q, X, NULL, batch, Y, tp_cpu_isa() >= TP_ISA_AVX2, NULL, 0, 0};
     run_row_tasks(q, batch * q->rows * q->cols, qgemm_task, &j);
+    return j.nomem ? TP_ERR_NOMEM : TP_OK;
 }
 
-void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
-    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
-    const int64_t cols = q->cols, ng = q->ngroups;
-    int8_t *xq = tp_alloc((size_t)cols), *xqp = tp_alloc((size_t)cols);
-    float *xs = tp_alloc((size_t)ng * sizeof(float)), *xsum = tp_alloc((size_t)ng * sizeof(float));
-    int32_t *xqsum = tp_alloc((size_t)ng * sizeof(int32_t));
-    if (!xq || !xqp || !xs || !xsum || !xqsum) abort();
+/* scratch of the A8 kernels, freed together */
+static void free5(void *a, void *b, void *c, void *d, void *e) {
+    tp_free(a); tp_free(b); tp_free(c); tp_free(d); tp_free(e);
+}
+
+/* x prepared for the W4A8 row kernels: its int8 codes xq and group scales xs (tp_quantize_x8_ref),
+ * the exact sums over whole groups of x (xsum) and of the codes (xqsum), and xqp: xq per 64-block
+ * with the 32 even elements first, then the odd ones (the order the nibble split produces). */
+static void a8_prepare(const tp_qmat *q, const float *x, int8_t *xq, int8_t *xqp, float *xs, float *xsum,
+                       int32_t *xqsum) {
+    const int64_t cols = q->cols;
     tp_quantize_x8_ref(x, cols, q->g, xq, xs);
-    for (int64_t gi = 0; gi < ng; gi++) { /* exact sums over whole groups */
+    for (int64_t gi = 0; gi < q->ngroups; gi++) {
         int64_t c0 = gi * q->g, c1 = c0 + q->g < cols ? c0 + q->g : cols;
         float s = 0;
         int32_t sq = 0;
@@ -194,12 +197,21 @@ void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
         xsum[gi] = s;
         xqsum[gi] = sq;
     }
-    /* per 64-block: even elements first, then odd ones (the nibble split's order) */
     for (int64_t b = 0; b + 64 <= cols; b += 64)
         for (int i = 0; i < 32; i++) {
             xqp[b + i] = xq[b + 2 * i];
             xqp[b + 32 + i] = xq[b + 2 * i + 1];
         }
+}
+
+tp_status tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
+    const int64_t cols = q->cols, ng = q->ngroups;
+    int8_t *xq = tp_alloc((size_t)cols), *xqp = tp_alloc((size_t)cols);
+    float *xs = tp_alloc((size_t)ng * sizeof(float)), *xsum = tp_alloc((size_t)ng * sizeof(float));
+    int32_t *xqsum = tp_alloc((size_t)ng * sizeof(int32_t));
+    if (!xq || !xqp || !xs || !xsum || !xqsum) { free5(xq, xqp, xs, xsum, xqsum); return TP_ERR_NOMEM; }
+    a8_prepare(q, x, xq, xqp, xs, xsum, xqsum);
     const int64_t rows = q->rows;
 #pragma omp parallel if (use_threads(q))
     {
@@ -220,42 +232,30 @@ void tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
                 y[r] = acc;
             }
     }
-    tp_free(xq); tp_free(xqp); tp_free(xs); tp_free(xsum); tp_free(xqsum);
+    free5(xq, xqp, xs, xsum, xqsum);
+    return TP_OK;
 }
 
-void tp_qgemm_a8_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
+tp_status tp_qgemm_a8_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
     if (tp_cpu_isa() < TP_ISA_AVX2 || batch > 64 || q->g > 256) {
-        for (int64_t b = 0; b < batch; b++) tp_qgemv_a8_cpu(q, X + b * q->cols, Y + b * q->rows);
-        return;
+        for (int64_t b = 0; b < batch; b++)
+            if (tp_qgemv_a8_cpu(q, X + b * q->cols, Y + b * q->rows) != TP_OK) return TP_ERR_NOMEM;
+        return TP_OK;
     }
     const int64_t cols = q->cols, ng = q->ngroups;
     int8_t *xq = tp_alloc((size_t)(batch * cols)), *xqp = tp_alloc((size_t)(batch * cols));
     float *xs = tp_alloc((size_t)(batch * ng) * sizeof(float)), *xsum = tp_alloc((size_t)(batch * ng) * sizeof(float));
     int32_t *xqsum = tp_alloc((size_t)(batch * ng) * sizeof(int32_t));
-    if (!xq || !xqp || !xs || !xsum || !xqsum) abort();
-    for (int64_t b = 0; b < batch; b++) { /* each column exactly as tp_qgemv_a8_cpu prepares it */
-        const float *x = X + b * cols;
-        int8_t *bq = xq + b * cols, *bp = xqp + b * cols;
-        tp_quantize_x8_ref(x, cols, q->g, bq, xs + b * ng);
-        for (int64_t gi = 0; gi < ng; gi++) {
-            int64_t c0 = gi * q->g, c1 = c0 + q->g < cols ? c0 + q->g : cols;
-            float s = 0;
-            int32_t sq = 0;
-            for (int64_t c = c0; c < c1; c++) { s += x[c]; sq += bq[c]; }
-            xsum[b * ng + gi] = s;
-            xqsum[b * ng + gi] = sq;
-        }
-        for (int64_t k = 0; k + 64 <= cols; k += 64)
-            for (int i = 0; i < 32; i++) {
-                bp[k + i] = bq[k + 2 * i];
-                bp[k + 32 + i] = bq[k + 2 * i + 1];
-            }
-    }
+    if (!xq || !xqp || !xs || !xsum || !xqsum) { free5(xq, xqp, xs, xsum, xqsum); return TP_ERR_NOMEM; }
+    for (int64_t b = 0; b < batch; b++) /* each column exactly as tp_qgemv_a8_cpu prepares it */
+        a8_prepare(q, X + b * cols, xq + b * cols, xqp + b * cols, xs + b * ng, xsum + b * ng, xqsum + b * ng);
     const int64_t rows = q->rows;
 #pragma omp parallel if (use_threads(q))
     {
         int nt = omp_get_num_threads(), t = omp_get_thread_num();
         tp_qgemm_a8_rows_avx2(q, xqp, xq, xs, xsum, xqsum, batch, rows * t / nt, rows * (t + 1) / nt, Y);
     }
-    tp_free(xq); tp_free(xqp); tp_free(xs); tp_free(xsum); tp_free(xqsum);
+    free5(xq, xqp, xs, xsum, xqsum);
+    return TP_OK;
 }
+

@@ -3,6 +3,7 @@
 #ifndef TENPAK_KERNELS_CPU_QUANT_CPU_H
 #define TENPAK_KERNELS_CPU_QUANT_CPU_H
 
+#include "kernels/cpu/cpu_common.h"
 #include "tenpak/quant.h"
 
 /* Per-group sums of x (ngroups entries; for a short last group, over its whole 8-chunks):
@@ -42,7 +43,9 @@ typedef struct tp_qx {
 /* Returns 0 (nothing usable) when x holds a NaN or an infinity. */
 int tp_qx_prep_avx512(const tp_qmat *q, const float *x, tp_qx *p);
 int tp_qx_prep_avx512vnni(const tp_qmat *q, const float *x, tp_qx *p);
-void tp_qgemv_rows_avx512(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y);
-void tp_qgemv_rows_avx512vnni(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y);
+/* TP_ERR_NOMEM when the scale buffers of more than 1024 groups a row cannot be allocated */
+tp_status tp_qgemv_rows_avx512(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y);
+tp_status tp_qgemv_rows_avx512vnni(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y);
+
 
 #endif

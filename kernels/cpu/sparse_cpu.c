@@ -7,7 +7,7 @@
 
 #include "kernels/cpu/codecs_cpu.h"
 
-static int big(int64_t rows, int64_t cols) { return rows * cols >= TP_K3_PAR_MIN; }
+static int big(int64_t rows, int64_t cols) { return rows * cols >= TP_CPU_PAR_MIN; }
 
 /* Row-block view of a tp_qmat: rows [r0, r1) of q as a matrix of its own. */
 static tp_qmat qmat_rows(const tp_qmat *q, int64_t r0, int64_t r1) {
@@ -106,22 +106,27 @@ float tp_sp24_tail_row(const tp_sp24 *s, const float *xp, int64_t r, int64_t j0)
 static float *pad_x(const tp_sp24 *s, const float *x) {
     size_t n = (size_t)(4 * s->ngroups + 16);
     float *xp = tp_alloc(n * sizeof(float));
-    if (!xp) abort();
+    if (!xp) return NULL;
     memset(xp, 0, n * sizeof(float));
     memcpy(xp, x, (size_t)s->cols * sizeof(float));
     return xp;
 }
 
-void tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y) {
+tp_status tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y) {
     const int avx512 = tp_cpu_isa() >= TP_ISA_AVX512 && tp_sp24_gemv_avx512_ok(s);
     const int vbmi = tp_cpu_isa() >= TP_ISA_AVX512VBMI;
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = s->rows, N = s->nkept;
     float *xp = pad_x(s, x), *xr = NULL;
-    if (avx2 && !avx512) {
+    int nomem = !xp; /* set by a thread whose scratch allocation failed: its rows are left */
+    if (xp && avx2 && !avx512) {
         xr = tp_alloc((size_t)(4 * s->ngroups + 16) * sizeof(float));
-        if (!xr) abort();
-        tp_sp24_xr_make(xp, s->ngroups / 4, xr);
+        if (xr) tp_sp24_xr_make(xp, s->ngroups / 4, xr);
+        else nomem = 1;
+    }
+    if (nomem) {
+        tp_free(xp);
+        return TP_ERR_NOMEM;
     }
 #pragma omp parallel if (big(rows, s->cols))
     {
@@ -135,8 +140,8 @@ void tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y) {
         } else {
             float *vals = tp_alloc((size_t)N * sizeof(float));
             int32_t *idx = tp_alloc((size_t)N * sizeof(int32_t));
-            if (!vals || !idx) abort();
-            for (int64_t r = r0; r < r1; r++) {
+            if (!vals || !idx) __atomic_store_n(&nomem, 1, __ATOMIC_RELAXED);
+            for (int64_t r = r0; r < r1 && vals && idx; r++) {
                 decode_row(s, r, vals, idx);
                 float acc[4] = {0, 0, 0, 0};
                 int64_t k = 0;
@@ -151,22 +156,21 @@ void tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y) {
     }
     tp_free(xp);
     tp_free(xr);
+    return nomem ? TP_ERR_NOMEM : TP_OK;
 }
 
 /* GEMM: X transposed into XT (4G x bp, zero padded) so each kept value meets one contiguous
  * run of the batch: acc[0..bp) += v * XT[col][0..bp). Batches wider than 64 go in slices. */
-void tp_sp24_gemm_cpu(const tp_sp24 *s, const float *X, int64_t batch, float *Y) {
-    if (batch == 1) {
-        tp_sp24_gemv_cpu(s, X, Y);
-        return;
-    }
+tp_status tp_sp24_gemm_cpu(const tp_sp24 *s, const float *X, int64_t batch, float *Y) {
+    if (batch == 1) return tp_sp24_gemv_cpu(s, X, Y);
+    int nomem = 0; /* set by a thread whose scratch allocation failed: its rows are left */
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = s->rows, cols = s->cols, N = s->nkept, C4 = 4 * s->ngroups;
     for (int64_t b0 = 0; b0 < batch; b0 += 64) {
         int64_t nb = batch - b0 < 64 ? batch - b0 : 64;
         int nv = (int)((nb + 7) / 8), bp = 8 * nv;
         float *XT = tp_alloc((size_t)(C4 * bp) * sizeof(float));
-        if (!XT) abort();
+        if (!XT) return TP_ERR_NOMEM;
         memset(XT, 0, (size_t)(C4 * bp) * sizeof(float));
         for (int64_t b = 0; b < nb; b++)
             for (int64_t c = 0; c < cols; c++) XT[c * bp + b] = X[(b0 + b) * cols + c];
@@ -177,8 +181,9 @@ void tp_sp24_gemm_cpu(const tp_sp24 *s, const float *X, int64_t batch, float *Y)
             float *vals = tp_alloc((size_t)N * sizeof(float));
             int32_t *idx = tp_alloc((size_t)N * sizeof(int32_t));
             float *out = tp_alloc((size_t)(64 * bp) * sizeof(float));
-            if (!vals || !idx || !out) abort();
-            for (int64_t rb = r0; rb < r1; rb += 64) {
+            if (!vals || !idx || !out) __atomic_store_n(&nomem, 1, __ATOMIC_RELAXED);
+            for (int64_t rb = r0; rb < r1 && vals && idx && out; rb += 64) {
+
                 int64_t re = rb + 64 < r1 ? rb + 64 : r1;
                 if (avx2) tp_sp24_gemm_rows_avx2(s, XT, nv, rb, re, vals, idx, out);
                 else
@@ -199,5 +204,8 @@ void tp_sp24_gemm_cpu(const tp_sp24 *s, const float *X, int64_t batch, float *Y)
             tp_free(out);
         }
         tp_free(XT);
+        if (nomem) return TP_ERR_NOMEM;
     }
+    return TP_OK;
 }
+

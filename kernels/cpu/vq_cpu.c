@@ -14,14 +14,14 @@
 
 static int use_avx2(int d) { return tp_cpu_isa() >= TP_ISA_AVX2 && d <= 16; }
 
-static void assign_cpu(void *ctx, const float *T, int64_t m, int d, int K, const float *cb,
-                       int32_t *code, float *dist) {
+static tp_status assign_cpu(void *ctx, const float *T, int64_t m, int d, int K, const float *cb,
+                            int32_t *code, float *dist) {
     (void)ctx;
     const int avx2 = use_avx2(d);
     float *cbt = avx2 ? tp_vq_cbt_make(cb, K, d) : NULL;
-    if (avx2 && !cbt) abort();
+    if (avx2 && !cbt) return TP_ERR_NOMEM;
     const int64_t nblk = (m + ABLK - 1) / ABLK;
-#pragma omp parallel for schedule(dynamic, 4) if (m * K >= TP_K3_PAR_MIN)
+#pragma omp parallel for schedule(dynamic, 4) if (m * K >= TP_CPU_PAR_MIN)
     for (int64_t b = 0; b < nblk; b++) {
         int64_t i0 = b * ABLK, i1 = i0 + ABLK < m ? i0 + ABLK : m;
         if (avx2) tp_vq_nearest_avx2(T + i0 * d, i1 - i0, d, K, cbt, code + i0);
@@ -30,6 +30,7 @@ static void assign_cpu(void *ctx, const float *T, int64_t m, int d, int K, const
         for (int64_t i = i0; i < i1; i++) dist[i] = tp_vq_dist_ref(T + i * d, cb + (size_t)code[i] * d, d);
     }
     tp_free(cbt);
+    return TP_OK;
 }
 
 static void mindist_cpu(void *ctx, const float *T, int64_t m, int d, const float *c, float *D) {
@@ -49,8 +50,8 @@ static void mindist_cpu(void *ctx, const float *T, int64_t m, int d, const float
 }
 
 /* chunk sums in parallel into separate buffers, then added in chunk order (as the reference) */
-static void sums_cpu(void *ctx, const float *T, const float *w, const int32_t *code, const float *dist,
-                     int64_t m, int d, int K, double *S, double *Wk, double *distortion) {
+static tp_status sums_cpu(void *ctx, const float *T, const float *w, const int32_t *code, const float *dist,
+                          int64_t m, int d, int K, double *S, double *Wk, double *distortion) {
     const int64_t nch = (m + TP_KMEANS_CHUNK - 1) / TP_KMEANS_CHUNK;
     const size_t per = (size_t)K * (size_t)(d + 1);
     double *cs = nch > 1 && nch * per * sizeof(double) <= ((size_t)1 << 28)
@@ -59,8 +60,7 @@ static void sums_cpu(void *ctx, const float *T, const float *w, const int32_t *c
     if (!cs || !dd) {
         free(cs);
         free(dd);
-        tp_kmeans_hooks_ref.sums(ctx, T, w, code, dist, m, d, K, S, Wk, distortion);
-        return;
+        return tp_kmeans_hooks_ref.sums(ctx, T, w, code, dist, m, d, K, S, Wk, distortion);
     }
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < nch; c++) {
@@ -73,6 +73,7 @@ static void sums_cpu(void *ctx, const float *T, const float *w, const int32_t *c
     }
     free(cs);
     free(dd);
+    return TP_OK;
 }
 
 static const tp_kmeans_hooks hooks_cpu = {assign_cpu, mindist_cpu, sums_cpu, NULL};
@@ -82,21 +83,23 @@ tp_status tp_kmeans_cpu(const float *V, int64_t n, int d, int K, const float *we
     return tp_kmeans_run(V, n, d, K, weights, o, codebook, st, &hooks_cpu);
 }
 
-static int big(const tp_vqmat *m) { return m->rows * m->cols >= TP_K3_PAR_MIN; }
+static int big(const tp_vqmat *m) { return m->rows * m->cols >= TP_CPU_PAR_MIN; }
 
-void tp_vq_encode_cpu(tp_vqmat *m, const float *W) {
+tp_status tp_vq_encode_cpu(tp_vqmat *m, const float *W) {
     tp_vq_unprepare(m);
     const int d = m->d, K = m->K, avx2 = use_avx2(d);
     const int64_t rows = m->rows, cols = m->cols, nvec = m->nvec;
     float *cbt = avx2 ? tp_vq_cbt_make(m->codebook, K, d) : NULL;
-    if (avx2 && !cbt) abort();
+    if (avx2 && !cbt) return TP_ERR_NOMEM;
+    int nomem = 0; /* set by a thread whose scratch allocation failed: its rows are left */
 #pragma omp parallel if (big(m))
     {
         float *V = tp_alloc((size_t)(nvec * d) * sizeof(float));
         int32_t *code = tp_alloc((size_t)nvec * sizeof(int32_t));
-        if (!V || !code) abort();
+        if (!V || !code) __atomic_store_n(&nomem, 1, __ATOMIC_RELAXED);
 #pragma omp for schedule(dynamic, 16)
         for (int64_t r = 0; r < rows; r++) {
+            if (!V || !code) continue;
             memset(V, 0, (size_t)(nvec * d) * sizeof(float));
             memcpy(V, W + r * cols, (size_t)cols * sizeof(float));
             if (avx2) tp_vq_nearest_avx2(V, nvec, d, K, cbt, code);
@@ -111,6 +114,7 @@ void tp_vq_encode_cpu(tp_vqmat *m, const float *W) {
         tp_free(code);
     }
     tp_free(cbt);
+    return nomem ? TP_ERR_NOMEM : TP_OK;
 }
 
 void tp_vq_decode_cpu(const tp_vqmat *m, float *W) {
@@ -233,7 +237,7 @@ static void lookup_rows_portable(const tp_vqmat *m, const float *T, int Kp, int6
 /* x zero-padded to nvec * d, so every vector of the table is whole */
 static float *padded_x(const tp_vqmat *m, const float *x) {
     float *xp = tp_alloc((size_t)(m->nvec * m->d) * sizeof(float));
-    if (!xp) abort();
+    if (!xp) return NULL;
     memset(xp, 0, (size_t)(m->nvec * m->d) * sizeof(float));
     memcpy(xp, x, (size_t)m->cols * sizeof(float));
     return xp;
@@ -252,7 +256,7 @@ static float *padded_x(const tp_vqmat *m, const float *x) {
  * Sapphire Rapids host) took 1.11 ms and the AVX2 gathers 1.05 ms: Zen 4 gathers cost about
  * 1.6 cycles per element, a scalar load-and-add under one. The gather kernels stay as the
  * "cpu-gather" backend (tp_vq_gemv_cpu_gather) for side-by-side measurement on other hosts. */
-static void vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather) {
+static tp_status vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather) {
     const int d = m->d, K = m->K, Kp = (K + 7) / 8 * 8, avx2 = use_avx2(d);
     const int avx512 = gather && avx2 && m->codes8 && tp_cpu_isa() >= TP_ISA_AVX512;
     const int64_t rows = m->rows, nvec = m->nvec;
@@ -283,8 +287,13 @@ static void vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather) {
     float *xp = padded_x(m, x);
     float *cbt = avx2 ? tp_vq_cbt_make(m->codebook, K, d) : NULL;
     float *yt = maxt > 1 ? tp_alloc((size_t)(maxt - 1) * (size_t)rows * sizeof(float)) : NULL;
-    if ((avx2 && !cbt) || (maxt > 1 && !yt)) abort();
-    int used = 1;
+    if (!xp || (avx2 && !cbt) || (maxt > 1 && !yt)) {
+        tp_free(xp);
+        tp_free(cbt);
+        tp_free(yt);
+        return TP_ERR_NOMEM;
+    }
+    int used = 1, nomem = 0; /* nomem: set by a thread whose table could not be allocated */
 #pragma omp parallel num_threads(maxt)
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
@@ -292,9 +301,9 @@ static void vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather) {
         used = nt;
         float *yo = t == 0 ? y : yt + (size_t)(t - 1) * (size_t)rows;
         float *T = tp_alloc((size_t)(bv * Kp) * sizeof(float));
-        if (!T) abort();
+        if (!T) __atomic_store_n(&nomem, 1, __ATOMIC_RELAXED);
         for (int64_t r = 0; r < rows; r++) yo[r] = 0;
-        for (int64_t tile = ntile * t / nt; tile < ntile * (t + 1) / nt; tile++) {
+        for (int64_t tile = ntile * t / nt; T && tile < ntile * (t + 1) / nt; tile++) {
             const int64_t b0 = tile * bv, b1 = b0 + bv < nvec ? b0 + bv : nvec;
             if (avx2) tp_vq_table_avx2(cbt, d, K, xp, b0, b1, T);
             else
@@ -317,6 +326,7 @@ static void vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather) {
     tp_free(xp);
     tp_free(yt);
     tp_free(cbt);
+    return nomem ? TP_ERR_NOMEM : TP_OK;
 }
 
 /* The byte-plane GEMV (AVX-512 VBMI, K <= 256, m->codes8t made by tp_vq_prepare): per chunk of
@@ -329,7 +339,7 @@ static void vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather) {
  * Exactness: every entry is rounded to 2^-27 of its chunk's largest |entry| (the float table
  * itself is rounded to 2^-24 of each entry); the integer sums are exact. A chunk whose table is
  * not finite (x with Inf/NaN) goes through the scalar lookup, so it propagates as there. */
-static void vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
+static tp_status vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
     const int d = m->d, K = m->K, Kp = (K + 7) / 8 * 8;
     const int64_t rows = m->rows, rt = m->rows_t, nvec = m->nvec;
     const int64_t nch = (nvec + TP_VQ_PCHUNK - 1) / TP_VQ_PCHUNK;
@@ -339,8 +349,14 @@ static void vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
     float *cbt = tp_vq_cbt_make(m->codebook, K, d);
     float *ys = tp_alloc((size_t)maxt * (size_t)rt * sizeof(float));
     float **yr = calloc((size_t)maxt, sizeof(float *)); /* scalar fallback, row order, made on use */
-    if (!cbt || !ys || !yr) abort();
-    int used = 1;
+    if (!xp || !cbt || !ys || !yr) {
+        tp_free(xp);
+        tp_free(cbt);
+        tp_free(ys);
+        free(yr);
+        return TP_ERR_NOMEM;
+    }
+    int used = 1, nomem = 0; /* nomem: set by a thread whose scratch could not be allocated */
 #pragma omp parallel num_threads(maxt)
     {
         const int nt = omp_get_num_threads(), t = omp_get_thread_num();
@@ -350,10 +366,11 @@ static void vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
         float *T = tp_alloc((size_t)(TP_VQ_PCHUNK * Kp) * sizeof(float));
         uint8_t *P = tp_alloc((size_t)TP_VQ_PCHUNK * 1024);
         uint32_t *acc = tp_alloc((size_t)rt * sizeof(uint32_t));
-        if (!T || !P || !acc) abort();
+        const int ok = T && P && acc;
+        if (!ok) __atomic_store_n(&nomem, 1, __ATOMIC_RELAXED);
         memset(yo, 0, (size_t)rt * sizeof(float));
-        memset(acc, 0, (size_t)rt * sizeof(uint32_t));
-        for (int64_t ch = nch * t / nt; ch < nch * (t + 1) / nt; ch++) {
+        if (acc) memset(acc, 0, (size_t)rt * sizeof(uint32_t));
+        for (int64_t ch = nch * t / nt; ok && ch < nch * (t + 1) / nt; ch++) {
             const int64_t v0 = ch * TP_VQ_PCHUNK, v1 = v0 + TP_VQ_PCHUNK < nvec ? v0 + TP_VQ_PCHUNK : nvec;
             int e;
             tp_vq_table_avx2(cbt, d, K, xp, v0, v1, T);
@@ -363,7 +380,10 @@ static void vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
             } else {
                 if (!yr[t]) {
                     yr[t] = tp_alloc((size_t)rows * sizeof(float));
-                    if (!yr[t]) abort();
+                    if (!yr[t]) {
+                        __atomic_store_n(&nomem, 1, __ATOMIC_RELAXED);
+                        break;
+                    }
                     memset(yr[t], 0, (size_t)rows * sizeof(float));
                 }
                 lookup_rows_portable(m, T, Kp, v0, v1, 0, rows, yr[t]);
@@ -385,15 +405,16 @@ static void vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
     tp_free(ys);
     for (int t = 0; t < maxt; t++) tp_free(yr[t]);
     free(yr);
+    return nomem ? TP_ERR_NOMEM : TP_OK;
 }
 
-void tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
+tp_status tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
     /* codes8t exists only for K <= 256 (tp_vq_prepare); d <= 16 is the table kernel's limit */
-    if (m->codes8t && m->d <= 16 && tp_cpu_isa() >= TP_ISA_AVX512VBMI) vq_gemv_planes(m, x, y);
-    else vq_gemv(m, x, y, 0);
+    if (m->codes8t && m->d <= 16 && tp_cpu_isa() >= TP_ISA_AVX512VBMI) return vq_gemv_planes(m, x, y);
+    return vq_gemv(m, x, y, 0);
 }
-void tp_vq_gemv_cpu_gather(const tp_vqmat *m, const float *x, float *y) { vq_gemv(m, x, y, 1); }
-void tp_vq_gemv_cpu_rowmajor(const tp_vqmat *m, const float *x, float *y) { vq_gemv(m, x, y, 0); }
+tp_status tp_vq_gemv_cpu_gather(const tp_vqmat *m, const float *x, float *y) { return vq_gemv(m, x, y, 1); }
+tp_status tp_vq_gemv_cpu_rowmajor(const tp_vqmat *m, const float *x, float *y) { return vq_gemv(m, x, y, 0); }
 
 tp_status tp_vq_fit(tp_vqmat *m, const float *W, const tp_kmeans_opts *o, tp_kmeans_stats *st) {
     const int64_t n = m->rows * m->nvec;
@@ -409,7 +430,7 @@ tp_status tp_vq_fit(tp_vqmat *m, const float *W, const tp_kmeans_opts *o, tp_kme
     tp_status s = tp_kmeans_cpu(V, n, m->d, m->K, imp, o, m->codebook, st);
     tp_free(V);
     tp_free(imp);
-    if (s == TP_OK) tp_vq_encode_cpu(m, W);
+    if (s == TP_OK) s = tp_vq_encode_cpu(m, W);
     return s;
 }
 
@@ -430,22 +451,25 @@ tp_status tp_vqr_fit(tp_vqr *m, const float *W, const tp_kmeans_opts *o, int ref
     return s != TP_OK ? s : tp_vqr_residual(m, W, refine_iters);
 }
 
-void tp_vqr_decode_cpu(const tp_vqr *m, float *W) {
+tp_status tp_vqr_decode_cpu(const tp_vqr *m, float *W) {
     const int64_t n = m->vq.rows * m->vq.cols;
     float *R = tp_alloc((size_t)n * sizeof(float));
-    if (!R) abort();
+    if (!R) return TP_ERR_NOMEM;
     tp_vq_decode_cpu(&m->vq, W);
     tp_dequantize_cpu(&m->res, R);
-#pragma omp parallel for schedule(static) if (n >= TP_K3_PAR_MIN)
+#pragma omp parallel for schedule(static) if (n >= TP_CPU_PAR_MIN)
     for (int64_t i = 0; i < n; i++) W[i] = W[i] + R[i];
     tp_free(R);
+    return TP_OK;
 }
 
-void tp_vqr_gemv_cpu(const tp_vqr *m, const float *x, float *y) {
+tp_status tp_vqr_gemv_cpu(const tp_vqr *m, const float *x, float *y) {
     float *y2 = tp_alloc((size_t)m->vq.rows * sizeof(float));
-    if (!y2) abort();
-    tp_vq_gemv_cpu(&m->vq, x, y);
-    tp_qgemv_cpu(&m->res, x, y2);
-    for (int64_t r = 0; r < m->vq.rows; r++) y[r] += y2[r];
+    tp_status s = y2 ? tp_vq_gemv_cpu(&m->vq, x, y) : TP_ERR_NOMEM;
+    if (s == TP_OK) s = tp_qgemv_cpu(&m->res, x, y2);
+    if (s == TP_OK)
+        for (int64_t r = 0; r < m->vq.rows; r++) y[r] += y2[r];
     tp_free(y2);
+    return s;
 }
+

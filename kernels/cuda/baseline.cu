@@ -51,11 +51,11 @@ extern "C" void *tp_cuda_dense_prepare(const uint16_t *W, const float *X, int64_
     return s;
 }
 
-extern "C" void tp_cuda_dense_run(const tp_case *c, void *state, void *out) {
+extern "C" tp_status tp_cuda_dense_run(const tp_case *c, void *state, void *out) {
     (void)c;
     (void)out;
     dense_state *s = (dense_state *)state;
-    if (!s || s->base.failed) return;
+    if (!s || s->base.failed) return TP_OK;
     const float one = 1.0f, zero = 0.0f;
     const uint16_t *W = s->W[s->next];
     s->next = (s->next + 1) % s->ncopy;
@@ -69,7 +69,9 @@ extern "C" void tp_cuda_dense_run(const tp_case *c, void *state, void *out) {
         fprintf(stderr, "cuda: cublasGemmEx failed (%d)\n", (int)cs);
         s->base.failed = 1;
     }
+    return TP_OK;
 }
+
 
 extern "C" void tp_cuda_dense_fetch(const tp_case *c, void *state, void *out) {
     dense_state *s = (dense_state *)state;
@@ -106,12 +108,13 @@ extern "C" void *tp_cuda_copy_prepare(const float *a, int64_t n) {
     return s;
 }
 
-extern "C" void tp_cuda_copy_run(const tp_case *c, void *state, void *out) {
+extern "C" tp_status tp_cuda_copy_run(const tp_case *c, void *state, void *out) {
     (void)c;
     (void)out;
     copy_state *s = (copy_state *)state;
-    if (!s || s->base.failed) return;
+    if (!s || s->base.failed) return TP_OK;
     TP_CU(&s->base, cudaMemcpyAsync(s->o, s->a, (size_t)s->n * 4, cudaMemcpyDeviceToDevice, 0));
+    return TP_OK;
 }
 
 extern "C" void tp_cuda_copy_fetch(const tp_case *c, void *state, void *out) {

@@ -124,8 +124,8 @@ extern "C" void tp_cuda_sync(void *state) {
     else tp_cu_ok(e, "cudaDeviceSynchronize", __FILE__, __LINE__);
 }
 
-/* Graph timing for `tenpak bench` (METHOD.md: "for many small launches, capture a graph and time
- * its replays"): `launches` consecutive run() calls of a device kernel captured from the calling
+/* Graph timing for `tenpak bench` (many small launches are timed as replays of a captured graph,
+ * so the launch gaps are not part of the figure): `launches` consecutive run() calls of a device kernel captured from the calling
  * thread's default stream (the backend is built with --default-stream per-thread). A kernel whose
  * run() cannot be captured gets NULL (the bench falls back to stream timing); a failed capture
  * leaves the kernel's state as it was. */
@@ -144,11 +144,12 @@ extern "C" void *tp_cuda_graph_make(const tp_kernel *k, const tp_case *c, void *
     }
     const int quiet = errors_printed;
     errors_printed = 1 << 20; /* a launch refused during capture is expected here, not an error to print */
-    for (int i = 0; i < launches; i++) k->run(c, state, out);
+    int run_failed = 0; /* a launch whose host side could not allocate: no graph */
+    for (int i = 0; i < launches; i++) run_failed |= k->run(c, state, out) != TP_OK;
     cudaError_t e = cudaStreamEndCapture(cudaStreamPerThread, &g);
     errors_printed = quiet;
     tp_cu_graph *r = NULL;
-    if (e == cudaSuccess && g && !(st && st->failed)) {
+    if (e == cudaSuccess && g && !run_failed && !(st && st->failed)) {
         r = (tp_cu_graph *)calloc(1, sizeof *r);
         if (r && cudaGraphInstantiate(&r->x, g, 0) == cudaSuccess) r->g = g;
         else {

@@ -1033,11 +1033,11 @@ static void launch_kind(q_state *s, const QArgs &a) {
     }
 }
 
-extern "C" void tp_cuda_q_run(const tp_case *c, void *state, void *out) {
+extern "C" tp_status tp_cuda_q_run(const tp_case *c, void *state, void *out) {
     (void)c;
     (void)out;
     q_state *s = (q_state *)state;
-    if (!s || s->base.failed) return;
+    if (!s || s->base.failed) return TP_OK;
     const QArgs &a = s->args[s->next];
     s->next = (s->next + 1) % s->ncopy;
     switch (s->kind) {
@@ -1046,6 +1046,7 @@ extern "C" void tp_cuda_q_run(const tp_case *c, void *state, void *out) {
     default: launch_kind<TP_Q_NF4>(s, a); break;
     }
     TP_CU_LAUNCHED(&s->base);
+    return TP_OK;
 }
 
 extern "C" void tp_cuda_q_fetch(const tp_case *c, void *state, void *out) {

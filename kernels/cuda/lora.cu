@@ -403,11 +403,11 @@ static void lora_launch2(lora_state *s, const LArgs &a) {
     else lora_launch3<KIND, RK, 4>(s, a);
 }
 
-extern "C" void tp_cuda_lora_run(const tp_case *c, void *state, void *out) {
+extern "C" tp_status tp_cuda_lora_run(const tp_case *c, void *state, void *out) {
     (void)c;
     (void)out;
     lora_state *s = (lora_state *)state;
-    if (!s || s->base.failed) return;
+    if (!s || s->base.failed) return TP_OK;
     const LArgs &a = s->args[s->next];
     s->next = (s->next + 1) % s->ncopy;
     if (s->kind == TP_Q_NF4) {
@@ -423,6 +423,7 @@ extern "C" void tp_cuda_lora_run(const tp_case *c, void *state, void *out) {
     }
     TP_CU_LAUNCHED(&s->base);
     s->run.epoch++;
+    return TP_OK;
 }
 
 extern "C" void tp_cuda_lora_fetch(const tp_case *c, void *state, void *out) {
@@ -452,8 +453,8 @@ extern "C" void tp_cuda_lora_release(void *state) {
  * functions, sequentially on the CPU.
  * ------------------------------------------------------------------------------------------- */
 template <int RK>
-static void lora_emulate_rk(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
-                            int64_t batch, float *Y) {
+static tp_status lora_emulate_rk(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
+                                 int64_t batch, float *Y) {
     LArgs a;
     memset(&a, 0, sizeof a);
     const long long rows = q->rows, cols = q->cols;
@@ -464,7 +465,13 @@ static void lora_emulate_rk(const tp_qmat *q, const tp_lora *ad, int nad, const 
     p.nchunk = (int)((cols + LR_CHUNK - 1) / LR_CHUNK);
     p.units = p.batch * p.nchunk;
     float *P = (float *)calloc((size_t)p.units * RK, 4), *T = (float *)calloc((size_t)batch * RK, 4);
-    if (!A || !B || !P || !T) abort();
+    if (!A || !B || !P || !T) {
+        free(A);
+        free(B);
+        free(P);
+        free(T);
+        return TP_ERR_NOMEM;
+    }
     for (int i = 0; i < nad; i++) {
         memcpy(A + (size_t)i * RK * cols, ad[i].A, (size_t)RK * cols * 4);
         memcpy(B + (size_t)i * rows * RK, ad[i].B, (size_t)rows * RK * 4);
@@ -527,6 +534,7 @@ static void lora_emulate_rk(const tp_qmat *q, const tp_lora *ad, int nad, const 
     free(B);
     free(P);
     free(T);
+    return TP_OK;
 }
 
 extern "C" int tp_cuda_emu_available(char *why, size_t n) {
@@ -536,13 +544,15 @@ extern "C" int tp_cuda_emu_available(char *why, size_t n) {
     return 0;
 }
 
-extern "C" void tp_cuda_lora_emulate(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
-                                     int64_t batch, float *Y) {
+extern "C" tp_status tp_cuda_lora_emulate(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx,
+                                          const float *X, int64_t batch, float *Y) {
     switch (ad[0].r) {
-    case 8: lora_emulate_rk<8>(q, ad, nad, idx, X, batch, Y); break;
-    case 16: lora_emulate_rk<16>(q, ad, nad, idx, X, batch, Y); break;
-    case 32: lora_emulate_rk<32>(q, ad, nad, idx, X, batch, Y); break;
-    case 64: lora_emulate_rk<64>(q, ad, nad, idx, X, batch, Y); break;
+    case 8: return lora_emulate_rk<8>(q, ad, nad, idx, X, batch, Y);
+    case 16: return lora_emulate_rk<16>(q, ad, nad, idx, X, batch, Y);
+    case 32: return lora_emulate_rk<32>(q, ad, nad, idx, X, batch, Y);
+    case 64: return lora_emulate_rk<64>(q, ad, nad, idx, X, batch, Y);
     default: tp_cu_nan_fill(Y, (size_t)(batch * q->rows));
     }
+    return TP_OK;
 }
+

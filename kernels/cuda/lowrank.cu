@@ -284,11 +284,11 @@ extern "C" void *tp_cuda_tenpakx_prepare(const tp_tenpakx *m) {
     return s;
 }
 
-extern "C" void tp_cuda_lowrank_run(const tp_case *c, void *state, void *out) {
+extern "C" tp_status tp_cuda_lowrank_run(const tp_case *c, void *state, void *out) {
     (void)c;
     (void)out;
     lr_state *s = (lr_state *)state;
-    if (!s || s->base.failed) return;
+    if (!s || s->base.failed) return TP_OK;
     const int i = s->next;
     s->next = (s->next + 1) % s->ncopy;
     if (s->tenpakx) {
@@ -307,6 +307,7 @@ extern "C" void tp_cuda_lowrank_run(const tp_case *c, void *state, void *out) {
         lr_expand<<<(unsigned)((a.rows + rpb - 1) / rpb), LRK_THREADS>>>(a);
     }
     TP_CU_LAUNCHED(&s->base);
+    return TP_OK;
 }
 
 extern "C" void tp_cuda_lowrank_fetch(const tp_case *c, void *state, void *out) {

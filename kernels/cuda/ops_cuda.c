@@ -56,7 +56,7 @@ static void dteardown(tp_case *c) {
 }
 
 /* Y[b][r] = sum_c W[r][c] X[b][c], accumulated in double */
-static void dense_ref(const tp_case *c, void *out) {
+static tp_status dense_ref(const tp_case *c, void *out) {
     const dctx *x = c->ctx;
     int64_t rows = c->shape.d[0], cols = c->shape.d[1];
     float *Y = out;
@@ -66,20 +66,21 @@ static void dense_ref(const tp_case *c, void *out) {
             for (int64_t i = 0; i < cols; i++) acc += (double)tp_f16_to_f32(x->W[r * cols + i]) * x->X[b * cols + i];
             Y[b * rows + r] = (float)acc;
         }
+    return TP_OK;
 }
-static void dense_ref_run(const tp_case *c, void *s, void *out) {
+static tp_status dense_ref_run(const tp_case *c, void *s, void *out) {
     (void)s;
-    dense_ref(c, out);
+    return dense_ref(c, out);
 }
 static void *dense_prepare(const tp_case *c) {
     const dctx *x = c->ctx;
     return tp_cuda_dense_prepare(x->W, x->X, c->shape.d[0], c->shape.d[1], x->batch);
 }
 
-static void copy_ref(const tp_case *c, void *out) { memcpy(out, ((dctx *)c->ctx)->A, c->out_bytes); }
-static void copy_ref_run(const tp_case *c, void *s, void *out) {
+static tp_status copy_ref(const tp_case *c, void *out) { memcpy(out, ((dctx *)c->ctx)->A, c->out_bytes); return TP_OK; }
+static tp_status copy_ref_run(const tp_case *c, void *s, void *out) {
     (void)s;
-    copy_ref(c, out);
+    return copy_ref(c, out);
 }
 static void *copy_prepare(const tp_case *c) { return tp_cuda_copy_prepare(((dctx *)c->ctx)->A, c->shape.d[0]); }
 
@@ -98,7 +99,7 @@ static const tp_shape gemv_verify[] = {TP_SHAPE2(1, 1), TP_SHAPE2(3, 7), TP_SHAP
                                        TP_SHAPE2(256, 4096), TP_SHAPE_END};
 static const tp_shape gemm_verify[] = {TP_SHAPE3(3, 7, 2), TP_SHAPE3(33, 257, 5), TP_SHAPE3(64, 1000, 64),
                                        TP_SHAPE3(130, 2048, 17), TP_SHAPE_END};
-/* the H100 bench shapes of issue 7 (8192x8192 and 28672x8192, 16 columns for GEMM) */
+/* the H100 bench shapes (8192x8192 and 28672x8192, 16 columns for GEMM) */
 static const tp_shape gemv_bench[] = {TP_SHAPE2(8192, 8192), TP_SHAPE2(28672, 8192), TP_SHAPE_END};
 static const tp_shape gemm_bench[] = {TP_SHAPE3(8192, 8192, 2), TP_SHAPE3(8192, 8192, 16),
                                       TP_SHAPE3(28672, 8192, 16), TP_SHAPE3(8192, 8192, 64),

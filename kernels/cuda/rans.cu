@@ -79,11 +79,11 @@ extern "C" void *tp_cuda_rans_prepare(const uint8_t *stream, const size_t *off, 
     return s;
 }
 
-extern "C" void tp_cuda_rans_run(const tp_case *c, void *state, void *out) {
+extern "C" tp_status tp_cuda_rans_run(const tp_case *c, void *state, void *out) {
     (void)c;
     (void)out;
     rans_state *s = (rans_state *)state;
-    if (!s || s->base.failed || !s->nblocks) return;
+    if (!s || s->base.failed || !s->nblocks) return TP_OK;
     const int k = s->next;
     s->next = (s->next + 1) % s->ncopy;
     RansArgs a;
@@ -100,6 +100,7 @@ extern "C" void tp_cuda_rans_run(const tp_case *c, void *state, void *out) {
     if (s->prefetch) rans_dec_warp<true><<<(unsigned)ctas, RANS_WARPS * 32, s->smem>>>(a);
     else rans_dec_warp<false><<<(unsigned)ctas, RANS_WARPS * 32, s->smem>>>(a);
     TP_CU_LAUNCHED(&s->base);
+    return TP_OK;
 }
 
 extern "C" void tp_cuda_rans_fetch(const tp_case *c, void *state, void *out) {

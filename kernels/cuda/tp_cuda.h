@@ -9,7 +9,7 @@
  *
  * Timing inputs: prepare keeps several copies of the weights (enough to exceed the GPU's L2
  * twice over, at most 8) and run() rotates among them, so repeated runs in `tenpak bench` read
- * device memory rather than the 50 MB L2 (METHOD.md: "rotate among several input sets").
+ * device memory rather than the 50 MB L2.
  */
 #ifndef TENPAK_CUDA_H
 #define TENPAK_CUDA_H
@@ -40,7 +40,7 @@ void tp_cuda_describe(FILE *f);
  * "cuda-simt", for comparison in the same bench run). */
 void *tp_cuda_q_prepare(const tp_qmat *q, const float *X, int64_t batch, const char *op, int f16a,
                         int allow_tc);
-void tp_cuda_q_run(const tp_case *c, void *state, void *out);
+tp_status tp_cuda_q_run(const tp_case *c, void *state, void *out);
 void tp_cuda_q_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_q_release(void *state);
 
@@ -73,12 +73,12 @@ int tp_cuda_info_get(tp_cuda_info *i);
  * Dense fp16 W (rows x cols, binary16 bits) times X (batch x cols, binary16-exact fp32 values):
  * Y (batch x rows, fp32) through cublasGemmEx, fp16 inputs, fp32 accumulation and output. */
 void *tp_cuda_dense_prepare(const uint16_t *W, const float *X, int64_t rows, int64_t cols, int64_t batch);
-void tp_cuda_dense_run(const tp_case *c, void *state, void *out);
+tp_status tp_cuda_dense_run(const tp_case *c, void *state, void *out);
 void tp_cuda_dense_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_dense_release(void *state);
 /* Device-to-device copy of n floats (cudaMemcpyAsync): the roofline of memory-bound kernels. */
 void *tp_cuda_copy_prepare(const float *a, int64_t n);
-void tp_cuda_copy_run(const tp_case *c, void *state, void *out);
+tp_status tp_cuda_copy_run(const tp_case *c, void *state, void *out);
 void tp_cuda_copy_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_copy_release(void *state);
 

@@ -21,14 +21,14 @@ extern "C" {
  * fused = 0: two launches (shrink kernel, then base + expand), for comparison. */
 void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
                            int64_t batch, int fused);
-void tp_cuda_lora_run(const tp_case *c, void *state, void *out);
+tp_status tp_cuda_lora_run(const tp_case *c, void *state, void *out);
 void tp_cuda_lora_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_lora_release(void *state);
 
 /* ---- VQ (kernels/cuda/vq.cu): y = decode(m) x (lookup-GEMV), K <= 256 codes (uint8) and
  * K <= 4096 codes (uint16, the codebook and x in shared memory) ---- */
 void *tp_cuda_vq_prepare(const tp_vqmat *m, const float *x);
-void tp_cuda_vq_run(const tp_case *c, void *state, void *out);
+tp_status tp_cuda_vq_run(const tp_case *c, void *state, void *out);
 void tp_cuda_vq_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_vq_release(void *state);
 
@@ -36,7 +36,7 @@ void tp_cuda_vq_release(void *state);
  * lowrank: y = L (R x). tenpakx decode: W = (lr + vq) + res, exact (the definition). */
 void *tp_cuda_lowrank_prepare(const tp_lowrank *m, const float *x);
 void *tp_cuda_tenpakx_prepare(const tp_tenpakx *m);
-void tp_cuda_lowrank_run(const tp_case *c, void *state, void *out);
+tp_status tp_cuda_lowrank_run(const tp_case *c, void *state, void *out);
 void tp_cuda_lowrank_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_lowrank_release(void *state);
 
@@ -44,10 +44,12 @@ void tp_cuda_lowrank_release(void *state);
 int tp_cuda_emu_available(char *why, size_t n);
 /* Host emulation of the device per-thread code paths (the __host__ __device__ functions run on
  * the CPU in the kernels' work decomposition), for tests on machines without a GPU. Each
- * writes what the kernel would write. */
-void tp_cuda_lora_emulate(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
-                          int64_t batch, float *Y);
-void tp_cuda_vq_emulate(const tp_vqmat *m, const float *x, float *y);
+ * writes what the kernel would write; those returning tp_status give TP_ERR_NOMEM when their host
+ * scratch cannot be allocated. */
+tp_status tp_cuda_lora_emulate(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
+                               int64_t batch, float *Y);
+tp_status tp_cuda_vq_emulate(const tp_vqmat *m, const float *x, float *y);
+
 void tp_cuda_tenpakx_emulate(const tp_tenpakx *m, float *W);
 void tp_cuda_lowrank_emulate(const tp_lowrank *m, const float *x, float *y);
 

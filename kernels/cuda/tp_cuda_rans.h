@@ -104,7 +104,7 @@ enum {
  * also prefetches payload lines into L1 ahead of the decode (backend "cuda-pf", for comparison). */
 void *tp_cuda_rans_prepare(const uint8_t *stream, const size_t *off, size_t nblocks, size_t out_bytes,
                            int prefetch);
-void tp_cuda_rans_run(const tp_case *c, void *state, void *out);
+tp_status tp_cuda_rans_run(const tp_case *c, void *state, void *out);
 /* Copies the decoded bytes into out; 0xEE everywhere on any failure (CUDA error, bad block). */
 void tp_cuda_rans_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_rans_release(void *state);

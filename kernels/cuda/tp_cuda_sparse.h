@@ -25,7 +25,7 @@ extern "C" {
 #endif
 
 void *tp_cuda_sp24_prepare(const tp_sp24 *s, const float *X, int64_t batch, int f16a, int mode);
-void tp_cuda_sp24_run(const tp_case *c, void *state, void *out);
+tp_status tp_cuda_sp24_run(const tp_case *c, void *state, void *out);
 void tp_cuda_sp24_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_sp24_release(void *state);
 
@@ -46,7 +46,7 @@ int tp_sp24_tc_emulate(const tp_sp24 *s, const float *X, int64_t batch, float *Y
  * built) when the header was absent at build time or libcusparseLt.so.0 cannot be loaded. */
 int tp_cusparselt_available(char *why, size_t n);
 void *tp_cusparselt_prepare(const tp_sp24 *s, const float *X, int64_t batch);
-void tp_cusparselt_run(const tp_case *c, void *state, void *out);
+tp_status tp_cusparselt_run(const tp_case *c, void *state, void *out);
 void tp_cusparselt_fetch(const tp_case *c, void *state, void *out);
 void tp_cusparselt_release(void *state);
 

@@ -339,11 +339,11 @@ extern "C" void *tp_cuda_vq_prepare(const tp_vqmat *m, const float *x) {
     return s;
 }
 
-extern "C" void tp_cuda_vq_run(const tp_case *c, void *state, void *out) {
+extern "C" tp_status tp_cuda_vq_run(const tp_case *c, void *state, void *out) {
     (void)c;
     (void)out;
     vq_state *s = (vq_state *)state;
-    if (!s || s->base.failed) return;
+    if (!s || s->base.failed) return TP_OK;
     if (s->gather) {
         const GArgs &g = s->gargs[s->next];
         s->next = (s->next + 1) % s->ncopy;
@@ -351,7 +351,7 @@ extern "C" void tp_cuda_vq_run(const tp_case *c, void *state, void *out) {
         else if (g.d == 8) vq_gather<8><<<s->nblocks, 32 * VQG_WARPS, s->smem>>>(g);
         else vq_gather<0><<<s->nblocks, 32 * VQG_WARPS, s->smem>>>(g);
         TP_CU_LAUNCHED(&s->base);
-        return;
+        return TP_OK;
     }
     const VArgs &a = s->args[s->next];
     s->next = (s->next + 1) % s->ncopy;
@@ -359,6 +359,7 @@ extern "C" void tp_cuda_vq_run(const tp_case *c, void *state, void *out) {
     else if (s->dsel == 8) vq_gemv<true, 8><<<s->nblocks, VQ_THREADS, s->smem>>>(a);
     else vq_gemv<false, 0><<<s->nblocks, VQ_THREADS, s->smem>>>(a);
     TP_CU_LAUNCHED(&s->base);
+    return TP_OK;
 }
 
 extern "C" void tp_cuda_vq_fetch(const tp_case *c, void *state, void *out) {
@@ -377,7 +378,7 @@ extern "C" void tp_cuda_vq_release(void *state) {
 }
 
 /* host emulation of vq_gather: each row's 32 lane sums, then the xor-shuffle tree in its order */
-static void emulate_gather(const tp_vqmat *m, const float *x, float *y) {
+static tp_status emulate_gather(const tp_vqmat *m, const float *x, float *y) {
     GArgs a;
     memset(&a, 0, sizeof a);
     a.codes = m->codes16;
@@ -387,7 +388,7 @@ static void emulate_gather(const tp_vqmat *m, const float *x, float *y) {
     a.d = m->d;
     a.K = m->K;
     float *xs = (float *)calloc((size_t)(m->nvec * m->d) + 1, 4);
-    if (!xs) abort();
+    if (!xs) return TP_ERR_NOMEM;
     memcpy(xs, x, (size_t)m->cols * 4);
     for (long long r = 0; r < a.rows; r++) {
         float v[32], t[32];
@@ -399,17 +400,15 @@ static void emulate_gather(const tp_vqmat *m, const float *x, float *y) {
         y[r] = v[0];
     }
     free(xs);
+    return TP_OK;
 }
 
 /* host emulation: the same slices, table entries, per-row lookups and slice-order reduction */
-extern "C" void tp_cuda_vq_emulate(const tp_vqmat *m, const float *x, float *y) {
-    if (m->codes16 && m->K <= VQG_KMAX && m->d <= VQ_DMAX) {
-        emulate_gather(m, x, y);
-        return;
-    }
+extern "C" tp_status tp_cuda_vq_emulate(const tp_vqmat *m, const float *x, float *y) {
+    if (m->codes16 && m->K <= VQG_KMAX && m->d <= VQ_DMAX) return emulate_gather(m, x, y);
     if (!m->codes8 || m->K > VQ_KMAX || m->d > VQ_DMAX) {
         tp_cu_nan_fill(y, (size_t)m->rows);
-        return;
+        return TP_OK;
     }
     VArgs a;
     memset(&a, 0, sizeof a);
@@ -424,7 +423,11 @@ extern "C" void tp_cuda_vq_emulate(const tp_vqmat *m, const float *x, float *y) 
     const int fast = m->nvec % VQ_V == 0 && m->K == VQ_KMAX;
     float *T = (float *)malloc((size_t)VQ_V * m->K * 4), xs[VQ_V * VQ_DMAX];
     float *P = (float *)malloc((size_t)a.nslices * m->rows * 4);
-    if (!T || !P) abort();
+    if (!T || !P) {
+        free(T);
+        free(P);
+        return TP_ERR_NOMEM;
+    }
     for (int s = 0; s < a.nslices; s++) {
         const long long c0 = (long long)s * VQ_V * a.d;
         for (int i = 0; i < VQ_V * a.d; i++) xs[i] = c0 + i < a.cols ? x[c0 + i] : 0.f;
@@ -450,4 +453,6 @@ extern "C" void tp_cuda_vq_emulate(const tp_vqmat *m, const float *x, float *y) 
     }
     free(T);
     free(P);
+    return TP_OK;
 }
+

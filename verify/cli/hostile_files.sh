@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 20, files: no command destroys what it reads, none waits on a FIFO, none leaves a
+# Hostile files: no command destroys what it reads, none waits on a FIFO, none leaves a
 # temporary file behind. An output that is the same file as an input (same path, a hard link or a
 # symbolic link) or as another output is refused in one line naming the option and the file, with a
 # non-zero exit and the input unchanged; a FIFO given as an input is refused at once; SIGINT or
@@ -123,6 +123,41 @@ for sig in INT TERM; do
     if [ $rc -eq 0 ] || [ -n "$left" ]; then bad "signal_$sig: exit $rc, left: $left"
     else echo "ok   signal_$sig (exit $rc)"; fi
 done
+set +m
+
+# ---- report merge --out: its outputs are claimed (an input among them is refused before any
+# work) and written through registered temporaries (a signal while gnuplot draws leaves none) ----
+mkdir -p "$T/rm" "$T/bin"
+printf '%s\n' '{"context": {"host_name": "h", "tenpak_version": "0.1.0", "library_build": "Release", "isa": "avx2"},' \
+    ' "benchmarks": [{"name": "copy/f32/memcpy/1024", "op": "copy", "variant": "f32", "backend": "memcpy",' \
+    '  "shape": "1024", "baseline": true, "run_type": "iteration", "real_time": 1000.0, "time_unit": "ns",' \
+    '  "bytes_per_second": 8.0e9}]}' > "$T/b.json"
+cp "$T/b.json" "$T/rm/merged.json"
+cp "$T/b.json" "$T/rm/merged.json.orig"
+refused merge_input_is_output "--out $T/rm/merged.json is the same file as the input $T/rm/merged.json" \
+    "$T/rm/merged.json" "$TP" report merge --out "$T/rm" "$T/b.json" "$T/rm/merged.json"
+rm -f "$T/rm/merged.json.orig"
+# a gnuplot that starts the first image it is told to write, then hangs
+printf '#!/bin/sh\nf=$(sed -n "s/^set output .\\(.*\\).$/\\1/p" "$1" | head -n 1)\nprintf PNG > "$f"\necho $$ > "%s/gp.pid"\nexec sleep 30\n' \
+    "$T" > "$T/bin/gnuplot"
+chmod +x "$T/bin/gnuplot"
+set -m
+PATH="$T/bin:$PATH" "$TP" report merge --out "$T/rm" "$T/b.json" > /dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do [ -s "$T/gp.pid" ] && break; sleep 0.1; done
+if [ -s "$T/gp.pid" ]; then
+    kill -TERM "$pid"
+    wait "$pid"
+    rc=$?
+    kill "$(cat "$T/gp.pid")" 2> /dev/null
+    left=$(find "$T/rm" -name '*.tmp.*' -o -name 'merged.png' -o -name 'merged.svg')
+    if [ $rc -eq 0 ] || [ -n "$left" ]; then bad "merge_signal: exit $rc, left: $left"
+    else echo "ok   merge_signal (exit $rc)"; fi
+else
+    bad "merge_signal: the fake gnuplot never ran"
+    kill "$pid" 2> /dev/null
+    wait "$pid"
+fi
 set +m
 
 # and the good paths still work: distinct outputs are written

@@ -1,11 +1,12 @@
 #!/bin/bash
-# Issue 20, checkpoints, configs and codec specs: refused in one line with a non-zero exit and no
+# Hostile checkpoints, configs and codec specs: refused in one line with a non-zero exit and no
 # artifact, where they used to run and report nonsense with exit 0:
 #  - a NaN or Inf weight (compress reported relative error 0 and PPL nan), named by its tensor;
 #  - config.json with rms_norm_eps <= 0, rope_theta 0, a string where a number belongs, or
 #    num_hidden_layers 3 over a 6-layer checkpoint (loaded and ignored the rest);
-#  - codec specs with a stray '+' or ',', a key twice, a hex value; a low-rank r above
-#    min(rows, cols) or huge; an --override that matches no tensor.
+#  - codec specs with a stray '+' or ',', a key twice (aliases too), a hex value; a low-rank r above
+#    min(rows, cols) or huge, a vq codebook larger than the tensor's vectors; an --override that
+#    matches no tensor.
 # usage: hostile_models.sh TENPAK_BINARY SHARED_DIR
 set -u
 TP=$1
@@ -89,6 +90,8 @@ refused spec_trailing_comma "empty parameter" "${C[@]}" "int4:g=32,"
 refused spec_empty_params "empty parameter" "${C[@]}" "int4:"
 refused lowrank_rank_above_shape "r=2000 exceeds min(rows, cols) = 384 of tensor" "${C[@]}" "lowrank:r=2000"
 refused lowrank_rank_huge "r must be in 1..16384" "${C[@]}" "lowrank:r=100000"
+refused vq_k_above_vectors "k=65536 exceeds the 24576 vectors of tensor" "${C[@]}" "vq:d=16,k=65536"
+refused alias_key_twice "a malformed alias" "${C[@]}" "tenpakx:rank=8,rank=16"
 refused override_matches_nothing "--override nothing_here=int4:g=32 matches no tensor" \
     "$TP" compress --model "$LM" --codec int4:g=128 --override "nothing_here=int4:g=32" --out "$T/out.tpk"
 
@@ -103,7 +106,11 @@ refused zip_artifact_tokenizer_changed "was made with tokenizer.json of sha256" 
     "$TP" zip --artifact "$T/a.tpk" "$T/f.txt" "$T/out.tpz"
 cp "$LM/tokenizer.json" "$T/m/tokenizer.json"
 sed -i 's/"rms_norm_eps": 1e-05/"rms_norm_eps": 2e-05/' "$T/m/config.json"
-refused eval_config_changed "was made with config.json of sha256" \
+refused eval_config_changed "rms_norm_eps 1e-05, now 2e-05: it changed since" \
+    "$TP" eval --artifact "$T/a.tpk" --data "$T/f.txt" --no-kld
+cp "$LM/config.json" "$T/m/config.json"
+echo " " >> "$T/m/config.json" # the same fields, other bytes: the sha256 still tells
+refused eval_config_bytes_changed "was made with config.json of sha256" \
     "$TP" eval --artifact "$T/a.tpk" --data "$T/f.txt" --no-kld
 
 # the good path: a spec with every key once, an override that matches, a lowrank of a fitting rank

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Issue 20, integer options: one parser (cli/args.h tp_arg_int) for every integer option. Negative,
+# Hostile integer options: one parser (cli/args.h tp_arg_int) for every integer option. Negative,
 # overflowing (4294967360 = 2^32 + 64 once wrapped to ctx 64), non-decimal and out-of-range values
 # exit 2 with one line naming the option and its range, instead of falling back to a default or
 # wrapping; a hf-protocol stride beyond the window is refused (it left tokens unscored, or failed

@@ -51,6 +51,15 @@ for r in js["rows"]:
     assert f"| {st} (" in md, st
 assert "![KLD vs bits/weight, one line per codec family](plots/kld.png)" in md
 assert "| KLD mean | KLD p99 | top-1 % | status |" in md
+# the Pareto view: per model and dataset, each bits/weight point's best row at or below it by KLD
+assert "## Pareto: the best codec at each bits/weight" in md and "dominated by an uncalibrated one" in md
+assert len(js["pareto"]) == 2 and js["dominated_calibrated"] == [], js["dominated_calibrated"]
+for g in js["pareto"]:
+    rows = [r for r in js["rows"] if r["model"] == g["model"] and r["dataset"] == g["dataset"]]
+    assert g["metric"] == "kld_mean" and len(g["points"]) == len({round(r["bits_per_weight"], 9) for r in rows})
+    for p in g["points"]:
+        best = min((r for r in rows if r["bits_per_weight"] <= p["bits_per_weight"] + 1e-9), key=lambda r: r["kld_mean"])
+        assert p["best_codec"] == best["codec"] and p["value"] == best["kld_mean"], (p, best)
 print(f"report_cli: {checked} numbers in the markdown all come from the JSON")
 PY
 "$T" report --config "$tmp/nope.json" --out "$tmp/x" 2>"$tmp/err"; [ $? -eq 1 ] || fail "missing config must exit 1"

@@ -1,30 +1,13 @@
 /* AVX2 fixed-order matrix-vector products (see include/tenpak/matvec.h). */
 #include <immintrin.h>
 
+#include "kernels/cpu/cpu_common.h"
 #include "tenpak/matvec.h"
-
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 void tp_matvec_rows_avx2(const float *A, int64_t lda, int64_t K, const float *x, float alpha, float beta, float *y,
                          int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
-        const float *a = A + r * lda;
-        __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-        int64_t k = 0;
-        for (; k + 32 <= K; k += 32) {
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(x + k), s0);
-            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(x + k + 8), s1);
-            s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 16), _mm256_loadu_ps(x + k + 16), s2);
-            s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 24), _mm256_loadu_ps(x + k + 24), s3);
-        }
-        for (; k + 8 <= K; k += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(x + k), s0);
-        float t = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-        for (; k < K; k++) t += a[k] * x[k];
+        const float t = tp_dot_fma8x4(A + r * lda, x, K);
         y[r] = beta == 0.0f ? alpha * t : alpha * t + beta * y[r];
     }
 }
@@ -44,7 +27,7 @@ void tp_matvec_rows_f16_avx2(const uint16_t *A, int64_t lda, int64_t K, const fl
             s3 = _mm256_fmadd_ps(ld16(a + k + 24), _mm256_loadu_ps(x + k + 24), s3);
         }
         for (; k + 8 <= K; k += 8) s0 = _mm256_fmadd_ps(ld16(a + k), _mm256_loadu_ps(x + k), s0);
-        float t = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+        float t = tp_hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
         for (; k < K; k++) t += _cvtsh_ss(a[k]) * x[k];
         y[r] = beta == 0.0f ? alpha * t : alpha * t + beta * y[r];
     }

@@ -34,13 +34,6 @@ static inline __m256 nf4_lookup(__m256i q, __m256 lo, __m256 hi) {
     return _mm256_blendv_ps(a, b, m);
 }
 
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* fp16 -> fp32 for n values (vectorised by 8) */
 static void f16_to_f32_n(const uint16_t *src, float *dst, int64_t n) {
     int64_t i = 0;
@@ -207,7 +200,7 @@ static float gemv_row(const tp_qmat *q, int64_t r, const float *x, const float *
         a0 = _mm256_fmadd_ps(deq8(q, cp, rp, c, c / g, rs), _mm256_loadu_ps(x + c), a0);
     for (; c < cols; c++) yo += deq_scalar(q, r, (int64_t)c, rs->sf, rs->of, rs->rf) * x[c];
     __m256 s = _mm256_add_ps(_mm256_add_ps(r0, r1), _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
-    return hsum8(s) + yo;
+    return tp_hsum8(s) + yo;
 }
 
 void tp_qgemv_rows_avx2(const tp_qmat *q, const float *x, const float *xsum, int64_t r0,
@@ -238,7 +231,7 @@ void tp_qgemv_rows_avx2(const tp_qmat *q, const float *x, const float *xsum, int
         }                                                                                        \
         for (int i = 0; i < R; i++)                                                              \
             for (int j = 0; j < B; j++) {                                                        \
-                float s = hsum8(acc[i][j]);                                                      \
+                float s = tp_hsum8(acc[i][j]);                                                      \
                 for (int64_t k = c; k < cols; k++) s += t[i * cols + k] * X[j * cols + k];      \
                 out[i][j] = s;                                                                   \
             }                                                                                    \
@@ -321,7 +314,7 @@ void tp_qgemv_a8_rows_avx2(const tp_qmat *q, const int8_t *xqp, const int8_t *xq
             for (; c < cols; c++) dot += (tp_qmat_code(q, r, (int64_t)c) - 8) * xq[c];
             yo += rs.sf[gi] * xs[gi] * (float)dot + (rs.of[gi] + 8.0f * rs.sf[gi]) * xsum[gi];
         }
-        y[r] = hsum8(_mm256_add_ps(acc0, acc1)) + yo;
+        y[r] = tp_hsum8(_mm256_add_ps(acc0, acc1)) + yo;
     }
     tp_free(heap_);
 }
@@ -376,7 +369,7 @@ void tp_qgemm_a8_rows_avx2(const tp_qmat *q, const int8_t *xqp, const int8_t *xq
                 yo[b] += rs.sf[gi] * xs[b * ng + gi] * (float)dot + (rs.of[gi] + 8.0f * rs.sf[gi]) * xsum[b * ng + gi];
             }
         }
-        for (int64_t b = 0; b < batch; b++) Y[b * q->rows + r] = hsum8(_mm256_add_ps(acc[b][0], acc[b][1])) + yo[b];
+        for (int64_t b = 0; b < batch; b++) Y[b * q->rows + r] = tp_hsum8(_mm256_add_ps(acc[b][0], acc[b][1])) + yo[b];
     }
     tp_free(heap_);
 }

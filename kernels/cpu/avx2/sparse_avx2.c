@@ -35,13 +35,6 @@ static inline __m256i lut_idx(const lut4 *t, unsigned m) {
     return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 }
 
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 static const int32_t SH4[8] = {0, 4, 8, 12, 16, 20, 24, 28};
 
 static inline __m256 int4_codes(const uint8_t *p, __m256i sh, __m256i m15) {
@@ -161,7 +154,7 @@ void tp_sp24_gemv_rows_avx2(const tp_sp24 *s, const float *xp, const float *xr, 
             w = nw;
         } else
             w = 0;
-        y[r] = hsum8(_mm256_add_ps(a0, a1)) + tp_sp24_tail_row(s, xp, r, 4 * w);
+        y[r] = tp_hsum8(_mm256_add_ps(a0, a1)) + tp_sp24_tail_row(s, xp, r, 4 * w);
     }
 }
 

@@ -115,13 +115,6 @@ void tp_vq_table_avx2(const float *cbt, int d, int K, const float *xp, int64_t v
     }
 }
 
-static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 /* the eight horizontal sums of a[0..7], as one vector */
 static inline __m256 hsum8x8(const __m256 a[8]) {
     __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
@@ -195,8 +188,8 @@ void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int Kp, int64_t v
                 s0 += T[v * Kp + c0[v]];
                 s1 += T[v * Kp + c1[v]];
             }
-            y[r] += hsum8(_mm256_add_ps(a0, a1)) + s0;
-            y[r + 1] += hsum8(_mm256_add_ps(b0, b1)) + s1;
+            y[r] += tp_hsum8(_mm256_add_ps(a0, a1)) + s0;
+            y[r + 1] += tp_hsum8(_mm256_add_ps(b0, b1)) + s1;
         }
     for (; r < r1; r++) {
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
@@ -214,7 +207,7 @@ void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int Kp, int64_t v
             }
             float s = 0;
             for (; v < nv; v++) s += T[v * Kp + cp[v]];
-            y[r] += hsum8(_mm256_add_ps(a0, a1)) + s;
+            y[r] += tp_hsum8(_mm256_add_ps(a0, a1)) + s;
         } else {
             const uint16_t *cp = m->codes16 + r * m->nvec + v0;
             for (; v + 16 <= nv; v += 16) {
@@ -227,7 +220,7 @@ void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int Kp, int64_t v
             }
             float s = 0;
             for (; v < nv; v++) s += T[v * Kp + cp[v]];
-            y[r] += hsum8(_mm256_add_ps(a0, a1)) + s;
+            y[r] += tp_hsum8(_mm256_add_ps(a0, a1)) + s;
         }
     }
 }
@@ -245,17 +238,4 @@ void tp_vq_mindist_avx2(const float *T, int64_t m, int d, const float *c, float 
     }
 }
 
-float tp_dot_avx2(const float *a, const float *b, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
+float tp_dot_avx2(const float *a, const float *b, int64_t n) { return tp_dot_fma8x4(a, b, n); }

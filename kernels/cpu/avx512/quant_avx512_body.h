@@ -241,13 +241,13 @@ QX_DEFINE_MODE(QX_DIRECT)
 QX_DEFINE_MODE(QX_PERM)
 QX_DEFINE_MODE(QX_SMALL)
 
-void QX_ROWS(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y) {
+tp_status QX_ROWS(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y) {
     /* four rows' scale buffers: on the stack for up to 1024 groups a row */
     float stack[4 * (1024 + 32)];
     const size_t per = (size_t)p->pad;
     float *heap = per > 1024 + 32 ? tp_alloc(4 * per * sizeof(float)) : NULL;
     float *base = heap ? heap : stack;
-    if (per > 1024 + 32 && !heap) abort();
+    if (per > 1024 + 32 && !heap) return TP_ERR_NOMEM;
     float *const csc[4] = {base, base + per, base + 2 * per, base + 3 * per};
     typedef void (*rows_fn)(const tp_qmat *, const tp_qx *, int64_t, float *, float *const[4], __mmask16,
                             const __m512[2]);
@@ -271,4 +271,6 @@ void QX_ROWS(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y)
     for (; r + 4 <= r1; r += 4) f4(q, p, r, y, csc, lastm, rep);
     for (; r < r1; r++) f1(q, p, r, y, csc, lastm, rep);
     tp_free(heap);
+    return TP_OK;
 }
+

@@ -1,0 +1,56 @@
+/* The small helpers every cpu kernel family shares (one home each): the parallel threshold, the
+ * portable fp32 dot product and, in files compiled with AVX2 (kernels/cpu/avx2/), the horizontal
+ * sum and the fixed-order AVX2 dot product. */
+#ifndef TENPAK_KERNELS_CPU_CPU_COMMON_H
+#define TENPAK_KERNELS_CPU_CPU_COMMON_H
+
+#include <stdint.h>
+
+/* Work below this many weights (times columns for a batch) runs on one thread: starting threads
+ * costs more than it saves. */
+#define TP_CPU_PAR_MIN (1 << 16)
+
+/* a . b with 8 partial sums: vectorisable without -ffast-math, and better rounded than one chain */
+static inline float tp_dot_portable(const float *a, const float *b, int64_t n) {
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+    float t = 0;
+    for (; i < n; i++) t += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
+}
+
+/* a . b by the AVX2 loop below, for dispatchers compiled without AVX2 (kernels/cpu/avx2/vq_avx2.c) */
+float tp_dot_avx2(const float *a, const float *b, int64_t n);
+
+#ifdef __AVX2__
+#include <immintrin.h>
+
+/* the 8 lanes of v added: (lo + hi) halves, then pairs, then the last two */
+static inline float tp_hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* a . b in a fixed order (four 8-wide FMA accumulators over 32 elements a step, then 8 a step into
+ * the first, their sum, then the scalar tail): tp_dot_avx2 and every row of tp_matvec_rows_avx2. */
+static inline float tp_dot_fma8x4(const float *a, const float *b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = tp_hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+#endif
+
+#endif
