@@ -1,6 +1,7 @@
 /* A model from an artifact: see artifact_model.h. */
 #include "pipeline/artifact_model.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,15 @@ tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp
     snprintf(info->model_dir, sizeof info->model_dir, "%s", dir);
     snprintf(info->codec, sizeof info->codec, "%s", tp_json_str(a->header, "codec"));
     snprintf(info->model_type, sizeof info->model_type, "%s", tp_json_str(src, "model_type") ? tp_json_str(src, "model_type") : "");
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    if (access(cfg, R_OK) != 0) {
+        s = tp_fail(e, TP_ERR_IO, "%s: its checkpoint %s%s has no readable config.json (%s): pass the folder with --model",
+                    artifact, dir, model_dir ? "" : " (the folder recorded at compress time, relative to where it ran)",
+                    strerror(errno));
+        close_artifact(a);
+        return s;
+    }
     /* the config and tokenizer beside the checkpoint are the ones it was made with */
     info->files_checked = 1;
     if ((s = check_source_file(artifact, src, "config_sha256", dir, "config.json", &info->files_checked, e)) != TP_OK ||

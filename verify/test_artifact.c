@@ -274,4 +274,10 @@ Test(artifact, lying_records, .init = mk_tmp, .fini = rm_tmp, .timeout = 300) {
         }
         unlink(bad);
     }
+    /* a checkpoint folder that is not there is named as such (not as a changed config) */
+    tp_model *m = NULL;
+    tp_artifact_model info;
+    e.msg[0] = 0;
+    cr_expect_neq(tp_model_load_artifact(path, "/nonexistent-model", TP_EXEC_PACKED, NULL, &m, &info, &e), TP_OK);
+    cr_expect(strstr(e.msg, "/nonexistent-model") && strstr(e.msg, "no readable config.json"), "%s", e.msg);
 }
