@@ -1,6 +1,8 @@
 /* A model from an artifact: see artifact_model.h. */
 #include "pipeline/artifact_model.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,9 +24,26 @@ int tp_exec_parse(const char *s, tp_exec *x) {
     return 1;
 }
 
+/* VmHWM of /proc/self/status, which tp_peak_rss_reset can lower; getrusage's maximum (never
+ * lowered) where /proc is not there */
 uint64_t tp_peak_rss_bytes(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    int found = 0;
+    while (f && !found && fgets(line, sizeof line, f)) found = sscanf(line, "VmHWM: %llu kB", &kb) == 1;
+    if (f) fclose(f);
+    if (found) return (uint64_t)kb * 1024u;
     struct rusage ru;
     return getrusage(RUSAGE_SELF, &ru) == 0 ? (uint64_t)ru.ru_maxrss * 1024u : 0;
+}
+
+int tp_peak_rss_reset(void) {
+    int fd = open("/proc/self/clear_refs", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    ssize_t w = write(fd, "5", 1); /* "5": reset the peak resident set size to the current one */
+    close(fd);
+    return w == 1;
 }
 
 tp_status tp_artifact_source_dir(const char *artifact, char *dir, size_t n, tp_err *e) {
@@ -94,6 +113,31 @@ static void close_artifact(void *p) {
     free(p);
 }
 
+/* The record's dtype and shape are the checkpoint tensor's (a raw record's bytes being equal does
+ * not make its header true). */
+static tp_status check_meta(const tp_artifact *a, const cJSON *rec, const tp_st_tensor *t, tp_err *e) {
+    const char *name = tp_json_str(rec, "name"), *dt = tp_json_str(rec, "dtype");
+    if (!dt || strcmp(dt, tp_st_dtype_name(t->dtype)))
+        return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: record dtype %s, the checkpoint's is %s", a->path, name,
+                       dt ? dt : "(none)", tp_st_dtype_name(t->dtype));
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(rec, "shape");
+    int ok = cJSON_IsArray(sh) && cJSON_GetArraySize(sh) == t->ndim;
+    for (int i = 0; ok && i < t->ndim; i++) {
+        const cJSON *d = cJSON_GetArrayItem(sh, i);
+        ok = cJSON_IsNumber(d) && d->valuedouble == (double)t->shape[i];
+    }
+    if (!ok) return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: record shape does not match the checkpoint", a->path, name);
+    return TP_OK;
+}
+
+/* install's failure messages name the file and the tensor (the codec's own do not) */
+static tp_status in_record(const tp_artifact *a, const char *name, tp_status s, tp_err *e) {
+    if (s == TP_OK || !e || strstr(e->msg, a->path)) return s;
+    char msg[sizeof e->msg];
+    snprintf(msg, sizeof msg, "%s", e->msg);
+    return tp_fail(e, s, "%s: tensor %s: %s", a->path, name, msg);
+}
+
 /* One compressed record into the model: packed (a view of the map, or of a decoded zstd record
  * the model then keeps) or decoded to fp32 in the model's file layout. */
 static tp_status install(tp_model *m, const tp_artifact *a, const cJSON *rec, const tp_st_tensor *t, tp_exec exec,
@@ -161,6 +205,15 @@ tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp
     snprintf(info->model_dir, sizeof info->model_dir, "%s", dir);
     snprintf(info->codec, sizeof info->codec, "%s", tp_json_str(a->header, "codec"));
     snprintf(info->model_type, sizeof info->model_type, "%s", tp_json_str(src, "model_type") ? tp_json_str(src, "model_type") : "");
+    char cfg[4200];
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    if (access(cfg, R_OK) != 0) {
+        s = tp_fail(e, TP_ERR_IO, "%s: its checkpoint %s%s has no readable config.json (%s): pass the folder with --model",
+                    artifact, dir, model_dir ? "" : " (the folder recorded at compress time, relative to where it ran)",
+                    strerror(errno));
+        close_artifact(a);
+        return s;
+    }
     /* the config and tokenizer beside the checkpoint are the ones it was made with */
     info->files_checked = 1;
     char what[160];
@@ -196,6 +249,7 @@ tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp
         info->size.fp32_bytes += (uint64_t)t->numel * 4;
         info->size.fp16_bytes += (uint64_t)t->numel * 2;
         const cJSON *l = cJSON_GetObjectItemCaseSensitive(rec, "length");
+        if ((s = check_meta(a, rec, t, e)) != TP_OK) break;
         if (!strcmp(codec, "raw")) {
             const uint8_t *data;
             uint8_t *owned;
@@ -209,7 +263,7 @@ tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp
         info->size.compressed_numel += (uint64_t)t->numel;
         info->size.compressed_bytes += cJSON_IsNumber(l) ? (uint64_t)l->valuedouble : 0;
         info->size.ncompressed++;
-        s = install(m, a, rec, t, exec, info, e);
+        s = in_record(a, name, install(m, a, rec, t, exec, info, e), e);
     }
     info->size.artifact_bytes = a->size;
     const cJSON *tb = cJSON_GetObjectItemCaseSensitive(a->header, "theory_bits_per_weight");

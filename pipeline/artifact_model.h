@@ -43,7 +43,11 @@ tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp
 /* The checkpoint folder an artifact was made from (as its header records it). */
 tp_status tp_artifact_source_dir(const char *artifact, char *dir, size_t n, tp_err *e);
 
-/* Peak resident memory of this process so far (getrusage), bytes. */
+/* Peak resident memory of this process (bytes) since it started or since the last successful
+ * tp_peak_rss_reset (Linux's VmHWM; getrusage's maximum where /proc/self/status is missing). */
 uint64_t tp_peak_rss_bytes(void);
+/* Lowers the peak to the current resident memory (Linux /proc/self/clear_refs); 0 where that is
+ * not possible (the peak then counts from the process's start). */
+int tp_peak_rss_reset(void);
 
 #endif

@@ -114,6 +114,7 @@ static tp_status run_row(const tp_bench_model_opts *o, const row *rw, const int3
      * context in the peak RSS */
     tp_model_opts mo = {.weights = rw->weights, .max_ctx = need};
     tp_model *m = NULL;
+    tp_peak_rss_reset(); /* the row's process: what it inherited from the parent, then its own */
     tp_status s;
     if (rw->artifact) {
         tp_artifact_model info;

@@ -669,17 +669,21 @@ static tp_status eval_paired(const tp_eval_opts *o, tp_model *m, const char *mod
         free(h);
     }
     tp_token_cols_free(&pr.tokens);
+    /* the baseline's decode first and freed, so that the peak RSS measured over the compressed
+     * model's decode is that of the compressed model alone */
+    if (s == TP_OK && !o->skip_baseline) s = decode_speed(b, ids, n, o->decode_tokens, &r->baseline_decode_tps, e);
+    tp_model_free(b);
+    tp_peak_rss_reset();
     if (s == TP_OK) s = decode_speed(m, ids, n, o->decode_tokens, &r->decode_tps, e);
     r->peak_rss_bytes = tp_peak_rss_bytes();
     tp_model_free(m);
-    if (s == TP_OK && !o->skip_baseline) s = decode_speed(b, ids, n, o->decode_tokens, &r->baseline_decode_tps, e);
-    tp_model_free(b);
     return s;
 }
 
 /* the compressed model, then the uncompressed baseline in a model of its own (no KLD); frees m */
 static tp_status eval_apart(const tp_eval_opts *o, tp_model *m, const char *model_dir, const int32_t *ids, size_t n,
                             int32_t bos, tp_eval_result *r, tp_err *e) {
+    tp_peak_rss_reset(); /* only the compressed model is loaded */
     tp_status s = ppl_of(m, ids, n, &o->ppl, bos, &r->ppl, e);
     if (s == TP_OK) s = decode_speed(m, ids, n, o->decode_tokens, &r->decode_tps, e);
     r->peak_rss_bytes = tp_peak_rss_bytes(); /* the compressed model's run, before the baseline's */

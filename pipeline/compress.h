@@ -105,7 +105,7 @@ typedef struct tp_eval_result {
     int exec;                /* as run */
     double decode_tps;       /* decode tokens/s of the compressed model (0: not measured) */
     double baseline_decode_tps; /* the same of the uncompressed model (0: not measured or skipped) */
-    uint64_t peak_rss_bytes; /* the process's peak after the compressed model's run (paired: both models') */
+    uint64_t peak_rss_bytes; /* peak RSS over the compressed model's run alone (paired: its decode run, the baseline freed) */
     int paired;              /* 1: stats below were measured, and ppl / baseline come from the paired pass */
     int files_checked;       /* 0: the artifact predates the config/tokenizer sha256 records (unchecked) */
     tp_token_stats stats;

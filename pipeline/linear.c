@@ -110,6 +110,21 @@ tp_status tp_linear_mul(tp_linear *l, const float *X, int n, float *Y, int ldy, 
     return TP_OK;
 }
 
+tp_status tp_linear_mul1_multi(tp_linear *const *l, int k, const float *x, float *const *y, tp_err *e) {
+    const tp_qmat *q[TP_QGEMV_MULTI];
+    int fused = k >= 1 && k <= TP_QGEMV_MULTI;
+    for (int i = 0; fused && i < k; i++) fused = (q[i] = tp_linear_qmat(l[i])) != NULL && l[i]->cols == l[0]->cols;
+    if (fused) {
+        tp_status s = tp_qgemv_multi_cpu(q, k, x, y);
+        return s == TP_OK ? s : tp_fail(e, s, "out of memory in the GEMV of %s", l[0]->codec.spec);
+    }
+    for (int i = 0; i < k; i++) {
+        tp_status s = tp_linear_mul(l[i], x, 1, y[i], (int)l[i]->rows, 0, e);
+        if (s != TP_OK) return s;
+    }
+    return TP_OK;
+}
+
 tp_status tp_linear_row(const tp_linear *l, int64_t r, float *dst, tp_err *e) {
     float *tmp = NULL;
     for (int i = 0; i < l->codec.nstages; i++) {

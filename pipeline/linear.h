@@ -43,6 +43,10 @@ const tp_qmat *tp_linear_qmat(const tp_linear *l);
 /* Y[i * ldy + r] = (accumulate ? Y[i * ldy + r] : 0) + sum_c W[r][c] X[i * cols + c], i < n. */
 tp_status tp_linear_mul(tp_linear *l, const float *X, int n, float *Y, int ldy, int accumulate, tp_err *e);
 
+/* One activation row x by k linears of x's length (a layer's q, k and v; gate and up): y[i] =
+ * l[i] x, bit for bit what tp_linear_mul gives each, in one run of the worker pool where every
+ * one is an INT4-family matrix (tp_linear_qmat), else one after the other. */
+tp_status tp_linear_mul1_multi(tp_linear *const *l, int k, const float *x, float *const *y, tp_err *e);
 /* Row r of W decoded (embedding lookups); fails when a stage has no row decoder. */
 tp_status tp_linear_row(const tp_linear *l, int64_t r, float *dst, tp_err *e);
 

@@ -528,6 +528,33 @@ static tp_status linear(tp_model *m, wmat *w, const float *X, int n, float *Y, i
     return TP_OK;
 }
 
+/* Y_i = X W_i for k weights of one input (q, k, v; gate, up). One decoded row by packed weights
+ * goes through one run of the worker pool for all of them (tp_linear_mul1_multi: the same bits as
+ * one product after the other); anything else is linear() k times. */
+static tp_status linear_multi(tp_model *m, wmat *const *w, int k, const float *X, int n, float *const *Y,
+                              const int *ldy, tp_err *e) {
+    int fused = n == 1 && !m->act_sink && !m->hook;
+    for (int i = 0; fused && i < k; i++) fused = w[i]->packed && !w[i]->bias && !w[i]->ovr;
+    if (fused) {
+        tp_linear *l[TP_QGEMV_MULTI];
+        double flops = 0;
+        for (int i = 0; i < k; i++) {
+            l[i] = w[i]->packed;
+            flops += 2.0 * (double)tp_linear_rows(l[i]) * (double)tp_linear_cols(l[i]);
+        }
+        double t0 = tp_now();
+        tp_status rc = tp_linear_mul1_multi(l, k, X, Y, e);
+        m->gemm_s += tp_now() - t0;
+        m->gemm_flops += flops;
+        return rc;
+    }
+    for (int i = 0; i < k; i++) {
+        tp_status rc = linear(m, w[i], X, n, Y[i], ldy[i], 0, e);
+        if (rc != TP_OK) return rc;
+    }
+    return TP_OK;
+}
+
 /* ---- elementwise pieces ---- */
 
 static void layernorm(const float *x, float *y, int n, int d, const float *w, const float *b, double eps) {
@@ -728,16 +755,23 @@ static tp_status trunk(tp_model *m, const int32_t *ids, int n, int pos0, tp_err 
             if ((rc = linear(m, &L->proj, m->ff1, n, m->x, d, 1, e)) != TP_OK) return rc;
         } else {
             rmsnorm(m->x, m->h, n, d, L->n1w, c->norm_eps);
-            if ((rc = linear(m, &L->q, m->h, n, m->q, m->qd, 0, e)) != TP_OK) return rc;
-            if ((rc = linear(m, &L->k, m->h, n, Kl + (size_t)pos0 * m->kvd, m->kvd, 0, e)) != TP_OK) return rc;
-            if ((rc = linear(m, &L->v, m->h, n, Vl + (size_t)pos0 * m->kvd, m->kvd, 0, e)) != TP_OK) return rc;
+            {
+                wmat *const w[3] = {&L->q, &L->k, &L->v};
+                float *const y[3] = {m->q, Kl + (size_t)pos0 * m->kvd, Vl + (size_t)pos0 * m->kvd};
+                const int ld[3] = {m->qd, m->kvd, m->kvd};
+                if ((rc = linear_multi(m, w, 3, m->h, n, y, ld, e)) != TP_OK) return rc;
+            }
             rope(m, m->q, n, m->qd, c->n_head, pos0);
             rope(m, Kl + (size_t)pos0 * m->kvd, n, m->kvd, c->n_kv_head, pos0);
             attention(m, m->q, m->qd, Kl, Vl, n, pos0);
             if ((rc = linear(m, &L->o, m->att, n, m->x, d, 1, e)) != TP_OK) return rc;
             rmsnorm(m->x, m->h, n, d, L->n2w, c->norm_eps);
-            if ((rc = linear(m, &L->gate, m->h, n, m->ff1, F, 0, e)) != TP_OK) return rc;
-            if ((rc = linear(m, &L->up, m->h, n, m->ff2, F, 0, e)) != TP_OK) return rc;
+            {
+                wmat *const w[2] = {&L->gate, &L->up};
+                float *const y[2] = {m->ff1, m->ff2};
+                const int ld[2] = {F, F};
+                if ((rc = linear_multi(m, w, 2, m->h, n, y, ld, e)) != TP_OK) return rc;
+            }
             apply_act(m->ff1, m->ff2, (size_t)n * F, c->act);
             if ((rc = linear(m, &L->down, m->ff1, n, m->x, d, 1, e)) != TP_OK) return rc;
         }

@@ -208,17 +208,19 @@ static void md_report(sbuf *m, const cJSON *root) {
             if (!b) continue;
             sb_printf(m, "**%s** (%d tokens scored): baseline PPL %.4f, decode %.1f tok/s\n\n", str(ds, "name", ""),
                       (int)num(b, "scored_tokens", 0), num(b, "ppl", 0), num(b, "decode_tokens_per_second", 0));
-            sb_printf(m, "| codec | select | artifact bytes | compression (fp32) | compression (fp16) | bits/weight | PPL | PPL delta [95%% interval] | KLD mean | KLD p99 | top-1 %% | rel. error | decode tok/s |\n"
-                         "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+            sb_printf(m, "| codec | select | artifact bytes | compression (fp32) | compression (fp16) | bits/weight | PPL | PPL delta [95%% interval] | KLD mean | KLD p99 | top-1 %% | rel. error | decode tok/s | peak RSS MiB |\n"
+                         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
             cJSON_ArrayForEach(r, rows) {
                 if (strcmp(str(r, "model", ""), mn) || strcmp(str(r, "dataset", ""), str(ds, "name", ""))) continue;
                 char delta[96], kld[64], p99[32], top1[32];
                 delta_cell(r, delta, sizeof delta);
                 paired_cells(r, kld, p99, top1, sizeof kld);
-                sb_printf(m, "| `%s` | %s | %.0f | %.2fx | %.2fx | %.3f | %.4f | %s | %s | %s | %s | %.4f | %.1f |\n", str(r, "codec", ""),
+                char rss[32] = "-"; /* rows of an older report.json lack it */
+                if (num(r, "peak_rss_bytes", 0) > 0) snprintf(rss, sizeof rss, "%.1f", num(r, "peak_rss_bytes", 0) / 1048576.0);
+                sb_printf(m, "| `%s` | %s | %.0f | %.2fx | %.2fx | %.3f | %.4f | %s | %s | %s | %s | %.4f | %.1f | %s |\n", str(r, "codec", ""),
                           str(r, "select", ""), num(r, "artifact_bytes", 0), num(r, "ratio_fp32", 0), num(r, "ratio_fp16", 0),
                           num(r, "bits_per_weight", 0), num(r, "ppl", 0), delta, kld, p99, top1,
-                          num(r, "rel_frobenius_error", 0), num(r, "decode_tokens_per_second", 0));
+                          num(r, "rel_frobenius_error", 0), num(r, "decode_tokens_per_second", 0), rss);
             }
             sb_printf(m, "\n");
         }
@@ -913,6 +915,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
                 cJSON_AddNumberToObject(r, "eval_seconds", er.ppl.seconds);
                 cJSON_AddStringToObject(r, "exec", "packed");
                 cJSON_AddNumberToObject(r, "decode_tokens_per_second", er.decode_tps);
+                cJSON_AddNumberToObject(r, "peak_rss_bytes", (double)er.peak_rss_bytes);
                 if (cr.calib_tokens) {
                     cJSON_AddNumberToObject(r, "calib_tokens", (double)cr.calib_tokens);
                     cJSON_AddStringToObject(r, "calib_sha256", cr.calib_sha256);

@@ -451,7 +451,7 @@ void tp_st_rows_to_f32(const tp_st_tensor *t, int64_t row0, int64_t nrows, float
  * chunk (the maps are private and read-only: a later read faults the same bytes back from the
  * page cache), so fingerprinting a model does not make the whole file resident: what the forward
  * pass never touches (e.g. the fp16 weights behind a compressed artifact) stays out of its RSS. */
-#define HASH_CHUNK ((size_t)64 << 20)
+#define HASH_CHUNK ((size_t)4 << 20) /* the most of a file this adds to the peak RSS */
 tp_status tp_st_sha256(const tp_st_set *s, uint8_t out[32], tp_err *e) {
     (void)e; /* the files are mapped: hashing cannot fail after open */
     tp_sha256_ctx h;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "pipeline/artifact.h"
+#include "pipeline/artifact_model.h"
 #include "pipeline/codec.h"
 #include "pipeline/compress.h"
 #include "tenpak/quant.h"
@@ -197,4 +198,87 @@ Test(artifact, compress_eval_gpt2, .init = mk_tmp, .fini = rm_tmp, .timeout = 30
     e.msg[0] = 0;
     cr_expect_neq(tp_eval_artifact(&wrong, &er, &e), TP_OK, "artifact accepted for another checkpoint");
     cr_expect(strstr(e.msg, "sha256") != NULL, "%s", e.msg);
+}
+
+/* Rewrites src as dst with record `name`'s header entry changed by `mut` (checksums recomputed: the
+ * file is well formed, only its header lies). */
+static void rewrite_lying(const char *src, const char *dst, const char *name, void (*mut)(cJSON *rec)) {
+    tp_artifact a;
+    tp_err e;
+    cr_assert_eq(tp_artifact_open(src, &a, &e), TP_OK, "%s", e.msg);
+    tp_art_writer *w;
+    cr_assert_eq(tp_artw_open(dst, &w, &e), TP_OK, "%s", e.msg);
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, a.tensors) {
+        uint8_t *data;
+        size_t len;
+        cr_assert_eq(tp_artifact_read_record(&a, rec, &data, &len, &e), TP_OK, "%s", e.msg);
+        cJSON *r = cJSON_Duplicate(rec, 1);
+        if (!strcmp(tp_json_str(rec, "name"), name)) mut(r);
+        cr_assert_eq(tp_artw_add(w, r, data, len, "none", &e), TP_OK, "%s", e.msg);
+        tp_free(data);
+    }
+    cJSON *h = cJSON_Duplicate(a.header, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(h, "tensors");
+    uint64_t bytes;
+    cr_assert_eq(tp_artw_finish(w, h, &bytes, &e), TP_OK, "%s", e.msg);
+    tp_artifact_close(&a);
+}
+static void set_num(cJSON *r, const char *k, double v) { cJSON_ReplaceItemInObjectCaseSensitive(r, k, cJSON_CreateNumber(v)); }
+static void set_str(cJSON *r, const char *k, const char *v) { cJSON_ReplaceItemInObjectCaseSensitive(r, k, cJSON_CreateString(v)); }
+static void lie_shape(cJSON *r) {
+    cJSON_ReplaceItemInObjectCaseSensitive(r, "shape", cJSON_CreateIntArray((const int[]){1024, 384}, 2));
+    set_num(r, "rows", 1024);
+    set_num(r, "cols", 384);
+}
+static void lie_rows(cJSON *r) { set_num(r, "rows", 383); }
+static void lie_group(cJSON *r) { set_str(r, "codec", "int4:g=64,refine=0"); }
+static void lie_method(cJSON *r) { set_str(r, "codec", "int4r2:g=128,refine=0"); }
+static void lie_unknown(cJSON *r) { set_str(r, "codec", "zip:g=128"); }
+static void lie_transposed(cJSON *r) { cJSON_ReplaceItemInObjectCaseSensitive(r, "transposed", cJSON_CreateTrue()); }
+static void lie_name(cJSON *r) { set_str(r, "name", "model.layers.0.mlp.elsewhere.weight"); }
+static void lie_dtype(cJSON *r) { set_str(r, "dtype", "F32"); }
+static void lie_raw_shape(cJSON *r) { cJSON_ReplaceItemInObjectCaseSensitive(r, "shape", cJSON_CreateIntArray((const int[]){192, 2}, 2)); }
+
+/* A well-formed .tpk whose header lies about a record (shape, rows, codec parameters, method,
+ * layout, name, dtype): loading refuses it, packed and dequant, with one message naming the file
+ * and the tensor. */
+Test(artifact, lying_records, .init = mk_tmp, .fini = rm_tmp, .timeout = 300) {
+    char path[512], bad[512];
+    snprintf(path, sizeof path, "%s/m.tpk", tmpdir);
+    snprintf(bad, sizeof bad, "%s/lie.tpk", tmpdir);
+    tp_compress_opts o = {.model_dir = shared_model_dir("llama-mini"), .codec = "int4:g=128", .select = "mlp", .quiet = 1};
+    tp_compress_result r;
+    tp_err e;
+    cr_assert_eq(tp_compress_model(&o, path, &r, &e), TP_OK, "%s", e.msg);
+    const char *down = "model.layers.0.mlp.down_proj.weight", *norm = "model.layers.0.input_layernorm.weight";
+    struct {
+        const char *what, *tensor;
+        void (*mut)(cJSON *);
+    } lies[] = {{"shape", down, lie_shape},         {"rows", down, lie_rows},
+                {"group size", down, lie_group},    {"method", down, lie_method},
+                {"unknown codec", down, lie_unknown}, {"transposed", down, lie_transposed},
+                {"name", down, lie_name},           {"raw dtype", norm, lie_dtype},
+                {"raw shape", norm, lie_raw_shape}};
+    for (size_t i = 0; i < sizeof lies / sizeof lies[0]; i++) {
+        rewrite_lying(path, bad, lies[i].tensor, lies[i].mut);
+        for (int x = 0; x < 2; x++) {
+            tp_model *m = NULL;
+            tp_artifact_model info;
+            e.msg[0] = 0;
+            tp_status s = tp_model_load_artifact(bad, NULL, x ? TP_EXEC_DEQUANT : TP_EXEC_PACKED, NULL, &m, &info, &e);
+            cr_expect_neq(s, TP_OK, "lying %s accepted (%s)", lies[i].what, tp_exec_name(x ? TP_EXEC_DEQUANT : TP_EXEC_PACKED));
+            if (s == TP_OK) { tp_model_free(m); continue; }
+            cr_expect(strstr(e.msg, "lie.tpk") != NULL, "lying %s: message does not name the file: %s", lies[i].what, e.msg);
+            cr_expect(strstr(e.msg, lies[i].tensor) != NULL || strstr(e.msg, "elsewhere") != NULL,
+                      "lying %s: message does not name the tensor: %s", lies[i].what, e.msg);
+        }
+        unlink(bad);
+    }
+    /* a checkpoint folder that is not there is named as such (not as a changed config) */
+    tp_model *m = NULL;
+    tp_artifact_model info;
+    e.msg[0] = 0;
+    cr_expect_neq(tp_model_load_artifact(path, "/nonexistent-model", TP_EXEC_PACKED, NULL, &m, &info, &e), TP_OK);
+    cr_expect(strstr(e.msg, "/nonexistent-model") && strstr(e.msg, "no readable config.json"), "%s", e.msg);
 }

@@ -126,3 +126,49 @@ Test(packed, shape_and_codec_errors) {
     cr_expect(strstr(e.msg, "x.tpk: tensor w"), "%s", e.msg);
     cr_expect_neq(tp_linear_open("nosuch:g=1", blob, sizeof blob, 8, 8, "x.tpk: tensor w", &l, &e), TP_OK);
 }
+
+/* Several GEMVs by one x in one pool run (a layer's q/k/v, gate/up) give every output bit for bit
+ * what one tp_qgemv_cpu per matrix gives: shared and separate x preparations (same and different
+ * group sizes, int4 / int4r2 / nf4), awkward row counts, small and pool-sized work. */
+Test(packed, qgemv_multi_equals_separate) {
+    uint64_t seed = test_seed();
+    tp_rng rng;
+    tp_rng_seed(&rng, seed ^ 0x6d756c7469ULL);
+    struct { tp_qkind kind; int64_t rows; int g; } set[][3] = {
+        {{TP_Q_INT4, 384, 128}, {TP_Q_INT4, 128, 128}, {TP_Q_INT4, 128, 128}},
+        {{TP_Q_INT4, 37, 32}, {TP_Q_INT4, 1030, 128}, {TP_Q_INT4, 5, 32}},
+        {{TP_Q_INT4R2, 130, 16}, {TP_Q_NF4, 64, 64}, {TP_Q_INT4, 200, 8}},
+        {{TP_Q_INT4, 1024, 64}, {TP_Q_INT4, 1024, 64}, {TP_Q_INT4, 1, 64}},
+    };
+    const int64_t colss[] = {384, 384, 192, 1024};
+    for (size_t c = 0; c < sizeof set / sizeof set[0]; c++) {
+        const int64_t cols = colss[c];
+        tp_qmat q[3];
+        const tp_qmat *qp[3];
+        float *y[3], *ref[3];
+        float *x = malloc((size_t)cols * sizeof *x);
+        for (int64_t i = 0; i < cols; i++) x[i] = tp_rng_normal(&rng) * (i % 17 == 0 ? 8.0f : 1.0f);
+        for (int k = 0; k < 3; k++) {
+            int64_t rows = set[c][k].rows, n = rows * cols;
+            cr_assert_eq(tp_qmat_alloc(&q[k], set[c][k].kind, rows, cols, set[c][k].g), TP_OK);
+            float *W = malloc((size_t)n * sizeof *W);
+            for (int64_t i = 0; i < n; i++) W[i] = tp_rng_normal(&rng) * 0.05f;
+            tp_quantize_ref(&q[k], W, 0);
+            free(W);
+            qp[k] = &q[k];
+            y[k] = malloc((size_t)rows * sizeof(float));
+            ref[k] = malloc((size_t)rows * sizeof(float));
+            for (int64_t r = 0; r < rows; r++) y[k][r] = NAN; /* poisoned */
+            cr_assert_eq(tp_qgemv_cpu(&q[k], x, ref[k]), TP_OK);
+        }
+        for (int k = 1; k <= 3; k++) {
+            cr_assert_eq(tp_qgemv_multi_cpu(qp, k, x, y), TP_OK);
+            for (int j = 0; j < k; j++)
+                cr_expect_eq(memcmp(y[j], ref[j], (size_t)q[j].rows * sizeof(float)), 0,
+                             "case %zu: matrix %d of %d differs from its own GEMV (seed %llu)", c, j, k,
+                             (unsigned long long)seed);
+        }
+        for (int k = 0; k < 3; k++) { tp_qmat_free(&q[k]); free(y[k]); free(ref[k]); }
+        free(x);
+    }
+}

@@ -113,6 +113,11 @@ tp_status tp_qgemm_a8_cpu(const tp_qmat *q, const float *X, int64_t batch, float
 void tp_dequantize_cpu(const tp_qmat *q, float *W);
 tp_status tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y);
 tp_status tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y);
+/* y_i = Q_i x for k <= TP_QGEMV_MULTI matrices of x's length (q, k and v of a layer; gate and up):
+ * every row exactly as tp_qgemv_cpu computes it, in one run of the worker pool instead of k, and x
+ * prepared once per group size. TP_ERR_NOMEM when scratch cannot be had (y_i then undefined). */
+#define TP_QGEMV_MULTI 4
+tp_status tp_qgemv_multi_cpu(const tp_qmat *const *q, int k, const float *x, float *const *y);
 
 
 #ifdef __cplusplus

@@ -259,3 +259,68 @@ tp_status tp_qgemm_a8_cpu(const tp_qmat *q, const float *X, int64_t batch, float
     return TP_OK;
 }
 
+/* ---- several GEMVs by one x in one pool run ---- */
+
+typedef struct qmulti {
+    qjob j[TP_QGEMV_MULTI];
+    int first[TP_QGEMV_MULTI + 1]; /* matrix i owns tasks [first[i], first[i + 1]) */
+    int k;
+} qmulti;
+
+static void qmulti_task(void *vc, int t, int nt) {
+    const qmulti *m = vc;
+    int i = 0;
+    while (t >= m->first[i + 1]) i++;
+    qgemv_task((void *)&m->j[i], t - m->first[i], nt);
+}
+
+/* the x preparation matrix i can share with an earlier one: same kind of preparation, group, length */
+static int same_prep(const tp_qmat *a, const tp_qmat *b, int qx) {
+    return a->cols == b->cols && a->g == b->g && a->ngroups == b->ngroups && (!qx || qx_ok(b));
+}
+
+tp_status tp_qgemv_multi_cpu(const tp_qmat *const *q, int k, const float *x, float *const *y) {
+    if (k < 1 || k > TP_QGEMV_MULTI) return TP_ERR_ARG;
+    const tp_isa isa = tp_cpu_isa();
+    const int avx2 = isa >= TP_ISA_AVX2, vnni = isa >= TP_ISA_AVX512VBMI;
+    qmulti m;
+    memset(&m, 0, sizeof m);
+    m.k = k;
+    void *own[TP_QGEMV_MULTI] = {0};
+    tp_status s = TP_OK;
+    int64_t work = 0;
+    for (int i = 0; i < k && s == TP_OK; i++) {
+        const tp_qmat *qi = q[i];
+        tp_qx *qx = NULL;
+        float *xsum = NULL;
+        int shared = 0;
+        if (isa >= TP_ISA_AVX512 && qx_ok(qi)) {
+            for (int p = 0; p < i && !shared; p++)
+                if (m.j[p].qx && same_prep(q[p], qi, 1)) { qx = (tp_qx *)m.j[p].qx; shared = 1; }
+            if (!shared) {
+                if (qx_make(qi, x, vnni, &qx) != TP_OK) { s = TP_ERR_NOMEM; break; }
+                own[i] = qx;
+            }
+        }
+        if (avx2 && !qx) {
+            for (int p = 0; p < i && !shared; p++)
+                if (m.j[p].xsum && same_prep(q[p], qi, 0)) { xsum = (float *)m.j[p].xsum; shared = 1; }
+            if (!shared) {
+                if (!(xsum = tp_alloc((size_t)qi->ngroups * sizeof(float)))) { s = TP_ERR_NOMEM; break; }
+                tp_qgemv_xsum(qi, x, xsum);
+                own[i] = xsum;
+            }
+        }
+        m.j[i] = (qjob){qi, x, xsum, 1, y[i], avx2, qx, vnni, 0};
+        m.first[i + 1] = m.first[i] + (int)((qi->rows + ROW_TASK - 1) / ROW_TASK);
+        work += qi->rows * qi->cols;
+    }
+    if (s == TP_OK) {
+        if (work >= TP_CPU_PAR_MIN) tp_pool_run(m.first[k], qmulti_task, &m);
+        else
+            for (int t = 0; t < m.first[k]; t++) qmulti_task(&m, t, m.first[k]);
+        for (int i = 0; i < k; i++) s = m.j[i].nomem ? TP_ERR_NOMEM : s;
+    }
+    for (int i = 0; i < k; i++) tp_free(own[i]);
+    return s;
+}
