@@ -152,18 +152,21 @@ static double items_w(const tp_shape *s) { return GP(s); }
 static double gemv_flops(const tp_shape *s) { return 2 * GP(s); }
 static double gemm_flops(const tp_shape *s) { return 2 * GP(s) * (double)s->d[2]; }
 
-/* verify shapes by block size: awkward row counts, one block, odd block counts, a long row */
+/* verify shapes by block size: awkward row counts, one block, odd block counts, a long row. No
+ * one-row product of a few blocks: the relative L2 of one or two sums of 32 random terms is
+ * unbounded under cancellation (a float sum against the double reference failed 1e-5 now and then,
+ * 1x32 Q5_0), while three rows already exercise the 4-row kernels' leftover path. */
 static const tp_shape v2_1[] = {TP_SHAPE2(1, 1), TP_SHAPE2(3, 7), TP_SHAPE2(5, 33), TP_SHAPE2(17, 100),
                                 TP_SHAPE2(67, 1000), TP_SHAPE2(130, 4096), TP_SHAPE_END};
 static const tp_shape v3_1[] = {TP_SHAPE3(1, 1, 2), TP_SHAPE3(3, 7, 2), TP_SHAPE3(17, 100, 3),
                                 TP_SHAPE3(33, 1057, 5), TP_SHAPE3(130, 2048, 17), TP_SHAPE_END};
-static const tp_shape v2_32[] = {TP_SHAPE2(1, 32), TP_SHAPE2(3, 96), TP_SHAPE2(5, 160), TP_SHAPE2(17, 1056),
+static const tp_shape v2_32[] = {TP_SHAPE2(3, 32), TP_SHAPE2(3, 96), TP_SHAPE2(5, 160), TP_SHAPE2(17, 1056),
                                  TP_SHAPE2(67, 2080), TP_SHAPE2(130, 4096), TP_SHAPE_END};
-static const tp_shape v3_32[] = {TP_SHAPE3(1, 32, 2), TP_SHAPE3(3, 96, 2), TP_SHAPE3(17, 1056, 3),
+static const tp_shape v3_32[] = {TP_SHAPE3(3, 32, 2), TP_SHAPE3(3, 96, 2), TP_SHAPE3(17, 1056, 3),
                                  TP_SHAPE3(33, 2080, 5), TP_SHAPE3(130, 2048, 17), TP_SHAPE_END};
-static const tp_shape v2_256[] = {TP_SHAPE2(1, 256), TP_SHAPE2(3, 768), TP_SHAPE2(5, 1280), TP_SHAPE2(17, 2304),
+static const tp_shape v2_256[] = {TP_SHAPE2(3, 256), TP_SHAPE2(3, 768), TP_SHAPE2(5, 1280), TP_SHAPE2(17, 2304),
                                   TP_SHAPE2(130, 4096), TP_SHAPE_END};
-static const tp_shape v3_256[] = {TP_SHAPE3(1, 256, 2), TP_SHAPE3(3, 768, 2), TP_SHAPE3(17, 2304, 3),
+static const tp_shape v3_256[] = {TP_SHAPE3(3, 256, 2), TP_SHAPE3(3, 768, 2), TP_SHAPE3(17, 2304, 3),
                                   TP_SHAPE3(33, 1280, 5), TP_SHAPE3(130, 2048, 17), TP_SHAPE_END};
 static const tp_shape bench_deq[] = {TP_SHAPE2(4096, 4096), TP_SHAPE_END};
 static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096), TP_SHAPE2(11008, 4096), TP_SHAPE_END};

@@ -216,7 +216,7 @@ static void md_report(sbuf *m, const cJSON *root) {
                 delta_cell(r, delta, sizeof delta);
                 paired_cells(r, kld, p99, top1, sizeof kld);
                 char rss[32] = "-"; /* rows of an older report.json lack it */
-                if (num(r, "peak_rss_bytes", 0) > 0) snprintf(rss, sizeof rss, "%.1f", num(r, "peak_rss_bytes", 0) / 1048576.0);
+                if (num(r, "peak_rss_mib", 0) > 0) snprintf(rss, sizeof rss, "%.1f", num(r, "peak_rss_mib", 0));
                 sb_printf(m, "| `%s` | %s | %.0f | %.2fx | %.2fx | %.3f | %.4f | %s | %s | %s | %s | %.4f | %.1f | %s |\n", str(r, "codec", ""),
                           str(r, "select", ""), num(r, "artifact_bytes", 0), num(r, "ratio_fp32", 0), num(r, "ratio_fp16", 0),
                           num(r, "bits_per_weight", 0), num(r, "ppl", 0), delta, kld, p99, top1,
@@ -916,6 +916,7 @@ tp_status tp_report_run(const tp_report_opts *o, tp_err *e) {
                 cJSON_AddStringToObject(r, "exec", "packed");
                 cJSON_AddNumberToObject(r, "decode_tokens_per_second", er.decode_tps);
                 cJSON_AddNumberToObject(r, "peak_rss_bytes", (double)er.peak_rss_bytes);
+                cJSON_AddNumberToObject(r, "peak_rss_mib", (double)er.peak_rss_bytes / 1048576.0);
                 if (cr.calib_tokens) {
                     cJSON_AddNumberToObject(r, "calib_tokens", (double)cr.calib_tokens);
                     cJSON_AddStringToObject(r, "calib_sha256", cr.calib_sha256);
