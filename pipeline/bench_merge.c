@@ -516,7 +516,10 @@ tp_status tp_report_merge(const tp_merge_opts *o, tp_err *e) {
         for (int t = 0; t < 2 && ok; t++) {
             int fdi;
             ok = tp_tmp_open(img[t], &fdi, &timg[t], e) == TP_OK;
-            if (ok) ok = (fchmod(fdi, 0644) == 0) & (close(fdi) == 0); /* gnuplot writes into it */
+            if (ok) { /* gnuplot writes into it; the descriptor is closed whatever fchmod says */
+                int mode_ok = fchmod(fdi, 0644) == 0;
+                ok = (close(fdi) == 0) && mode_ok;
+            }
             else said = 1;
         }
         if (ok) {

@@ -27,21 +27,45 @@ void tp_lowrank_product_cpu(const tp_lowrank *m, float *W) {
     }
 }
 
+/* The GEMV on the worker pool, t = R x then y = L t, each in tasks of LR_TASK outputs (fixed by the
+ * shape, so any thread count gives the same bits; a slow thread holds up one task). */
+#define LR_TASK 32
+typedef struct lrjob {
+    const tp_lowrank *m;
+    const float *x;
+    float *t, *y;
+    int avx2;
+} lrjob;
+static void lr_t_task(void *vc, int task, int n) {
+    const lrjob *j = vc;
+    const int64_t cols = j->m->cols, i1 = (int64_t)(task + 1) * LR_TASK < j->m->rank ? (int64_t)(task + 1) * LR_TASK : j->m->rank;
+    (void)n;
+    for (int64_t i = (int64_t)task * LR_TASK; i < i1; i++)
+        j->t[i] = j->avx2 ? tp_dot_avx2(j->m->R + i * cols, j->x, cols) : tp_dot_portable(j->m->R + i * cols, j->x, cols);
+}
+static void lr_y_task(void *vc, int task, int n) {
+    const lrjob *j = vc;
+    const int64_t k = j->m->rank, rows = j->m->rows;
+    const int64_t r0 = (int64_t)task * LR_TASK * 4, r1 = r0 + LR_TASK * 4 < rows ? r0 + LR_TASK * 4 : rows;
+    (void)n;
+    for (int64_t i = r0; i < r1; i++)
+        j->y[i] = j->avx2 ? tp_dot_avx2(j->m->L + i * k, j->t, k) : tp_dot_portable(j->m->L + i * k, j->t, k);
+}
+
 tp_status tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y) {
-    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t rows = m->rows, cols = m->cols;
     const int k = m->rank;
     float *t = tp_alloc((size_t)k * sizeof(float));
     if (!t) return TP_ERR_NOMEM;
+    lrjob j = {m, x, t, y, tp_cpu_isa() >= TP_ISA_AVX2};
     const int par = (rows + cols) * (int64_t)k >= TP_CPU_PAR_MIN;
-#pragma omp parallel if (par)
-    {
-#pragma omp for schedule(static)
-        for (int i = 0; i < k; i++)
-            t[i] = avx2 ? tp_dot_avx2(m->R + (int64_t)i * cols, x, cols) : tp_dot_portable(m->R + (int64_t)i * cols, x, cols);
-#pragma omp for schedule(static)
-        for (int64_t i = 0; i < rows; i++)
-            y[i] = avx2 ? tp_dot_avx2(m->L + i * k, t, k) : tp_dot_portable(m->L + i * k, t, k);
+    const int nt = (int)((k + LR_TASK - 1) / LR_TASK), ny = (int)((rows + 4 * LR_TASK - 1) / (4 * LR_TASK));
+    if (par) {
+        tp_pool_run(nt, lr_t_task, &j);
+        tp_pool_run(ny, lr_y_task, &j);
+    } else {
+        for (int i = 0; i < nt; i++) lr_t_task(&j, i, nt);
+        for (int i = 0; i < ny; i++) lr_y_task(&j, i, ny);
     }
     tp_free(t);
     return TP_OK;

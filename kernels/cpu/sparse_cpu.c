@@ -112,60 +112,119 @@ static float *pad_x(const tp_sp24 *s, const float *x) {
     return xp;
 }
 
+/* GEMV and GEMM run on the worker pool (tenpak.h) in tasks of SP_TASK rows: the tasks depend on
+ * the shape only, so the result is the same at any thread count, and a thread slowed by another
+ * process holds up one task, not a fixed half of the matrix. */
+#define SP_TASK 64
+
+typedef struct spjob {
+    const tp_sp24 *s;
+    const float *xp, *xr; /* GEMV: padded x (and its AVX2 rearrangement) */
+    const float *XT;      /* GEMM: the batch slice transposed */
+    int64_t b0, nb;
+    int nv;
+    float *y;
+    int avx512, vbmi, avx2;
+    int nomem; /* set by a task whose scratch allocation failed: its rows are left */
+} spjob;
+
+static void sp_run(spjob *j, int64_t work, void (*fn)(void *, int, int)) {
+    int n = (int)((j->s->rows + SP_TASK - 1) / SP_TASK);
+    if (big(work, 1)) tp_pool_run(n, fn, j);
+    else
+        for (int t = 0; t < n; t++) fn(j, t, n);
+}
+
+static void sp_gemv_task(void *vc, int t, int nt) {
+    spjob *j = vc;
+    const tp_sp24 *s = j->s;
+    const int64_t r0 = (int64_t)t * SP_TASK, r1 = r0 + SP_TASK < s->rows ? r0 + SP_TASK : s->rows, N = s->nkept;
+    const float *xp = j->xp;
+    float *y = j->y;
+    (void)nt;
+    if (j->avx512) {
+        if (j->vbmi) tp_sp24_gemv_rows_avx512vbmi(s, xp, r0, r1, y);
+        else tp_sp24_gemv_rows_avx512(s, xp, r0, r1, y);
+        return;
+    }
+    if (j->avx2) {
+        tp_sp24_gemv_rows_avx2(s, xp, j->xr, r0, r1, y);
+        return;
+    }
+    float *vals = tp_alloc((size_t)N * sizeof(float));
+    int32_t *idx = tp_alloc((size_t)N * sizeof(int32_t));
+    if (!vals || !idx) __atomic_store_n(&j->nomem, 1, __ATOMIC_RELAXED);
+    for (int64_t r = r0; r < r1 && vals && idx; r++) {
+        decode_row(s, r, vals, idx);
+        float acc[4] = {0, 0, 0, 0};
+        int64_t k = 0;
+        for (; k + 4 <= N; k += 4)
+            for (int u = 0; u < 4; u++) acc[u] += vals[k + u] * xp[idx[k + u]];
+        for (; k < N; k++) acc[0] += vals[k] * xp[idx[k]];
+        y[r] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    }
+    tp_free(vals);
+    tp_free(idx);
+}
+
 tp_status tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y) {
     const int avx512 = tp_cpu_isa() >= TP_ISA_AVX512 && tp_sp24_gemv_avx512_ok(s);
     const int vbmi = tp_cpu_isa() >= TP_ISA_AVX512VBMI;
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
-    const int64_t rows = s->rows, N = s->nkept;
     float *xp = pad_x(s, x), *xr = NULL;
-    int nomem = !xp; /* set by a thread whose scratch allocation failed: its rows are left */
-    if (xp && avx2 && !avx512) {
-        xr = tp_alloc((size_t)(4 * s->ngroups + 16) * sizeof(float));
-        if (xr) tp_sp24_xr_make(xp, s->ngroups / 4, xr);
-        else nomem = 1;
-    }
-    if (nomem) {
-        tp_free(xp);
-        return TP_ERR_NOMEM;
-    }
-#pragma omp parallel if (big(rows, s->cols))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        if (avx512) {
-            if (r0 < r1 && vbmi) tp_sp24_gemv_rows_avx512vbmi(s, xp, r0, r1, y);
-            else if (r0 < r1) tp_sp24_gemv_rows_avx512(s, xp, r0, r1, y);
-        } else if (avx2) {
-            if (r0 < r1) tp_sp24_gemv_rows_avx2(s, xp, xr, r0, r1, y);
-        } else {
-            float *vals = tp_alloc((size_t)N * sizeof(float));
-            int32_t *idx = tp_alloc((size_t)N * sizeof(int32_t));
-            if (!vals || !idx) __atomic_store_n(&nomem, 1, __ATOMIC_RELAXED);
-            for (int64_t r = r0; r < r1 && vals && idx; r++) {
-                decode_row(s, r, vals, idx);
-                float acc[4] = {0, 0, 0, 0};
-                int64_t k = 0;
-                for (; k + 4 <= N; k += 4)
-                    for (int u = 0; u < 4; u++) acc[u] += vals[k + u] * xp[idx[k + u]];
-                for (; k < N; k++) acc[0] += vals[k] * xp[idx[k]];
-                y[r] = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-            }
-            tp_free(vals);
-            tp_free(idx);
+    if (!xp) return TP_ERR_NOMEM;
+    if (avx2 && !avx512) {
+        if (!(xr = tp_alloc((size_t)(4 * s->ngroups + 16) * sizeof(float)))) {
+            tp_free(xp);
+            return TP_ERR_NOMEM;
         }
+        tp_sp24_xr_make(xp, s->ngroups / 4, xr);
     }
+    spjob j = {.s = s, .xp = xp, .xr = xr, .y = y, .avx512 = avx512, .vbmi = vbmi, .avx2 = avx2};
+    sp_run(&j, s->rows * s->cols, sp_gemv_task);
     tp_free(xp);
     tp_free(xr);
-    return nomem ? TP_ERR_NOMEM : TP_OK;
+    return j.nomem ? TP_ERR_NOMEM : TP_OK;
+}
+
+static void sp_gemm_task(void *vc, int t, int nt) {
+    spjob *j = vc;
+    const tp_sp24 *s = j->s;
+    const int64_t rows = s->rows, N = s->nkept, nb = j->nb, b0 = j->b0;
+    const int64_t rb = (int64_t)t * SP_TASK, re = rb + SP_TASK < rows ? rb + SP_TASK : rows;
+    const int bp = 8 * j->nv;
+    (void)nt;
+    float *vals = tp_alloc((size_t)N * sizeof(float));
+    int32_t *idx = tp_alloc((size_t)N * sizeof(int32_t));
+    float *out = tp_alloc((size_t)(SP_TASK * bp) * sizeof(float));
+    if (vals && idx && out) {
+        if (j->avx2) tp_sp24_gemm_rows_avx2(s, j->XT, j->nv, rb, re, vals, idx, out);
+        else
+            for (int64_t r = rb; r < re; r++) {
+                decode_row(s, r, vals, idx);
+                float *o = out + (r - rb) * bp;
+                for (int b = 0; b < bp; b++) o[b] = 0;
+                for (int64_t k = 0; k < N; k++) {
+                    const float v = vals[k], *xt = j->XT + (int64_t)idx[k] * bp;
+                    for (int b = 0; b < bp; b++) o[b] += v * xt[b];
+                }
+            }
+        for (int64_t r = rb; r < re; r++)
+            for (int64_t b = 0; b < nb; b++) j->y[(b0 + b) * rows + r] = out[(r - rb) * bp + b];
+    } else {
+        __atomic_store_n(&j->nomem, 1, __ATOMIC_RELAXED);
+    }
+    tp_free(vals);
+    tp_free(idx);
+    tp_free(out);
 }
 
 /* GEMM: X transposed into XT (4G x bp, zero padded) so each kept value meets one contiguous
  * run of the batch: acc[0..bp) += v * XT[col][0..bp). Batches wider than 64 go in slices. */
 tp_status tp_sp24_gemm_cpu(const tp_sp24 *s, const float *X, int64_t batch, float *Y) {
     if (batch == 1) return tp_sp24_gemv_cpu(s, X, Y);
-    int nomem = 0; /* set by a thread whose scratch allocation failed: its rows are left */
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
-    const int64_t rows = s->rows, cols = s->cols, N = s->nkept, C4 = 4 * s->ngroups;
+    const int64_t cols = s->cols, C4 = 4 * s->ngroups;
     for (int64_t b0 = 0; b0 < batch; b0 += 64) {
         int64_t nb = batch - b0 < 64 ? batch - b0 : 64;
         int nv = (int)((nb + 7) / 8), bp = 8 * nv;
@@ -174,37 +233,10 @@ tp_status tp_sp24_gemm_cpu(const tp_sp24 *s, const float *X, int64_t batch, floa
         memset(XT, 0, (size_t)(C4 * bp) * sizeof(float));
         for (int64_t b = 0; b < nb; b++)
             for (int64_t c = 0; c < cols; c++) XT[c * bp + b] = X[(b0 + b) * cols + c];
-#pragma omp parallel if (big(rows, cols * nb))
-        {
-            int nt = omp_get_num_threads(), t = omp_get_thread_num();
-            int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-            float *vals = tp_alloc((size_t)N * sizeof(float));
-            int32_t *idx = tp_alloc((size_t)N * sizeof(int32_t));
-            float *out = tp_alloc((size_t)(64 * bp) * sizeof(float));
-            if (!vals || !idx || !out) __atomic_store_n(&nomem, 1, __ATOMIC_RELAXED);
-            for (int64_t rb = r0; rb < r1 && vals && idx && out; rb += 64) {
-
-                int64_t re = rb + 64 < r1 ? rb + 64 : r1;
-                if (avx2) tp_sp24_gemm_rows_avx2(s, XT, nv, rb, re, vals, idx, out);
-                else
-                    for (int64_t r = rb; r < re; r++) {
-                        decode_row(s, r, vals, idx);
-                        float *o = out + (r - rb) * bp;
-                        for (int b = 0; b < bp; b++) o[b] = 0;
-                        for (int64_t k = 0; k < N; k++) {
-                            const float v = vals[k], *xt = XT + (int64_t)idx[k] * bp;
-                            for (int b = 0; b < bp; b++) o[b] += v * xt[b];
-                        }
-                    }
-                for (int64_t r = rb; r < re; r++)
-                    for (int64_t b = 0; b < nb; b++) Y[(b0 + b) * rows + r] = out[(r - rb) * bp + b];
-            }
-            tp_free(vals);
-            tp_free(idx);
-            tp_free(out);
-        }
+        spjob j = {.s = s, .XT = XT, .b0 = b0, .nb = nb, .nv = nv, .y = Y, .avx2 = avx2};
+        sp_run(&j, s->rows * cols * nb, sp_gemm_task);
         tp_free(XT);
-        if (nomem) return TP_ERR_NOMEM;
+        if (j.nomem) return TP_ERR_NOMEM;
     }
     return TP_OK;
 }

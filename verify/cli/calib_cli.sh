@@ -6,15 +6,15 @@ set -u
 T="$1"; S="$2"; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 M="$S/models/gpt2-mini"; W="$S/datasets/wikitext-2-raw/wiki.test.raw"
-"$T" compress --model "$M" --codec mixed:budget=4.5 --calib-tokens 512 --mixed-kld-tokens 64 --out "$tmp/m.tpk" --json "$tmp/m.json" > "$tmp/out" 2>&1 \
+"$T" compress --model "$M" --codec mixed:budget=4.5 --select attn --calib-tokens 256 --mixed-kld-tokens 64 --out "$tmp/m.tpk" --json "$tmp/m.json" > "$tmp/out" 2>&1 \
   || { cat "$tmp/out"; fail "mixed compress exited $?"; }
-grep -q "^calibration   512 tokens of .*brown.txt.gz" "$tmp/out" || fail "compress must print the calibration: $(head -3 "$tmp/out")"
-grep -q "^mixed plan (mixed:budget=4.5,awq=0, 24 tensors" "$tmp/out" || fail "compress must print the mixed plan"
-[ "$(grep -c '^  transformer\.h\.[0-9]*\.[a-z_.]*weight  *[a-z0-9]*:g=[0-9]*' "$tmp/out")" = 24 ] || fail "the plan must list 24 tensors with their codec"
+grep -q "^calibration   256 tokens of .*brown.txt.gz" "$tmp/out" || fail "compress must print the calibration: $(head -3 "$tmp/out")"
+grep -q "^mixed plan (mixed:budget=4.5,awq=0, 12 tensors" "$tmp/out" || fail "compress must print the mixed plan"
+[ "$(grep -c '^  transformer\.h\.[0-9]*\.[a-z_.]*weight  *[a-z0-9]*:g=[0-9]*' "$tmp/out")" = 12 ] || fail "the plan must list 12 tensors with their codec"
 python3 - "$tmp/m.json" <<'PY' || fail "mixed JSON"
 import json, sys
 j = json.load(open(sys.argv[1]))
-assert j["calib_tokens"] == 512 and len(j["calib_sha256"]) == 64, j
+assert j["calib_tokens"] == 256 and len(j["calib_sha256"]) == 64, j
 assert 4.25 < j["bits_per_weight"] <= 4.5, j["bits_per_weight"]
 PY
 "$T" compress --model "$M" --codec awq:g=64,search=1 --calib "$S/datasets/corpus/gcide.txt.gz" --calib-tokens 256 --out "$tmp/a.tpk" > "$tmp/out" 2>&1 \
