@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "pipeline/artifact.h"
 #include "pipeline/model.h"
 #include "tenpak/verify.h"
 
@@ -82,5 +83,35 @@ static inline tp_model *load_shared_model(const char *name) {
     tp_model *m = NULL;
     cr_assert_eq(tp_model_load(shared_model_dir(name), NULL, &m, &e), TP_OK, "%s", e.msg);
     return m;
+}
+
+/* Rewrites the artifact src as dst through the writer, so the file is well formed (record offsets
+ * and every checksum recomputed) and only what the callbacks change lies: rec_fn sees each
+ * record's header entry (without the fields the writer fills in), hdr_fn the header without its
+ * tensor list; either may be NULL. */
+static inline void rewrite_artifact(const char *src, const char *dst, void (*rec_fn)(cJSON *rec, void *u),
+                                    void (*hdr_fn)(cJSON *h, void *u), void *u) {
+    tp_artifact a;
+    tp_err e;
+    cr_assert_eq(tp_artifact_open(src, &a, &e), TP_OK, "%s", e.msg);
+    tp_art_writer *w;
+    cr_assert_eq(tp_artw_open(dst, &w, &e), TP_OK, "%s", e.msg);
+    const cJSON *rec;
+    cJSON_ArrayForEach(rec, a.tensors) {
+        uint8_t *d;
+        size_t n;
+        cr_assert_eq(tp_artifact_read_record(&a, rec, &d, &n, &e), TP_OK, "%s", e.msg);
+        cJSON *r = cJSON_Duplicate(rec, 1);
+        static const char *const filled[] = {"offset", "length", "decoded_length", "lossless", "xxh64"};
+        for (size_t k = 0; k < sizeof filled / sizeof filled[0]; k++) cJSON_DeleteItemFromObjectCaseSensitive(r, filled[k]);
+        if (rec_fn) rec_fn(r, u);
+        cr_assert_eq(tp_artw_add(w, r, d, n, "none", &e), TP_OK, "%s", e.msg);
+        tp_free(d);
+    }
+    cJSON *h = cJSON_Duplicate(a.header, 1);
+    cJSON_DeleteItemFromObjectCaseSensitive(h, "tensors");
+    if (hdr_fn) hdr_fn(h, u);
+    cr_assert_eq(tp_artw_finish(w, h, NULL, &e), TP_OK, "%s", e.msg);
+    tp_artifact_close(&a);
 }
 #endif
