@@ -139,20 +139,7 @@ static tp_status qx_make(const tp_qmat *q, const float *x, int vnni, tp_qx **out
     return TP_OK;
 }
 
-tp_status tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y) {
-    const tp_isa isa = tp_cpu_isa();
-    const int avx2 = isa >= TP_ISA_AVX2, vnni = isa >= TP_ISA_AVX512VBMI;
-    tp_qx *qx = NULL;
-    if (isa >= TP_ISA_AVX512 && qx_ok(q) && qx_make(q, x, vnni, &qx) != TP_OK) return TP_ERR_NOMEM;
-    float *xsum = avx2 && !qx ? tp_alloc((size_t)q->ngroups * sizeof(float)) : NULL;
-    if (avx2 && !qx && !xsum) return TP_ERR_NOMEM;
-    if (xsum) tp_qgemv_xsum(q, x, xsum);
-    qjob j = {q, x, xsum, 1, y, avx2, qx, vnni, 0};
-    run_row_tasks(q, q->rows * q->cols, qgemv_task, &j);
-    tp_free(xsum);
-    tp_free(qx);
-    return j.nomem ? TP_ERR_NOMEM : TP_OK;
-}
+tp_status tp_qgemv_cpu(const tp_qmat *q, const float *x, float *y) { return tp_qgemv_multi_cpu(&q, 1, x, &y); }
 
 static void qgemm_task(void *vc, int t, int nt) {
     const qjob *j = vc;
