@@ -30,7 +30,8 @@
  * A chain A+B encodes W with A, then encodes the residual W - A(W) with B; decoding adds the
  * stages. Each method turns a rows x cols fp32 matrix (groups along a row = the input dimension)
  * into a byte blob whose size follows from the shape and parameters, and back.
- * Adding a method: one entry in pipeline/codec.c's method table. */
+ * Adding a method: its own file pipeline/codec_NAME.c defining a tp_codec_method with the check of
+ * its parameters (pipeline/codec_methods.h), and one line in pipeline/codec.c's method table. */
 #ifndef TENPAK_PIPELINE_CODEC_H
 #define TENPAK_PIPELINE_CODEC_H
 
@@ -85,6 +86,12 @@ typedef struct tp_codec_method {
     /* the method's kernels for packed execution (pipeline/linear.h); NULL: none, the model must
      * be run with --exec dequant */
     const struct tp_codec_exec *exec;
+    /* the parsed parameters' ranges: TP_ERR_ARG with a message naming spec; index: the stage's
+     * position in the chain. NULL: no check */
+    tp_status (*check)(const tp_codec_stage *s, const char *spec, int index, tp_err *e);
+    /* optional: the parameters against the rows x cols matrix `what` (tp_codec_check_shape) */
+    tp_status (*check_shape)(const tp_codec_stage *s, const char *spec, int64_t rows, int64_t cols, const char *what,
+                             tp_err *e);
 } tp_codec_method;
 
 /* Packed execution of one stage: the matrix stays in its codec's format and the family's cpu

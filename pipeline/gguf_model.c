@@ -330,7 +330,8 @@ static void g_corrupt(void *p, uint64_t k) { (void)p; (void)k; } /* the map is r
 static size_t g_bytes(const void *p) { (void)p; return sizeof(gview); }
 static void g_close(void *p) { free(p); }
 static const tp_codec_exec GGML_EXEC = {g_open, g_mul, g_row, g_corrupt, g_bytes, g_close};
-static const tp_codec_method GGML_METHOD = {"ggml", "type=0", g_blob_bytes, g_bpw, NULL, g_decode_add, &GGML_EXEC};
+static const tp_codec_method GGML_METHOD = {"ggml", "type=0", g_blob_bytes, g_bpw, NULL, g_decode_add, &GGML_EXEC,
+                                           NULL, NULL};
 
 tp_status tp_gguf_model_attach(struct tp_model *m, tp_err *e) {
     const owner *o = tp_st_set_owner(tp_model_files(m), owner_free);

@@ -1,5 +1,5 @@
 /* Packed linear layers: see linear.h. The stages' kernels come from their codec methods'
- * tp_codec_exec tables (pipeline/codec.c, kernels/codec_k3.c). */
+ * tp_codec_exec tables (pipeline/codec_*.c). */
 #include "pipeline/linear.h"
 
 #include <stdio.h>

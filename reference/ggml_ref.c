@@ -1,39 +1,9 @@
-/* Reference (scalar, from the definitions) for ggml's block formats: sizes, dequantisation and the
- * matrix product. The layouts are documented in include/tenpak/ggml.h. */
+/* Reference (scalar, from the definitions) for ggml's block formats: dequantisation and the
+ * matrix product. The layouts are documented in include/tenpak/ggml.h; sizes: common/ggml.c. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tenpak/ggml.h"
-
-typedef struct type_info {
-    int id;
-    const char *name;
-    int64_t elems;
-    size_t bytes;
-} type_info;
-
-static const type_info TYPES[] = {
-    {TP_GGML_F32, "F32", 1, 4},     {TP_GGML_F16, "F16", 1, 2},      {TP_GGML_Q4_0, "Q4_0", 32, 18},
-    {TP_GGML_Q4_1, "Q4_1", 32, 20}, {TP_GGML_Q5_0, "Q5_0", 32, 22},  {TP_GGML_Q5_1, "Q5_1", 32, 24},
-    {TP_GGML_Q8_0, "Q8_0", 32, 34}, {TP_GGML_Q4_K, "Q4_K", 256, 144}, {TP_GGML_Q5_K, "Q5_K", 256, 176},
-    {TP_GGML_Q6_K, "Q6_K", 256, 210}, {TP_GGML_BF16, "BF16", 1, 2},
-};
-
-static const type_info *info(int type) {
-    for (size_t i = 0; i < sizeof TYPES / sizeof TYPES[0]; i++)
-        if (TYPES[i].id == type) return &TYPES[i];
-    return NULL;
-}
-
-int tp_ggml_type_known(int type) { return info(type) != NULL; }
-const char *tp_ggml_type_name(int type) { return info(type) ? info(type)->name : NULL; }
-int64_t tp_ggml_block_elems(int type) { return info(type) ? info(type)->elems : 0; }
-size_t tp_ggml_block_bytes(int type) { return info(type) ? info(type)->bytes : 0; }
-size_t tp_ggml_row_bytes(int type, int64_t cols) {
-    const type_info *t = info(type);
-    if (!t || cols <= 0 || cols % t->elems) return 0;
-    return (size_t)(cols / t->elems) * t->bytes;
-}
 
 static float f16(const uint8_t *p) { return tp_f16_to_f32((uint16_t)(p[0] | p[1] << 8)); }
 
@@ -122,20 +92,22 @@ static void dequant_block(int type, const uint8_t *p, float *out) {
 }
 
 static tp_status check_type(int type, tp_err *e) {
-    if (!info(type)) return tp_fail(e, TP_ERR_UNSUPPORTED, "ggml type %d is not supported", type);
+    if (!tp_ggml_type_known(type)) return tp_fail(e, TP_ERR_UNSUPPORTED, "ggml type %d is not supported", type);
     return TP_OK;
 }
 
 tp_status tp_ggml_dequant_ref(int type, const void *src, int64_t n, float *dst, tp_err *e) {
     tp_status st = check_type(type, e);
     if (st != TP_OK) return st;
-    const type_info *t = info(type);
-    if (n < 0 || n % t->elems)
-        return tp_fail(e, TP_ERR_ARG, "ggml %s: %lld elements is not a multiple of %lld", t->name, (long long)n,
-                       (long long)t->elems);
-    if (n && (!src || !dst)) return tp_fail(e, TP_ERR_ARG, "ggml %s dequant: NULL buffer", t->name);
+    const int64_t elems = tp_ggml_block_elems(type);
+    const size_t bytes = tp_ggml_block_bytes(type);
+    const char *name = tp_ggml_type_name(type);
+    if (n < 0 || n % elems)
+        return tp_fail(e, TP_ERR_ARG, "ggml %s: %lld elements is not a multiple of %lld", name, (long long)n,
+                       (long long)elems);
+    if (n && (!src || !dst)) return tp_fail(e, TP_ERR_ARG, "ggml %s dequant: NULL buffer", name);
     const uint8_t *p = src;
-    for (int64_t b = 0; b < n / t->elems; b++) dequant_block(type, p + (size_t)b * t->bytes, dst + b * t->elems);
+    for (int64_t b = 0; b < n / elems; b++) dequant_block(type, p + (size_t)b * bytes, dst + b * elems);
     return TP_OK;
 }
 
@@ -143,13 +115,14 @@ tp_status tp_ggml_matmul_ref(int type, const void *W, int64_t rows, int64_t cols
                              float *Y, tp_err *e) {
     tp_status st = check_type(type, e);
     if (st != TP_OK) return st;
-    const type_info *t = info(type);
-    if (rows < 0 || cols <= 0 || n < 0 || cols % t->elems)
+    const int64_t elems = tp_ggml_block_elems(type);
+    const char *name = tp_ggml_type_name(type);
+    if (rows < 0 || cols <= 0 || n < 0 || cols % elems)
         return tp_fail(e, TP_ERR_ARG, "ggml %s matmul: bad shape %lld x %lld (n %lld; cols a multiple of %lld)",
-                       t->name, (long long)rows, (long long)cols, (long long)n, (long long)t->elems);
-    if (rows && n && (!W || !X || !Y)) return tp_fail(e, TP_ERR_ARG, "ggml %s matmul: NULL buffer", t->name);
+                       name, (long long)rows, (long long)cols, (long long)n, (long long)elems);
+    if (rows && n && (!W || !X || !Y)) return tp_fail(e, TP_ERR_ARG, "ggml %s matmul: NULL buffer", name);
     float *row = malloc((size_t)cols * sizeof(float));
-    if (!row) return tp_fail(e, TP_ERR_NOMEM, "ggml %s matmul: out of memory", t->name);
+    if (!row) return tp_fail(e, TP_ERR_NOMEM, "ggml %s matmul: out of memory", name);
     const size_t rb = tp_ggml_row_bytes(type, cols);
     for (int64_t r = 0; r < rows; r++) {
         tp_ggml_dequant_ref(type, (const uint8_t *)W + (size_t)r * rb, cols, row, NULL);

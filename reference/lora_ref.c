@@ -5,30 +5,6 @@
 
 #include "tenpak/lora.h"
 
-tp_status tp_lora_alloc(tp_lora *l, int64_t rows, int64_t cols, int r, float alpha) {
-    memset(l, 0, sizeof *l);
-    if (rows <= 0 || cols <= 0 || r <= 0) return TP_ERR_ARG;
-    l->rows = rows;
-    l->cols = cols;
-    l->r = r;
-    l->alpha = alpha;
-    l->A = tp_alloc((size_t)r * (size_t)cols * sizeof(float));
-    l->B = tp_alloc((size_t)rows * (size_t)r * sizeof(float));
-    if (!l->A || !l->B) {
-        tp_lora_free(l);
-        return TP_ERR_NOMEM;
-    }
-    return TP_OK;
-}
-
-void tp_lora_free(tp_lora *l) {
-    tp_free(l->A);
-    tp_free(l->B);
-    memset(l, 0, sizeof *l);
-}
-
-size_t tp_lora_bytes(int64_t rows, int64_t cols, int r) { return 2 * (size_t)r * (size_t)(rows + cols); }
-
 /* one base weight, as fp32 (reference: from the quantised definition) */
 static void base_row(const tp_lora_base *w, int64_t r, float *row) {
     if (w->W) {
@@ -100,7 +76,6 @@ tp_status tp_lora_gemv_ref(const tp_lora_base *w, const tp_lora *l, const float 
     int32_t zero = 0;
     return tp_lora_bgmv_ref(w, l, 1, &zero, x, 1, y);
 }
-
 
 /* d = s * (B A)[i][j] by the definition (fmaf chain over k) */
 static inline float merge_delta(const tp_lora *l, int64_t i, int64_t j, float s) {

@@ -1,6 +1,6 @@
 /* Reference rANS (the specification; slow on purpose): the static order-0 block payload with N
- * interleaved 32-bit states and byte-wise renormalisation, and the adaptive 64-bit coder whose
- * model the caller supplies symbol by symbol. Format: include/tenpak/entropy.h.
+ * interleaved 32-bit states and byte-wise renormalisation. Format: include/tenpak/entropy.h. The
+ * adaptive 64-bit coder on the same algebra: common/adaptive.c.
  *
  * Static coder, state x in [L, 256 L) with L = 2^23, frequencies summing to 2^s (s <= 15):
  *   encode C(x) = (x / f) * 2^s + x % f + cum      decode D(x) = f * (x >> s) + (x & (2^s-1)) - cum
@@ -15,7 +15,7 @@
  * encoder (which runs backwards) writes exactly that order reversed. */
 #include <string.h>
 
-#include "reference/ent_internal.h"
+#include "reference/ent_ref.h"
 
 /* ---- static order-0, N lanes ---- */
 int tp_rans_payload_enc_ref(const uint8_t *src, size_t n, const tp_ent_header *h, uint8_t *dst,
@@ -106,109 +106,5 @@ tp_status tp_rans_payload_dec_ref(const tp_ent_header *h, const uint8_t *payload
     for (int j = 0; j < N; j++)
         if (x[j] != TP_RANS_L)
             return tp_fail(e, TP_ERR_FORMAT, "rANS lane %d ends in state 0x%08x, not 2^23", j, x[j]);
-    return TP_OK;
-}
-
-/* ---- adaptive: 64-bit state in [L64, 2^63), L64 = 2^31, 32-bit words ----
- * Same algebra with 32-bit renormalisation: x_max = f * 2^(63 - total_bits); one word at most. */
-#define L64 (1ull << 31)
-
-static int adapt_ok(uint32_t cum, uint32_t freq, int tb) {
-    return tb >= 1 && tb <= TP_ENT_ADAPT_MAX_BITS && freq >= 1 && (uint64_t)cum + freq <= (1ull << tb);
-}
-
-void tp_rans_enc_init(tp_rans_enc *enc, void *dst, size_t cap) {
-    enc->x = L64;
-    enc->buf = dst;
-    enc->cap = cap;
-    enc->p = enc->buf + cap;
-    enc->err = 0;
-}
-
-void tp_rans_encode_sym(tp_rans_enc *enc, uint32_t cum, uint32_t freq, int tb) {
-    if (enc->err) return;
-    if (!adapt_ok(cum, freq, tb)) {
-        enc->err = 1;
-        return;
-    }
-    uint64_t x = enc->x;
-    if (x >= (uint64_t)freq << (63 - tb)) {
-        if (enc->p - enc->buf < 4) {
-            enc->err = 2;
-            return;
-        }
-        enc->p -= 4;
-        tp_ent_wr32(enc->p, (uint32_t)x);
-        x >>= 32;
-    }
-    enc->x = ((x / freq) << tb) + x % freq + cum;
-}
-
-tp_status tp_rans_enc_finish(tp_rans_enc *enc, size_t *len, tp_err *e) {
-    *len = 0;
-    if (enc->err == 1) return tp_fail(e, TP_ERR_ARG, "rANS: a symbol had freq 0, cum + freq > total or bad total_bits");
-    if (enc->err || enc->p - enc->buf < 8) return tp_fail(e, TP_ERR_ARG, "rANS: output buffer of %zu bytes is too small", enc->cap);
-    enc->p -= 8;
-    tp_ent_wr32(enc->p, (uint32_t)enc->x);
-    tp_ent_wr32(enc->p + 4, (uint32_t)(enc->x >> 32));
-    *len = (size_t)(enc->buf + enc->cap - enc->p);
-    memmove(enc->buf, enc->p, *len);
-    return TP_OK;
-}
-
-void tp_rans_dec_init(tp_rans_dec *dec, const void *src, size_t len) {
-    dec->buf = src;
-    dec->len = len;
-    dec->err = 0;
-    dec->x = L64;
-    dec->pos = 0;
-    if (len < 8) {
-        dec->err = 1;
-        return;
-    }
-    dec->x = tp_ent_rd32(dec->buf) | (uint64_t)tp_ent_rd32(dec->buf + 4) << 32;
-    dec->pos = 8;
-    if (dec->x < L64 || dec->x >> 63) {
-        dec->err = 1;
-        dec->x = L64;
-    }
-}
-
-uint32_t tp_rans_decode_target(tp_rans_dec *dec, int tb) {
-    if (tb < 1 || tb > TP_ENT_ADAPT_MAX_BITS) {
-        dec->err = 1;
-        return 0;
-    }
-    return (uint32_t)(dec->x & ((1ull << tb) - 1));
-}
-
-void tp_rans_decode_advance(tp_rans_dec *dec, uint32_t cum, uint32_t freq, int tb) {
-    if (!adapt_ok(cum, freq, tb)) {
-        dec->err = 1;
-        return;
-    }
-    const uint64_t mask = (1ull << tb) - 1, slot = dec->x & mask;
-    if (slot < cum || slot >= (uint64_t)cum + freq) {
-        dec->err = 1; /* the caller's symbol does not cover the slot: stream and model disagree */
-        return;
-    }
-    uint64_t x = freq * (dec->x >> tb) + slot - cum;
-    if (x < L64) {
-        if (dec->len - dec->pos < 4) {
-            dec->err = 1;
-            x = L64;
-        } else {
-            x = x << 32 | tp_ent_rd32(dec->buf + dec->pos);
-            dec->pos += 4;
-        }
-    }
-    dec->x = x;
-}
-
-tp_status tp_rans_dec_finish(tp_rans_dec *dec, tp_err *e) {
-    if (dec->err) return tp_fail(e, TP_ERR_FORMAT, "rANS stream is malformed or does not match the model");
-    if (dec->x != L64 || dec->pos != dec->len)
-        return tp_fail(e, TP_ERR_FORMAT, "rANS stream: final state or length mismatch (%zu of %zu bytes read)",
-                       dec->pos, dec->len);
     return TP_OK;
 }

@@ -95,6 +95,7 @@ typedef struct tp_ent_header {
     uint32_t freq[256];   /* validated: sum 2^scale_bits (all zero when n == 0 or stored) */
 } tp_ent_header;
 
+/* ---- the block container (common/ent_format.c) ---- */
 /* Largest block the encoder can write for n input bytes (any params): when the chosen coder
  * would not beat storing, the block is stored. */
 size_t tp_ent_bound(size_t n);
@@ -102,7 +103,7 @@ size_t tp_ent_bound(size_t n);
 tp_status tp_ent_parse_header(const void *src, size_t len, tp_ent_header *h, tp_err *e);
 
 /* Encode n bytes into dst (cap >= tp_ent_bound(n) always suffices); *len = block bytes.
- * _ref: the reference (reference/rans_ref.c, reference/ac_ref.c), any lanes.
+ * _ref: the reference (reference/ent_ref.c with reference/rans_ref.c, reference/ac_ref.c), any lanes.
  * _cpu: the optimised coder (kernels/cpu), the same stream as the reference for the same params. */
 tp_status tp_ent_encode_ref(const void *src, size_t n, const tp_ent_params *p, void *dst, size_t cap,
                             size_t *len, tp_err *e);
@@ -112,7 +113,7 @@ tp_status tp_ent_encode_cpu(const void *src, size_t n, const tp_ent_params *p, v
 tp_status tp_ent_decode_ref(const void *src, size_t len, void *dst, size_t cap, size_t *n, tp_err *e);
 tp_status tp_ent_decode_cpu(const void *src, size_t len, void *dst, size_t cap, size_t *n, tp_err *e);
 
-/* ---- models ---- */
+/* ---- models (common/ent_format.c) ---- */
 /* Symbol counts of the stream (count[nsym]) as the format sees it (bytes or nibbles). */
 void tp_ent_count(const uint8_t *src, size_t n, int sym_bits, uint64_t *count);
 /* Quantise counts to frequencies summing to 2^scale_bits with every present symbol >= 1,
@@ -134,7 +135,7 @@ uint32_t tp_ent_cdf_find(const uint32_t *cdf, uint32_t nsym, uint32_t target);
 void tp_ent_cum(const uint32_t *freq, int nsym, uint32_t *cum);
 
 /* ---- adaptive coding: the caller supplies (cum, freq) per symbol, total = 2^total_bits ----
- * Every call checks 1 <= total_bits <= TP_ENT_ADAPT_MAX_BITS, freq >= 1, cum + freq <= total;
+ * (common/adaptive.c; pipeline/lmzip.c codes with it). Every call checks 1 <= total_bits <= TP_ENT_ADAPT_MAX_BITS, freq >= 1, cum + freq <= total;
  * a violation or a short buffer sets a sticky error reported by _finish. */
 #define TP_ENT_ADAPT_MAX_BITS 24
 

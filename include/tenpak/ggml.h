@@ -79,6 +79,7 @@ typedef enum tp_ggml_type {
 #define TP_GGML_QK 32   /* elements of a Q4_0 .. Q8_0 block */
 #define TP_GGML_QK_K 256 /* elements of a K-quant super-block */
 
+/* ---- types and sizes (common/ggml.c) ---- */
 int tp_ggml_type_known(int type);       /* 1 for the ids above, else 0 */
 const char *tp_ggml_type_name(int type); /* "Q4_K", ... ; NULL if unknown */
 int64_t tp_ggml_block_elems(int type);   /* 1 for F32/F16/BF16, 32, or 256 for K-quants; 0 unknown */

@@ -47,6 +47,7 @@ static inline tp_status tp_lora_seg_check(int nad, const int32_t *seg, const int
     return TP_OK;
 }
 
+/* ---- storage (common/lora.c) ---- */
 tp_status tp_lora_alloc(tp_lora *l, int64_t rows, int64_t cols, int r, float alpha);
 void tp_lora_free(tp_lora *l);
 /* Packed bytes of one adapter (A and B in fp16, as adapters are shipped). */

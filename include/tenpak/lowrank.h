@@ -30,6 +30,7 @@ typedef struct tp_lowrank {
     float *R; /* rank x cols */
 } tp_lowrank;
 
+/* ---- storage, packing and the SVD fit (common/lowrank.c) ---- */
 tp_status tp_lowrank_alloc(tp_lowrank *m, int64_t rows, int64_t cols, int rank);
 void tp_lowrank_free(tp_lowrank *m);
 size_t tp_lowrank_bytes_for(int64_t rows, int64_t cols, int rank);
@@ -51,7 +52,7 @@ tp_status tp_lowrank_gemv_ref(const tp_lowrank *m, const float *x, float *y); /*
 void tp_lowrank_product_cpu(const tp_lowrank *m, float *W);
 tp_status tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y);
 
-/* ---- tenpakx ---- */
+/* ---- tenpakx (storage: common/lowrank.c; decode and GEMV: reference/lowrank_ref.c, kernels/cpu) ---- */
 typedef struct tp_tenpakx {
     tp_lowrank lr;
     tp_vqmat vq;

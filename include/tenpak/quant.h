@@ -45,6 +45,7 @@ typedef struct tp_qmat {
     uint16_t *rscale;     /* int4r2 only */
 } tp_qmat;
 
+/* ---- the format: levels, storage, packing (common/quant.c) ---- */
 extern const float TP_NF4_LEVELS[16];
 
 const char *tp_qkind_name(tp_qkind k);

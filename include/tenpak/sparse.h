@@ -54,6 +54,7 @@ typedef struct tp_sp24 {
 /* The default INT4 group, in kept values (= 128 dense columns). */
 #define TP_SP24_INT4_G 64
 
+/* ---- storage and packing (common/sparse24.c) ---- */
 const char *tp_sp_vkind_name(tp_sp_vkind k);
 /* g is used for TP_SP_INT4 only. */
 tp_status tp_sp24_alloc(tp_sp24 *s, tp_sp_vkind vk, int64_t rows, int64_t cols, int g);
@@ -70,6 +71,8 @@ static inline int tp_sp24_field(const tp_sp24 *s, int64_t r, int64_t j) {
 }
 /* fp32 value of kept entry k of row r (the definition, any value kind) */
 float tp_sp24_value(const tp_sp24 *s, int64_t r, int64_t k);
+/* Exact mask check: 1 if every aligned group of 4 of every row of P has <= 2 non-zeros. */
+int tp_is_24_sparse(const float *P, int64_t rows, int64_t cols);
 
 /* ---- reference (reference/sparse_ref.c) ---- */
 /* P = W pruned to 2:4 (rows x cols, zeros where dropped); importance: cols floats or NULL. */
@@ -82,8 +85,6 @@ tp_status tp_sp24_compress_ref(tp_sp24 *s, const float *P, int refine_iters);
 void tp_sp24_decompress_ref(const tp_sp24 *s, float *W);
 /* Y (batch x rows) = X (batch x cols) W^T, double accumulation; batch 1 is the GEMV */
 void tp_sp24_gemm_ref(const tp_sp24 *s, const float *X, int64_t batch, float *Y);
-/* Exact mask check: 1 if every aligned group of 4 of every row of P has <= 2 non-zeros. */
-int tp_is_24_sparse(const float *P, int64_t rows, int64_t cols);
 
 /* ---- cpu backend (kernels/cpu/sparse_cpu.c): threaded, dispatches on tp_cpu_isa() ---- */
 void tp_prune24_cpu(const float *W, int64_t rows, int64_t cols, const float *importance, float *P);
@@ -94,11 +95,6 @@ void tp_sp24_decompress_cpu(const tp_sp24 *s, float *W);
 tp_status tp_sp24_gemv_cpu(const tp_sp24 *s, const float *x, float *y);
 tp_status tp_sp24_gemm_cpu(const tp_sp24 *s, const float *X, int64_t batch, float *Y);
 
-
-/* Codec round trip for the pipeline: prune W (importance optional), compress with vk, decompress
- * into out (may alias nothing); *packed gets tp_sp24_bytes. */
-tp_status tp_sp24_roundtrip(const float *W, int64_t rows, int64_t cols, tp_sp_vkind vk, int g,
-                            const float *importance, float *out, size_t *packed, tp_err *e);
 
 #ifdef __cplusplus
 }

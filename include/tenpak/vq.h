@@ -46,6 +46,7 @@ static inline int tp_vq_code(const tp_vqmat *m, int64_t r, int64_t v) {
     return m->codes8 ? m->codes8[i] : m->codes16[i];
 }
 
+/* ---- storage, packing, vectors and importance (common/vq.c) ---- */
 tp_status tp_vq_alloc(tp_vqmat *m, int64_t rows, int64_t cols, int d, int K);
 void tp_vq_free(tp_vqmat *m);
 int tp_vq_code_bits(int K); /* ceil(log2 K), at least 1 */
@@ -79,7 +80,7 @@ void tp_vq_vectors(const float *W, int64_t rows, int64_t cols, int d, float *V);
 /* Importance of each vector: mean |w| over its real (unpadded) entries. */
 void tp_vq_importance(const float *W, int64_t rows, int64_t cols, int d, float *imp);
 
-/* ---- reference (reference/vq_ref.c) ---- */
+/* ---- reference (reference/vq_ref.c; the k-means driver: common/kmeans.c) ---- */
 /* Codebook training on n vectors V (n x d); weights: n floats or NULL. Algorithm: training
  * sample (seeded partial Fisher-Yates when n > max_train), k-means++ initialisation (seeded;
  * D^2 * weight sampling), Lloyd iterations (sums accumulated in double per chunk of

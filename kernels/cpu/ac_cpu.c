@@ -5,7 +5,7 @@
  * byte-identical to the reference's. */
 #include <string.h>
 
-#include "reference/ent_internal.h"
+#include "common/ent_internal.h"
 
 #define TOP (1ull << 56)
 

@@ -10,7 +10,7 @@
 #include "tenpak/vq.h"
 
 /* tp_quantize_ref over row blocks in parallel (identical output: rows are independent). */
-void tp_k3_quantize_rows(tp_qmat *q, const float *W, int refine_iters);
+void tp_quantize_rows_cpu(tp_qmat *q, const float *W, int refine_iters);
 
 /* ---- 2:4 ---- */
 /* xp: x zero-padded to 4*ngroups (+16) floats; xr: xp rearranged by tp_sp24_xr_make for the

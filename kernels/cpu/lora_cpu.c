@@ -139,7 +139,7 @@ tp_status tp_lora_merge_q_cpu(const tp_qmat *q, const tp_lora *l, tp_qmat *out) 
     if (!D) return TP_ERR_NOMEM;
     tp_dequantize_cpu(q, D);
     merge_cpu(D, l, 1.0f, D); /* in place: each element reads W before writing it */
-    tp_k3_quantize_rows(out, D, 0);
+    tp_quantize_rows_cpu(out, D, 0);
     tp_free(D);
     return TP_OK;
 }

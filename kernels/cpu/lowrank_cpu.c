@@ -89,7 +89,7 @@ tp_status tp_tenpakx_fit(tp_tenpakx *m, const float *W, const tp_tenpakx_cfg *cf
         else {
             tp_vq_decode_cpu(&m->vq, V);
             for (int64_t i = 0; i < n; i++) P[i] = P[i] - V[i]; /* remainder after VQ */
-            tp_k3_quantize_rows(&m->res, P, cfg ? cfg->refine_iters : 0);
+            tp_quantize_rows_cpu(&m->res, P, cfg ? cfg->refine_iters : 0);
             tp_free(V);
         }
     }

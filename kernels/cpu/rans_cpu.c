@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "kernels/cpu/rans_cpu.h"
-#include "reference/ent_internal.h"
+#include "reference/ent_ref.h"
 
 int tp_ac_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_header *h, uint8_t *dst,
                           size_t cap, size_t *len);

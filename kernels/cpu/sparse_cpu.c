@@ -21,7 +21,7 @@ static tp_qmat qmat_rows(const tp_qmat *q, int64_t r0, int64_t r1) {
     return v;
 }
 
-void tp_k3_quantize_rows(tp_qmat *q, const float *W, int refine_iters) {
+void tp_quantize_rows_cpu(tp_qmat *q, const float *W, int refine_iters) {
     const int64_t rows = q->rows;
 #pragma omp parallel if (big(q->rows, q->cols))
     {

@@ -441,7 +441,7 @@ tp_status tp_vqr_residual(tp_vqr *m, const float *W, int refine_iters) {
     if (!R) return TP_ERR_NOMEM;
     tp_vq_decode_cpu(&m->vq, R);
     for (int64_t i = 0; i < n; i++) R[i] = W[i] - R[i];
-    tp_k3_quantize_rows(&m->res, R, refine_iters);
+    tp_quantize_rows_cpu(&m->res, R, refine_iters);
     tp_free(R);
     return TP_OK;
 }

@@ -1,7 +1,7 @@
-/* Internal interface of the entropy coders: the block container (reference/ent_format.c) is shared
+/* Internal interface of the entropy coders: the block container (common/ent_format.c) is shared
  * by the reference and the cpu coder; each supplies its payload encoder/decoder. */
-#ifndef TENPAK_REFERENCE_ENT_INTERNAL_H
-#define TENPAK_REFERENCE_ENT_INTERNAL_H
+#ifndef TENPAK_COMMON_ENT_INTERNAL_H
+#define TENPAK_COMMON_ENT_INTERNAL_H
 
 #include "tenpak/entropy.h"
 
@@ -41,13 +41,4 @@ static inline void tp_ent_wr32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
 }
 
-/* Reference payload coders (reference/rans_ref.c, reference/ac_ref.c). */
-int tp_rans_payload_enc_ref(const uint8_t *src, size_t n, const tp_ent_header *h, uint8_t *dst,
-                            size_t cap, size_t *len);
-tp_status tp_rans_payload_dec_ref(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
-                                  tp_err *e);
-int tp_ac_payload_enc_ref(const uint8_t *src, size_t n, const tp_ent_header *h, uint8_t *dst,
-                          size_t cap, size_t *len);
-tp_status tp_ac_payload_dec_ref(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
-                                tp_err *e);
 #endif

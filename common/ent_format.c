@@ -7,7 +7,7 @@
 #include <string.h>
 #include <xxhash.h>
 
-#include "reference/ent_internal.h"
+#include "common/ent_internal.h"
 
 void tp_ent_params_default(tp_ent_params *p, tp_ent_coder coder) {
     p->coder = coder;
@@ -354,15 +354,4 @@ tp_status tp_ent_decode_with(const tp_ent_impl *im, const void *src_, size_t len
                        (unsigned long long)sum, (unsigned long long)h.checksum);
     *n = h.n;
     return TP_OK;
-}
-
-static const tp_ent_impl ref_impl = {tp_rans_payload_enc_ref, tp_ac_payload_enc_ref, tp_rans_payload_dec_ref,
-                                     tp_ac_payload_dec_ref, tp_ent_count};
-
-tp_status tp_ent_encode_ref(const void *src, size_t n, const tp_ent_params *p, void *dst, size_t cap,
-                            size_t *len, tp_err *e) {
-    return tp_ent_encode_with(&ref_impl, src, n, p, dst, cap, len, e);
-}
-tp_status tp_ent_decode_ref(const void *src, size_t len, void *dst, size_t cap, size_t *n, tp_err *e) {
-    return tp_ent_decode_with(&ref_impl, src, len, dst, cap, n, e);
 }
