@@ -1,6 +1,7 @@
 /* Registry family: LoRA (lora_<base>_r<r>, alpha = 2r).
  * Ops: gemv (y = W x + s B A x; relative L2), gemm = BGMV (each batch column picks one of
- * `_aN` adapters; relative L2), merge (fp32 base: exact; INT4 base: the re-quantised packed
+ * `_aN` adapters; relative L2), gemm `_sN` = SGMV (the columns in N + 2 contiguous segments, each
+ * with one of N adapters, one segment empty, so some adapter repeats; relative L2), merge (fp32 base: exact; INT4 base: the re-quantised packed
  * image, exact). Bases: fp32, INT4 g128, NF4 g64 (QLoRA). Inputs: base weights as ops_int4.c,
  * A ~ N(0, 1/cols), B ~ N(0, 0.02^2), activations standard normal, adapter of each column
  * uniform. */
@@ -14,6 +15,7 @@
 typedef struct lparam {
     int quant;       /* 0: fp32 base; else the tp_qkind + 1 */
     int g, r, nad;   /* group, rank, adapters */
+    int sgmv;        /* gemm: segments (SGMV) instead of a per-column index (BGMV) */
 } lparam;
 
 typedef struct lctx {
@@ -21,7 +23,9 @@ typedef struct lctx {
     tp_qmat q;
     tp_lora ad[8];
     int nad;
-    int32_t *idx;
+    int32_t *idx;    /* adapter of each column (SGMV: its segment's, for the conditioning check) */
+    int32_t seg[16], sad[16];
+    int nseg;
     int64_t batch;
     tp_lora_base base;
 } lctx;
@@ -114,6 +118,25 @@ static tp_status lsetup(tp_case *c, tp_rng *rng) {
         for (int64_t i = 0; i < rows * p->r; i++) l->B[i] = tp_rng_normal(rng) * 0.02f;
     }
     for (int64_t b = 0; b < batch; b++) x->idx[b] = (int32_t)tp_rng_below(rng, (uint32_t)p->nad);
+    if (p->sgmv) {
+        /* nad + 2 segments (so some adapter repeats), random cuts, then segment e made empty */
+        const int ns = p->nad + 2;
+        x->nseg = ns;
+        x->seg[0] = 0;
+        x->seg[ns] = (int32_t)batch;
+        for (int s = 1; s < ns; s++) {
+            int32_t v = (int32_t)tp_rng_below(rng, (uint32_t)batch + 1), j = s;
+            for (; j > 1 && x->seg[j - 1] > v; j--) x->seg[j] = x->seg[j - 1];
+            x->seg[j] = v;
+        }
+        const int e = (int)tp_rng_below(rng, (uint32_t)ns);
+        if (e + 1 < ns) x->seg[e + 1] = x->seg[e];
+        else x->seg[e] = (int32_t)batch;
+        for (int s = 0; s < ns; s++) {
+            x->sad[s] = (int32_t)tp_rng_below(rng, (uint32_t)p->nad);
+            for (int64_t b = x->seg[s]; b < x->seg[s + 1]; b++) x->idx[b] = x->sad[s];
+        }
+    }
     x->base = (tp_lora_base){.W = x->W, .q = NULL, .rows = rows, .cols = cols};
     if (p->quant) {
         if (tp_qmat_alloc(&x->q, (tp_qkind)(p->quant - 1), rows, cols, p->g) != TP_OK) return TP_ERR_NOMEM;
@@ -151,6 +174,16 @@ static tp_status bgmv_ref(const tp_case *c, void *out) {
     return tp_lora_bgmv_ref(&x->base, x->ad, x->nad, x->idx, x->X, x->batch, out);
 }
 static tp_status bgmv_ref_run(const tp_case *c, void *s, void *out) { (void)s; return bgmv_ref(c, out); }
+static tp_status sgmv_ref(const tp_case *c, void *out) {
+    const lctx *x = CTX(c);
+    return tp_lora_sgmv_ref(&x->base, x->ad, x->nad, x->seg, x->sad, x->nseg, x->X, x->batch, out);
+}
+static tp_status sgmv_ref_run(const tp_case *c, void *s, void *out) { (void)s; return sgmv_ref(c, out); }
+static tp_status sgmv_cpu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const lctx *x = CTX(c);
+    return tp_lora_sgmv_cpu(&x->base, x->ad, x->nad, x->seg, x->sad, x->nseg, x->X, x->batch, out);
+}
 static tp_status bgmv_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const lctx *x = CTX(c);
@@ -202,6 +235,12 @@ static const tp_shape verify_2d[] = {
 static const tp_shape verify_3d[] = {
     TP_SHAPE3(1, 1, 1), TP_SHAPE3(3, 7, 2), TP_SHAPE3(17, 100, 3), TP_SHAPE3(33, 257, 5),
     TP_SHAPE3(64, 1000, 16), TP_SHAPE3(5, 130, 64), TP_SHAPE3(130, 2048, 17), TP_SHAPE_END};
+/* SGMV: rows / cols off the multiples of 32 / 128 / 8, batches 1, 5, 16, 19 (two 16-column
+ * passes of the CUDA kernel), one case on its word path with a partial row block */
+static const tp_shape verify_sgmv[] = {
+    TP_SHAPE3(1, 1, 1), TP_SHAPE3(3, 7, 5), TP_SHAPE3(17, 100, 19), TP_SHAPE3(33, 257, 5),
+    TP_SHAPE3(37, 256, 1), TP_SHAPE3(64, 1000, 16), TP_SHAPE3(45, 384, 19), TP_SHAPE3(130, 2048, 19),
+    TP_SHAPE_END};
 static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096),
 #ifdef TENPAK_HAVE_CUDA
                                     TP_SHAPE2(8192, 8192), /* the INT4 GPU GEMV's bench shape */
@@ -210,7 +249,7 @@ static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096),
 static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 16), TP_SHAPE_END};
 
 #define LORA_GEMV(NAME, Q, G, R, VNAME)                                                             \
-    static const lparam param_##NAME = {Q, G, R, 1};                                                \
+    static const lparam param_##NAME = {Q, G, R, 1, 0};                                             \
     LORA_FNS(NAME)                                                                                  \
     static double mbytes_##NAME(const tp_shape *s) { return 2 * base_bytes(&param_##NAME, s); }     \
     static const tp_op gemv_##NAME = {                                                              \
@@ -224,12 +263,21 @@ static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 16), TP_SHAPE_END};
         .reference = merge_ref, .bytes = mbytes_##NAME, .items = w_items, .verify_shapes = verify_2d, \
         .bench_shapes = bench_2d};
 #define LORA_BGMV(NAME, Q, G, R, NAD, VNAME)                                                        \
-    static const lparam param_##NAME = {Q, G, R, NAD};                                              \
+    static const lparam param_##NAME = {Q, G, R, NAD, 0};                                           \
     LORA_FNS(NAME)                                                                                  \
     static const tp_op gemm_##NAME = {                                                              \
         .name = "gemm", .variant = VNAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5, \
         .param = &param_##NAME, .setup = lsetup, .teardown = lteardown, .reference = bgmv_ref,      \
         .bytes = gbytes_##NAME, .flops = gflops_##NAME, .items = w_items, .verify_shapes = verify_3d, \
+        .bench_shapes = bench_3d};
+
+#define LORA_SGMV(NAME, Q, G, R, NAD, VNAME)                                                        \
+    static const lparam param_##NAME = {Q, G, R, NAD, 1};                                           \
+    LORA_FNS(NAME)                                                                                  \
+    static const tp_op gemm_##NAME = {                                                              \
+        .name = "gemm", .variant = VNAME, .out_type = TP_OUT_F32, .cmp = TP_CMP_REL_L2, .bound = 1e-5, \
+        .param = &param_##NAME, .setup = lsetup, .teardown = lteardown, .reference = sgmv_ref,      \
+        .bytes = gbytes_##NAME, .flops = gflops_##NAME, .items = w_items, .verify_shapes = verify_sgmv, \
         .bench_shapes = bench_3d};
 
 #define GEMV_K(NAME)                                                                                \
@@ -240,6 +288,9 @@ static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 16), TP_SHAPE_END};
 #define BGMV_K(NAME)                                                                                \
     {.op = &gemm_##NAME, .backend = "ref", .run = bgmv_ref_run},                                    \
     {.op = &gemm_##NAME, .backend = "cpu", .run = bgmv_cpu_run, .flags = TP_K_ISA},
+#define SGMV_K(NAME)                                                                                \
+    {.op = &gemm_##NAME, .backend = "ref", .run = sgmv_ref_run},                                    \
+    {.op = &gemm_##NAME, .backend = "cpu", .run = sgmv_cpu_run, .flags = TP_K_ISA},
 
 #ifdef TENPAK_HAVE_CUDA
 /* The CUDA backend (kernels/cuda/lora.cu): fused base + LoRA in one launch ("cuda") and the
@@ -258,6 +309,17 @@ static tp_status lora_emu_run(const tp_case *c, void *s, void *out) {
     const lctx *x = CTX(c);
     return tp_cuda_lora_emulate(x->base.q, x->ad, x->nad, x->idx, x->X, x->batch, out);
 }
+/* SGMV (lora.cu): shrink kernel per (segment, chunk), then the batched base kernel (codes
+ * decoded once for up to 16 columns) with the expand in its epilogue; and its host emulation */
+static void *sgmv_cuda_prepare(const tp_case *c) {
+    const lctx *x = CTX(c);
+    return tp_cuda_sgmv_prepare(x->base.q, x->ad, x->nad, x->seg, x->sad, x->nseg, x->X, x->batch);
+}
+static tp_status sgmv_emu_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const lctx *x = CTX(c);
+    return tp_cuda_sgmv_emulate(x->base.q, x->ad, x->nad, x->seg, x->sad, x->nseg, x->X, x->batch, out);
+}
 #define LORA_EMU_K(OP) {.op = &OP, .backend = "cuda-emu", .run = lora_emu_run, .available = tp_cuda_emu_available},
 #define LORA_CUDA_K(OP, BACKEND, PREP)                                                               \
     {.op = &OP, .backend = BACKEND, .run = tp_cuda_lora_run, .available = tp_cuda_available,          \
@@ -274,7 +336,9 @@ static tp_status lora_emu_run(const tp_case *c, void *s, void *out) {
     LORA_CUDA_K(gemm_b_i4_a1, "cuda", lora_cuda_prepare)                                             \
     LORA_CUDA_K(gemm_b_i4_a4, "cuda", lora_cuda_prepare)                                             \
     LORA_CUDA_K(gemm_b_i4_a4, "cuda-2k", lora_cuda2_prepare)                                         \
-    LORA_CUDA_K(gemm_b_nf4_a4, "cuda", lora_cuda_prepare)
+    LORA_CUDA_K(gemm_b_nf4_a4, "cuda", lora_cuda_prepare)                                            \
+    {.op = &gemm_s_i4_s4, .backend = "cuda-emu", .run = sgmv_emu_run, .available = tp_cuda_emu_available}, \
+    LORA_CUDA_K(gemm_s_i4_s4, "cuda", sgmv_cuda_prepare)
 #else
 #define LORA_CUDA_KERNELS
 #endif
@@ -291,6 +355,7 @@ LORA_BGMV(b_f32_a3, 0, 0, 16, 3, "lora_f32_r16_a3")
 LORA_BGMV(b_i4_a1, QI4, 128, 16, 1, "lora_int4_g128_r16_a1")
 LORA_BGMV(b_i4_a4, QI4, 128, 16, 4, "lora_int4_g128_r16_a4")
 LORA_BGMV(b_nf4_a4, QNF4, 64, 8, 4, "lora_nf4_g64_r8_a4")
+LORA_SGMV(s_i4_s4, QI4, 128, 16, 4, "lora_int4_g128_r16_s4")
 
 const tp_kernel tp_kernels_lora[] = {
     GEMV_K(f32_r16)
@@ -303,5 +368,6 @@ const tp_kernel tp_kernels_lora[] = {
     BGMV_K(b_i4_a1)
     BGMV_K(b_i4_a4)
     BGMV_K(b_nf4_a4)
+    SGMV_K(s_i4_s4)
     LORA_CUDA_KERNELS
     {0}};

@@ -82,6 +82,20 @@ tp_status tp_lora_bgmv_ref(const tp_lora_base *w, const tp_lora *ad, int nad, co
     return TP_OK;
 }
 
+/* SGMV by its definition: BGMV with each column's adapter taken from its segment */
+tp_status tp_lora_sgmv_ref(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *seg,
+                      const int32_t *sad, int nseg, const float *X, int64_t batch, float *Y) {
+    if (batch < 0 || tp_lora_seg_check(nad, seg, sad, nseg, batch) != TP_OK) return TP_ERR_ARG;
+    if (batch == 0) return TP_OK;
+    int32_t *idx = malloc((size_t)batch * sizeof(int32_t));
+    if (!idx) return TP_ERR_NOMEM;
+    for (int s = 0; s < nseg; s++)
+        for (int64_t b = seg[s]; b < seg[s + 1]; b++) idx[b] = sad[s];
+    tp_status st = tp_lora_bgmv_ref(w, ad, nad, idx, X, batch, Y);
+    free(idx);
+    return st;
+}
+
 tp_status tp_lora_gemv_ref(const tp_lora_base *w, const tp_lora *l, const float *x, float *y) {
     int32_t zero = 0;
     return tp_lora_bgmv_ref(w, l, 1, &zero, x, 1, y);

@@ -39,6 +39,14 @@ typedef struct tp_lora_base {
 
 static inline float tp_lora_scale(const tp_lora *l) { return l->alpha / (float)l->r; }
 
+/* an SGMV segment table (tp_lora_sgmv_ref) is valid: TP_OK, else TP_ERR_ARG */
+static inline tp_status tp_lora_seg_check(int nad, const int32_t *seg, const int32_t *sad, int nseg, int64_t batch) {
+    if (nseg < 0 || !seg || (nseg > 0 && !sad) || seg[0] != 0 || seg[nseg] != batch) return TP_ERR_ARG;
+    for (int s = 0; s < nseg; s++)
+        if (seg[s + 1] < seg[s] || sad[s] < 0 || sad[s] >= nad) return TP_ERR_ARG;
+    return TP_OK;
+}
+
 tp_status tp_lora_alloc(tp_lora *l, int64_t rows, int64_t cols, int r, float alpha);
 void tp_lora_free(tp_lora *l);
 /* Packed bytes of one adapter (A and B in fp16, as adapters are shipped). */
@@ -50,6 +58,14 @@ tp_status tp_lora_gemv_ref(const tp_lora_base *w, const tp_lora *l, const float 
 /* BGMV: Y[b] = W X[b] + s_i B_i (A_i X[b]) with i = idx[b]; ad: nad adapters of the same shape */
 tp_status tp_lora_bgmv_ref(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
                       const float *X, int64_t batch, float *Y);
+/* SGMV (Punica's segmented gather matrix-vector): the batch's columns in nseg contiguous
+ * segments, segment s = columns [seg[s], seg[s+1]) uses adapter sad[s]; seg has nseg + 1 entries,
+ * seg[0] = 0, seg[nseg] = batch, non-decreasing (empty segments allowed), sad[s] in [0, nad)
+ * (adapters may repeat). The same product as BGMV with idx[b] = sad[segment of b]; the layout lets
+ * a kernel read each segment's A and B once and run the shrink / expand as small dense GEMMs.
+ * TP_ERR_ARG when the segment table is invalid (tp_lora_seg_check), TP_ERR_NOMEM as above. */
+tp_status tp_lora_sgmv_ref(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *seg,
+                      const int32_t *sad, int nseg, const float *X, int64_t batch, float *Y);
 /* out (rows x cols) = W + s B A / W - s B A, fp32 (definition above) */
 void tp_lora_merge_ref(const float *W, const tp_lora *l, float *out);
 void tp_lora_unmerge_ref(const float *Wm, const tp_lora *l, float *out);
@@ -63,6 +79,10 @@ tp_status tp_lora_gemv_cpu(const tp_lora_base *w, const tp_lora *l, const float 
 tp_status tp_lora_bgmv_cpu(
 const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *idx,
                       const float *X, int64_t batch, float *Y);
+/* SGMV (above): the base GEMM for the whole batch, then per segment one skinny shrink
+ * T = A_i X_seg and expand Y_seg += s_i B_i T */
+tp_status tp_lora_sgmv_cpu(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *seg,
+                      const int32_t *sad, int nseg, const float *X, int64_t batch, float *Y);
 void tp_lora_merge_cpu(const float *W, const tp_lora *l, float *out);
 void tp_lora_unmerge_cpu(const float *Wm, const tp_lora *l, float *out);
 tp_status tp_lora_merge_q_cpu(const tp_qmat *q, const tp_lora *l, tp_qmat *out);

@@ -2,7 +2,8 @@
  * y[i] += s * B[i] . t in row blocks: the adapter adds 2 r (rows + cols) FLOPs and r (rows + cols)
  * floats of traffic to the base product, and BA (rows x cols) is never formed.
  * BGMV: the base GEMM for the whole batch (weights read once), then per column its adapter's
- * t_b = A_idx[b] X[b] and Y[b][i] += s B_idx[b][i] . t_b. Merge / unmerge: threaded rows, AVX2. */
+ * t_b = A_idx[b] X[b] and Y[b][i] += s B_idx[b][i] . t_b. SGMV: the same per segment (below).
+ * Merge / unmerge: threaded rows, AVX2. */
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,51 @@ tp_status tp_lora_bgmv_cpu(const tp_lora_base *w, const tp_lora *ad, int nad, co
             float acc = 0;
             for (int k = 0; k < l->r; k++) acc += bi[k] * tb[k]; /* r <= 64: the compiler vectorises */
             Y[b * rows + i] += tp_lora_scale(l) * acc;
+        }
+    tp_free(t);
+    return TP_OK;
+}
+
+/* SGMV: the base GEMM once for the batch; per segment the shrink T = A_i X_seg with k outermost
+ * (A_i[k], one row of cols floats, stays in cache across the segment's columns: A read once per
+ * segment) and the expand with B_i[row] loaded once per segment for all its columns. Each output
+ * is summed by one thread in a fixed order: the same bits at any thread count. */
+tp_status tp_lora_sgmv_cpu(const tp_lora_base *w, const tp_lora *ad, int nad, const int32_t *seg,
+                      const int32_t *sad, int nseg, const float *X, int64_t batch, float *Y) {
+    if (batch < 0 || tp_lora_seg_check(nad, seg, sad, nseg, batch) != TP_OK) return TP_ERR_ARG;
+    if (batch == 0) return TP_OK;
+    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
+    const int64_t rows = w->rows, cols = w->cols;
+    int rmax = 1;
+    for (int i = 0; i < nad; i++) rmax = ad[i].r > rmax ? ad[i].r : rmax;
+    float *t = tp_alloc((size_t)(batch * rmax) * sizeof(float));
+    if (!t) return TP_ERR_NOMEM;
+#pragma omp parallel for collapse(2) schedule(static) if (batch * rmax * cols >= TP_CPU_PAR_MIN)
+    for (int s = 0; s < nseg; s++)
+        for (int k = 0; k < rmax; k++) {
+            const tp_lora *l = &ad[sad[s]];
+            if (k >= l->r) continue;
+            const float *ak = l->A + (int64_t)k * cols;
+            for (int64_t b = seg[s]; b < seg[s + 1]; b++) t[b * rmax + k] = dot(avx2, ak, X + b * cols, cols);
+        }
+    tp_status st = TP_OK;
+    if (w->q) st = batch == 1 ? tp_qgemv_cpu(w->q, X, Y) : tp_qgemm_cpu(w->q, X, batch, Y);
+    else base_f32(w, X, batch, Y, avx2);
+    if (st != TP_OK) {
+        tp_free(t);
+        return st;
+    }
+#pragma omp parallel for schedule(static) if (rows * batch * rmax >= TP_CPU_PAR_MIN / 4)
+    for (int64_t i = 0; i < rows; i++)
+        for (int s = 0; s < nseg; s++) {
+            const tp_lora *l = &ad[sad[s]];
+            const float *bi = l->B + i * l->r, sc = tp_lora_scale(l);
+            for (int64_t b = seg[s]; b < seg[s + 1]; b++) {
+                const float *tb = t + b * rmax;
+                float acc = 0;
+                for (int k = 0; k < l->r; k++) acc += bi[k] * tb[k];
+                Y[b * rows + i] += sc * acc;
+            }
         }
     tp_free(t);
     return TP_OK;

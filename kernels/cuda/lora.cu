@@ -18,7 +18,8 @@
  * is marked failed and fetch writes NaN.
  * fused = 0: the same code as two launches (shrink kernel, then base + expand), for comparison.
  * Batches (BGMV): the warp's rows are applied to 4 batch columns per pass (codes re-read from
- * L1 for the next 4). */
+ * L1 for the next 4). SGMV (segments of columns, one adapter each): its own two kernels,
+ * sgmv_shrink and sgmv_main (codes decoded once per 16 columns), described above them. */
 #include <stdlib.h>
 
 #include "kernels/cuda/fam_common.cuh"
@@ -290,6 +291,301 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * SGMV (lora.h, tp_lora_sgmv_ref): segment s = columns [seg[s], seg[s+1]) uses adapter sad[s].
+ * Two launches:
+ *   sgmv_shrink, block (chunk ch of 1024 columns, segment s): the segment's columns in tiles of
+ *     64 / RK; a thread loads A_i[*][c] once per column c it owns and applies it to the tile's
+ *     columns (acc: 64 floats); the block sums each tile's partial dots in a fixed order into
+ *     P[ch][b][k] (no atomics: deterministic). A_i comes from DRAM once per (s, ch).
+ *   sgmv_main, block = 32 rows x all columns: thread = (row quad, k lane): 4 rows, and the code
+ *     words (8 columns, 4 bytes a row) kl, kl + 32, ... of them. A step covers 256 columns: the
+ *     block stages x[256 columns][16 batch columns] in shared memory (prefetched into registers
+ *     a step ahead, like the step's code words), each thread decodes its 4 words (4 rows x 8
+ *     weights: w = fma(q 16^p, s 16^-p, o) = the definition's fmaf(q, s, o), exactly) once and
+ *     applies every weight to the 16 columns (16 FMAs per decoded weight, 4 rows per broadcast
+ *     float4 of x). So the codes are read once per 16 batch columns (once for batch <= 16).
+ *     Reduction: the 8 k lanes of a warp by a reduce-scatter butterfly (xor 4, 2, 1: each lane
+ *     ends with 2 of the 16 columns), then the 4 warps of k lanes summed in order in shared
+ *     memory; the epilogue adds s_i B_i[row] . T[b] with T = sum over chunks of P (fixed order).
+ * Words need cols % 8 == 0 and g % 8 == 0 (FAST); otherwise each weight is decoded by the
+ * definition (fam_int4_elem) in the same decomposition. INT4 bases only.
+ * ------------------------------------------------------------------------------------------- */
+enum { SG_THREADS = 256, SG_ROWS = 32, SG_RPT = 4, SG_KL = 32, SG_NB = 16, SG_STEP = SG_KL * 8, SG_WPAD = 8 * SG_NB + 4 };
+
+struct SRun {
+    const float *X;           /* batch x cols */
+    const int *seg, *sad;     /* nseg + 1, nseg */
+    float *P;                 /* nchunk x batch x r */
+    float *Y;                 /* batch x rows */
+    float sc[8];              /* alpha / r per adapter */
+    int batch, nseg, nchunk;
+};
+
+/* the thread's row quad (0..7: rows 4 rq .. 4 rq + 3 of the block) and k lane (0..31): a warp is
+ * 4 row quads x 8 k lanes, so its 8 distinct x addresses are one shared-memory wavefront */
+FAM_HD int sg_rq(int tid) { return ((tid >> 5) & 1) * 4 + ((tid & 31) >> 3); }
+FAM_HD int sg_kl(int tid) { return (tid >> 6) * 8 + (tid & 7); }
+
+/* the adapter of batch column b (b < batch): its segment's */
+FAM_HD int sg_adapter(const SRun &p, int b) {
+    int s = 0;
+    while (s + 1 < p.nseg && p.seg[s + 1] <= b) s++;
+    return p.sad[s];
+}
+
+/* one thread's share of shrink tile (columns b0 .. b0 + n - 1 of one segment, adapter A) over
+ * chunk ch: columns c0 + tid, c0 + tid + nt, ...; acc[nb * RK + k] */
+template <int RK>
+FAM_HD void sg_shrink_acc(const LArgs &a, const SRun &p, const float *A, int b0, int n, int ch, int tid, int nt,
+                          float acc[64]) {
+    const int NBS = 64 / RK;
+    const long long c0 = (long long)ch * LR_CHUNK;
+    const long long c1 = c0 + LR_CHUNK < a.cols ? c0 + LR_CHUNK : a.cols;
+FAM_UNROLL
+    for (int j = 0; j < 64; j++) acc[j] = 0.f;
+    for (long long c = c0 + tid; c < c1; c += nt) {
+        float av[RK];
+FAM_UNROLL
+        for (int k = 0; k < RK; k++) av[k] = A[k * a.cols + c];
+FAM_UNROLL
+        for (int nb = 0; nb < NBS; nb++) {
+            if (nb >= n) break;
+            const float xv = p.X[(long long)(b0 + nb) * a.cols + c];
+FAM_UNROLL
+            for (int k = 0; k < RK; k++) acc[nb * RK + k] = fmaf(av[k], xv, acc[nb * RK + k]);
+        }
+    }
+}
+
+/* x tile element i (0..1023) of the step at column k0, pass b0: X[b0 + (i & 15)][k0 + 4 (i >> 4) + t],
+ * t < 4, zero outside; stored at xs[word * SG_WPAD + (k & 7) * 16 + column] (the pad puts the 8
+ * k lanes' words in distinct banks) */
+FAM_HD void sg_load_x(const SRun &p, long long cols, int b0, long long k0, int i, float v[4]) {
+    const int b = b0 + (i & 15);
+    const long long c = k0 + 4 * (i >> 4);
+FAM_UNROLL
+    for (int t = 0; t < 4; t++) v[t] = b < p.batch && c + t < cols ? p.X[(long long)b * cols + c + t] : 0.f;
+}
+FAM_HD void sg_store_x(int i, const float v[4], float *xs) {
+    const int bb = i & 15, kk = 4 * (i >> 4);
+FAM_UNROLL
+    for (int t = 0; t < 4; t++) xs[((kk + t) >> 3) * SG_WPAD + ((kk + t) & 7) * SG_NB + bb] = v[t];
+}
+
+/* the code word wi (columns 8 wi .. 8 wi + 7) of the thread's rows, with its group's scale and
+ * offset bits; zero past the last column (FAST only) */
+FAM_HD void sg_load_codes(const LArgs &a, const long long (&rr)[SG_RPT], long long wi, uint32_t (&wd)[SG_RPT],
+                          uint16_t (&sc)[SG_RPT], uint16_t (&of)[SG_RPT]) {
+    const bool in = 8 * wi < a.cols;
+FAM_UNROLL
+    for (int i = 0; i < SG_RPT; i++) {
+        const long long gi = rr[i] * a.ngroups + (8 * wi) / a.g;
+#ifdef __CUDA_ARCH__
+        wd[i] = in ? __ldg((const uint32_t *)(a.codes + rr[i] * a.cstride) + wi) : 0u;
+#else
+        wd[i] = 0u;
+        if (in) memcpy(&wd[i], a.codes + rr[i] * a.cstride + 4 * wi, 4);
+#endif
+        sc[i] = in ? a.scale[gi] : (uint16_t)0;
+        of[i] = in ? a.offset[gi] : (uint16_t)0;
+    }
+}
+
+/* one step of one thread: word wi of its 4 rows against x tile row (the thread's word) xw:
+ * acc[i][b] += sum_j w[i][j] x[j][b] */
+template <bool FAST>
+FAM_HD void sg_step(const LArgs &a, const long long (&rr)[SG_RPT], long long wi, const uint32_t (&wd)[SG_RPT],
+                    const uint16_t (&sc)[SG_RPT], const uint16_t (&of)[SG_RPT], const float *xw,
+                    float (&acc)[SG_RPT][SG_NB]) {
+    float sk[SG_RPT][5], o[SG_RPT];
+    if (FAST) {
+FAM_UNROLL
+        for (int i = 0; i < SG_RPT; i++) {
+            const float s = fam_h2f(sc[i]);
+            sk[i][0] = s;
+            sk[i][1] = s * 0.0625f;
+            sk[i][2] = s * 0.00390625f;
+            sk[i][3] = s * 0.000244140625f;
+            sk[i][4] = s * 1.52587890625e-05f;
+            o[i] = fam_h2f(of[i]);
+        }
+    }
+FAM_UNROLL
+    for (int j = 0; j < 8; j++) {
+        float w[SG_RPT];
+FAM_UNROLL
+        for (int i = 0; i < SG_RPT; i++) {
+            if (FAST) {
+                /* nibble j at bits 4j (j < 5) or 4 (j - 5) of w >> 20: q 16^p as a float, exact */
+                const int pj = j < 5 ? j : j - 5;
+                const uint32_t v = j < 5 ? wd[i] : wd[i] >> 20;
+                w[i] = fmaf(fam_nib(v & (0xFu << (4 * pj))), sk[i][pj], o[i]);
+            } else {
+                const long long c = 8 * wi + j;
+                w[i] = c < a.cols ? fam_int4_elem(a.codes, a.scale, a.offset, a.cstride, a.ngroups, a.g, rr[i], c) : 0.f;
+            }
+        }
+        const float *xr = xw + j * SG_NB;
+FAM_UNROLL
+        for (int q = 0; q < SG_NB / 4; q++) {
+#ifdef __CUDA_ARCH__
+            const float4 x4 = *(const float4 *)(xr + 4 * q);
+            const float xq[4] = {x4.x, x4.y, x4.z, x4.w};
+#else
+            const float *xq = xr + 4 * q;
+#endif
+FAM_UNROLL
+            for (int i = 0; i < SG_RPT; i++)
+FAM_UNROLL
+                for (int t = 0; t < 4; t++) acc[i][4 * q + t] = fmaf(w[i], xq[t], acc[i][4 * q + t]);
+        }
+    }
+}
+
+/* s_i B_i[row] . T (T: the column's r sums) */
+template <int RK>
+FAM_HD float sg_expand(const LArgs &a, const SRun &p, int ad, long long row, const float *T) {
+    const float *Bp = a.B + ((long long)ad * a.rows + row) * RK;
+    float e0 = 0.f, e1 = 0.f;
+FAM_UNROLL
+    for (int k = 0; k < RK; k += 2) {
+        e0 = fmaf(Bp[k], T[k], e0);
+        e1 = fmaf(Bp[k + 1], T[k + 1], e1);
+    }
+    /* p.sc[ad] by selects: a dynamic index would copy the kernel's SRun to the stack */
+    float sc = p.sc[0];
+FAM_UNROLL
+    for (int i = 1; i < 8; i++) sc = ad == i ? p.sc[i] : sc;
+    return sc * (e0 + e1);
+}
+
+template <int RK>
+__global__ void __launch_bounds__(SG_THREADS) sgmv_shrink(LArgs a, SRun p) {
+    __shared__ float red[(SG_THREADS / 32) * 64];
+    tp_pdl_wait(); /* X may come from the kernel before; P is read by the one before (last run) */
+    tp_pdl_trigger();
+    const int ch = blockIdx.x, sgi = blockIdx.y, NBS = 64 / RK;
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int b1 = p.seg[sgi + 1];
+    const float *A = a.A + (long long)p.sad[sgi] * RK * a.cols;
+    for (int b0 = p.seg[sgi]; b0 < b1; b0 += NBS) {
+        const int n = b1 - b0 < NBS ? b1 - b0 : NBS;
+        float acc[64];
+        sg_shrink_acc<RK>(a, p, A, b0, n, ch, threadIdx.x, blockDim.x, acc);
+#pragma unroll
+        for (int j = 0; j < 64; j++) {
+            const float v = warp_sum(acc[j]);
+            if (!lane) red[warp * 64 + j] = v;
+        }
+        __syncthreads();
+        for (int j = threadIdx.x; j < n * RK; j += blockDim.x) {
+            float t = 0.f;
+            for (int w = 0; w < (int)(blockDim.x >> 5); w++) t += red[w * 64 + j];
+            p.P[((long long)ch * p.batch + b0 + j / RK) * RK + j % RK] = t;
+        }
+        __syncthreads();
+    }
+}
+
+/* keep half of the 2h values of v (the half picked by this lane's bit m), adding the partner's */
+template <int H>
+static __device__ __forceinline__ void sg_scatter_half(float (&v)[SG_RPT][SG_NB], int m, bool hi) {
+#pragma unroll
+    for (int i = 0; i < SG_RPT; i++)
+#pragma unroll
+        for (int c = 0; c < H; c++) {
+            const float send = hi ? v[i][c] : v[i][c + H];
+            const float keep = hi ? v[i][c + H] : v[i][c];
+            v[i][c] = keep + __shfl_xor_sync(0xffffffffu, send, m);
+        }
+}
+
+template <int RK, bool FAST>
+__global__ void __launch_bounds__(SG_THREADS, 1) sgmv_main(LArgs a, SRun p) {
+    __shared__ __align__(16) float xs[SG_KL * SG_WPAD];
+    __shared__ float red[4 * SG_ROWS * SG_NB];
+    __shared__ float Tsh[SG_NB * RK];
+    __shared__ int cad[SG_NB];
+    tp_pdl_trigger();
+    const int tid = threadIdx.x, rq = sg_rq(tid), kl = sg_kl(tid), l8 = tid & 7;
+    const long long r0 = (long long)blockIdx.x * SG_ROWS + rq * SG_RPT;
+    long long rr[SG_RPT];
+#pragma unroll
+    for (int i = 0; i < SG_RPT; i++) rr[i] = r0 + i < a.rows ? r0 + i : a.rows - 1;
+    const long long nsteps = (a.cols + SG_STEP - 1) / SG_STEP;
+    bool waited = false;
+    for (int b0 = 0; b0 < p.batch; b0 += SG_NB) {
+        float acc[SG_RPT][SG_NB];
+#pragma unroll
+        for (int i = 0; i < SG_RPT; i++)
+#pragma unroll
+            for (int b = 0; b < SG_NB; b++) acc[i][b] = 0.f;
+        float xv[4][4];
+        uint32_t wd[SG_RPT] = {0u, 0u, 0u, 0u};
+        uint16_t sc[SG_RPT] = {0, 0, 0, 0}, of[SG_RPT] = {0, 0, 0, 0};
+#pragma unroll
+        for (int j = 0; j < 4; j++) sg_load_x(p, a.cols, b0, 0, tid + SG_THREADS * j, xv[j]);
+        if (FAST) sg_load_codes(a, rr, kl, wd, sc, of);
+        for (long long st = 0; st < nsteps; st++) {
+            __syncthreads(); /* the last step's readers are done with xs */
+#pragma unroll
+            for (int j = 0; j < 4; j++) sg_store_x(tid + SG_THREADS * j, xv[j], xs);
+            __syncthreads();
+            const long long wi = st * SG_KL + kl;
+            uint32_t nwd[SG_RPT] = {0u, 0u, 0u, 0u};
+            uint16_t nsc[SG_RPT] = {0, 0, 0, 0}, nof[SG_RPT] = {0, 0, 0, 0};
+            if (st + 1 < nsteps) {
+#pragma unroll
+                for (int j = 0; j < 4; j++) sg_load_x(p, a.cols, b0, (st + 1) * SG_STEP, tid + SG_THREADS * j, xv[j]);
+                if (FAST) sg_load_codes(a, rr, wi + SG_KL, nwd, nsc, nof);
+            }
+            sg_step<FAST>(a, rr, wi, wd, sc, of, xs + kl * SG_WPAD, acc);
+            if (FAST && st + 1 < nsteps) {
+#pragma unroll
+                for (int i = 0; i < SG_RPT; i++) {
+                    wd[i] = nwd[i];
+                    sc[i] = nsc[i];
+                    of[i] = nof[i];
+                }
+            }
+        }
+        /* reduce-scatter over the warp's 8 k lanes: lane l8 keeps columns 8 b4 + 4 b2 + 2 b1 + {0, 1} */
+        sg_scatter_half<8>(acc, 4, (l8 & 4) != 0);
+        sg_scatter_half<4>(acc, 2, (l8 & 2) != 0);
+        sg_scatter_half<2>(acc, 1, (l8 & 1) != 0);
+        const int cb = 8 * ((l8 >> 2) & 1) + 4 * ((l8 >> 1) & 1) + 2 * (l8 & 1), kg = tid >> 6;
+#pragma unroll
+        for (int i = 0; i < SG_RPT; i++) {
+            red[(kg * SG_ROWS + rq * SG_RPT + i) * SG_NB + cb] = acc[i][0];
+            red[(kg * SG_ROWS + rq * SG_RPT + i) * SG_NB + cb + 1] = acc[i][1];
+        }
+        if (!waited) {
+            tp_pdl_wait(); /* the shrink's P; and Y may be stored from here on */
+            waited = true;
+        }
+        if (tid < SG_NB) cad[tid] = b0 + tid < p.batch ? sg_adapter(p, b0 + tid) : 0;
+        for (int i = tid; i < SG_NB * RK; i += SG_THREADS) {
+            const int b = b0 + i / RK;
+            float t = 0.f;
+            if (b < p.batch)
+                for (int u = 0; u < p.nchunk; u++) t += __ldcg(p.P + ((long long)u * p.batch + b) * RK + i % RK);
+            Tsh[i] = t;
+        }
+        __syncthreads();
+        for (int o = tid; o < SG_ROWS * SG_NB; o += SG_THREADS) {
+            const int rb = o / SG_NB, cc = o % SG_NB, b = b0 + cc;
+            const long long row = (long long)blockIdx.x * SG_ROWS + rb;
+            if (row < a.rows && b < p.batch) {
+                float y = red[rb * SG_NB + cc];
+                for (int g = 1; g < 4; g++) y += red[(g * SG_ROWS + rb) * SG_NB + cc];
+                p.Y[(long long)b * a.rows + row] = y + sg_expand<RK>(a, p, cad[cc], row, Tsh + cc * RK);
+            }
+        }
+        __syncthreads(); /* red, cad, Tsh are rewritten by the next pass */
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
  * State and dispatch
  * ------------------------------------------------------------------------------------------- */
 struct lora_state {
@@ -298,32 +594,15 @@ struct lora_state {
     LArgs args[8];
     void *blob[8];
     LRun run;
-    void *work; /* X, idx, P, Y, counters, err */
+    int sgmv;  /* SGMV state (tp_cuda_sgmv_prepare): srun, launched by sgmv_launch */
+    SRun srun;
+    void *work; /* X, idx, P, Y, counters, err (SGMV: X, seg, sad, P, Y, err) */
     size_t out_count, tsh_bytes;
 };
 
-extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
-                                      int64_t batch, int fused) {
-    lora_state *s = (lora_state *)calloc(1, sizeof *s);
-    if (!s) return NULL;
-    s->kind = q->kind;
-    s->r = ad[0].r;
-    s->fused = fused;
-    s->nb = batch == 1 ? 1 : 4;
-    s->fast = q->cols % 32 == 0 && q->g % 32 == 0;
+/* the weights (codes, scales, offsets, every adapter's A and B) into s->ncopy rotated copies */
+static void lora_upload(lora_state *s, const tp_qmat *q, const tp_lora *ad, int nad) {
     const long long rows = q->rows, cols = q->cols;
-    if (q->kind == TP_Q_INT4R2 || nad < 1 || nad > 8 || (s->r != 8 && s->r != 16 && s->r != 32 && s->r != 64) ||
-        (q->kind == TP_Q_NF4 && s->r > 16)) {
-        fprintf(stderr, "cuda: lora kernel not built for this base / rank %d / %d adapters\n", s->r, nad);
-        s->base.failed = 1;
-        return s;
-    }
-    s->tsh_bytes = (size_t)batch * s->r * 4;
-    if (s->tsh_bytes > 40 * 1024) {
-        fprintf(stderr, "cuda: lora batch %lld x rank %d too large for the shared T\n", (long long)batch, s->r);
-        s->base.failed = 1;
-        return s;
-    }
     TP_CU(&s->base, cudaMemcpyToSymbol(c_lora_nf4, TP_NF4_LEVELS, sizeof(float) * 16));
     const size_t nsc = (size_t)(rows * q->ngroups);
     const size_t asz = (size_t)s->r * cols * 4, bsz = (size_t)rows * s->r * 4;
@@ -357,6 +636,31 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
         a.ngroups = q->ngroups;
         a.g = q->g;
     }
+}
+
+extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
+                                      int64_t batch, int fused) {
+    lora_state *s = (lora_state *)calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->kind = q->kind;
+    s->r = ad[0].r;
+    s->fused = fused;
+    s->nb = batch == 1 ? 1 : 4;
+    s->fast = q->cols % 32 == 0 && q->g % 32 == 0;
+    const long long rows = q->rows, cols = q->cols;
+    if (q->kind == TP_Q_INT4R2 || nad < 1 || nad > 8 || (s->r != 8 && s->r != 16 && s->r != 32 && s->r != 64) ||
+        (q->kind == TP_Q_NF4 && s->r > 16)) {
+        fprintf(stderr, "cuda: lora kernel not built for this base / rank %d / %d adapters\n", s->r, nad);
+        s->base.failed = 1;
+        return s;
+    }
+    s->tsh_bytes = (size_t)batch * s->r * 4;
+    if (s->tsh_bytes > 40 * 1024) {
+        fprintf(stderr, "cuda: lora batch %lld x rank %d too large for the shared T\n", (long long)batch, s->r);
+        s->base.failed = 1;
+        return s;
+    }
+    lora_upload(s, q, ad, nad);
     LRun &p = s->run;
     p.batch = (int)batch;
     p.nchunk = (int)((cols + LR_CHUNK - 1) / LR_CHUNK);
@@ -390,6 +694,65 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     return s;
 }
 
+extern "C" void *tp_cuda_sgmv_prepare(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *seg,
+                                      const int32_t *sad, int nseg, const float *X, int64_t batch) {
+    lora_state *s = (lora_state *)calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->kind = q->kind;
+    s->r = ad[0].r;
+    s->sgmv = 1;
+    s->fast = q->cols % 8 == 0 && q->g % 8 == 0;
+    const long long rows = q->rows, cols = q->cols;
+    int same_r = 1;
+    for (int i = 0; i < nad; i++) same_r &= ad[i].r == s->r;
+    if (q->kind != TP_Q_INT4 || nad < 1 || nad > 8 || !same_r || (s->r != 8 && s->r != 16 && s->r != 32 && s->r != 64) ||
+        batch < 1 || tp_lora_seg_check(nad, seg, sad, nseg, batch) != TP_OK) {
+        fprintf(stderr, "cuda: sgmv kernel not built for this base / rank %d / %d adapters / segment table\n", s->r, nad);
+        s->base.failed = 1;
+        return s;
+    }
+    lora_upload(s, q, ad, nad);
+    SRun &p = s->srun;
+    p.batch = (int)batch;
+    p.nseg = nseg;
+    p.nchunk = (int)((cols + LR_CHUNK - 1) / LR_CHUNK);
+    for (int i = 0; i < nad; i++) p.sc[i] = tp_lora_scale(&ad[i]);
+    /* work area: X | seg | sad | P | Y | err */
+    size_t wsz[6] = {(size_t)(batch * cols) * 4, (size_t)(nseg + 1) * 4, (size_t)nseg * 4 + 4,
+                     (size_t)p.nchunk * batch * s->r * 4, (size_t)(batch * rows) * 4, 4};
+    size_t woff[6], wtotal = 0;
+    for (int i = 0; i < 6; i++) {
+        woff[i] = wtotal;
+        wtotal += (wsz[i] + 255) & ~(size_t)255;
+    }
+    if (!s->base.failed) TP_CU(&s->base, cudaMalloc(&s->work, wtotal));
+    if (s->base.failed) return s;
+    char *w = (char *)s->work;
+    TP_CU(&s->base, cudaMemset(w, 0, wtotal));
+    TP_CU(&s->base, cudaMemcpy(w + woff[0], X, wsz[0], cudaMemcpyHostToDevice));
+    TP_CU(&s->base, cudaMemcpy(w + woff[1], seg, (size_t)(nseg + 1) * 4, cudaMemcpyHostToDevice));
+    if (nseg) TP_CU(&s->base, cudaMemcpy(w + woff[2], sad, (size_t)nseg * 4, cudaMemcpyHostToDevice));
+    TP_CU(&s->base, cudaMemset(w + woff[4], 0xff, wsz[4])); /* NaN poison */
+    p.X = (const float *)(w + woff[0]);
+    p.seg = (const int *)(w + woff[1]);
+    p.sad = (const int *)(w + woff[2]);
+    p.P = (float *)(w + woff[3]);
+    p.Y = (float *)(w + woff[4]);
+    s->run.Y = p.Y; /* what tp_cuda_lora_fetch reads */
+    s->run.err = (int *)(w + woff[5]);
+    s->out_count = (size_t)(batch * rows);
+    return s;
+}
+
+template <int RK>
+static void sgmv_launch(lora_state *s, const LArgs &a) {
+    const SRun &p = s->srun;
+    const int nblocks = (int)((a.rows + SG_ROWS - 1) / SG_ROWS);
+    if (p.nseg) TP_CU(&s->base, tp_cu_launch(2, sgmv_shrink<RK>, dim3(p.nchunk, p.nseg), dim3(SG_THREADS), 0, a, p));
+    if (s->fast) TP_CU(&s->base, tp_cu_launch(2, sgmv_main<RK, true>, dim3(nblocks), dim3(SG_THREADS), 0, a, p));
+    else TP_CU(&s->base, tp_cu_launch(2, sgmv_main<RK, false>, dim3(nblocks), dim3(SG_THREADS), 0, a, p));
+}
+
 template <int KIND, int RK, int NB>
 static void lora_launch3(lora_state *s, const LArgs &a) {
     const LRun &p = s->run;
@@ -410,7 +773,14 @@ extern "C" tp_status tp_cuda_lora_run(const tp_case *c, void *state, void *out) 
     if (!s || s->base.failed) return TP_OK;
     const LArgs &a = s->args[s->next];
     s->next = (s->next + 1) % s->ncopy;
-    if (s->kind == TP_Q_NF4) {
+    if (s->sgmv) {
+        switch (s->r) {
+        case 8: sgmv_launch<8>(s, a); break;
+        case 16: sgmv_launch<16>(s, a); break;
+        case 32: sgmv_launch<32>(s, a); break;
+        default: sgmv_launch<64>(s, a); break;
+        }
+    } else if (s->kind == TP_Q_NF4) {
         if (s->r == 8) lora_launch2<TP_Q_NF4, 8>(s, a);
         else lora_launch2<TP_Q_NF4, 16>(s, a);
     } else {
@@ -422,7 +792,7 @@ extern "C" tp_status tp_cuda_lora_run(const tp_case *c, void *state, void *out) 
         }
     }
     TP_CU_LAUNCHED(&s->base);
-    s->run.epoch++;
+    if (!s->sgmv) s->run.epoch++;
     return TP_OK;
 }
 
@@ -556,3 +926,142 @@ extern "C" tp_status tp_cuda_lora_emulate(const tp_qmat *q, const tp_lora *ad, i
     return TP_OK;
 }
 
+/* SGMV: sgmv_shrink and sgmv_main's decomposition on the host: per block and thread the same
+ * per-thread functions, the warp sums in the butterflies' trees (by commutativity every lane of
+ * a butterfly holds the same value, so one tree per sum), the block sums in their order. */
+template <int RK>
+static tp_status sgmv_emulate_rk(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *seg, const int32_t *sad,
+                                 int nseg, const float *X, int64_t batch, float *Y) {
+    const long long rows = q->rows, cols = q->cols;
+    const int NBS = 64 / RK, NW = SG_THREADS / 32;
+    LArgs a;
+    memset(&a, 0, sizeof a);
+    SRun p;
+    memset(&p, 0, sizeof p);
+    p.batch = (int)batch;
+    p.nseg = nseg;
+    p.nchunk = (int)((cols + LR_CHUNK - 1) / LR_CHUNK);
+    p.seg = seg;
+    p.sad = sad;
+    p.X = X;
+    float *A = (float *)malloc((size_t)nad * RK * cols * 4), *B = (float *)malloc((size_t)nad * rows * RK * 4);
+    float *P = (float *)calloc((size_t)p.nchunk * batch * RK, 4);
+    float *acc = (float *)malloc((size_t)SG_THREADS * 64 * 4), *xs = (float *)calloc(SG_KL * SG_WPAD, 4);
+    if (!A || !B || !P || !acc || !xs) {
+        free(A); free(B); free(P); free(acc); free(xs);
+        return TP_ERR_NOMEM;
+    }
+    for (int i = 0; i < nad; i++) {
+        memcpy(A + (size_t)i * RK * cols, ad[i].A, (size_t)RK * cols * 4);
+        memcpy(B + (size_t)i * rows * RK, ad[i].B, (size_t)rows * RK * 4);
+        p.sc[i] = tp_lora_scale(&ad[i]);
+    }
+    a.codes = q->codes;
+    a.scale = q->scale;
+    a.offset = q->offset;
+    a.A = A;
+    a.B = B;
+    a.rows = rows;
+    a.cols = cols;
+    a.cstride = q->code_stride;
+    a.ngroups = q->ngroups;
+    a.g = q->g;
+    p.P = P;
+    /* shrink: block (ch, s) */
+    for (int s = 0; s < nseg; s++)
+        for (int ch = 0; ch < p.nchunk; ch++) {
+            const float *As = A + (size_t)sad[s] * RK * cols;
+            for (int b0 = seg[s]; b0 < seg[s + 1]; b0 += NBS) {
+                const int n = seg[s + 1] - b0 < NBS ? seg[s + 1] - b0 : NBS;
+                for (int tid = 0; tid < SG_THREADS; tid++) sg_shrink_acc<RK>(a, p, As, b0, n, ch, tid, SG_THREADS, acc + tid * 64);
+                for (int j = 0; j < n * RK; j++) {
+                    float t = 0.f;
+                    for (int w = 0; w < NW; w++) {
+                        float v[32], nv[32];
+                        for (int l = 0; l < 32; l++) v[l] = acc[(w * 32 + l) * 64 + j];
+                        for (int o = 16; o; o >>= 1) {
+                            for (int l = 0; l < 32; l++) nv[l] = v[l] + v[l ^ o];
+                            memcpy(v, nv, sizeof v);
+                        }
+                        t += v[0];
+                    }
+                    P[((size_t)ch * batch + b0 + j / RK) * RK + j % RK] = t;
+                }
+            }
+        }
+    /* base + expand: block of SG_ROWS rows, passes of SG_NB columns, steps of SG_STEP columns */
+    const int fast = cols % 8 == 0 && q->g % 8 == 0;
+    const long long nsteps = (cols + SG_STEP - 1) / SG_STEP;
+    float red[4 * SG_ROWS * SG_NB], T[SG_NB * RK];
+    for (long long blk = 0; blk * SG_ROWS < rows; blk++)
+        for (int b0 = 0; b0 < batch; b0 += SG_NB) {
+            float (*ac)[SG_RPT][SG_NB] = (float (*)[SG_RPT][SG_NB])acc;
+            memset(acc, 0, (size_t)SG_THREADS * 64 * 4);
+            for (long long st = 0; st < nsteps; st++) {
+                for (int i = 0; i < 4 * SG_THREADS; i++) {
+                    float v[4];
+                    sg_load_x(p, cols, b0, st * SG_STEP, i, v);
+                    sg_store_x(i, v, xs);
+                }
+                for (int tid = 0; tid < SG_THREADS; tid++) {
+                    const int rq = sg_rq(tid), kl = sg_kl(tid);
+                    long long rr[SG_RPT];
+                    for (int i = 0; i < SG_RPT; i++) {
+                        const long long r = blk * SG_ROWS + rq * SG_RPT + i;
+                        rr[i] = r < rows ? r : rows - 1;
+                    }
+                    uint32_t wd[SG_RPT] = {0u, 0u, 0u, 0u};
+                    uint16_t sc[SG_RPT] = {0, 0, 0, 0}, of[SG_RPT] = {0, 0, 0, 0};
+                    const long long wi = st * SG_KL + kl;
+                    if (fast) {
+                        sg_load_codes(a, rr, wi, wd, sc, of);
+                        sg_step<true>(a, rr, wi, wd, sc, of, xs + kl * SG_WPAD, ac[tid]);
+                    } else sg_step<false>(a, rr, wi, wd, sc, of, xs + kl * SG_WPAD, ac[tid]);
+                }
+            }
+            /* warp w, row quad lanes rqw: the 8 k lanes' reduce-scatter tree */
+            for (int tid = 0; tid < SG_THREADS; tid += 8) {
+                const int rq = sg_rq(tid), kg = tid >> 6;
+                for (int i = 0; i < SG_RPT; i++)
+                    for (int c = 0; c < SG_NB; c++) {
+                        float v[8];
+                        for (int l = 0; l < 8; l++) v[l] = ac[tid + l][i][c];
+                        red[(kg * SG_ROWS + rq * SG_RPT + i) * SG_NB + c] =
+                            ((v[0] + v[4]) + (v[2] + v[6])) + ((v[1] + v[5]) + (v[3] + v[7]));
+                    }
+            }
+            for (int i = 0; i < SG_NB * RK; i++) {
+                const int b = b0 + i / RK;
+                float t = 0.f;
+                if (b < batch)
+                    for (int u = 0; u < p.nchunk; u++) t += P[((size_t)u * batch + b) * RK + i % RK];
+                T[i] = t;
+            }
+            for (int o = 0; o < SG_ROWS * SG_NB; o++) {
+                const int rb = o / SG_NB, cc = o % SG_NB, b = b0 + cc;
+                const long long row = blk * SG_ROWS + rb;
+                if (row < rows && b < batch) {
+                    float y = red[rb * SG_NB + cc];
+                    for (int g = 1; g < 4; g++) y += red[(g * SG_ROWS + rb) * SG_NB + cc];
+                    Y[(size_t)b * rows + row] = y + sg_expand<RK>(a, p, sg_adapter(p, b), row, T + cc * RK);
+                }
+            }
+        }
+    free(A); free(B); free(P); free(acc); free(xs);
+    return TP_OK;
+}
+
+extern "C" tp_status tp_cuda_sgmv_emulate(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *seg,
+                                          const int32_t *sad, int nseg, const float *X, int64_t batch, float *Y) {
+    if (q->kind != TP_Q_INT4 || nad < 1 || nad > 8 || batch < 0 || tp_lora_seg_check(nad, seg, sad, nseg, batch) != TP_OK)
+        return TP_ERR_ARG;
+    for (int i = 0; i < nad; i++)
+        if (ad[i].r != ad[0].r) return TP_ERR_ARG;
+    switch (ad[0].r) {
+    case 8: return sgmv_emulate_rk<8>(q, ad, nad, seg, sad, nseg, X, batch, Y);
+    case 16: return sgmv_emulate_rk<16>(q, ad, nad, seg, sad, nseg, X, batch, Y);
+    case 32: return sgmv_emulate_rk<32>(q, ad, nad, seg, sad, nseg, X, batch, Y);
+    case 64: return sgmv_emulate_rk<64>(q, ad, nad, seg, sad, nseg, X, batch, Y);
+    default: return TP_ERR_ARG;
+    }
+}

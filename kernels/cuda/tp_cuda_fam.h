@@ -25,6 +25,13 @@ tp_status tp_cuda_lora_run(const tp_case *c, void *state, void *out);
 void tp_cuda_lora_fetch(const tp_case *c, void *state, void *out);
 void tp_cuda_lora_release(void *state);
 
+/* ---- LoRA SGMV (kernels/cuda/lora.cu): segment s = columns [seg[s], seg[s+1]) uses adapter
+ * sad[s] (lora.h, tp_lora_sgmv_ref); int4 base, ranks 8 / 16 / 32 / 64. Two launches: the shrink
+ * per (segment, 1024-column chunk), then the base kernel (each code word decoded once for up to
+ * 16 batch columns) with the expand in its epilogue. Run, fetch, release: the LoRA ones above. */
+void *tp_cuda_sgmv_prepare(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *seg, const int32_t *sad,
+                           int nseg, const float *X, int64_t batch);
+
 /* ---- VQ (kernels/cuda/vq.cu): y = decode(m) x (lookup-GEMV), K <= 256 codes (uint8) and
  * K <= 4096 codes (uint16, the codebook and x in shared memory) ---- */
 void *tp_cuda_vq_prepare(const tp_vqmat *m, const float *x);
@@ -48,6 +55,9 @@ int tp_cuda_emu_available(char *why, size_t n);
  * scratch cannot be allocated. */
 tp_status tp_cuda_lora_emulate(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
                                int64_t batch, float *Y);
+/* SGMV: TP_ERR_ARG for an invalid segment table, base or rank the kernel is not built for */
+tp_status tp_cuda_sgmv_emulate(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *seg, const int32_t *sad,
+                               int nseg, const float *X, int64_t batch, float *Y);
 tp_status tp_cuda_vq_emulate(const tp_vqmat *m, const float *x, float *y);
 
 void tp_cuda_tenpakx_emulate(const tp_tenpakx *m, float *W);
