@@ -15,7 +15,7 @@
 #include "pipeline/compress.h"
 
 static void compress_usage(FILE *f) {
-    fprintf(f, "usage: tenpak compress --model DIR --codec SPEC --out FILE.tpk [--lossless none|zstd]\n"
+    fprintf(f, "usage: tenpak compress --model DIR --codec SPEC --out FILE.tpk [--lossless none|zstd|zstd:LEVEL]\n"
                "                       [--select linear|mlp|attn] [--compress-embeddings]\n"
                "                       [--override REGEX=SPEC]... [--calib FILE] [--calib-tokens N]\n"
                "                       [--mixed-kld-tokens N] [--json FILE]\n"

@@ -3,7 +3,6 @@
  * every memory-bound kernel (memcpy, and a threaded STREAM-style copy). They are verified
  * against plain double-accumulating loops like every other kernel. */
 #include <cblas.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -60,23 +59,43 @@ static tp_status copy_memcpy_run(const tp_case *c, void *s, void *out) {
     memcpy(out, ((const fctx *)c->ctx)->A, c->out_bytes);
     return TP_OK;
 }
-/* STREAM-style copy (c[i] = a[i]): every thread copies its own contiguous slice, with
- * AVX2 loads and non-temporal stores where available (what STREAM's compiled loop does), so
- * it measures the machine's read+write bandwidth and not one library's memcpy strategy. */
+/* STREAM-style copy (c[i] = a[i]): tasks of COPY_TASK floats on the worker pool, each copied
+ * with AVX2 loads and non-temporal stores where available (what STREAM's compiled loop does;
+ * tp_copy_f32_avx2 streams slices of 2^18 floats and more), so it measures the machine's
+ * read+write bandwidth and not one library's memcpy strategy. Under 2^20 floats: one task. */
 void tp_copy_f32_avx2(const float *a, float *o, int64_t n);
+#define COPY_TASK ((int64_t)1 << 18)
+typedef struct bjob {
+    const float *a, *x;
+    const uint16_t *h;
+    float *o;
+    int64_t n, rows, cols, per; /* per: elements (copy) or outputs (GEMVs) per task */
+    int avx2;
+} bjob;
+static void range(const bjob *j, int t, int64_t n, int64_t *i0, int64_t *i1) {
+    *i0 = (int64_t)t * j->per;
+    *i1 = *i0 + j->per < n ? *i0 + j->per : n;
+}
+static void copy_task(void *vc, int t, int nt) {
+    const bjob *j = vc;
+    int64_t i0, i1;
+    (void)nt;
+    range(j, t, j->n, &i0, &i1);
+    if (j->avx2) tp_copy_f32_avx2(j->a + i0, j->o + i0, i1 - i0);
+    else
+        for (int64_t i = i0; i < i1; i++) j->o[i] = j->a[i];
+}
+/* tasks of j->per outputs out of n; all of them as one task when n is under the threshold */
+static void brun(bjob *j, int64_t n, int par, void (*fn)(void *, int, int)) {
+    if (n <= 0) return;
+    if (!par) j->per = n;
+    tp_pool_run((int)((n + j->per - 1) / j->per), fn, j);
+}
 static tp_status copy_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
-    const float *a = ((const fctx *)c->ctx)->A;
     const int64_t n = c->shape.d[0];
-    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
-#pragma omp parallel if (n >= (1 << 20))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt;
-        if (avx2) tp_copy_f32_avx2(a + i0, (float *)out + i0, i1 - i0);
-        else
-            for (int64_t i = i0; i < i1; i++) ((float *)out)[i] = a[i];
-    }
+    bjob j = {.a = ((const fctx *)c->ctx)->A, .o = out, .n = n, .per = COPY_TASK, .avx2 = tp_cpu_isa() >= TP_ISA_AVX2};
+    brun(&j, n, n >= (1 << 20), copy_task);
     return TP_OK;
 }
 static double copy_bytes(const tp_shape *s) { return 2.0 * 4.0 * (double)s->d[0]; }
@@ -102,16 +121,22 @@ static tp_status gemv_blas_run(const tp_case *c, void *s, void *out) {
     cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, x->A, cols, x->X, 1, 0.0f, out, 1);
     return TP_OK;
 }
-/* the fixed-order kernel (tenpak/matvec.h), threaded over output ranges */
+/* the fixed-order kernel (tenpak/matvec.h) in tasks of MV_TASK outputs (rows; columns for gemvt,
+ * a multiple of its 32-column blocks); one task under 2^16 weights */
+#define MV_TASK 64
+static void gemv_task(void *vc, int t, int nt) {
+    const bjob *j = vc;
+    int64_t r0, r1;
+    (void)nt;
+    range(j, t, j->rows, &r0, &r1);
+    tp_matvec_rows(j->a, j->cols, j->cols, j->x, 1.0f, 0.0f, j->o, r0, r1);
+}
 static tp_status gemv_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int64_t rows = c->shape.d[0], cols = c->shape.d[1];
-#pragma omp parallel if (rows * cols >= (1 << 16))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        tp_matvec_rows(x->A, cols, cols, x->X, 1.0f, 0.0f, out, rows * t / nt, rows * (t + 1) / nt);
-    }
+    bjob j = {.a = x->A, .x = x->X, .o = out, .rows = rows, .cols = cols, .per = MV_TASK};
+    brun(&j, rows, rows * cols >= (1 << 16), gemv_task);
     return TP_OK;
 }
 /* gemv on fp16 weights (the fp16-weights model's decode): A rounded to binary16, the kernel reads
@@ -125,15 +150,19 @@ static tp_status hsetup(tp_case *c, tp_rng *rng) {
     for (int64_t i = 0; i < n; i++) x->A[i] = tp_f16_to_f32(x->H[i] = tp_f32_to_f16(x->A[i]));
     return TP_OK;
 }
+static void hgemv_task(void *vc, int t, int nt) {
+    const bjob *j = vc;
+    int64_t r0, r1;
+    (void)nt;
+    range(j, t, j->rows, &r0, &r1);
+    tp_matvec_rows_f16(j->h, j->cols, j->cols, j->x, 1.0f, 0.0f, j->o, r0, r1);
+}
 static tp_status hgemv_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int64_t rows = c->shape.d[0], cols = c->shape.d[1];
-#pragma omp parallel if (rows * cols >= (1 << 16))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        tp_matvec_rows_f16(x->H, cols, cols, x->X, 1.0f, 0.0f, out, rows * t / nt, rows * (t + 1) / nt);
-    }
+    bjob j = {.h = x->H, .x = x->X, .o = out, .rows = rows, .cols = cols, .per = MV_TASK};
+    brun(&j, rows, rows * cols >= (1 << 16), hgemv_task);
     return TP_OK;
 }
 static double hgemv_bytes(const tp_shape *s) { return 2.0 * s->d[0] * (double)s->d[1] + 4.0 * (double)(s->d[0] + s->d[1]); }
@@ -151,15 +180,19 @@ static tp_status gemvt_ref(const tp_case *c, void *out) {
     return TP_OK;
 }
 static tp_status gemvt_ref_run(const tp_case *c, void *s, void *out) { (void)s; return gemvt_ref(c, out); }
+static void gemvt_task(void *vc, int t, int nt) {
+    const bjob *j = vc;
+    int64_t n0, n1;
+    (void)nt;
+    range(j, t, j->cols, &n0, &n1);
+    tp_matvec_cols(j->a, j->cols, j->rows, j->x, 1.0f, 0.0f, j->o, n0, n1);
+}
 static tp_status gemvt_cpu_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int64_t rows = c->shape.d[0], cols = c->shape.d[1];
-#pragma omp parallel if (rows * cols >= (1 << 16))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        tp_matvec_cols(x->A, cols, rows, x->X, 1.0f, 0.0f, out, cols * t / nt, cols * (t + 1) / nt);
-    }
+    bjob j = {.a = x->A, .x = x->X, .o = out, .rows = rows, .cols = cols, .per = 4 * MV_TASK};
+    brun(&j, cols, rows * cols >= (1 << 16), gemvt_task);
     return TP_OK;
 }
 static tp_status gemvt_blas_run(const tp_case *c, void *s, void *out) {

@@ -4,7 +4,7 @@
  *       byte (exact; the buffer is tp_ent_bound(n) long, zero after the block).
  *   rans_dec / ac_dec: the decoded bytes of a block written by the reference encoder (exact).
  *   rans_dec/o0_chunks64k, o0_nib_chunks64k: many independent 64 KiB blocks, decoded bytes
- *       concatenated (exact); ref, cpu (OpenMP over blocks), cuda (see below).
+ *       concatenated (exact); ref, cpu (worker pool over blocks), cuda (see below).
  * Inputs (never zeros; shape = bytes of input):
  *   o0_bytes: English-like text (letter frequencies, word lengths, punctuation), ~4.2 bits/byte;
  *   o0_nib:   INT4 codes of Gaussian weights quantised min/max per group of 128, two per byte,
@@ -197,7 +197,7 @@ ENT_OPS(ac, TP_ENT_AC, 4, GEN_NIB, "o0_nib")
  * chunks (the last one short), each encoded as its own standard block by the cpu encoder (32
  * lanes, scale auto); the output is the concatenation of the decoded blocks (exact).
  *   ref:  the reference decoder, block after block;
- *   cpu:  the cpu decoder, blocks spread over the OpenMP threads;
+ *   cpu:  the cpu decoder, one block per task of the worker pool;
  *   cuda: kernels/cuda/rans.cu, one warp per block (the blocks' XXH64 checked on the host in fetch);
  *   cuda-pf: the same with payload lines prefetched into L1 ahead of the decode.
  * Bytes counted: decoded output (the figure is GB/s of decoded output); the payload read
@@ -211,6 +211,27 @@ typedef struct cctx {
     uint8_t *src, *enc; /* input; the blocks, block i at enc[off[i] .. off[i + 1]) */
     size_t n, nblk, *off;
 } cctx;
+
+/* one pool task per block: encode block i into its slot enc[i * bound ..) */
+typedef struct cencjob {
+    cctx *x;
+    const cparam *cp;
+    size_t *len;
+    int bad; /* set by a task whose block failed to encode */
+} cencjob;
+static void cenc_task(void *vc, int i, int nt) {
+    cencjob *j = vc;
+    const cctx *x = j->x;
+    const size_t bound = tp_ent_bound(CHUNK_BYTES), a = (size_t)i * CHUNK_BYTES;
+    const size_t m = x->n - a < CHUNK_BYTES ? x->n - a : CHUNK_BYTES;
+    tp_ent_params p;
+    tp_err e;
+    (void)nt;
+    tp_ent_params_default(&p, TP_ENT_RANS);
+    p.sym_bits = j->cp->sym_bits;
+    if (tp_ent_encode_cpu(x->src + a, m, &p, x->enc + (size_t)i * bound, bound, &j->len[i], &e) != TP_OK)
+        __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
+}
 
 static tp_status csetup(tp_case *c, tp_rng *rng) {
     const cparam *cp = c->op->param;
@@ -230,22 +251,16 @@ static tp_status csetup(tp_case *c, tp_rng *rng) {
     }
     if (cp->gen == GEN_NIB) gen_nib(x->src, n, rng);
     else gen_text(x->src, n, rng);
-    int bad = 0;
-#pragma omp parallel for schedule(dynamic, 4) reduction(| : bad) if (x->nblk > 4)
-    for (long long i = 0; i < (long long)x->nblk; i++) {
-        const size_t a = (size_t)i * CHUNK_BYTES, m = n - a < CHUNK_BYTES ? n - a : CHUNK_BYTES;
-        tp_ent_params p;
-        tp_ent_params_default(&p, TP_ENT_RANS);
-        p.sym_bits = cp->sym_bits;
-        tp_err e;
-        bad |= tp_ent_encode_cpu(x->src + a, m, &p, x->enc + (size_t)i * bound, bound, &len[i], &e) != TP_OK;
-    }
+    cencjob j = {x, cp, len, 0};
+    if (x->nblk > 4) tp_pool_run((int)x->nblk, cenc_task, &j);
+    else
+        for (size_t i = 0; i < x->nblk; i++) cenc_task(&j, (int)i, (int)x->nblk);
     for (size_t i = 0; i < x->nblk; i++) { /* close the gaps: off[i] <= i * bound */
         memmove(x->enc + x->off[i], x->enc + i * bound, len[i]);
         x->off[i + 1] = x->off[i] + len[i];
     }
     free(len);
-    if (bad) return TP_ERR_INTERNAL;
+    if (j.bad) return TP_ERR_INTERNAL;
     c->out_bytes = n;
     c->out_count = n;
     return TP_OK;
@@ -260,18 +275,29 @@ static void cteardown(tp_case *c) {
     free(x);
 }
 
+typedef struct cdecjob {
+    const cctx *x;
+    uint8_t *o;
+    int cpu;
+} cdecjob;
+static void cdec_task(void *vc, int i, int nt) {
+    const cdecjob *j = vc;
+    const cctx *x = j->x;
+    const size_t a = (size_t)i * CHUNK_BYTES, m = x->n - a < CHUNK_BYTES ? x->n - a : CHUNK_BYTES;
+    size_t got = 0;
+    tp_err e;
+    (void)nt;
+    tp_status st = (j->cpu ? tp_ent_decode_cpu : tp_ent_decode_ref)(x->enc + x->off[i], x->off[i + 1] - x->off[i],
+                                                                    j->o + a, m, &got, &e);
+    if (st != TP_OK || got != m) memset(j->o + a, 0xEE, m); /* never equal to a success */
+}
+/* cpu: one pool task per block; ref: the blocks in order on this thread */
 static void cdec_into(const tp_case *c, void *out, int cpu) {
     const cctx *x = c->ctx;
-    uint8_t *o = out;
-#pragma omp parallel for schedule(dynamic, 1) if (cpu && x->nblk > 1)
-    for (long long i = 0; i < (long long)x->nblk; i++) {
-        const size_t a = (size_t)i * CHUNK_BYTES, m = x->n - a < CHUNK_BYTES ? x->n - a : CHUNK_BYTES;
-        size_t got = 0;
-        tp_err e;
-        tp_status st = (cpu ? tp_ent_decode_cpu : tp_ent_decode_ref)(x->enc + x->off[i], x->off[i + 1] - x->off[i],
-                                                                     o + a, m, &got, &e);
-        if (st != TP_OK || got != m) memset(o + a, 0xEE, m); /* never equal to a success */
-    }
+    cdecjob j = {x, out, cpu};
+    if (cpu) tp_pool_run((int)x->nblk, cdec_task, &j);
+    else
+        for (size_t i = 0; i < x->nblk; i++) cdec_task(&j, (int)i, (int)x->nblk);
 }
 static tp_status cdec_ref(const tp_case *c, void *out) { cdec_into(c, out, 0); return TP_OK; }
 static tp_status cdec_ref_run(const tp_case *c, void *s, void *out) { (void)s; cdec_into(c, out, 0); return TP_OK; }

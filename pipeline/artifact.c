@@ -86,15 +86,26 @@ tp_status tp_artw_open(const char *path, tp_art_writer **out, tp_err *e) {
 
 uint64_t tp_artw_payload_bytes(const tp_art_writer *w) { return w->pos - 16; }
 
+int tp_lossless_level(const char *spec) {
+    if (!spec || !strcmp(spec, "none")) return 0;
+    if (!strcmp(spec, "zstd")) return 19;
+    if (strncmp(spec, "zstd:", 5) || !spec[5]) return -1;
+    char *end;
+    long v = strtol(spec + 5, &end, 10);
+    return *end || v < 1 || v > 22 ? -1 : (int)v;
+}
+
 tp_status tp_artw_add(tp_art_writer *w, cJSON *rec, const void *data, size_t len, const char *lossless, tp_err *e) {
     const void *store = data;
     size_t slen = len;
     void *z = NULL;
-    if (!strcmp(lossless, "zstd")) {
+    const int level = tp_lossless_level(lossless);
+    if (level > 0) {
+        lossless = "zstd"; /* the record says how to decode it; the level is the writer's choice */
         size_t cap = ZSTD_compressBound(len);
         z = malloc(cap ? cap : 1);
         if (!z) { cJSON_Delete(rec); return tp_fail(e, TP_ERR_NOMEM, "out of memory"); }
-        size_t r = ZSTD_compress(z, cap, data, len, 19);
+        size_t r = ZSTD_compress(z, cap, data, len, level);
         if (ZSTD_isError(r)) {
             free(z);
             cJSON_Delete(rec);
@@ -103,9 +114,9 @@ tp_status tp_artw_add(tp_art_writer *w, cJSON *rec, const void *data, size_t len
         /* keep the smaller: an incompressible record is stored as it is */
         if (r < len) { store = z; slen = r; }
         else lossless = "none";
-    } else if (strcmp(lossless, "none")) {
+    } else if (level < 0) {
         cJSON_Delete(rec);
-        return tp_fail(e, TP_ERR_ARG, "unknown lossless stage '%s' (none or zstd)", lossless);
+        return tp_fail(e, TP_ERR_ARG, "unknown lossless stage '%s' (none, zstd or zstd:LEVEL 1..22)", lossless);
     }
     static const uint8_t zeros[RECORD_ALIGN];
     tp_status s = w_write(w, zeros, (size_t)((RECORD_ALIGN - w->pos % RECORD_ALIGN) % RECORD_ALIGN), e);

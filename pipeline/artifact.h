@@ -30,7 +30,9 @@
 typedef struct tp_art_writer tp_art_writer;
 
 tp_status tp_artw_open(const char *path, tp_art_writer **w, tp_err *e);
-/* Appends data as one record: lossless is "none" or "zstd". Fills offset/length/decoded_length/
+/* The lossless stage's zstd level: "none" 0, "zstd" 19, "zstd:N" N (1..22); -1 for anything else. */
+int tp_lossless_level(const char *spec);
+/* Appends data as one record: lossless is "none", "zstd" or "zstd:N" (the record says "zstd"). Fills offset/length/decoded_length/
  * lossless/xxh64 into rec and adds rec (taken) to the header's tensor list. */
 tp_status tp_artw_add(tp_art_writer *w, cJSON *rec, const void *data, size_t len, const char *lossless, tp_err *e);
 uint64_t tp_artw_payload_bytes(const tp_art_writer *w);

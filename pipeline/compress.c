@@ -281,8 +281,8 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     const char *select = o->select ? o->select : "linear", *lossless = o->lossless ? o->lossless : "none";
     if (strcmp(select, "linear") && strcmp(select, "mlp") && strcmp(select, "attn"))
         return tp_fail(e, TP_ERR_ARG, "--select must be linear, mlp or attn, got '%s'", select);
-    if (strcmp(lossless, "none") && strcmp(lossless, "zstd"))
-        return tp_fail(e, TP_ERR_ARG, "--lossless must be none or zstd, got '%s'", lossless);
+    if (tp_lossless_level(lossless) < 0)
+        return tp_fail(e, TP_ERR_ARG, "--lossless must be none, zstd (level 19) or zstd:LEVEL (1..22), got '%s'", lossless);
     tp_codec main;
     tp_status s = tp_codec_parse(o->codec, &main, e);
     if (s != TP_OK) return s;

@@ -20,7 +20,7 @@ typedef struct tp_compress_opts {
     const char *model_dir;
     const char *codec;    /* spec, e.g. "int4:g=16" */
     const char *select;   /* "linear" (default), "mlp", "attn" */
-    const char *lossless; /* "none" (default) or "zstd" */
+    const char *lossless; /* "none" (default), "zstd" (level 19) or "zstd:LEVEL" (1..22) */
     int compress_embeddings;
     int noverrides;
     const char *override_re[TP_MAX_OVERRIDES];

@@ -166,6 +166,15 @@ Test(artifact, failures_leave_nothing, .init = mk_tmp, .fini = rm_tmp) {
     tp_compress_opts none = {.model_dir = shared_model_dir("llama-mini"), .codec = "int4", .quiet = 1, .noverrides = 1,
                              .override_re = {"."}, .override_spec = {"none"}};
     cr_expect_neq(tp_compress_model(&none, path, &r, &e), TP_OK, "empty selection accepted");
+    static const char *bad_ll[] = {"zstd:", "zstd:0", "zstd:23", "zstd:3x", "zst", "lz4"};
+    for (size_t k = 0; k < sizeof bad_ll / sizeof *bad_ll; k++) {
+        tp_compress_opts ll = {.model_dir = shared_model_dir("llama-mini"), .codec = "int4", .quiet = 1, .lossless = bad_ll[k]};
+        cr_expect_eq(tp_compress_model(&ll, path, &r, &e), TP_ERR_ARG, "--lossless %s accepted", bad_ll[k]);
+        cr_expect(strstr(e.msg, bad_ll[k]) != NULL, "%s", e.msg);
+    }
+    cr_expect_eq(tp_lossless_level("zstd"), 19);
+    cr_expect_eq(tp_lossless_level("zstd:1"), 1);
+    cr_expect_eq(tp_lossless_level("none"), 0);
     cr_expect_eq(count_files(), 0, "a failed compress left %d file(s)", count_files());
 }
 
@@ -175,7 +184,7 @@ Test(artifact, compress_eval_gpt2, .init = mk_tmp, .fini = rm_tmp, .timeout = 30
     char path[512], data[512];
     snprintf(path, sizeof path, "%s/g.tpk", tmpdir);
     snprintf(data, sizeof data, "%s/datasets/wikitext-2-raw/wiki.test.raw", tp_shared_dir());
-    tp_compress_opts o = {.model_dir = shared_model_dir("gpt2-mini"), .codec = "int4r2:g=16", .lossless = "zstd", .quiet = 1};
+    tp_compress_opts o = {.model_dir = shared_model_dir("gpt2-mini"), .codec = "int4r2:g=16", .lossless = "zstd:3", .quiet = 1};
     tp_compress_result r;
     tp_err e;
     cr_assert_eq(tp_compress_model(&o, path, &r, &e), TP_OK, "%s", e.msg);

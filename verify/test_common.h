@@ -4,8 +4,13 @@
 #ifndef TENPAK_VERIFY_TEST_COMMON_H
 #define TENPAK_VERIFY_TEST_COMMON_H
 #include <criterion/criterion.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "pipeline/artifact.h"
 #include "pipeline/model.h"
@@ -22,6 +27,27 @@ static inline uint64_t test_seed(void) {
                 (unsigned long long)seed);
     }
     return seed;
+}
+
+/* fn(ctx, out) run in a forked child whose worker pool has `threads` threads (the pool is sized
+ * from omp_get_max_threads() on its first run in a process, and a child starts its own), its nbytes
+ * of out copied back: how a suite compares a kernel's bits at two thread counts. 0 on success. */
+static inline int run_with_threads(int threads, void (*fn)(void *ctx, void *out), void *ctx, void *out, size_t nbytes) {
+    void *shm = mmap(NULL, nbytes ? nbytes : 1, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (shm == MAP_FAILED) return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) { munmap(shm, nbytes ? nbytes : 1); return -1; }
+    if (pid == 0) {
+        omp_set_num_threads(threads);
+        fn(ctx, shm);
+        _exit(tp_pool_threads() == threads ? 0 : 3);
+    }
+    int st = 0;
+    int ok = waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    if (ok) memcpy(out, shm, nbytes);
+    munmap(shm, nbytes ? nbytes : 1);
+    return ok ? 0 : -1;
 }
 
 /* Every case matching the filter passes, and with self_test every corruption is rejected. */

@@ -18,6 +18,17 @@ static float *rand_vectors(int64_t n, int d, tp_rng *rng) {
 }
 
 /* same codebook, bit for bit, with 1 and 2 threads, and equal to the reference */
+typedef struct kmjob {
+    const float *V, *imp;
+    int64_t n;
+    tp_kmeans_opts o;
+} kmjob;
+static void kmeans_child(void *c, void *out) {
+    const kmjob *j = c;
+    if (tp_kmeans_cpu(j->V, j->n, 4, 64, j->imp, &j->o, out, NULL) != TP_OK) _exit(2);
+}
+
+/* the same codebook on 1 and 3 pool threads (forked children) and from the reference */
 Test(vq, kmeans_deterministic) {
     tp_rng rng;
     tp_rng_seed(&rng, test_seed() ^ 41);
@@ -25,15 +36,11 @@ Test(vq, kmeans_deterministic) {
     float *V = rand_vectors(n, 4, &rng), *imp = tp_alloc(n * 4);
     for (int64_t i = 0; i < n; i++) imp[i] = fabsf(V[4 * i]) + 1e-3f;
     float a[64 * 4], b[64 * 4], c[64 * 4];
-    tp_kmeans_opts o = {.seed = 7, .max_iters = 6};
-    int nt = omp_get_max_threads();
-    omp_set_num_threads(1);
-    cr_assert_eq(tp_kmeans_cpu(V, n, 4, 64, imp, &o, a, NULL), TP_OK);
-    omp_set_num_threads(2);
-    cr_assert_eq(tp_kmeans_cpu(V, n, 4, 64, imp, &o, b, NULL), TP_OK);
-    omp_set_num_threads(nt);
-    cr_assert_eq(tp_kmeans_ref(V, n, 4, 64, imp, &o, c, NULL), TP_OK);
-    cr_expect_eq(memcmp(a, b, sizeof a), 0, "1 vs 2 threads");
+    kmjob j = {.V = V, .imp = imp, .n = n, .o = {.seed = 7, .max_iters = 6}};
+    cr_assert_eq(run_with_threads(1, kmeans_child, &j, a, sizeof a), 0, "1-thread child failed");
+    cr_assert_eq(run_with_threads(3, kmeans_child, &j, b, sizeof b), 0, "3-thread child failed");
+    cr_assert_eq(tp_kmeans_ref(V, n, 4, 64, imp, &j.o, c, NULL), TP_OK);
+    cr_expect_eq(memcmp(a, b, sizeof a), 0, "1 vs 3 threads");
     cr_expect_eq(memcmp(a, c, sizeof a), 0, "cpu vs reference");
     tp_free(V);
     tp_free(imp);
@@ -184,4 +191,47 @@ Test(vq, prepared_gemv) {
     tp_free(y);
     tp_free(yr);
     tp_vq_free(&m);
+}
+
+/* The three cpu VQ GEMVs give the same bits on 1 and 3 pool threads (forked children): their
+ * column parts and the order the parts' sums are added in follow the shape, not the thread count
+ * (before, each thread summed an equal share of the column tiles, so 1 and 2 threads differed). */
+typedef struct vqjob {
+    const tp_vqmat *m;
+    const float *x;
+} vqjob;
+static void vq_gemvs_child(void *c, void *out) {
+    const vqjob *j = c;
+    float *y = out;
+    const int64_t R = j->m->rows;
+    if (tp_vq_gemv_cpu(j->m, j->x, y) != TP_OK || tp_vq_gemv_cpu_gather(j->m, j->x, y + R) != TP_OK ||
+        tp_vq_gemv_cpu_rowmajor(j->m, j->x, y + 2 * R) != TP_OK)
+        _exit(2);
+}
+Test(vq, gemv_same_bits_at_any_thread_count, .timeout = 120) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 45);
+    const int64_t R = 1030, C = 4100; /* over the parallel threshold; not a multiple of d or of 64 vectors */
+    const int Ks[2] = {256, 4096};
+    for (int t = 0; t < 2; t++) {
+        tp_vqmat m;
+        cr_assert_eq(tp_vq_alloc(&m, R, C, 4, Ks[t]), TP_OK);
+        for (int64_t k = 0; k < (int64_t)Ks[t] * 4; k++) m.codebook[k] = tp_f16_to_f32(tp_f32_to_f16(tp_rng_normal(&rng)));
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t v = 0; v < m.nvec; v++) {
+                size_t i = (size_t)(r * m.nvec + v);
+                int code = (int)tp_rng_below(&rng, (uint32_t)Ks[t]);
+                if (m.codes8) m.codes8[i] = (uint8_t)code;
+                else m.codes16[i] = (uint16_t)code;
+            }
+        cr_assert_eq(tp_vq_prepare(&m), TP_OK);
+        float *x = rand_vectors(1, (int)C, &rng), *a = tp_alloc(3 * R * 4), *b = tp_alloc(3 * R * 4);
+        vqjob j = {&m, x};
+        cr_assert_eq(run_with_threads(1, vq_gemvs_child, &j, a, (size_t)(3 * R * 4)), 0);
+        cr_assert_eq(run_with_threads(3, vq_gemvs_child, &j, b, (size_t)(3 * R * 4)), 0);
+        for (int k = 0; k < 3; k++)
+            cr_expect_eq(memcmp(a + k * R, b + k * R, (size_t)R * 4), 0, "K %d: GEMV %d differs between 1 and 3 threads", Ks[t], k);
+        tp_free(x); tp_free(a); tp_free(b);
+        tp_vq_free(&m);
+    }
 }

@@ -6,9 +6,32 @@
 
 #include <stdint.h>
 
+#include "tenpak/tenpak.h"
+
 /* Work below this many weights (times columns for a batch) runs on one thread: starting threads
  * costs more than it saves. */
 #define TP_CPU_PAR_MIN (1 << 16)
+
+/* body(ctx, i0, i1) over [0, n) in chunks of `chunk` indices on the worker pool (tenpak.h). The
+ * chunks follow n and chunk alone, so a body whose indices are independent gives the same bits at
+ * any thread count; par == 0 (work under TP_CPU_PAR_MIN) runs [0, n) as one call, here. */
+typedef struct tp_cpu_range {
+    void (*body)(void *ctx, int64_t i0, int64_t i1);
+    void *ctx;
+    int64_t n, chunk;
+} tp_cpu_range;
+static inline void tp_cpu_range_task(void *c, int t, int nt) {
+    const tp_cpu_range *r = (const tp_cpu_range *)c;
+    (void)nt;
+    const int64_t i0 = (int64_t)t * r->chunk, i1 = i0 + r->chunk < r->n ? i0 + r->chunk : r->n;
+    r->body(r->ctx, i0, i1);
+}
+static inline void tp_cpu_for(int64_t n, int64_t chunk, int par, void (*body)(void *ctx, int64_t i0, int64_t i1), void *ctx) {
+    if (n <= 0) return;
+    if (!par || n <= chunk) { body(ctx, 0, n); return; }
+    tp_cpu_range r = {body, ctx, n, chunk};
+    tp_pool_run((int)((n + chunk - 1) / chunk), tp_cpu_range_task, &r);
+}
 
 /* a . b with 8 partial sums: vectorisable without -ffast-math, and better rounded than one chain */
 static inline float tp_dot_portable(const float *a, const float *b, int64_t n) {

@@ -1,30 +1,44 @@
 /* cpu backend of low rank and tenpakx: the product by row blocks (AVX2, bit-identical to the
  * reference), the low-rank GEMV y = L (R x) (k dot products of length cols, then rows dot
- * products of length k, both threaded), tenpakx fit / decode / GEMV by composition. */
-#include <omp.h>
+ * products of length k), tenpakx fit / decode / GEMV by composition; all on the worker pool in
+ * tasks fixed by the shape. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cpu/codecs_cpu.h"
 #include "tenpak/lowrank.h"
 
-void tp_lowrank_product_cpu(const tp_lowrank *m, float *W) {
-    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
-    const int64_t rows = m->rows;
-#pragma omp parallel if (m->rows * m->cols >= TP_CPU_PAR_MIN)
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t i0 = rows * t / nt, i1 = rows * (t + 1) / nt;
-        if (i0 < i1) {
-            if (avx2) tp_lr_product_rows_avx2(m->L, m->R, m->rank, m->cols, i0, i1, W);
-            else {
-                tp_lowrank v = *m;
-                v.rows = i1 - i0;
-                v.L = m->L + i0 * m->rank;
-                tp_lowrank_product_ref(&v, W + i0 * m->cols);
-            }
-        }
+/* The product in tasks of PR_TASK rows on the worker pool (each row is computed on its own, so any
+ * split gives the reference's bits); under TP_CPU_PAR_MIN weights one task on this thread. */
+#define PR_TASK 64
+typedef struct prjob {
+    const tp_lowrank *m;
+    float *W;
+    int avx2;
+} prjob;
+static void product_rows(const prjob *j, int64_t i0, int64_t i1) {
+    const tp_lowrank *m = j->m;
+    if (j->avx2) tp_lr_product_rows_avx2(m->L, m->R, m->rank, m->cols, i0, i1, j->W);
+    else {
+        tp_lowrank v = *m;
+        v.rows = i1 - i0;
+        v.L = m->L + i0 * m->rank;
+        tp_lowrank_product_ref(&v, j->W + i0 * m->cols);
     }
+}
+static void product_task(void *vc, int t, int nt) {
+    const prjob *j = vc;
+    const int64_t rows = j->m->rows, i0 = (int64_t)t * PR_TASK, i1 = i0 + PR_TASK < rows ? i0 + PR_TASK : rows;
+    (void)nt;
+    product_rows(j, i0, i1);
+}
+
+void tp_lowrank_product_cpu(const tp_lowrank *m, float *W) {
+    const int64_t rows = m->rows;
+    prjob j = {m, W, tp_cpu_isa() >= TP_ISA_AVX2};
+    if (rows <= 0) return;
+    if (m->rows * m->cols < TP_CPU_PAR_MIN) product_rows(&j, 0, rows);
+    else tp_pool_run((int)((rows + PR_TASK - 1) / PR_TASK), product_task, &j);
 }
 
 /* The GEMV on the worker pool, t = R x then y = L t, each in tasks of LR_TASK outputs (fixed by the
@@ -97,6 +111,19 @@ tp_status tp_tenpakx_fit(tp_tenpakx *m, const float *W, const tp_tenpakx_cfg *cf
     return st;
 }
 
+/* W = (W + V) + R elementwise, in tasks of SUM_TASK elements (one task: all of them) */
+#define SUM_TASK (1 << 16)
+typedef struct sumjob {
+    float *W;
+    const float *V, *R;
+    int64_t n;
+} sumjob;
+static void sum_task(void *vc, int t, int nt) {
+    const sumjob *j = vc;
+    const int64_t i0 = nt == 1 ? 0 : (int64_t)t * SUM_TASK, i1 = nt == 1 || i0 + SUM_TASK > j->n ? j->n : i0 + SUM_TASK;
+    for (int64_t i = i0; i < i1; i++) j->W[i] = (j->W[i] + j->V[i]) + j->R[i];
+}
+
 tp_status tp_tenpakx_decode_cpu(const tp_tenpakx *m, float *W) {
     const int64_t n = m->lr.rows * m->lr.cols;
     float *V = tp_alloc((size_t)n * sizeof(float)), *R = tp_alloc((size_t)n * sizeof(float));
@@ -108,8 +135,9 @@ tp_status tp_tenpakx_decode_cpu(const tp_tenpakx *m, float *W) {
     tp_lowrank_product_cpu(&m->lr, W);
     tp_vq_decode_cpu(&m->vq, V);
     tp_dequantize_cpu(&m->res, R);
-#pragma omp parallel for schedule(static) if (n >= TP_CPU_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) W[i] = (W[i] + V[i]) + R[i];
+    sumjob j = {W, V, R, n};
+    if (n < TP_CPU_PAR_MIN) sum_task(&j, 0, 1);
+    else tp_pool_run((int)((n + SUM_TASK - 1) / SUM_TASK), sum_task, &j);
     tp_free(V);
     tp_free(R);
     return TP_OK;

@@ -1,7 +1,6 @@
 /* cpu backend of the INT4 family: threads over row blocks and dispatches each block to the
  * AVX-512 GEMV (int4; VNNI at the avx512vbmi level), the AVX2 kernels or the portable C path, by
  * tp_cpu_isa(). */
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,17 +40,43 @@ static void decode_row_portable(const tp_qmat *q, int64_t r, float *dst) {
 
 static int use_threads(const tp_qmat *q) { return q->rows * q->cols >= TP_CPU_PAR_MIN; }
 
+/* Row-block jobs on the worker pool (tenpak.h): tasks of RB_TASK rows, fixed by the shape; a
+ * matrix under TP_CPU_PAR_MIN weights runs as one task on the calling thread. */
+#define RB_TASK 64
+typedef struct rbjob {
+    const tp_qmat *q;
+    void (*rows)(const struct rbjob *j, int64_t r0, int64_t r1);
+    float *out;
+    int avx2;
+    int64_t batch;
+    const int8_t *xq, *xqp;
+    const float *xs, *xsum;
+    const int32_t *xqsum;
+} rbjob;
+
+static void rb_task(void *vc, int t, int nt) {
+    const rbjob *j = vc;
+    const int64_t rows = j->q->rows, per = nt == 1 ? rows : RB_TASK;
+    int64_t r0 = (int64_t)t * per, r1 = r0 + per < rows ? r0 + per : rows;
+    j->rows(j, r0, r1);
+}
+
+static void rb_run(const rbjob *j) {
+    const int64_t rows = j->q->rows;
+    if (rows <= 0) return;
+    if (!use_threads(j->q)) { j->rows(j, 0, rows); return; }
+    tp_pool_run((int)((rows + RB_TASK - 1) / RB_TASK), rb_task, (void *)j);
+}
+
+static void deq_rows(const rbjob *j, int64_t r0, int64_t r1) {
+    if (j->avx2) tp_dequant_rows_avx2(j->q, r0, r1, j->out);
+    else
+        for (int64_t r = r0; r < r1; r++) decode_row_portable(j->q, r, j->out + r * j->q->cols);
+}
+
 void tp_dequantize_cpu(const tp_qmat *q, float *W) {
-    const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
-    const int64_t rows = q->rows;
-#pragma omp parallel if (use_threads(q))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        if (avx2) tp_dequant_rows_avx2(q, r0, r1, W);
-        else
-            for (int64_t r = r0; r < r1; r++) decode_row_portable(q, r, W + r * q->cols);
-    }
+    rbjob j = {.q = q, .rows = deq_rows, .out = W, .avx2 = tp_cpu_isa() >= TP_ISA_AVX2};
+    rb_run(&j);
 }
 
 /* GEMV and GEMM run on the worker pool (tenpak.h) in tasks of ROW_TASK rows, a multiple of the
@@ -191,6 +216,31 @@ static void a8_prepare(const tp_qmat *q, const float *x, int8_t *xq, int8_t *xqp
         }
 }
 
+static void a8v_rows(const rbjob *j, int64_t r0, int64_t r1) {
+    const tp_qmat *q = j->q;
+    const int64_t cols = q->cols, ng = q->ngroups;
+    const int8_t *xq = j->xq;
+    const float *xs = j->xs, *xsum = j->xsum;
+    float *y = j->out;
+    if (j->avx2) { tp_qgemv_a8_rows_avx2(q, j->xqp, xq, xs, xsum, j->xqsum, r0, r1, y); return; }
+    for (int64_t r = r0; r < r1; r++) {
+        float acc = 0;
+        for (int64_t gi = 0; gi < ng; gi++) {
+            size_t si = (size_t)(r * ng + gi);
+            int64_t c0 = gi * q->g, c1 = c0 + q->g < cols ? c0 + q->g : cols;
+            int32_t dot = 0;
+            for (int64_t c = c0; c < c1; c++) dot += (tp_qmat_code(q, r, c) - 8) * xq[c];
+            float sc = tp_f16_to_f32(q->scale[si]);
+            acc += sc * xs[gi] * (float)dot + (tp_f16_to_f32(q->offset[si]) + 8.0f * sc) * xsum[gi];
+        }
+        y[r] = acc;
+    }
+}
+
+static void a8m_rows(const rbjob *j, int64_t r0, int64_t r1) {
+    tp_qgemm_a8_rows_avx2(j->q, j->xqp, j->xq, j->xs, j->xsum, j->xqsum, j->batch, r0, r1, j->out);
+}
+
 tp_status tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
     const int avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int64_t cols = q->cols, ng = q->ngroups;
@@ -199,26 +249,8 @@ tp_status tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
     int32_t *xqsum = tp_alloc((size_t)ng * sizeof(int32_t));
     if (!xq || !xqp || !xs || !xsum || !xqsum) { free5(xq, xqp, xs, xsum, xqsum); return TP_ERR_NOMEM; }
     a8_prepare(q, x, xq, xqp, xs, xsum, xqsum);
-    const int64_t rows = q->rows;
-#pragma omp parallel if (use_threads(q))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        if (avx2) tp_qgemv_a8_rows_avx2(q, xqp, xq, xs, xsum, xqsum, r0, r1, y);
-        else
-            for (int64_t r = r0; r < r1; r++) {
-                float acc = 0;
-                for (int64_t gi = 0; gi < ng; gi++) {
-                    size_t si = (size_t)(r * ng + gi);
-                    int64_t c0 = gi * q->g, c1 = c0 + q->g < cols ? c0 + q->g : cols;
-                    int32_t dot = 0;
-                    for (int64_t c = c0; c < c1; c++) dot += (tp_qmat_code(q, r, c) - 8) * xq[c];
-                    float sc = tp_f16_to_f32(q->scale[si]);
-                    acc += sc * xs[gi] * (float)dot + (tp_f16_to_f32(q->offset[si]) + 8.0f * sc) * xsum[gi];
-                }
-                y[r] = acc;
-            }
-    }
+    rbjob j = {.q = q, .rows = a8v_rows, .out = y, .avx2 = avx2, .xq = xq, .xqp = xqp, .xs = xs, .xsum = xsum, .xqsum = xqsum};
+    rb_run(&j);
     free5(xq, xqp, xs, xsum, xqsum);
     return TP_OK;
 }
@@ -236,12 +268,8 @@ tp_status tp_qgemm_a8_cpu(const tp_qmat *q, const float *X, int64_t batch, float
     if (!xq || !xqp || !xs || !xsum || !xqsum) { free5(xq, xqp, xs, xsum, xqsum); return TP_ERR_NOMEM; }
     for (int64_t b = 0; b < batch; b++) /* each column exactly as tp_qgemv_a8_cpu prepares it */
         a8_prepare(q, X + b * cols, xq + b * cols, xqp + b * cols, xs + b * ng, xsum + b * ng, xqsum + b * ng);
-    const int64_t rows = q->rows;
-#pragma omp parallel if (use_threads(q))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        tp_qgemm_a8_rows_avx2(q, xqp, xq, xs, xsum, xqsum, batch, rows * t / nt, rows * (t + 1) / nt, Y);
-    }
+    rbjob j = {.q = q, .rows = a8m_rows, .out = Y, .batch = batch, .xq = xq, .xqp = xqp, .xs = xs, .xsum = xsum, .xqsum = xqsum};
+    rb_run(&j);
     free5(xq, xqp, xs, xsum, xqsum);
     return TP_OK;
 }

@@ -1,7 +1,6 @@
-/* cpu backend of 2:4 sparsity: pruning and compress / decompress threaded over rows with the
- * reference's arithmetic (so bit-identical), sparse GEMV / GEMM threaded over row blocks and
- * dispatched to AVX2 (tp_cpu_isa()) or the portable loops. */
-#include <omp.h>
+/* cpu backend of 2:4 sparsity: pruning and compress / decompress in row tasks with the
+ * reference's arithmetic (so bit-identical), sparse GEMV / GEMM in row tasks dispatched to AVX2
+ * (tp_cpu_isa()) or the portable loops; all on the worker pool in tasks fixed by the shape. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,26 +20,53 @@ static tp_qmat qmat_rows(const tp_qmat *q, int64_t r0, int64_t r1) {
     return v;
 }
 
+/* Row jobs on the worker pool: tasks of ROW_BLK rows, fixed by the shape (each row is computed on
+ * its own, so the reference's bits at any thread count); under TP_CPU_PAR_MIN weights one task of
+ * all rows on the calling thread. */
+#define ROW_BLK 64
+typedef struct rowjob {
+    void (*rows)(struct rowjob *j, int64_t r0, int64_t r1);
+    int64_t nrows;
+    tp_qmat *q;
+    tp_sp24 *s;
+    const tp_sp24 *cs;
+    const float *in, *importance;
+    float *out;
+    int64_t cols;
+    int refine_iters;
+    int bad; /* set by a task whose block the reference refused */
+} rowjob;
+
+static void row_task(void *vc, int t, int nt) {
+    rowjob *j = vc;
+    const int64_t r0 = (int64_t)t * ROW_BLK, r1 = r0 + ROW_BLK < j->nrows ? r0 + ROW_BLK : j->nrows;
+    (void)nt;
+    j->rows(j, r0, r1);
+}
+
+static void row_run(rowjob *j, int64_t cols) {
+    if (j->nrows <= 0) return;
+    if (!big(j->nrows, cols)) j->rows(j, 0, j->nrows);
+    else tp_pool_run((int)((j->nrows + ROW_BLK - 1) / ROW_BLK), row_task, j);
+}
+
+static void quantize_rows(rowjob *j, int64_t r0, int64_t r1) {
+    tp_qmat v = qmat_rows(j->q, r0, r1);
+    tp_quantize_ref(&v, j->in + r0 * j->q->cols, j->refine_iters);
+}
+
 void tp_quantize_rows_cpu(tp_qmat *q, const float *W, int refine_iters) {
-    const int64_t rows = q->rows;
-#pragma omp parallel if (big(q->rows, q->cols))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        if (r0 < r1) {
-            tp_qmat v = qmat_rows(q, r0, r1);
-            tp_quantize_ref(&v, W + r0 * q->cols, refine_iters);
-        }
-    }
+    rowjob j = {.rows = quantize_rows, .nrows = q->rows, .q = q, .in = W, .refine_iters = refine_iters};
+    row_run(&j, q->cols);
+}
+
+static void prune_rows(rowjob *j, int64_t r0, int64_t r1) {
+    tp_prune24_ref(j->in + r0 * j->cols, r1 - r0, j->cols, j->importance, j->out + r0 * j->cols);
 }
 
 void tp_prune24_cpu(const float *W, int64_t rows, int64_t cols, const float *importance, float *P) {
-#pragma omp parallel if (big(rows, cols))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        if (r0 < r1) tp_prune24_ref(W + r0 * cols, r1 - r0, cols, importance, P + r0 * cols);
-    }
+    rowjob j = {.rows = prune_rows, .nrows = rows, .in = W, .importance = importance, .out = P, .cols = cols};
+    row_run(&j, cols);
 }
 
 /* Row-block view of a compressed matrix (meta and values of rows [r0, r1)). */
@@ -54,32 +80,26 @@ static tp_sp24 sp_rows(const tp_sp24 *s, int64_t r0, int64_t r1) {
     return v;
 }
 
+static void compress_rows(rowjob *j, int64_t r0, int64_t r1) {
+    tp_sp24 v = sp_rows(j->s, r0, r1);
+    if (tp_sp24_compress_ref(&v, j->in + r0 * j->s->cols, j->refine_iters) != TP_OK)
+        __atomic_store_n(&j->bad, 1, __ATOMIC_RELAXED);
+}
+
 tp_status tp_sp24_compress_cpu(tp_sp24 *s, const float *P, int refine_iters) {
-    const int64_t rows = s->rows, cols = s->cols;
-    int bad = 0;
-#pragma omp parallel if (big(rows, cols)) reduction(| : bad)
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        if (r0 < r1) {
-            tp_sp24 v = sp_rows(s, r0, r1);
-            bad |= tp_sp24_compress_ref(&v, P + r0 * cols, refine_iters) != TP_OK;
-        }
-    }
-    return bad ? TP_ERR_ARG : TP_OK;
+    rowjob j = {.rows = compress_rows, .nrows = s->rows, .s = s, .in = P, .refine_iters = refine_iters};
+    row_run(&j, s->cols);
+    return j.bad ? TP_ERR_ARG : TP_OK;
+}
+
+static void decompress_rows(rowjob *j, int64_t r0, int64_t r1) {
+    tp_sp24 v = sp_rows(j->cs, r0, r1);
+    tp_sp24_decompress_ref(&v, j->out + r0 * j->cs->cols);
 }
 
 void tp_sp24_decompress_cpu(const tp_sp24 *s, float *W) {
-    const int64_t rows = s->rows, cols = s->cols;
-#pragma omp parallel if (big(rows, cols))
-    {
-        int nt = omp_get_num_threads(), t = omp_get_thread_num();
-        int64_t r0 = rows * t / nt, r1 = rows * (t + 1) / nt;
-        if (r0 < r1) {
-            tp_sp24 v = sp_rows(s, r0, r1);
-            tp_sp24_decompress_ref(&v, W + r0 * cols);
-        }
-    }
+    rowjob j = {.rows = decompress_rows, .nrows = s->rows, .cs = s, .out = W};
+    row_run(&j, s->cols);
 }
 
 /* ---- portable products: decode a row's kept values and columns, then plain loops ---- */
