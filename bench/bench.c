@@ -11,11 +11,8 @@
 #include <unistd.h>
 
 #include "tenpak/bench.h"
-#ifdef TENPAK_HAVE_CUDA
-#include "kernels/cuda/tp_cuda.h"
-#endif
 
-/* Device kernels are timed by replaying a CUDA graph of GRAPH_RUNS consecutive run() calls (the
+/* Device kernels are timed by replaying a graph (tp_registry_device()'s, a CUDA graph) of GRAPH_RUNS consecutive run() calls (the
  * launch gaps of back-to-back stream launches are then not part of the figure), unless
  * TENPAK_BENCH_GRAPH=0 or the kernel's run() cannot be captured. 24 runs: with any rotation of
  * 2..8 weight copies, the replays never read the same copy twice in a row. */
@@ -57,13 +54,9 @@ double tp_median(const double *v, size_t n) {
 static double time_batch(const tp_kernel *k, const tp_case *c, void *state, void *out, int64_t iters,
                          double *cpu, void *graph, tp_status *st) {
     double c0 = tp_cpu_time(), t0 = tp_now();
-#ifdef TENPAK_HAVE_CUDA
     if (graph)
-        for (int64_t i = 0; i < iters; i += GRAPH_RUNS) tp_cuda_graph_launch(graph);
+        for (int64_t i = 0; i < iters; i += GRAPH_RUNS) tp_registry_device()->graph_launch(graph);
     else
-#else
-    (void)graph;
-#endif
         for (int64_t i = 0; i < iters; i++) {
             tp_status s = k->run(c, state, out);
             if (s != TP_OK) {
@@ -94,12 +87,11 @@ static tp_status bench_one(const tp_kernel *k, const tp_shape *s, const tp_bench
 k, &c, state, out, 1, &cpu, NULL, &st); /* warm-up: page faults, caches, thread pool */
     void *graph = NULL;
     r->timing = NULL;
+    const tp_device_backend *dev = tp_registry_device();
     if (k->flags & TP_K_DEVICE) {
-#ifdef TENPAK_HAVE_CUDA
         const char *e = getenv("TENPAK_BENCH_GRAPH");
-        if (!(e && !strcmp(e, "0"))) graph = tp_cuda_graph_make(k, &c, state, out, GRAPH_RUNS);
+        if (dev && !(e && !strcmp(e, "0"))) graph = dev->graph_make(k, &c, state, out, GRAPH_RUNS);
         if (graph) time_batch(k, &c, state, out, GRAPH_RUNS, &cpu, graph, &st); /* warm-up of the graph */
-#endif
         r->timing = graph ? "graph" : "stream";
     }
     const int64_t unit = graph ? GRAPH_RUNS : 1;
@@ -131,9 +123,7 @@ k, &c, state, out, 1, &cpu, NULL, &st); /* warm-up: page faults, caches, thread 
         r->real_ns = r->cpu_ns = NULL;
     }
 
-#ifdef TENPAK_HAVE_CUDA
-    tp_cuda_graph_free(graph);
-#endif
+    if (graph) dev->graph_free(graph);
     if (k->release) k->release(state);
     tp_free(out);
     tp_case_free(&c);
@@ -185,9 +175,9 @@ static void add_caches(cJSON *ctx) {
 /* The GPU the cuda kernels ran on, when this build has the backend and the machine a device:
  * `device` (what `report merge` keys a machine by) and its parts. */
 static void add_gpu(cJSON *ctx) {
-#ifdef TENPAK_HAVE_CUDA
-    tp_cuda_info g;
-    if (!tp_cuda_info_get(&g)) return;
+    const tp_device_backend *be = tp_registry_device();
+    tp_device_info g;
+    if (!be || !be->info(&g)) return;
     char dev[400];
     snprintf(dev, sizeof dev, "%s (sm_%d%d, %d SMs, %d MHz)", g.name, g.cc_major, g.cc_minor, g.sm_count,
              g.clock_mhz);
@@ -207,9 +197,6 @@ static void add_gpu(cJSON *ctx) {
     cJSON_AddStringToObject(ctx, "cuda_driver_version", v);
     snprintf(v, sizeof v, "%d.%d", g.runtime / 1000, (g.runtime % 1000) / 10);
     cJSON_AddStringToObject(ctx, "cuda_runtime_version", v);
-#else
-    (void)ctx;
-#endif
 }
 
 /* The library build, as `report merge` keys a machine: build type, compiler, backends. */
@@ -230,11 +217,9 @@ static const char *library_build(void) {
     const char *cc = "cc";
     int v[3] = {0, 0, 0};
 #endif
-#ifdef TENPAK_HAVE_CUDA
-    const char *be = "cpu+cuda";
-#else
-    const char *be = "cpu";
-#endif
+    const tp_device_backend *dev = tp_registry_device(); /* "cpu+cuda" with the CUDA backend */
+    char be[48];
+    snprintf(be, sizeof be, "cpu%s%s", dev ? "+" : "", dev ? dev->name : "");
 #if defined(__SANITIZE_ADDRESS__)
     const char *san = ", asan";
 #elif defined(__has_feature)

@@ -19,7 +19,16 @@ extern const tp_kernel tp_kernels_lowrank[];
 extern const tp_kernel tp_kernels_ggml[];
 #ifdef TENPAK_HAVE_CUDA
 extern const tp_kernel tp_kernels_cuda[];
+extern const tp_device_backend tp_device_cuda;
 #endif
+
+const tp_device_backend *tp_registry_device(void) {
+#ifdef TENPAK_HAVE_CUDA
+    return &tp_device_cuda;
+#else
+    return NULL;
+#endif
+}
 
 static const tp_kernel *const families[] = {
     tp_kernels_blas,

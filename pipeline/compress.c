@@ -323,7 +323,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
     tp_model_config mcfg;
     if (s == TP_OK) s = tp_config_load(cfgpath, &mcfg, e);
     /* the checkpoint loads as the model that eval runs (every tensor it needs, none it would ignore,
-     * pipeline/model.c): refused now, not after the work. Weights stay in the map; a 1-position cache */
+     * pipeline/model_load.c): refused now, not after the work. Weights stay in the map; a 1-position cache */
     if (s == TP_OK) {
         tp_model_opts mo = {.weights = TP_WEIGHTS_F32, .max_ctx = 1};
         tp_model *chk = NULL;

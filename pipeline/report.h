@@ -32,7 +32,7 @@ typedef struct tp_report_opts {
 
 tp_status tp_report_run(const tp_report_opts *o, tp_err *e);
 
-/* `tenpak report merge` (pipeline/bench_merge.c): `tenpak bench --json` results of several machines
+/* `tenpak report merge` (pipeline/report_merge.c): `tenpak bench --json` results of several machines
  * and shards (e.g. the tasks of a job array, a CPU and a GPU run) into OUT/MERGED.md,
  * OUT/merged.json and OUT/merged.png|svg: one column per machine, keyed by host, processor (the
  * context's `device`, a GPU, when present, else cpu_model), ISA level and library build; the shards

@@ -14,25 +14,8 @@
 #include "tenpak/quant.h"
 #include "verify/test_common.h"
 
-static char tmpdir[256];
-static void mk_tmp(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tenpak-art-XXXXXX");
-    cr_assert_not_null(mkdtemp(tmpdir));
-}
-static void rm_tmp(void) {
-    DIR *d = opendir(tmpdir);
-    struct dirent *x;
-    char p[512];
-    while (d && (x = readdir(d)))
-        if (x->d_name[0] != '.') {
-            snprintf(p, sizeof p, "%s/%s", tmpdir, x->d_name);
-            unlink(p);
-        }
-    if (d) closedir(d);
-    rmdir(tmpdir);
-}
 static int count_files(void) {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(test_tmpdir());
     struct dirent *x;
     int n = 0;
     while (d && (x = readdir(d))) n += x->d_name[0] != '.';
@@ -114,10 +97,10 @@ static void spit(const char *p, const uint8_t *d, size_t n) {
 }
 
 /* Every kind of damage is rejected with a message naming the file; nothing crashes. */
-Test(artifact, damaged_files, .init = mk_tmp, .fini = rm_tmp) {
+Test(artifact, damaged_files, .init = test_tmp_init, .fini = test_tmp_fini) {
     char path[512], bad[512];
-    snprintf(path, sizeof path, "%s/m.tpk", tmpdir);
-    snprintf(bad, sizeof bad, "%s/bad.tpk", tmpdir);
+    snprintf(path, sizeof path, "%s/m.tpk", test_tmpdir());
+    snprintf(bad, sizeof bad, "%s/bad.tpk", test_tmpdir());
     tp_compress_opts o = {.model_dir = shared_model_dir("llama-mini"), .codec = "int4:g=128", .select = "mlp", .quiet = 1};
     tp_compress_result r;
     tp_err e;
@@ -154,9 +137,9 @@ Test(artifact, damaged_files, .init = mk_tmp, .fini = rm_tmp) {
 }
 
 /* A failed compress leaves nothing behind: bad spec, missing model, empty selection. */
-Test(artifact, failures_leave_nothing, .init = mk_tmp, .fini = rm_tmp) {
+Test(artifact, failures_leave_nothing, .init = test_tmp_init, .fini = test_tmp_fini) {
     char path[512];
-    snprintf(path, sizeof path, "%s/x.tpk", tmpdir);
+    snprintf(path, sizeof path, "%s/x.tpk", test_tmpdir());
     tp_compress_result r;
     tp_err e;
     tp_compress_opts bad_spec = {.model_dir = shared_model_dir("llama-mini"), .codec = "int4:g=7", .quiet = 1};
@@ -180,9 +163,9 @@ Test(artifact, failures_leave_nothing, .init = mk_tmp, .fini = rm_tmp) {
 
 /* compress -> eval on a real checkpoint: sizes are the file's, the decoded model is close to the
  * original in perplexity, and a different checkpoint is refused. */
-Test(artifact, compress_eval_gpt2, .init = mk_tmp, .fini = rm_tmp, .timeout = 300) {
+Test(artifact, compress_eval_gpt2, .init = test_tmp_init, .fini = test_tmp_fini, .timeout = 300) {
     char path[512], data[512];
-    snprintf(path, sizeof path, "%s/g.tpk", tmpdir);
+    snprintf(path, sizeof path, "%s/g.tpk", test_tmpdir());
     snprintf(data, sizeof data, "%s/datasets/wikitext-2-raw/wiki.test.raw", tp_shared_dir());
     tp_compress_opts o = {.model_dir = shared_model_dir("gpt2-mini"), .codec = "int4r2:g=16", .lossless = "zstd:3", .quiet = 1};
     tp_compress_result r;
@@ -237,10 +220,10 @@ static void lie_raw_shape(cJSON *r) { cJSON_ReplaceItemInObjectCaseSensitive(r, 
 /* A well-formed .tpk whose header lies about a record (shape, rows, codec parameters, method,
  * layout, name, dtype): loading refuses it, packed and dequant, with one message naming the file
  * and the tensor. */
-Test(artifact, lying_records, .init = mk_tmp, .fini = rm_tmp, .timeout = 300) {
+Test(artifact, lying_records, .init = test_tmp_init, .fini = test_tmp_fini, .timeout = 300) {
     char path[512], bad[512];
-    snprintf(path, sizeof path, "%s/m.tpk", tmpdir);
-    snprintf(bad, sizeof bad, "%s/lie.tpk", tmpdir);
+    snprintf(path, sizeof path, "%s/m.tpk", test_tmpdir());
+    snprintf(bad, sizeof bad, "%s/lie.tpk", test_tmpdir());
     tp_compress_opts o = {.model_dir = shared_model_dir("llama-mini"), .codec = "int4:g=128", .select = "mlp", .quiet = 1};
     tp_compress_result r;
     tp_err e;

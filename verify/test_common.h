@@ -140,4 +140,29 @@ static inline void rewrite_artifact(const char *src, const char *dst, void (*rec
     cr_assert_eq(tp_artw_finish(w, h, NULL, &e), TP_OK, "%s", e.msg);
     tp_artifact_close(&a);
 }
+
+/* A test's temporary directory: test_tmp_init makes a fresh /tmp/tenpak-test-XXXXXX (a suite's or a
+ * test's .init), test_tmp_fini removes it with all it holds (.fini), test_tmp_path(NAME) is NAME
+ * inside it (four paths live at a time), test_tmpdir() the directory itself. */
+static inline char *test_tmpdir(void) {
+    static char dir[256];
+    return dir;
+}
+static inline void test_tmp_init(void) {
+    snprintf(test_tmpdir(), 256, "/tmp/tenpak-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(test_tmpdir()), "mkdtemp");
+}
+static inline void test_tmp_fini(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", test_tmpdir());
+    cr_expect_eq(system(cmd), 0, "%s", cmd);
+}
+static inline const char *test_tmp_path(const char *name) {
+    static char p[4][512];
+    static int k;
+    char *s = p[k++ & 3];
+    snprintf(s, 512, "%s/%s", test_tmpdir(), name);
+    return s;
+}
+
 #endif

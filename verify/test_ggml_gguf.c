@@ -44,9 +44,10 @@ static const char *find_python(void) {
 
 Test(ggml_gguf, dequant_matches_gguf_package) {
     if (!py[0] && !find_python()) cr_skip_test(NO_GGUF); /* the test runs in a fresh process */
-    char root[1024], dir[] = "/tmp/tenpak_ggml_XXXXXX", cmd[3000];
+    char root[1024], cmd[3000];
     source_root(root, sizeof root);
-    cr_assert_not_null(mkdtemp(dir));
+    test_tmp_init();
+    const char *dir = test_tmpdir();
     const unsigned long long seed = (unsigned long long)(test_seed() % 1000000007ull);
     snprintf(cmd, sizeof cmd, "'%s' '%s/datasets/make_ggml_blocks.py' '%s' --seed %llu >&2", py, root, dir, seed);
     cr_assert_eq(system(cmd), 0, "%s failed", cmd);
@@ -93,8 +94,7 @@ Test(ggml_gguf, dequant_matches_gguf_package) {
     }
     fclose(man);
     cr_expect_eq(types, 11, "manifest lists %d types, want 11", types);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    test_tmp_fini();
 }
 
 /* Criterion's own main, after the check: a visible skip (ctest: Skipped) when gguf is missing */

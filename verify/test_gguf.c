@@ -13,24 +13,7 @@
 #include "tenpak/files.h"
 #include "verify/test_common.h"
 
-static char tmpdir[256];
-static void mk_tmp(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tenpak-gguf-XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
-static void rm_tmp(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_expect_eq(system(cmd), 0);
-}
-static const char *tpath(const char *name) {
-    static char p[4][512];
-    static int k;
-    char *s = p[k++ & 3];
-    snprintf(s, 512, "%s/%s", tmpdir, name);
-    return s;
-}
-TestSuite(gguf, .init = mk_tmp, .fini = rm_tmp);
+TestSuite(gguf, .init = test_tmp_init, .fini = test_tmp_fini);
 
 /* ---- a tiny llama: d 8, 2 heads (1 KV), head 4, ffn 16, 1 layer, ctx 16 ---- */
 
@@ -179,9 +162,9 @@ static void refused(const char *path, const char *want, int model) {
 Test(gguf, writer_reader_round_trip) {
     tiny t;
     tp_err e = {{0}};
-    cr_assert_eq(write_llama(tpath("a.gguf"), NULL, &t, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(write_llama(test_tmp_path("a.gguf"), NULL, &t, &e), TP_OK, "%s", e.msg);
     tp_gguf *g = NULL;
-    cr_assert_eq(tp_gguf_open(tpath("a.gguf"), &g, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_gguf_open(test_tmp_path("a.gguf"), &g, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(tp_gguf_version(g), 3);
     cr_expect_eq(tp_gguf_alignment(g), 32);
     cr_expect_eq(tp_gguf_num_tensors(g), 11);
@@ -219,9 +202,9 @@ Test(gguf, writer_reader_round_trip) {
 Test(gguf, tiny_llama_model_and_tokenizer) {
     tiny t;
     tp_err e = {{0}};
-    cr_assert_eq(write_llama(tpath("m.gguf"), NULL, &t, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(write_llama(test_tmp_path("m.gguf"), NULL, &t, &e), TP_OK, "%s", e.msg);
     tp_model *m = NULL;
-    cr_assert_eq(tp_model_load(tpath("m.gguf"), NULL, &m, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_model_load(test_tmp_path("m.gguf"), NULL, &m, &e), TP_OK, "%s", e.msg);
     const tp_model_config *c = tp_model_cfg(m);
     cr_expect(c->arch == TP_ARCH_LLAMA && c->n_layer == 1 && c->d_model == D && c->n_head == H && c->n_kv_head == KVH &&
               c->head_dim == HD && c->d_ff == FF && c->vocab == t.V && c->n_ctx == CTX && c->tie_embeddings &&
@@ -240,7 +223,7 @@ Test(gguf, tiny_llama_model_and_tokenizer) {
     for (int i = 0; i < 4 * t.V; i++) cr_assert(isfinite(lg[i]));
     tp_model_free(m);
     tp_tokenizer *tok = NULL;
-    cr_assert_eq(tp_model_tokenizer_load(tpath("m.gguf"), &tok, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_model_tokenizer_load(test_tmp_path("m.gguf"), &tok, &e), TP_OK, "%s", e.msg);
     int32_t *out = NULL;
     size_t n = 0;
     cr_assert_eq(tp_tokenizer_encode(tok, "ab abc\n", 7, 1, &out, &n, &e), TP_OK, "%s", e.msg);
@@ -279,8 +262,8 @@ Test(gguf, lying_files_are_refused) {
         {"quant.gguf", {.type_id = 2, .norm_ne0 = 32}, "is Q4_0: only matrices may be quantised", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        cr_assert_eq(write_llama(tpath(cases[i].name), &cases[i].L, &t, &e), TP_OK, "%s", e.msg);
-        refused(tpath(cases[i].name), cases[i].want, cases[i].model);
+        cr_assert_eq(write_llama(test_tmp_path(cases[i].name), &cases[i].L, &t, &e), TP_OK, "%s", e.msg);
+        refused(test_tmp_path(cases[i].name), cases[i].want, cases[i].model);
         tiny_free(&t);
     }
 }
@@ -289,10 +272,10 @@ Test(gguf, lying_files_are_refused) {
 Test(gguf, header_lies_and_truncation) {
     tiny t;
     tp_err e = {{0}};
-    cr_assert_eq(write_llama(tpath("ok.gguf"), NULL, &t, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(write_llama(test_tmp_path("ok.gguf"), NULL, &t, &e), TP_OK, "%s", e.msg);
     tiny_free(&t);
     size_t n;
-    char *ok = slurp(tpath("ok.gguf"), &n);
+    char *ok = slurp(test_tmp_path("ok.gguf"), &n);
     char *b = malloc(n);
     struct { size_t off; int width; uint64_t v; const char *want; } P[] = {
         {0, 4, 0x46554746, "not a GGUF file"},
@@ -305,21 +288,21 @@ Test(gguf, header_lies_and_truncation) {
     for (size_t i = 0; i < sizeof P / sizeof P[0]; i++) {
         memcpy(b, ok, n);
         for (int k = 0; k < P[i].width; k++) b[P[i].off + k] = (char)(P[i].v >> (8 * k));
-        spit(tpath("p.gguf"), b, n);
-        refused(tpath("p.gguf"), P[i].want, 0);
+        spit(test_tmp_path("p.gguf"), b, n);
+        refused(test_tmp_path("p.gguf"), P[i].want, 0);
     }
     /* every cut inside the header and metadata, and a few inside the data */
     tp_gguf *g = NULL;
-    cr_assert_eq(tp_gguf_open(tpath("ok.gguf"), &g, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_gguf_open(test_tmp_path("ok.gguf"), &g, &e), TP_OK, "%s", e.msg);
     size_t data = (size_t)tp_gguf_data_offset(g);
     tp_gguf_close(g);
     for (size_t cut = 0; cut < n; cut += cut < data ? 1 : 97) {
-        spit(tpath("cut.gguf"), ok, cut);
+        spit(test_tmp_path("cut.gguf"), ok, cut);
         tp_gguf *h = NULL;
-        tp_status s = tp_gguf_open(tpath("cut.gguf"), &h, &e);
+        tp_status s = tp_gguf_open(test_tmp_path("cut.gguf"), &h, &e);
         tp_gguf_close(h);
         cr_assert_neq(s, TP_OK, "a file cut at %zu of %zu bytes was accepted", cut, n);
-        cr_assert(strstr(e.msg, tpath("cut.gguf")) && !strchr(e.msg, '\n'), "cut %zu: %s", cut, e.msg);
+        cr_assert(strstr(e.msg, test_tmp_path("cut.gguf")) && !strchr(e.msg, '\n'), "cut %zu: %s", cut, e.msg);
     }
     free(b);
     free(ok);
@@ -340,8 +323,8 @@ Test(gguf, header_lies_and_truncation) {
 static void export_model(const char *model, int check_logits) {
     tp_err e = {{0}};
     char tpk[600], gg[600];
-    snprintf(tpk, sizeof tpk, "%s", tpath("m.tpk"));
-    snprintf(gg, sizeof gg, "%s", tpath("m.gguf"));
+    snprintf(tpk, sizeof tpk, "%s", test_tmp_path("m.tpk"));
+    snprintf(gg, sizeof gg, "%s", test_tmp_path("m.gguf"));
     tp_compress_opts o = {.model_dir = shared_model_dir(model), .codec = "int4:g=32", .quiet = 1};
     tp_compress_result cr;
     cr_assert_eq(tp_compress_model(&o, tpk, &cr, &e), TP_OK, "%s", e.msg);
@@ -428,19 +411,19 @@ Test(gguf, export_gpt2_int4_g32_as_q4_1) { export_model("gpt2-mini", 1); }
 Test(gguf, export_refuses_other_codecs) {
     tp_err e = {{0}};
     char tpk[600];
-    snprintf(tpk, sizeof tpk, "%s", tpath("n.tpk"));
+    snprintf(tpk, sizeof tpk, "%s", test_tmp_path("n.tpk"));
     tp_compress_opts o = {.model_dir = shared_model_dir("llama-mini"), .codec = "nf4:g=64", .quiet = 1, .select = "mlp"};
     tp_compress_result cr;
     cr_assert_eq(tp_compress_model(&o, tpk, &cr, &e), TP_OK, "%s", e.msg);
     tp_compress_result_free(&cr);
     tp_gguf_export_result r;
-    cr_expect_neq(tp_gguf_export(tpk, NULL, tpath("n.gguf"), 0, &r, &e), TP_OK);
+    cr_expect_neq(tp_gguf_export(tpk, NULL, test_tmp_path("n.gguf"), 0, &r, &e), TP_OK);
     cr_expect(strstr(e.msg, "model.layers.0.mlp.down_proj.weight has codec nf4:g=64") && strstr(e.msg, "--allow-f16"), "%s", e.msg);
-    cr_expect_neq(access(tpath("n.gguf"), F_OK), 0, "a refused export left a file");
-    cr_assert_eq(tp_gguf_export(tpk, NULL, tpath("n.gguf"), 1, &r, &e), TP_OK, "%s", e.msg);
+    cr_expect_neq(access(test_tmp_path("n.gguf"), F_OK), 0, "a refused export left a file");
+    cr_assert_eq(tp_gguf_export(tpk, NULL, test_tmp_path("n.gguf"), 1, &r, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(r.nf16_decoded, 18);
     tp_gguf *g = NULL;
-    cr_assert_eq(tp_gguf_open(tpath("n.gguf"), &g, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_gguf_open(test_tmp_path("n.gguf"), &g, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(tp_gguf_find_tensor(g, "blk.0.ffn_down.weight")->type, TP_GGML_F16);
     cr_expect_eq(tp_gguf_find_tensor(g, "blk.0.attn_q.weight")->type, TP_GGML_F16); /* raw, fp16 as stored */
     cr_expect_eq(tp_gguf_find_tensor(g, "blk.0.attn_norm.weight")->type, TP_GGML_F32);

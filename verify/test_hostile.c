@@ -22,35 +22,21 @@
 #include "tenpak/files.h"
 #include "verify/test_common.h"
 
-static char tmpdir[256];
-static void mk_tmp(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tenpak-hostile-XXXXXX");
-    cr_assert(mkdtemp(tmpdir));
-}
 static void rm_tmp(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_expect_eq(system(cmd), 0);
+    test_tmp_fini();
     tp_files_guard_reset();
-}
-static const char *tpath(const char *name) {
-    static char p[4][512];
-    static int k;
-    char *s = p[k++ & 3];
-    snprintf(s, 512, "%s/%s", tmpdir, name);
-    return s;
 }
 static void put(const char *name, const char *text) {
     tp_err e;
-    cr_assert_eq(tp_write_file_atomic(tpath(name), text, strlen(text), &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_write_file_atomic(test_tmp_path(name), text, strlen(text), &e), TP_OK, "%s", e.msg);
 }
 static int tmp_files_left(void) {
     char cmd[600];
-    snprintf(cmd, sizeof cmd, "find '%s' -name '*.tmp.*' | grep -q .", tmpdir);
+    snprintf(cmd, sizeof cmd, "find '%s' -name '*.tmp.*' | grep -q .", test_tmpdir());
     return system(cmd) == 0;
 }
 
-TestSuite(hostile, .init = mk_tmp, .fini = rm_tmp);
+TestSuite(hostile, .init = test_tmp_init, .fini = rm_tmp);
 
 /* ---- the output guard ---- */
 Test(hostile, guard_refuses_overwriting_an_input) {
@@ -58,34 +44,34 @@ Test(hostile, guard_refuses_overwriting_an_input) {
     tp_files_guard_enable();
     tp_err e;
     size_t n;
-    char *t = tp_read_file(tpath("in.txt"), &n, &e);
+    char *t = tp_read_file(test_tmp_path("in.txt"), &n, &e);
     cr_assert(t, "%s", e.msg);
     free(t);
-    cr_expect_neq(tp_write_file_atomic(tpath("in.txt"), "x", 1, &e), TP_OK, "an input was overwritten");
+    cr_expect_neq(tp_write_file_atomic(test_tmp_path("in.txt"), "x", 1, &e), TP_OK, "an input was overwritten");
     cr_expect(strstr(e.msg, "is the same file as the input"), "%s", e.msg);
     /* through a hard link too */
-    cr_assert_eq(link(tpath("in.txt"), tpath("hard.txt")), 0);
-    cr_expect_neq(tp_write_file_atomic(tpath("hard.txt"), "x", 1, &e), TP_OK, "a hard link to an input was written");
-    t = tp_read_file(tpath("in.txt"), &n, &e);
+    cr_assert_eq(link(test_tmp_path("in.txt"), test_tmp_path("hard.txt")), 0);
+    cr_expect_neq(tp_write_file_atomic(test_tmp_path("hard.txt"), "x", 1, &e), TP_OK, "a hard link to an input was written");
+    t = tp_read_file(test_tmp_path("in.txt"), &n, &e);
     cr_assert(t);
     cr_expect_str_eq(t, "precious");
     free(t);
     cr_expect(!tmp_files_left(), "a temporary file was left");
     /* another file is written as before */
-    cr_expect_eq(tp_write_file_atomic(tpath("out.txt"), "x", 1, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(tp_write_file_atomic(test_tmp_path("out.txt"), "x", 1, &e), TP_OK, "%s", e.msg);
 }
 
 Test(hostile, guard_claimed_output_refused_as_input) {
     put("in.txt", "precious");
     tp_files_guard_enable();
     tp_err e;
-    cr_assert_eq(tp_output_claim("--json", tpath("in.txt"), &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_output_claim("--json", test_tmp_path("in.txt"), &e), TP_OK, "%s", e.msg);
     size_t n;
-    cr_expect_null(tp_read_file(tpath("in.txt"), &n, &e), "a claimed output was opened as an input");
+    cr_expect_null(tp_read_file(test_tmp_path("in.txt"), &n, &e), "a claimed output was opened as an input");
     cr_expect(strstr(e.msg, "--json") && strstr(e.msg, "in.txt"), "the message names neither flag nor file: %s", e.msg);
     /* two outputs naming one file, even before it exists */
-    cr_assert_eq(tp_output_claim("--out", tpath("new.tpk"), &e), TP_OK, "%s", e.msg);
-    cr_expect_neq(tp_output_claim("--json", tpath("./new.tpk"), &e), TP_OK, "two outputs share a file");
+    cr_assert_eq(tp_output_claim("--out", test_tmp_path("new.tpk"), &e), TP_OK, "%s", e.msg);
+    cr_expect_neq(tp_output_claim("--json", test_tmp_path("./new.tpk"), &e), TP_OK, "two outputs share a file");
     cr_expect(strstr(e.msg, "--json") && strstr(e.msg, "--out"), "%s", e.msg);
 }
 
@@ -93,18 +79,18 @@ Test(hostile, guard_off_by_default) {
     put("in.txt", "a");
     tp_err e;
     size_t n;
-    char *t = tp_read_file(tpath("in.txt"), &n, &e);
+    char *t = tp_read_file(test_tmp_path("in.txt"), &n, &e);
     free(t);
-    cr_expect_eq(tp_write_file_atomic(tpath("in.txt"), "b", 1, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(tp_write_file_atomic(test_tmp_path("in.txt"), "b", 1, &e), TP_OK, "%s", e.msg);
 }
 
 Test(hostile, fifo_input_refused_at_once, .timeout = 20) {
-    cr_assert_eq(mkfifo(tpath("fifo"), 0600), 0);
+    cr_assert_eq(mkfifo(test_tmp_path("fifo"), 0600), 0);
     tp_err e;
     size_t n;
-    cr_expect_null(tp_read_file(tpath("fifo"), &n, &e));
+    cr_expect_null(tp_read_file(test_tmp_path("fifo"), &n, &e));
     cr_expect(strstr(e.msg, "not a regular file"), "%s", e.msg);
-    cr_expect_lt(tp_open_input(tpath("fifo"), NULL, &e), 0);
+    cr_expect_lt(tp_open_input(test_tmp_path("fifo"), NULL, &e), 0);
 }
 
 /* a temporary file is removed by SIGTERM; the process still dies of the signal */
@@ -118,7 +104,7 @@ Test(hostile, signal_removes_temporary_file, .timeout = 20) {
         int fd;
         char *tmp;
         tp_err e;
-        if (tp_tmp_open(tpath("big.tpk"), &fd, &tmp, &e) != TP_OK) _exit(3);
+        if (tp_tmp_open(test_tmp_path("big.tpk"), &fd, &tmp, &e) != TP_OK) _exit(3);
         if (write(p[1], "r", 1) != 1) _exit(4);
         for (;;) pause();
     }
@@ -195,7 +181,7 @@ Test(hostile, tpz_forged_counts, .timeout = 120) {
 Test(hostile, tpk_duplicate_record) {
     tp_art_writer *w;
     tp_err e;
-    cr_assert_eq(tp_artw_open(tpath("d.tpk"), &w, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_artw_open(test_tmp_path("d.tpk"), &w, &e), TP_OK, "%s", e.msg);
     for (int i = 0; i < 2; i++) {
         cJSON *rec = cJSON_CreateObject();
         cJSON_AddStringToObject(rec, "name", "model.norm.weight");
@@ -207,7 +193,7 @@ Test(hostile, tpk_duplicate_record) {
     cJSON_AddStringToObject(h, "codec", "int4:g=128,refine=0");
     cr_assert_eq(tp_artw_finish(w, h, NULL, &e), TP_OK, "%s", e.msg);
     tp_artifact a;
-    cr_expect_eq(tp_artifact_open(tpath("d.tpk"), &a, &e), TP_ERR_FORMAT, "a duplicate record name was accepted");
+    cr_expect_eq(tp_artifact_open(test_tmp_path("d.tpk"), &a, &e), TP_ERR_FORMAT, "a duplicate record name was accepted");
     cr_expect(strstr(e.msg, "model.norm.weight has two records"), "%s", e.msg);
 }
 
@@ -262,7 +248,7 @@ static void expect_config(const char *json, const char *needle) {
     put("config.json", json);
     tp_model_config c;
     tp_err e;
-    cr_expect_neq(tp_config_load(tpath("config.json"), &c, &e), TP_OK, "accepted: %s", json);
+    cr_expect_neq(tp_config_load(test_tmp_path("config.json"), &c, &e), TP_OK, "accepted: %s", json);
     cr_expect(strstr(e.msg, needle), "'%s' lacks '%s'", e.msg, needle);
 }
 #define LLAMA "\"model_type\":\"llama\",\"num_hidden_layers\":2,\"hidden_size\":8,\"num_attention_heads\":2," \
@@ -286,7 +272,7 @@ Test(hostile, config_values) {
     tp_model_config c;
     tp_err e;
     put("config.json", "{" LLAMA "}");
-    cr_expect_eq(tp_config_load(tpath("config.json"), &c, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(tp_config_load(test_tmp_path("config.json"), &c, &e), TP_OK, "%s", e.msg);
 }
 
 /* ---- a vocabulary without unk and byte fallback: text it cannot encode is refused, naming the
@@ -302,7 +288,7 @@ Test(hostile, tokenizer_without_unk_refuses_lost_characters) {
     put("tokenizer.json", json);
     tp_tokenizer *t;
     tp_err e;
-    cr_assert_eq(tp_tokenizer_load(tpath("tokenizer.json"), &t, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_tokenizer_load(test_tmp_path("tokenizer.json"), &t, &e), TP_OK, "%s", e.msg);
     int32_t *ids = NULL;
     size_t n = 0;
     cr_expect_eq(tp_tokenizer_encode(t, "ab ab", 5, 0, &ids, &n, &e), TP_OK, "%s", e.msg);
@@ -317,7 +303,7 @@ Test(hostile, tokenizer_without_unk_refuses_lost_characters) {
     /* with an unk token, or byte fallback, the same text encodes */
     snprintf(json, sizeof json, "%s\"unk_token\":\"b\",%s", head, vocab);
     put("tokenizer.json", json);
-    cr_assert_eq(tp_tokenizer_load(tpath("tokenizer.json"), &t, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_tokenizer_load(test_tmp_path("tokenizer.json"), &t, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(tp_tokenizer_encode(t, lossy, strlen(lossy), 0, &ids, &n, &e), TP_OK, "%s", e.msg);
     free(ids);
     tp_tokenizer_free(t);
@@ -364,33 +350,33 @@ Test(hostile, old_artifact_without_source_sha, .timeout = 120) {
     const char *lm = shared_model_dir("llama-mini");
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "mkdir '%s' && ln -s '%s'/* '%s'/ && rm '%s/config.json' '%s/tokenizer.json' && "
-             "cp '%s/config.json' '%s/tokenizer.json' '%s'/ && chmod u+w '%s'/*.json", tpath("m"), lm, tpath("m"),
-             tpath("m"), tpath("m"), lm, lm, tpath("m"), tpath("m"));
+             "cp '%s/config.json' '%s/tokenizer.json' '%s'/ && chmod u+w '%s'/*.json", test_tmp_path("m"), lm, test_tmp_path("m"),
+             test_tmp_path("m"), test_tmp_path("m"), lm, lm, test_tmp_path("m"), test_tmp_path("m"));
     cr_assert_eq(system(cmd), 0, "%s", cmd);
-    tp_compress_opts o = {.model_dir = tpath("m"), .codec = "int4:g=128", .quiet = 1};
+    tp_compress_opts o = {.model_dir = test_tmp_path("m"), .codec = "int4:g=128", .quiet = 1};
     tp_compress_result r;
     tp_err e;
-    cr_assert_eq(tp_compress_model(&o, tpath("new.tpk"), &r, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_compress_model(&o, test_tmp_path("new.tpk"), &r, &e), TP_OK, "%s", e.msg);
     free(r.plan);
-    rewrite_artifact(tpath("new.tpk"), tpath("old.tpk"), NULL, drop_source_sha, NULL);
+    rewrite_artifact(test_tmp_path("new.tpk"), test_tmp_path("old.tpk"), NULL, drop_source_sha, NULL);
     tp_artifact_model info;
-    cr_assert_eq(load_art(tpath("new.tpk"), &info, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(load_art(test_tmp_path("new.tpk"), &info, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(info.files_checked, 1);
-    cr_assert_eq(load_art(tpath("old.tpk"), &info, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(load_art(test_tmp_path("old.tpk"), &info, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(info.files_checked, 0, "an artifact without the records was reported checked");
     /* another tokenizer.json: the new artifact refuses it, the old one cannot tell (files_checked 0) */
-    snprintf(cmd, sizeof cmd, "echo ' ' >> '%s/tokenizer.json'", tpath("m"));
+    snprintf(cmd, sizeof cmd, "echo ' ' >> '%s/tokenizer.json'", test_tmp_path("m"));
     cr_assert_eq(system(cmd), 0);
-    cr_expect_neq(load_art(tpath("new.tpk"), &info, &e), TP_OK, "a changed tokenizer.json was accepted");
+    cr_expect_neq(load_art(test_tmp_path("new.tpk"), &info, &e), TP_OK, "a changed tokenizer.json was accepted");
     cr_expect(strstr(e.msg, "tokenizer.json of sha256"), "%s", e.msg);
-    cr_expect_eq(load_art(tpath("old.tpk"), &info, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(load_art(test_tmp_path("old.tpk"), &info, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(info.files_checked, 0);
     /* another rms_norm_eps: both refuse it, naming the field (the old one through its recorded config) */
-    snprintf(cmd, sizeof cmd, "sed -i 's/\"rms_norm_eps\": 1e-05/\"rms_norm_eps\": 2e-05/' '%s/config.json'", tpath("m"));
+    snprintf(cmd, sizeof cmd, "sed -i 's/\"rms_norm_eps\": 1e-05/\"rms_norm_eps\": 2e-05/' '%s/config.json'", test_tmp_path("m"));
     cr_assert_eq(system(cmd), 0);
     const char *arts[] = {"new.tpk", "old.tpk"};
     for (int k = 0; k < 2; k++) {
-        cr_expect_eq(load_art(tpath(arts[k]), &info, &e), TP_ERR_ARG, "%s: a changed config.json was accepted", arts[k]);
+        cr_expect_eq(load_art(test_tmp_path(arts[k]), &info, &e), TP_ERR_ARG, "%s: a changed config.json was accepted", arts[k]);
         cr_expect(strstr(e.msg, k ? "another config.json" : "config.json of sha256") &&
                   strstr(e.msg, "rms_norm_eps 1e-05, now 2e-05"), "%s", e.msg);
     }

@@ -59,9 +59,9 @@ Test(paired, identical_models, .timeout = 300) {
 }
 
 Test(paired, compressed_eval, .timeout = 300) {
-    char tmpl[] = "/tmp/tenpak-paired-XXXXXX", path[600], data[600];
-    cr_assert(mkdtemp(tmpl));
-    snprintf(path, sizeof path, "%s/g.tpk", tmpl);
+    char path[600], data[600];
+    test_tmp_init();
+    snprintf(path, sizeof path, "%s", test_tmp_path("g.tpk"));
     snprintf(data, sizeof data, "%s/datasets/wikitext-2-raw/wiki.test.raw", tp_shared_dir());
     tp_compress_opts co = {.model_dir = shared_model_dir("gpt2-mini"), .codec = "int4:g=128", .quiet = 1};
     tp_compress_result cr;
@@ -92,6 +92,5 @@ Test(paired, compressed_eval, .timeout = 300) {
     REL_EQ(apart.baseline.ppl, r.baseline.ppl, 1e-9);
     eo.dump_tokens = "/nonexistent-dir/x.tsv";
     cr_expect_neq(tp_eval_artifact(&eo, &apart, &e), TP_OK, "--dump-tokens without the paired pass accepted");
-    unlink(path);
-    rmdir(tmpl);
+    test_tmp_fini();
 }

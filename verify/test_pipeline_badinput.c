@@ -15,30 +15,12 @@
 #include "pipeline/model.h"
 #include "pipeline/safetensors.h"
 #include "pipeline/tokenizer.h"
+#include "verify/test_common.h"
 
-static char tmpdir[256];
-
-static void setup(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tenpak-pipe-XXXXXX");
-    cr_assert(mkdtemp(tmpdir), "mkdtemp");
-}
-static void teardown(void) {
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    cr_expect_eq(system(cmd), 0);
-}
-TestSuite(badinput, .init = setup, .fini = teardown);
-
-static const char *path_of(const char *name) {
-    static char p[4][512];
-    static int k;
-    char *s = p[k++ & 3];
-    snprintf(s, 512, "%s/%s", tmpdir, name);
-    return s;
-}
+TestSuite(badinput, .init = test_tmp_init, .fini = test_tmp_fini);
 
 static void write_raw(const char *name, const void *d, size_t n) {
-    FILE *f = fopen(path_of(name), "wb");
+    FILE *f = fopen(test_tmp_path(name), "wb");
     cr_assert(f);
     cr_assert_eq(fwrite(d, 1, n, f), n);
     fclose(f);
@@ -62,7 +44,7 @@ static void write_st(const char *name, const char *hdr, uint64_t hlen_decl, size
 static void expect_st_fail(const char *name, const char *needle) {
     tp_st_set *s = NULL;
     tp_err e = {{0}};
-    tp_status rc = tp_st_open_file(path_of(name), &s, &e);
+    tp_status rc = tp_st_open_file(test_tmp_path(name), &s, &e);
     cr_expect_neq(rc, TP_OK, "%s opened", name);
     cr_expect_null(s);
     cr_expect(strstr(e.msg, name), "message does not name the file: %s", e.msg);
@@ -77,7 +59,7 @@ Test(badinput, good_file_opens) {
     write_st("good.safetensors", GOOD_HDR, 0, 16);
     tp_st_set *s;
     tp_err e = {{0}};
-    cr_assert_eq(tp_st_open_file(path_of("good.safetensors"), &s, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_st_open_file(test_tmp_path("good.safetensors"), &s, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(tp_st_count(s), 2);
     const tp_st_tensor *b = tp_st_find(s, "b");
     cr_assert(b);
@@ -138,7 +120,7 @@ Test(badinput, negative_shape) {
 static void expect_dir_fail(const char *needle_file, const char *needle) {
     tp_st_set *s = NULL;
     tp_err e = {{0}};
-    cr_expect_neq(tp_model_files_open(tmpdir, &s, &e), TP_OK);
+    cr_expect_neq(tp_model_files_open(test_tmpdir(), &s, &e), TP_OK);
     cr_expect_null(s);
     cr_expect(strstr(e.msg, needle_file), "message does not name %s: %s", needle_file, e.msg);
     cr_expect(strstr(e.msg, needle), "message '%s' lacks '%s'", e.msg, needle);
@@ -165,13 +147,13 @@ Test(badinput, index_path_escape) {
     write_text("model.safetensors.index.json", "{\"weight_map\":{\"a\":\"../etc/passwd\"}}");
     expect_dir_fail("model.safetensors.index.json", "plain file name");
 }
-Test(badinput, no_weights_at_all) { expect_dir_fail(tmpdir, "no model.safetensors"); }
+Test(badinput, no_weights_at_all) { expect_dir_fail(test_tmpdir(), "no model.safetensors"); }
 
 Test(badinput, single_file_model) {
     write_st("model.safetensors", GOOD_HDR, 0, 16);
     tp_st_set *s;
     tp_err e = {{0}};
-    cr_assert_eq(tp_model_files_open(tmpdir, &s, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_model_files_open(test_tmpdir(), &s, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(tp_st_num_files(s), 1);
     tp_st_close(s);
 }
@@ -180,7 +162,7 @@ static void expect_config_fail(const char *json, const char *needle) {
     write_text("config.json", json);
     tp_model_config c;
     tp_err e = {{0}};
-    cr_expect_neq(tp_config_load(path_of("config.json"), &c, &e), TP_OK);
+    cr_expect_neq(tp_config_load(test_tmp_path("config.json"), &c, &e), TP_OK);
     cr_expect(strstr(e.msg, "config.json"), "message does not name the file: %s", e.msg);
     cr_expect(strstr(e.msg, needle), "message '%s' lacks '%s'", e.msg, needle);
 }
@@ -200,14 +182,14 @@ Test(badinput, config_rope_spellings) {
     tp_err e = {{0}};
     write_text("config.json", "{\"model_type\":\"mistral\",\"num_hidden_layers\":1,\"hidden_size\":8,"
                               "\"num_attention_heads\":2,\"intermediate_size\":16,\"vocab_size\":10,\"rope_theta\":500000}");
-    cr_assert_eq(tp_config_load(path_of("config.json"), &c, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_config_load(test_tmp_path("config.json"), &c, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(c.rope_theta, 500000.0);
     cr_expect_eq(c.n_kv_head, 2);
     write_text("config.json", "{\"model_type\":\"qwen2\",\"num_hidden_layers\":1,\"hidden_size\":8,"
                               "\"num_attention_heads\":2,\"num_key_value_heads\":1,\"intermediate_size\":16,"
                               "\"vocab_size\":10,\"rope_parameters\":{\"rope_theta\":1000000.0,\"rope_type\":\"default\"},"
                               "\"tie_word_embeddings\":true}");
-    cr_assert_eq(tp_config_load(path_of("config.json"), &c, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_config_load(test_tmp_path("config.json"), &c, &e), TP_OK, "%s", e.msg);
     cr_expect_eq(c.rope_theta, 1000000.0);
     cr_expect_eq(c.tie_embeddings, 1);
     cr_expect_eq(c.head_dim, 4);
@@ -217,7 +199,7 @@ static void expect_tok_fail(const char *json, const char *needle) {
     write_text("tokenizer.json", json);
     tp_tokenizer *t = NULL;
     tp_err e = {{0}};
-    cr_expect_neq(tp_tokenizer_load(path_of("tokenizer.json"), &t, &e), TP_OK);
+    cr_expect_neq(tp_tokenizer_load(test_tmp_path("tokenizer.json"), &t, &e), TP_OK);
     cr_expect_null(t);
     cr_expect(strstr(e.msg, "tokenizer.json"), "message does not name the file: %s", e.msg);
     cr_expect(strstr(e.msg, needle), "message '%s' lacks '%s'", e.msg, needle);
@@ -254,7 +236,7 @@ Test(badinput, tiny_sentencepiece_tokenizer) {
                "\"merges\":[[\"a\",\"b\"],[\"\xe2\x96\x81\",\"ab\"]]}}");
     tp_tokenizer *t;
     tp_err e = {{0}};
-    cr_assert_eq(tp_tokenizer_load(path_of("tokenizer.json"), &t, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_tokenizer_load(test_tmp_path("tokenizer.json"), &t, &e), TP_OK, "%s", e.msg);
     int32_t *ids;
     size_t n;
     const char *s = "ab ab!zz";
@@ -277,7 +259,7 @@ Test(badinput, tiny_metaspace_tokenizer) {
                "\"merges\":[[\"\xe2\x96\x81\",\"a\"]]}}");
     tp_tokenizer *t;
     tp_err e = {{0}};
-    cr_assert_eq(tp_tokenizer_load(path_of("tokenizer.json"), &t, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_tokenizer_load(test_tmp_path("tokenizer.json"), &t, &e), TP_OK, "%s", e.msg);
     int32_t *ids;
     size_t n;
     cr_assert_eq(tp_tokenizer_encode(t, "a b", 3, 1, &ids, &n, &e), TP_OK, "%s", e.msg);
@@ -342,7 +324,7 @@ static void write_tiny_llama(int with_head) {
     strcat(w->hdr, "}");
     write_st("model.safetensors", w->hdr, 0, 0);
     /* append the data after the header written by write_st (it wrote no data) */
-    FILE *f = fopen(path_of("model.safetensors"), "ab");
+    FILE *f = fopen(test_tmp_path("model.safetensors"), "ab");
     cr_assert(f);
     cr_assert_eq(fwrite(w->data, 1, w->dn, f), w->dn);
     fclose(f);
@@ -353,7 +335,7 @@ Test(badinput, tiny_llama_runs_and_caches) {
     write_tiny_llama(1);
     tp_model *m;
     tp_err e = {{0}};
-    cr_assert_eq(tp_model_load(tmpdir, NULL, &m, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_model_load(test_tmpdir(), NULL, &m, &e), TP_OK, "%s", e.msg);
     int32_t ids[6] = {1, 4, 2, 9, 0, 3};
     float all[6 * 10], one[10];
     cr_assert_eq(tp_model_forward(m, ids, 6, 0, 0, all, &e), TP_OK, "%s", e.msg);
@@ -371,7 +353,7 @@ Test(badinput, model_missing_tensor) {
     write_tiny_llama(0); /* untied but no lm_head.weight */
     tp_model *m = NULL;
     tp_err e = {{0}};
-    cr_expect_neq(tp_model_load(tmpdir, NULL, &m, &e), TP_OK);
+    cr_expect_neq(tp_model_load(test_tmpdir(), NULL, &m, &e), TP_OK);
     cr_expect_null(m);
     cr_expect(strstr(e.msg, "lm_head.weight"), "%s", e.msg);
 }
@@ -386,23 +368,23 @@ Test(badinput, model_unused_tensor) {
         write_tiny_llama(1);
         tp_model *m = NULL;
         tp_err e = {{0}};
-        cr_expect_eq(tp_model_load(tmpdir, NULL, &m, &e), TP_ERR_FORMAT, "%s was ignored", bad[i]);
+        cr_expect_eq(tp_model_load(test_tmpdir(), NULL, &m, &e), TP_ERR_FORMAT, "%s was ignored", bad[i]);
         cr_expect_null(m);
         cr_expect(strstr(e.msg, "1 tensor in the safetensors that the qwen2 config.json does not use") &&
                   strstr(e.msg, bad[i]), "%s", e.msg);
         tp_model_free(m);
         /* compress refuses it before any work: no artifact the model could not load */
-        tp_compress_opts o = {.model_dir = tmpdir, .codec = "int4:g=8", .quiet = 1};
+        tp_compress_opts o = {.model_dir = test_tmpdir(), .codec = "int4:g=8", .quiet = 1};
         tp_compress_result r;
-        cr_expect_eq(tp_compress_model(&o, path_of("x.tpk"), &r, &e), TP_ERR_FORMAT, "compress took %s", bad[i]);
+        cr_expect_eq(tp_compress_model(&o, test_tmp_path("x.tpk"), &r, &e), TP_ERR_FORMAT, "compress took %s", bad[i]);
         cr_expect(strstr(e.msg, bad[i]), "%s", e.msg);
-        cr_expect_neq(access(path_of("x.tpk"), F_OK), 0, "an artifact was written");
+        cr_expect_neq(access(test_tmp_path("x.tpk"), F_OK), 0, "an artifact was written");
     }
     tiny_extra = "model.layers.0.self_attn.rotary_emb.inv_freq";
     write_tiny_llama(1);
     tiny_extra = NULL;
     tp_model *m = NULL;
     tp_err e = {{0}};
-    cr_expect_eq(tp_model_load(tmpdir, NULL, &m, &e), TP_OK, "%s", e.msg);
+    cr_expect_eq(tp_model_load(test_tmpdir(), NULL, &m, &e), TP_OK, "%s", e.msg);
     tp_model_free(m);
 }

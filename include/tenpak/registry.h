@@ -104,6 +104,28 @@ typedef struct tp_kernel {
 size_t tp_registry_count(void);
 const tp_kernel *tp_registry_get(size_t i);
 
+/* ---- a device backend, as the drivers (`tenpak bench`) see it: what they need of the backend
+ * without its private header (kernels/cuda/tp_cuda.h) ---- */
+/* The device a GPU result came from, for the `context` of bench JSON. */
+typedef struct tp_device_info {
+    char name[256];
+    int cc_major, cc_minor, sm_count;           /* compute capability, multiprocessors */
+    int clock_mhz, mem_clock_mhz, mem_bus_bits; /* peak SM clock, peak memory clock, bus width */
+    double mem_gib, l2_mib;
+    int driver, runtime; /* the backend's driver and runtime versions (CUDA: 1000 * major + 10 * minor) */
+} tp_device_info;
+typedef struct tp_device_backend {
+    const char *name;                  /* the kernels' backend name: "cuda" */
+    int (*info)(tp_device_info *i);    /* 0 without a usable device */
+    /* Graph timing: `launches` consecutive k->run() calls captured into one replayable graph; NULL
+     * when the kernel's run() cannot be captured (then it is timed launch by launch). */
+    void *(*graph_make)(const tp_kernel *k, const tp_case *c, void *state, void *out, int launches);
+    int (*graph_launch)(void *graph); /* asynchronous; 0 on a launch error */
+    void (*graph_free)(void *graph);  /* NULL is a no-op */
+} tp_device_backend;
+/* The device backend this build has (kernels/registry.c), NULL in a CPU-only build. */
+const tp_device_backend *tp_registry_device(void);
+
 /* Helpers for drivers. */
 void tp_shape_name(const tp_shape *s, char *buf, size_t n);
 /* "op/variant/backend/shape" */

@@ -1,6 +1,6 @@
-/* The fp32 forward pass of pipeline/model.c on a CUDA device (contract: tp_cuda_model.h).
+/* The fp32 forward pass of pipeline/model_forward.c on a CUDA device (contract: tp_cuda_model.h).
  *
- * Each kernel below is a transcription of the CPU function of the same name in pipeline/model.c
+ * Each kernel below is a transcription of the CPU function of the same name in pipeline/model_forward.c
  * (layernorm, rmsnorm, act, rope, the masked softmax of attention, nll), one block per row where
  * a row needs a reduction, so it can be read side by side with the CPU code. Reductions that the
  * CPU does in double (norm statistics, the NLL's sum of exponentials) are done in double here.
@@ -192,7 +192,7 @@ __global__ void combine_kernel(float *Y, int ldy, const float *T, int out, const
     }
 }
 
-/* one block per row; statistics in double as pipeline/model.c's layernorm */
+/* one block per row; statistics in double as pipeline/model_forward.c's layernorm */
 __global__ void layernorm_kernel(const float *x, float *y, int d, const float *w, const float *b, double eps) {
     __shared__ double sh[TPB];
     const float *xi = x + (size_t)blockIdx.x * d;
@@ -628,7 +628,7 @@ static tp_status grow(tp_cuda_model *cm, float **p, size_t *have, size_t n, tp_e
     return TP_OK;
 }
 
-/* Y[n, out] (ldy) = X[n, in] W (+ bias), or += when accumulate: pipeline/model.c's linear. fp32
+/* Y[n, out] (ldy) = X[n, in] W (+ bias), or += when accumulate: pipeline/model_forward.c's linear. fp32
  * weights: cublasSgemm. fp16 weights: the activations rounded to binary16, cublasGemmEx. Packed:
  * up to QMUL_MAX rows through the packed kernels (activations rounded to binary16, as the fp16
  * path), more rows (prefill, perplexity windows) through the dequantised matrix and cublasSgemm. */
@@ -700,7 +700,7 @@ static tp_status ensure_rows(tp_cuda_model *cm, int n, tp_err *e) {
 }
 
 /* Causal attention of rows [0, n) (positions pos0..) of one layer, per head and block of query
- * rows as pipeline/model.c's attention. Q: [n, qd] with row stride qs; K/V: the layer's cache. */
+ * rows as pipeline/model_forward.c's attention. Q: [n, qd] with row stride qs; K/V: the layer's cache. */
 static tp_status attention(tp_cuda_model *cm, const float *Q, int qs, const float *K, const float *V, int n, int pos0,
                            tp_err *e) {
     const tp_cuda_model_shape *s = &cm->s;

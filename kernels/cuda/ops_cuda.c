@@ -135,3 +135,12 @@ const tp_kernel tp_kernels_cuda[] = {
     {.op = &copy_d2d, .backend = "ref", .run = copy_ref_run},
     DEVICE_KERNEL(copy_d2d, "cuda", copy_prepare, tp_cuda_copy_run, tp_cuda_copy_fetch, tp_cuda_copy_release),
     {0}};
+
+/* The backend's hooks for the drivers (tp_registry_device, include/tenpak/registry.h). */
+const tp_device_backend tp_device_cuda = {
+    .name = "cuda",
+    .info = tp_cuda_info_get,
+    .graph_make = tp_cuda_graph_make,
+    .graph_launch = tp_cuda_graph_launch,
+    .graph_free = tp_cuda_graph_free,
+};

@@ -59,14 +59,10 @@ int tp_cuda_qdev_dequant(tp_cuda_qdev *d, float *W);
 int tp_cuda_qdev_rows(tp_cuda_qdev *d, const int32_t *ids, int n, float *X);
 void tp_cuda_qdev_free(tp_cuda_qdev *d);
 
-/* The device a GPU result came from, for the `context` of bench JSON (0 without a usable device). */
-typedef struct tp_cuda_info {
-    char name[256];
-    int cc_major, cc_minor, sm_count;
-    int clock_mhz, mem_clock_mhz, mem_bus_bits; /* peak SM clock, peak memory clock, bus width */
-    double mem_gib, l2_mib;
-    int driver, runtime;                        /* cudaDriverGetVersion / cudaRuntimeGetVersion */
-} tp_cuda_info;
+/* The device a GPU result came from, for the `context` of bench JSON (0 without a usable device);
+ * driver / runtime: cudaDriverGetVersion / cudaRuntimeGetVersion. The drivers reach it, and the
+ * graph timing below, through tp_registry_device() (include/tenpak/registry.h). */
+typedef tp_device_info tp_cuda_info;
 int tp_cuda_info_get(tp_cuda_info *i);
 
 /* ---- baselines (kernels/cuda/baseline.cu) ----

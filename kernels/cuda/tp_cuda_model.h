@@ -1,7 +1,7 @@
-/* The forward pass of pipeline/model.c on a CUDA device (kernels/cuda/model.cu), for
+/* The forward pass of pipeline/model_forward.c on a CUDA device (kernels/cuda/model.cu), for
  * `tenpak ppl / eval / bench-model --device cuda`. Callable from C; only built with TENPAK_HAVE_CUDA.
  *
- * The caller (pipeline/model.c) describes the architecture, then hands over every tensor once:
+ * The caller (pipeline/model_cuda.c) describes the architecture, then hands over every tensor once:
  * each weight matrix in one of three formats, which decides how its products run on the device:
  *   fp32 (set_mat: the tensor after overrides and the weight hook) - cublasSgemm with
  *        CUBLAS_PEDANTIC_MATH (no TF32: the products are fp32 as on the CPU);
@@ -13,7 +13,7 @@
  *        scratch buffer and cublasSgemm.
  * The device keeps these weights, a KV cache of `cap` positions and the activations of one window.
  * A window's forward pass runs entirely on the device, everything but the products in the simple
- * kernels of model.cu (each a plain transcription of the CPU code in pipeline/model.c); only the
+ * kernels of model.cu (each a plain transcription of the CPU code in pipeline/model_forward.c); only the
  * per-token NLLs or the requested rows' logits come back.
  *
  * Errors: every CUDA / cuBLAS return code is checked; a failure returns a tp_status with a

@@ -11,40 +11,12 @@
 #include <unistd.h>
 
 #include "pipeline/artifact.h"
-#include "pipeline/report.h"
+#include "pipeline/report_internal.h"
 #include "tenpak/files.h"
-
-typedef struct sbuf { char *p; size_t n, cap; int oom; } sbuf;
-static void sb(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb(sbuf *b, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0 || b->oom) return;
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t nc = (b->cap + (size_t)k + 1) * 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-}
 
 static const char *jstr(const cJSON *o, const char *k, const char *d) {
     const char *s = tp_json_str(o, k);
     return s && *s ? s : d;
-}
-static double jnum(const cJSON *o, const char *k, double d) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? v->valuedouble : d;
 }
 
 /* one input file */
@@ -68,18 +40,6 @@ typedef struct mrow {
     mcell *at; /* one per machine */
 } mrow;
 
-static void mkdirs(const char *dir) {
-    char p[4096];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            mkdir(p, 0755);
-            *s = '/';
-        }
-    mkdir(p, 0755);
-}
-
 /* gnuplot and markdown take the labels inside quotes and table cells */
 static void clean(char *s) {
     for (; *s; s++)
@@ -87,17 +47,17 @@ static void clean(char *s) {
 }
 
 /* distinct values of a per-input string, "a (x.json, y.json); b (z.json)" */
-static int distinct(const input *in, int nf, const char *(*get)(const input *), sbuf *desc) {
+static int distinct(const input *in, int nf, const char *(*get)(const input *), tp_sbuf *desc) {
     int nd = 0;
     for (int f = 0; f < nf; f++) {
         int seen = 0;
         for (int g = 0; g < f; g++) seen |= !strcmp(get(&in[g]), get(&in[f]));
         if (seen) continue;
-        sb(desc, "%s%s (", nd ? "; " : "", get(&in[f]));
+        tp_sb_printf(desc, "%s%s (", nd ? "; " : "", get(&in[f]));
         int k = 0;
         for (int g = f; g < nf; g++)
-            if (!strcmp(get(&in[g]), get(&in[f]))) sb(desc, "%s%s", k++ ? ", " : "", in[g].path);
-        sb(desc, ")");
+            if (!strcmp(get(&in[g]), get(&in[f]))) tp_sb_printf(desc, "%s%s", k++ ? ", " : "", in[g].path);
+        tp_sb_printf(desc, ")");
         nd++;
     }
     return nd;
@@ -114,7 +74,7 @@ static const char *get_matrix(const input *i) {
 
 /* Missing shards of every (matrix, run, shard count) among the inputs; prints each incomplete
  * group to *msg and the JSON list; returns how many shards are missing in all. */
-static int missing_shards(const input *in, int nf, sbuf *msg, cJSON *groups) {
+static int missing_shards(const input *in, int nf, tp_sbuf *msg, cJSON *groups) {
     int total = 0;
     for (int f = 0; f < nf; f++) {
         if (!in[f].sha) continue;
@@ -144,16 +104,16 @@ static int missing_shards(const input *in, int nf, sbuf *msg, cJSON *groups) {
         }
         cJSON_AddItemToArray(groups, gj);
         if (nmiss) {
-            sb(msg, "%smatrix '%s' (sha256 %.16s)%s%s: shard%s ", total ? "; " : "", in[f].mname, in[f].sha,
+            tp_sb_printf(msg, "%smatrix '%s' (sha256 %.16s)%s%s: shard%s ", total ? "; " : "", in[f].mname, in[f].sha,
                *in[f].run_id ? ", run " : "", in[f].run_id, nmiss > 1 ? "s" : "");
             int k = 0;
             for (int s = 1; s <= n; s++)
-                if (!have[s]) sb(msg, "%s%d", k++ ? ", " : "", s);
-            sb(msg, " of %d missing (present: ", n);
+                if (!have[s]) tp_sb_printf(msg, "%s%d", k++ ? ", " : "", s);
+            tp_sb_printf(msg, " of %d missing (present: ", n);
             k = 0;
             for (int s = 1; s <= n; s++)
-                if (have[s]) sb(msg, "%s%d", k++ ? ", " : "", s);
-            sb(msg, "%s)", k ? "" : "none");
+                if (have[s]) tp_sb_printf(msg, "%s%d", k++ ? ", " : "", s);
+            tp_sb_printf(msg, "%s)", k ? "" : "none");
         }
         total += nmiss;
         free(have);
@@ -178,7 +138,7 @@ tp_status tp_report_merge(const tp_merge_opts *o, tp_err *e) {
     mrow *rows = NULL;
     int nm = 0, nr = 0, cap = 0, dups = 0;
     tp_status st = TP_OK;
-    sbuf md = {0}, msg = {0};
+    tp_sbuf md = {0}, msg = {0};
     cJSON *root = NULL;
     if (!in || !ms) {
         st = tp_fail(e, TP_ERR_NOMEM, "out of memory");
@@ -236,7 +196,7 @@ tp_status tp_report_merge(const tp_merge_opts *o, tp_err *e) {
     if (st != TP_OK) goto done;
 
     /* one tenpak version and one matrix, unless told */
-    sbuf vd = {0}, mdsc = {0};
+    tp_sbuf vd = {0}, mdsc = {0};
     int nv = distinct(in, nf, get_version, &vd), nmat = distinct(in, nf, get_matrix, &mdsc);
     int mixed = nv > 1 || nmat > 1;
     if (mixed && !o->allow_mixed) {
@@ -383,28 +343,28 @@ tp_status tp_report_merge(const tp_merge_opts *o, tp_err *e) {
     cJSON *tab = cJSON_AddArrayToObject(root, "benchmarks");
 
     /* markdown */
-    sb(&md, "# Benchmarks across machines\n\nMerged by `tenpak report merge` from %d result file(s) of %d machine(s)", nf, nm);
+    tp_sb_printf(&md, "# Benchmarks across machines\n\nMerged by `tenpak report merge` from %d result file(s) of %d machine(s)", nf, nm);
     if (nmat == 1 && in[0].sha)
-        sb(&md, ", matrix `%s` (sha256 %.16s)", in[0].mname, in[0].sha);
-    sb(&md, ", tenpak %s.\n\n", nv == 1 ? in[0].version : "(several versions)");
-    if (mixed) sb(&md, "**Mixed inputs (merged with --allow-mixed)**: %s%s%s.\n\n", nv > 1 ? vd.p : "", nv > 1 && nmat > 1 ? "; " : "",
+        tp_sb_printf(&md, ", matrix `%s` (sha256 %.16s)", in[0].mname, in[0].sha);
+    tp_sb_printf(&md, ", tenpak %s.\n\n", nv == 1 ? in[0].version : "(several versions)");
+    if (mixed) tp_sb_printf(&md, "**Mixed inputs (merged with --allow-mixed)**: %s%s%s.\n\n", nv > 1 ? vd.p : "", nv > 1 && nmat > 1 ? "; " : "",
                   nmat > 1 ? mdsc.p : "");
-    if (nmiss) sb(&md, "**Incomplete (merged with --allow-missing)**: %s. Their cells are absent below.\n\n", msg.p);
-    sb(&md, "A machine is a host, its processor (or GPU), the ISA level the cpu backend used and the library build.\n\n"
+    if (nmiss) tp_sb_printf(&md, "**Incomplete (merged with --allow-missing)**: %s. Their cells are absent below.\n\n", msg.p);
+    tp_sb_printf(&md, "A machine is a host, its processor (or GPU), the ISA level the cpu backend used and the library build.\n\n"
             "| id | host | processor / GPU | ISA | library build | result files |\n|---|---|---|---|---|---|\n");
     for (int i = 0; i < nm; i++) {
-        sb(&md, "| M%d | %s | %s | %s | %s |", i + 1, ms[i].host, ms[i].proc, ms[i].isa, ms[i].build);
+        tp_sb_printf(&md, "| M%d | %s | %s | %s | %s |", i + 1, ms[i].host, ms[i].proc, ms[i].isa, ms[i].build);
         int k = 0;
         for (int f = 0; f < nf; f++)
-            if (in[f].machine == i) sb(&md, "%s%s", k++ ? ", " : " ", in[f].path);
-        sb(&md, " |\n");
+            if (in[f].machine == i) tp_sb_printf(&md, "%s%s", k++ ? ", " : " ", in[f].path);
+        tp_sb_printf(&md, " |\n");
     }
-    sb(&md, "\n## Median time per run and bytes/s\n\n| benchmark |");
-    for (int i = 0; i < nm; i++) sb(&md, " M%d |", i + 1);
-    sb(&md, "\n|---|");
-    for (int i = 0; i < nm; i++) sb(&md, "---|");
-    sb(&md, "\n");
-    sbuf ratio_md = {0};
+    tp_sb_printf(&md, "\n## Median time per run and bytes/s\n\n| benchmark |");
+    for (int i = 0; i < nm; i++) tp_sb_printf(&md, " M%d |", i + 1);
+    tp_sb_printf(&md, "\n|---|");
+    for (int i = 0; i < nm; i++) tp_sb_printf(&md, "---|");
+    tp_sb_printf(&md, "\n");
+    tp_sbuf ratio_md = {0};
     int nratio = 0;
     for (int q = 0; q < shown; q++) {
         mrow *r = &rows[ord[q]];
@@ -414,20 +374,20 @@ tp_status tp_report_merge(const tp_merge_opts *o, tp_err *e) {
         cJSON_AddStringToObject(rj, "shape", r->shape);
         cJSON_AddBoolToObject(rj, "baseline", r->baseline);
         cJSON *per = cJSON_AddArrayToObject(rj, "per_machine");
-        sb(&md, "| %s%s |", r->name, r->baseline ? " (baseline)" : "");
+        tp_sb_printf(&md, "| %s%s |", r->name, r->baseline ? " (baseline)" : "");
         for (int i = 0; i < nm; i++) {
             cJSON *x = cJSON_CreateObject();
             cJSON_AddStringToObject(x, "machine", ms[i].label);
             mcell *c = &r->at[i];
             if (!c->have) {
-                sb(&md, " - |");
+                tp_sb_printf(&md, " - |");
                 cJSON_AddItemToArray(per, x);
                 continue;
             }
             cJSON_AddNumberToObject(x, "real_time_ms", c->t_ns * 1e-6);
             cJSON_AddNumberToObject(x, "gb_per_s", c->bps * 1e-9);
             cJSON_AddStringToObject(x, "source", in[c->file].path);
-            sb(&md, " %.4f ms, %.2f GB/s |", c->t_ns * 1e-6, c->bps * 1e-9);
+            tp_sb_printf(&md, " %.4f ms, %.2f GB/s |", c->t_ns * 1e-6, c->bps * 1e-9);
             /* the ratio to each baseline of the same op and shape measured on this same machine */
             cJSON *vb = NULL;
             for (int b = 0; b < nr && !r->baseline; b++) {
@@ -441,32 +401,32 @@ tp_status tp_report_merge(const tp_merge_opts *o, tp_err *e) {
             }
             cJSON_AddItemToArray(per, x);
         }
-        sb(&md, "\n");
+        tp_sb_printf(&md, "\n");
         cJSON_AddItemToArray(tab, rj);
         /* speed-up rows: this kernel against each baseline that some machine measured beside it */
         for (int b = 0; b < nr && !r->baseline; b++) {
             mrow *br = &rows[b];
             if (!br->baseline || strcmp(br->op, r->op) || strcmp(br->shape, r->shape)) continue;
-            sb(&ratio_md, "| %s | %s |", r->name, br->name);
+            tp_sb_printf(&ratio_md, "| %s | %s |", r->name, br->name);
             for (int i = 0; i < nm; i++) {
-                if (r->at[i].have && br->at[i].have) sb(&ratio_md, " %.2fx |", br->at[i].t_ns / r->at[i].t_ns);
-                else sb(&ratio_md, " - |");
+                if (r->at[i].have && br->at[i].have) tp_sb_printf(&ratio_md, " %.2fx |", br->at[i].t_ns / r->at[i].t_ns);
+                else tp_sb_printf(&ratio_md, " - |");
             }
-            sb(&ratio_md, "\n");
+            tp_sb_printf(&ratio_md, "\n");
             nratio++;
         }
     }
     if (nratio) {
-        sb(&md, "\n## Speed-up over the baseline, per machine\n\nBaseline median time over the kernel's, both measured on "
+        tp_sb_printf(&md, "\n## Speed-up over the baseline, per machine\n\nBaseline median time over the kernel's, both measured on "
                 "the same machine (never across machines; `-`: not both measured there).\n\n| kernel | baseline |");
-        for (int i = 0; i < nm; i++) sb(&md, " M%d |", i + 1);
-        sb(&md, "\n|---|---|");
-        for (int i = 0; i < nm; i++) sb(&md, "---|");
-        sb(&md, "\n%s", ratio_md.p);
+        for (int i = 0; i < nm; i++) tp_sb_printf(&md, " M%d |", i + 1);
+        tp_sb_printf(&md, "\n|---|---|");
+        for (int i = 0; i < nm; i++) tp_sb_printf(&md, "---|");
+        tp_sb_printf(&md, "\n%s", ratio_md.p);
     }
     free(ratio_md.p);
-    if (shown < nr) sb(&md, "\n%d benchmark(s) outside the matrix's report rows are in merged.json only.\n", nr - shown);
-    sb(&md, "\n![GB/s per benchmark and machine](merged.png)\n");
+    if (shown < nr) tp_sb_printf(&md, "\n%d benchmark(s) outside the matrix's report rows are in merged.json only.\n", nr - shown);
+    tp_sb_printf(&md, "\n![GB/s per benchmark and machine](merged.png)\n");
     /* the rows outside the report's choice stay in the JSON */
     for (int i = 0; i < nr; i++) {
         if (rows[i].order >= 0) continue;
@@ -484,7 +444,7 @@ tp_status tp_report_merge(const tp_merge_opts *o, tp_err *e) {
     }
     free(vd.p), free(mdsc.p);
 
-    mkdirs(o->out);
+    tp_report_mkdirs(o->out);
     char path[4200];
     snprintf(path, sizeof path, "%s/merged.json", o->out);
     char *js = cJSON_Print(root);
