@@ -5,7 +5,7 @@
 #include "tenpak/matvec.h"
 
 #include "pipeline/gguf_model.h"
-#include "pipeline/vecmath.h"
+#include "kernels/cpu/vecmath_cpu.h"
 
 #include <cblas.h>
 #include <math.h>

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/vecmath.h"
+#include "kernels/cpu/vecmath_cpu.h"
 
 /* the scored rows of one window: logits lb (base) and lc (compressed), rows x V */
 typedef struct rows_ctx {

@@ -4,13 +4,13 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kernels/cpu/vecmath_cpu.h"
 #include "tenpak/files.h"
 #include "tenpak/sha256.h"
 
@@ -405,28 +405,10 @@ done:
 }
 
 /* ---- conversion ---- */
-__attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(const uint16_t *src, float *dst, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-    for (; i < n; i++) dst[i] = tp_f16_to_f32(src[i]);
-}
-
 static void convert(tp_st_dtype d, const uint8_t *src, size_t n, float *dst) {
     switch (d) {
     case TP_ST_F32: memcpy(dst, src, n * 4); break;
-    case TP_ST_F16:
-        /* F16C comes with AVX2; the level the cpu backend uses now (TENPAK_ISA caps it) */
-        if (tp_cpu_isa() >= TP_ISA_AVX2 && ((uintptr_t)src & 1) == 0) {
-            f16_to_f32_f16c((const uint16_t *)(const void *)src, dst, n);
-        } else {
-            for (size_t i = 0; i < n; i++) {
-                uint16_t h;
-                memcpy(&h, src + 2 * i, 2);
-                dst[i] = tp_f16_to_f32(h);
-            }
-        }
-        break;
+    case TP_ST_F16: tp_f16_to_f32_cpu(src, dst, n); break;
     case TP_ST_BF16:
         for (size_t i = 0; i < n; i++) {
             uint16_t h;
