@@ -57,6 +57,22 @@ static inline int tp_cli_output(const char *cmd, const char *flag, const char *p
     fprintf(stderr, "tenpak %s: %s\n", cmd, e.msg);
     return 0;
 }
+/* The tail of a command's argument loop for the commands that take IN OUT: arg is either an
+ * unknown option or the next positional argument. Returns 1 when taken, 0 after printing why not
+ * ("unknown option" / "unexpected argument"; exit 2). */
+static inline int tp_cli_in_out(const char *cmd, const char *arg, const char **in, const char **out) {
+    if (arg[0] == '-' && arg[1]) fprintf(stderr, "tenpak %s: unknown option '%s' (see --help)\n", cmd, arg);
+    else if (!*in) *in = arg;
+    else if (!*out) *out = arg;
+    else fprintf(stderr, "tenpak %s: unexpected argument '%s'\n", cmd, arg);
+    return *in == arg || *out == arg;
+}
+/* After the loop: both given, else the message (exit 2) and 0. */
+static inline int tp_cli_have_in_out(const char *cmd, const char *in, const char *out) {
+    if (in && out) return 1;
+    fprintf(stderr, "tenpak %s: needs IN and OUT (see --help)\n", cmd);
+    return 0;
+}
 static inline int tp_parse_double(const char *s, double *v) {
     char *end;
     if (!s || !*s) return 0;

@@ -66,20 +66,10 @@ static int cmd_encode(int argc, char **argv) {
                    "  scale 12, 8-bit symbols. Encodes and decodes K times (default 5, one thread) and\n"
                    "  prints the ratio, bits/byte, the order-0 entropy of IN and the median MB/s.\n");
             return 0;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "tenpak entropy encode: unknown option '%s' (see --help)\n", argv[i]);
+        } else if (!tp_cli_in_out("entropy encode", argv[i], &in, &out))
             return 2;
-        } else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
-        else {
-            fprintf(stderr, "tenpak entropy encode: unexpected argument '%s'\n", argv[i]);
-            return 2;
-        }
     }
-    if (!in || !out) {
-        fprintf(stderr, "tenpak entropy encode: needs IN and OUT (see --help)\n");
-        return 2;
-    }
+    if (!tp_cli_have_in_out("entropy encode", in, out)) return 2;
     if (!tp_cli_output("entropy encode", "OUT", out) || !tp_cli_output("entropy encode", "--json", json)) return 2;
     p.lanes = p.coder == TP_ENT_RANS ? (lanes > 0 ? lanes : TP_ENT_LANES_CPU) : 0;
     tp_err e;
@@ -171,20 +161,10 @@ static int cmd_decode(int argc, char **argv) {
             printf("usage: tenpak entropy decode [--json FILE] IN OUT\n"
                    "  Decodes the block IN (coder read from its header), checks its XXH64, writes OUT.\n");
             return 0;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "tenpak entropy decode: unknown option '%s' (see --help)\n", argv[i]);
+        } else if (!tp_cli_in_out("entropy decode", argv[i], &in, &out))
             return 2;
-        } else if (!in) in = argv[i];
-        else if (!out) out = argv[i];
-        else {
-            fprintf(stderr, "tenpak entropy decode: unexpected argument '%s'\n", argv[i]);
-            return 2;
-        }
     }
-    if (!in || !out) {
-        fprintf(stderr, "tenpak entropy decode: needs IN and OUT (see --help)\n");
-        return 2;
-    }
+    if (!tp_cli_have_in_out("entropy decode", in, out)) return 2;
     if (!tp_cli_output("entropy decode", "OUT", out) || !tp_cli_output("entropy decode", "--json", json)) return 2;
     tp_err e;
     size_t len, n = 0;
