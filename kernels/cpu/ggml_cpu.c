@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "kernels/cpu/ggml_cpu.h"
+#include "kernels/cpu/cpu_common.h"
 
 /* ---- the portable instance: one lane ---- */
 #define GG_SUFFIX portable
@@ -26,7 +27,6 @@
 
 #define DQ_TASK (1 << 16) /* elements per dequant task (a multiple of 256) */
 #define ROW_TASK 64       /* rows per matmul task (a multiple of the 4-row pass) */
-#define PAR_MIN (1 << 16) /* below this many weights (x n) one thread does it all */
 
 static int is_float_type(int t) { return t == TP_GGML_F32 || t == TP_GGML_F16 || t == TP_GGML_BF16; }
 
@@ -55,7 +55,7 @@ static void dequant_task(void *vj, int task, int ntasks) {
 }
 
 static void run_tasks(int ntasks, double work, void (*fn)(void *, int, int), gjob *j) {
-    if (work >= PAR_MIN && ntasks > 1) tp_pool_run(ntasks, fn, j);
+    if (work >= TP_CPU_PAR_MIN && ntasks > 1) tp_pool_run(ntasks, fn, j);
     else
         for (int t = 0; t < ntasks; t++) fn(j, t, ntasks);
 }
