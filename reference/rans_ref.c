@@ -66,22 +66,12 @@ int tp_rans_payload_enc_ref(const uint8_t *src, size_t n, const tp_ent_header *h
     return 0;
 }
 
-tp_status tp_rans_payload_dec_ref(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
-                                  tp_err *e) {
+tp_status tp_rans_dec_rest_ref(const tp_ent_header *h, uint32_t *x, const uint8_t *p, const uint8_t *end,
+                               const uint8_t *slot2sym, const uint32_t *cum, size_t first, uint8_t *dst, tp_err *e) {
     const int N = h->lanes, s = h->scale_bits;
     const uint32_t mask = (1u << s) - 1;
     const size_t count = h->sym_bits == 8 ? h->n : 2 * h->n;
-    uint32_t cum[257], x[TP_ENT_MAX_LANES];
-    static _Thread_local uint8_t slot2sym[1 << TP_ENT_SCALE_MAX];
-    tp_ent_cum(h->freq, h->nsym, cum);
-    tp_ent_slot_table(h->freq, h->nsym, s, slot2sym);
-    const uint8_t *p = payload, *end = payload + h->payload_len; /* parse_header: >= 4N bytes */
-    for (int j = 0; j < N; j++, p += 4) {
-        x[j] = tp_ent_rd32(p);
-        if (x[j] < TP_RANS_L || x[j] >= 256u * TP_RANS_L)
-            return tp_fail(e, TP_ERR_FORMAT, "rANS state %d is 0x%08x, outside [2^23, 2^31)", j, x[j]);
-    }
-    for (size_t base = 0; base < count; base += (size_t)N) {
+    for (size_t base = first; base < count; base += (size_t)N) {
         const int k = count - base < (size_t)N ? (int)(count - base) : N;
         for (int j = 0; j < k; j++) {
             const uint32_t slot = x[j] & mask;
@@ -107,4 +97,20 @@ tp_status tp_rans_payload_dec_ref(const tp_ent_header *h, const uint8_t *payload
         if (x[j] != TP_RANS_L)
             return tp_fail(e, TP_ERR_FORMAT, "rANS lane %d ends in state 0x%08x, not 2^23", j, x[j]);
     return TP_OK;
+}
+
+tp_status tp_rans_payload_dec_ref(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
+                                  tp_err *e) {
+    const int N = h->lanes, s = h->scale_bits;
+    uint32_t cum[257], x[TP_ENT_MAX_LANES];
+    static _Thread_local uint8_t slot2sym[1 << TP_ENT_SCALE_MAX];
+    tp_ent_cum(h->freq, h->nsym, cum);
+    tp_ent_slot_table(h->freq, h->nsym, s, slot2sym);
+    const uint8_t *p = payload, *end = payload + h->payload_len; /* parse_header: >= 4N bytes */
+    for (int j = 0; j < N; j++, p += 4) {
+        x[j] = tp_ent_rd32(p);
+        if (x[j] < TP_RANS_L || x[j] >= 256u * TP_RANS_L)
+            return tp_fail(e, TP_ERR_FORMAT, "rANS state %d is 0x%08x, outside [2^23, 2^31)", j, x[j]);
+    }
+    return tp_rans_dec_rest_ref(h, x, p, end, slot2sym, cum, 0, dst, e);
 }

@@ -256,7 +256,6 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
                                       tp_err *e) {
     if (h->lanes != 32) return tp_rans_payload_dec_ref(h, payload, dst, e);
     const int s = h->scale_bits, wide = s > 12;
-    const uint32_t mask = (1u << s) - 1;
     const size_t count = h->sym_bits == 8 ? h->n : 2 * h->n, full = count / 32;
     uint32_t cum[257], x[32];
     static _Thread_local uint32_t tab[1 << 12];
@@ -276,7 +275,6 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
         if (x[j] < TP_RANS_L || x[j] >= 256u * TP_RANS_L)
             return tp_fail(e, TP_ERR_FORMAT, "rANS state %d is 0x%08x, outside [2^23, 2^31)", j, x[j]);
     }
-    const size_t gbytes = h->sym_bits == 8 ? 32 : 16;
     const tp_isa isa = tp_cpu_isa();
     size_t g;
     if (wide)
@@ -286,34 +284,8 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
     else
         g = isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)
                                : dec_groups_portable(x, &p, end, tab, s, h->sym_bits, dst, full);
-    /* the rest (near the end of the payload, and the short last group) with bounds checks */
-    for (size_t base = g * 32; base < count; base += 32) {
-        const int k = count - base < 32 ? (int)(count - base) : 32;
-        for (int j = 0; j < k; j++) {
-            const uint32_t slot = x[j] & mask;
-            const unsigned sym = symtab[slot];
-            x[j] = h->freq[sym] * (x[j] >> s) + slot - cum[sym];
-            const size_t i = base + (size_t)j;
-            if (h->sym_bits == 8) dst[i] = (uint8_t)sym;
-            else if (i & 1) dst[i >> 1] |= (uint8_t)(sym << 4);
-            else dst[i >> 1] = (uint8_t)sym;
-        }
-        for (int round = 0; round < 2; round++)
-            for (int j = 0; j < k; j++)
-                if (x[j] < TP_RANS_L) {
-                    if (p == end)
-                        return tp_fail(e, TP_ERR_FORMAT, "rANS payload truncated at symbol %zu", base + (size_t)j);
-                    x[j] = x[j] << 8 | *p++;
-                }
-    }
-    (void)gbytes;
-    if (p != end)
-        return tp_fail(e, TP_ERR_FORMAT, "rANS payload has %zu bytes left over after the last symbol",
-                       (size_t)(end - p));
-    for (int j = 0; j < 32; j++)
-        if (x[j] != TP_RANS_L)
-            return tp_fail(e, TP_ERR_FORMAT, "rANS lane %d ends in state 0x%08x, not 2^23", j, x[j]);
-    return TP_OK;
+    /* the rest (near the end of the payload, and the short last group): the reference's checked steps */
+    return tp_rans_dec_rest_ref(h, x, p, end, symtab, cum, g * 32, dst, e);
 }
 
 static const tp_ent_impl cpu_impl = {rans_payload_enc_cpu, tp_ac_payload_enc_cpu, rans_payload_dec_cpu,

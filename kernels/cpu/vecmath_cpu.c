@@ -6,7 +6,6 @@
 #include <immintrin.h>
 #include <math.h>
 #include <pthread.h>
-#include <string.h>
 
 #include "tenpak/tenpak.h"
 
@@ -132,23 +131,3 @@ void tp_vswiglu(float *g, const float *u, size_t n) {
 /* ---- parallel loops: the process's worker pool (src/pool.c) ---- */
 int tp_par_threads(void) { return tp_pool_threads(); }
 void tp_par_run(int n, void (*fn)(void *ctx, int i, int n), void *ctx) { tp_pool_run(n, fn, ctx); }
-
-__attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(const uint16_t *src, float *dst, size_t n) {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-    for (; i < n; i++) dst[i] = tp_f16_to_f32(src[i]);
-}
-
-void tp_f16_to_f32_cpu(const void *src, float *dst, size_t n) {
-    if (have_avx2() && ((uintptr_t)src & 1) == 0) {
-        f16_to_f32_f16c((const uint16_t *)src, dst, n);
-        return;
-    }
-    const uint8_t *b = src;
-    for (size_t i = 0; i < n; i++) {
-        uint16_t h;
-        memcpy(&h, b + 2 * i, 2);
-        dst[i] = tp_f16_to_f32(h);
-    }
-}
