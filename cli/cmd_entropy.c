@@ -25,7 +25,7 @@ static int cmd_encode(int argc, char **argv) {
     tp_ent_params p;
     tp_ent_params_default(&p, TP_ENT_RANS);
     int lanes = -1, repeat = 5;
-    unsigned long long u;
+    long long ll;
     for (int i = 1; i < argc; i++) {
         if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
         else if (tp_arg(argc, argv, &i, "--coder", &v)) {
@@ -36,17 +36,11 @@ static int cmd_encode(int argc, char **argv) {
                 return 2;
             }
         } else if (tp_arg(argc, argv, &i, "--lanes", &v)) {
-            if (!tp_parse_u64(v, &u) || u < 1 || u > TP_ENT_MAX_LANES) {
-                fprintf(stderr, "tenpak entropy encode: --lanes must be 1..%d\n", TP_ENT_MAX_LANES);
-                return 2;
-            }
-            lanes = (int)u;
+            if (!tp_arg_int("entropy encode", "--lanes", v, 1, TP_ENT_MAX_LANES, &ll)) return 2;
+            lanes = (int)ll;
         } else if (tp_arg(argc, argv, &i, "--scale-bits", &v)) {
-            if (!tp_parse_u64(v, &u) || u < 1 || u > TP_ENT_SCALE_MAX) {
-                fprintf(stderr, "tenpak entropy encode: --scale-bits must be 1..%d\n", TP_ENT_SCALE_MAX);
-                return 2;
-            }
-            p.scale_bits = (int)u;
+            if (!tp_arg_int("entropy encode", "--scale-bits", v, 1, TP_ENT_SCALE_MAX, &ll)) return 2;
+            p.scale_bits = (int)ll;
         } else if (tp_arg(argc, argv, &i, "--sym-bits", &v)) {
             if (strcmp(v, "8") && strcmp(v, "4")) {
                 fprintf(stderr, "tenpak entropy encode: --sym-bits must be 8 or 4\n");
@@ -54,11 +48,8 @@ static int cmd_encode(int argc, char **argv) {
             }
             p.sym_bits = atoi(v);
         } else if (tp_arg(argc, argv, &i, "--repeat", &v)) {
-            if (!tp_parse_u64(v, &u) || u < 1 || u > 1000) {
-                fprintf(stderr, "tenpak entropy encode: --repeat must be 1..1000\n");
-                return 2;
-            }
-            repeat = (int)u;
+            if (!tp_arg_int("entropy encode", "--repeat", v, 1, 1000, &ll)) return 2;
+            repeat = (int)ll;
         } else if (tp_flag(argv, i, "--help")) {
             printf("usage: tenpak entropy encode [--coder rans|ac] [--lanes N] [--scale-bits S] [--sym-bits 8|4]\n"
                    "                              [--repeat K] [--json FILE] IN OUT\n"
@@ -259,35 +250,23 @@ static void vq_line(void *arr, size_t nt, double vq_s) {
 static int cmd_streams(int argc, char **argv) {
     const char *json = NULL, *model = NULL, *v;
     int repeat = 3, groups[4] = {128, 16}, ngroups = 2, vq_tensors = -1, vq_iters = 10;
-    unsigned long long u;
+    long long ll;
     for (int i = 1; i < argc; i++) {
         if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
         else if (tp_arg(argc, argv, &i, "--model", &v)) model = v;
         else if (tp_arg(argc, argv, &i, "--repeat", &v)) {
-            if (!tp_parse_u64(v, &u) || u < 1 || u > 16) {
-                fprintf(stderr, "tenpak entropy streams: --repeat must be 1..16\n");
-                return 2;
-            }
-            repeat = (int)u;
+            if (!tp_arg_int("entropy streams", "--repeat", v, 1, 16, &ll)) return 2;
+            repeat = (int)ll;
         } else if (tp_arg(argc, argv, &i, "--group", &v)) {
-            if (!tp_parse_u64(v, &u) || u < 2 || u > 4096) {
-                fprintf(stderr, "tenpak entropy streams: --group must be 2..4096\n");
-                return 2;
-            }
-            groups[0] = (int)u;
+            if (!tp_arg_int("entropy streams", "--group", v, 2, 4096, &ll)) return 2;
+            groups[0] = (int)ll;
             ngroups = 1;
         } else if (tp_arg(argc, argv, &i, "--vq-tensors", &v)) {
-            if (!tp_parse_u64(v, &u) || u > 100000) {
-                fprintf(stderr, "tenpak entropy streams: --vq-tensors must be 0..100000\n");
-                return 2;
-            }
-            vq_tensors = (int)u;
+            if (!tp_arg_int("entropy streams", "--vq-tensors", v, 0, 100000, &ll)) return 2;
+            vq_tensors = (int)ll;
         } else if (tp_arg(argc, argv, &i, "--vq-iters", &v)) {
-            if (!tp_parse_u64(v, &u) || u < 1 || u > 100) {
-                fprintf(stderr, "tenpak entropy streams: --vq-iters must be 1..100\n");
-                return 2;
-            }
-            vq_iters = (int)u;
+            if (!tp_arg_int("entropy streams", "--vq-iters", v, 1, 100, &ll)) return 2;
+            vq_iters = (int)ll;
         } else if (tp_flag(argv, i, "--help")) {
             printf("usage: tenpak entropy streams --model DIR [--group G] [--repeat K] [--vq-tensors N]\n"
                    "                              [--vq-iters I] [--json FILE]\n"

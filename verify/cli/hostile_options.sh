@@ -59,7 +59,7 @@ rejected bench_model_tg 2 "tenpak bench-model: --tg needs an integer from 0 to 1
     "$TP" bench-model --model "$LM" --tg 4294967360
 rejected compress_calib_tokens 2 "tenpak compress: --calib-tokens needs an integer from 2 to" \
     "$TP" compress --model "$LM" --codec awq:g=128 --out "$T/c.tpk" --calib-tokens -5
-rejected entropy_lanes 2 "--lanes must be" "$TP" entropy encode --lanes -1 "$T/f.txt" "$T/e.bin"
+rejected entropy_lanes 2 "tenpak entropy encode: --lanes needs an integer from 1 to" "$TP" entropy encode --lanes -1 "$T/f.txt" "$T/e.bin"
 rejected claims_max_tokens 2 "tenpak claims: --max-tokens needs an integer from 0 to" \
     "$TP" claims verify --max-tokens -1
 
