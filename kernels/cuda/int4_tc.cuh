@@ -152,6 +152,37 @@ static __device__ __forceinline__ void tc_compute(const TcStage<G, NT, MT, XPF> 
     }
 }
 
+/* The prologue qmm_tc and qmm_async share: blockIdx.x = row tile * nslices + batch slice; the
+ * two rows (g, g + 8) of each m-tile this lane's quad feeds (clamped to the last row), the batch
+ * columns of its n-tiles (xok false past the batch: their x reads are replaced by zeros) and zeroed
+ * accumulators. */
+template <int G, int NT, int MT>
+static __device__ __forceinline__ void tc_tile(const QArgs &a, const uint16_t *__restrict__ X, int batch, int nslices,
+                                               int gq, int tq, long long &rbase, int &nbase, long long (&rows)[MT][2],
+                                               const uint16_t *(&xrow)[NT], bool (&xok)[NT], float (&acc)[MT][NT][4]) {
+    constexpr int P = G / 4;
+    const long long tile = blockIdx.x / nslices;
+    const int slice = blockIdx.x % nslices;
+    rbase = tile * 16 * MT;
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) rows[mt][h] = min(rbase + mt * 16 + gq + 8 * h, a.rows - 1);
+    nbase = slice * NT * 8;
+#pragma unroll
+    for (int nt = 0; nt < NT; nt++) {
+        int n = nbase + nt * 8 + gq;
+        xok[nt] = n < batch;
+        xrow[nt] = X + (long long)(xok[nt] ? n : 0) * a.cols + tq * P;
+    }
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int nt = 0; nt < NT; nt++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+}
+
 /* int4, g in {32, 64, 128}, cols % 128 == 0, fp16 activations. A block of KS warps owns
  * 16*MT rows; its warps take the 128-column k-blocks of those rows in turn (kb = warp, warp+KS,
  * ...) and reduce through shared memory. blockIdx.x = row tile * nslices + batch slice, so the
@@ -166,34 +197,15 @@ __global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t 
     static_assert(D >= 2 && D <= 8, "stages");
     tp_pdl_trigger();
     if (XPF) tp_pdl_wait();
-    constexpr int P = G / 4;
     __shared__ float red[KS][MT][NT][4][32];
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2, tq = lane & 3;
-    const long long tile = blockIdx.x / nslices;
-    const int slice = blockIdx.x % nslices;
-    const long long rbase = tile * 16 * MT;
-    long long rows[MT][2];
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) rows[mt][h] = min(rbase + mt * 16 + gq + 8 * h, a.rows - 1);
-    const long long nkb = a.cols / 128;
-    const int nbase = slice * NT * 8;
+    long long rbase, rows[MT][2];
+    int nbase;
     const uint16_t *xrow[NT];
     bool xok[NT];
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-        int n = nbase + nt * 8 + gq;
-        xok[nt] = n < batch;
-        xrow[nt] = X + (long long)(xok[nt] ? n : 0) * a.cols + tq * P;
-    }
     float acc[MT][NT][4];
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+    tc_tile<G, NT, MT>(a, X, batch, nslices, gq, tq, rbase, nbase, rows, xrow, xok, acc);
+    const long long nkb = a.cols / 128;
     TcStage<G, NT, MT, XPF> st[D];
 #pragma unroll
     for (int i = 0; i < D - 1; i++)
@@ -273,31 +285,13 @@ __global__ void __launch_bounds__(32 * KS) qmm_async(QArgs a, const uint16_t *__
     uint2 *sS = (uint2 *)(smem + L::codes);
     float *red = (float *)(smem + L::codes + L::scales);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, gq = lane >> 2, tq = lane & 3;
-    const long long tile = blockIdx.x / nslices;
-    const int slice = blockIdx.x % nslices;
-    const long long rbase = tile * 16 * MT;
-    long long rows[MT][2];
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int h = 0; h < 2; h++) rows[mt][h] = min(rbase + mt * 16 + gq + 8 * h, a.rows - 1);
-    const long long nkb = a.cols / 128;
-    const int nbase = slice * NT * 8;
+    long long rbase, rows[MT][2];
+    int nbase;
     const uint16_t *xrow[NT];
     bool xok[NT];
-#pragma unroll
-    for (int nt = 0; nt < NT; nt++) {
-        int n = nbase + nt * 8 + gq;
-        xok[nt] = n < batch;
-        xrow[nt] = X + (long long)(xok[nt] ? n : 0) * a.cols + tq * P;
-    }
     float acc[MT][NT][4];
-#pragma unroll
-    for (int mt = 0; mt < MT; mt++)
-#pragma unroll
-        for (int nt = 0; nt < NT; nt++)
-#pragma unroll
-            for (int e = 0; e < 4; e++) acc[mt][nt][e] = 0.f;
+    tc_tile<G, NT, MT>(a, X, batch, nslices, gq, tq, rbase, nbase, rows, xrow, xok, acc);
+    const long long nkb = a.cols / 128;
     /* this warp's k-blocks: warp, warp + KS, ... */
     const int nj = nkb > warp ? (int)((nkb - warp + KS - 1) / KS) : 0;
     /* quad lane tq copies the scale (tq even) or offset (tq odd) words of row h = tq >> 1 */
