@@ -822,6 +822,28 @@ extern "C" void tp_cuda_lora_release(void *state) {
  * Host emulation: the kernels' decomposition (units, lanes, chunks) with the same per-thread
  * functions, sequentially on the CPU.
  * ------------------------------------------------------------------------------------------- */
+/* The emulations' kernel arguments: the adapters' A and B packed rank RK after each other (as
+ * the prepares upload them), their scales, and the base matrix as stored. */
+template <int RK>
+static void emu_args(const tp_qmat *q, const tp_lora *ad, int nad, float *A, float *B, float *sc, LArgs &a) {
+    const long long rows = q->rows, cols = q->cols;
+    for (int i = 0; i < nad; i++) {
+        memcpy(A + (size_t)i * RK * cols, ad[i].A, (size_t)RK * cols * 4);
+        memcpy(B + (size_t)i * rows * RK, ad[i].B, (size_t)rows * RK * 4);
+        sc[i] = tp_lora_scale(&ad[i]);
+    }
+    a.codes = q->codes;
+    a.scale = q->scale;
+    a.offset = q->offset;
+    a.A = A;
+    a.B = B;
+    a.rows = rows;
+    a.cols = cols;
+    a.cstride = q->code_stride;
+    a.ngroups = q->ngroups;
+    a.g = q->g;
+}
+
 template <int RK>
 static tp_status lora_emulate_rk(const tp_qmat *q, const tp_lora *ad, int nad, const int32_t *idx, const float *X,
                                  int64_t batch, float *Y) {
@@ -842,21 +864,7 @@ static tp_status lora_emulate_rk(const tp_qmat *q, const tp_lora *ad, int nad, c
         free(T);
         return TP_ERR_NOMEM;
     }
-    for (int i = 0; i < nad; i++) {
-        memcpy(A + (size_t)i * RK * cols, ad[i].A, (size_t)RK * cols * 4);
-        memcpy(B + (size_t)i * rows * RK, ad[i].B, (size_t)rows * RK * 4);
-        p.sc[i] = tp_lora_scale(&ad[i]);
-    }
-    a.codes = q->codes;
-    a.scale = q->scale;
-    a.offset = q->offset;
-    a.A = A;
-    a.B = B;
-    a.rows = rows;
-    a.cols = cols;
-    a.cstride = q->code_stride;
-    a.ngroups = q->ngroups;
-    a.g = q->g;
+    emu_args<RK>(q, ad, nad, A, B, p.sc, a);
     p.X = X;
     p.idx = idx;
     for (int u = 0; u < p.units; u++)
@@ -951,21 +959,7 @@ static tp_status sgmv_emulate_rk(const tp_qmat *q, const tp_lora *ad, int nad, c
         free(A); free(B); free(P); free(acc); free(xs);
         return TP_ERR_NOMEM;
     }
-    for (int i = 0; i < nad; i++) {
-        memcpy(A + (size_t)i * RK * cols, ad[i].A, (size_t)RK * cols * 4);
-        memcpy(B + (size_t)i * rows * RK, ad[i].B, (size_t)rows * RK * 4);
-        p.sc[i] = tp_lora_scale(&ad[i]);
-    }
-    a.codes = q->codes;
-    a.scale = q->scale;
-    a.offset = q->offset;
-    a.A = A;
-    a.B = B;
-    a.rows = rows;
-    a.cols = cols;
-    a.cstride = q->code_stride;
-    a.ngroups = q->ngroups;
-    a.g = q->g;
+    emu_args<RK>(q, ad, nad, A, B, p.sc, a);
     p.P = P;
     /* shrink: block (ch, s) */
     for (int s = 0; s < nseg; s++)
