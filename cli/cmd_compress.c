@@ -26,7 +26,8 @@ static void compress_usage(FILE *f) {
                "  awq, gptq and mixed run the model over calibration text first: --calib FILE (.gz read through\n"
                "  zlib; default %s, never an evaluation file), its first --calib-tokens tokens (default %d).\n"
                "  mixed scales each tensor's proxy by its KLD alone over the first --mixed-kld-tokens tokens of\n"
-               "  that text (default 1024).\n",
+               "  that text (default 1024), then measures the whole model's KLD there for its plan and for every\n"
+               "  uniform candidate that fits the budget, and writes the least.\n",
             tp_codec_methods(), tp_calib_default_path(), TP_CALIB_DEFAULT_TOKENS);
 }
 

@@ -4,7 +4,7 @@
  *   stage   := method [':' key '=' value (',' key '=' value)*]
  *   e.g.  int4:g=16    int4r2:g=16    nf4:g=64    int4:g=128,refine=4
  *         awq:g=128,alpha=0.5    awq:g=128,search=1    mixed:budget=4.5[,awq=1]
- *         gptq:g=128[,act_order=1][,damp=0.01]
+ *         gptq:g=128[,act_order=0][,damp=0.01]
  *
  * Calibrated methods (pipeline/calib.h gives the statistics):
  *   awq    s_c = mean|x_c|^alpha normalised to geometric mean 1 (tp_awq_scales), stored as fp16 per
@@ -19,7 +19,8 @@
  *          record stores its chosen spec.
  *   gptq   GPTQ (Frantar et al. 2022) on the int4 g-group format: the blob, decode and packed kernels
  *          are int4:g=G's (so the GPU path and every int4 consumer run it); only the encoder differs.
- *          Columns are quantised one at a time (act_order=1: by descending diag of H), each one's
+ *          Columns are quantised one at a time (act_order=1, the default: by descending diag of H;
+ *          act_order=0: in index order), each one's
  *          error compensated on the columns not yet quantised through the Cholesky factor of the
  *          damped inverse of H = X^T X, calibration's full second moment of the layer input
  *          (tp_calib_xtx); a group's scale/offset are min/max of its error-updated weights when the

@@ -138,6 +138,109 @@ static tp_status mixed_kld_gains(const char *model_dir, size_t tokens, tp_st_set
     return s;
 }
 
+/* ---- the allocated plan against the uniform candidates, measured ---- */
+typedef struct plan_result {
+    int uniform;       /* -1: the allocated plan, else the candidate index every tensor takes */
+    double bpw, proxy; /* bits/weight over the covered tensors; summed (scaled) proxy */
+    double kld, nll;   /* measured: mean KL(base || plan), mean true-token NLL change */
+} plan_result;
+typedef struct plan_check {
+    plan_result *p;
+    int np;
+    int chosen; /* -1 allocated, else uniform candidate */
+    double chosen_kld;
+} plan_check;
+static void plan_check_free(plan_check *pc) { free(pc->p); pc->p = NULL; pc->np = 0; }
+
+/* Decodes each tensor's kept blob of candidate pk[j] into the file layout (Ds[j], tp_alloc'd) */
+static tp_status decode_plan(tp_st_set *set, const mixed_entry *me, int n, int conv1d, const tp_mixed_choice *ch, int nc,
+                             const int *pk, float **Ds, tp_err *e) {
+    tp_status s = TP_OK;
+    for (int j = 0; s == TP_OK && j < n; j++) {
+        const tp_st_tensor *t = tp_st_at(set, me[j].tensor);
+        const tp_mixed_choice *c = &ch[(size_t)j * (size_t)nc + (size_t)pk[j]];
+        int transposed = conv1d && !is_embedding(t->name);
+        int64_t rows = transposed ? t->shape[1] : t->shape[0], cols = transposed ? t->shape[0] : t->shape[1];
+        tp_codec cc;
+        if (!c->blob) return tp_fail(e, TP_ERR_INTERNAL, "%s: candidate %s was not kept", t->name, c->spec);
+        if ((s = tp_codec_parse(c->spec, &cc, e)) != TP_OK) break;
+        float *D = tp_alloc((size_t)t->numel * 4);
+        if (!Ds[j]) Ds[j] = tp_alloc((size_t)t->numel * 4);
+        if (!D || !Ds[j]) { tp_free(D); s = tp_fail(e, TP_ERR_NOMEM, "out of memory for %s", t->name); break; }
+        s = tp_codec_decode(&cc, c->blob, c->bytes, rows, cols, D, e);
+        if (s == TP_OK) {
+            if (transposed)
+                for (int64_t r = 0; r < rows; r++)
+                    for (int64_t q = 0; q < cols; q++) Ds[j][q * rows + r] = D[r * cols + q];
+            else memcpy(Ds[j], D, (size_t)t->numel * 4);
+        }
+        tp_free(D);
+    }
+    return s;
+}
+
+/* Measures the allocated plan (pick) and every uniform candidate whose bytes fit limit: the KLD of
+ * the whole model over the calibration text's first `tokens` tokens. When a uniform candidate
+ * measures lower than the plan, pick becomes it (the least KLD is what is written). */
+static tp_status mixed_check_plans(const char *model_dir, const char *text_path, size_t tokens, tp_st_set *set, const mixed_entry *me, int n,
+                                   int conv1d, const tp_mixed_choice *ch, int nc, double limit, int *pick,
+                                   plan_check *pc, tp_err *e) {
+    memset(pc, 0, sizeof *pc);
+    pc->chosen = -1;
+    pc->p = calloc((size_t)nc + 1, sizeof *pc->p);
+    int *pk = malloc((size_t)(n ? n : 1) * sizeof *pk);
+    float **Ds = calloc((size_t)(n ? n : 1), sizeof *Ds);
+    const char **names = calloc((size_t)(n ? n : 1), sizeof *names);
+    tp_status s = TP_OK;
+    if (!pc->p || !pk || !Ds || !names) s = tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    int32_t *ids = NULL;
+    size_t nids = 0;
+    tp_model *m = NULL;
+    tp_kld_ref *ref = NULL;
+    if (s == TP_OK) s = tp_calib_text_ids(model_dir, text_path, tokens, &ids, &nids, e);
+    if (s == TP_OK) s = tp_model_load(model_dir, NULL, &m, e);
+    if (s == TP_OK) s = tp_kld_ref_init(m, ids, nids, &ref, e);
+    uint64_t numel = 0;
+    for (int j = 0; s == TP_OK && j < n; j++) { names[j] = tp_st_at(set, me[j].tensor)->name; numel += me[j].numel; }
+    for (int q = -1; s == TP_OK && q < nc; q++) {
+        double bytes = 0, proxy = 0;
+        for (int j = 0; j < n; j++) {
+            pk[j] = q < 0 ? pick[j] : q;
+            const tp_mixed_choice *c = &ch[(size_t)j * (size_t)nc + (size_t)pk[j]];
+            bytes += c->bytes == SIZE_MAX ? INFINITY : (double)c->bytes;
+            proxy += c->sens;
+        }
+        if (q >= 0 && !(bytes <= limit)) continue;
+        plan_result *r = &pc->p[pc->np];
+        r->uniform = q;
+        r->bpw = numel ? 8.0 * bytes / (double)numel : 0;
+        r->proxy = proxy;
+        if (q >= 0) { /* the allocated plan may be this uniform one already */
+            int same = 1;
+            for (int j = 0; j < n && same; j++) same = pick[j] == q;
+            if (same) { r->kld = pc->p[0].kld; r->nll = pc->p[0].nll; pc->np++; continue; }
+        }
+        if ((s = decode_plan(set, me, n, conv1d, ch, nc, pk, Ds, e)) != TP_OK) break;
+        s = tp_kld_ref_measure(ref, n, names, (const float *const *)Ds, &r->kld, &r->nll, e);
+        pc->np++;
+    }
+    if (s == TP_OK && pc->np) {
+        int best = 0;
+        for (int q = 1; q < pc->np; q++)
+            if (pc->p[q].kld < pc->p[best].kld) best = q;
+        pc->chosen = pc->p[best].uniform;
+        pc->chosen_kld = pc->p[best].kld;
+        if (pc->chosen >= 0)
+            for (int j = 0; j < n; j++) pick[j] = pc->chosen;
+    }
+    tp_kld_ref_free(ref);
+    tp_model_free(m);
+    free(ids);
+    for (int j = 0; Ds && j < n; j++) tp_free(Ds[j]);
+    free(Ds); free(names); free(pk);
+    return s;
+}
+
 /* measure every covered tensor at every candidate and choose (tp_mixed_allocate; see compress.h).
  * specs gets each tensor's chosen spec (nt x 96). */
 static tp_status mixed_plan(const char *model_dir, size_t kld_tokens_opt, const tp_codec *main, tp_st_set *set,
@@ -177,7 +280,9 @@ static tp_status mixed_plan(const char *model_dir, size_t kld_tokens_opt, const 
         me[n].tensor = i;
         me[n].numel = (uint64_t)t->numel;
         int got = 0;
-        if (s == TP_OK) s = tp_mixed_measure(main, W, rows, cols, am, sq, xtx, nx, MIXED_FULL_PROXY, ch + (size_t)n * (size_t)nc, &got, e);
+        if (s == TP_OK)
+            s = tp_mixed_measure_ex(main, W, rows, cols, am, sq, xtx, nx, MIXED_FULL_PROXY, cal != NULL,
+                                    ch + (size_t)n * (size_t)nc, &got, e);
         if (s == TP_OK && got != nc) s = tp_fail(e, TP_ERR_INTERNAL, "%s: %d of %d mixed candidates measured", t->name, got, nc);
         numel += me[n].numel;
         n++;
@@ -201,7 +306,12 @@ static tp_status mixed_plan(const char *model_dir, size_t kld_tokens_opt, const 
         snprintf(why, sizeof why, "%s", e->msg);
         tp_fail(e, TP_ERR_ARG, "%s: budget %.4g bits/weight: %s", main->spec, budget, why);
     }
-    if (s != TP_OK) { free(me); free(ch); free(pick); free(cs); free(gain); return s; }
+    /* the plan against every uniform candidate that fits, by the measured KLD of the whole model */
+    plan_check pc = {0};
+    if (s == TP_OK && kld_tokens)
+        s = mixed_check_plans(model_dir, cal->path, kld_tokens, set, me, n, conv1d, ch, nc, limit, pick, &pc, e);
+    tp_mixed_free_blobs(ch, (size_t)n * (size_t)nc);
+    if (s != TP_OK) { free(me); free(ch); free(pick); free(cs); free(gain); plan_check_free(&pc); return s; }
     uint64_t bytes = 0;
     double total = 0, best_uniform = INFINITY;
     int best_k = -1;
@@ -231,6 +341,28 @@ static tp_status mixed_plan(const char *model_dir, size_t kld_tokens_opt, const 
                                                   "there: the sensitivity is in nats of KLD");
     }
     cJSON_AddNumberToObject(j, "sensitivity_total", total);
+    if (pc.np) {
+        cJSON *kc = cJSON_AddObjectToObject(j, "kld_check");
+        cJSON_AddNumberToObject(kc, "tokens", (double)kld_tokens);
+        cJSON_AddStringToObject(kc, "measure", "the whole model with every covered tensor replaced by the plan's decoded "
+                                               "weights: mean KL(base || plan) over the first kld_tokens tokens of the "
+                                               "calibration text (held-in), nats; nll_delta: mean change of the true next "
+                                               "token's negative log-likelihood there");
+        cJSON_AddStringToObject(kc, "rule", "the allocated plan and every uniform candidate that fits the budget are "
+                                            "measured; the one with the least kld is written");
+        cJSON *pa = cJSON_AddArrayToObject(kc, "plans");
+        for (int q = 0; q < pc.np; q++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddStringToObject(x, "plan", pc.p[q].uniform < 0 ? "allocated" : tmpl[pc.p[q].uniform]);
+            cJSON_AddNumberToObject(x, "bits_per_weight", pc.p[q].bpw);
+            cJSON_AddNumberToObject(x, "sensitivity_total", pc.p[q].proxy);
+            cJSON_AddNumberToObject(x, "kld", pc.p[q].kld);
+            cJSON_AddNumberToObject(x, "nll_delta", pc.p[q].nll);
+            cJSON_AddItemToArray(pa, x);
+        }
+        cJSON_AddStringToObject(kc, "chosen", pc.chosen < 0 ? "allocated" : tmpl[pc.chosen]);
+        cJSON_AddNumberToObject(kc, "chosen_kld", pc.chosen_kld);
+    }
     if (best_k >= 0) {
         cJSON_AddStringToObject(j, "best_uniform_codec", tmpl[best_k]);
         cJSON_AddNumberToObject(j, "best_uniform_sensitivity", best_uniform);
@@ -238,7 +370,7 @@ static tp_status mixed_plan(const char *model_dir, size_t kld_tokens_opt, const 
     cJSON *cands = cJSON_AddArrayToObject(j, "candidates");
     for (int k = 0; k < nc; k++) cJSON_AddItemToArray(cands, cJSON_CreateString(tmpl[k]));
     cJSON *ts = cJSON_AddArrayToObject(j, "tensors");
-    size_t cap = 512 + (size_t)n * 200, used = 0;
+    size_t cap = 1024 + (size_t)n * 200 + (size_t)pc.np * 120, used = 0;
     char *tx = malloc(cap);
     if (tx)
         used += (size_t)snprintf(tx, cap, "mixed plan (%s, %d tensors, %.4f bits/weight of a %.4g budget, %d candidates, "
@@ -247,6 +379,16 @@ static tp_status mixed_plan(const char *model_dir, size_t kld_tokens_opt, const 
                                  kld_tokens ? " scaled to KLD" : "", total,
                                  best_k >= 0 ? tmpl[best_k] : "none", best_k >= 0 ? best_uniform : 0, "tensor", "codec",
                                  "sensitivity");
+    if (tx && pc.np) {
+        used += (size_t)snprintf(tx + used, cap - used,
+                                 "  measured on %zu calibration tokens (whole model vs fp32; least KLD is written):\n"
+                                 "    %-40s %8s %12s %10s %10s\n", kld_tokens, "plan", "bits/w", "proxy", "KLD", "dNLL");
+        for (int q = 0; q < pc.np && used < cap; q++)
+            used += (size_t)snprintf(tx + used, cap - used, "    %-40s %8.4f %12.5g %10.5f %+10.5f%s\n",
+                                     pc.p[q].uniform < 0 ? "allocated plan" : tmpl[pc.p[q].uniform], pc.p[q].bpw,
+                                     pc.p[q].proxy, pc.p[q].kld, pc.p[q].nll,
+                                     pc.p[q].uniform == pc.chosen ? "  <- written" : "");
+    }
     for (int k = 0; k < n; k++) {
         cJSON *x = cJSON_CreateObject();
         const char *name = tp_st_at(set, me[k].tensor)->name;
@@ -267,6 +409,7 @@ static tp_status mixed_plan(const char *model_dir, size_t kld_tokens_opt, const 
     free(ch);
     free(pick);
     free(gain);
+    plan_check_free(&pc);
     *out = me;
     *nout = n;
     *chosen = cs;

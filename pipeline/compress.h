@@ -60,9 +60,14 @@ typedef struct tp_compress_result {
  * alone at int4:g=128, over its proxy there: tensors differ in how far an output error travels,
  * which no layer-local proxy sees); tp_mixed_allocate then chooses
  * one candidate per tensor with the least summed proxy whose blob bytes stay within budget x
- * weights / 8 (never above a single candidate that fits the budget everywhere). The table goes
+ * weights / 8 (never above a single candidate that fits the budget everywhere). The proxy is
+ * additive over tensors, which the model is not, so the choice is then made safe by measurement:
+ * the allocated plan and every uniform candidate that fits the budget are each applied to the whole
+ * model and their KLD against the fp32 model measured over the same calibration tokens (held-in);
+ * the least is written (a uniform candidate when it measures below the plan). The table goes
  * into the header ("mixed": candidates, per tensor its codec and every candidate's proxy and
- * bytes) and r->plan. */
+ * bytes, and "kld_check": every measured plan's bits/weight, summed proxy, KLD and true-token NLL
+ * change, and which was chosen) and r->plan. */
 tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_compress_result *r, tp_err *e);
 void tp_compress_result_free(tp_compress_result *r); /* frees r->plan */
 

@@ -77,6 +77,19 @@ double tp_spearman(const double *x, const double *y, size_t n) {
 tp_status tp_mixed_measure(const tp_codec *mixed, const float *W, int64_t rows, int64_t cols, const float *absmean,
                            const float *sqmean, const double *xtx, int64_t nsamples, int full, tp_mixed_choice *out,
                            int *n, tp_err *e) {
+    return tp_mixed_measure_ex(mixed, W, rows, cols, absmean, sqmean, xtx, nsamples, full, 0, out, n, e);
+}
+
+void tp_mixed_free_blobs(tp_mixed_choice *ch, size_t count) {
+    for (size_t i = 0; ch && i < count; i++) {
+        tp_free(ch[i].blob);
+        ch[i].blob = NULL;
+    }
+}
+
+tp_status tp_mixed_measure_ex(const tp_codec *mixed, const float *W, int64_t rows, int64_t cols, const float *absmean,
+                              const float *sqmean, const double *xtx, int64_t nsamples, int full, int keep_blobs,
+                              tp_mixed_choice *out, int *n, tp_err *e) {
     char specs[TP_MIXED_MAX_CANDIDATES][96];
     int nc = tp_codec_mixed_candidates(mixed, specs, TP_MIXED_MAX_CANDIDATES);
     double alpha_of_g[16];
@@ -95,6 +108,7 @@ tp_status tp_mixed_measure(const tp_codec *mixed, const float *W, int64_t rows, 
             snprintf(o->spec, sizeof o->spec, "%.95s", c.spec);
             o->bytes = SIZE_MAX;
             o->sens = INFINITY;
+            o->blob = NULL;
             continue;
         }
         if (!strcmp(c.stages[0].method->name, "awq") && tp_codec_param_get(&c.stages[0], "search") != 0) {
@@ -121,11 +135,12 @@ tp_status tp_mixed_measure(const tp_codec *mixed, const float *W, int64_t rows, 
         if (!blob) { s = tp_fail(e, TP_ERR_NOMEM, "out of memory"); break; }
         s = tp_codec_encode(&c, W, rows, cols, blob, e);
         if (s == TP_OK) s = tp_codec_decode(&c, blob, nb, rows, cols, D, e);
-        tp_free(blob);
+        if (s != TP_OK || !keep_blobs) tp_free(blob);
         if (s != TP_OK) break;
         tp_mixed_choice *o = &out[(*n)++];
         snprintf(o->spec, sizeof o->spec, "%.95s", c.spec);
         o->bytes = nb;
+        o->blob = keep_blobs ? blob : NULL;
         o->sens = full && xtx && nsamples > 0 ? tp_proxy_full(W, D, rows, cols, xtx) / (double)nsamples
                                       : tp_proxy_diag(W, D, rows, cols, sqmean);
     }
@@ -320,6 +335,74 @@ tp_status tp_tensor_klds(tp_model *m, const int32_t *ids, size_t n, int nt, cons
     for (int k = 0; k < nt && n; k++) kld[k] /= (double)n;
     tp_free(lp);
     tp_free(lq);
+    return s;
+}
+
+struct tp_kld_ref {
+    tp_model *m;
+    const int32_t *ids;
+    size_t n;
+    int ctx, V;
+    float *lp; /* n x V base log-probabilities */
+    float *lq; /* ctx x V */
+};
+
+tp_status tp_kld_ref_init(tp_model *m, const int32_t *ids, size_t n, tp_kld_ref **out, tp_err *e) {
+    *out = NULL;
+    tp_kld_ref *r = calloc(1, sizeof *r);
+    if (!r) return tp_fail(e, TP_ERR_NOMEM, "out of memory");
+    r->m = m;
+    r->ids = ids;
+    r->n = n;
+    r->V = tp_model_cfg(m)->vocab;
+    r->ctx = tp_model_capacity(m) < 1024 ? tp_model_capacity(m) : 1024;
+    r->lp = tp_alloc(n * (size_t)r->V * sizeof(float));
+    r->lq = tp_alloc((size_t)r->ctx * (size_t)r->V * sizeof(float));
+    tp_status s = TP_OK;
+    if (!r->lp || !r->lq) s = tp_fail(e, TP_ERR_NOMEM, "out of memory for %zu x %d logits", n, r->V);
+    for (size_t off = 0; s == TP_OK && off < n; off += (size_t)r->ctx) {
+        int w = (int)(n - off < (size_t)r->ctx ? n - off : (size_t)r->ctx);
+        float *lp = r->lp + off * (size_t)r->V;
+        if ((s = tp_model_forward(m, ids + off, w, 0, 0, lp, e)) != TP_OK) break;
+        log_softmax_rows(lp, w, r->V);
+    }
+    if (s != TP_OK) { tp_kld_ref_free(r); return s; }
+    *out = r;
+    return TP_OK;
+}
+
+void tp_kld_ref_free(tp_kld_ref *r) {
+    if (!r) return;
+    tp_free(r->lp);
+    tp_free(r->lq);
+    free(r);
+}
+
+tp_status tp_kld_ref_measure(tp_kld_ref *r, int nt, const char *const *names, const float *const *Dfile, double *kld,
+                             double *nll_delta, tp_err *e) {
+    tp_status s = TP_OK;
+    int set = 0;
+    for (; set < nt && s == TP_OK; set++) s = tp_model_override_weight(r->m, names[set], Dfile[set], e);
+    double kl = 0, dn = 0;
+    size_t nn = 0;
+    for (size_t off = 0; s == TP_OK && off < r->n; off += (size_t)r->ctx) {
+        int w = (int)(r->n - off < (size_t)r->ctx ? r->n - off : (size_t)r->ctx);
+        const float *lp = r->lp + off * (size_t)r->V;
+        if ((s = tp_model_forward(r->m, r->ids + off, w, 0, 0, r->lq, e)) != TP_OK) break;
+        log_softmax_rows(r->lq, w, r->V);
+        kl += kl_rows(lp, r->lq, w, r->V);
+        for (int i = 0; i + 1 < w; i++) {
+            int32_t t = r->ids[off + (size_t)i + 1];
+            dn += (double)lp[(size_t)i * (size_t)r->V + (size_t)t] - r->lq[(size_t)i * (size_t)r->V + (size_t)t];
+            nn++;
+        }
+    }
+    for (int k = 0; k < set; k++) {
+        tp_status s2 = tp_model_override_weight(r->m, names[k], NULL, e);
+        if (s == TP_OK) s = s2;
+    }
+    if (kld) *kld = r->n ? kl / (double)r->n : 0;
+    if (nll_delta) *nll_delta = nn ? dn / (double)nn : 0;
     return s;
 }
 

@@ -33,6 +33,7 @@ typedef struct tp_mixed_choice {
     char spec[96];
     size_t bytes;
     double sens;
+    uint8_t *blob; /* tp_mixed_measure_ex with keep_blobs: the encoded blob (tp_alloc'd, `bytes` long), else NULL */
 } tp_mixed_choice;
 
 /* Encodes W with every candidate of `mixed` and measures each: the full proxy when full is set and
@@ -43,6 +44,12 @@ typedef struct tp_mixed_choice {
 tp_status tp_mixed_measure(const tp_codec *mixed, const float *W, int64_t rows, int64_t cols, const float *absmean,
                            const float *sqmean, const double *xtx, int64_t nsamples, int full, tp_mixed_choice *out,
                            int *n, tp_err *e);
+/* The same, keeping each candidate's blob in out[k].blob when keep_blobs is set (so a plan can be
+ * decoded and measured whole afterwards without encoding again); tp_mixed_free_blobs frees them. */
+tp_status tp_mixed_measure_ex(const tp_codec *mixed, const float *W, int64_t rows, int64_t cols, const float *absmean,
+                              const float *sqmean, const double *xtx, int64_t nsamples, int full, int keep_blobs,
+                              tp_mixed_choice *out, int *n, tp_err *e);
+void tp_mixed_free_blobs(tp_mixed_choice *ch, size_t count);
 
 /* Chooses pick[j] in [0, nc) for each of n tensors (choice j * nc + k: tensor j's candidate k, the
  * same candidate index meaning the same codec template for every tensor) to minimise the summed
@@ -77,6 +84,17 @@ tp_status tp_calib_text_ids(const char *model_dir, const char *path, size_t toke
 struct tp_model;
 tp_status tp_tensor_klds(struct tp_model *m, const int32_t *ids, size_t n, int nt, const char *const *names,
                          const float *const *Dfile, double *kld, int quiet, tp_err *e);
+
+/* The truth for a whole plan: the base model's next-token log-probabilities over ids[0..n) (windows
+ * of min(1024, the model's context), every position) are computed once (n x vocab floats); then
+ * tp_kld_ref_measure replaces every weight names[k] by Dfile[k] at once (file layout) and gives the
+ * mean KL(base || replaced) and the mean change of the true next token's negative log-likelihood
+ * (nats; positions whose next token lies in the same window), restoring the model after. */
+typedef struct tp_kld_ref tp_kld_ref;
+tp_status tp_kld_ref_init(struct tp_model *m, const int32_t *ids, size_t n, tp_kld_ref **out, tp_err *e);
+tp_status tp_kld_ref_measure(tp_kld_ref *r, int nt, const char *const *names, const float *const *Dfile, double *kld,
+                             double *nll_delta, tp_err *e);
+void tp_kld_ref_free(tp_kld_ref *r);
 
 /* JSON {model, codec, calibration {path, sha256, tokens}, kld_tokens, tensors: [{name, rows, cols,
  * proxy_diag, proxy_full, kld_mean}], spearman_diag, spearman_full, pearson_log_diag,

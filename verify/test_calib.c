@@ -256,9 +256,11 @@ Test(awq, lowers_activation_weighted_error_on_a_real_layer, .timeout = 300) {
 }
 
 /* mixed on GPT-2 (Conv1D, transposed): the covered tensors' stored bytes stay within the budget,
- * every record carries one of the candidates, the plan is in the header and not one uniform codec,
- * and its summed sensitivity is at most that of every candidate whose bytes fit the budget
- * everywhere (uniform g=64 and g=64 refined among them: 4.5 bits/weight, the same budget). */
+ * every record carries one of the candidates, the plan is in the header with its kld_check (the
+ * allocated plan and every uniform candidate that fits, measured whole, the least KLD written);
+ * when the allocated plan is written it is not one uniform codec and its summed sensitivity is at
+ * most that of every candidate whose bytes fit the budget everywhere (uniform g=64 and g=64
+ * refined among them: 4.5 bits/weight, the same budget). */
 Test(mixed, meets_budget_with_plan_in_header, .timeout = 300) {
     tp_calib *cal;
     tp_err e;
@@ -310,12 +312,33 @@ Test(mixed, meets_budget_with_plan_in_header, .timeout = 300) {
     }
     int kinds = 0;
     for (int k = 0; k < nc; k++) kinds += counts[k] > 0;
-    cr_expect_geq(kinds, 2, "one uniform codec chosen");
     cr_expect_leq(covered * 8.0 / (double)r.compressed_numel, 4.5 + 1e-12);
-    for (int k = 0; k < nc; k++)
-        if (ubytes[k] * 8.0 <= 4.5 * (double)r.compressed_numel)
-            cr_expect_leq(chosen, usens[k] * (1 + 1e-12), "plan's sensitivity %g above uniform %s's %g", chosen,
-                          cJSON_GetArrayItem(cands, k)->valuestring, usens[k]);
+    /* the measured check: the allocated plan and every uniform candidate that fits were measured
+     * (whole-model KLD on the calibration text), and the least of them was written */
+    const cJSON *kc = cJSON_GetObjectItemCaseSensitive(mx, "kld_check"), *pl;
+    cr_assert(cJSON_IsObject(kc), "header lacks the mixed plan's kld_check");
+    const char *written = tp_json_str(kc, "chosen");
+    cr_assert_not_null(written);
+    double least = INFINITY;
+    int nplans = 0, nfit = 0;
+    cJSON_ArrayForEach(pl, cJSON_GetObjectItemCaseSensitive(kc, "plans")) {
+        double k = cJSON_GetObjectItemCaseSensitive(pl, "kld")->valuedouble;
+        cr_expect(isfinite(k) && k >= 0, "plan %s: KLD %g", tp_json_str(pl, "plan"), k);
+        least = k < least ? k : least;
+        nplans++;
+    }
+    for (int k = 0; k < nc; k++) nfit += ubytes[k] * 8.0 <= 4.5 * (double)r.compressed_numel;
+    cr_expect_eq(nplans, nfit + 1, "%d plans measured, %d uniform candidates fit", nplans, nfit);
+    cr_expect_eq(cJSON_GetObjectItemCaseSensitive(kc, "chosen_kld")->valuedouble, least, "the written plan is not the least KLD");
+    if (!strcmp(written, "allocated")) {
+        cr_expect_geq(kinds, 2, "one uniform codec chosen");
+        for (int k = 0; k < nc; k++)
+            if (ubytes[k] * 8.0 <= 4.5 * (double)r.compressed_numel)
+                cr_expect_leq(chosen, usens[k] * (1 + 1e-12), "plan's sensitivity %g above uniform %s's %g", chosen,
+                              cJSON_GetArrayItem(cands, k)->valuestring, usens[k]);
+    } else {
+        cr_expect_eq(kinds, 1, "kld_check chose uniform %s but %d codecs were written", written, kinds);
+    }
     fprintf(stderr, "gpt2-mini mixed:budget=4.5: %.4f bits/weight, %d codecs used, sensitivity %.5g vs uniform g64 %.5g, "
             "g64 refined %.5g\n", bpw, kinds, chosen, usens[g64], usens[g64r]);
     const cJSON *rec;

@@ -224,7 +224,7 @@ Test(gptq, codec_spec) {
     tp_codec c;
     tp_err e;
     cr_assert_eq(tp_codec_parse("gptq", &c, &e), TP_OK, "%s", e.msg);
-    cr_expect_str_eq(c.spec, "gptq:g=128,act_order=0,damp=0.01");
+    cr_expect_str_eq(c.spec, "gptq:g=128,act_order=1,damp=0.01");
     cr_assert_eq(tp_codec_parse("gptq:g=32,act_order=1,damp=0.1", &c, &e), TP_OK, "%s", e.msg);
     cr_expect_str_eq(c.spec, "gptq:g=32,act_order=1,damp=0.1");
     cr_expect(tp_codec_needs_calib(&c) && tp_codec_needs_xtx(&c));

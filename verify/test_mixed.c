@@ -197,7 +197,7 @@ Test(mixed, allocator_against_exhaustive) {
             optimal, 100 * worst);
     cr_expect_geq(optimal, trials / 2, "optimal on only %d of %d", optimal, trials);
     /* a budget below every tensor's fewest bytes is refused */
-    tp_mixed_choice one[2] = {{"a", 10, 1}, {"b", 20, 0.5}};
+    tp_mixed_choice one[2] = {{"a", 10, 1, NULL}, {"b", 20, 0.5, NULL}};
     int p;
     tp_err e;
     cr_expect_neq(tp_mixed_allocate(one, 1, 2, 9, &p, &e), TP_OK);

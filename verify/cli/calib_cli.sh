@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tenpak compress with the calibrated codecs: awq and mixed artifacts compress (calibration on a
-# prefix of the training corpus), print the calibration and the mixed plan, and evaluate; bad
-# calibration input fails with one line naming the file and leaves no artifact.
+# prefix of the training corpus), print the calibration and the mixed plan (with its measured check
+# against the uniform candidates), and evaluate; bad calibration input fails with one line naming
+# the file and leaves no artifact.
 set -u
 T="$1"; S="$2"; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
@@ -10,6 +11,9 @@ M="$S/models/gpt2-mini"; W="$S/datasets/wikitext-2-raw/wiki.test.raw"
   || { cat "$tmp/out"; fail "mixed compress exited $?"; }
 grep -q "^calibration   256 tokens of .*brown.txt.gz" "$tmp/out" || fail "compress must print the calibration: $(head -3 "$tmp/out")"
 grep -q "^mixed plan (mixed:budget=4.5,awq=0, 12 tensors" "$tmp/out" || fail "compress must print the mixed plan"
+grep -q "^  measured on 64 calibration tokens" "$tmp/out" && grep -q "^    allocated plan .*" "$tmp/out" \
+  || fail "compress must print the measured check of the plan against the uniform candidates"
+grep -q "<- written" "$tmp/out" || fail "the measured check must mark the plan written"
 [ "$(grep -c '^  transformer\.h\.[0-9]*\.[a-z_.]*weight  *[a-z0-9]*:g=[0-9]*' "$tmp/out")" = 12 ] || fail "the plan must list 12 tensors with their codec"
 python3 - "$tmp/m.json" <<'PY' || fail "mixed JSON"
 import json, sys

@@ -7,7 +7,7 @@ T="$1"; S="$2"; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 M="$S/models/gpt2-mini"; W="$S/datasets/wikitext-2-raw/wiki.test.raw"
 "$T" codecs > "$tmp/codecs" || fail "tenpak codecs exited $?"
-g=$(grep '^gptq:g=128,act_order=0,damp=0.01 ' "$tmp/codecs" | awk '{print $2}')
+g=$(grep '^gptq:g=128,act_order=1,damp=0.01 ' "$tmp/codecs" | awk '{print $2}')
 i=$(grep '^int4:g=128,refine=0 ' "$tmp/codecs" | awk '{print $2}')
 [ -n "$g" ] && [ "$g" = "$i" ] || fail "codecs must list gptq:g=128 at int4:g=128's bytes ($g vs $i)"
 "$T" compress --model "$M" --codec gptq:g=128,act_order=1 --calib-tokens 512 --out "$tmp/g.tpk" --json "$tmp/g.json" > "$tmp/out" 2>&1 \
