@@ -40,12 +40,11 @@ static void decode_row_portable(const tp_qmat *q, int64_t r, float *dst) {
 
 static int use_threads(const tp_qmat *q) { return q->rows * q->cols >= TP_CPU_PAR_MIN; }
 
-/* Row-block jobs on the worker pool (tenpak.h): tasks of RB_TASK rows, fixed by the shape; a
- * matrix under TP_CPU_PAR_MIN weights runs as one task on the calling thread. */
+/* Row-block jobs on the worker pool through tp_cpu_for (cpu_common.h): tasks of RB_TASK rows, fixed
+ * by the shape; a matrix under TP_CPU_PAR_MIN weights runs as one task on the calling thread. */
 #define RB_TASK 64
 typedef struct rbjob {
     const tp_qmat *q;
-    void (*rows)(const struct rbjob *j, int64_t r0, int64_t r1);
     float *out;
     int avx2;
     int64_t batch;
@@ -54,29 +53,20 @@ typedef struct rbjob {
     const int32_t *xqsum;
 } rbjob;
 
-static void rb_task(void *vc, int t, int nt) {
-    const rbjob *j = vc;
-    const int64_t rows = j->q->rows, per = nt == 1 ? rows : RB_TASK;
-    int64_t r0 = (int64_t)t * per, r1 = r0 + per < rows ? r0 + per : rows;
-    j->rows(j, r0, r1);
+static void rb_run(const rbjob *j, void (*rows)(void *ctx, int64_t r0, int64_t r1)) {
+    tp_cpu_for(j->q->rows, RB_TASK, use_threads(j->q), rows, (void *)j);
 }
 
-static void rb_run(const rbjob *j) {
-    const int64_t rows = j->q->rows;
-    if (rows <= 0) return;
-    if (!use_threads(j->q)) { j->rows(j, 0, rows); return; }
-    tp_pool_run((int)((rows + RB_TASK - 1) / RB_TASK), rb_task, (void *)j);
-}
-
-static void deq_rows(const rbjob *j, int64_t r0, int64_t r1) {
+static void deq_rows(void *c, int64_t r0, int64_t r1) {
+    const rbjob *j = c;
     if (j->avx2) tp_dequant_rows_avx2(j->q, r0, r1, j->out);
     else
         for (int64_t r = r0; r < r1; r++) decode_row_portable(j->q, r, j->out + r * j->q->cols);
 }
 
 void tp_dequantize_cpu(const tp_qmat *q, float *W) {
-    rbjob j = {.q = q, .rows = deq_rows, .out = W, .avx2 = tp_cpu_isa() >= TP_ISA_AVX2};
-    rb_run(&j);
+    rbjob j = {.q = q, .out = W, .avx2 = tp_cpu_isa() >= TP_ISA_AVX2};
+    rb_run(&j, deq_rows);
 }
 
 /* GEMV and GEMM run on the worker pool (tenpak.h) in tasks of ROW_TASK rows, a multiple of the
@@ -216,7 +206,8 @@ static void a8_prepare(const tp_qmat *q, const float *x, int8_t *xq, int8_t *xqp
         }
 }
 
-static void a8v_rows(const rbjob *j, int64_t r0, int64_t r1) {
+static void a8v_rows(void *c, int64_t r0, int64_t r1) {
+    const rbjob *j = c;
     const tp_qmat *q = j->q;
     const int64_t cols = q->cols, ng = q->ngroups;
     const int8_t *xq = j->xq;
@@ -237,7 +228,8 @@ static void a8v_rows(const rbjob *j, int64_t r0, int64_t r1) {
     }
 }
 
-static void a8m_rows(const rbjob *j, int64_t r0, int64_t r1) {
+static void a8m_rows(void *c, int64_t r0, int64_t r1) {
+    const rbjob *j = c;
     tp_qgemm_a8_rows_avx2(j->q, j->xqp, j->xq, j->xs, j->xsum, j->xqsum, j->batch, r0, r1, j->out);
 }
 
@@ -249,8 +241,8 @@ tp_status tp_qgemv_a8_cpu(const tp_qmat *q, const float *x, float *y) {
     int32_t *xqsum = tp_alloc((size_t)ng * sizeof(int32_t));
     if (!xq || !xqp || !xs || !xsum || !xqsum) { free5(xq, xqp, xs, xsum, xqsum); return TP_ERR_NOMEM; }
     a8_prepare(q, x, xq, xqp, xs, xsum, xqsum);
-    rbjob j = {.q = q, .rows = a8v_rows, .out = y, .avx2 = avx2, .xq = xq, .xqp = xqp, .xs = xs, .xsum = xsum, .xqsum = xqsum};
-    rb_run(&j);
+    rbjob j = {.q = q, .out = y, .avx2 = avx2, .xq = xq, .xqp = xqp, .xs = xs, .xsum = xsum, .xqsum = xqsum};
+    rb_run(&j, a8v_rows);
     free5(xq, xqp, xs, xsum, xqsum);
     return TP_OK;
 }
@@ -268,8 +260,8 @@ tp_status tp_qgemm_a8_cpu(const tp_qmat *q, const float *X, int64_t batch, float
     if (!xq || !xqp || !xs || !xsum || !xqsum) { free5(xq, xqp, xs, xsum, xqsum); return TP_ERR_NOMEM; }
     for (int64_t b = 0; b < batch; b++) /* each column exactly as tp_qgemv_a8_cpu prepares it */
         a8_prepare(q, X + b * cols, xq + b * cols, xqp + b * cols, xs + b * ng, xsum + b * ng, xqsum + b * ng);
-    rbjob j = {.q = q, .rows = a8m_rows, .out = Y, .batch = batch, .xq = xq, .xqp = xqp, .xs = xs, .xsum = xsum, .xqsum = xqsum};
-    rb_run(&j);
+    rbjob j = {.q = q, .out = Y, .batch = batch, .xq = xq, .xqp = xqp, .xs = xs, .xsum = xsum, .xqsum = xqsum};
+    rb_run(&j, a8m_rows);
     free5(xq, xqp, xs, xsum, xqsum);
     return TP_OK;
 }
