@@ -189,25 +189,32 @@ Test(int4, a8_activation_error) {
  * AVX-512 kernel's 4 rows, which share x's loads) or alone (a one-row view of the same arrays,
  * as embeddings use), at every ISA level: the property thread-count exactness rests on. Shapes
  * whose rows are not a multiple of 4, short rows (384 columns, the kernel's small-row setup), a
- * short last chunk and group, and g > 128 (a group over several chunks); x has an outlier. */
+ * short last chunk and group, and g > 128 (a group over several chunks); x has an outlier. int4
+ * and int4r2 (whose AVX-512 path adds the residual as a second integer dot: every group size
+ * here against the reference too, not only g16's registry cases). */
 Test(int4, gemv_rows_alone_same_bits) {
     tp_rng rng;
     tp_rng_seed(&rng, test_seed() ^ 17);
     const tp_isa saved = tp_cpu_isa(), best = tp_cpu_best_isa();
     const int gs[] = {8, 16, 32, 64, 128, 256};
+    const tp_qkind kinds[] = {TP_Q_INT4, TP_Q_INT4R2};
     const int64_t shapes[][2] = {{9, 384}, {11, 1000}, {6, 129}, {5, 2055}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int64_t R = shapes[si][0], C = shapes[si][1];
         float *W = tp_alloc(R * C * 4), *x = tp_alloc(C * 4), *y = tp_alloc(R * 4), *y1 = tp_alloc(R * 4);
+        float *yr = tp_alloc(R * 4);
         random_weights(W, R * C, &rng);
         for (int64_t c = 0; c < C; c++) x[c] = tp_rng_normal(&rng);
         x[C / 2] *= 50.0f;
+        for (size_t ki = 0; ki < 2; ki++)
         for (size_t gi = 0; gi < sizeof gs / sizeof gs[0]; gi++) {
             tp_qmat q;
-            cr_assert_eq(tp_qmat_alloc(&q, TP_Q_INT4, R, C, gs[gi]), TP_OK);
+            cr_assert_eq(tp_qmat_alloc(&q, kinds[ki], R, C, gs[gi]), TP_OK);
             tp_quantize_ref(&q, W, 0);
+            tp_qgemv_ref(&q, x, yr);
             for (int isa = 0; isa <= (int)best; isa++) {
                 tp_cpu_set_isa((tp_isa)isa);
+                memset(y, 0xff, R * 4); /* NaN */
                 tp_qgemv_cpu(&q, x, y);
                 for (int64_t r = 0; r < R; r++) {
                     tp_qmat one = q;
@@ -215,14 +222,23 @@ Test(int4, gemv_rows_alone_same_bits) {
                     one.codes = q.codes + r * q.code_stride;
                     one.scale = q.scale + r * q.ngroups;
                     one.offset = q.offset + r * q.ngroups;
+                    if (q.rcodes) {
+                        one.rcodes = q.rcodes + r * q.rcode_stride;
+                        one.rscale = q.rscale + r * q.ngroups;
+                    }
                     tp_qgemv_cpu(&one, x, y1 + r);
                 }
                 tp_cpu_set_isa(saved);
-                cr_expect_eq(memcmp(y, y1, R * 4), 0, "%s, %lldx%lld g%d: a row alone differs from its pass",
+                const char *kn = tp_qkind_name(kinds[ki]);
+                cr_expect_eq(memcmp(y, y1, R * 4), 0, "%s %s, %lldx%lld g%d: a row alone differs from its pass", kn,
                              tp_isa_name((tp_isa)isa), (long long)R, (long long)C, gs[gi]);
+                double e = 0, n = 0;
+                for (int64_t r = 0; r < R; r++) { e += (double)(y[r] - yr[r]) * (y[r] - yr[r]); n += (double)yr[r] * yr[r]; }
+                cr_expect(sqrt(e / n) <= 1e-5, "%s %s, %lldx%lld g%d: rel L2 %.3g vs the reference", kn,
+                          tp_isa_name((tp_isa)isa), (long long)R, (long long)C, gs[gi], sqrt(e / n));
             }
             tp_qmat_free(&q);
         }
-        tp_free(W); tp_free(x); tp_free(y); tp_free(y1);
+        tp_free(W); tp_free(x); tp_free(y); tp_free(y1); tp_free(yr);
     }
 }

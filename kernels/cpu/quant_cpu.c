@@ -122,11 +122,12 @@ static void run_row_tasks(const tp_qmat *q, int64_t work, void (*fn)(void *, int
         for (int t = 0; t < n; t++) fn(j, t, n);
 }
 
-/* The AVX-512 GEMV takes int4 with a power-of-two group of at least 8 (every g the codecs
- * write); int4r2, nf4 and other shapes of tp_qmat stay with AVX2. */
+/* The AVX-512 GEMV takes int4 and int4r2 with a power-of-two group of at least 8 (every g the
+ * codecs write); nf4 and other shapes of tp_qmat stay with AVX2. */
 static int qx_ok(const tp_qmat *q) {
-    return q->kind == TP_Q_INT4 && q->offset && !q->rcodes && q->g >= 8 && (q->g & (q->g - 1)) == 0 &&
-           q->cols > 0;
+    const int r2 = q->kind == TP_Q_INT4R2;
+    return (q->kind == TP_Q_INT4 || r2) && q->offset && (r2 ? q->rcodes && q->rscale : !q->rcodes) && q->g >= 8 &&
+           (q->g & (q->g - 1)) == 0 && q->cols > 0;
 }
 
 /* x prepared for the AVX-512 GEMV in one allocation into *out; *out NULL (use AVX2) when x is

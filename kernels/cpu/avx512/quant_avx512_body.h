@@ -1,4 +1,4 @@
-/* AVX-512 INT4 GEMV (kind int4, g a power of two >= 8), the body shared by two ISA levels:
+/* AVX-512 INT4 GEMV (kinds int4 and int4r2, g a power of two >= 8), the body shared by two ISA levels:
  * kernels/cpu/avx512/quant_avx512.c (F+BW+VL+DQ: vpmaddubsw + vpmaddwd) and
  * kernels/cpu/avx512vbmi/quant_avx512vnni.c (VNNI: vpdpbusd). The includer defines
  *   QX_PAIR(acc, qe, le, qo, lo): acc + per 32-bit lane, the sum of the 8 products of the lane's
@@ -20,6 +20,10 @@
  * acc += V * s_group * 2^-e_k. The offsets add o_g * sum_{i in g} xi_i 2^-e_k, the per-group sum
  * of the same rounded x (computed once per call from the same lane sums, exactly in integers):
  * one FMA per 16 groups and row.
+ *
+ * int4r2 adds its 2-bit residual as a second integer dot against the same limbs: w = q s + o +
+ * (r - 1.5) rs, so a group contributes s * sum q xi + rs * sum r xi (both exact lane sums, the
+ * residual codes split into even / odd bytes like the nibbles) + (o - 1.5 rs) * sum xi.
  *
  * Every row is computed by the same instructions in the same order whether it runs in a 4-row
  * pass (which shares the loads of x) or alone, and rows are independent: the result depends on
@@ -132,20 +136,21 @@ enum {
 };
 
 /* csc (pad floats, zero past the groups) and the offset term of one row; lastm masks the groups
- * of the last block of 16. */
-QX_ALWAYS_INLINE __m512 qx_row_setup(const tp_qmat *q, const tp_qx *p, int64_t r, float *csc, __mmask16 lastm) {
+ * of the last block of 16. int4r2 (rsc non-NULL): rsc as csc for the residual scales, and the
+ * offset term with o - 1.5 rs. */
+QX_ALWAYS_INLINE __m512 qx_offs(const tp_qmat *q, const uint16_t *of, const uint16_t *rf, __mmask16 m) {
+    __m512 o = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, of));
+    if (q->kind == TP_Q_INT4R2)
+        o = _mm512_fmadd_ps(_mm512_set1_ps(-1.5f), _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, rf)), o);
+    return o;
+}
+QX_ALWAYS_INLINE void qx_scales(const tp_qmat *q, const tp_qx *p, const uint16_t *sc, float *csc, __mmask16 lastm) {
     const int64_t ng = q->ngroups;
-    const uint16_t *sc = q->scale + r * ng, *of = q->offset + r * ng;
-    __m512 acc = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 16 < ng; b += 16) {
-        acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(of + b))), _mm512_loadu_ps(p->gsum + b), acc);
-        if (q->g <= 128)
+    if (q->g <= 128) {
+        int64_t b = 0;
+        for (; b + 16 < ng; b += 16)
             _mm512_storeu_ps(csc + b, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc + b))),
                                                     _mm512_loadu_ps(p->xsg + b)));
-    }
-    acc = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lastm, of + b)), _mm512_loadu_ps(p->gsum + b), acc);
-    if (q->g <= 128) {
         _mm512_storeu_ps(csc + b, _mm512_mul_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lastm, sc + b)),
                                                 _mm512_loadu_ps(p->xsg + b)));
         _mm512_storeu_ps(csc + b + 16, _mm512_setzero_ps());
@@ -153,7 +158,28 @@ QX_ALWAYS_INLINE __m512 qx_row_setup(const tp_qmat *q, const tp_qx *p, int64_t r
         const int64_t cpg = q->g / 128;
         for (int64_t k = 0; k < p->nchunk; k++) csc[k] = _cvtsh_ss(sc[k / cpg]) * p->xs[k];
     }
+}
+QX_ALWAYS_INLINE __m512 qx_row_setup(const tp_qmat *q, const tp_qx *p, int64_t r, float *csc, float *rsc,
+                                     __mmask16 lastm) {
+    const int64_t ng = q->ngroups;
+    const uint16_t *of = q->offset + r * ng, *rf = rsc ? q->rscale + r * ng : NULL;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 16 < ng; b += 16)
+        acc = _mm512_fmadd_ps(qx_offs(q, of + b, rf ? rf + b : NULL, 0xFFFF), _mm512_loadu_ps(p->gsum + b), acc);
+    acc = _mm512_fmadd_ps(qx_offs(q, of + b, rf ? rf + b : NULL, lastm), _mm512_loadu_ps(p->gsum + b), acc);
+    qx_scales(q, p, q->scale + r * ng, csc, lastm);
+    if (rsc) qx_scales(q, p, rf, rsc, lastm);
     return acc;
+}
+
+/* 32 residual bytes (4 two-bit codes each, column 4b + i in bits 2i of byte b) as the even and
+ * odd columns' codes, one per byte, in the order of the limbs: word b of the zero-extended bytes
+ * gives even bytes 2b, 2b+1 = bits 0-1, 4-5 and odd bytes 2b, 2b+1 = bits 2-3, 6-7. */
+QX_ALWAYS_INLINE void qx_r2_split(__m256i rb, __m512i *re, __m512i *ro) {
+    const __m512i w = _mm512_cvtepu8_epi16(rb), lo = _mm512_set1_epi16(3), hi = _mm512_set1_epi16(0x300);
+    *re = _mm512_or_si512(_mm512_and_si512(w, lo), _mm512_and_si512(_mm512_slli_epi16(w, 4), hi));
+    *ro = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(w, 2), lo), _mm512_and_si512(_mm512_slli_epi16(w, 2), hi));
 }
 
 /* The sums of 4 vectors' lanes, [a, b, c, d]: each by the same tree of additions. */
@@ -166,8 +192,8 @@ static inline __m128 qx_hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
 }
 
 /* R rows from r (R = 4 shares x's loads; R = 1 for the rest: the same per-row arithmetic). */
-QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float *y, float *const csc[4],
-                              __mmask16 lastm, const __m512 rep[2], const int R, const int mode) {
+QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float *y, float *const csc[8],
+                              __mmask16 lastm, const __m512 rep[2], const int R, const int mode, const int r2) {
     const int64_t cols = q->cols, nfull = cols / 128;
     const int64_t cpg = q->g <= 128 ? 128 / q->g : 1; /* groups per chunk */
     const __m512i m15 = _mm512_set1_epi8(15);
@@ -176,10 +202,15 @@ QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float
     /* software prefetch of the codes QX_PF_ROWS rows ahead (at least QX_PF_BYTES): the hardware
      * prefetcher alone left one core at 13 GB/s on a matrix larger than the caches */
     const int64_t pfd = q->code_stride * (QX_PF_ROWS > QX_PF_BYTES / q->code_stride ? QX_PF_ROWS : QX_PF_BYTES / q->code_stride);
-    const uint8_t *cp[4];
+    const int64_t rpfd = pfd / 2; /* the residual rows are half as long */
+    const uint8_t *cp[4], *rp[4];
     __m512 acc[4];
-    float *cs[4];
-    for (int i = 0; i < R; i++) cp[i] = q->codes + (r + i) * q->code_stride;
+    float *cs[4], *rs[4];
+    for (int i = 0; i < R; i++) {
+        cp[i] = q->codes + (r + i) * q->code_stride;
+        rp[i] = r2 ? q->rcodes + (r + i) * q->rcode_stride : NULL;
+        rs[i] = csc[4 + i];
+    }
     if (mode == QX_SMALL && R == 4) {
         /* lane i*ng + g of the 4 rows' vectors is row i's group g: the same products as
          * qx_row_setup's, each row's moved to lanes 0..ng-1 (the rest zero, as there) */
@@ -196,10 +227,14 @@ QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float
         }
     } else
         for (int i = 0; i < R; i++) {
-            acc[i] = qx_row_setup(q, p, r + i, csc[i], lastm);
+            acc[i] = qx_row_setup(q, p, r + i, csc[i], r2 ? rs[i] : NULL, lastm);
             cs[i] = csc[i];
         }
-#define QX_CHUNK(LOAD)                                                                             \
+#define QX_SCALE(c)                                                                                \
+    (mode == QX_BCAST || mode == QX_SMALL ? _mm512_set1_ps((c)[k])                                 \
+     : mode == QX_DIRECT                  ? _mm512_loadu_ps((c) + 16 * k)                          \
+                                          : _mm512_permutexvar_ps(pidx, _mm512_loadu_ps((c) + cpg * k)))
+#define QX_CHUNK(LOAD, RLOAD)                                                                      \
     do {                                                                                           \
         const int8_t *L = p->limbs + k * 384;                                                      \
         for (int i = 0; i < R; i++) {                                                              \
@@ -207,55 +242,71 @@ QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float
             __m512i v = LOAD;                                                                      \
             __m512i qe = _mm512_and_si512(v, m15), qo = _mm512_and_si512(_mm512_srli_epi16(v, 4), m15); \
             __m512 d = _mm512_cvtepi32_ps(qx_chunk_dot(qe, qo, L));                                \
-            __m512 s;                                                                              \
-            if (mode == QX_BCAST || mode == QX_SMALL) s = _mm512_set1_ps(cs[i][k]);                \
-            else if (mode == QX_DIRECT) s = _mm512_loadu_ps(cs[i] + 16 * k);                       \
-            else s = _mm512_permutexvar_ps(pidx, _mm512_loadu_ps(cs[i] + cpg * k));                \
-            acc[i] = _mm512_fmadd_ps(d, s, acc[i]);                                                \
+            acc[i] = _mm512_fmadd_ps(d, QX_SCALE(cs[i]), acc[i]);                                  \
+            if (r2) {                                                                              \
+                _mm_prefetch((const char *)(rp[i] + rpfd + k * 32), _MM_HINT_T0);                 \
+                __m512i re, ro;                                                                    \
+                qx_r2_split(RLOAD, &re, &ro);                                                      \
+                __m512 d2 = _mm512_cvtepi32_ps(qx_chunk_dot(re, ro, L));                           \
+                acc[i] = _mm512_fmadd_ps(d2, QX_SCALE(rs[i]), acc[i]);                             \
+            }                                                                                      \
         }                                                                                          \
     } while (0)
     int64_t k = 0;
-    for (; k < nfull; k++) QX_CHUNK(_mm512_loadu_si512(cp[i] + k * 64));
+    for (; k < nfull; k++) QX_CHUNK(_mm512_loadu_si512(cp[i] + k * 64), _mm256_loadu_si256((const __m256i *)(rp[i] + k * 32)));
     /* a short last chunk: its code bytes only (x's limbs are zero past cols) */
     const int64_t nb = (cols - nfull * 128 + 1) / 2;
     if (nb > 0) {
         const __mmask64 cm = nb >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << nb) - 1);
-        QX_CHUNK(_mm512_maskz_loadu_epi8(cm, cp[i] + k * 64));
+        const int64_t nr = (cols - nfull * 128 + 3) / 4;
+        const __mmask32 rm = nr >= 32 ? ~(__mmask32)0 : (((__mmask32)1 << nr) - 1);
+        QX_CHUNK(_mm512_maskz_loadu_epi8(cm, cp[i] + k * 64), _mm256_maskz_loadu_epi8(rm, rp[i] + k * 32));
     }
 #undef QX_CHUNK
+#undef QX_SCALE
     if (R == 4) _mm_storeu_ps(y + r, qx_hsum4(acc[0], acc[1], acc[2], acc[3]));
     else y[r] = _mm_cvtss_f32(qx_hsum4(acc[0], acc[0], acc[0], acc[0]));
 }
 
-#define QX_DEFINE_MODE(MODE)                                                                       \
-    static void qx_rows4_##MODE(const tp_qmat *q, const tp_qx *p, int64_t r, float *y, float *const csc[4], \
-                                __mmask16 lastm, const __m512 rep[2]) {                            \
-        qx_rows(q, p, r, y, csc, lastm, rep, 4, MODE);                                             \
+#define QX_DEFINE_MODE(MODE, R2, SUF)                                                              \
+    static void qx_rows4_##MODE##SUF(const tp_qmat *q, const tp_qx *p, int64_t r, float *y, float *const csc[8], \
+                                     __mmask16 lastm, const __m512 rep[2]) {                       \
+        qx_rows(q, p, r, y, csc, lastm, rep, 4, MODE, R2);                                         \
     }                                                                                              \
-    static void qx_rows1_##MODE(const tp_qmat *q, const tp_qx *p, int64_t r, float *y, float *const csc[4], \
-                                __mmask16 lastm, const __m512 rep[2]) {                            \
-        qx_rows(q, p, r, y, csc, lastm, rep, 1, MODE);                                             \
+    static void qx_rows1_##MODE##SUF(const tp_qmat *q, const tp_qx *p, int64_t r, float *y, float *const csc[8], \
+                                     __mmask16 lastm, const __m512 rep[2]) {                       \
+        qx_rows(q, p, r, y, csc, lastm, rep, 1, MODE, R2);                                         \
     }
-QX_DEFINE_MODE(QX_BCAST)
-QX_DEFINE_MODE(QX_DIRECT)
-QX_DEFINE_MODE(QX_PERM)
-QX_DEFINE_MODE(QX_SMALL)
+QX_DEFINE_MODE(QX_BCAST, 0, )
+QX_DEFINE_MODE(QX_DIRECT, 0, )
+QX_DEFINE_MODE(QX_PERM, 0, )
+QX_DEFINE_MODE(QX_SMALL, 0, )
+QX_DEFINE_MODE(QX_BCAST, 1, _r2)
+QX_DEFINE_MODE(QX_DIRECT, 1, _r2)
+QX_DEFINE_MODE(QX_PERM, 1, _r2)
 
 tp_status QX_ROWS(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y) {
-    /* four rows' scale buffers: on the stack for up to 1024 groups a row */
-    float stack[4 * (1024 + 32)];
+    /* four rows' scale buffers (eight for int4r2: its residual scales): on the stack for up to
+     * 1024 groups a row */
+    float stack[8 * (1024 + 32)];
     const size_t per = (size_t)p->pad;
-    float *heap = per > 1024 + 32 ? tp_alloc(4 * per * sizeof(float)) : NULL;
+    const int r2 = q->kind == TP_Q_INT4R2;
+    float *heap = per > 1024 + 32 ? tp_alloc(8 * per * sizeof(float)) : NULL;
     float *base = heap ? heap : stack;
     if (per > 1024 + 32 && !heap) return TP_ERR_NOMEM;
-    float *const csc[4] = {base, base + per, base + 2 * per, base + 3 * per};
-    typedef void (*rows_fn)(const tp_qmat *, const tp_qx *, int64_t, float *, float *const[4], __mmask16,
+    float *const csc[8] = {base,           base + per,     base + 2 * per, base + 3 * per,
+                           base + 4 * per, base + 5 * per, base + 6 * per, base + 7 * per};
+    typedef void (*rows_fn)(const tp_qmat *, const tp_qx *, int64_t, float *, float *const[8], __mmask16,
                             const __m512[2]);
     rows_fn f4, f1;
     const int64_t ng = q->ngroups;
     const __mmask16 lastm = qx_mask16(ng - (ng - 1) / 16 * 16);
     __m512 rep[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-    if (q->g == 128 && ng <= 4) {
+    if (r2) {
+        if (q->g >= 128) { f4 = qx_rows4_QX_BCAST_r2; f1 = qx_rows1_QX_BCAST_r2; }
+        else if (q->g == 8) { f4 = qx_rows4_QX_DIRECT_r2; f1 = qx_rows1_QX_DIRECT_r2; }
+        else { f4 = qx_rows4_QX_PERM_r2; f1 = qx_rows1_QX_PERM_r2; }
+    } else if (q->g == 128 && ng <= 4) {
         /* gsum and xsg repeated for 4 rows: lane l holds group l % ng */
         int32_t ri[16];
         for (int l = 0; l < 16; l++) ri[l] = (int32_t)(l % ng);
@@ -273,4 +324,3 @@ tp_status QX_ROWS(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, floa
     tp_free(heap);
     return TP_OK;
 }
-
