@@ -418,6 +418,28 @@ static tp_status mixed_plan(const char *model_dir, size_t kld_tokens_opt, const 
     return TP_OK;
 }
 
+
+/* sum (D - W)^2 and sum W^2 into *err / *norm in double, in 8 interleaved partial sums (lane k % 8)
+ * added in a fixed order: the same value on every run, and vectorisable (one serial chain of
+ * doubles over TinyLlama's 1.1e9 weights took 15% of `tenpak compress`). */
+static void sq_err_norm(const float *D, const float *W, size_t n, double *err, double *norm) {
+    double e[8] = {0}, w[8] = {0};
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int j = 0; j < 8; j++) {
+            double d = (double)D[k + j] - (double)W[k + j];
+            e[j] += d * d;
+            w[j] += (double)W[k + j] * (double)W[k + j];
+        }
+    for (int j = 0; k + (size_t)j < n; j++) {
+        double d = (double)D[k + j] - (double)W[k + j];
+        e[j] += d * d;
+        w[j] += (double)W[k + j] * (double)W[k + j];
+    }
+    *err += ((e[0] + e[1]) + (e[2] + e[3])) + ((e[4] + e[5]) + (e[6] + e[7]));
+    *norm += ((w[0] + w[1]) + (w[2] + w[3])) + ((w[4] + w[5]) + (w[6] + w[7]));
+}
+
 tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_compress_result *r, tp_err *e) {
     memset(r, 0, sizeof *r);
     double t0 = tp_now();
@@ -581,10 +603,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
         }
         if (s == TP_OK) s = tp_codec_decode(c, blob, nb, rows, cols, D, e);
         if (s == TP_OK) {
-            for (size_t k = 0; k < n; k++) {
-                err += ((double)D[k] - W[k]) * ((double)D[k] - W[k]);
-                norm += (double)W[k] * W[k];
-            }
+            sq_err_norm(D, W, n, &err, &norm);
             cJSON_AddStringToObject(rec, "codec", c->spec);
             cJSON_AddNumberToObject(rec, "rows", (double)rows);
             cJSON_AddNumberToObject(rec, "cols", (double)cols);

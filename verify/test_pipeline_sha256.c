@@ -1,9 +1,15 @@
-/* SHA-256 against FIPS 180-4 / NIST example vectors, incremental feeding included. */
+/* SHA-256 against FIPS 180-4 / NIST example vectors, incremental feeding included, through both
+ * block functions (plain C and SHA-NI where the CPU has it), and the two against each other on
+ * fresh random data of every length around the block edges, fed in random pieces. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tenpak/sha256.h"
+#include "verify/test_common.h"
+
+/* the implementations this host has: 0 (plain C), and 1 (SHA-NI) where present */
+static int nimpl(void) { return tp_sha256_set_impl(1) == 1 ? 2 : 1; }
 
 static void hex_of(const void *d, size_t n, char out[65]) {
     uint8_t g[32];
@@ -12,6 +18,9 @@ static void hex_of(const void *d, size_t n, char out[65]) {
 }
 
 Test(sha256, known_vectors) {
+    for (int im = 0, ni = nimpl(); im < ni; im++) {
+    tp_sha256_set_impl(im);
+    cr_log_info("sha256 %s", tp_sha256_impl_name());
     char h[65];
     hex_of("", 0, h);
     cr_expect_str_eq(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
@@ -24,12 +33,15 @@ Test(sha256, known_vectors) {
                        "mnopqrstnopqrstu";
     hex_of(m896, strlen(m896), h);
     cr_expect_str_eq(h, "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1");
+    }
 }
 
 Test(sha256, million_a_in_odd_pieces) {
     char *a = malloc(1000000);
     cr_assert(a);
     memset(a, 'a', 1000000);
+    for (int im = 0, ni = nimpl(); im < ni; im++) {
+    tp_sha256_set_impl(im);
     tp_sha256_ctx s;
     tp_sha256_init(&s);
     /* uneven chunk sizes cross block boundaries in every way */
@@ -44,7 +56,8 @@ Test(sha256, million_a_in_odd_pieces) {
     char h[65];
     tp_sha256_final(&s, g);
     tp_sha256_hex(g, h);
-    cr_expect_str_eq(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    cr_expect_str_eq(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0", "%s", tp_sha256_impl_name());
+    }
     free(a);
 }
 
@@ -58,8 +71,46 @@ Test(sha256, padding_edges) {
     };
     char buf[64], h[65];
     memset(buf, 'a', sizeof buf);
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        hex_of(buf, v[i].n, h);
-        cr_expect_str_eq(h, v[i].hex, "length %zu", v[i].n);
+    for (int im = 0, ni = nimpl(); im < ni; im++) {
+        tp_sha256_set_impl(im);
+        for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+            hex_of(buf, v[i].n, h);
+            cr_expect_str_eq(h, v[i].hex, "length %zu (%s)", v[i].n, tp_sha256_impl_name());
+        }
     }
+}
+
+/* SHA-NI against plain C: random bytes (never zeros), every length 0..1100 and some long ones,
+ * the long ones fed in random pieces. Skipped (said) where the CPU has no SHA extensions. */
+Test(sha256, sha_ni_same_digests) {
+    if (nimpl() < 2) {
+        cr_log_warn("sha256: this CPU has no SHA extensions; the SHA-NI path is not tested here");
+        return;
+    }
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 0x5a);
+    const size_t big = 300007;
+    uint8_t *d = malloc(big);
+    cr_assert(d);
+    for (size_t i = 0; i < big; i++) d[i] = (uint8_t)(1 + tp_rng_below(&rng, 255));
+    for (size_t n = 0; n <= big; n = n < 1100 ? n + 1 : n * 3 + 17) {
+        uint8_t g[2][32];
+        for (int im = 0; im < 2; im++) {
+            tp_sha256_set_impl(im);
+            tp_sha256_ctx s;
+            tp_sha256_init(&s);
+            tp_rng r2 = rng; /* the same pieces for both */
+            for (size_t at = 0; at < n;) {
+                size_t k = 1 + tp_rng_below(&r2, 300);
+                if (k > n - at) k = n - at;
+                tp_sha256_update(&s, d + at, k);
+                at += k;
+            }
+            tp_sha256_final(&s, g[im]);
+        }
+        cr_expect_eq(memcmp(g[0], g[1], 32), 0, "length %zu: SHA-NI and plain C digests differ", n);
+        if (n > big / 3) break;
+    }
+    free(d);
+    tp_sha256_set_impl(1);
 }
