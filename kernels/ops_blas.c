@@ -118,6 +118,7 @@ static tp_status gemv_blas_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int rows = (int)c->shape.d[0], cols = (int)c->shape.d[1];
+    tp_pool_nap();
     cblas_sgemv(CblasRowMajor, CblasNoTrans, rows, cols, 1.0f, x->A, cols, x->X, 1, 0.0f, out, 1);
     return TP_OK;
 }
@@ -199,6 +200,7 @@ static tp_status gemvt_blas_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int rows = (int)c->shape.d[0], cols = (int)c->shape.d[1];
+    tp_pool_nap();
     cblas_sgemv(CblasRowMajor, CblasTrans, rows, cols, 1.0f, x->A, cols, x->X, 1, 0.0f, out, 1);
     return TP_OK;
 }
@@ -221,6 +223,7 @@ static tp_status gemm_blas_run(const tp_case *c, void *s, void *out) {
     (void)s;
     const fctx *x = c->ctx;
     int rows = (int)c->shape.d[0], cols = (int)c->shape.d[1], batch = (int)x->batch;
+    tp_pool_nap();
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, batch, rows, cols, 1.0f, x->X, cols, x->A,
                 cols, 0.0f, out, rows);
     return TP_OK;

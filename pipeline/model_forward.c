@@ -79,8 +79,11 @@ static void gemm(tp_model *m, int M, int N, int K, float alpha, const float *A, 
     if (M == 1) {
         mv_job j = {B, ldb, K, A, alpha, beta, C, N, transB};
         tp_par_run(out_tasks(N, K), mv_part, &j);
-    } else cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
-                     beta, C, ldc);
+    } else {
+        tp_pool_nap(); /* OpenBLAS's threads get the cores */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb,
+                    beta, C, ldc);
+    }
     m->gemm_s += tp_now() - t0;
     m->gemm_flops += 2.0 * M * N * K;
 }

@@ -9,7 +9,10 @@
  *
  * Idle workers spin for SPIN_NS (200 us, by the clock, with a pause in the loop), then sleep on a
  * condition variable, so a pool left waiting costs no CPU that another process could use. The
- * spin covers the serial stretches of a decoding step (norms, attention, a VQ table): with the
+ * spin covers the serial stretches of a decoding step (norms, attention, a VQ table); before a
+ * call into a library with threads of its own (OpenBLAS's sgemm) the caller sends the spinning
+ * workers to sleep at once (tp_pool_nap), so they do not take a core from that library's threads.
+ * The spin: with the
  * earlier 20000 polls (about 5 us) the workers slept between most kernels of a token and each run
  * paid a futex wake-up; llama-mini decode, idle Zen 4: tenpakx 341 -> 441 tok/s, vq d8+int4
  * 557 -> 720, int4 g128 2124 -> 2303. A run from inside a task (nesting) executes serially in the calling thread. */
@@ -36,9 +39,13 @@ static long long mono_ns(void) {
 
 /* Spins while *a == v (for the workers: no new run) or *a > 0 (for the caller: workers still
  * in the run), at most SPIN_NS; the clock is read every 64 polls. */
+static atomic_uint nap; /* bumped by tp_pool_nap: spinning workers go to sleep */
+
 static void spin_while_eq(atomic_uint *a, unsigned v) {
     long long end = 0;
+    const unsigned n0 = atomic_load_explicit(&nap, memory_order_relaxed);
     for (unsigned i = 1; atomic_load_explicit(a, memory_order_acquire) == v; i++) {
+        if (atomic_load_explicit(&nap, memory_order_relaxed) != n0) return;
         CPU_RELAX();
         if (i % 64 == 0) {
             long long t = mono_ns();
@@ -153,6 +160,8 @@ static void ensure_started(void) {
     }
     pthread_mutex_unlock(&start_mu);
 }
+
+void tp_pool_nap(void) { atomic_fetch_add_explicit(&nap, 1, memory_order_relaxed); }
 
 int tp_pool_threads(void) {
     ensure_started();

@@ -101,6 +101,9 @@ const char *tp_blas_config(void);
  * inside a task) execute serially. */
 void tp_pool_run(int ntasks, void (*fn)(void *ctx, int task, int ntasks), void *ctx);
 int tp_pool_threads(void);
+/* Idle workers spin a while (src/pool.c) before they sleep; this sends the spinning ones to sleep
+ * now: call it before work that uses threads of its own (an OpenBLAS sgemm). */
+void tp_pool_nap(void);
 
 /* ---- timing ---- */
 double tp_now(void);      /* monotonic wall clock, seconds */
