@@ -242,3 +242,34 @@ Test(int4, gemv_rows_alone_same_bits) {
         tp_free(W); tp_free(x); tp_free(y); tp_free(y1); tp_free(yr);
     }
 }
+
+/* The GEMM of many activation rows (>= 16: the tiles decoded to fp32 and multiplied by OpenBLAS's
+ * sgemm) over several tiles and a short last one (1100x1000: tiles of 512 rows; 700x2048: 256),
+ * and the micro-kernel path just under it (15 rows), every kind, against the reference. */
+Test(int4, gemm_tiles_against_reference) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 29);
+    const int64_t shapes[][3] = {{1100, 1000, 20}, {700, 2048, 17}, {300, 130, 15}};
+    const tp_qkind kinds[] = {TP_Q_INT4, TP_Q_INT4R2, TP_Q_NF4};
+    const int gs[] = {128, 16, 64};
+    for (size_t si = 0; si < 3; si++) {
+        const int64_t R = shapes[si][0], C = shapes[si][1], B = shapes[si][2];
+        float *W = tp_alloc(R * C * 4), *X = tp_alloc(B * C * 4), *Y = tp_alloc(B * R * 4), *Yr = tp_alloc(B * R * 4);
+        random_weights(W, R * C, &rng);
+        for (int64_t i = 0; i < B * C; i++) X[i] = tp_rng_normal(&rng);
+        for (size_t ki = 0; ki < 3; ki++) {
+            tp_qmat q;
+            cr_assert_eq(tp_qmat_alloc(&q, kinds[ki], R, C, gs[ki]), TP_OK);
+            tp_quantize_ref(&q, W, 0);
+            cr_assert_eq(tp_qgemm_ref(&q, X, B, Yr), TP_OK);
+            memset(Y, 0xff, B * R * 4); /* NaN */
+            cr_assert_eq(tp_qgemm_cpu(&q, X, B, Y), TP_OK);
+            double e = 0, n = 0;
+            for (int64_t i = 0; i < B * R; i++) { e += (double)(Y[i] - Yr[i]) * (Y[i] - Yr[i]); n += (double)Yr[i] * Yr[i]; }
+            cr_expect(sqrt(e / n) <= 1e-5, "%s %lldx%lldx%lld: rel L2 %.3g", tp_qkind_name(kinds[ki]), (long long)R,
+                      (long long)C, (long long)B, sqrt(e / n));
+            tp_qmat_free(&q);
+        }
+        tp_free(W); tp_free(X); tp_free(Y); tp_free(Yr);
+    }
+}
