@@ -334,7 +334,7 @@ static void *q_cuda_simt_prepare(const tp_case *c) { return q_cuda_prepare_any(c
 #define INT4_F16A_CUDA_KERNELS(K, G)
 #endif
 
-/* GEMV_FLAGS: TP_K_ISA, plus TP_K_AVX512 where the codec has an AVX-512 GEMV (int4, int4r2), so verify
+/* GEMV_FLAGS: TP_K_ISA, plus TP_K_AVX512 where the codec has an AVX-512 GEMV (int4, int4r2, nf4), so verify
  * runs it at both AVX-512 levels (BW and VNNI) as well as at AVX2 and portable */
 #define INT4_KERNELS(K, G, GEMV_FLAGS)                                                              \
     {.op = &quant_##K##_##G, .backend = "ref", .run = quant_run},                                   \
@@ -381,7 +381,7 @@ const tp_kernel tp_kernels_int4[] = {
     INT4_KERNELS(TP_Q_INT4, 64, TP_K_ISA | TP_K_AVX512)
     INT4_KERNELS(TP_Q_INT4, 128, TP_K_ISA | TP_K_AVX512)
     INT4_KERNELS(TP_Q_INT4R2, 16, TP_K_ISA | TP_K_AVX512)
-    INT4_KERNELS(TP_Q_NF4, 64, TP_K_ISA)
+    INT4_KERNELS(TP_Q_NF4, 64, TP_K_ISA | TP_K_AVX512)
     INT4_A8_KERNELS(64)
     INT4_A8_KERNELS(128)
     INT4_F16A_KERNELS(TP_Q_INT4, 8)

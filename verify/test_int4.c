@@ -189,15 +189,16 @@ Test(int4, a8_activation_error) {
  * AVX-512 kernel's 4 rows, which share x's loads) or alone (a one-row view of the same arrays,
  * as embeddings use), at every ISA level: the property thread-count exactness rests on. Shapes
  * whose rows are not a multiple of 4, short rows (384 columns, the kernel's small-row setup), a
- * short last chunk and group, and g > 128 (a group over several chunks); x has an outlier. int4
- * and int4r2 (whose AVX-512 path adds the residual as a second integer dot: every group size
- * here against the reference too, not only g16's registry cases). */
+ * short last chunk and group, and g > 128 (a group over several chunks); x has an outlier. int4,
+ * int4r2 (whose AVX-512 path adds the residual as a second integer dot) and nf4 (AVX-512 for
+ * g >= 32: a vpermps of the levels): every group size here against the reference too, not only
+ * the registry's cases. */
 Test(int4, gemv_rows_alone_same_bits) {
     tp_rng rng;
     tp_rng_seed(&rng, test_seed() ^ 17);
     const tp_isa saved = tp_cpu_isa(), best = tp_cpu_best_isa();
     const int gs[] = {8, 16, 32, 64, 128, 256};
-    const tp_qkind kinds[] = {TP_Q_INT4, TP_Q_INT4R2};
+    const tp_qkind kinds[] = {TP_Q_INT4, TP_Q_INT4R2, TP_Q_NF4};
     const int64_t shapes[][2] = {{9, 384}, {11, 1000}, {6, 129}, {5, 2055}};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
         const int64_t R = shapes[si][0], C = shapes[si][1];
@@ -206,7 +207,7 @@ Test(int4, gemv_rows_alone_same_bits) {
         random_weights(W, R * C, &rng);
         for (int64_t c = 0; c < C; c++) x[c] = tp_rng_normal(&rng);
         x[C / 2] *= 50.0f;
-        for (size_t ki = 0; ki < 2; ki++)
+        for (size_t ki = 0; ki < 3; ki++)
         for (size_t gi = 0; gi < sizeof gs / sizeof gs[0]; gi++) {
             tp_qmat q;
             cr_assert_eq(tp_qmat_alloc(&q, kinds[ki], R, C, gs[gi]), TP_OK);
@@ -221,7 +222,7 @@ Test(int4, gemv_rows_alone_same_bits) {
                     one.rows = 1;
                     one.codes = q.codes + r * q.code_stride;
                     one.scale = q.scale + r * q.ngroups;
-                    one.offset = q.offset + r * q.ngroups;
+                    if (q.offset) one.offset = q.offset + r * q.ngroups;
                     if (q.rcodes) {
                         one.rcodes = q.rcodes + r * q.rcode_stride;
                         one.rscale = q.rscale + r * q.ngroups;

@@ -85,6 +85,7 @@ typedef struct qjob {
     int avx2;
     const tp_qx *qx; /* GEMV on AVX-512: x prepared */
     int vnni;
+    const float *nx; /* NF4 GEMV on AVX-512: x prepared (tp_nf4x_prep_avx512) */
     int nomem; /* set by a task whose scratch allocation failed */
 } qjob;
 
@@ -104,6 +105,7 @@ static void qgemv_task(void *vc, int t, int nt) {
         return;
     }
 
+    if (j->nx) { tp_nf4x_gemv_rows_avx512(q, j->nx, r0, r1, j->y); return; }
     if (j->avx2) { tp_qgemv_rows_avx2(q, j->x, j->xsum, r0, r1, j->y); return; }
     float *row = tp_alloc((size_t)q->cols * sizeof(float));
     if (!row) { job_nomem(vc); return; }
@@ -218,7 +220,7 @@ tp_status tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y
     if (batch >= QG_SGEMM_MIN && tp_cpu_isa() >= TP_ISA_AVX2 && q->cols > 0 && q->rows > 0 && q->cols <= (1 << 30) &&
         q->rows <= (1 << 30) && batch <= (1 << 30))
         return qgemm_sgemm(q, X, batch, Y);
-    qjob j = {q, X, NULL, batch, Y, tp_cpu_isa() >= TP_ISA_AVX2, NULL, 0, 0};
+    qjob j = {q, X, NULL, batch, Y, tp_cpu_isa() >= TP_ISA_AVX2, NULL, 0, NULL, 0};
     run_row_tasks(q, batch * q->rows * q->cols, qgemm_task, &j);
     return j.nomem ? TP_ERR_NOMEM : TP_OK;
 }
@@ -353,7 +355,17 @@ tp_status tp_qgemv_multi_cpu(const tp_qmat *const *q, int k, const float *x, flo
                 own[i] = qx;
             }
         }
-        if (avx2 && !qx) {
+        float *nx = NULL;
+        if (isa >= TP_ISA_AVX512 && tp_nf4x_ok(qi)) {
+            for (int p = 0; p < i && !shared; p++)
+                if (m.j[p].nx && q[p]->cols == qi->cols) { nx = (float *)m.j[p].nx; shared = 1; }
+            if (!shared) {
+                if (!(nx = tp_alloc(tp_nf4x_floats(qi) * sizeof(float)))) { s = TP_ERR_NOMEM; break; }
+                tp_nf4x_prep_avx512(qi, x, nx);
+                own[i] = nx;
+            }
+        }
+        if (avx2 && !qx && !nx) {
             for (int p = 0; p < i && !shared; p++)
                 if (m.j[p].xsum && same_prep(q[p], qi, 0)) { xsum = (float *)m.j[p].xsum; shared = 1; }
             if (!shared) {
@@ -362,7 +374,7 @@ tp_status tp_qgemv_multi_cpu(const tp_qmat *const *q, int k, const float *x, flo
                 own[i] = xsum;
             }
         }
-        m.j[i] = (qjob){qi, x, xsum, 1, y[i], avx2, qx, vnni, 0};
+        m.j[i] = (qjob){qi, x, xsum, 1, y[i], avx2, qx, vnni, nx, 0};
         m.first[i + 1] = m.first[i] + (int)((qi->rows + ROW_TASK - 1) / ROW_TASK);
         work += qi->rows * qi->cols;
     }

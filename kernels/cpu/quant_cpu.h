@@ -47,5 +47,12 @@ int tp_qx_prep_avx512vnni(const tp_qmat *q, const float *x, tp_qx *p);
 tp_status tp_qgemv_rows_avx512(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y);
 tp_status tp_qgemv_rows_avx512vnni(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y);
 
+/* The AVX-512 NF4 GEMV (kind nf4, g a power of two >= 32; kernels/cpu/avx512/nf4_avx512.c): x
+ * prepared once per call (tp_nf4x_floats(q) floats: per 32 columns the even ones, then the odd). */
+int tp_nf4x_ok(const tp_qmat *q);
+size_t tp_nf4x_floats(const tp_qmat *q);
+void tp_nf4x_prep_avx512(const tp_qmat *q, const float *x, float *xp);
+void tp_nf4x_gemv_rows_avx512(const tp_qmat *q, const float *xp, int64_t r0, int64_t r1, float *y);
+
 
 #endif
