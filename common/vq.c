@@ -41,7 +41,9 @@ void tp_vq_free(tp_vqmat *m) {
 
 void tp_vq_unprepare(tp_vqmat *m) {
     tp_free(m->codes8t);
+    tp_free(m->cb16);
     m->codes8t = NULL;
+    m->cb16 = NULL;
     m->rows_t = 0;
 }
 
@@ -51,6 +53,18 @@ tp_status tp_vq_prepare(tp_vqmat *m) {
     const int64_t rt = (m->rows + 63) / 64 * 64, nvec = m->nvec;
     m->codes8t = tp_alloc((size_t)(nvec * rt));
     if (!m->codes8t) return TP_ERR_NOMEM;
+    const int nb16 = (m->K + 15) / 16;
+    m->cb16 = tp_alloc((size_t)nb16 * (size_t)m->d * 16 * sizeof(float));
+    if (!m->cb16) {
+        tp_vq_unprepare(m);
+        return TP_ERR_NOMEM;
+    }
+    for (int b = 0; b < nb16; b++)
+        for (int j = 0; j < m->d; j++)
+            for (int l = 0; l < 16; l++) {
+                const int k = 16 * b + l;
+                m->cb16[((size_t)b * m->d + j) * 16 + l] = k < m->K ? m->codebook[(size_t)k * m->d + j] : 0.0f;
+            }
     m->rows_t = rt;
     memset(m->codes8t, 0, (size_t)(nvec * rt));
     /* in 64 x 64 tiles, so both sides stay in cache */

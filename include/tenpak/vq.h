@@ -39,6 +39,9 @@ typedef struct tp_vqmat {
      * other kernel ignore it; anything that rewrites codes8 (encode, unpack) drops it. */
     uint8_t *codes8t;
     int64_t rows_t;
+    /* Also made by tp_vq_prepare with codes8t: the codebook for 16-wide table products, blocks of
+     * 16 centroids, component-major ([ceil(K/16)][d][16], zero past K). */
+    float *cb16;
 } tp_vqmat;
 
 static inline int tp_vq_code(const tp_vqmat *m, int64_t r, int64_t v) {

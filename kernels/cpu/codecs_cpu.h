@@ -45,12 +45,14 @@ void tp_vq_lookup_rows_avx512(const tp_vqmat *m, const float *T, int Kp, int64_t
                               int64_t r0, int64_t r1, float *y);
 
 /* The byte-plane lookup (kernels/cpu/avx512vbmi/vq_avx512vbmi.c; m->codes8t of tp_vq_prepare).
- * planes: the tables of nb <= TP_VQ_PCHUNK vectors (T, stride Kp, K <= 256 entries) as four byte
- * planes of 32-bit integers, 1024 bytes a vector, scale 2^e; 0 where an entry is not finite.
+ * table_planes: the tables of v1 - v0 <= TP_VQ_PCHUNK vectors (into T, stride 16 ceil(K/16), K <= 256
+ * entries, from m->cb16) as four byte planes of 32-bit integers, 1024 bytes a vector, scale 2^e;
+ * 0 where an entry is not finite.
  * lookup: acc (rt int32, 64-byte aligned, tile order of tp_vq_planes_row) += the entries of
  * the codes of nb vectors (ct: nb x rt). flush: y (tile order) += acc 2^-e, acc = 0. */
 #define TP_VQ_PCHUNK 16
-int tp_vq_planes_avx512vbmi(const float *T, int Kp, int K, int64_t nb, uint8_t *P, int *e);
+int tp_vq_table_planes_avx512vbmi(const float *cb16, int d, int K, const float *xp, int64_t v0, int64_t v1,
+                                  float *T, uint8_t *P, int *e);
 void tp_vq_lookup_planes_avx512vbmi(const uint8_t *ct, int64_t rt, const uint8_t *P, int64_t nb,
                                     uint32_t *acc);
 void tp_vq_planes_flush_avx512vbmi(uint32_t *acc, int64_t rt, int e, float *y);

@@ -431,7 +431,7 @@ static tp_status vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather
 
 /* The byte-plane GEMV (AVX-512 VBMI, K <= 256, m->codes8t made by tp_vq_prepare): per chunk of
  * TP_VQ_PCHUNK vectors the float tables as above, turned into byte planes with one power-of-two scale
- * (tp_vq_planes_avx512vbmi), looked up 64 rows at a time in registers into integer sums, which
+ * (tp_vq_table_planes_avx512vbmi, from the 16-wide codebook tp_vq_prepare makes), looked up 64 rows at a time in registers into integer sums, which
  * go to a float partial y once per chunk. A part takes a contiguous range of chunks; the parts'
  * ys are added in part order. Zen 4, 4096x4096 K256 (before the parts: threads took equal ranges):
  * two threads 0.23-0.27 ms, one 0.45 ms (the scalar path above: 0.48-0.61 and
@@ -442,10 +442,11 @@ static tp_status vq_gemv(const tp_vqmat *m, const float *x, float *y, int gather
 static void planes_task(void *vc, int p, int np) {
     gjob *j = vc;
     const tp_vqmat *m = j->m;
-    const int d = m->d, K = m->K, Kp = j->Kp;
+    const int d = m->d, K = m->K;
     const int64_t rows = m->rows, rt = m->rows_t, nvec = m->nvec, nch = j->nunit;
     float *yo = j->yp + (size_t)p * (size_t)rt;
-    float *T = tp_alloc((size_t)(TP_VQ_PCHUNK * Kp) * sizeof(float));
+    const int Ks = (K + 15) / 16 * 16; /* the table's stride (16-wide blocks) */
+    float *T = tp_alloc((size_t)(TP_VQ_PCHUNK * Ks) * sizeof(float));
     uint8_t *P = tp_alloc((size_t)TP_VQ_PCHUNK * 1024);
     uint32_t *acc = tp_alloc((size_t)rt * sizeof(uint32_t));
     const int ok = T && P && acc;
@@ -455,8 +456,7 @@ static void planes_task(void *vc, int p, int np) {
     for (int64_t ch = nch * p / np; ok && ch < nch * (p + 1) / np; ch++) {
         const int64_t v0 = ch * TP_VQ_PCHUNK, v1 = v0 + TP_VQ_PCHUNK < nvec ? v0 + TP_VQ_PCHUNK : nvec;
         int e;
-        tp_vq_table_avx2(j->cbt, d, K, j->xp, v0, v1, T);
-        if (tp_vq_planes_avx512vbmi(T, Kp, K, v1 - v0, P, &e)) {
+        if (tp_vq_table_planes_avx512vbmi(m->cb16, d, K, j->xp, v0, v1, T, P, &e)) {
             tp_vq_lookup_planes_avx512vbmi(m->codes8t + v0 * rt, rt, P, v1 - v0, acc);
             tp_vq_planes_flush_avx512vbmi(acc, rt, e, yo);
         } else {
@@ -468,7 +468,7 @@ static void planes_task(void *vc, int p, int np) {
                 }
                 memset(j->yr[p], 0, (size_t)rows * sizeof(float));
             }
-            lookup_rows_portable(m, T, Kp, v0, v1, 0, rows, j->yr[p]);
+            lookup_rows_portable(m, T, Ks, v0, v1, 0, rows, j->yr[p]);
         }
     }
     tp_free(T);
@@ -492,27 +492,24 @@ static void planes_reduce_task(void *vc, int t, int nt) {
 }
 
 static tp_status vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
-    const int d = m->d, K = m->K, Kp = (K + 7) / 8 * 8;
+    const int K = m->K, Kp = (K + 7) / 8 * 8;
     const int64_t rows = m->rows, rt = m->rows_t, nvec = m->nvec;
     const int64_t nch = (nvec + TP_VQ_PCHUNK - 1) / TP_VQ_PCHUNK;
     int np = gemv_parts(m);
     if (np > nch) np = nch < 1 ? 1 : (int)nch;
     float *xp = padded_x(m, x);
-    float *cbt = tp_vq_cbt_make(m->codebook, K, d);
     float *ys = tp_alloc((size_t)np * (size_t)rt * sizeof(float));
     float **yr = calloc((size_t)np, sizeof(float *));
-    if (!xp || !cbt || !ys || !yr) {
+    if (!xp || !ys || !yr) {
         tp_free(xp);
-        tp_free(cbt);
         tp_free(ys);
         free(yr);
         return TP_ERR_NOMEM;
     }
-    gjob j = {.m = m, .xp = xp, .cbt = cbt, .Kp = Kp, .nunit = nch, .np = np, .y = y, .yp = ys, .yr = yr};
+    gjob j = {.m = m, .xp = xp, .Kp = Kp, .nunit = nch, .np = np, .y = y, .yp = ys, .yr = yr};
     run_tasks(np, np > 1, planes_task, &j);
     run_tasks((int)((rows + RED_TASK - 1) / RED_TASK), big(m), planes_reduce_task, &j);
     tp_free(xp);
-    tp_free(cbt);
     tp_free(ys);
     for (int i = 0; i < np; i++) tp_free(yr[i]);
     free(yr);
@@ -521,7 +518,7 @@ static tp_status vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
 
 tp_status tp_vq_gemv_cpu(const tp_vqmat *m, const float *x, float *y) {
     /* codes8t exists only for K <= 256 (tp_vq_prepare); d <= 16 is the table kernel's limit */
-    if (m->codes8t && m->d <= 16 && tp_cpu_isa() >= TP_ISA_AVX512VBMI) return vq_gemv_planes(m, x, y);
+    if (m->codes8t && m->cb16 && m->d <= 16 && tp_cpu_isa() >= TP_ISA_AVX512VBMI) return vq_gemv_planes(m, x, y);
     return vq_gemv(m, x, y, 0);
 }
 tp_status tp_vq_gemv_cpu_gather(const tp_vqmat *m, const float *x, float *y) { return vq_gemv(m, x, y, 1); }

@@ -19,29 +19,47 @@
 
 #include "kernels/cpu/codecs_cpu.h"
 
-int tp_vq_planes_avx512vbmi(const float *T, int Kp, int K, int64_t nb, uint8_t *P, int *e_out) {
-    __m512 mx = _mm512_setzero_ps();
+/* The tables of vectors v0..v1 (at most TP_VQ_PCHUNK) from cb16 (tp_vq_prepare) in 16-wide blocks
+ * into T (stride 16 * ceil(K/16)), their largest |entry| found on the way, then the byte planes as
+ * below: each entry is the same float as tp_vq_table_avx2's (x_0 c_0, then one FMA per component
+ * in order). Each entry scaled by 2^e and rounded to a 32-bit integer, its four bytes stored as
+ * four planes of 256. The maximum is taken as the table is made, and the table is 16 wide: on
+ * llama-mini's 1024x384 (K256, d4) the separate AVX2 table, maximum pass and planes took about 35%
+ * of the GEMV. */
+int tp_vq_table_planes_avx512vbmi(const float *cb16, int d, int K, const float *xp, int64_t v0, int64_t v1,
+                                  float *T, uint8_t *P, int *e_out) {
+    const int nb16 = (K + 15) / 16, Ks = 16 * nb16;
     const __m512 absm = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff)), inf = _mm512_set1_ps(INFINITY);
+    __m512 mx = _mm512_setzero_ps();
     __mmask16 bad = 0;
-    for (int64_t b = 0; b < nb; b++)
-        for (int k = 0; k < K; k += 16) {
-            const __mmask16 km = K - k >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (K - k)) - 1);
-            const __m512 a = _mm512_and_ps(_mm512_maskz_loadu_ps(km, T + b * Kp + k), absm);
-            bad |= _mm512_cmp_ps_mask(a, inf, _CMP_NLT_UQ); /* NaN or infinite */
+    for (int64_t v = v0; v < v1; v++) {
+        __m512 xb[16];
+        for (int j = 0; j < d; j++) xb[j] = _mm512_set1_ps(xp[v * d + j]);
+        float *t = T + (v - v0) * Ks;
+        for (int b = 0; b < nb16; b++) {
+            const float *c = cb16 + (size_t)b * (size_t)d * 16;
+            __m512 acc = _mm512_mul_ps(xb[0], _mm512_loadu_ps(c));
+            for (int j = 1; j < d; j++) acc = _mm512_fmadd_ps(xb[j], _mm512_loadu_ps(c + 16 * j), acc);
+            _mm512_storeu_ps(t + 16 * b, acc);
+            const int n = K - 16 * b;
+            const __mmask16 km = n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
+            const __m512 a = _mm512_maskz_and_ps(km, acc, absm);
+            bad |= _mm512_cmp_ps_mask(a, inf, _CMP_NLT_UQ);
             mx = _mm512_max_ps(mx, a);
         }
+    }
     if (bad) return 0;
     const float maxabs = _mm512_reduce_max_ps(mx);
     int ex = 0;
-    if (maxabs > 0) frexpf(maxabs, &ex); /* maxabs < 2^ex */
+    if (maxabs > 0) frexpf(maxabs, &ex);
     const int e = 26 - ex;
     const __m512 sc = _mm512_set1_ps((float)e);
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = 0; b < v1 - v0; b++) {
         uint8_t *p = P + b * 1024;
         for (int k = 0; k < 256; k += 16) {
             const int n = K - k;
             const __mmask16 km = n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1);
-            const __m512 t = n > 0 ? _mm512_maskz_loadu_ps(km, T + b * Kp + k) : _mm512_setzero_ps();
+            const __m512 t = n > 0 ? _mm512_maskz_loadu_ps(km, T + b * Ks + k) : _mm512_setzero_ps();
             const __m512i q = _mm512_cvtps_epi32(_mm512_scalef_ps(t, sc));
             _mm_storeu_si128((__m128i *)(p + k), _mm512_cvtepi32_epi8(q));
             _mm_storeu_si128((__m128i *)(p + 256 + k), _mm512_cvtepi32_epi8(_mm512_srli_epi32(q, 8)));
