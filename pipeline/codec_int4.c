@@ -101,13 +101,7 @@ tp_status tp_codec_qview_mul(const void *vp, const float *X, int64_t n, float *Y
 
 void tp_codec_qview_row(const void *vp, int64_t r, float *dst) {
     const tp_codec_qview *p = vp;
-    tp_qmat one = p->q; /* row r alone: the same arrays from its first byte / group */
-    one.rows = 1;
-    one.codes = p->q.codes + r * p->q.code_stride;
-    one.scale = p->q.scale + r * p->q.ngroups;
-    if (p->q.offset) one.offset = p->q.offset + r * p->q.ngroups;
-    if (p->q.rcodes) one.rcodes = p->q.rcodes + r * p->q.rcode_stride;
-    if (p->q.rscale) one.rscale = p->q.rscale + r * p->q.ngroups;
+    const tp_qmat one = tp_qmat_rows(&p->q, r, r + 1); /* row r alone */
     tp_dequantize_cpu(&one, dst);
     if (p->s)
         for (int64_t c = 0; c < p->q.cols; c++) dst[c] /= p->s[c];

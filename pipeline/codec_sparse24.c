@@ -79,12 +79,7 @@ static void sp_row(const void *p, int64_t r, float *dst) {
     one.meta = m->meta + r * m->meta_stride;
     if (m->vf32) one.vf32 = m->vf32 + r * m->nkept;
     if (m->vf16) one.vf16 = m->vf16 + r * m->nkept;
-    if (m->vkind == TP_SP_INT4) {
-        one.q.rows = 1;
-        one.q.codes = m->q.codes + r * m->q.code_stride;
-        one.q.scale = m->q.scale + r * m->q.ngroups;
-        one.q.offset = m->q.offset + r * m->q.ngroups;
-    }
+    if (m->vkind == TP_SP_INT4) one.q = tp_qmat_rows(&m->q, r, r + 1);
     tp_sp24_decompress_cpu(&one, dst);
 }
 static void sp_corrupt(void *p, uint64_t k) {

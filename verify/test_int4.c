@@ -218,15 +218,7 @@ Test(int4, gemv_rows_alone_same_bits) {
                 memset(y, 0xff, R * 4); /* NaN */
                 tp_qgemv_cpu(&q, x, y);
                 for (int64_t r = 0; r < R; r++) {
-                    tp_qmat one = q;
-                    one.rows = 1;
-                    one.codes = q.codes + r * q.code_stride;
-                    one.scale = q.scale + r * q.ngroups;
-                    if (q.offset) one.offset = q.offset + r * q.ngroups;
-                    if (q.rcodes) {
-                        one.rcodes = q.rcodes + r * q.rcode_stride;
-                        one.rscale = q.rscale + r * q.ngroups;
-                    }
+                    tp_qmat one = tp_qmat_rows(&q, r, r + 1);
                     tp_qgemv_cpu(&one, x, y1 + r);
                 }
                 tp_cpu_set_isa(saved);

@@ -71,6 +71,18 @@ static inline int tp_qmat_code(const tp_qmat *q, int64_t r, int64_t c) {
     uint8_t b = q->codes[r * q->code_stride + (c >> 1)];
     return (c & 1) ? (b >> 4) : (b & 15);
 }
+/* Rows [r0, r1) of q as a matrix of their own: the same arrays, offset (nothing is copied). */
+static inline tp_qmat tp_qmat_rows(const tp_qmat *q, int64_t r0, int64_t r1) {
+    tp_qmat v = *q;
+    v.rows = r1 - r0;
+    v.codes = q->codes + r0 * q->code_stride;
+    v.scale = q->scale + r0 * q->ngroups;
+    if (q->offset) v.offset = q->offset + r0 * q->ngroups;
+    if (q->rcodes) v.rcodes = q->rcodes + r0 * q->rcode_stride;
+    if (q->rscale) v.rscale = q->rscale + r0 * q->ngroups;
+    return v;
+}
+
 static inline int tp_qmat_rcode(const tp_qmat *q, int64_t r, int64_t c) {
     uint8_t b = q->rcodes[r * q->rcode_stride + (c >> 2)];
     return (b >> (2 * (c & 3))) & 3;

@@ -177,18 +177,6 @@ static void qgemm_task(void *vc, int t, int nt) {
     tp_free(tile);
 }
 
-/* Rows [r0, r1) of q as a matrix of their own (the same arrays, offset). */
-static tp_qmat row_view(const tp_qmat *q, int64_t r0, int64_t r1) {
-    tp_qmat v = *q;
-    v.rows = r1 - r0;
-    v.codes = q->codes + r0 * q->code_stride;
-    v.scale = q->scale + r0 * q->ngroups;
-    if (q->offset) v.offset = q->offset + r0 * q->ngroups;
-    if (q->rcodes) v.rcodes = q->rcodes + r0 * q->rcode_stride;
-    if (q->rscale) v.rscale = q->rscale + r0 * q->ngroups;
-    return v;
-}
-
 /* Many activation rows (prefill, perplexity windows): the product is compute-bound, so the
  * weights go through OpenBLAS's sgemm one tile at a time, each tile of rows decoded to fp32 by
  * the dequantisation kernel (exactly the reference's values) into a scratch of at most
@@ -206,7 +194,7 @@ static tp_status qgemm_sgemm(const tp_qmat *q, const float *X, int64_t batch, fl
     if (!T) return TP_ERR_NOMEM;
     for (int64_t r0 = 0; r0 < rows; r0 += tr) {
         const int64_t r1 = r0 + tr < rows ? r0 + tr : rows;
-        const tp_qmat v = row_view(q, r0, r1);
+        const tp_qmat v = tp_qmat_rows(q, r0, r1);
         tp_dequantize_cpu(&v, T);
         tp_pool_nap(); /* OpenBLAS's threads get the cores */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)batch, (int)(r1 - r0), (int)cols, 1.0f, X, (int)cols,

@@ -8,18 +8,6 @@
 
 static int big(int64_t rows, int64_t cols) { return rows * cols >= TP_CPU_PAR_MIN; }
 
-/* Row-block view of a tp_qmat: rows [r0, r1) of q as a matrix of its own. */
-static tp_qmat qmat_rows(const tp_qmat *q, int64_t r0, int64_t r1) {
-    tp_qmat v = *q;
-    v.rows = r1 - r0;
-    v.codes = q->codes + r0 * q->code_stride;
-    v.scale = q->scale + r0 * q->ngroups;
-    if (q->offset) v.offset = q->offset + r0 * q->ngroups;
-    if (q->rcodes) v.rcodes = q->rcodes + r0 * q->rcode_stride;
-    if (q->rscale) v.rscale = q->rscale + r0 * q->ngroups;
-    return v;
-}
-
 /* Row jobs on the worker pool: tasks of ROW_BLK rows, fixed by the shape (each row is computed on
  * its own, so the reference's bits at any thread count); under TP_CPU_PAR_MIN weights one task of
  * all rows on the calling thread. */
@@ -51,7 +39,7 @@ static void row_run(rowjob *j, int64_t cols) {
 }
 
 static void quantize_rows(rowjob *j, int64_t r0, int64_t r1) {
-    tp_qmat v = qmat_rows(j->q, r0, r1);
+    tp_qmat v = tp_qmat_rows(j->q, r0, r1);
     tp_quantize_ref(&v, j->in + r0 * j->q->cols, j->refine_iters);
 }
 
@@ -76,7 +64,7 @@ static tp_sp24 sp_rows(const tp_sp24 *s, int64_t r0, int64_t r1) {
     v.meta = s->meta + r0 * s->meta_stride;
     if (s->vf32) v.vf32 = s->vf32 + r0 * s->nkept;
     if (s->vf16) v.vf16 = s->vf16 + r0 * s->nkept;
-    if (s->vkind == TP_SP_INT4) v.q = qmat_rows(&s->q, r0, r1);
+    if (s->vkind == TP_SP_INT4) v.q = tp_qmat_rows(&s->q, r0, r1);
     return v;
 }
 

@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #include <string.h>
 
+#include "kernels/cpu/avx512/hsum_avx512.h"
 #include "kernels/cpu/quant_cpu.h"
 
 int tp_nf4x_ok(const tp_qmat *q) {
@@ -36,15 +37,6 @@ void tp_nf4x_prep_avx512(const tp_qmat *q, const float *x, float *xp) {
         _mm512_storeu_ps(xp + c0, _mm512_permutex2var_ps(a, ev, b));
         _mm512_storeu_ps(xp + c0 + 16, _mm512_permutex2var_ps(a, od, b));
     }
-}
-
-/* the sums of 4 vectors' lanes, [a, b, c, d], each by the same tree of additions */
-static inline __m128 hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
-#define NF_HALF(v) _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))
-    __m256 ab = _mm256_hadd_ps(NF_HALF(a), NF_HALF(b)), cd = _mm256_hadd_ps(NF_HALF(c), NF_HALF(d));
-#undef NF_HALF
-    __m256 abcd = _mm256_hadd_ps(ab, cd);
-    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
 }
 
 static inline __attribute__((always_inline)) void nf4_rows(const tp_qmat *q, const float *xp, int64_t r, float *y,
@@ -86,8 +78,8 @@ static inline __attribute__((always_inline)) void nf4_rows(const tp_qmat *q, con
         NF_CHUNK(_mm_maskz_loadu_epi8(bm, cp[i] + 16 * k));
     }
 #undef NF_CHUNK
-    if (R == 4) _mm_storeu_ps(y + r, hsum4(acc[0], acc[1], acc[2], acc[3]));
-    else y[r] = _mm_cvtss_f32(hsum4(acc[0], acc[0], acc[0], acc[0]));
+    if (R == 4) _mm_storeu_ps(y + r, tp_hsum4_512(acc[0], acc[1], acc[2], acc[3]));
+    else y[r] = _mm_cvtss_f32(tp_hsum4_512(acc[0], acc[0], acc[0], acc[0]));
 }
 
 void tp_nf4x_gemv_rows_avx512(const tp_qmat *q, const float *xp, int64_t r0, int64_t r1, float *y) {

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu/avx512/hsum_avx512.h"
 #include "kernels/cpu/quant_cpu.h"
 
 #define QX_ALWAYS_INLINE static inline __attribute__((always_inline))
@@ -190,15 +191,6 @@ QX_ALWAYS_INLINE void qx_r2_split(__m256i rb, __m512i *re, __m512i *ro) {
     *ro = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(w, 2), lo), _mm512_and_si512(_mm512_slli_epi16(w, 2), hi));
 }
 
-/* The sums of 4 vectors' lanes, [a, b, c, d]: each by the same tree of additions. */
-static inline __m128 qx_hsum4(__m512 a, __m512 b, __m512 c, __m512 d) {
-#define QX_HALF(v) _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)))
-    __m256 ab = _mm256_hadd_ps(QX_HALF(a), QX_HALF(b)), cd = _mm256_hadd_ps(QX_HALF(c), QX_HALF(d));
-#undef QX_HALF
-    __m256 abcd = _mm256_hadd_ps(ab, cd);
-    return _mm_add_ps(_mm256_castps256_ps128(abcd), _mm256_extractf128_ps(abcd, 1));
-}
-
 /* R rows from r (R = 4 shares x's loads; R = 1 for the rest: the same per-row arithmetic). */
 QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float *y, float *const csc[8],
                               __mmask16 lastm, const __m512 rep[2], const int R, const int mode, const int r2) {
@@ -272,8 +264,8 @@ QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float
     }
 #undef QX_CHUNK
 #undef QX_SCALE
-    if (R == 4) _mm_storeu_ps(y + r, qx_hsum4(acc[0], acc[1], acc[2], acc[3]));
-    else y[r] = _mm_cvtss_f32(qx_hsum4(acc[0], acc[0], acc[0], acc[0]));
+    if (R == 4) _mm_storeu_ps(y + r, tp_hsum4_512(acc[0], acc[1], acc[2], acc[3]));
+    else y[r] = _mm_cvtss_f32(tp_hsum4_512(acc[0], acc[0], acc[0], acc[0]));
 }
 
 /* One function per mode runs a whole row range (4-row passes, then single rows): the row loop
