@@ -131,6 +131,7 @@ static int cmd_encode(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "decode_MBps", dmb);
         cJSON_AddNumberToObject(o, "repeat", repeat);
         cJSON_AddStringToObject(o, "isa", tp_isa_name(tp_cpu_isa()));
+        cJSON_AddStringToObject(o, "rans_lookup", tp_rans_lookup_name(tp_ent_rans_lookup()));
         rc = tp_cli_json_out("entropy encode", json, o);
         cJSON_Delete(o);
     }

@@ -1,15 +1,21 @@
 /* Registry family: entropy coders (include/tenpak/entropy.h). What each op compares:
  *   rans_enc / ac_enc: the whole block (header, table, payload, checksum) written for the same
- *       parameters (32 lanes, scale 12): the cpu coder must write the reference's stream byte for
- *       byte (exact; the buffer is tp_ent_bound(n) long, zero after the block).
+ *       parameters (32 lanes, scale auto or 15): the cpu coder must write the reference's stream
+ *       byte for byte (exact; the buffer is tp_ent_bound(n) long, zero after the block).
  *   rans_dec / ac_dec: the decoded bytes of a block written by the reference encoder (exact).
  *   rans_dec/o0_chunks64k, o0_nib_chunks64k: many independent 64 KiB blocks, decoded bytes
  *       concatenated (exact); ref, cpu (worker pool over blocks), cuda (see below).
+ *   rans_dec/o0_bytes_s15, o0_nib_s15: also cpu-scalar and cpu-gather, the cpu decoder with its
+ *       AVX-512 table lookups forced each way (include/tenpak/entropy.h: the default is by CPU
+ *       vendor), so both are verified, and timed side by side, on every AVX-512 host.
  * Inputs (never zeros; shape = bytes of input):
  *   o0_bytes: English-like text (letter frequencies, word lengths, punctuation), ~4.2 bits/byte;
  *   o0_nib:   INT4 codes of Gaussian weights quantised min/max per group of 128, two per byte,
  *             coded as 4-bit symbols;
- *   o0_vq8:   8-bit VQ indices with Zipf(1.1) codebook usage over 256 entries. */
+ *   o0_vq8:   8-bit VQ indices with Zipf(1.1) codebook usage over 256 entries;
+ *   o0_bytes_s15, o0_nib_s15: o0_bytes, o0_nib coded at scale_bits 15 (the others get scale 12
+ *             from the auto choice; 13..15 take the cpu decoder's two-level or gather path, as
+ *             wiki.test.raw does). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +31,7 @@ typedef struct eparam {
     tp_ent_coder coder;
     int sym_bits;
     gen_kind gen;
+    int scale_bits; /* 0: auto */
 } eparam;
 
 typedef struct ectx {
@@ -121,6 +128,7 @@ static tp_status esetup(tp_case *c, tp_rng *rng) {
     else gen_vq(x->src, n, rng);
     tp_ent_params_default(&x->p, ep->coder);
     x->p.sym_bits = ep->sym_bits;
+    x->p.scale_bits = ep->scale_bits;
     tp_err e;
     if (tp_ent_encode_ref(x->src, n, &x->p, x->enc, tp_ent_bound(n), &x->enc_len, &e) != TP_OK)
         return TP_ERR_INTERNAL;
@@ -159,6 +167,28 @@ static tp_status enc_ref_run(const tp_case *c, void *s, void *out) { (void)s; en
 static tp_status enc_cpu_run(const tp_case *c, void *s, void *out) { (void)s; enc_into(c, out, 1); return TP_OK; }
 static tp_status dec_ref_run(const tp_case *c, void *s, void *out) { (void)s; dec_into(c, out, 0); return TP_OK; }
 static tp_status dec_cpu_run(const tp_case *c, void *s, void *out) { (void)s; dec_into(c, out, 1); return TP_OK; }
+/* the cpu decoder with its AVX-512 lookups forced, then put back */
+static void dec_lookup_into(const tp_case *c, void *out, tp_rans_lookup l) {
+    const tp_rans_lookup saved = tp_ent_rans_lookup();
+    tp_ent_set_rans_lookup(l);
+    dec_into(c, out, 1);
+    tp_ent_set_rans_lookup(saved);
+}
+static tp_status dec_scalar_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    dec_lookup_into(c, out, TP_RANS_LOOKUP_SCALAR);
+    return TP_OK;
+}
+static tp_status dec_gather_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    dec_lookup_into(c, out, TP_RANS_LOOKUP_GATHER);
+    return TP_OK;
+}
+static int have_avx512(char *why, size_t n) {
+    if (tp_cpu_best_isa() >= TP_ISA_AVX512) return 1;
+    snprintf(why, n, "no AVX-512 (the lookup choice is the AVX-512 decoder's)");
+    return 0;
+}
 
 /* Throughput is counted in uncompressed bytes (what the user sees as MB/s), for both directions. */
 static double ebytes(const tp_shape *s) { return (double)s->d[0]; }
@@ -167,30 +197,38 @@ static const tp_shape verify_1d[] = {TP_SHAPE1(1), TP_SHAPE1(3), TP_SHAPE1(17), 
                                      TP_SHAPE1(4097), TP_SHAPE1(65539), TP_SHAPE1(1000003), TP_SHAPE_END};
 static const tp_shape bench_1d[] = {TP_SHAPE1(1048576), TP_SHAPE1(16777216), TP_SHAPE_END};
 
-#define ENT_OPS(OP, CODER, SB, GEN, VARIANT)                                                        \
-    static const eparam param_##OP##_##GEN = {CODER, SB, GEN};                                       \
-    static const tp_op op_##OP##_enc_##GEN = {                                                       \
+#define ENT_OPS(OP, ID, CODER, SB, GEN, SCALE, VARIANT)                                             \
+    static const eparam param_##OP##_##ID = {CODER, SB, GEN, SCALE};                                 \
+    static const tp_op op_##OP##_enc_##ID = {                                                        \
         .name = #OP "_enc", .variant = VARIANT, .out_type = TP_OUT_BYTES, .cmp = TP_CMP_EXACT,       \
-        .param = &param_##OP##_##GEN, .setup = esetup, .teardown = eteardown, .reference = enc_ref, \
+        .param = &param_##OP##_##ID, .setup = esetup, .teardown = eteardown, .reference = enc_ref,  \
         .bytes = ebytes, .items = ebytes, .verify_shapes = verify_1d, .bench_shapes = bench_1d};     \
-    static const tp_op op_##OP##_dec_##GEN = {                                                       \
+    static const tp_op op_##OP##_dec_##ID = {                                                        \
         .name = #OP "_dec", .variant = VARIANT, .out_type = TP_OUT_BYTES, .cmp = TP_CMP_EXACT,       \
-        .param = &param_##OP##_##GEN, .setup = esetup, .teardown = eteardown, .reference = dec_ref, \
+        .param = &param_##OP##_##ID, .setup = esetup, .teardown = eteardown, .reference = dec_ref,  \
         .bytes = ebytes, .items = ebytes, .verify_shapes = verify_1d, .bench_shapes = bench_1d};
 
 /* rANS dispatches on the ISA (AVX-512 for scale_bits 13..15, AVX2, portable); the range coder has
  * one path */
-#define ENT_KERNELS(OP, GEN, FLAGS)                                                                 \
-    {.op = &op_##OP##_enc_##GEN, .backend = "ref", .run = enc_ref_run},                              \
-    {.op = &op_##OP##_enc_##GEN, .backend = "cpu", .run = enc_cpu_run, .flags = FLAGS},              \
-    {.op = &op_##OP##_dec_##GEN, .backend = "ref", .run = dec_ref_run},                              \
-    {.op = &op_##OP##_dec_##GEN, .backend = "cpu", .run = dec_cpu_run, .flags = FLAGS},
+#define ENT_KERNELS(OP, ID, FLAGS)                                                                  \
+    {.op = &op_##OP##_enc_##ID, .backend = "ref", .run = enc_ref_run},                               \
+    {.op = &op_##OP##_enc_##ID, .backend = "cpu", .run = enc_cpu_run, .flags = FLAGS},               \
+    {.op = &op_##OP##_dec_##ID, .backend = "ref", .run = dec_ref_run},                               \
+    {.op = &op_##OP##_dec_##ID, .backend = "cpu", .run = dec_cpu_run, .flags = FLAGS},
+/* rans_dec at scale 13..15 with each AVX-512 lookup forced (the AVX-512 hosts only) */
+#define LOOKUP_KERNELS(ID)                                                                          \
+    {.op = &op_rans_dec_##ID, .backend = "cpu-scalar", .run = dec_scalar_run, .available = have_avx512, \
+     .flags = TP_K_ISA | TP_K_AVX512},                                                               \
+    {.op = &op_rans_dec_##ID, .backend = "cpu-gather", .run = dec_gather_run, .available = have_avx512, \
+     .flags = TP_K_ISA | TP_K_AVX512},
 
-ENT_OPS(rans, TP_ENT_RANS, 8, GEN_TEXT, "o0_bytes")
-ENT_OPS(rans, TP_ENT_RANS, 4, GEN_NIB, "o0_nib")
-ENT_OPS(rans, TP_ENT_RANS, 8, GEN_VQ, "o0_vq8")
-ENT_OPS(ac, TP_ENT_AC, 8, GEN_TEXT, "o0_bytes")
-ENT_OPS(ac, TP_ENT_AC, 4, GEN_NIB, "o0_nib")
+ENT_OPS(rans, text, TP_ENT_RANS, 8, GEN_TEXT, 0, "o0_bytes")
+ENT_OPS(rans, nib, TP_ENT_RANS, 4, GEN_NIB, 0, "o0_nib")
+ENT_OPS(rans, vq, TP_ENT_RANS, 8, GEN_VQ, 0, "o0_vq8")
+ENT_OPS(rans, text15, TP_ENT_RANS, 8, GEN_TEXT, 15, "o0_bytes_s15")
+ENT_OPS(rans, nib15, TP_ENT_RANS, 4, GEN_NIB, 15, "o0_nib_s15")
+ENT_OPS(ac, text, TP_ENT_AC, 8, GEN_TEXT, 0, "o0_bytes")
+ENT_OPS(ac, nib, TP_ENT_AC, 4, GEN_NIB, 0, "o0_nib")
 
 /* ---- many independent blocks: rans_dec/o0_chunks64k, rans_dec/o0_nib_chunks64k ----
  * The n input bytes (o0_bytes' text, or o0_nib's INT4 codes as 4-bit symbols) cut into 64 KiB
@@ -359,11 +397,15 @@ static void cdec_cuda_fetch(const tp_case *c, void *state, void *out) {
     CHUNK_CUDA_KERNEL(OP)
 
 const tp_kernel tp_kernels_entropy[] = {
-    ENT_KERNELS(rans, GEN_TEXT, TP_K_ISA | TP_K_AVX512)
-    ENT_KERNELS(rans, GEN_NIB, TP_K_ISA | TP_K_AVX512)
-    ENT_KERNELS(rans, GEN_VQ, TP_K_ISA | TP_K_AVX512)
-    ENT_KERNELS(ac, GEN_TEXT, 0)
-    ENT_KERNELS(ac, GEN_NIB, 0)
+    ENT_KERNELS(rans, text, TP_K_ISA | TP_K_AVX512)
+    ENT_KERNELS(rans, nib, TP_K_ISA | TP_K_AVX512)
+    ENT_KERNELS(rans, vq, TP_K_ISA | TP_K_AVX512)
+    ENT_KERNELS(rans, text15, TP_K_ISA | TP_K_AVX512)
+    LOOKUP_KERNELS(text15)
+    ENT_KERNELS(rans, nib15, TP_K_ISA | TP_K_AVX512)
+    LOOKUP_KERNELS(nib15)
+    ENT_KERNELS(ac, text, 0)
+    ENT_KERNELS(ac, nib, 0)
     CHUNK_KERNELS(op_rans_dec_chunks)
     CHUNK_KERNELS(op_rans_dec_nib_chunks)
     {0}};

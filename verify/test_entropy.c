@@ -1,7 +1,9 @@
 /* Entropy coders: the registry cases (cpu vs reference, every ISA level, with self-test), round
- * trips over the parameter grid crossing reference and cpu, the order-0 bound on >= 1 MB inputs,
- * the adaptive interfaces driven by an order-1 byte model and by a 50257-symbol model, and a
- * corpus of hand-made bad streams (truncations, lying headers, bit flips, random bytes). */
+ * trips over the parameter grid crossing reference and cpu (the cpu decoder on each of its paths:
+ * every ISA level, and both AVX-512 table lookups), the wide scales (13..15) on larger inputs, the
+ * order-0 bound on >= 1 MB inputs, the adaptive interfaces driven by an order-1 byte model and by
+ * a 50257-symbol model, and a corpus of hand-made bad streams (truncations, lying headers, bit
+ * flips, random bytes) that every decoder path must reject. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,34 @@ typedef tp_status (*enc_fn)(const void *, size_t, const tp_ent_params *, void *,
 typedef tp_status (*dec_fn)(const void *, size_t, void *, size_t, size_t *, tp_err *);
 static const enc_fn encs[2] = {tp_ent_encode_ref, tp_ent_encode_cpu};
 static const dec_fn decs[2] = {tp_ent_decode_ref, tp_ent_decode_cpu};
+
+/* The cpu decoder's paths on this machine: every ISA level up to the one in use, and at the
+ * AVX-512 levels both table lookups (scalar loads, gathers: include/tenpak/entropy.h). */
+typedef struct cpu_path {
+    tp_isa isa;
+    tp_rans_lookup lookup;
+} cpu_path;
+static int cpu_paths(cpu_path out[8]) {
+    int n = 0;
+    for (int isa = (int)tp_cpu_isa(); isa >= 0; isa--)
+        for (int l = 0; l < (isa >= TP_ISA_AVX512 ? 2 : 1); l++) out[n++] = (cpu_path){(tp_isa)isa, (tp_rans_lookup)l};
+    return n;
+}
+static void path_name(cpu_path c, char *buf, size_t n) {
+    snprintf(buf, n, "%s%s%s", tp_isa_name(c.isa), c.isa >= TP_ISA_AVX512 ? "/" : "",
+             c.isa >= TP_ISA_AVX512 ? tp_rans_lookup_name(c.lookup) : "");
+}
+/* tp_ent_decode_cpu on path c, the ISA level and the lookup put back after */
+static tp_status decode_cpu_at(cpu_path c, const void *src, size_t len, void *dst, size_t cap, size_t *n, tp_err *e) {
+    const tp_isa isa = tp_cpu_isa();
+    const tp_rans_lookup lookup = tp_ent_rans_lookup();
+    tp_cpu_set_isa(c.isa);
+    tp_ent_set_rans_lookup(c.lookup);
+    const tp_status st = tp_ent_decode_cpu(src, len, dst, cap, n, e);
+    tp_cpu_set_isa(isa);
+    tp_ent_set_rans_lookup(lookup);
+    return st;
+}
 
 /* skewed bytes: a geometric distribution over a few dozen symbols (entropy ~ 3-5 bits) */
 static void skewed(uint8_t *d, size_t n, tp_rng *rng, double q, int nibbles) {
@@ -39,14 +69,15 @@ static void roundtrip(const uint8_t *src, size_t n, const tp_ent_params *p, cons
         cr_assert_eq(decs[k](enc[0], len[0], dec, n, &m, &e), TP_OK, "%s: decode %d: %s", what, k, e.msg);
         cr_assert(m == n && !memcmp(dec, src, n), "%s: decode %d differs", what, k);
     }
-    /* the cpu decoder's lower ISA paths too (the portable one and AVX2 where AVX-512 is best) */
-    const tp_isa saved = tp_cpu_isa();
-    for (int isa = (int)saved - 1; isa >= 0; isa--) {
-        tp_cpu_set_isa((tp_isa)isa);
-        tp_status st = tp_ent_decode_cpu(enc[0], len[0], dec, n, &m, &e);
-        tp_cpu_set_isa(saved);
-        cr_assert_eq(st, TP_OK, "%s: decode at %s: %s", what, tp_isa_name((tp_isa)isa), e.msg);
-        cr_assert(m == n && !memcmp(dec, src, n), "%s: decode at %s differs", what, tp_isa_name((tp_isa)isa));
+    /* every path of the cpu decoder (the portable one, AVX2, both AVX-512 lookups) */
+    cpu_path paths[8];
+    for (int i = 0, np = cpu_paths(paths); i < np; i++) {
+        char pn[32];
+        path_name(paths[i], pn, sizeof pn);
+        memset(dec, 0xA5, n + 1);
+        tp_status st = decode_cpu_at(paths[i], enc[0], len[0], dec, n, &m, &e);
+        cr_assert_eq(st, TP_OK, "%s: decode at %s: %s", what, pn, e.msg);
+        cr_assert(m == n && !memcmp(dec, src, n), "%s: decode at %s differs", what, pn);
     }
     free(enc[0]);
     free(enc[1]);
@@ -82,6 +113,38 @@ Test(entropy, roundtrip_grid) {
                 }
             }
         }
+    free(src);
+}
+
+/* scale_bits 13..15 (the cpu decoder's two-level and gather paths) on inputs of many groups at
+ * awkward sizes, over distributions that reach the tables' extremes: a dominant symbol (freq near
+ * 2^s), one symbol only (freq = 2^s), every byte value present. */
+Test(entropy, wide_scales) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 47);
+    const size_t sizes[] = {4133, 65537 + 31, 300007};
+    uint8_t *src = malloc(300007);
+    for (int nib = 0; nib < 2; nib++)
+        for (int dist = 0; dist < 4; dist++)
+            for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+                const size_t n = sizes[si];
+                if (dist == 0) skewed(src, n, &rng, 0.6, nib);
+                else if (dist == 1) skewed(src, n, &rng, 0.05, nib);
+                else if (dist == 2) memset(src, nib ? 0x77 : 'e', n);
+                else
+                    for (size_t i = 0; i < n; i++)
+                        src[i] = (uint8_t)(tp_rng_below(&rng, 4) ? tp_rng_below(&rng, 16) : tp_rng_next(&rng));
+                for (int scale = 13; scale <= 15; scale++) {
+                    char what[128];
+                    tp_ent_params p;
+                    tp_ent_params_default(&p, TP_ENT_RANS);
+                    p.sym_bits = nib ? 4 : 8;
+                    p.scale_bits = scale;
+                    snprintf(what, sizeof what, "rans n=%zu scale=%d sym_bits=%d distribution %d", n, scale,
+                             p.sym_bits, dist);
+                    roundtrip(src, n, &p, what);
+                }
+            }
     free(src);
 }
 
@@ -358,23 +421,36 @@ Test(entropy, adaptive_large_alphabet) {
 }
 
 /* ---- bad input corpus ---- */
-static void expect_reject(const uint8_t *blk, size_t len, size_t n, const char *what) {
+/* the reference decoder and the cpu one must refuse it, with a message; with all_paths the cpu
+ * one on each of its paths (cpu_paths), else on its default */
+static void expect_reject_on(const uint8_t *blk, size_t len, size_t n, const char *what, int all_paths) {
     uint8_t *out = malloc(n + 1);
-    for (int k = 0; k < 2; k++) {
+    cpu_path paths[8] = {{tp_cpu_isa(), tp_ent_rans_lookup()}};
+    const int np = all_paths ? cpu_paths(paths) : 1;
+    for (int k = -1; k < np; k++) {
         size_t m;
         tp_err e;
+        char pn[40] = "ref";
         e.msg[0] = 0;
-        tp_status st = decs[k](blk, len, out, n, &m, &e);
-        cr_expect_neq(st, TP_OK, "%s: %s decoder accepted it", what, k ? "cpu" : "ref");
-        if (st != TP_OK) cr_expect(e.msg[0] != 0, "%s: no message", what);
+        if (k >= 0) {
+            snprintf(pn, sizeof pn, "cpu at ");
+            path_name(paths[k], pn + strlen(pn), sizeof pn - strlen(pn));
+        }
+        tp_status st = k < 0 ? tp_ent_decode_ref(blk, len, out, n, &m, &e) : decode_cpu_at(paths[k], blk, len, out, n, &m, &e);
+        cr_expect_neq(st, TP_OK, "%s: %s decoder accepted it", what, pn);
+        if (st != TP_OK) cr_expect(e.msg[0] != 0, "%s: %s: no message", what, pn);
     }
     free(out);
 }
+static void expect_reject(const uint8_t *blk, size_t len, size_t n, const char *what) {
+    expect_reject_on(blk, len, n, what, 0);
+}
 
-static uint8_t *make_block(const uint8_t *src, size_t n, tp_ent_coder c, int sym_bits, size_t *len) {
+static uint8_t *make_block(const uint8_t *src, size_t n, tp_ent_coder c, int sym_bits, int scale_bits, size_t *len) {
     tp_ent_params p;
     tp_ent_params_default(&p, c);
     p.sym_bits = sym_bits;
+    p.scale_bits = scale_bits;
     uint8_t *b = malloc(tp_ent_bound(n));
     tp_err e;
     cr_assert_eq(tp_ent_encode_ref(src, n, &p, b, tp_ent_bound(n), len, &e), TP_OK);
@@ -387,30 +463,36 @@ Test(entropy, bad_streams) {
     const size_t n = 3000;
     uint8_t *src = malloc(n), *tmp = malloc(tp_ent_bound(n) + 16);
     skewed(src, n, &rng, 0.7, 0);
+    /* scale 0: auto (12 here); 15: the cpu rANS decoder's wide paths (two-level and gather),
+     * whose streams go through every path of the cpu decoder */
     const struct {
         tp_ent_coder c;
-        int sb;
-    } kinds[] = {{TP_ENT_RANS, 8}, {TP_ENT_RANS, 4}, {TP_ENT_AC, 8}, {TP_ENT_AC, 4}};
-    for (size_t ki = 0; ki < 4; ki++) {
+        int sb, scale;
+    } kinds[] = {{TP_ENT_RANS, 8, 0}, {TP_ENT_RANS, 4, 0}, {TP_ENT_RANS, 8, 15}, {TP_ENT_RANS, 4, 15},
+                 {TP_ENT_AC, 8, 0},   {TP_ENT_AC, 4, 0}};
+    for (size_t ki = 0; ki < sizeof kinds / sizeof *kinds; ki++) {
         size_t len;
-        uint8_t *b = make_block(src, n, kinds[ki].c, kinds[ki].sb, &len);
-        cr_assert_eq(b[5], kinds[ki].c, "test data should compress");
-        char what[128];
+        uint8_t *b = make_block(src, n, kinds[ki].c, kinds[ki].sb, kinds[ki].scale, &len);
+        const int all = kinds[ki].scale > 12;
+        char kn[48], what[128];
+        snprintf(kn, sizeof kn, "%s sym_bits %d scale %d", tp_ent_coder_name(kinds[ki].c), kinds[ki].sb, b[7]);
+        cr_assert_eq(b[5], kinds[ki].c, "%s: test data should compress", kn);
         /* every truncation, and one byte too many */
         for (size_t cut = 0; cut < len; cut++) {
-            snprintf(what, sizeof what, "%s truncated to %zu of %zu", tp_ent_coder_name(kinds[ki].c), cut, len);
+            snprintf(what, sizeof what, "%s truncated to %zu of %zu", kn, cut, len);
             memcpy(tmp, b, cut);
-            expect_reject(tmp, cut, n, what);
+            expect_reject_on(tmp, cut, n, what, all);
         }
         memcpy(tmp, b, len);
         tmp[len] = 0;
-        expect_reject(tmp, len + 1, n, "one byte appended");
+        snprintf(what, sizeof what, "%s: one byte appended", kn);
+        expect_reject_on(tmp, len + 1, n, what, all);
         /* every single-bit flip anywhere in the block */
         for (size_t bit = 0; bit < 8 * len; bit += (bit < 8 * 64 ? 1 : 5)) {
             memcpy(tmp, b, len);
             tmp[bit / 8] ^= (uint8_t)(1u << (bit % 8));
-            snprintf(what, sizeof what, "%s bit %zu flipped", tp_ent_coder_name(kinds[ki].c), bit);
-            expect_reject(tmp, len, n, what);
+            snprintf(what, sizeof what, "%s bit %zu flipped", kn, bit);
+            expect_reject_on(tmp, len, n, what, all);
         }
         /* lying headers */
         struct { size_t off; uint8_t val; const char *what; } lies[] = {
@@ -422,12 +504,14 @@ Test(entropy, bad_streams) {
             memcpy(tmp, b, len);
             if (tmp[lies[l].off] == lies[l].val) continue;
             tmp[lies[l].off] = lies[l].val;
-            expect_reject(tmp, len, n, lies[l].what);
+            snprintf(what, sizeof what, "%s: %s", kn, lies[l].what);
+            expect_reject_on(tmp, len, n, what, all);
         }
         /* frequencies that do not sum: bump the first varint of the table */
         memcpy(tmp, b, len);
         tmp[TP_ENT_HEADER_FIXED] = (uint8_t)(tmp[TP_ENT_HEADER_FIXED] == 0 ? 0 : tmp[TP_ENT_HEADER_FIXED] ^ 1);
-        if (tmp[TP_ENT_HEADER_FIXED] != b[TP_ENT_HEADER_FIXED]) expect_reject(tmp, len, n, "freqs do not sum");
+        snprintf(what, sizeof what, "%s: freqs do not sum", kn);
+        if (tmp[TP_ENT_HEADER_FIXED] != b[TP_ENT_HEADER_FIXED]) expect_reject_on(tmp, len, n, what, all);
         /* output buffer too small */
         size_t m;
         tp_err e;

@@ -4,7 +4,8 @@
  * coder with a slot table (kernels/cpu/ac_cpu.c). Streams are byte-identical to the reference's
  * for the same parameters; other lane counts go through the reference. scale_bits 13..15 decode
  * in two levels, a byte table of symbols (2^s entries, at most 32 KB, built per block) and a
- * per-symbol freq | cum << 16, on AVX2 or the portable path. */
+ * per-symbol freq | cum << 16, on AVX-512, AVX2 or the portable path; with AVX-512 on Intel by
+ * gathers from a per-slot table instead (tp_ent_rans_lookup below). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -197,6 +198,39 @@ static int rans_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_heade
 }
 
 /* ---- rANS decoder, 32 lanes ---- */
+/* The AVX-512 lookups (include/tenpak/entropy.h): -1 until the first decode chooses. vpgatherdd
+ * is slow on AMD cores (rans_lut.h: 0.54 against 0.93 GB/s on Zen 3; on Zen 4 the gather decoder
+ * runs at 0.74-0.79 GB/s against the scalar one's 1.05-1.08, kernels/cpu/avx512/rans_avx512.c)
+ * and fast on Intel's since Ice Lake (a 16-lane vpgatherdd about every 5-8 cycles on Sapphire
+ * Rapids; llvm-mca puts the gather decoder at 70 cycles a group there against 96), hence by
+ * vendor. Where the GDS microcode mitigation is on (Skylake-SP to Ice Lake, Tiger Lake), gathers
+ * are slow again: TENPAK_RANS_LOOKUP=scalar there. */
+static int rans_lookup = -1;
+
+static tp_rans_lookup lookup_default(void) {
+    const char *v = getenv("TENPAK_RANS_LOOKUP");
+    if (v && !strcmp(v, "gather")) return TP_RANS_LOOKUP_GATHER;
+    if (v && !strcmp(v, "scalar")) return TP_RANS_LOOKUP_SCALAR;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_is("intel")) return TP_RANS_LOOKUP_GATHER;
+#endif
+    return TP_RANS_LOOKUP_SCALAR;
+}
+
+tp_rans_lookup tp_ent_rans_lookup(void) {
+    int l = __atomic_load_n(&rans_lookup, __ATOMIC_RELAXED);
+    if (l < 0) {
+        l = (int)lookup_default();
+        __atomic_store_n(&rans_lookup, l, __ATOMIC_RELAXED);
+    }
+    return (tp_rans_lookup)l;
+}
+void tp_ent_set_rans_lookup(tp_rans_lookup l) {
+    __atomic_store_n(&rans_lookup, l == TP_RANS_LOOKUP_GATHER ? 1 : 0, __ATOMIC_RELAXED);
+}
+const char *tp_rans_lookup_name(tp_rans_lookup l) { return l == TP_RANS_LOOKUP_GATHER ? "gather" : "scalar"; }
+
 static size_t dec_groups_portable(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
                                   const uint32_t *tab, int s, int sym_bits, uint8_t *out,
                                   size_t ngroups) {
@@ -259,7 +293,7 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
     const size_t count = h->sym_bits == 8 ? h->n : 2 * h->n, full = count / 32;
     uint32_t cum[257], x[32];
     static _Thread_local uint32_t tab[1 << 12];
-    static _Thread_local uint8_t symtab[1 << TP_ENT_SCALE_MAX];
+    static _Thread_local uint8_t symtab[(1 << TP_ENT_SCALE_MAX) + 3]; /* + 3: the gathers read 4 bytes */
     uint32_t fc[256];
     tp_ent_cum(h->freq, h->nsym, cum);
     for (int k = 0; k < h->nsym; k++) {
@@ -277,7 +311,16 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
     }
     const tp_isa isa = tp_cpu_isa();
     size_t g;
-    if (wide)
+    uint32_t *fb = NULL; /* the gathers' per-slot freq | (slot - cum) << 16, 2^s entries */
+    if (wide && isa >= TP_ISA_AVX512 && tp_ent_rans_lookup() == TP_RANS_LOOKUP_GATHER &&
+        (fb = malloc(sizeof *fb << s)) != NULL) {
+        for (int k = 0; k < h->nsym; k++)
+            for (uint32_t j = 0, f = h->freq[k]; j < f; j++) fb[cum[k] + j] = f | j << 16;
+        g = isa >= TP_ISA_AVX512VBMI
+                ? tp_rans32_dec_groups_wide_gather_avx512vbmi(x, &p, end, fb, symtab, s, h->sym_bits, dst, full)
+                : tp_rans32_dec_groups_wide_gather_avx512(x, &p, end, fb, symtab, s, h->sym_bits, dst, full);
+        free(fb);
+    } else if (wide) /* (also where the gather table could not be allocated) */
         g = isa >= TP_ISA_AVX512 ? tp_rans32_dec_groups_wide_avx512(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
             : isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_wide_avx2(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
                                  : dec_groups_wide(x, &p, end, symtab, fc, s, h->sym_bits, dst, full);

@@ -22,6 +22,15 @@ size_t tp_rans32_dec_groups_wide_avx2(uint32_t x[32], const uint8_t **pp, const 
 size_t tp_rans32_dec_groups_wide_avx512(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
                                         const uint8_t *sym, const uint32_t *fc, int scale_bits,
                                         int sym_bits, uint8_t *out, size_t ngroups);
+/* The gather decoder for scale_bits 13..15 (kernels/cpu/avx512/rans_avx512_body.h): fb[slot] =
+ * freq | (slot - cum) << 16 (2^s entries), sym[slot] the symbol, readable up to sym + 2^s + 3
+ * (4-byte gathers). _avx512: AVX-512 F+BW+VL+DQ; _avx512vbmi: the avx512vbmi level (vpermb). */
+size_t tp_rans32_dec_groups_wide_gather_avx512(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
+                                               const uint32_t *fb, const uint8_t *sym, int scale_bits,
+                                               int sym_bits, uint8_t *out, size_t ngroups);
+size_t tp_rans32_dec_groups_wide_gather_avx512vbmi(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
+                                                   const uint32_t *fb, const uint8_t *sym, int scale_bits,
+                                                   int sym_bits, uint8_t *out, size_t ngroups);
 /* Per-symbol encoder constants, 16 bytes (one vector load): see rans_cpu.c. */
 typedef struct tp_rans_esym {
     uint32_t x_max_m1; /* freq << (31 - s), minus 1 */
