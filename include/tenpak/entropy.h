@@ -115,8 +115,9 @@ tp_status tp_ent_decode_cpu(const void *src, size_t len, void *dst, size_t cap, 
 /* How the cpu rANS decoder's AVX-512 path (32 lanes, scale_bits 13..15) looks its tables up; the
  * same decoded bytes either way. SCALAR: scalar loads from an L1-sized symbol table, then the
  * symbol's freq and cum (gathers are slow on AMD cores). GATHER: vpgatherdd from a per-slot table
- * of freq | (slot - cum) << 16 and from the symbol table. The default is GATHER on Intel
- * (GenuineIntel) and SCALAR elsewhere; TENPAK_RANS_LOOKUP=gather|scalar overrides it, and so does
+ * of freq | (slot - cum) << 16 and from the symbol table. The default is SCALAR on every CPU
+ * (GATHER measured slower on an Intel Xeon too: kernels/cpu/rans_cpu.c); TENPAK_RANS_LOOKUP=
+ * gather|scalar overrides it, and so does
  * tp_ent_set_rans_lookup (tests, benchmarks). Below AVX-512 the choice has no effect. */
 typedef enum tp_rans_lookup { TP_RANS_LOOKUP_SCALAR = 0, TP_RANS_LOOKUP_GATHER = 1 } tp_rans_lookup;
 tp_rans_lookup tp_ent_rans_lookup(void);

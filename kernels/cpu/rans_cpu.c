@@ -4,8 +4,8 @@
  * coder with a slot table (kernels/cpu/ac_cpu.c). Streams are byte-identical to the reference's
  * for the same parameters; other lane counts go through the reference. scale_bits 13..15 decode
  * in two levels, a byte table of symbols (2^s entries, at most 32 KB, built per block) and a
- * per-symbol freq | cum << 16, on AVX-512, AVX2 or the portable path; with AVX-512 on Intel by
- * gathers from a per-slot table instead (tp_ent_rans_lookup below). */
+ * per-symbol freq | cum << 16, on AVX-512, AVX2 or the portable path; with AVX-512 optionally by
+ * gathers from a per-slot table instead (TENPAK_RANS_LOOKUP=gather; tp_ent_rans_lookup below). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -198,23 +198,21 @@ static int rans_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_heade
 }
 
 /* ---- rANS decoder, 32 lanes ---- */
-/* The AVX-512 lookups (include/tenpak/entropy.h): -1 until the first decode chooses. vpgatherdd
- * is slow on AMD cores (rans_lut.h: 0.54 against 0.93 GB/s on Zen 3; on Zen 4 the gather decoder
- * runs at 0.74-0.79 GB/s against the scalar one's 1.05-1.08, kernels/cpu/avx512/rans_avx512.c)
- * and fast on Intel's since Ice Lake (a 16-lane vpgatherdd about every 5-8 cycles on Sapphire
- * Rapids; llvm-mca puts the gather decoder at 70 cycles a group there against 96), hence by
- * vendor. Where the GDS microcode mitigation is on (Skylake-SP to Ice Lake, Tiger Lake), gathers
- * are slow again: TENPAK_RANS_LOOKUP=scalar there. */
+/* The AVX-512 lookups (include/tenpak/entropy.h): -1 until the first decode chooses. Scalar
+ * loads on every CPU unless TENPAK_RANS_LOOKUP=gather. vpgatherdd is slow on AMD cores
+ * (rans_lut.h: 0.54 against 0.93 GB/s on Zen 3; on Zen 4 the gather decoder runs at 0.74-0.79 GB/s
+ * against the scalar one's 1.05-1.08, kernels/cpu/avx512/rans_avx512.c). It was expected to win on
+ * Intel (llvm-mca's Sapphire Rapids model: 70 cycles a group against 96), but measured on an Intel
+ * Xeon with AVX-512 VBMI and AMX (the GPU machine's CPU, GDS "Not affected", reports/gpu/run17),
+ * one thread, wiki.test.raw: scalar 580-658 MB/s, gather 565-616 (VBMI renormalisation) and
+ * 584-600 (AVX-512); `tenpak bench` rans_dec o0_bytes_s15 1 MiB: cpu-scalar 0.77 GB/s, cpu-gather
+ * 0.70. So the gather decoder stays an option, not a default. */
 static int rans_lookup = -1;
 
 static tp_rans_lookup lookup_default(void) {
     const char *v = getenv("TENPAK_RANS_LOOKUP");
     if (v && !strcmp(v, "gather")) return TP_RANS_LOOKUP_GATHER;
     if (v && !strcmp(v, "scalar")) return TP_RANS_LOOKUP_SCALAR;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_is("intel")) return TP_RANS_LOOKUP_GATHER;
-#endif
     return TP_RANS_LOOKUP_SCALAR;
 }
 

@@ -2,10 +2,10 @@
  * two vectors of sixteen 32-bit states, lane j of vector v is rANS lane 16v + j. The same steps
  * and byte order as the AVX2 decoder (kernels/cpu/avx2/rans_avx2.c, which has the description).
  * Two table lookups, chosen at run time (tp_ent_rans_lookup, kernels/cpu/rans_cpu.c):
- *   - scalar (this file's tp_rans32_dec_groups_wide_avx512, the default on AMD): scalar loads,
+ *   - scalar (this file's tp_rans32_dec_groups_wide_avx512, the default): scalar loads,
  *     eight lanes at a time (rans_lut.h's lut8x2: the symbol from a byte table, then its
  *     freq | cum << 16; gathers are slow on AMD cores);
- *   - gather (the default on Intel): rans_avx512_body.h's gather decoder, instantiated here for
+ *   - gather (TENPAK_RANS_LOOKUP=gather): rans_avx512_body.h's gather decoder, instantiated here for
  *     this level and in kernels/cpu/avx512vbmi/rans_avx512vbmi.c with a vpermb renormalisation.
  * Renormalisation: RENORM16 of rans_avx512_body.h (masks in mask registers, known up front; each
  * round's bytes one 16-byte load spread to the needy lanes by vpexpandd).
@@ -16,7 +16,9 @@
  *   Intel Xeon (model 207, Emerald Rapids, KVM; issue 15), scalar: 0.69-0.73 GB/s. llvm-mca 14's
  *     Sapphire Rapids model puts this loop at 96 cycles a group of 32 symbols (2.1 GHz would give
  *     the measured speed: it is latency-bound, the extract/insert chain of the lookups), the
- *     gather decoder at 70 (68 with vpermb): not yet timed there.
+ *     gather decoder at 70 (68 with vpermb); timed on the GPU machine's Xeon (reports/gpu/run17,
+ *     one thread): scalar 580-658 MB/s, gather 565-616 (vpermb) and 584-600: not faster, so not
+ *     the default.
  * The same scheme for scale_bits <= 12 (one packed table, symbols by vpmovdb) was slower than
  * AVX2 on Zen 4 (1.08-1.12 vs 1.17-1.23 GB/s) and is not kept.
  * A group reads at most 64 payload bytes (the 16-byte loads start at most 48 bytes in), inside

@@ -13,7 +13,8 @@
  *     the popcounts of the vector-rounds before it: the load leaves the chain (llvm-mca 14,
  *     Sapphire Rapids model, the gather decoder: 70 -> 68 cycles a group; on Zen 4 no faster).
  *
- * The gather decoder (TENPAK_RANS_LOOKUP=gather, the default on Intel: kernels/cpu/rans_cpu.c):
+ * The gather decoder (TENPAK_RANS_LOOKUP=gather; measured slower than the scalar one on Zen 4 and
+ * on an Intel Xeon, so not the default: kernels/cpu/rans_cpu.c):
  * one vpgatherdd per vector from a per-slot table fb[slot] = freq | (slot - cum) << 16, so
  * x' = freq (x >> s) + slot - cum without a second dependent lookup, and one from the symbol
  * bytes (4-byte reads at byte offsets: the caller's table has 3 bytes of padding; the low byte
