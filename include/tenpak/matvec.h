@@ -25,5 +25,11 @@ void tp_matvec_rows_avx2(const float *A, int64_t lda, int64_t K, const float *x,
                          int64_t r0, int64_t r1);
 void tp_matvec_cols_avx2(const float *B, int64_t ldb, int64_t K, const float *x, float alpha, float beta, float *y,
                          int64_t n0, int64_t n1);
+/* y[r] = dot(A[r, 0..K), x) for short rows (K up to a few hundred: a low-rank factor's rank): eight
+ * rows' sums reduced together (one transposed tree instead of eight horizontal sums). Per row:
+ * lanes accumulate 8-column chunks in order, the lanes' tree, then the scalar tail; a row's bits do
+ * not depend on which rows share its block (the rows past r1 of the last block sum zeros). */
+void tp_matvec_rows_short_avx2(const float *A, int64_t lda, int64_t K, const float *x, float *y, int64_t r0,
+                               int64_t r1);
 
 #endif

@@ -1,12 +1,13 @@
 /* cpu backend of low rank and tenpakx: the product by row blocks (AVX2, bit-identical to the
  * reference), the low-rank GEMV y = L (R x) (k dot products of length cols, then rows dot
- * products of length k), tenpakx fit / decode / GEMV by composition; all on the worker pool in
+ * products of length k, eight rows reduced together: tp_matvec_rows_short_avx2), tenpakx fit / decode / GEMV by composition; all on the worker pool in
  * tasks fixed by the shape. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels/cpu/codecs_cpu.h"
 #include "tenpak/lowrank.h"
+#include "tenpak/matvec.h"
 
 /* The product in tasks of PR_TASK rows on the worker pool (each row is computed on its own, so any
  * split gives the reference's bits); under TP_CPU_PAR_MIN weights one task on this thread. */
@@ -62,8 +63,9 @@ static void lr_y_task(void *vc, int task, int n) {
     const int64_t k = j->m->rank, rows = j->m->rows;
     const int64_t r0 = (int64_t)task * LR_TASK * 4, r1 = r0 + LR_TASK * 4 < rows ? r0 + LR_TASK * 4 : rows;
     (void)n;
-    for (int64_t i = r0; i < r1; i++)
-        j->y[i] = j->avx2 ? tp_dot_avx2(j->m->L + i * k, j->t, k) : tp_dot_portable(j->m->L + i * k, j->t, k);
+    if (j->avx2) tp_matvec_rows_short_avx2(j->m->L, k, k, j->t, j->y, r0, r1);
+    else
+        for (int64_t i = r0; i < r1; i++) j->y[i] = tp_dot_portable(j->m->L + i * k, j->t, k);
 }
 
 tp_status tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y) {
