@@ -21,7 +21,7 @@ static void compress_usage(FILE *f) {
                "                       [--mixed-kld-tokens N] [--json FILE]\n"
                "  SPEC: method[:key=value,...][+method...], methods: %s\n"
                "  e.g. int4:g=16  int4r2:g=16  nf4:g=64  int4:g=128,refine=4  awq:g=128,alpha=0.5  mixed:budget=4.5\n"
-               "       gptq:g=128,act_order=1,damp=0.01\n"
+               "       gptq:g=128,act_order=1,damp=0.01  gptq:g=64,clip=1 (clip: searched group ranges)\n"
                "  --override gives tensors whose name matches REGEX their own SPEC ('none' keeps them).\n"
                "  awq, gptq and mixed run the model over calibration text first: --calib FILE (.gz read through\n"
                "  zlib; default %s, never an evaluation file), its first --calib-tokens tokens (default %d).\n"

@@ -164,6 +164,24 @@ void *tp_codec_oom_null(tp_err *e, int64_t rows, int64_t cols) {
     return NULL;
 }
 
+/* Keys a method gained after artifacts and reports named its specs: the canonical spec leaves
+ * them out while they hold their default, so every spec written before them keeps its spelling
+ * (and its meaning: the default is the behaviour before the key existed). */
+static const struct { const char *method, *key; } added_keys[] = {
+    {"gptq", "clip"}, /* the weighted clip search of the group's (scale, offset); 0 = min/max */
+};
+
+static int quiet_at_default(const tp_codec_stage *st, int k) {
+    for (size_t i = 0; i < sizeof added_keys / sizeof added_keys[0]; i++) {
+        if (strcmp(added_keys[i].method, st->method->name) || strcmp(added_keys[i].key, st->params[k].key)) continue;
+        const char *d = strstr(st->method->defaults, st->params[k].key); /* "key=value" in the defaults */
+        size_t kl = strlen(st->params[k].key);
+        while (d && !((d == st->method->defaults || d[-1] == ',') && d[kl] == '=')) d = strstr(d + 1, st->params[k].key);
+        return d && atof(d + kl + 1) == st->params[k].value;
+    }
+    return 0;
+}
+
 /* parse "k=v,k=v" into the stage, over the method's defaults */
 static tp_status parse_params(tp_codec_stage *st, char *text, const char *spec, tp_err *e) {
     char defs[128];
@@ -231,13 +249,14 @@ tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e) {
         c->nstages++;
     }
     if (!c->nstages) return tp_fail(e, TP_ERR_ARG, "codec '%s': no stage", spec);
-    /* canonical spec: every parameter written out */
+    /* canonical spec: every parameter written out (but an added key at its default: added_keys) */
     size_t used = 0;
     for (int i = 0; i < c->nstages; i++) {
         const tp_codec_stage *st = &c->stages[i];
         if (used >= sizeof c->spec) break;
         used += (size_t)snprintf(c->spec + used, sizeof c->spec - used, "%s%s", i ? "+" : "", st->method->name);
-        for (int k = 0; k < st->nparams && used < sizeof c->spec; k++) {
+        for (int k = 0, nw = 0; k < st->nparams && used < sizeof c->spec; k++) {
+            if (quiet_at_default(st, k)) continue;
             /* plain decimals, so the canonical spec parses again (never %g's 1e+06 or 1e-05) */
             char num[48];
             double v = st->params[k].value;
@@ -249,7 +268,7 @@ tp_status tp_codec_parse(const char *spec, tp_codec *c, tp_err *e) {
                     for (size_t l = strlen(num); l > 2 && num[l - 1] == '0' && num[l - 2] != '.'; l--) num[l - 1] = 0;
                 }
             }
-            used += (size_t)snprintf(c->spec + used, sizeof c->spec - used, "%s%s=%s", k ? "," : ":", st->params[k].key, num);
+            used += (size_t)snprintf(c->spec + used, sizeof c->spec - used, "%s%s=%s", nw++ ? "," : ":", st->params[k].key, num);
         }
     }
     if (used >= sizeof c->spec) return tp_fail(e, TP_ERR_ARG, "codec '%s': too long once written out", spec);

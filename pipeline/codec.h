@@ -4,7 +4,7 @@
  *   stage   := method [':' key '=' value (',' key '=' value)*]
  *   e.g.  int4:g=16    int4r2:g=16    nf4:g=64    int4:g=128,refine=4
  *         awq:g=128,alpha=0.5    awq:g=128,search=1    mixed:budget=4.5[,awq=1]
- *         gptq:g=128[,act_order=0][,damp=0.01]
+ *         gptq:g=128[,act_order=0][,damp=0.01][,clip=1]
  *
  * Calibrated methods (pipeline/calib.h gives the statistics):
  *   awq    s_c = mean|x_c|^alpha normalised to geometric mean 1 (tp_awq_scales), stored as fp16 per
@@ -24,9 +24,12 @@
  *          error compensated on the columns not yet quantised through the Cholesky factor of the
  *          damped inverse of H = X^T X, calibration's full second moment of the layer input
  *          (tp_calib_xtx); a group's scale/offset are min/max of its error-updated weights when the
- *          quantiser enters it. damp (0..1] times mean(diag H) is added to the diagonal.
+ *          quantiser enters it (clip=1: the clipped range of those weights with the least
+ *          diag(H)-weighted squared rounding error, tp_int4_clip_ref; clip=0, the default, is min/max
+ *          and is left out of the canonical spec). damp (0..1] times mean(diag H) is added to the
+ *          diagonal.
  *          include/tenpak/gptq.h states it exactly; a tensor without statistics gets H = I (= int4).
- * Parameters are non-negative integers except alpha (0..1), budget (4.25..16) and damp (0..1].
+ * Parameters are non-negative integers (gptq's clip 0 or 1) except alpha (0..1), budget (4.25..16) and damp (0..1].
  *
  * A chain A+B encodes W with A, then encodes the residual W - A(W) with B; decoding adds the
  * stages. Each method turns a rows x cols fp32 matrix (groups along a row = the input dimension)
@@ -69,7 +72,7 @@ typedef struct tp_codec_stage {
 typedef struct tp_codec {
     int nstages;
     tp_codec_stage stages[TP_CODEC_MAX_STAGES];
-    char spec[256]; /* canonical: every parameter written out */
+    char spec[256]; /* canonical: every parameter written out (a key added later only when not at its default) */
 } tp_codec;
 
 typedef struct tp_codec_method {

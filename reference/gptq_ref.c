@@ -10,6 +10,8 @@
  * step of Gaussian elimination, so row p of the upper Cholesky factor U of H^-1 (H^-1 = U^T U) holds
  * exactly [H_F^-1]_{p, p..} / sqrt([H_F^-1]_pp), and the update becomes err = (w_p - w^) / U_pp,
  * w_{p'} -= err * U_{p p'} for p' > p: the loop below. */
+/* clip=1: a group's (scale, offset) from tp_int4_clip_ref with the diagonal of H (dead channels 1)
+ * as the weights of its columns, in place of tp_int4_minmax_ref (include/tenpak/gptq.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,17 +43,19 @@ static int64_t chol_lower(double *A, int64_t n) {
     return -1;
 }
 
-tp_status tp_gptq_ref(tp_qmat *q, const float *W, const double *H, int act_order, double damp, tp_err *e) {
+tp_status tp_gptq_ref(tp_qmat *q, const float *W, const double *H, int act_order, double damp, int clip, tp_err *e) {
     if (!q || q->kind != TP_Q_INT4 || q->rows <= 0 || q->cols <= 0 || q->g <= 0 || !q->codes || !q->scale || !q->offset)
         return tp_fail(e, TP_ERR_ARG, "gptq: the output must be an allocated int4 matrix");
     if (!(damp > 0 && damp <= 1)) return tp_fail(e, TP_ERR_ARG, "gptq: damp must be in (0, 1], got %g", damp);
+    if (clip < 0 || clip > 1) return tp_fail(e, TP_ERR_ARG, "gptq: clip is 0 or 1, got %d", clip);
     const int64_t rows = q->rows, n = q->cols;
     double *A = malloc((size_t)(n * n) * sizeof *A), *Wd = malloc((size_t)(rows * n) * sizeof *Wd);
     int64_t *order = malloc((size_t)n * sizeof *order);
     unsigned char *entered = calloc((size_t)q->ngroups, 1);
     float *grp = malloc((size_t)q->g * sizeof *grp);
+    double *wcol = malloc((size_t)n * sizeof *wcol); /* clip: each column's weight, diag H (dead: 1) */
     tp_status st = TP_OK;
-    if (!A || !Wd || !order || !entered || !grp) {
+    if (!A || !Wd || !order || !entered || !grp || !wcol) {
         st = tp_fail(e, TP_ERR_NOMEM, "gptq: out of memory for a %lldx%lld matrix", (long long)rows, (long long)n);
         goto out;
     }
@@ -82,6 +86,7 @@ tp_status tp_gptq_ref(tp_qmat *q, const float *W, const double *H, int act_order
         order[k] = j;
     }
     double mean = 0;
+    for (int64_t j = 0; j < n; j++) wcol[j] = Hd[j * n + j];
     for (int64_t j = 0; j < n; j++) mean += Hd[j * n + j];
     mean /= (double)n;
     for (int64_t a = 0; a < n; a++)
@@ -124,7 +129,8 @@ tp_status tp_gptq_ref(tp_qmat *q, const float *W, const double *H, int act_order
             entered[gi] = 1;
             for (int64_t r = 0; r < rows; r++) {
                 for (int i = 0; i < gn; i++) grp[i] = (float)Wd[r * n + c0 + i];
-                tp_int4_minmax_ref(grp, gn, &q->scale[r * q->ngroups + gi], &q->offset[r * q->ngroups + gi]);
+                if (clip) tp_int4_clip_ref(grp, wcol + c0, gn, &q->scale[r * q->ngroups + gi], &q->offset[r * q->ngroups + gi]);
+                else tp_int4_minmax_ref(grp, gn, &q->scale[r * q->ngroups + gi], &q->offset[r * q->ngroups + gi]);
             }
         }
         double upp = A[p * n + p];
@@ -144,5 +150,6 @@ out:
     free(order);
     free(entered);
     free(grp);
+    free(wcol);
     return st;
 }

@@ -78,6 +78,46 @@ static void int4_refine(const float *w, int n, uint16_t *s16, uint16_t *o16, int
 }
 
 void tp_int4_minmax_ref(const float *w, int n, uint16_t *s16, uint16_t *o16) { int4_minmax(w, n, s16, o16); }
+
+/* The weighted clip search (quant.h): min/max's pair first, then every clipped range on the grid;
+ * a candidate replaces the best only when its weighted error is strictly smaller. */
+static double group_wsse_int4(const float *w, const double *wt, int n, float s, float o) {
+    double e = 0;
+    for (int i = 0; i < n; i++) {
+        float qs = (float)tp_int4_code_ref(w[i], s, o) * s;
+        float d = qs + o;
+        e += wt[i] * ((double)d - w[i]) * ((double)d - w[i]);
+    }
+    return e;
+}
+
+void tp_int4_clip_ref(const float *w, const double *wt, int n, uint16_t *s16, uint16_t *o16) {
+    int4_minmax(w, n, s16, o16);
+    float mn = w[0], mx = w[0];
+    for (int i = 1; i < n; i++) {
+        mn = w[i] < mn ? w[i] : mn;
+        mx = w[i] > mx ? w[i] : mx;
+    }
+    double best = group_wsse_int4(w, wt, n, tp_f16_to_f32(*s16), tp_f16_to_f32(*o16));
+    double range = (double)mx - mn;
+    if (!(range > 0)) return;
+    for (int a = 0; a <= TP_INT4_CLIP_STEPS; a++)
+        for (int b = 0; b <= TP_INT4_CLIP_STEPS; b++) {
+            if (!a && !b) continue;
+            double lo = mn + range * a / TP_INT4_CLIP_DIV, hi = mx - range * b / TP_INT4_CLIP_DIV;
+            uint16_t o2 = tp_f32_to_f16((float)lo);
+            float o = tp_f16_to_f32(o2);
+            uint16_t s2 = tp_f32_to_f16((float)((hi - o) / 15.0));
+            float s = tp_f16_to_f32(s2);
+            if (!(s > 0) || !isfinite(s) || !isfinite(o)) continue;
+            double e = group_wsse_int4(w, wt, n, s, o);
+            if (e < best) {
+                best = e;
+                *s16 = s2;
+                *o16 = o2;
+            }
+        }
+}
 int tp_int4_code_ref(double w, float s, float o) {
     if (!(s > 0)) return 0;
     long q = lrint((w - (double)o) / (double)s);

@@ -21,7 +21,8 @@ MODELS="${MODELS:-llama-mini gpt2-mini}"
 DEFAULT_CODECS="int4:g=128 awq:g=128,search=1 int4:g=64,refine=4 int4:g=32 int4:g=32,refine=4
   mixed:budget=4.5,awq=0 mixed:budget=4.5,awq=1 mixed:budget=5,awq=0 mixed:budget=5,awq=1"
 if "$T" codecs 2>/dev/null | grep -q '^gptq'; then DEFAULT_CODECS="$DEFAULT_CODECS gptq:g=128 gptq:g=64 gptq:g=128,act_order=0
-  gptq:g=128,act_order=1,damp=0.1 gptq:g=64,act_order=1,damp=0.1 gptq:g=32,act_order=0 nf4:g=32"; fi
+  gptq:g=128,act_order=1,damp=0.1 gptq:g=64,act_order=1,damp=0.1 gptq:g=32,act_order=0 nf4:g=32
+  gptq:g=128,clip=1 gptq:g=64,clip=1"; fi
 CODECS="${CODECS:-$DEFAULT_CODECS}"
 mkdir -p "$OUT"
 for m in $MODELS; do

@@ -17,13 +17,17 @@
  *       if j's group has no parameters yet: (scale, offset) = tp_int4_minmax_ref of the group's
  *           current (error-updated) weights rounded to fp32: the moment the quantiser enters the
  *           group, as GPTQ does with a group size (with act_order, at its first column in order);
+ *           with clip = 1, tp_int4_clip_ref of those weights with the weights wt_i = H[c][c] (the
+ *           undamped diagonal, 1 for a dead channel) of the group's columns c: the clipped range
+ *           with the least diag(H)-weighted squared rounding error (GPTQ implementations' "mse"
+ *           search of the quantiser's range; min/max's pair is a candidate, so never worse by it);
  *       q = tp_int4_code_ref(W[r][j], s, o), w^ = q*s + o (fp32, the format's dequantised value)
  *       err = (W[r][j] - w^) / U[p][p]
  *       W[r][order[p']] -= err * U[p][p'] for every p' > p      (error compensation)
  * With H = NULL (no calibration) H is the identity: no compensation, and the output equals
  * tp_quantize_ref's int4 bit for bit.
  *
- * Errors (tp_status, one-line message): damp outside (0, 1]; a non-finite H entry; H + damping not
+ * Errors (tp_status, one-line message): damp outside (0, 1]; clip not 0 or 1; a non-finite H entry; H + damping not
  * positive definite (a matrix that is not a second moment: X^T X + damping always is); q not an int4
  * matrix of W's shape. No retry with more damping: the caller's damp is what was asked for. */
 #ifndef TENPAK_GPTQ_H
@@ -38,7 +42,7 @@ extern "C" {
 
 /* The plain double-precision definition: one column at a time, every remaining column updated
  * after each. O(rows cols^2 + cols^3), scalar: for tests. q: tp_qmat_alloc(q, TP_Q_INT4, rows, cols, g). */
-tp_status tp_gptq_ref(tp_qmat *q, const float *W, const double *H, int act_order, double damp, tp_err *e);
+tp_status tp_gptq_ref(tp_qmat *q, const float *W, const double *H, int act_order, double damp, int clip, tp_err *e);
 
 /* The optimised cpu version (kernels/cpu/gptq_cpu.c): the same algorithm in double precision with
  * GPTQ's lazy batch updates (blocks of TP_GPTQ_BLOCK columns, or g when larger; the trailing update
@@ -48,7 +52,7 @@ tp_status tp_gptq_ref(tp_qmat *q, const float *W, const double *H, int act_order
  * boundary, and then that row's later compensation differs by that code's error. verify/test_gptq.c
  * bounds it at 1 code in 1000 and dequantised rel-L2 1e-3; every code has been equal so far. */
 #define TP_GPTQ_BLOCK 128
-tp_status tp_gptq_cpu(tp_qmat *q, const float *W, const double *H, int act_order, double damp, tp_err *e);
+tp_status tp_gptq_cpu(tp_qmat *q, const float *W, const double *H, int act_order, double damp, int clip, tp_err *e);
 
 #ifdef __cplusplus
 }

@@ -100,6 +100,15 @@ void tp_quantize_ref(tp_qmat *q, const float *W, int refine_iters);
  * produce the int4 format their own way (GPTQ, include/tenpak/gptq.h). */
 void tp_int4_minmax_ref(const float *w, int n, uint16_t *s16, uint16_t *o16);
 int tp_int4_code_ref(double w, float s, float o);
+/* The clip search (GPTQ's clip=1): the (scale, offset) minimising the group's weighted squared
+ * error sum_i wt_i (q_i s + o - w_i)^2 (wt_i >= 0: GPTQ passes the Hessian diagonal of the
+ * group's columns) among min/max's pair (tp_int4_minmax_ref, tried first) and the clipped ranges
+ * [mn + a R / DIV, mx - b R / DIV] for a, b in 0..STEPS (R = mx - mn; fp16 round-to-nearest of
+ * the offset lo and of the scale (hi - offset) / 15). Ties keep the earlier candidate, so the
+ * result's weighted error is never above min/max's. n >= 1. */
+#define TP_INT4_CLIP_STEPS 12
+#define TP_INT4_CLIP_DIV 60.0
+void tp_int4_clip_ref(const float *w, const double *wt, int n, uint16_t *s16, uint16_t *o16);
 void tp_dequantize_ref(const tp_qmat *q, float *W);
 /* y[rows] = W x, accumulated in double */
 void tp_qgemv_ref(const tp_qmat *q, const float *x, float *y);

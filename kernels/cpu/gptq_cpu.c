@@ -13,6 +13,9 @@
  * columns may lie in later blocks; their current value is Wp[r][p'] - sum_{t in [i1, p)}
  * Err[r][t - i1] U[t][p'], computed there and then.
  *
+ * clip=1: the group's parameters come from tp_int4_clip_ref (weights: diag H of the group's
+ * columns, dead channels 1) in place of tp_int4_minmax_ref, at the same moment, on the same values.
+ *
  * Precision: double throughout (as the reference), so the only difference from the reference is
  * the summation order of the updates (relative ~1e-15): codes agree except where a weight sits
  * within that of a rounding boundary (then that row's later compensation differs slightly too).
@@ -38,6 +41,7 @@ typedef struct gptq_job {
     double *Err;          /* rows x B */
     int64_t n, B, i1, i2;
     const int64_t *enter; /* per p in the block: 1 when the quantiser enters order[p]'s group there */
+    const double *wcol;   /* clip: each original column's weight (diag H, dead channels 1); NULL: min/max */
 } gptq_job;
 
 static void put_code(tp_qmat *q, int64_t r, int64_t c, int v) {
@@ -68,7 +72,8 @@ static void block_rows(void *ctx, int task, int ntasks) {
                         for (int64_t t = i1; t < p; t++) v -= err[t - i1] * j->U[t * n + pp];
                     grp[i] = (float)v;
                 }
-                tp_int4_minmax_ref(grp, gn, &q->scale[si], &q->offset[si]);
+                if (j->wcol) tp_int4_clip_ref(grp, j->wcol + c0, gn, &q->scale[si], &q->offset[si]);
+                else tp_int4_minmax_ref(grp, gn, &q->scale[si], &q->offset[si]);
             }
             float s = tp_f16_to_f32(q->scale[si]), o = tp_f16_to_f32(q->offset[si]);
             int code = tp_int4_code_ref(w[p], s, o);
@@ -90,11 +95,12 @@ static int cmp_diag(const void *a, const void *b) {
     return x->j < y->j ? -1 : x->j > y->j;         /* ties: lower index first (the reference's stable sort) */
 }
 
-tp_status tp_gptq_cpu(tp_qmat *q, const float *W, const double *H, int act_order, double damp, tp_err *e) {
+tp_status tp_gptq_cpu(tp_qmat *q, const float *W, const double *H, int act_order, double damp, int clip, tp_err *e) {
     if (!q || q->kind != TP_Q_INT4 || q->rows <= 0 || q->cols <= 0 || q->g <= 0 || !q->codes || !q->scale || !q->offset)
         return tp_fail(e, TP_ERR_ARG, "gptq: the output must be an allocated int4 matrix");
     if (q->g > 4096) return tp_fail(e, TP_ERR_ARG, "gptq: group size %d above 4096", q->g);
     if (!(damp > 0 && damp <= 1)) return tp_fail(e, TP_ERR_ARG, "gptq: damp must be in (0, 1], got %g", damp);
+    if (clip < 0 || clip > 1) return tp_fail(e, TP_ERR_ARG, "gptq: clip is 0 or 1, got %d", clip);
     const int64_t rows = q->rows, n = q->cols, B = q->g > TP_GPTQ_BLOCK ? q->g : TP_GPTQ_BLOCK;
     double *U = tp_alloc((size_t)(n * n) * sizeof *U), *Wp = tp_alloc((size_t)(rows * n) * sizeof *Wp);
     double *Err = tp_alloc((size_t)(rows * B) * sizeof *Err), *diag = malloc((size_t)n * sizeof *diag);
@@ -160,7 +166,7 @@ tp_status tp_gptq_cpu(tp_qmat *q, const float *W, const double *H, int act_order
             Wp[r * n + p] = (H && H[j * n + j] == 0) ? 0.0 : (double)W[r * n + j]; /* dead channel: weight 0 */
         }
     memset(q->codes, 0, (size_t)(rows * q->code_stride));
-    gptq_job job = {q, Wp, U, order, pos, Err, n, B, 0, 0, enter};
+    gptq_job job = {q, Wp, U, order, pos, Err, n, B, 0, 0, enter, clip ? diag : NULL};
     for (int64_t i1 = 0; i1 < n; i1 += B) {
         int64_t i2 = i1 + B < n ? i1 + B : n;
         for (int64_t p = i1; p < i2; p++) {
