@@ -248,12 +248,12 @@ Test(int4, gemv_rows_alone_same_bits) {
 }
 
 /* The GEMM of many activation rows (>= 16: the tiles decoded to fp32 and multiplied by OpenBLAS's
- * sgemm) over several tiles and a short last one (1100x1000: tiles of 512 rows; 700x2048: 256),
+ * sgemm) over several tiles and a short last one (4500x1000: tiles of 2048 rows; 2100x2048: 1024),
  * and the micro-kernel path just under it (15 rows), every kind, against the reference. */
 Test(int4, gemm_tiles_against_reference) {
     tp_rng rng;
     tp_rng_seed(&rng, test_seed() ^ 29);
-    const int64_t shapes[][3] = {{1100, 1000, 20}, {700, 2048, 17}, {300, 130, 15}};
+    const int64_t shapes[][3] = {{4500, 1000, 17}, {2100, 2048, 16}, {300, 130, 15}};
     const tp_qkind kinds[] = {TP_Q_INT4, TP_Q_INT4R2, TP_Q_NF4};
     const int gs[] = {128, 16, 64};
     for (size_t si = 0; si < 3; si++) {
