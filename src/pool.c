@@ -12,7 +12,11 @@
  * spin covers the serial stretches of a decoding step (norms, attention, a VQ table); before a
  * call into a library with threads of its own (OpenBLAS's sgemm) the caller sends the spinning
  * workers to sleep at once (tp_pool_nap), so they do not take a core from that library's threads.
- * The spin: with the
+ * On a shared machine the spin gives way: the caller spins only 10 us for the workers still in a
+ * run, and when it had to wait more than 100 us for one (a worker that another process took off
+ * its core) the workers sleep between runs for the next 100 ms, as does a worker that finds itself
+ * preempted while spinning (ci/busy_core_check.sh: 2 threads beside a busy process at 0.74-0.96x
+ * the time of 1 thread; spinning throughout, 1.07-1.20x). The spin: with the
  * earlier 20000 polls (about 5 us) the workers slept between most kernels of a token and each run
  * paid a futex wake-up; llama-mini decode, idle Zen 4: tenpakx 341 -> 441 tok/s, vq d8+int4
  * 557 -> 720, int4 g128 2124 -> 2303. A run from inside a task (nesting) executes serially in the calling thread. */
@@ -41,26 +45,52 @@ static long long mono_ns(void) {
  * in the run), at most SPIN_NS; the clock is read every 64 polls. */
 static atomic_uint nap; /* bumped by tp_pool_nap: spinning workers go to sleep */
 
+/* A spinning thread that finds a gap of more than PREEMPT_NS between two clock reads was taken
+ * off its core by another process: it then sleeps instead of spinning for the next QUIET_NS.
+ * On a core shared with a busy process a spinning worker claims tasks the moment it runs and is
+ * then descheduled in the middle of one, where a sleeping worker is woken at a run's start with
+ * the scheduler's favour for sleepers (ci/busy_core_check.sh: with the spin alone, 2 threads took
+ * 1.07-1.20x the time of 1 beside a busy process). */
+#define PREEMPT_NS 50000LL
+#define QUIET_NS 100000000LL
+static _Thread_local long long quiet_until;
+#define CONTENDED_NS 100000LL
+static atomic_llong contended_until; /* set by the caller after a long wait for a worker */
+
 static void spin_while_eq(atomic_uint *a, unsigned v) {
-    long long end = 0;
+    long long end = 0, prev = 0;
     const unsigned n0 = atomic_load_explicit(&nap, memory_order_relaxed);
+    if (quiet_until || atomic_load_explicit(&contended_until, memory_order_relaxed)) {
+        const long long t = mono_ns();
+        if (t < quiet_until || t < atomic_load_explicit(&contended_until, memory_order_relaxed)) return;
+    }
     for (unsigned i = 1; atomic_load_explicit(a, memory_order_acquire) == v; i++) {
         if (atomic_load_explicit(&nap, memory_order_relaxed) != n0) return;
         CPU_RELAX();
         if (i % 64 == 0) {
             long long t = mono_ns();
+            if (prev && t - prev > PREEMPT_NS) {
+                quiet_until = t + QUIET_NS;
+                return;
+            }
+            prev = t;
             if (!end) end = t + SPIN_NS;
             else if (t > end) return;
         }
     }
 }
+/* The caller waiting for the workers still in a run spins only CALLER_SPIN_NS: then it sleeps, so
+ * its core goes idle and the scheduler can move a worker that another process took off the other
+ * core (with a task claimed) onto it. Spinning as long as the idle workers do kept that core busy:
+ * ci/busy_core_check.sh measured 2 threads at 1.11-1.20x the time of 1 beside a busy process. */
+#define CALLER_SPIN_NS 10000LL
 static void spin_while_pos(atomic_int *a) {
     long long end = 0;
     for (unsigned i = 1; atomic_load_explicit(a, memory_order_acquire) > 0; i++) {
         CPU_RELAX();
         if (i % 64 == 0) {
             long long t = mono_ns();
-            if (!end) end = t + SPIN_NS;
+            if (!end) end = t + CALLER_SPIN_NS;
             else if (t > end) return;
         }
     }
@@ -196,10 +226,17 @@ void tp_pool_run(int ntasks, void (*fn)(void *ctx, int task, int ntasks), void *
     pthread_mutex_lock(&P.mu);
     P.open = 0; /* no task is left to claim: late workers stay out */
     pthread_mutex_unlock(&P.mu);
-    /* tasks still running in workers: spin briefly, then sleep until the last one leaves */
-    spin_while_pos(&P.active);
-    pthread_mutex_lock(&P.mu);
-    while (atomic_load(&P.active) > 0) pthread_cond_wait(&P.idle, &P.mu);
-    pthread_mutex_unlock(&P.mu);
+    /* tasks still running in workers: spin briefly, then sleep until the last one leaves; a wait
+     * of more than CONTENDED_NS means a worker lost its core to another process, and the workers
+     * then sleep between runs instead of spinning for the next QUIET_NS */
+    if (atomic_load_explicit(&P.active, memory_order_acquire) > 0) {
+        const long long t0 = mono_ns();
+        spin_while_pos(&P.active);
+        pthread_mutex_lock(&P.mu);
+        while (atomic_load(&P.active) > 0) pthread_cond_wait(&P.idle, &P.mu);
+        pthread_mutex_unlock(&P.mu);
+        const long long t1 = mono_ns();
+        if (t1 - t0 > CONTENDED_NS) atomic_store_explicit(&contended_until, t1 + QUIET_NS, memory_order_relaxed);
+    }
     pthread_mutex_unlock(&run_mu);
 }
