@@ -13,8 +13,8 @@
  * call into a library with threads of its own (OpenBLAS's sgemm) the caller sends the spinning
  * workers to sleep at once (tp_pool_nap), so they do not take a core from that library's threads.
  * On a shared machine the spin gives way: the caller spins only 10 us for the workers still in a
- * run, and when it had to wait more than 100 us for one (a worker that another process took off
- * its core) the workers sleep between runs for the next 100 ms, as does a worker that finds itself
+ * run, and when it had to wait more than 2 ms for one (a worker that another process took off
+ * its core: a time slice) the workers sleep between runs for the next 100 ms, as does a worker that finds itself
  * preempted while spinning (ci/busy_core_check.sh: 2 threads beside a busy process at 0.74-0.96x
  * the time of 1 thread; spinning throughout, 1.07-1.20x). The spin: with the
  * earlier 20000 polls (about 5 us) the workers slept between most kernels of a token and each run
@@ -54,7 +54,7 @@ static atomic_uint nap; /* bumped by tp_pool_nap: spinning workers go to sleep *
 #define PREEMPT_NS 50000LL
 #define QUIET_NS 100000000LL
 static _Thread_local long long quiet_until;
-#define CONTENDED_NS 100000LL
+#define CONTENDED_NS 2000000LL
 static atomic_llong contended_until; /* set by the caller after a long wait for a worker */
 
 static void spin_while_eq(atomic_uint *a, unsigned v) {
@@ -228,7 +228,10 @@ void tp_pool_run(int ntasks, void (*fn)(void *ctx, int task, int ntasks), void *
     pthread_mutex_unlock(&P.mu);
     /* tasks still running in workers: spin briefly, then sleep until the last one leaves; a wait
      * of more than CONTENDED_NS means a worker lost its core to another process, and the workers
-     * then sleep between runs instead of spinning for the next QUIET_NS */
+     * then sleep between runs instead of spinning for the next QUIET_NS. At 100 us this fired on
+     * an idle machine too (OpenBLAS's threads spinning after a prefill's sgemm, uneven tasks) and
+     * cost llama-mini 40% of its int4 decode; 2 ms (a scheduler time slice) keeps both: decode
+     * 2943 tok/s idle, and ci/busy_core_check.sh 0.93-0.97x. */
     if (atomic_load_explicit(&P.active, memory_order_acquire) > 0) {
         const long long t0 = mono_ns();
         spin_while_pos(&P.active);
