@@ -58,6 +58,15 @@ static inline float tp_hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* the eight lanes' sums of a[0..7] as one vector: output i is a[i]'s tree of additions alone, so a
+ * row's sum does not depend on the rows reduced beside it (the VQ gather lookup, short matvec rows) */
+static inline __m256 tp_hsum8x8(const __m256 a[8]) {
+    __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+    __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
 /* a . b in a fixed order (four 8-wide FMA accumulators over 32 elements a step, then 8 a step into
  * the first, their sum, then the scalar tail): tp_dot_avx2 and every row of tp_matvec_rows_avx2. */
 static inline float tp_dot_fma8x4(const float *a, const float *b, int64_t n) {

@@ -492,7 +492,6 @@ static void planes_reduce_task(void *vc, int t, int nt) {
 }
 
 static tp_status vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
-    const int K = m->K, Kp = (K + 7) / 8 * 8;
     const int64_t rows = m->rows, rt = m->rows_t, nvec = m->nvec;
     const int64_t nch = (nvec + TP_VQ_PCHUNK - 1) / TP_VQ_PCHUNK;
     int np = gemv_parts(m);
@@ -506,7 +505,7 @@ static tp_status vq_gemv_planes(const tp_vqmat *m, const float *x, float *y) {
         free(yr);
         return TP_ERR_NOMEM;
     }
-    gjob j = {.m = m, .xp = xp, .Kp = Kp, .nunit = nch, .np = np, .y = y, .yp = ys, .yr = yr};
+    gjob j = {.m = m, .xp = xp, .nunit = nch, .np = np, .y = y, .yp = ys, .yr = yr};
     run_tasks(np, np > 1, planes_task, &j);
     run_tasks((int)((rows + RED_TASK - 1) / RED_TASK), big(m), planes_reduce_task, &j);
     tp_free(xp);

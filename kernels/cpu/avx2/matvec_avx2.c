@@ -63,14 +63,6 @@ void tp_matvec_cols_avx2(const float *B, int64_t ldb, int64_t K, const float *x,
     }
 }
 
-/* the eight lanes' sums of a[0..7], as one vector: output i is a[i]'s tree of additions alone */
-static inline __m256 hsum8x8(const __m256 a[8]) {
-    __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
-    __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
-    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
 void tp_matvec_rows_short_avx2(const float *A, int64_t lda, int64_t K, const float *x, float *y, int64_t r0,
                                int64_t r1) {
     const int64_t K8 = K & ~(int64_t)7;
@@ -83,7 +75,7 @@ void tp_matvec_rows_short_avx2(const float *A, int64_t lda, int64_t K, const flo
             for (int i = 0; i < nr; i++) acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A + (r + i) * lda + k), xv, acc[i]);
         }
         float s[8];
-        _mm256_storeu_ps(s, hsum8x8(acc));
+        _mm256_storeu_ps(s, tp_hsum8x8(acc));
         for (int i = 0; i < nr; i++) {
             float t = s[i];
             for (int64_t k = K8; k < K; k++) t += A[(r + i) * lda + k] * x[k];

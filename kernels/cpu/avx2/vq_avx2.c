@@ -115,14 +115,6 @@ void tp_vq_table_avx2(const float *cbt, int d, int K, const float *xp, int64_t v
     }
 }
 
-/* the eight horizontal sums of a[0..7], as one vector */
-static inline __m256 hsum8x8(const __m256 a[8]) {
-    __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
-    __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
-    __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
-    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
 void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int Kp, int64_t v0, int64_t v1,
                             int64_t r0, int64_t r1, float *y) {
     const int64_t nv = v1 - v0;
@@ -154,7 +146,7 @@ void tp_vq_lookup_rows_avx2(const tp_vqmat *m, const float *T, int Kp, int64_t v
                     acc[i] = _mm256_add_ps(acc[i], _mm256_i32gather_ps(t0, _mm256_add_epi32(_mm256_cvtepu8_epi32(c8), base), 4));
                 }
             }
-            __m256 sum = hsum8x8(acc);
+            __m256 sum = tp_hsum8x8(acc);
             if (v < nv) {
                 float tl[8];
                 for (int i = 0; i < 8; i++) {
