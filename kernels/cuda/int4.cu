@@ -163,9 +163,9 @@ typedef int (*async_launch_fn)(const QArgs &a, const uint16_t *X, int batch, int
 
 /* qmm_tc<GG, NT, MT, KS, MINB, XP, D> over row tiles of 16*MT rows (x nslices batch slices),
  * launched with PDL (tp_cu_launch) */
-template <int GG, int NT, int MT, int KS, int MINB, int XP, int D>
+template <int GG, int NT, int MT, int KS, int MINB, int XP, int D, bool L3 = false>
 static cudaError_t qtc_launch(const QArgs &a, const uint16_t *X, int batch, int nslices, float *Y) {
-    return tp_cu_launch(1, qmm_tc<GG, NT, MT, KS, MINB, XP, D>,
+    return tp_cu_launch(1, qmm_tc<GG, NT, MT, KS, MINB, XP, D, L3>,
                         dim3((unsigned)((a.rows + 16 * (MT) - 1) / (16 * (MT)) * (nslices))), dim3(32 * (KS)), 0, a, X,
                         batch, nslices, Y);
 }
@@ -216,6 +216,9 @@ const QtcCfg QtcTables<GG>::gemv[] = {
     {'r', "mt1_w4_d8", qtc_launch<GG, 1, 1, 4, 1, 0, 8>},
     {'s', "mt1_w2_d4", qtc_launch<GG, 1, 1, 2, 1, 0, 4>},
     {'t', "mt1_w2_d8", qtc_launch<GG, 1, 1, 2, 1, 0, 8>},
+    {'u', "mt1_w4_d4_lop3", qtc_launch<GG, 1, 1, 4, 1, 0, 4, true>},
+    {'v', "mt1_w4_d3_lop3", qtc_launch<GG, 1, 1, 4, 1, 0, 3, true>},
+    {'w', "mt1_w4_d2_lop3", qtc_launch<GG, 1, 1, 4, 1, 0, 2, true>},
     {0, NULL, NULL},
 };
 
@@ -246,6 +249,46 @@ const AsyncCfg QtcTables<GG>::v3[] = {
     {'c', "mt1_w4_d8+mt1_w4_d6", launch_async<GG, 1, 1, 4, 8>, launch_async<GG, 2, 1, 4, 6>},
     {'d', "mt1_w8_d4+mt4_w8_d3", launch_async<GG, 1, 1, 8, 4>, launch_async<GG, 2, 4, 8, 3>},
     {0, NULL, NULL, NULL},
+};
+
+/* qmm_x1 (one activation row, x in shared memory: int4_tc.cuh) over row tiles of 16 rows, launched
+ * with PDL; cols * 2 bytes of dynamic shared memory */
+template <int GG, int KS, int D, int MINB>
+static cudaError_t x1_launch(const QArgs &a, const uint16_t *X, float *Y) {
+    return tp_cu_launch(1, qmm_x1<GG, KS, D, MINB>, dim3((unsigned)((a.rows + 15) / 16)), dim3(32 * KS),
+                        (size_t)a.cols * 2 + (size_t)a.ngroups * 4, a, X, Y);
+}
+typedef cudaError_t (*x1_launch_fn)(const QArgs &a, const uint16_t *X, float *Y);
+struct X1Cfg {
+    char letter;
+    const char *name;
+    x1_launch_fn launch;
+};
+/* TENPAK_CUDA_X1=<letter or name> picks one of these for batch 1 (an unknown letter: 'a');
+ * w<warps a block>_d<register stages>, _minb<N>: __launch_bounds__ asks for N blocks an SM. */
+template <int GG>
+struct X1Table {
+    static const X1Cfg cfg[];
+};
+template <int GG>
+const X1Cfg X1Table<GG>::cfg[] = {
+    {'a', "w4_d4", x1_launch<GG, 4, 4, 1>},
+    {'b', "w4_d3", x1_launch<GG, 4, 3, 1>},
+    {'c', "w4_d2", x1_launch<GG, 4, 2, 1>},
+    {'d', "w8_d4", x1_launch<GG, 8, 4, 1>},
+    {'e', "w8_d3", x1_launch<GG, 8, 3, 1>},
+    {'f', "w8_d2", x1_launch<GG, 8, 2, 1>},
+    {'g', "w4_d4_minb6", x1_launch<GG, 4, 4, 6>},
+    {'h', "w8_d4_minb3", x1_launch<GG, 8, 4, 3>},
+    {'i', "w2_d4", x1_launch<GG, 2, 4, 1>},
+    {'j', "w4_d6", x1_launch<GG, 4, 6, 1>},
+    {'k', "w8_d6", x1_launch<GG, 8, 6, 1>},
+    {'l', "w4_d4_minb5", x1_launch<GG, 4, 4, 5>},
+    {'m', "w4_d3_minb5", x1_launch<GG, 4, 3, 5>},
+    {'n', "w8_d3_minb2", x1_launch<GG, 8, 3, 2>},
+    {'o', "w4_d3_minb6", x1_launch<GG, 4, 3, 6>},
+    {'p', "w4_d2_minb7", x1_launch<GG, 4, 2, 7>},
+    {0, NULL, NULL},
 };
 
 /* the index of the entry with this letter, -1 if none */
@@ -279,6 +322,16 @@ static int gemm_cfg(void) {
     if (v == -2) {
         v = cfg_from_env(QtcTables<128>::gemm, "TENPAK_CUDA_GEMM_CFG", 'c');
         if (v < 0) v = cfg_letter(QtcTables<128>::gemm, 'a');
+    }
+    return v;
+}
+
+/* TENPAK_CUDA_X1: qmm_x1's configuration for batch 1 ('0' or unset: qmm_tc as before) */
+static int x1_cfg(void) {
+    static int v = -2;
+    if (v == -2) {
+        const char *e = getenv("TENPAK_CUDA_X1");
+        v = !e || !*e || e[0] == '0' ? -1 : cfg_from_env(X1Table<128>::cfg, "TENPAK_CUDA_X1", 'a');
     }
     return v;
 }
@@ -335,7 +388,9 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
         const int tiles8 = (batch + 7) / 8;
         const uint16_t *X = (const uint16_t *)s->X;
         if (launch_v3<GG>(s, a)) return;
-        if (tiles8 == 1) {
+        if (batch == 1 && x1_cfg() >= 0 && a.cols * 2 + a.ngroups * 4 <= 48 * 1024) {
+            TP_CU(&s->base, X1Table<GG>::cfg[x1_cfg()].launch(a, X, s->Y));
+        } else if (tiles8 == 1) {
             /* GEMV: occupancy decides (NOTES.md); TENPAK_CUDA_GEMV_CFG picks another for experiments */
             const int cfg = gemv_cfg() >= 0 ? gemv_cfg() : gemv_default<GG>();
             TP_CU(&s->base, T::gemv[cfg].launch(a, X, batch, 1, s->Y));

@@ -35,6 +35,31 @@ static __device__ __forceinline__ void word_pairs(uint32_t w, uint32_t p[4]) {
     p[3] = *(uint32_t *)&h3;
 }
 
+/* d = (a & b) | c in one LOP3 (nvcc splits the and-or of two constants into two) */
+static __device__ __forceinline__ uint32_t lop3_andor(uint32_t a, uint32_t b, uint32_t c) {
+    uint32_t d;
+    asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+}
+/* word_pairs with one LOP3 per pair */
+static __device__ __forceinline__ void word_pairs3(uint32_t w, uint32_t p[4]) {
+    const uint32_t MAGIC = 0x64006400u;
+    const uint32_t t0 = lop3_andor(w, 0x000F000Fu, MAGIC), t1 = lop3_andor(w, 0x00F000F0u, MAGIC);
+    const uint32_t u = w >> 8;
+    const uint32_t t2 = lop3_andor(u, 0x000F000Fu, MAGIC), t3 = lop3_andor(u, 0x00F000F0u, MAGIC);
+    const __half2 k1024 = __halves2half2(__ushort_as_half(0x6400), __ushort_as_half(0x6400));
+    const __half2 k16th = __halves2half2(__ushort_as_half(0x2C00), __ushort_as_half(0x2C00)); /* 1/16 */
+    const __half2 km64 = __halves2half2(__ushort_as_half(0xD400), __ushort_as_half(0xD400));  /* -64 */
+    __half2 h0 = __hsub2(*(const __half2 *)&t0, k1024);
+    __half2 h1 = __hfma2(*(const __half2 *)&t1, k16th, km64);
+    __half2 h2 = __hsub2(*(const __half2 *)&t2, k1024);
+    __half2 h3 = __hfma2(*(const __half2 *)&t3, k16th, km64);
+    p[0] = *(uint32_t *)&h0;
+    p[1] = *(uint32_t *)&h1;
+    p[2] = *(uint32_t *)&h2;
+    p[3] = *(uint32_t *)&h3;
+}
+
 template <int NB> struct CodeVec;
 template <> struct CodeVec<16> {
     static __device__ __forceinline__ void load(const uint8_t *p, uint32_t w[4]) {
@@ -90,7 +115,7 @@ static __device__ __forceinline__ void tc_load(TcStage<G, NT, MT, XPF> &st, cons
     }
 }
 
-template <int G, int NT, int MT, bool XPF>
+template <int G, int NT, int MT, bool XPF, bool L3 = false>
 static __device__ __forceinline__ void tc_compute(const TcStage<G, NT, MT, XPF> &st, long long kb,
                                                   const uint16_t *const (&xrow)[NT], const bool (&xok)[NT],
                                                   float (&acc)[MT][NT][4]) {
@@ -113,8 +138,13 @@ static __device__ __forceinline__ void tc_compute(const TcStage<G, NT, MT, XPF> 
             uint32_t q[MT][2][4];
 #pragma unroll
             for (int mt = 0; mt < MT; mt++) {
-                word_pairs(st.c[mt][0][j][i], q[mt][0]);
-                word_pairs(st.c[mt][1][j][i], q[mt][1]);
+                if (L3) {
+                    word_pairs3(st.c[mt][0][j][i], q[mt][0]);
+                    word_pairs3(st.c[mt][1][j][i], q[mt][1]);
+                } else {
+                    word_pairs(st.c[mt][0][j][i], q[mt][0]);
+                    word_pairs(st.c[mt][1][j][i], q[mt][1]);
+                }
             }
 #pragma unroll
             for (int nt = 0; nt < NT; nt++) {
@@ -190,7 +220,7 @@ static __device__ __forceinline__ void tc_tile(const QArgs &a, const uint16_t *_
  * scales in registers: D-1 k-blocks in flight while one is computed (a ring, unrolled so that
  * every stage index is a constant). PDL (common.cuh): the first D-1 stages of codes are loaded
  * before tp_pdl_wait() when the activations are not part of a stage (XPF false). */
-template <int G, int NT, int MT, int KS, int MINB = 1, int XP = -1, int D = 2>
+template <int G, int NT, int MT, int KS, int MINB = 1, int XP = -1, int D = 2, bool L3 = false>
 __global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t *__restrict__ X, int batch, int nslices,
                                                    float *__restrict__ Y) {
     constexpr bool XPF = XP < 0 ? NT <= 2 : XP != 0; /* activations prefetched with the codes */
@@ -217,7 +247,7 @@ __global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t 
             const long long kb = kb0 + s * KS;
             if (kb < nkb) {
                 if (kb + (D - 1) * KS < nkb) tc_load(st[(s + D - 1) % D], a, kb + (D - 1) * KS, rows, xrow, xok, tq);
-                tc_compute(st[s], kb, xrow, xok, acc);
+                tc_compute<G, NT, MT, XPF, L3>(st[s], kb, xrow, xok, acc);
             }
         }
     }
@@ -242,6 +272,159 @@ __global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t 
                 const int n = nbase + nt * 8 + 2 * tq + (e & 1);
                 if (r < a.rows && n < batch) Y[(long long)n * a.rows + r] = t;
             }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Tensor-core GEMV of one activation row (qmm_x1): qmm_tc's arithmetic (tc_compute's mma with
+ * the codes as A and the all-ones mma for sum(x)) with a smaller register footprint, so that
+ * more warps stay resident (run16's profile of qmm_tc 'k': 113 registers, 4 blocks an SM, 0.93
+ * eligible warps a scheduler, DRAM 57% busy: latency-bound for want of warps).
+ * - x (one row, fp16) is staged once per block in shared memory (cols * 2 bytes) after the
+ *   first code stages are in flight; every lane reads it there (lanes of other n columns read
+ *   the same x, so the unused output columns are copies: no predicates, broadcast reads).
+ * - A quad's four lanes load one scale-or-offset word each per stage (lane tq: row tq >> 1,
+ *   scale when tq is even, offset when odd; GPI consecutive fp16 values as one 2-, 4- or
+ *   8-byte load) and pass them round by shuffles: 1 or 2 registers a stage instead of 4 * GPI.
+ * - Code addresses: one pointer per row, advanced by the stage's k-blocks.
+ * Block = KS warps on 16 rows, warp w takes k-blocks w, w + KS, ... through a D-stage register
+ * ring like qmm_tc's; PDL as qmm_tc (codes before tp_pdl_wait(), x after). cols % 128 == 0 and
+ * cols * 2 bytes of shared memory (the launcher checks).
+ * ------------------------------------------------------------------------------------------- */
+template <int G> struct X1Scale;
+template <> struct X1Scale<128> { typedef unsigned short T; };
+template <> struct X1Scale<64> { typedef unsigned int T; };
+template <> struct X1Scale<32> { typedef unsigned long long T; };
+
+template <int G>
+struct X1Stage {
+    static constexpr int GPI = 128 / G, NW = G / 32;
+    uint32_t c[2][GPI][NW];
+    typename X1Scale<G>::T s;
+};
+
+template <int G>
+static __device__ __forceinline__ void x1_load(X1Stage<G> &st, const uint8_t *c0, const uint8_t *c1,
+                                               const typename X1Scale<G>::T *sp, int kb) {
+    constexpr int GPI = 128 / G, PB = G / 8;
+#pragma unroll
+    for (int j = 0; j < GPI; j++) {
+        CodeVec<PB>::load(c0 + kb * 64 + j * (G / 2), st.c[0][j]);
+        CodeVec<PB>::load(c1 + kb * 64 + j * (G / 2), st.c[1][j]);
+    }
+    st.s = __ldcs(sp + kb);
+}
+
+/* the fp16 value v of the GPI packed in word w (as float) */
+template <int G>
+static __device__ __forceinline__ float x1_half(typename X1Scale<G>::T w, int v) {
+    return h2f((unsigned short)(w >> (16 * v)));
+}
+
+template <int G>
+static __device__ __forceinline__ typename X1Scale<G>::T x1_shfl(typename X1Scale<G>::T w, int src) {
+    typedef typename X1Scale<G>::T T;
+    if (sizeof(T) == 8) return (T)__shfl_sync(0xffffffffu, (unsigned long long)w, src);
+    return (T)__shfl_sync(0xffffffffu, (unsigned)w, src);
+}
+
+/* One k-block: xs holds x as B fragments (x1_stage_x), xsum the fp32 sum of every group of x. Two
+ * mma chains (word halves A0 / A1) so that each is half as long. */
+template <int G>
+static __device__ __forceinline__ void x1_compute(const X1Stage<G> &st, const uint4 *__restrict__ xs,
+                                                  const float *__restrict__ xsum, int kb, bool ok, int tq, int quad,
+                                                  float (&acc)[4]) {
+    constexpr int GPI = 128 / G, NW = G / 32, P = G / 4;
+    typedef typename X1Scale<G>::T ST;
+    const ST s0 = x1_shfl<G>(st.s, quad), o0 = x1_shfl<G>(st.s, quad + 1);
+    const ST s1 = x1_shfl<G>(st.s, quad + 2), o1 = x1_shfl<G>(st.s, quad + 3);
+#pragma unroll
+    for (int j = 0; j < GPI; j++) {
+        float ca[4] = {0.f, 0.f, 0.f, 0.f}, cb[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int i = 0; i < NW; i++) {
+            uint32_t q0[4], q1[4];
+            word_pairs3(st.c[0][j][i], q0);
+            word_pairs3(st.c[1][j][i], q1);
+            const uint4 b = xs[(kb * 128 + j * G + tq * P) / 8 + i];
+            const uint32_t A0[4] = {q0[0], q1[0], q0[1], q1[1]};
+            const uint32_t A1[4] = {q0[2], q1[2], q0[3], q1[3]};
+            mma16816(ca, A0, b.x, b.y);
+            mma16816(cb, A1, b.z, b.w);
+        }
+        const float sx = xsum[kb * GPI + j];
+        const float sa = x1_half<G>(s0, j), oa = x1_half<G>(o0, j) * sx;
+        const float sb = x1_half<G>(s1, j), ob = x1_half<G>(o1, j) * sx;
+        const float t0 = acc[0] + fmaf(sa, ca[0] + cb[0], oa), t2 = acc[2] + fmaf(sb, ca[2] + cb[2], ob);
+        acc[0] = ok ? t0 : acc[0];
+        acc[2] = ok ? t2 : acc[2];
+    }
+}
+
+template <int G, int KS, int D, int MINB>
+__global__ void __launch_bounds__(32 * KS, MINB) qmm_x1(QArgs a, const uint16_t *__restrict__ X, float *__restrict__ Y) {
+    static_assert(D >= 2 && D <= 8, "stages");
+    typedef typename X1Scale<G>::T ST;
+    extern __shared__ __align__(16) unsigned char x1_smem[];
+    uint4 *xs = (uint4 *)x1_smem;                      /* cols / 8 B fragments */
+    float *xsum = (float *)(x1_smem + a.cols * 2);    /* a.ngroups sums */
+    __shared__ float red[KS][2][32];
+    tp_pdl_trigger();
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2, tq = lane & 3, quad = lane & ~3;
+    const long long rbase = (long long)blockIdx.x * 16;
+    const long long r0 = min(rbase + gq, a.rows - 1), r1 = min(rbase + gq + 8, a.rows - 1);
+    const uint8_t *c0 = a.codes + r0 * a.cstride + tq * (G / 8), *c1 = a.codes + r1 * a.cstride + tq * (G / 8);
+    const ST *sp = (const ST *)(((tq & 1) ? a.offset : a.scale) + ((tq >> 1) ? r1 : r0) * a.ngroups);
+    const int nkb = (int)(a.cols / 128);
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    X1Stage<G> st[D];
+#pragma unroll
+    for (int i = 0; i < D - 1; i++)
+        if (warp + i * KS < nkb) x1_load<G>(st[i], c0, c1, sp, warp + i * KS);
+    tp_pdl_wait();
+    /* x in shared memory as the mma's B fragments: 8 halves h0..h7 -> (h0,h4) (h1,h5) (h2,h6)
+     * (h3,h7) (tc_compute's byte_perm done once), and the fp32 sum of every group (a group is G / 8
+     * consecutive chunks: consecutive threads, summed by shuffles within aligned lane groups) */
+    for (int i0 = 0; i0 < nkb * 16; i0 += 32 * KS) {
+        const int i = i0 + threadIdx.x;
+        float t = 0.f;
+        if (i < nkb * 16) {
+            const uint4 v = __ldg((const uint4 *)X + i);
+            xs[i] = make_uint4(__byte_perm(v.x, v.z, 0x5410), __byte_perm(v.x, v.z, 0x7632), __byte_perm(v.y, v.w, 0x5410),
+                               __byte_perm(v.y, v.w, 0x7632));
+            const float2 f0 = __half22float2(*(const __half2 *)&v.x), f1 = __half22float2(*(const __half2 *)&v.y);
+            const float2 f2 = __half22float2(*(const __half2 *)&v.z), f3 = __half22float2(*(const __half2 *)&v.w);
+            t = ((f0.x + f0.y) + (f1.x + f1.y)) + ((f2.x + f2.y) + (f3.x + f3.y));
+        }
+#pragma unroll
+        for (int m = 1; m < G / 8; m <<= 1) t += __shfl_xor_sync(0xffffffffu, t, m);
+        if (i < nkb * 16 && (i & (G / 8 - 1)) == 0) xsum[i / (G / 8)] = t;
+    }
+    __syncthreads();
+    /* every lane runs every stage of the ring (a stage past the row's end computes on stale
+     * registers and x of k-block 0, and is not accumulated): the shuffles stay convergent, without
+     * the collective emulation nvcc adds to shuffles under a branch it cannot prove uniform */
+    for (int kb0 = warp; kb0 < nkb; kb0 += D * KS) {
+#pragma unroll
+        for (int s = 0; s < D; s++) {
+            const int kb = kb0 + s * KS;
+            const bool ok = kb < nkb;
+            if (kb + (D - 1) * KS < nkb) x1_load<G>(st[(s + D - 1) % D], c0, c1, sp, kb + (D - 1) * KS);
+            x1_compute<G>(st[s], xs, xsum, ok ? kb : 0, ok, tq, quad, acc);
+        }
+    }
+    /* column 0 (batch 1) lives in lanes with tq == 0: acc[0] row gq, acc[2] row gq + 8 */
+    red[warp][0][lane] = acc[0];
+    red[warp][1][lane] = acc[2];
+    __syncthreads();
+    if (warp || tq) return;
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+        float t = red[0][h][lane];
+#pragma unroll
+        for (int w = 1; w < KS; w++) t += red[w][h][lane];
+        const long long r = rbase + gq + 8 * h;
+        if (r < a.rows) Y[r] = t;
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------
