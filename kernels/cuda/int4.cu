@@ -253,10 +253,24 @@ const AsyncCfg QtcTables<GG>::v3[] = {
 
 /* qmm_x1 (one activation row, x in shared memory: int4_tc.cuh) over row tiles of 16 rows, launched
  * with PDL; cols * 2 bytes of dynamic shared memory */
-template <int GG, int KS, int D, int MINB>
+template <int GG, int KS, int D, int MINB, bool PERS = false>
 static cudaError_t x1_launch(const QArgs &a, const uint16_t *X, float *Y) {
-    return tp_cu_launch(1, qmm_x1<GG, KS, D, MINB>, dim3((unsigned)((a.rows + 15) / 16)), dim3(32 * KS),
-                        (size_t)a.cols * 2 + (size_t)a.ngroups * 4, a, X, Y);
+    const size_t smem = (size_t)a.cols * 2 + (size_t)a.ngroups * 4;
+    long long grid = (a.rows + 15) / 16;
+    if (PERS) { /* as many blocks as fit at once (for this shared-memory size), at most one a tile */
+        static size_t known_smem = 0;
+        static int per_sm = 0;
+        if (known_smem != smem) {
+            if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, qmm_x1<GG, KS, D, MINB, PERS>, 32 * KS, smem) !=
+                    cudaSuccess ||
+                per_sm < 1)
+                per_sm = 1;
+            known_smem = smem;
+        }
+        const long long slots = (long long)per_sm * tp_cu_sm_count();
+        if (grid > slots) grid = slots;
+    }
+    return tp_cu_launch(1, qmm_x1<GG, KS, D, MINB, PERS>, dim3((unsigned)grid), dim3(32 * KS), smem, a, X, Y);
 }
 typedef cudaError_t (*x1_launch_fn)(const QArgs &a, const uint16_t *X, float *Y);
 struct X1Cfg {
@@ -288,6 +302,12 @@ const X1Cfg X1Table<GG>::cfg[] = {
     {'n', "w8_d3_minb2", x1_launch<GG, 8, 3, 2>},
     {'o', "w4_d3_minb6", x1_launch<GG, 4, 3, 6>},
     {'p', "w4_d2_minb7", x1_launch<GG, 4, 2, 7>},
+    {'q', "w4_d2_minb7_pers", x1_launch<GG, 4, 2, 7, true>},
+    {'r', "w4_d3_minb6_pers", x1_launch<GG, 4, 3, 6, true>},
+    {'s', "w4_d2_pers", x1_launch<GG, 4, 2, 1, true>},
+    {'t', "w8_d2_pers", x1_launch<GG, 8, 2, 1, true>},
+    {'u', "w4_d3_pers", x1_launch<GG, 4, 3, 1, true>},
+    {'v', "w4_d4_minb5_pers", x1_launch<GG, 4, 4, 5, true>},
     {0, NULL, NULL},
 };
 

@@ -360,7 +360,10 @@ static __device__ __forceinline__ void x1_compute(const X1Stage<G> &st, const ui
     }
 }
 
-template <int G, int KS, int D, int MINB>
+/* PERS: a persistent grid (blocks loop over row tiles tile, tile + gridDim.x, ...), so x is staged
+ * once per block rather than once per 16 rows; the next tile's first stages are loaded before the
+ * reduction of the current one. Without PERS, one tile per block. */
+template <int G, int KS, int D, int MINB, bool PERS = false>
 __global__ void __launch_bounds__(32 * KS, MINB) qmm_x1(QArgs a, const uint16_t *__restrict__ X, float *__restrict__ Y) {
     static_assert(D >= 2 && D <= 8, "stages");
     typedef typename X1Scale<G>::T ST;
@@ -370,16 +373,23 @@ __global__ void __launch_bounds__(32 * KS, MINB) qmm_x1(QArgs a, const uint16_t 
     __shared__ float red[KS][2][32];
     tp_pdl_trigger();
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, gq = lane >> 2, tq = lane & 3, quad = lane & ~3;
-    const long long rbase = (long long)blockIdx.x * 16;
-    const long long r0 = min(rbase + gq, a.rows - 1), r1 = min(rbase + gq + 8, a.rows - 1);
-    const uint8_t *c0 = a.codes + r0 * a.cstride + tq * (G / 8), *c1 = a.codes + r1 * a.cstride + tq * (G / 8);
-    const ST *sp = (const ST *)(((tq & 1) ? a.offset : a.scale) + ((tq >> 1) ? r1 : r0) * a.ngroups);
     const int nkb = (int)(a.cols / 128);
-    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    const long long ntiles = (a.rows + 15) / 16;
+    long long tile = blockIdx.x;
+    const uint8_t *c0, *c1;
+    const ST *sp;
     X1Stage<G> st[D];
+    /* the row pointers of a tile and its first D - 1 stages */
+    auto start = [&](long long t) {
+        const long long r0 = min(t * 16 + gq, a.rows - 1), r1 = min(t * 16 + gq + 8, a.rows - 1);
+        c0 = a.codes + r0 * a.cstride + tq * (G / 8);
+        c1 = a.codes + r1 * a.cstride + tq * (G / 8);
+        sp = (const ST *)(((tq & 1) ? a.offset : a.scale) + ((tq >> 1) ? r1 : r0) * a.ngroups);
 #pragma unroll
-    for (int i = 0; i < D - 1; i++)
-        if (warp + i * KS < nkb) x1_load<G>(st[i], c0, c1, sp, warp + i * KS);
+        for (int i = 0; i < D - 1; i++)
+            if (warp + i * KS < nkb) x1_load<G>(st[i], c0, c1, sp, warp + i * KS);
+    };
+    start(tile);
     tp_pdl_wait();
     /* x in shared memory as the mma's B fragments: 8 halves h0..h7 -> (h0,h4) (h1,h5) (h2,h6)
      * (h3,h7) (tc_compute's byte_perm done once), and the fp32 sum of every group (a group is G / 8
@@ -400,30 +410,41 @@ __global__ void __launch_bounds__(32 * KS, MINB) qmm_x1(QArgs a, const uint16_t 
         if (i < nkb * 16 && (i & (G / 8 - 1)) == 0) xsum[i / (G / 8)] = t;
     }
     __syncthreads();
-    /* every lane runs every stage of the ring (a stage past the row's end computes on stale
-     * registers and x of k-block 0, and is not accumulated): the shuffles stay convergent, without
-     * the collective emulation nvcc adds to shuffles under a branch it cannot prove uniform */
-    for (int kb0 = warp; kb0 < nkb; kb0 += D * KS) {
+    for (;;) {
+        float acc[4] = {0.f, 0.f, 0.f, 0.f};
+        /* every lane runs every stage of the ring (a stage past the row's end computes on stale
+         * registers and x of k-block 0, and is not accumulated): the shuffles stay convergent,
+         * without the collective emulation nvcc adds to shuffles under a branch it cannot prove
+         * uniform */
+        for (int kb0 = warp; kb0 < nkb; kb0 += D * KS) {
 #pragma unroll
-        for (int s = 0; s < D; s++) {
-            const int kb = kb0 + s * KS;
-            const bool ok = kb < nkb;
-            if (kb + (D - 1) * KS < nkb) x1_load<G>(st[(s + D - 1) % D], c0, c1, sp, kb + (D - 1) * KS);
-            x1_compute<G>(st[s], xs, xsum, ok ? kb : 0, ok, tq, quad, acc);
+            for (int s = 0; s < D; s++) {
+                const int kb = kb0 + s * KS;
+                const bool ok = kb < nkb;
+                if (kb + (D - 1) * KS < nkb) x1_load<G>(st[(s + D - 1) % D], c0, c1, sp, kb + (D - 1) * KS);
+                x1_compute<G>(st[s], xs, xsum, ok ? kb : 0, ok, tq, quad, acc);
+            }
         }
-    }
-    /* column 0 (batch 1) lives in lanes with tq == 0: acc[0] row gq, acc[2] row gq + 8 */
-    red[warp][0][lane] = acc[0];
-    red[warp][1][lane] = acc[2];
-    __syncthreads();
-    if (warp || tq) return;
+        const long long rbase = tile * 16;
+        tile = PERS ? tile + gridDim.x : ntiles;
+        const bool more = tile < ntiles;
+        if (more) start(tile);
+        /* column 0 (batch 1) lives in lanes with tq == 0: acc[0] row gq, acc[2] row gq + 8 */
+        red[warp][0][lane] = acc[0];
+        red[warp][1][lane] = acc[2];
+        __syncthreads();
+        if (warp == 0 && tq == 0) {
 #pragma unroll
-    for (int h = 0; h < 2; h++) {
-        float t = red[0][h][lane];
+            for (int h = 0; h < 2; h++) {
+                float t = red[0][h][lane];
 #pragma unroll
-        for (int w = 1; w < KS; w++) t += red[w][h][lane];
-        const long long r = rbase + gq + 8 * h;
-        if (r < a.rows) Y[r] = t;
+                for (int w = 1; w < KS; w++) t += red[w][h][lane];
+                const long long r = rbase + gq + 8 * h;
+                if (r < a.rows) Y[r] = t;
+            }
+        }
+        if (!more) break;
+        __syncthreads(); /* red is written again */
     }
 }
 
