@@ -188,8 +188,9 @@ struct QtcTables {
     static const AsyncCfg v3[];
 };
 
-/* GEMV (batch 1..8, one n-tile). Defaults, the fastest measured on the H200 (reports/gpu/run8):
- * 'k' for g128 (4 warps, 4 register stages), 'o' for g64, 'e' for g32 (run7); an unknown letter
+/* GEMV (batch 1..8, one n-tile; batch 1 goes to qmm_x1 where x1_default says so). Defaults: 'u'
+ * for g128 ('k', 4 warps and 4 register stages, with the LOP3 decode: H100 run18 / run19, 15.7 vs
+ * 16.3 us at 8192^2), 'o' for g64, 'e' for g32 (H200 run7/run8); an unknown letter
  * picks 'e'. g, h, i, l: 2 m-tiles per warp (32 rows a block): the all-ones sum(x) mma and the x
  * loads shared by two row tiles, two independent mma chains per warp (NOTES.md, v3); i..p: 3 or 4
  * register stages (2 or 3 k-blocks in flight per warp); q..t: deeper rings (5..7 k-blocks in
@@ -253,21 +254,27 @@ const AsyncCfg QtcTables<GG>::v3[] = {
 
 /* qmm_x1 (one activation row, x in shared memory: int4_tc.cuh) over row tiles of 16 rows, launched
  * with PDL; cols * 2 bytes of dynamic shared memory */
+/* blocks of qmm_x1<GG, KS, D, MINB, PERS> resident at once on the device for a's shared memory */
+template <int GG, int KS, int D, int MINB, bool PERS>
+static long long x1_slots(const QArgs &a) {
+    const size_t smem = (size_t)a.cols * 2 + (size_t)a.ngroups * 4;
+    static size_t known_smem = 0;
+    static int per_sm = 0;
+    if (known_smem != smem) {
+        if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, qmm_x1<GG, KS, D, MINB, PERS>, 32 * KS, smem) !=
+                cudaSuccess ||
+            per_sm < 1)
+            per_sm = 1;
+        known_smem = smem;
+    }
+    return (long long)per_sm * tp_cu_sm_count();
+}
 template <int GG, int KS, int D, int MINB, bool PERS = false>
 static cudaError_t x1_launch(const QArgs &a, const uint16_t *X, float *Y) {
     const size_t smem = (size_t)a.cols * 2 + (size_t)a.ngroups * 4;
     long long grid = (a.rows + 15) / 16;
-    if (PERS) { /* as many blocks as fit at once (for this shared-memory size), at most one a tile */
-        static size_t known_smem = 0;
-        static int per_sm = 0;
-        if (known_smem != smem) {
-            if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, qmm_x1<GG, KS, D, MINB, PERS>, 32 * KS, smem) !=
-                    cudaSuccess ||
-                per_sm < 1)
-                per_sm = 1;
-            known_smem = smem;
-        }
-        const long long slots = (long long)per_sm * tp_cu_sm_count();
+    if (PERS) { /* as many blocks as fit at once, at most one a tile */
+        const long long slots = x1_slots<GG, KS, D, MINB, PERS>(a);
         if (grid > slots) grid = slots;
     }
     return tp_cu_launch(1, qmm_x1<GG, KS, D, MINB, PERS>, dim3((unsigned)grid), dim3(32 * KS), smem, a, X, Y);
@@ -346,14 +353,32 @@ static int gemm_cfg(void) {
     return v;
 }
 
-/* TENPAK_CUDA_X1: qmm_x1's configuration for batch 1 ('0' or unset: qmm_tc as before) */
+/* TENPAK_CUDA_X1: unset, the default below (x1_default); '0', qmm_tc for every batch-1 GEMV; a
+ * letter or name of X1Table, that qmm_x1 configuration wherever x fits in shared memory. Returns
+ * -1 (unset), -3 ('0') or the entry. */
 static int x1_cfg(void) {
     static int v = -2;
     if (v == -2) {
         const char *e = getenv("TENPAK_CUDA_X1");
-        v = !e || !*e || e[0] == '0' ? -1 : cfg_from_env(X1Table<128>::cfg, "TENPAK_CUDA_X1", 'a');
+        v = !e || !*e ? -1 : e[0] == '0' ? -3 : cfg_from_env(X1Table<128>::cfg, "TENPAK_CUDA_X1", 'a');
     }
     return v;
+}
+
+/* The batch-1 default (H100, reports/gpu/run19; g128 8192^2 / 28672x8192, g64 / g32 8192^2, us):
+ * g32 and g64: qmm_x1 't' (8 warps, 2 stages, persistent): 22.3 / 17.9 against qmm_tc's 31.9 / 23.0;
+ * g128: qmm_x1 'q' (4 warps, 2 stages, 71 registers: 7 blocks an SM, persistent) when the row tiles
+ * outnumber its resident blocks (28672x8192: 50.3 against 55.6), else qmm_tc 'u' (15.7 against
+ * 'q' 24.5 at 8192^2: with fewer tiles than slots, 4-warp blocks of 2 stages leave the SMs short
+ * of loads in flight). Returns the X1Table entry, or -1 for qmm_tc. */
+template <int GG>
+static int x1_default(const QArgs &a) {
+    if (GG != 128) {
+        static const int t = cfg_letter(X1Table<GG>::cfg, 't');
+        return t;
+    }
+    static const int q = cfg_letter(X1Table<GG>::cfg, 'q');
+    return (a.rows + 15) / 16 > x1_slots<GG, 4, 2, 7, true>(a) ? q : -1;
 }
 
 /* TENPAK_CUDA_V3=1: qmm_async instead of the register-pipelined qmm_tc (off by default: slower on
@@ -389,7 +414,7 @@ static int launch_v3(q_state *s, const QArgs &a) {
 /* the default GEMV configuration of a group size */
 template <int GG>
 static int gemv_default(void) {
-    static const int i = cfg_letter(QtcTables<GG>::gemv, GG == 128 ? 'k' : GG == 64 ? 'o' : 'e');
+    static const int i = cfg_letter(QtcTables<GG>::gemv, GG == 128 ? 'u' : GG == 64 ? 'o' : 'e');
     return i;
 }
 
@@ -408,8 +433,11 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
         const int tiles8 = (batch + 7) / 8;
         const uint16_t *X = (const uint16_t *)s->X;
         if (launch_v3<GG>(s, a)) return;
-        if (batch == 1 && x1_cfg() >= 0 && a.cols * 2 + a.ngroups * 4 <= 48 * 1024) {
-            TP_CU(&s->base, X1Table<GG>::cfg[x1_cfg()].launch(a, X, s->Y));
+        const int x1 = batch != 1 || x1_cfg() == -3 || a.cols * 2 + a.ngroups * 4 > 48 * 1024 ? -1
+                       : x1_cfg() >= 0                                                    ? x1_cfg()
+                                                                                          : x1_default<GG>(a);
+        if (x1 >= 0) {
+            TP_CU(&s->base, X1Table<GG>::cfg[x1].launch(a, X, s->Y));
         } else if (tiles8 == 1) {
             /* GEMV: occupancy decides (NOTES.md); TENPAK_CUDA_GEMV_CFG picks another for experiments */
             const int cfg = gemv_cfg() >= 0 ? gemv_cfg() : gemv_default<GG>();
