@@ -112,6 +112,27 @@ tp_status tp_model_forward(tp_model *m, const int32_t *ids, int n, int pos0, int
 tp_status tp_model_forward_nll(tp_model *m, const int32_t *ids, int n, int pos0, int row0, int row1,
                                const int32_t *targets, double *nll, tp_err *e);
 
+/* Chunked prefill (CPU device): a forward pass of more than `rows` tokens runs as consecutive
+ * passes of at most `rows` tokens each (as equal as can be), each at its positions and attending
+ * to the KV cache the ones before it filled, as incremental decoding does; the requested logits /
+ * NLLs are computed chunk by chunk. The activations are then only ever sized for `rows` tokens.
+ * The logits agree with one pass over all n rows to float rounding (the products have other
+ * shapes); the split depends on n and `rows` only, never on the thread count or the weight mode.
+ * Every chunk reads every weight again (a packed one is dequantised again, model_forward.c), and
+ * runs the products on fewer rows. Measured on a 2-vCPU Zen 4 in one process, chunked and unchunked
+ * passes alternating: llama-mini's pp512 (5.6 MB of activations) in 2 chunks of 256 ran 6.5% (fp32)
+ * and 7.6% (int4) slower; TinyLlama-shaped pp512 (31 MB of activations, 5% of its int4 artifact) in
+ * 2 chunks 8% (fp32) and 9% (int4) slower, in 4 chunks of 128 20-30% slower. So the default chunks
+ * only passes whose activations would pass TP_PREFILL_CHUNK_BYTES, into chunks of at least
+ * TP_PREFILL_CHUNK rows: a model whose int4 artifact is ~10x its prefill activations gets +9.5%
+ * peak RSS instead of +14.8% (TinyLlama-shaped, bench-model) for that prefill time. rows <= 0: every pass at once. $TENPAK_PREFILL_CHUNK (rows; 0: off)
+ * replaces the default at load. While an activation sink is set no pass is chunked (calibration
+ * sees every row of an input in one call). */
+#define TP_PREFILL_CHUNK 256
+#define TP_PREFILL_CHUNK_BYTES ((size_t)16 << 20)
+void tp_model_set_prefill_chunk(tp_model *m, int rows);
+int tp_model_prefill_chunk(const tp_model *m);
+
 /* Where tp_model_forward and tp_model_forward_nll run. TP_DEVICE_CPU (default) is the code above,
  * unchanged. TP_DEVICE_CUDA (kernels/cuda/tp_cuda_model.h): every tensor is uploaded now (again on
  * the next forward after an override or the weight hook changes): packed weights (artifacts with

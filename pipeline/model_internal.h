@@ -45,12 +45,13 @@ struct tp_model {
     float *rope_cos, *rope_sin; /* [cap][hd/2] */
     /* activations, sized for `rows` rows */
     int rows;
-    float *x, *h, *q, *att, *ff1, *ff2, *S;
+    float *x, *h, *q, *att, *ff1, *ff2, *S; /* att, ff1, ff2 share h's and q's memory (ensure_rows) */
     float *wscratch; /* PER_LAYER conversion target */
     size_t wscratch_n;
     int head_blk; /* lm_head rows per sgemm call, the same in every weight mode (see head()) */
     float *lbuf; /* logits block for the NLL path */
     int lbuf_rows;
+    int prefill_chunk; /* CPU forward: rows per trunk pass (model_forward.c); <= 0: all at once */
     tp_weight_hook hook;
     void *hook_user;
     tp_act_sink act_sink; /* calibration: sees every linear layer's input; NULL = no-op */
@@ -74,6 +75,8 @@ tp_status tp_model_wfill(tp_model *m, const wmat *w, int64_t r0, int64_t nr, flo
 const float *tp_model_wget(tp_model *m, wmat *w, tp_status *rc, tp_err *e);
 
 /* ---- the forward pass (model_forward.c) ---- */
+/* Bytes of activations one row of a CPU pass holds (ensure_rows): what chunked prefill bounds. */
+size_t tp_model_act_row_bytes(const tp_model *m);
 /* The arguments of a forward pass (any device): tokens in range, positions within the cache. */
 tp_status tp_model_check_args(const tp_model *m, const int32_t *ids, int n, int pos0, tp_err *e);
 

@@ -25,6 +25,22 @@ static void drop_caches(tp_model *m) {
     for (size_t i = 0; i < m->nall; i++) { tp_free(m->all[i]->f32); m->all[i]->f32 = NULL; }
 }
 
+void tp_model_set_prefill_chunk(tp_model *m, int rows) { m->prefill_chunk = rows > 0 ? rows : 0; }
+int tp_model_prefill_chunk(const tp_model *m) { return m->prefill_chunk; }
+
+/* The default chunk (model.h): rows of at most TP_PREFILL_CHUNK_BYTES of activations, but never
+ * under TP_PREFILL_CHUNK rows; TENPAK_PREFILL_CHUNK=ROWS (0: off) replaces it, to measure or bisect. */
+static int default_prefill_chunk(const tp_model *m) {
+    const char *v = getenv("TENPAK_PREFILL_CHUNK");
+    if (v && *v) {
+        char *end;
+        long r = strtol(v, &end, 10);
+        if (!*end && r >= 0 && r <= (1 << 30)) return (int)r;
+    }
+    size_t rows = TP_PREFILL_CHUNK_BYTES / tp_model_act_row_bytes(m);
+    return rows < TP_PREFILL_CHUNK ? TP_PREFILL_CHUNK : rows > (1 << 30) ? 1 << 30 : (int)rows;
+}
+
 void tp_model_set_act_sink(tp_model *m, tp_act_sink fn, void *user) {
     m->act_sink = fn;
     m->act_user = user;
@@ -102,7 +118,7 @@ void tp_model_free(tp_model *m) {
     tp_free(m->nfw); tp_free(m->nfb);
     free(m->L); free(m->all);
     tp_free(m->kc); tp_free(m->vc); tp_free(m->rope_cos); tp_free(m->rope_sin);
-    tp_free(m->x); tp_free(m->h); tp_free(m->q); tp_free(m->att); tp_free(m->ff1); tp_free(m->ff2); tp_free(m->S);
+    tp_free(m->x); tp_free(m->h); tp_free(m->q); tp_free(m->S); /* att, ff1, ff2 point into h and q */
     tp_free(m->wscratch); tp_free(m->lbuf);
     tp_model_device_release(m);
     /* what the weights point into (an artifact's map, decoded buffers) goes last, latest first */
@@ -314,6 +330,7 @@ tp_status tp_model_load(const char *dir, const tp_model_opts *opts, tp_model **o
     /* a multiple of 64 rows, so every block of an fp32 copy starts 64-byte aligned like wscratch */
     m->head_blk = (int)((HEAD_BLOCK_FLOATS / (size_t)d) & ~(size_t)63);
     if (m->head_blk < 64) m->head_blk = 64;
+    m->prefill_chunk = default_prefill_chunk(m);
     if (m->mode != TP_WEIGHTS_F32) {
         size_t hb = (size_t)m->head_blk * (size_t)d;
         m->wscratch_n = biggest > hb ? biggest : hb;

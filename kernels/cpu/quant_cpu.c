@@ -180,13 +180,15 @@ static void qgemm_task(void *vc, int t, int nt) {
 /* Many activation rows (prefill, perplexity windows): the product is compute-bound, so the
  * weights go through OpenBLAS's sgemm one tile at a time, each tile of rows decoded to fp32 by
  * the dequantisation kernel (exactly the reference's values) into a scratch of at most
- * QG_TILE_FLOATS (8 MB: the model never holds an fp32 copy of a whole matrix). Below QG_SGEMM_MIN
- * rows of X the register micro-kernels below are faster (no packing). llama-mini pp512 on Zen 4
- * with the micro-kernels alone: 0.83x the fp32 model's prefill; TinyLlama-shaped, a 712-token
- * prompt (`tenpak generate -n 0`), loaded host: tiles of 2 MB 77-78 tok/s, of 8 MB 76-91, the
- * fp16 weights 77-79. */
+ * QG_TILE_FLOATS (4 MB: the model never holds an fp32 copy of a whole matrix, and the scratch
+ * counts in a prefill's peak RSS). Below QG_SGEMM_MIN rows of X the register micro-kernels below
+ * are faster (no packing). llama-mini pp512 on Zen 4 with the micro-kernels alone: 0.83x the fp32
+ * model's prefill; TinyLlama-shaped, a 712-token prompt (`tenpak generate -n 0`), loaded host:
+ * tiles of 2 MB 77-78 tok/s, of 8 MB 76-91, the fp16 weights 77-79. With the model's 256-row
+ * prefill chunks (model.h), TinyLlama-shaped pp512, 4 alternating rounds: 8 MB 75-80 tok/s,
+ * 6 MB 76-81, 4 MB 76-79, and 4 MB less peak RSS than 8. */
 #define QG_SGEMM_MIN 16
-#define QG_TILE_FLOATS (1 << 21)
+#define QG_TILE_FLOATS (1 << 20)
 static tp_status qgemm_sgemm(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
     const int64_t rows = q->rows, cols = q->cols;
     int64_t tr = QG_TILE_FLOATS / cols;
