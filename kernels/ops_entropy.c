@@ -5,9 +5,11 @@
  *   rans_dec / ac_dec: the decoded bytes of a block written by the reference encoder (exact).
  *   rans_dec/o0_chunks64k, o0_nib_chunks64k: many independent 64 KiB blocks, decoded bytes
  *       concatenated (exact); ref, cpu (worker pool over blocks), cuda (see below).
- *   rans_dec/o0_bytes_s15, o0_nib_s15: also cpu-scalar and cpu-gather, the cpu decoder with its
- *       AVX-512 table lookups forced each way (include/tenpak/entropy.h: the default is by CPU
- *       vendor), so both are verified, and timed side by side, on every AVX-512 host.
+ *   rans_dec/o0_bytes, o0_nib, o0_bytes_s15, o0_nib_s15: also cpu-scalar and cpu-gather, the cpu
+ *       decoder with its AVX-512 table lookups forced each way (scale 12: the AVX2 decoder's scalar
+ *       loads or one vpgatherdd per vector; 13..15: two scalar levels or the per-slot gather;
+ *       kernels/cpu/rans_cpu.c says which is the default), so both are verified, and timed side
+ *       by side, on every AVX-512 host.
  * Inputs (never zeros; shape = bytes of input):
  *   o0_bytes: English-like text (letter frequencies, word lengths, punctuation), ~4.2 bits/byte;
  *   o0_nib:   INT4 codes of Gaussian weights quantised min/max per group of 128, two per byte,
@@ -398,7 +400,9 @@ static void cdec_cuda_fetch(const tp_case *c, void *state, void *out) {
 
 const tp_kernel tp_kernels_entropy[] = {
     ENT_KERNELS(rans, text, TP_K_ISA | TP_K_AVX512)
+    LOOKUP_KERNELS(text)
     ENT_KERNELS(rans, nib, TP_K_ISA | TP_K_AVX512)
+    LOOKUP_KERNELS(nib)
     ENT_KERNELS(rans, vq, TP_K_ISA | TP_K_AVX512)
     ENT_KERNELS(rans, text15, TP_K_ISA | TP_K_AVX512)
     LOOKUP_KERNELS(text15)

@@ -322,6 +322,11 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
         g = isa >= TP_ISA_AVX512 ? tp_rans32_dec_groups_wide_avx512(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
             : isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_wide_avx2(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
                                  : dec_groups_wide(x, &p, end, symtab, fc, s, h->sym_bits, dst, full);
+    else if (isa >= TP_ISA_AVX512 && tp_ent_rans_lookup() == TP_RANS_LOOKUP_GATHER)
+        g = isa >= TP_ISA_AVX512VBMI ? tp_rans32_dec_groups_gather_avx512vbmi(x, &p, end, tab, s, h->sym_bits, dst, full)
+                                     : tp_rans32_dec_groups_gather_avx512(x, &p, end, tab, s, h->sym_bits, dst, full);
+    else if (isa >= TP_ISA_AVX512 && getenv("TENPAK_RANS_NARROW512"))
+        g = tp_rans32_dec_groups_avx512(x, &p, end, tab, s, h->sym_bits, dst, full);
     else
         g = isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)
                                : dec_groups_portable(x, &p, end, tab, s, h->sym_bits, dst, full);

@@ -121,3 +121,43 @@ size_t TP_RANS_GATHER_NAME(uint32_t x[32], const uint8_t **pp, const uint8_t *en
     *pp = p;
     return g;
 }
+
+/* scale_bits <= 12: one vpgatherdd per vector from the L1-resident table of the scalar decoder,
+ * tab[slot] = (freq - 1) | (slot - cum) << 12 | sym << 24 (16 KB at 12 bits): the lookup, the
+ * state update and the symbol in one gather, off any second level. */
+size_t TP_RANS_GATHER_NARROW_NAME(uint32_t x[32], const uint8_t **pp, const uint8_t *end, const uint32_t *tab, int s,
+                                  int sym_bits, uint8_t *out, size_t ngroups) {
+    const uint8_t *p = *pp;
+    __m512i XA = _mm512_loadu_si512(x), XB = _mm512_loadu_si512(x + 16);
+    const __m512i vmask = _mm512_set1_epi32((int)((1u << s) - 1)), v8 = _mm512_set1_epi32(8);
+    const __m512i vL = _mm512_set1_epi32((int)TP_RANS_L), vL2 = _mm512_set1_epi32((int)(TP_RANS_L >> 8));
+    const __m512i v12 = _mm512_set1_epi32(0xfff), one = _mm512_set1_epi32(1), vff = _mm512_set1_epi32(0xff);
+#ifdef TP_RANS_VBMI
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#endif
+    const __m128i sh = _mm_cvtsi32_si128(s);
+    size_t g = 0;
+    for (; g < ngroups && end - p >= TP_RANS32_GROUP_BYTES; g++) {
+        const __m512i ea = _mm512_i32gather_epi32(_mm512_and_si512(XA, vmask), (const void *)tab, 4);
+        const __m512i eb = _mm512_i32gather_epi32(_mm512_and_si512(XB, vmask), (const void *)tab, 4);
+        XA = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_add_epi32(_mm512_and_si512(ea, v12), one), _mm512_srl_epi32(XA, sh)),
+                              _mm512_and_si512(_mm512_srli_epi32(ea, 12), v12));
+        XB = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_add_epi32(_mm512_and_si512(eb, v12), one), _mm512_srl_epi32(XB, sh)),
+                              _mm512_and_si512(_mm512_srli_epi32(eb, 12), v12));
+        RENORM16()
+        const __m512i sa = _mm512_srli_epi32(ea, 24), sb = _mm512_srli_epi32(eb, 24);
+        if (sym_bits == 8) {
+            _mm_storeu_si128((__m128i *)(out + 32 * g), _mm512_cvtepi32_epi8(sa));
+            _mm_storeu_si128((__m128i *)(out + 32 * g + 16), _mm512_cvtepi32_epi8(sb));
+        } else { /* lanes 2i, 2i + 1 are one qword: its low byte | (high dword's byte) << 4 */
+            const __m128i na = _mm512_cvtepi64_epi8(_mm512_or_si512(sa, _mm512_srli_epi64(sa, 28)));
+            const __m128i nb = _mm512_cvtepi64_epi8(_mm512_or_si512(sb, _mm512_srli_epi64(sb, 28)));
+            _mm_storeu_si128((__m128i *)(out + 16 * g), _mm_unpacklo_epi64(na, nb));
+        }
+    }
+    (void)vff;
+    _mm512_storeu_si512(x, XA);
+    _mm512_storeu_si512(x + 16, XB);
+    *pp = p;
+    return g;
+}

@@ -3,4 +3,5 @@
  * from one 64-byte load (the load no longer waits for the group's masks). */
 #define TP_RANS_VBMI 1
 #define TP_RANS_GATHER_NAME tp_rans32_dec_groups_wide_gather_avx512vbmi
+#define TP_RANS_GATHER_NARROW_NAME tp_rans32_dec_groups_gather_avx512vbmi
 #include "kernels/cpu/avx512/rans_avx512_body.h"
