@@ -54,8 +54,9 @@ static int cmd_encode(int argc, char **argv) {
             printf("usage: tenpak entropy encode [--coder rans|ac] [--lanes N] [--scale-bits S] [--sym-bits 8|4]\n"
                    "                              [--repeat K] [--json FILE] IN OUT\n"
                    "  Entropy-codes IN (static order-0 model) into the block OUT. Defaults: rans, 32 lanes,\n"
-                   "  scale 12, 8-bit symbols. Encodes and decodes K times (default 5, one thread) and\n"
-                   "  prints the ratio, bits/byte, the order-0 entropy of IN and the median MB/s.\n");
+                   "  scale auto (12 unless that costs > 0.1%% over the order-0 entropy), 8-bit symbols.\n"
+                   "  Encodes and decodes K times (default 5, one thread) and prints the ratio,\n"
+                   "  bits/byte, the order-0 entropy of IN and the median MB/s.\n");
             return 0;
         } else if (!tp_cli_in_out("entropy encode", argv[i], &in, &out))
             return 2;
@@ -131,7 +132,8 @@ static int cmd_encode(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "decode_MBps", dmb);
         cJSON_AddNumberToObject(o, "repeat", repeat);
         cJSON_AddStringToObject(o, "isa", tp_isa_name(tp_cpu_isa()));
-        cJSON_AddStringToObject(o, "rans_lookup", tp_rans_lookup_name(tp_ent_rans_lookup()));
+        /* the lookup the decoder took at this block's scale (auto resolved) */
+        cJSON_AddStringToObject(o, "rans_lookup", tp_rans_lookup_name(tp_rans_lookup_at(tp_ent_rans_lookup(), h.scale_bits)));
         rc = tp_cli_json_out("entropy encode", json, o);
         cJSON_Delete(o);
     }

@@ -226,9 +226,12 @@ static void chunk_agrees(const char *model) {
         cr_expect_leq(w, 1e-5, "%s: chunks of %d after %d cached: relative L2 %g", model, k, pre, w);
         /* the NLL path */
         cr_assert_eq(tp_model_forward_nll(m, ids, n, 0, 3, n - 1, ids + 4, ngot, &e), TP_OK, "%s", e.msg);
+        /* relative to the NLL (at least 1 nat), the logits' 1e-5: the chunks' products have other
+         * shapes, and some BLAS kernels (OpenBLAS SkylakeX, ci/host-matrix.sh) sum them in
+         * another order (seen: 1.14e-5 absolute on NLLs of several nats, chunks of 17) */
         double d = 0;
-        for (int i = 0; i < n - 4; i++) d = fmax(d, fabs(ngot[i] - nref[i]));
-        cr_expect_leq(d, 1e-5, "%s: chunks of %d: NLL max abs diff %g", model, k, d);
+        for (int i = 0; i < n - 4; i++) d = fmax(d, fabs(ngot[i] - nref[i]) / fmax(1.0, fabs(nref[i])));
+        cr_expect_leq(d, 1e-5, "%s: chunks of %d: NLL max relative diff %g", model, k, d);
     }
     /* an activation sink sees whole inputs */
     tp_model_set_prefill_chunk(m, 17);

@@ -112,17 +112,20 @@ tp_status tp_ent_encode_cpu(const void *src, size_t n, const tp_ent_params *p, v
 /* Decode a whole block into dst (cap >= header n); *n = decoded bytes. The checksum is verified. */
 tp_status tp_ent_decode_ref(const void *src, size_t len, void *dst, size_t cap, size_t *n, tp_err *e);
 tp_status tp_ent_decode_cpu(const void *src, size_t len, void *dst, size_t cap, size_t *n, tp_err *e);
-/* How the cpu rANS decoder's AVX-512 path (32 lanes, scale_bits 13..15) looks its tables up; the
- * same decoded bytes either way. SCALAR: scalar loads from an L1-sized symbol table, then the
- * symbol's freq and cum (gathers are slow on AMD cores). GATHER: vpgatherdd from a per-slot table
- * of freq | (slot - cum) << 16 and from the symbol table. The default is SCALAR on every CPU
- * (GATHER measured slower on an Intel Xeon too: kernels/cpu/rans_cpu.c); TENPAK_RANS_LOOKUP=
- * gather|scalar overrides it, and so does
+/* How the cpu rANS decoder's AVX-512 path (32 lanes) looks its tables up; the same decoded bytes
+ * every way. SCALAR: scalar loads (scale_bits <= 12: one table of (freq - 1, slot - cum, sym);
+ * 13..15: the symbol, then its freq and cum). GATHER: vpgatherdd (<= 12: from the same table,
+ * one per 16 lanes; 13..15: from a per-slot table of freq | (slot - cum) << 16 and the symbol
+ * table). AUTO, the default: GATHER at scale_bits <= 12 on Intel CPUs, SCALAR otherwise
+ * (gathers are slow on AMD cores, and at 13..15 the per-slot table leaves L1: measured in
+ * kernels/cpu/rans_cpu.c). TENPAK_RANS_LOOKUP=gather|scalar|auto overrides it, and so does
  * tp_ent_set_rans_lookup (tests, benchmarks). Below AVX-512 the choice has no effect. */
-typedef enum tp_rans_lookup { TP_RANS_LOOKUP_SCALAR = 0, TP_RANS_LOOKUP_GATHER = 1 } tp_rans_lookup;
+typedef enum tp_rans_lookup { TP_RANS_LOOKUP_SCALAR = 0, TP_RANS_LOOKUP_GATHER = 1, TP_RANS_LOOKUP_AUTO = 2 } tp_rans_lookup;
 tp_rans_lookup tp_ent_rans_lookup(void);
 void tp_ent_set_rans_lookup(tp_rans_lookup l);
-const char *tp_rans_lookup_name(tp_rans_lookup l); /* "scalar", "gather" */
+const char *tp_rans_lookup_name(tp_rans_lookup l); /* "scalar", "gather", "auto" */
+/* What AUTO (or l itself) means at this scale on this CPU: SCALAR or GATHER. */
+tp_rans_lookup tp_rans_lookup_at(tp_rans_lookup l, int scale_bits);
 
 /* ---- models (common/ent_format.c) ---- */
 /* Symbol counts of the stream (count[nsym]) as the format sees it (bytes or nibbles). */

@@ -7,6 +7,7 @@
  * per-symbol freq | cum << 16, on AVX-512, AVX2 or the portable path; with AVX-512 optionally by
  * gathers from a per-slot table instead (TENPAK_RANS_LOOKUP=gather; tp_ent_rans_lookup below). */
 #include <stdlib.h>
+#include <cpuid.h>
 #include <string.h>
 
 #include "kernels/cpu/rans_cpu.h"
@@ -198,22 +199,35 @@ static int rans_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_heade
 }
 
 /* ---- rANS decoder, 32 lanes ---- */
-/* The AVX-512 lookups (include/tenpak/entropy.h): -1 until the first decode chooses. Scalar
- * loads on every CPU unless TENPAK_RANS_LOOKUP=gather. vpgatherdd is slow on AMD cores
- * (rans_lut.h: 0.54 against 0.93 GB/s on Zen 3; on Zen 4 the gather decoder runs at 0.74-0.79 GB/s
- * against the scalar one's 1.05-1.08, kernels/cpu/avx512/rans_avx512.c). It was expected to win on
- * Intel (llvm-mca's Sapphire Rapids model: 70 cycles a group against 96), but measured on an Intel
- * Xeon with AVX-512 VBMI and AMX (the GPU machine's CPU, GDS "Not affected", reports/gpu/run17),
- * one thread, wiki.test.raw: scalar 580-658 MB/s, gather 565-616 (VBMI renormalisation) and
- * 584-600 (AVX-512); `tenpak bench` rans_dec o0_bytes_s15 1 MiB: cpu-scalar 0.77 GB/s, cpu-gather
- * 0.70. So the gather decoder stays an option, not a default. */
+/* The AVX-512 lookups (include/tenpak/entropy.h): -1 until the first decode chooses.
+ * Scale 13..15: scalar loads on every CPU unless TENPAK_RANS_LOOKUP=gather. vpgatherdd is slow on
+ * AMD cores (rans_lut.h: 0.54 against 0.93 GB/s on Zen 3; on Zen 4 the gather decoder runs at
+ * 0.74-0.79 GB/s against the scalar one's 1.05-1.08, kernels/cpu/avx512/rans_avx512.c), and on an
+ * Intel Xeon with AVX-512 VBMI and AMX (the GPU machine's CPU, GDS "Not affected") the per-slot
+ * table (128 KB at 15 bits, past L1) loses too: wiki.test.raw, one thread, scalar 580-658 MB/s,
+ * gather 565-616 (reports/gpu/run17); 815-843 against 618-628 (run21).
+ * Scale <= 12: the table is 16 KB (L1) and one gather per 16 lanes replaces 16 scalar loads and
+ * inserts: on that Xeon (run21, wiki.test.raw at --scale-bits 12) 1024-1054 MB/s against 859-893
+ * for the AVX2 decoder's scalar loads; on Zen 4 (here, alternating) 1037-1077 against 1144-1245.
+ * Hence AUTO: gather at <= 12 on Intel, scalar elsewhere. (Scalar loads on two vectors of 16 with
+ * the AVX-512 renormalisation, tp_rans32_dec_groups_avx512, measured no faster on either: Zen 4
+ * 1105-1163 MB/s, the Xeon 742-856; kept for TENPAK_RANS_NARROW512=1 comparisons.) */
 static int rans_lookup = -1;
 
 static tp_rans_lookup lookup_default(void) {
     const char *v = getenv("TENPAK_RANS_LOOKUP");
     if (v && !strcmp(v, "gather")) return TP_RANS_LOOKUP_GATHER;
     if (v && !strcmp(v, "scalar")) return TP_RANS_LOOKUP_SCALAR;
-    return TP_RANS_LOOKUP_SCALAR;
+    return TP_RANS_LOOKUP_AUTO;
+}
+
+static int cpu_is_intel(void) {
+    static int v = -1;
+    if (v < 0) {
+        unsigned a, b, c, d;
+        v = __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu; /* GenuineIntel */
+    }
+    return v;
 }
 
 tp_rans_lookup tp_ent_rans_lookup(void) {
@@ -225,9 +239,15 @@ tp_rans_lookup tp_ent_rans_lookup(void) {
     return (tp_rans_lookup)l;
 }
 void tp_ent_set_rans_lookup(tp_rans_lookup l) {
-    __atomic_store_n(&rans_lookup, l == TP_RANS_LOOKUP_GATHER ? 1 : 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&rans_lookup, l == TP_RANS_LOOKUP_GATHER ? 1 : l == TP_RANS_LOOKUP_AUTO ? 2 : 0, __ATOMIC_RELAXED);
 }
-const char *tp_rans_lookup_name(tp_rans_lookup l) { return l == TP_RANS_LOOKUP_GATHER ? "gather" : "scalar"; }
+const char *tp_rans_lookup_name(tp_rans_lookup l) {
+    return l == TP_RANS_LOOKUP_GATHER ? "gather" : l == TP_RANS_LOOKUP_AUTO ? "auto" : "scalar";
+}
+tp_rans_lookup tp_rans_lookup_at(tp_rans_lookup l, int scale_bits) {
+    if (l != TP_RANS_LOOKUP_AUTO) return l;
+    return scale_bits <= 12 && cpu_is_intel() ? TP_RANS_LOOKUP_GATHER : TP_RANS_LOOKUP_SCALAR;
+}
 
 static size_t dec_groups_portable(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
                                   const uint32_t *tab, int s, int sym_bits, uint8_t *out,
@@ -310,7 +330,8 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
     const tp_isa isa = tp_cpu_isa();
     size_t g;
     uint32_t *fb = NULL; /* the gathers' per-slot freq | (slot - cum) << 16, 2^s entries */
-    if (wide && isa >= TP_ISA_AVX512 && tp_ent_rans_lookup() == TP_RANS_LOOKUP_GATHER &&
+    const int gather = tp_rans_lookup_at(tp_ent_rans_lookup(), s) == TP_RANS_LOOKUP_GATHER;
+    if (wide && isa >= TP_ISA_AVX512 && gather &&
         (fb = malloc(sizeof *fb << s)) != NULL) {
         for (int k = 0; k < h->nsym; k++)
             for (uint32_t j = 0, f = h->freq[k]; j < f; j++) fb[cum[k] + j] = f | j << 16;
@@ -322,7 +343,7 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
         g = isa >= TP_ISA_AVX512 ? tp_rans32_dec_groups_wide_avx512(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
             : isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_wide_avx2(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
                                  : dec_groups_wide(x, &p, end, symtab, fc, s, h->sym_bits, dst, full);
-    else if (isa >= TP_ISA_AVX512 && tp_ent_rans_lookup() == TP_RANS_LOOKUP_GATHER)
+    else if (isa >= TP_ISA_AVX512 && gather)
         g = isa >= TP_ISA_AVX512VBMI ? tp_rans32_dec_groups_gather_avx512vbmi(x, &p, end, tab, s, h->sym_bits, dst, full)
                                      : tp_rans32_dec_groups_gather_avx512(x, &p, end, tab, s, h->sym_bits, dst, full);
     else if (isa >= TP_ISA_AVX512 && getenv("TENPAK_RANS_NARROW512"))
