@@ -210,8 +210,8 @@ static int rans_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_heade
  * inserts: on that Xeon (run21, wiki.test.raw at --scale-bits 12) 1024-1054 MB/s against 859-893
  * for the AVX2 decoder's scalar loads; on Zen 4 (here, alternating) 1037-1077 against 1144-1245.
  * Hence AUTO: gather at <= 12 on Intel, scalar elsewhere. (Scalar loads on two vectors of 16 with
- * the AVX-512 renormalisation, tp_rans32_dec_groups_avx512, measured no faster on either: Zen 4
- * 1105-1163 MB/s, the Xeon 742-856; kept for TENPAK_RANS_NARROW512=1 comparisons.) */
+ * the AVX-512 renormalisation measured no faster on either, Zen 4 1105-1163 MB/s, the Xeon 742-856
+ * with TENPAK_RANS_NARROW512=1 at 59b5489, and was removed.) */
 static int rans_lookup = -1;
 
 static tp_rans_lookup lookup_default(void) {
@@ -346,8 +346,6 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
     else if (isa >= TP_ISA_AVX512 && gather)
         g = isa >= TP_ISA_AVX512VBMI ? tp_rans32_dec_groups_gather_avx512vbmi(x, &p, end, tab, s, h->sym_bits, dst, full)
                                      : tp_rans32_dec_groups_gather_avx512(x, &p, end, tab, s, h->sym_bits, dst, full);
-    else if (isa >= TP_ISA_AVX512 && getenv("TENPAK_RANS_NARROW512"))
-        g = tp_rans32_dec_groups_avx512(x, &p, end, tab, s, h->sym_bits, dst, full);
     else
         g = isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)
                                : dec_groups_portable(x, &p, end, tab, s, h->sym_bits, dst, full);

@@ -31,9 +31,6 @@ size_t tp_rans32_dec_groups_wide_gather_avx512(uint32_t x[32], const uint8_t **p
 size_t tp_rans32_dec_groups_wide_gather_avx512vbmi(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
                                                    const uint32_t *fb, const uint8_t *sym, int scale_bits,
                                                    int sym_bits, uint8_t *out, size_t ngroups);
-/* scale_bits <= 12 at the AVX-512 level: tp_rans32_dec_groups_avx2's lookups, two vectors of 16 */
-size_t tp_rans32_dec_groups_avx512(uint32_t x[32], const uint8_t **pp, const uint8_t *end, const uint32_t *tab,
-                                   int scale_bits, int sym_bits, uint8_t *out, size_t ngroups);
 /* The gather decoder for scale_bits <= 12 (same files): one vpgatherdd per vector from the scalar
  * decoder's tab[slot] = (freq - 1) | (slot - cum) << 12 | sym << 24. */
 size_t tp_rans32_dec_groups_gather_avx512(uint32_t x[32], const uint8_t **pp, const uint8_t *end, const uint32_t *tab,

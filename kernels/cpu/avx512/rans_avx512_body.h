@@ -81,6 +81,22 @@ static inline __m512i pick_bytes(__mmask16 m, int off, __m512i data, __m512i iot
     }
 #endif
 
+#ifndef TP_RANS_STORE_SYMS
+#define TP_RANS_STORE_SYMS
+/* group g's 32 symbols, lanes 0..15 of sa then of sb, each dword holding its symbol (< 2^sym_bits,
+ * the rest zero), written as bytes (sym_bits 8) or as nibble pairs (4) */
+static inline void store_syms(__m512i sa, __m512i sb, int sym_bits, uint8_t *out, size_t g) {
+    if (sym_bits == 8) {
+        _mm_storeu_si128((__m128i *)(out + 32 * g), _mm512_cvtepi32_epi8(sa));
+        _mm_storeu_si128((__m128i *)(out + 32 * g + 16), _mm512_cvtepi32_epi8(sb));
+    } else { /* lanes 2i, 2i + 1 are one qword: its low byte | (high dword's byte) << 4 */
+        const __m128i na = _mm512_cvtepi64_epi8(_mm512_or_si512(sa, _mm512_srli_epi64(sa, 28)));
+        const __m128i nb = _mm512_cvtepi64_epi8(_mm512_or_si512(sb, _mm512_srli_epi64(sb, 28)));
+        _mm_storeu_si128((__m128i *)(out + 16 * g), _mm_unpacklo_epi64(na, nb));
+    }
+}
+#endif
+
 /* scale_bits 13..15: fb[slot] = freq | (slot - cum) << 16, sym[slot] the symbol (readable up to
  * slot + 3) */
 size_t TP_RANS_GATHER_NAME(uint32_t x[32], const uint8_t **pp, const uint8_t *end, const uint32_t *fb,
@@ -106,15 +122,8 @@ size_t TP_RANS_GATHER_NAME(uint32_t x[32], const uint8_t **pp, const uint8_t *en
         XB = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_and_si512(eb, v16), _mm512_srl_epi32(XB, sh)),
                               _mm512_srli_epi32(eb, 16));
         RENORM16()
-        if (sym_bits == 8) {
-            _mm_storeu_si128((__m128i *)(out + 32 * g), _mm512_cvtepi32_epi8(sa));
-            _mm_storeu_si128((__m128i *)(out + 32 * g + 16), _mm512_cvtepi32_epi8(sb));
-        } else { /* lanes 2i, 2i + 1 are one qword: its low byte | (high dword's byte) << 4 */
-            const __m512i ma = _mm512_and_si512(sa, vff), mb = _mm512_and_si512(sb, vff);
-            const __m128i na = _mm512_cvtepi64_epi8(_mm512_or_si512(ma, _mm512_srli_epi64(ma, 28)));
-            const __m128i nb = _mm512_cvtepi64_epi8(_mm512_or_si512(mb, _mm512_srli_epi64(mb, 28)));
-            _mm_storeu_si128((__m128i *)(out + 16 * g), _mm_unpacklo_epi64(na, nb));
-        }
+        /* the 4-byte gathers bring the next 3 table bytes along: the low byte is the symbol */
+        store_syms(_mm512_and_si512(sa, vff), _mm512_and_si512(sb, vff), sym_bits, out, g);
     }
     _mm512_storeu_si512(x, XA);
     _mm512_storeu_si512(x + 16, XB);
@@ -131,8 +140,9 @@ size_t TP_RANS_GATHER_NARROW_NAME(uint32_t x[32], const uint8_t **pp, const uint
     __m512i XA = _mm512_loadu_si512(x), XB = _mm512_loadu_si512(x + 16);
     const __m512i vmask = _mm512_set1_epi32((int)((1u << s) - 1)), v8 = _mm512_set1_epi32(8);
     const __m512i vL = _mm512_set1_epi32((int)TP_RANS_L), vL2 = _mm512_set1_epi32((int)(TP_RANS_L >> 8));
-    const __m512i v12 = _mm512_set1_epi32(0xfff), one = _mm512_set1_epi32(1), vff = _mm512_set1_epi32(0xff);
+    const __m512i v12 = _mm512_set1_epi32(0xfff), one = _mm512_set1_epi32(1);
 #ifdef TP_RANS_VBMI
+    const __m512i vff = _mm512_set1_epi32(0xff);
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 #endif
     const __m128i sh = _mm_cvtsi32_si128(s);
@@ -145,17 +155,8 @@ size_t TP_RANS_GATHER_NARROW_NAME(uint32_t x[32], const uint8_t **pp, const uint
         XB = _mm512_add_epi32(_mm512_mullo_epi32(_mm512_add_epi32(_mm512_and_si512(eb, v12), one), _mm512_srl_epi32(XB, sh)),
                               _mm512_and_si512(_mm512_srli_epi32(eb, 12), v12));
         RENORM16()
-        const __m512i sa = _mm512_srli_epi32(ea, 24), sb = _mm512_srli_epi32(eb, 24);
-        if (sym_bits == 8) {
-            _mm_storeu_si128((__m128i *)(out + 32 * g), _mm512_cvtepi32_epi8(sa));
-            _mm_storeu_si128((__m128i *)(out + 32 * g + 16), _mm512_cvtepi32_epi8(sb));
-        } else { /* lanes 2i, 2i + 1 are one qword: its low byte | (high dword's byte) << 4 */
-            const __m128i na = _mm512_cvtepi64_epi8(_mm512_or_si512(sa, _mm512_srli_epi64(sa, 28)));
-            const __m128i nb = _mm512_cvtepi64_epi8(_mm512_or_si512(sb, _mm512_srli_epi64(sb, 28)));
-            _mm_storeu_si128((__m128i *)(out + 16 * g), _mm_unpacklo_epi64(na, nb));
-        }
+        store_syms(_mm512_srli_epi32(ea, 24), _mm512_srli_epi32(eb, 24), sym_bits, out, g);
     }
-    (void)vff;
     _mm512_storeu_si512(x, XA);
     _mm512_storeu_si512(x + 16, XB);
     *pp = p;
