@@ -252,12 +252,15 @@ const AsyncCfg QtcTables<GG>::v3[] = {
     {0, NULL, NULL, NULL},
 };
 
-/* qmm_x1 (one activation row, x in shared memory: int4_tc.cuh) over row tiles of 16 rows, launched
- * with PDL; cols * 2 bytes of dynamic shared memory */
+/* qmm_x1's dynamic shared memory: x as fp16 (cols * 2 bytes) and one fp32 sum per group */
+static size_t x1_smem_bytes(const QArgs &a) { return (size_t)a.cols * 2 + (size_t)a.ngroups * 4; }
+/* the most x1_smem_bytes that qmm_x1 is launched with (no opt-in attribute above the default 48 KB) */
+#define X1_SMEM_MAX (48 * 1024)
+
 /* blocks of qmm_x1<GG, KS, D, MINB, PERS> resident at once on the device for a's shared memory */
 template <int GG, int KS, int D, int MINB, bool PERS>
 static long long x1_slots(const QArgs &a) {
-    const size_t smem = (size_t)a.cols * 2 + (size_t)a.ngroups * 4;
+    const size_t smem = x1_smem_bytes(a);
     static size_t known_smem = 0;
     static int per_sm = 0;
     if (known_smem != smem) {
@@ -269,9 +272,11 @@ static long long x1_slots(const QArgs &a) {
     }
     return (long long)per_sm * tp_cu_sm_count();
 }
+/* qmm_x1 (one activation row, x in shared memory: int4_tc.cuh) over row tiles of 16 rows, launched
+ * with PDL */
 template <int GG, int KS, int D, int MINB, bool PERS = false>
 static cudaError_t x1_launch(const QArgs &a, const uint16_t *X, float *Y) {
-    const size_t smem = (size_t)a.cols * 2 + (size_t)a.ngroups * 4;
+    const size_t smem = x1_smem_bytes(a);
     long long grid = (a.rows + 15) / 16;
     if (PERS) { /* as many blocks as fit at once, at most one a tile */
         const long long slots = x1_slots<GG, KS, D, MINB, PERS>(a);
@@ -433,9 +438,9 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
         const int tiles8 = (batch + 7) / 8;
         const uint16_t *X = (const uint16_t *)s->X;
         if (launch_v3<GG>(s, a)) return;
-        const int x1 = batch != 1 || x1_cfg() == -3 || a.cols * 2 + a.ngroups * 4 > 48 * 1024 ? -1
-                       : x1_cfg() >= 0                                                    ? x1_cfg()
-                                                                                          : x1_default<GG>(a);
+        const int x1 = batch != 1 || x1_cfg() == -3 || x1_smem_bytes(a) > X1_SMEM_MAX ? -1
+                       : x1_cfg() >= 0 ? x1_cfg()
+                                       : x1_default<GG>(a);
         if (x1 >= 0) {
             TP_CU(&s->base, X1Table<GG>::cfg[x1].launch(a, X, s->Y));
         } else if (tiles8 == 1) {
