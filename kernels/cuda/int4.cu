@@ -225,8 +225,8 @@ const QtcCfg QtcTables<GG>::gemv[] = {
 
 /* GEMM batch 9..16 (two n-tiles) of g128 (the path with MT2 == 2; TENPAK_CUDA_TC_MT=1 and g32/g64
  * take mt1_w4_d2_xpf outside the table). 'a' is the default; the others are experiments: b = 4
- * m-tiles x 8 warps (x not prefetched), c = 2 m-tiles x 8 warps, d..i: 3, 4 or 6 register stages.
- * An unknown letter picks 'c'. */
+ * m-tiles x 8 warps (x not prefetched), c = 2 m-tiles x 8 warps, d..i: 3, 4 or 6 register stages;
+ * j..m: a, h, d and c with the GEMV's LOP3 decode ('u'). An unknown letter picks 'c'. */
 template <int GG>
 const QtcCfg QtcTables<GG>::gemm[] = {
     {'a', "mt2_w4_d2_xpf", qtc_launch<GG, 2, MT2, 4, 1, -1, 2>},
@@ -238,6 +238,10 @@ const QtcCfg QtcTables<GG>::gemm[] = {
     {'g', "mt1_w4_d4", qtc_launch<GG, 2, 1, 4, 1, 0, 4>},
     {'h', "mt2_w4_d4", qtc_launch<GG, 2, 2, 4, 1, 0, 4>},
     {'i', "mt1_w4_d6", qtc_launch<GG, 2, 1, 4, 1, 0, 6>},
+    {'j', "mt2_w4_d2_xpf_lop3", qtc_launch<GG, 2, MT2, 4, 1, -1, 2, true>},
+    {'k', "mt2_w4_d4_lop3", qtc_launch<GG, 2, 2, 4, 1, 0, 4, true>},
+    {'l', "mt2_w4_d3_lop3", qtc_launch<GG, 2, 2, 4, 1, 0, 3, true>},
+    {'m', "mt2_w8_d2_xpf_lop3", qtc_launch<GG, 2, 2, 8, 1, -1, 2, true>},
     {0, NULL, NULL},
 };
 
