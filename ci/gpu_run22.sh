@@ -5,11 +5,13 @@
 # 12..15 with scalar loads and with gathers (issue 15: the per-slot table at 13 is 32 KB, inside its
 # 48 KB L1); (3) the GEMM x16 configurations with the LOP3 decode (TENPAK_CUDA_GEMM_CFG j..m) against
 # 'a' (the default) and 'h'. Each setting verified before its bench (ci/gpu_cfgs.sh).
-#   rm -rf .gpu/src && mkdir -p .gpu/src && git archive HEAD | tar x -C .gpu/src && cp ci/gpu_run22.sh .gpu/run22.sh
-#   device run: `TENPAK_GIT_COMMIT=<sha> bash .gpu/run22.sh`, carry .gpu/debs .gpu/src .gpu/shared .gpu/run22.sh
+#   tar cf - -C .gpu/shared models datasets | xz -9 -T2 > .gpu/shared.tar.xz   (.gpu/shared as in ci/gpu.sh
+#   --copy-shared; packed so that it fits the device tool's 64 MiB carry beside the tree and the debs)
+#   device run, from the committed tree: `TENPAK_GIT_COMMIT=<sha> bash ci/gpu_run22.sh`, carry .gpu/debs .gpu/shared.tar.xz
 # Results: $OUT/run22.tgz (written again after each part).
 set -u
-ROOT=$PWD; cd .gpu/src && ln -sfn "$ROOT/.gpu" .gpu
+ROOT=$PWD
+mkdir -p .gpu/shared && tar xJf .gpu/shared.tar.xz -C .gpu/shared
 export TENPAK_GIT_COMMIT=${TENPAK_GIT_COMMIT:-unknown} TENPAK_GPU_REPS=3 TENPAK_GPU_MIN_TIME=0.05
 R=/tmp/run22; rm -rf $R; mkdir -p $R
 pack() { tar czf "$OUT/run22.tgz" -C /tmp run22; }
