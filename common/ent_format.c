@@ -12,7 +12,7 @@
 void tp_ent_params_default(tp_ent_params *p, tp_ent_coder coder) {
     p->coder = coder;
     p->lanes = coder == TP_ENT_RANS ? TP_ENT_LANES_CPU : 0;
-    p->scale_bits = 0; /* auto: 12 unless quantisation costs > 0.1% */
+    p->scale_bits = 0; /* auto: 12 unless quantisation costs > TP_ENT_SCALE_SLACK */
     p->sym_bits = 8;
 }
 
@@ -107,7 +107,7 @@ int tp_ent_auto_scale(const uint64_t *count, int nsym) {
     uint32_t freq[256];
     for (int s = TP_ENT_SCALE_DEFAULT; s < TP_ENT_SCALE_MAX; s++) {
         if (present > (1 << s) || tp_ent_quantize_freqs(count, nsym, s, freq, NULL) != TP_OK) continue;
-        if (tp_ent_coded_bits(count, freq, nsym, s) <= ideal * N * 1.001) return s;
+        if (tp_ent_coded_bits(count, freq, nsym, s) <= ideal * N * (1 + TP_ENT_SCALE_SLACK)) return s;
     }
     return TP_ENT_SCALE_MAX;
 }

@@ -209,7 +209,10 @@ static int rans_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_heade
  * Scale <= 12: the table is 16 KB (L1) and one gather per 16 lanes replaces 16 scalar loads and
  * inserts: on that Xeon (run21, wiki.test.raw at --scale-bits 12) 1024-1054 MB/s against 859-893
  * for the AVX2 decoder's scalar loads; on Zen 4 (here, alternating) 1037-1077 against 1144-1245.
- * Hence AUTO: gather at <= 12 on Intel, scalar elsewhere. (Scalar loads on two vectors of 16 with
+ * Scale 13: the per-slot table is 32 KB, inside that Xeon's 48 KB L1: gathers 764-784 MB/s against
+ * scalar loads' 293-643 (run22, a slower or busier machine than run21's: 12 with gathers 804-855
+ * there); 14 (64 KB): 581-694 against 642-684, no gain. Hence AUTO: gather at <= 13 on Intel,
+ * scalar elsewhere (Zen 4 at 13, scalar: 857-880 MB/s against 801-871 at 15, alternating here). (Scalar loads on two vectors of 16 with
  * the AVX-512 renormalisation measured no faster on either, Zen 4 1105-1163 MB/s, the Xeon 742-856
  * with TENPAK_RANS_NARROW512=1 at 59b5489, and was removed.) */
 static int rans_lookup = -1;
@@ -246,7 +249,7 @@ const char *tp_rans_lookup_name(tp_rans_lookup l) {
 }
 tp_rans_lookup tp_rans_lookup_at(tp_rans_lookup l, int scale_bits) {
     if (l != TP_RANS_LOOKUP_AUTO) return l;
-    return scale_bits <= 12 && cpu_is_intel() ? TP_RANS_LOOKUP_GATHER : TP_RANS_LOOKUP_SCALAR;
+    return scale_bits <= 13 && cpu_is_intel() ? TP_RANS_LOOKUP_GATHER : TP_RANS_LOOKUP_SCALAR;
 }
 
 static size_t dec_groups_portable(uint32_t x[32], const uint8_t **pp, const uint8_t *end,

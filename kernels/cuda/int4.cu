@@ -224,9 +224,11 @@ const QtcCfg QtcTables<GG>::gemv[] = {
 };
 
 /* GEMM batch 9..16 (two n-tiles) of g128 (the path with MT2 == 2; TENPAK_CUDA_TC_MT=1 and g32/g64
- * take mt1_w4_d2_xpf outside the table). 'a' is the default; the others are experiments: b = 4
- * m-tiles x 8 warps (x not prefetched), c = 2 m-tiles x 8 warps, d..i: 3, 4 or 6 register stages;
- * j..m: a, h, d and c with the GEMV's LOP3 decode ('u'). An unknown letter picks 'c'. */
+ * take mt1_w4_d2_xpf outside the table). 'k' is the default (H100 run22, verified 140/0 first:
+ * 20.2 / 75.4 us at 8192^2 / 28672x8192 x16 against 'a' 22.0 / 79.1, the default until then, and 'h'
+ * 21.0 / 79.4); the others are experiments: b = 4 m-tiles x 8 warps (x not prefetched), c = 2
+ * m-tiles x 8 warps, d..i: 3, 4 or 6 register stages; j..m: a, h, d and c with the GEMV's LOP3
+ * decode ('u'; j 24.5 / 89.0, l 27.4 / 100.6, m 27.4 / 88.4 in run22). An unknown letter picks 'c'. */
 template <int GG>
 const QtcCfg QtcTables<GG>::gemm[] = {
     {'a', "mt2_w4_d2_xpf", qtc_launch<GG, 2, MT2, 4, 1, -1, 2>},
@@ -357,7 +359,7 @@ static int gemm_cfg(void) {
     static int v = -2;
     if (v == -2) {
         v = cfg_from_env(QtcTables<128>::gemm, "TENPAK_CUDA_GEMM_CFG", 'c');
-        if (v < 0) v = cfg_letter(QtcTables<128>::gemm, 'a');
+        if (v < 0) v = cfg_letter(QtcTables<128>::gemm, 'k');
     }
     return v;
 }
@@ -454,7 +456,7 @@ static void launch_kind_g(q_state *s, const QArgs &a) {
         } else if (tiles8 == 2 && (T::MT2 == 1 || tc_mt1())) {
             TP_CU(&s->base, (qtc_launch<GG, 2, 1, 4, 1, -1, 2>(a, X, batch, 1, s->Y)));
         } else if (tiles8 == 2) {
-            /* TENPAK_CUDA_GEMM_CFG: the experiments of the gemm table, 'a' by default */
+            /* TENPAK_CUDA_GEMM_CFG: the experiments of the gemm table, 'k' by default */
             TP_CU(&s->base, T::gemm[gemm_cfg()].launch(a, X, batch, 1, s->Y));
         } else {
             const int ns = (tiles8 + 3) / 4;
