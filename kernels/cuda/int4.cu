@@ -194,7 +194,7 @@ struct QtcTables {
  * picks 'e'. g, h, i, l: 2 m-tiles per warp (32 rows a block): the all-ones sum(x) mma and the x
  * loads shared by two row tiles, two independent mma chains per warp (NOTES.md, v3); i..p: 3 or 4
  * register stages (2 or 3 k-blocks in flight per warp); q..t: deeper rings (5..7 k-blocks in
- * flight per warp), 2 or 4 warps a block. */
+ * flight per warp), 2 or 4 warps a block; u..z: with the LOP3 decode. */
 template <int GG>
 const QtcCfg QtcTables<GG>::gemv[] = {
     {'a', "mt1_w8_d2_xpf", qtc_launch<GG, 1, 1, 8, 1, -1, 2>},
@@ -220,6 +220,9 @@ const QtcCfg QtcTables<GG>::gemv[] = {
     {'u', "mt1_w4_d4_lop3", qtc_launch<GG, 1, 1, 4, 1, 0, 4, true>},
     {'v', "mt1_w4_d3_lop3", qtc_launch<GG, 1, 1, 4, 1, 0, 3, true>},
     {'w', "mt1_w4_d2_lop3", qtc_launch<GG, 1, 1, 4, 1, 0, 2, true>},
+    {'x', "mt1_w8_d4_lop3", qtc_launch<GG, 1, 1, 8, 1, 0, 4, true>},
+    {'y', "mt2_w4_d4_lop3", qtc_launch<GG, 1, 2, 4, 1, 0, 4, true>},
+    {'z', "mt1_w4_d6_lop3", qtc_launch<GG, 1, 1, 4, 1, 0, 6, true>},
     {0, NULL, NULL},
 };
 
@@ -228,7 +231,8 @@ const QtcCfg QtcTables<GG>::gemv[] = {
  * 20.2 / 75.4 us at 8192^2 / 28672x8192 x16 against 'a' 22.0 / 79.1, the default until then, and 'h'
  * 21.0 / 79.4); the others are experiments: b = 4 m-tiles x 8 warps (x not prefetched), c = 2
  * m-tiles x 8 warps, d..i: 3, 4 or 6 register stages; j..m: a, h, d and c with the GEMV's LOP3
- * decode ('u'; j 24.5 / 89.0, l 27.4 / 100.6, m 27.4 / 88.4 in run22). An unknown letter picks 'c'. */
+ * decode ('u'; j 24.5 / 89.0, l 27.4 / 100.6, m 27.4 / 88.4 in run22); n: k with 8 warps. An unknown
+ * letter picks 'c'. */
 template <int GG>
 const QtcCfg QtcTables<GG>::gemm[] = {
     {'a', "mt2_w4_d2_xpf", qtc_launch<GG, 2, MT2, 4, 1, -1, 2>},
@@ -244,6 +248,7 @@ const QtcCfg QtcTables<GG>::gemm[] = {
     {'k', "mt2_w4_d4_lop3", qtc_launch<GG, 2, 2, 4, 1, 0, 4, true>},
     {'l', "mt2_w4_d3_lop3", qtc_launch<GG, 2, 2, 4, 1, 0, 3, true>},
     {'m', "mt2_w8_d2_xpf_lop3", qtc_launch<GG, 2, 2, 8, 1, -1, 2, true>},
+    {'n', "mt2_w8_d4_lop3", qtc_launch<GG, 2, 2, 8, 1, 0, 4, true>},
     {0, NULL, NULL},
 };
 
