@@ -4,11 +4,11 @@
 # (937 against 747, then 442 / 474 against 569 / 669). Here ten rounds alternating the two, --repeat 15
 # each, one pinned thread, the load average beside each round; gathers at 12 and scalar loads at 15
 # for reference. A CPU-only build (TENPAK_GPU_CUDA=OFF).
-#   device run, from the committed tree: `TENPAK_GIT_COMMIT=<sha> bash ci/gpu_run24.sh`, carry .gpu/debs .gpu/shared.tar.xz
+#   device run, from the committed tree: `TENPAK_GIT_COMMIT=<sha> bash ci/gpu_run24.sh`, carry .gpu/debs .gpu/wiki.test.raw (a copy of ../shared/datasets/wikitext-2-raw/wiki.test.raw)
 # Results: $OUT/run24.tgz.
 set -u
 ROOT=$PWD
-mkdir -p .gpu/shared && tar xJf .gpu/shared.tar.xz -C .gpu/shared datasets
+
 export TENPAK_GIT_COMMIT=${TENPAK_GIT_COMMIT:-unknown}
 R=/tmp/run24; rm -rf $R; mkdir -p $R
 OUT=$R TENPAK_GPU_CUDA=OFF TENPAK_GPU_SKIP_BENCH=1 bash ci/gpu.sh > $R/gpu.log 2>&1
@@ -16,7 +16,7 @@ grep -E "build:|FAIL" $R/gpu.log | head -3
 P=/tmp/tenpak-deps/usr/lib/x86_64-linux-gnu; export LD_LIBRARY_PATH=$P:$P/openblas-pthread
 T=build-gpu/tenpak
 lscpu > $R/lscpu.txt
-W="$ROOT/.gpu/shared/datasets/wikitext-2-raw/wiki.test.raw"
+W="$ROOT/.gpu/wiki.test.raw"
 for i in $(seq 1 10); do
   echo -n "round $i load $(cut -d' ' -f1 /proc/loadavg): "
   for cfg in "gather 13" "scalar 13" "gather 12" "scalar 15"; do
