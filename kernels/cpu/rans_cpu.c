@@ -211,7 +211,9 @@ static int rans_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_heade
  * for the AVX2 decoder's scalar loads; on Zen 4 (here, alternating) 1037-1077 against 1144-1245.
  * Scale 13: the per-slot table is 32 KB, inside that Xeon's 48 KB L1: gathers 764-784 MB/s against
  * scalar loads' 293-643 (run22, a slower or busier machine than run21's: 12 with gathers 804-855
- * there); 14 (64 KB): 581-694 against 642-684, no gain. Hence AUTO: gather at <= 13 on Intel,
+ * there); 14 (64 KB): 581-694 against 642-684, no gain. Ten alternating rounds of --repeat 15 on
+ * the same kind of Xeon (run24): gathers at 13 904-1098 MB/s (median 968) against scalar loads at 13
+ * 755-878 (789) and at 15, the old default for text, 729-819 (783). Hence AUTO: gather at <= 13 on Intel,
  * scalar elsewhere (Zen 4 at 13, scalar: 857-880 MB/s against 801-871 at 15, alternating here). (Scalar loads on two vectors of 16 with
  * the AVX-512 renormalisation measured no faster on either, Zen 4 1105-1163 MB/s, the Xeon 742-856
  * with TENPAK_RANS_NARROW512=1 at 59b5489, and was removed.) */
