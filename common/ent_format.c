@@ -343,12 +343,16 @@ tp_status tp_ent_decode_with(const tp_ent_impl *im, const void *src_, size_t len
     if (h.n > cap)
         return tp_fail(e, TP_ERR_ARG, "output buffer of %zu bytes is smaller than the decoded length %llu", cap,
                        (unsigned long long)h.n);
+    uint64_t sum = 0;
+    int summed = 0; /* the decoder hashed what it wrote (tp_ent_impl.rans_dec_sum) */
     if (h.coder == TP_ENT_STORED) memcpy(dst, src + TP_ENT_HEADER_FIXED, h.n);
     else if (h.n > 0) {
-        st = (h.coder == TP_ENT_RANS ? im->rans_dec : im->ac_dec)(&h, src + h.payload_off, dst, e);
+        if (h.coder == TP_ENT_RANS && im->rans_dec_sum)
+            st = im->rans_dec_sum(&h, src + h.payload_off, dst, &sum, e), summed = 1;
+        else st = (h.coder == TP_ENT_RANS ? im->rans_dec : im->ac_dec)(&h, src + h.payload_off, dst, e);
         if (st != TP_OK) return st;
     }
-    uint64_t sum = XXH64(dst, h.n, 0);
+    if (!summed) sum = XXH64(dst, h.n, 0);
     if (sum != h.checksum)
         return tp_fail(e, TP_ERR_CHECKSUM, "decoded data does not match its checksum (xxh64 %016llx, stored %016llx)",
                        (unsigned long long)sum, (unsigned long long)h.checksum);

@@ -20,6 +20,10 @@ typedef struct tp_ent_impl {
     tp_ent_pdec_fn rans_dec, ac_dec;
     /* counts of the stream: the cpu coder passes a faster one */
     void (*count)(const uint8_t *src, size_t n, int sym_bits, uint64_t *count);
+    /* optional (NULL: rans_dec): rans_dec that also returns the XXH64 of the decoded bytes, which
+     * the container then compares with the stored checksum instead of hashing them again */
+    tp_status (*rans_dec_sum)(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst, uint64_t *sum,
+                              tp_err *e);
 } tp_ent_impl;
 
 tp_status tp_ent_encode_with(const tp_ent_impl *im, const void *src, size_t n, const tp_ent_params *p,

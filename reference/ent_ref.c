@@ -3,7 +3,7 @@
 #include "reference/ent_ref.h"
 
 static const tp_ent_impl ref_impl = {tp_rans_payload_enc_ref, tp_ac_payload_enc_ref, tp_rans_payload_dec_ref,
-                                     tp_ac_payload_dec_ref, tp_ent_count};
+                                     tp_ac_payload_dec_ref, tp_ent_count, NULL};
 
 tp_status tp_ent_encode_ref(const void *src, size_t n, const tp_ent_params *p, void *dst, size_t cap,
                             size_t *len, tp_err *e) {

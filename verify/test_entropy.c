@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
+#include "kernels/cpu/rans_cpu.h"
 #include "tenpak/entropy.h"
 #include "verify/test_common.h"
 
@@ -204,6 +207,34 @@ static void check_bound(const uint8_t *src, size_t n, int sym_bits, const char *
                     100 * (payload / bound_bytes - 1));
     }
     free(enc);
+}
+
+/* The decoders' fused XXH64 (kernels/cpu/rans_cpu.h) against the xxhash library: every length 0..300
+ * and a random one up to 1 MiB, the stripes stopped at every multiple of 32 (short lengths) or at a
+ * random one, on random bytes */
+Test(entropy, fused_xxh64_matches_library) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 47);
+    const size_t cap = (size_t)1 << 20;
+    uint8_t *buf = malloc(cap);
+    for (size_t i = 0; i < cap; i++) buf[i] = (uint8_t)tp_rng_next(&rng);
+    for (int t = 0; t < 302; t++) {
+        const size_t n = t < 301 ? (size_t)t : 1 + tp_rng_below(&rng, (uint32_t)cap - 1);
+        const size_t off = tp_rng_below(&rng, 64); /* unaligned starts */
+        const uint8_t *d = buf + (n + off <= cap ? off : 0);
+        const uint64_t want = XXH64(d, n, 0);
+        const size_t nstop = t < 301 ? n / 32 + 1 : 1;
+        for (size_t k = 0; k < nstop; k++) {
+            const size_t done = t < 301 ? 32 * k : 32 * tp_rng_below(&rng, (uint32_t)(n / 32 + 1));
+            uint64_t v[4];
+            tp_xxh64_init(v);
+            for (size_t q = 0; q < done; q += 32) tp_xxh64_stripe(v, d + q);
+            const uint64_t got = tp_xxh64_finish(v, d, done, n);
+            cr_assert_eq(got, want, "n %zu, %zu bytes striped first: %016llx, XXH64 %016llx", n, done,
+                         (unsigned long long)got, (unsigned long long)want);
+        }
+    }
+    free(buf);
 }
 
 Test(entropy, order0_bound) {

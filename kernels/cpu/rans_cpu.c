@@ -10,6 +10,8 @@
 #include <cpuid.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "kernels/cpu/rans_cpu.h"
 #include "reference/ent_ref.h"
 
@@ -309,9 +311,41 @@ static size_t dec_groups_wide(uint32_t x[32], const uint8_t **pp, const uint8_t 
     return g;
 }
 
-static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
-                                      tp_err *e) {
-    if (h->lanes != 32) return tp_rans_payload_dec_ref(h, payload, dst, e);
+uint64_t tp_xxh64_finish(uint64_t v[4], const uint8_t *data, size_t done, size_t n) {
+    for (; n - done >= 32; done += 32) tp_xxh64_stripe(v, data + done);
+    uint64_t h;
+    if (n >= 32) {
+        h = tp_xxh_rotl(v[0], 1) + tp_xxh_rotl(v[1], 7) + tp_xxh_rotl(v[2], 12) + tp_xxh_rotl(v[3], 18);
+        for (int i = 0; i < 4; i++) h = (h ^ tp_xxh_round(0, v[i])) * TP_XXH_P1 + TP_XXH_P4;
+    } else
+        h = TP_XXH_P5;
+    h += n;
+    const uint8_t *p = data + done;
+    size_t left = n - done;
+    for (; left >= 8; left -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = tp_xxh_rotl(h ^ tp_xxh_round(0, w), 27) * TP_XXH_P1 + TP_XXH_P4;
+    }
+    if (left >= 4) {
+        uint32_t w;
+        memcpy(&w, p, 4);
+        h = tp_xxh_rotl(h ^ (uint64_t)w * TP_XXH_P1, 23) * TP_XXH_P2 + TP_XXH_P3;
+        left -= 4, p += 4;
+    }
+    for (; left; left--, p++) h = tp_xxh_rotl(h ^ *p * TP_XXH_P5, 11) * TP_XXH_P1;
+    h ^= h >> 33, h *= TP_XXH_P2, h ^= h >> 29, h *= TP_XXH_P3, h ^= h >> 32;
+    return h;
+}
+
+/* sum: NULL, or the XXH64 of the decoded bytes, hashed by the SIMD decoders as they write them */
+static tp_status rans_dec_cpu(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst, uint64_t *sum,
+                              tp_err *e) {
+    if (h->lanes != 32) {
+        tp_status st = tp_rans_payload_dec_ref(h, payload, dst, e);
+        if (st == TP_OK && sum) *sum = XXH64(dst, h->n, 0);
+        return st;
+    }
     const int s = h->scale_bits, wide = s > 12;
     const size_t count = h->sym_bits == 8 ? h->n : 2 * h->n, full = count / 32;
     uint32_t cum[257], x[32];
@@ -334,6 +368,8 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
     }
     const tp_isa isa = tp_cpu_isa();
     size_t g;
+    uint64_t hv4[4], *hv = sum && isa >= TP_ISA_AVX2 ? hv4 : NULL; /* below AVX2: one pass after */
+    tp_xxh64_init(hv4);
     uint32_t *fb = NULL; /* the gathers' per-slot freq | (slot - cum) << 16, 2^s entries */
     const int gather = tp_rans_lookup_at(tp_ent_rans_lookup(), s) == TP_RANS_LOOKUP_GATHER;
     if (wide && isa >= TP_ISA_AVX512 && gather &&
@@ -341,25 +377,35 @@ static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *pay
         for (int k = 0; k < h->nsym; k++)
             for (uint32_t j = 0, f = h->freq[k]; j < f; j++) fb[cum[k] + j] = f | j << 16;
         g = isa >= TP_ISA_AVX512VBMI
-                ? tp_rans32_dec_groups_wide_gather_avx512vbmi(x, &p, end, fb, symtab, s, h->sym_bits, dst, full)
-                : tp_rans32_dec_groups_wide_gather_avx512(x, &p, end, fb, symtab, s, h->sym_bits, dst, full);
+                ? tp_rans32_dec_groups_wide_gather_avx512vbmi(x, &p, end, fb, symtab, s, h->sym_bits, dst, full, hv)
+                : tp_rans32_dec_groups_wide_gather_avx512(x, &p, end, fb, symtab, s, h->sym_bits, dst, full, hv);
         free(fb);
     } else if (wide) /* (also where the gather table could not be allocated) */
-        g = isa >= TP_ISA_AVX512 ? tp_rans32_dec_groups_wide_avx512(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
-            : isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_wide_avx2(x, &p, end, symtab, fc, s, h->sym_bits, dst, full)
+        g = isa >= TP_ISA_AVX512 ? tp_rans32_dec_groups_wide_avx512(x, &p, end, symtab, fc, s, h->sym_bits, dst, full, hv)
+            : isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_wide_avx2(x, &p, end, symtab, fc, s, h->sym_bits, dst, full, hv)
                                  : dec_groups_wide(x, &p, end, symtab, fc, s, h->sym_bits, dst, full);
     else if (isa >= TP_ISA_AVX512 && gather)
-        g = isa >= TP_ISA_AVX512VBMI ? tp_rans32_dec_groups_gather_avx512vbmi(x, &p, end, tab, s, h->sym_bits, dst, full)
-                                     : tp_rans32_dec_groups_gather_avx512(x, &p, end, tab, s, h->sym_bits, dst, full);
+        g = isa >= TP_ISA_AVX512VBMI ? tp_rans32_dec_groups_gather_avx512vbmi(x, &p, end, tab, s, h->sym_bits, dst, full, hv)
+                                     : tp_rans32_dec_groups_gather_avx512(x, &p, end, tab, s, h->sym_bits, dst, full, hv);
     else
-        g = isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full)
+        g = isa >= TP_ISA_AVX2 ? tp_rans32_dec_groups_avx2(x, &p, end, tab, s, h->sym_bits, dst, full, hv)
                                : dec_groups_portable(x, &p, end, tab, s, h->sym_bits, dst, full);
     /* the rest (near the end of the payload, and the short last group): the reference's checked steps */
-    return tp_rans_dec_rest_ref(h, x, p, end, symtab, cum, g * 32, dst, e);
+    tp_status st = tp_rans_dec_rest_ref(h, x, p, end, symtab, cum, g * 32, dst, e);
+    if (st == TP_OK && sum) *sum = tp_xxh64_finish(hv4, dst, hv ? tp_xxh64_hashed(g, h->sym_bits) : 0, h->n);
+    return st;
+}
+static tp_status rans_payload_dec_cpu(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
+                                      tp_err *e) {
+    return rans_dec_cpu(h, payload, dst, NULL, e);
+}
+static tp_status rans_payload_dec_sum_cpu(const tp_ent_header *h, const uint8_t *payload, uint8_t *dst,
+                                          uint64_t *sum, tp_err *e) {
+    return rans_dec_cpu(h, payload, dst, sum, e);
 }
 
 static const tp_ent_impl cpu_impl = {rans_payload_enc_cpu, tp_ac_payload_enc_cpu, rans_payload_dec_cpu,
-                                     tp_ac_payload_dec_cpu, count_cpu};
+                                     tp_ac_payload_dec_cpu, count_cpu, rans_payload_dec_sum_cpu};
 
 tp_status tp_ent_encode_cpu(const void *src, size_t n, const tp_ent_params *p, void *dst, size_t cap,
                             size_t *len, tp_err *e) {

@@ -58,7 +58,7 @@
 
 size_t tp_rans32_dec_groups_avx2(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
                                  const uint32_t *tab, int s, int sym_bits, uint8_t *out,
-                                 size_t ngroups) {
+                                 size_t ngroups, uint64_t *hv) {
     const uint8_t *p = *pp;
     __m256i X0 = _mm256_loadu_si256((const __m256i *)(x + 0));
     __m256i X1 = _mm256_loadu_si256((const __m256i *)(x + 8));
@@ -71,6 +71,8 @@ size_t tp_rans32_dec_groups_avx2(uint32_t x[32], const uint8_t **pp, const uint8
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     const __m256i nibmul = _mm256_set1_epi16(0x1001); /* bytes (1, 16): lo + 16 * hi */
     size_t g = 0;
+    uint64_t hl[4] = {0, 0, 0, 0}; /* the hash stripes (rans_cpu.h), in registers */
+    if (hv) memcpy(hl, hv, sizeof hl);
     for (; g < ngroups && end - p >= TP_RANS32_GROUP_BYTES; g++) {
 #define DEC(X, S)                                                                               \
     {                                                                                              \
@@ -96,18 +98,20 @@ size_t tp_rans32_dec_groups_avx2(uint32_t x[32], const uint8_t **pp, const uint8
             __m256i pk = _mm256_permute4x64_epi64(_mm256_packus_epi16(w, w), 0x08);
             _mm_storeu_si128((__m128i *)(out + 16 * g), _mm256_castsi256_si128(pk));
         }
+        if (hv) tp_xxh64_group(hl, out, g, sym_bits);
     }
     _mm256_storeu_si256((__m256i *)(x + 0), X0);
     _mm256_storeu_si256((__m256i *)(x + 8), X1);
     _mm256_storeu_si256((__m256i *)(x + 16), X2);
     _mm256_storeu_si256((__m256i *)(x + 24), X3);
+    if (hv) memcpy(hv, hl, sizeof hl);
     *pp = p;
     return g;
 }
 
 size_t tp_rans32_dec_groups_wide_avx2(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
                                       const uint8_t *sym, const uint32_t *fc, int s, int sym_bits,
-                                      uint8_t *out, size_t ngroups) {
+                                      uint8_t *out, size_t ngroups, uint64_t *hv) {
     const uint8_t *p = *pp;
     __m256i X0 = _mm256_loadu_si256((const __m256i *)(x + 0));
     __m256i X1 = _mm256_loadu_si256((const __m256i *)(x + 8));
@@ -119,6 +123,8 @@ size_t tp_rans32_dec_groups_wide_avx2(uint32_t x[32], const uint8_t **pp, const 
     const __m128i sh = _mm_cvtsi32_si128(s);
     uint8_t sy[32];
     size_t g = 0;
+    uint64_t hl[4] = {0, 0, 0, 0}; /* the hash stripes (rans_cpu.h), in registers */
+    if (hv) memcpy(hl, hv, sizeof hl);
     for (; g < ngroups && end - p >= TP_RANS32_GROUP_BYTES; g++) {
         uint8_t *o = sym_bits == 8 ? out + 32 * g : sy;
 #define DEC(X, J)                                                                                  \
@@ -136,11 +142,13 @@ size_t tp_rans32_dec_groups_wide_avx2(uint32_t x[32], const uint8_t **pp, const 
         RENORM_ALL()
         if (sym_bits == 4)
             for (int j = 0; j < 16; j++) out[16 * g + (size_t)j] = (uint8_t)(sy[2 * j] | sy[2 * j + 1] << 4);
+        if (hv) tp_xxh64_group(hl, out, g, sym_bits);
     }
     _mm256_storeu_si256((__m256i *)(x + 0), X0);
     _mm256_storeu_si256((__m256i *)(x + 8), X1);
     _mm256_storeu_si256((__m256i *)(x + 16), X2);
     _mm256_storeu_si256((__m256i *)(x + 24), X3);
+    if (hv) memcpy(hv, hl, sizeof hl);
     *pp = p;
     return g;
 }

@@ -39,7 +39,7 @@ static inline __m512i lut16x2(const uint8_t *sym, const uint32_t *fc, __m512i I,
 /* scale_bits 13..15: sym[slot], fc[sym] = freq | cum << 16 (lut8x2) */
 size_t tp_rans32_dec_groups_wide_avx512(uint32_t x[32], const uint8_t **pp, const uint8_t *end,
                                         const uint8_t *sym, const uint32_t *fc, int s, int sym_bits,
-                                        uint8_t *out, size_t ngroups) {
+                                        uint8_t *out, size_t ngroups, uint64_t *hv) {
     const uint8_t *p = *pp;
     __m512i XA = _mm512_loadu_si512(x), XB = _mm512_loadu_si512(x + 16);
     const __m512i vmask = _mm512_set1_epi32((int)((1u << s) - 1)), v8 = _mm512_set1_epi32(8);
@@ -47,6 +47,8 @@ size_t tp_rans32_dec_groups_wide_avx512(uint32_t x[32], const uint8_t **pp, cons
     const __m512i v16 = _mm512_set1_epi32(0xffff);
     const __m128i sh = _mm_cvtsi32_si128(s);
     size_t g = 0;
+    uint64_t hl[4] = {0, 0, 0, 0}; /* the hash stripes (rans_cpu.h), in registers */
+    if (hv) memcpy(hl, hv, sizeof hl);
     uint8_t sy[32];
     for (; g < ngroups && end - p >= TP_RANS32_GROUP_BYTES; g++) {
         uint8_t *o = sym_bits == 8 ? out + 32 * g : sy;
@@ -59,9 +61,11 @@ size_t tp_rans32_dec_groups_wide_avx512(uint32_t x[32], const uint8_t **pp, cons
         RENORM16()
         if (sym_bits == 4)
             for (int j = 0; j < 16; j++) out[16 * g + (size_t)j] = (uint8_t)(sy[2 * j] | sy[2 * j + 1] << 4);
+        if (hv) tp_xxh64_group(hl, out, g, sym_bits);
     }
     _mm512_storeu_si512(x, XA);
     _mm512_storeu_si512(x + 16, XB);
+    if (hv) memcpy(hv, hl, sizeof hl);
     *pp = p;
     return g;
 }

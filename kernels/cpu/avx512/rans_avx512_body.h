@@ -100,7 +100,7 @@ static inline void store_syms(__m512i sa, __m512i sb, int sym_bits, uint8_t *out
 /* scale_bits 13..15: fb[slot] = freq | (slot - cum) << 16, sym[slot] the symbol (readable up to
  * slot + 3) */
 size_t TP_RANS_GATHER_NAME(uint32_t x[32], const uint8_t **pp, const uint8_t *end, const uint32_t *fb,
-                           const uint8_t *sym, int s, int sym_bits, uint8_t *out, size_t ngroups) {
+                           const uint8_t *sym, int s, int sym_bits, uint8_t *out, size_t ngroups, uint64_t *hv) {
     const uint8_t *p = *pp;
     __m512i XA = _mm512_loadu_si512(x), XB = _mm512_loadu_si512(x + 16);
     const __m512i vmask = _mm512_set1_epi32((int)((1u << s) - 1)), v8 = _mm512_set1_epi32(8);
@@ -111,6 +111,8 @@ size_t TP_RANS_GATHER_NAME(uint32_t x[32], const uint8_t **pp, const uint8_t *en
 #endif
     const __m128i sh = _mm_cvtsi32_si128(s);
     size_t g = 0;
+    uint64_t hl[4] = {0, 0, 0, 0}; /* the hash stripes (rans_cpu.h), in registers */
+    if (hv) memcpy(hl, hv, sizeof hl);
     for (; g < ngroups && end - p >= TP_RANS32_GROUP_BYTES; g++) {
         const __m512i ia = _mm512_and_si512(XA, vmask), ib = _mm512_and_si512(XB, vmask);
         const __m512i ea = _mm512_i32gather_epi32(ia, (const void *)fb, 4);
@@ -124,9 +126,11 @@ size_t TP_RANS_GATHER_NAME(uint32_t x[32], const uint8_t **pp, const uint8_t *en
         RENORM16()
         /* the 4-byte gathers bring the next 3 table bytes along: the low byte is the symbol */
         store_syms(_mm512_and_si512(sa, vff), _mm512_and_si512(sb, vff), sym_bits, out, g);
+        if (hv) tp_xxh64_group(hl, out, g, sym_bits);
     }
     _mm512_storeu_si512(x, XA);
     _mm512_storeu_si512(x + 16, XB);
+    if (hv) memcpy(hv, hl, sizeof hl);
     *pp = p;
     return g;
 }
@@ -135,7 +139,7 @@ size_t TP_RANS_GATHER_NAME(uint32_t x[32], const uint8_t **pp, const uint8_t *en
  * tab[slot] = (freq - 1) | (slot - cum) << 12 | sym << 24 (16 KB at 12 bits): the lookup, the
  * state update and the symbol in one gather, off any second level. */
 size_t TP_RANS_GATHER_NARROW_NAME(uint32_t x[32], const uint8_t **pp, const uint8_t *end, const uint32_t *tab, int s,
-                                  int sym_bits, uint8_t *out, size_t ngroups) {
+                                  int sym_bits, uint8_t *out, size_t ngroups, uint64_t *hv) {
     const uint8_t *p = *pp;
     __m512i XA = _mm512_loadu_si512(x), XB = _mm512_loadu_si512(x + 16);
     const __m512i vmask = _mm512_set1_epi32((int)((1u << s) - 1)), v8 = _mm512_set1_epi32(8);
@@ -147,6 +151,8 @@ size_t TP_RANS_GATHER_NARROW_NAME(uint32_t x[32], const uint8_t **pp, const uint
 #endif
     const __m128i sh = _mm_cvtsi32_si128(s);
     size_t g = 0;
+    uint64_t hl[4] = {0, 0, 0, 0}; /* the hash stripes (rans_cpu.h), in registers */
+    if (hv) memcpy(hl, hv, sizeof hl);
     for (; g < ngroups && end - p >= TP_RANS32_GROUP_BYTES; g++) {
         const __m512i ea = _mm512_i32gather_epi32(_mm512_and_si512(XA, vmask), (const void *)tab, 4);
         const __m512i eb = _mm512_i32gather_epi32(_mm512_and_si512(XB, vmask), (const void *)tab, 4);
@@ -156,9 +162,11 @@ size_t TP_RANS_GATHER_NARROW_NAME(uint32_t x[32], const uint8_t **pp, const uint
                               _mm512_and_si512(_mm512_srli_epi32(eb, 12), v12));
         RENORM16()
         store_syms(_mm512_srli_epi32(ea, 24), _mm512_srli_epi32(eb, 24), sym_bits, out, g);
+        if (hv) tp_xxh64_group(hl, out, g, sym_bits);
     }
     _mm512_storeu_si512(x, XA);
     _mm512_storeu_si512(x + 16, XB);
+    if (hv) memcpy(hv, hl, sizeof hl);
     *pp = p;
     return g;
 }
