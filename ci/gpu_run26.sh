@@ -11,7 +11,7 @@ ROOT=$PWD
 export TENPAK_GIT_COMMIT=${TENPAK_GIT_COMMIT:-unknown}
 R=/tmp/run26; rm -rf $R; mkdir -p $R/old
 OUT=$R TENPAK_GPU_CUDA=OFF TENPAK_GPU_SKIP_BENCH=1 bash ci/gpu.sh > $R/gpu.log 2>&1
-(cd .gpu/old && OUT=$R/old TENPAK_GIT_COMMIT=39bb3df TENPAK_GPU_CUDA=OFF TENPAK_GPU_SKIP_BENCH=1 bash ci/gpu.sh > $R/old/gpu.log 2>&1)
+(cd .gpu/old && ln -sfn "$ROOT/.gpu" .gpu && OUT=$R/old TENPAK_GIT_COMMIT=39bb3df TENPAK_GPU_CUDA=OFF TENPAK_GPU_SKIP_BENCH=1 bash ci/gpu.sh > $R/old/gpu.log 2>&1)
 grep -E "build:|FAIL" $R/gpu.log $R/old/gpu.log | head -4
 P=/tmp/tenpak-deps/usr/lib/x86_64-linux-gnu; export LD_LIBRARY_PATH=$P:$P/openblas-pthread
 lscpu > $R/lscpu.txt
