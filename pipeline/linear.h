@@ -45,7 +45,9 @@ tp_status tp_linear_mul(tp_linear *l, const float *X, int n, float *Y, int ldy, 
 
 /* One activation row x by k linears of x's length (a layer's q, k and v; gate and up): y[i] =
  * l[i] x, bit for bit what tp_linear_mul gives each, in one run of the worker pool where every
- * one is an INT4-family matrix (tp_linear_qmat), else one after the other. */
+ * one is an INT4-family matrix (tp_linear_qmat) or where one is a chain of stages (every stage of
+ * every matrix a task; tp_linear_mul does the same for one chain and one row), else one after the
+ * other. */
 tp_status tp_linear_mul1_multi(tp_linear *const *l, int k, const float *x, float *const *y, tp_err *e);
 /* Row r of W decoded (embedding lookups); fails when a stage has no row decoder. */
 tp_status tp_linear_row(const tp_linear *l, int64_t r, float *dst, tp_err *e);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "pipeline/artifact_model.h"
+#include "pipeline/codec.h"
 #include "pipeline/linear.h"
 #include "tenpak/registry.h"
 #include "verify/test_common.h"
@@ -172,4 +173,83 @@ Test(packed, qgemv_multi_equals_separate) {
         for (int k = 0; k < 3; k++) { tp_qmat_free(&q[k]); free(y[k]); free(ref[k]); }
         free(x);
     }
+}
+
+/* One decoded row through chains (pipeline/linear.c chain_mul1: every stage of every matrix one task
+ * of one pool run, the products added in stage order) against each stage opened on its own and
+ * multiplied one after the other, added in the same order: the same bits, for tp_linear_mul with and
+ * without accumulation and for tp_linear_mul1_multi of chains beside a one-stage matrix. Awkward
+ * shapes (rows not a multiple of the 64-row tasks, cols not of the groups), fresh random inputs. */
+static tp_linear *open_spec(const char *spec, const float *W, int64_t rows, int64_t cols, uint8_t **blob) {
+    tp_codec c;
+    tp_err e = {{0}};
+    cr_assert_eq(tp_codec_parse(spec, &c, &e), TP_OK, "%s: %s", spec, e.msg);
+    const size_t n = tp_codec_blob_bytes(&c, rows, cols);
+    *blob = malloc(n);
+    cr_assert_eq(tp_codec_encode(&c, W, rows, cols, *blob, &e), TP_OK, "%s: %s", spec, e.msg);
+    tp_linear *l;
+    cr_assert_eq(tp_linear_open(spec, *blob, n, rows, cols, spec, &l, &e), TP_OK, "%s: %s", spec, e.msg);
+    return l;
+}
+/* y = (acc ? y : 0) + the stages of chain (blob laid out stage after stage) one after the other */
+static void stagewise(const char *const *stage_spec, int ns, const uint8_t *blob, int64_t rows, int64_t cols,
+                      const float *x, float *y, int acc) {
+    size_t off = 0;
+    float *p = malloc((size_t)rows * sizeof *p);
+    for (int s = 0; s < ns; s++) {
+        tp_codec c;
+        tp_err e = {{0}};
+        cr_assert_eq(tp_codec_parse(stage_spec[s], &c, &e), TP_OK, "%s", e.msg);
+        const size_t n = tp_codec_blob_bytes(&c, rows, cols);
+        tp_linear *l;
+        cr_assert_eq(tp_linear_open(stage_spec[s], blob + off, n, rows, cols, stage_spec[s], &l, &e), TP_OK, "%s", e.msg);
+        cr_assert_eq(tp_linear_mul(l, x, 1, p, (int)rows, 0, &e), TP_OK, "%s", e.msg);
+        for (int64_t r = 0; r < rows; r++) y[r] = s == 0 && !acc ? p[r] : y[r] + p[r];
+        tp_linear_free(l);
+        off += n;
+    }
+    free(p);
+}
+Test(packed, chain_decode_equals_stagewise) {
+    uint64_t seed = test_seed();
+    tp_rng rng;
+    tp_rng_seed(&rng, seed ^ 0x636861696eULL);
+    const char *chain = "lowrank:r=8+vq:d=4,k=16+int4:g=32";
+    const char *stages[] = {"lowrank:r=8", "vq:d=4,k=16", "int4:g=32"};
+    const char *chain2 = "vq:d=8,k=32+int4:g=32";
+    const char *stages2[] = {"vq:d=8,k=32", "int4:g=32"};
+    const int64_t rows[3] = {130, 67, 200}, cols = 100;
+    float *W = malloc((size_t)rows[2] * cols * sizeof *W), *x = malloc((size_t)cols * sizeof *x);
+    tp_linear *l[3];
+    uint8_t *blob[3];
+    float *y[3], *ref[3];
+    for (int i = 0; i < 3; i++) {
+        for (int64_t k = 0; k < rows[i] * cols; k++) W[k] = tp_rng_normal(&rng) * 0.05f;
+        l[i] = open_spec(i == 1 ? chain2 : i == 2 ? "int4:g=32" : chain, W, rows[i], cols, &blob[i]);
+        y[i] = malloc((size_t)rows[i] * sizeof(float));
+        ref[i] = malloc((size_t)rows[i] * sizeof(float));
+    }
+    for (int64_t k = 0; k < cols; k++) x[k] = tp_rng_normal(&rng);
+    tp_err e = {{0}};
+    for (int acc = 0; acc <= 1; acc++) { /* one chain through tp_linear_mul */
+        for (int64_t r = 0; r < rows[0]; r++) y[0][r] = ref[0][r] = acc ? (float)r * 0.25f : NAN;
+        cr_assert_eq(tp_linear_mul(l[0], x, 1, y[0], (int)rows[0], acc, &e), TP_OK, "%s", e.msg);
+        stagewise(stages, 3, blob[0], rows[0], cols, x, ref[0], acc);
+        cr_expect_eq(memcmp(y[0], ref[0], (size_t)rows[0] * sizeof(float)), 0,
+                     "%s, accumulate %d: the decode row differs from the stages one after the other (seed %llu)", chain,
+                     acc, (unsigned long long)seed);
+    }
+    for (int i = 0; i < 3; i++)
+        for (int64_t r = 0; r < rows[i]; r++) y[i][r] = NAN; /* poisoned */
+    cr_assert_eq(tp_linear_mul1_multi(l, 3, x, y, &e), TP_OK, "%s", e.msg);
+    stagewise(stages, 3, blob[0], rows[0], cols, x, ref[0], 0);
+    stagewise(stages2, 2, blob[1], rows[1], cols, x, ref[1], 0);
+    cr_assert_eq(tp_linear_mul(l[2], x, 1, ref[2], (int)rows[2], 0, &e), TP_OK, "%s", e.msg);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(memcmp(y[i], ref[i], (size_t)rows[i] * sizeof(float)), 0,
+                     "tp_linear_mul1_multi: matrix %d of 3 differs from its stages one after the other (seed %llu)", i,
+                     (unsigned long long)seed);
+    for (int i = 0; i < 3; i++) { tp_linear_free(l[i]); free(blob[i]); free(y[i]); free(ref[i]); }
+    free(W);
+    free(x);
 }
