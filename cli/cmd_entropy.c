@@ -54,7 +54,7 @@ static int cmd_encode(int argc, char **argv) {
             printf("usage: tenpak entropy encode [--coder rans|ac] [--lanes N] [--scale-bits S] [--sym-bits 8|4]\n"
                    "                              [--repeat K] [--json FILE] IN OUT\n"
                    "  Entropy-codes IN (static order-0 model) into the block OUT. Defaults: rans, 32 lanes,\n"
-                   "  scale auto (12 unless that costs > 0.1%% over the order-0 entropy), 8-bit symbols.\n"
+                   "  scale auto (the smallest of 12..15 within 0.35%% of the order-0 entropy), 8-bit symbols.\n"
                    "  Encodes and decodes K times (default 5, one thread) and prints the ratio,\n"
                    "  bits/byte, the order-0 entropy of IN and the median MB/s.\n");
             return 0;

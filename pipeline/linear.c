@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "pipeline/codec.h"
+#include "pipeline/codec_methods.h"
 
 struct tp_linear {
     tp_codec codec;
@@ -142,12 +143,8 @@ static tp_status chain_mul1(tp_linear *const *l, int k, const float *x, float *c
     for (int t = 0; t < nt; t++)
         if (j.st[t] != TP_OK)
             return tp_fail(e, j.st[t], "out of memory in the %s kernel", l[j.mat[t]]->codec.stages[j.stg[t]].method->name);
-    for (int t = 0; t < nt; t++) { /* in stage order: y = P0 + P1 + ..., or y + P0 + P1 + ... */
-        if (j.out[t] == y[j.mat[t]]) continue;
-        float *yi = y[j.mat[t]];
-        const float *p = j.out[t];
-        for (int64_t r = 0; r < l[j.mat[t]]->rows; r++) yi[r] += p[r];
-    }
+    for (int t = 0; t < nt; t++) /* in stage order: y = P0 + P1 + ..., or y + P0 + P1 + ... */
+        if (j.out[t] != y[j.mat[t]]) tp_codec_add_into(y[j.mat[t]], j.out[t], l[j.mat[t]]->rows);
     return TP_OK;
 }
 
@@ -167,8 +164,7 @@ tp_status tp_linear_mul(tp_linear *l, const float *X, int n, float *Y, int ldy, 
             float *y = Y + (size_t)r * (size_t)ldy;
             const float *p = P + (size_t)r * (size_t)rows;
             if (i == 0 && !accumulate) memcpy(y, p, (size_t)rows * sizeof *y);
-            else
-                for (int64_t j = 0; j < rows; j++) y[j] += p[j];
+            else tp_codec_add_into(y, p, rows);
         }
     }
     return TP_OK;

@@ -9,9 +9,9 @@
  * GEMV, each core's prefetchers restarted at every task and its software prefetches ran into the
  * other core's rows (TinyLlama-shaped int4 decode, 2-vCPU Zen 4, alternating binaries: 43-48 tok/s
  * with the counter, 52-63 with segments; 2 threads on 40 matrices of 5632x2048 26 GB/s where 1
- * thread made 24). Which thread runs
- * a task never changes what the task computes: a kernel that splits its work into tasks by a rule
- * of the problem's size alone gives the same bits at any thread count.
+ * thread made 24). Which thread runs a task never changes what the task computes: a kernel that
+ * splits its work into tasks by a rule of the problem's size alone gives the same bits at any
+ * thread count.
  *
  * Idle workers spin for SPIN_NS (200 us, by the clock, with a pause in the loop), then sleep on a
  * condition variable, so a pool left waiting costs no CPU that another process could use. The
@@ -117,7 +117,6 @@ typedef struct pool {
     void (*fn)(void *, int, int);
     void *ctx;
     int ntasks;
-    atomic_int done; /* tasks finished */
     atomic_int active; /* workers inside the run */
     int nworkers;
 } pool;
@@ -135,7 +134,8 @@ static pthread_mutex_t run_mu = PTHREAD_MUTEX_INITIALIZER; /* one run at a time 
  * (front, end) pair in one 64-bit word. A participant claims its own segment from the front, so
  * the tasks one thread runs are neighbours (a kernel's rows in order: one stream for the core's
  * prefetchers), and when it is empty takes the last task of another's, which leaves that owner's
- * stream intact. */
+ * stream intact. Outside P: the claims' compare-and-swaps stay off the cache lines of gen and
+ * active, which idle workers and the caller poll. */
 static atomic_ullong seg[MAX_WORKERS + 1];
 static int nseg; /* under P.mu, before the run opens */
 static _Thread_local int my_seg;
@@ -164,7 +164,6 @@ static void claim_all(void) {
         for (int k = 1; i < 0 && k <= ns; k++) i = claim_back((me + k) % ns);
         if (i < 0) return;
         P.fn(P.ctx, i, n);
-        atomic_fetch_add(&P.done, 1);
     }
 }
 
@@ -254,7 +253,6 @@ void tp_pool_run(int ntasks, void (*fn)(void *ctx, int task, int ntasks), void *
         atomic_store_explicit(&seg[i], (unsigned long long)((long long)(i + 1) * ntasks / nseg) << 32 |
                                            (unsigned long long)((long long)i * ntasks / nseg),
                               memory_order_relaxed);
-    atomic_store(&P.done, 0);
     P.open = 1;
     atomic_fetch_add_explicit(&P.gen, 1, memory_order_release);
     pthread_cond_broadcast(&P.wake);

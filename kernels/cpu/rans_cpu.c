@@ -4,8 +4,10 @@
  * coder with a slot table (kernels/cpu/ac_cpu.c). Streams are byte-identical to the reference's
  * for the same parameters; other lane counts go through the reference. scale_bits 13..15 decode
  * in two levels, a byte table of symbols (2^s entries, at most 32 KB, built per block) and a
- * per-symbol freq | cum << 16, on AVX-512, AVX2 or the portable path; with AVX-512 optionally by
- * gathers from a per-slot table instead (TENPAK_RANS_LOOKUP=gather; tp_ent_rans_lookup below). */
+ * per-symbol freq | cum << 16, on AVX-512, AVX2 or the portable path; with AVX-512 by gathers
+ * instead where tp_rans_lookup_at says so (on Intel CPUs at scale <= 13; TENPAK_RANS_LOOKUP). The
+ * SIMD decoders hash the bytes they write (kernels/cpu/rans_cpu.h), so the checksum needs no second
+ * pass. */
 #include <stdlib.h>
 #include <cpuid.h>
 #include <string.h>
@@ -201,10 +203,10 @@ static int rans_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_heade
 }
 
 /* ---- rANS decoder, 32 lanes ---- */
-/* The AVX-512 lookups (include/tenpak/entropy.h): -1 until the first decode chooses.
- * Scale 13..15: scalar loads on every CPU unless TENPAK_RANS_LOOKUP=gather. vpgatherdd is slow on
- * AMD cores (rans_lut.h: 0.54 against 0.93 GB/s on Zen 3; on Zen 4 the gather decoder runs at
- * 0.74-0.79 GB/s against the scalar one's 1.05-1.08, kernels/cpu/avx512/rans_avx512.c), and on an
+/* The AVX-512 lookups (include/tenpak/entropy.h): -1 until the first decode chooses, then AUTO
+ * unless TENPAK_RANS_LOOKUP says gather or scalar; tp_rans_lookup_at resolves AUTO by scale and CPU.
+ * Scale 14..15: scalar loads on every CPU. vpgatherdd is slow on AMD cores (rans_lut.h: 0.54
+ * against 0.93 GB/s on Zen 3; on Zen 4 the gather decoder runs at 0.74-0.79 GB/s against the scalar one's 1.05-1.08, kernels/cpu/avx512/rans_avx512.c), and on an
  * Intel Xeon with AVX-512 VBMI and AMX (the GPU machine's CPU, GDS "Not affected") the per-slot
  * table (128 KB at 15 bits, past L1) loses too: wiki.test.raw, one thread, scalar 580-658 MB/s,
  * gather 565-616 (reports/gpu/run17); 815-843 against 618-628 (run21).
@@ -215,10 +217,11 @@ static int rans_payload_enc_cpu(const uint8_t *src, size_t n, const tp_ent_heade
  * scalar loads' 293-643 (run22, a slower or busier machine than run21's: 12 with gathers 804-855
  * there); 14 (64 KB): 581-694 against 642-684, no gain. Ten alternating rounds of --repeat 15 on
  * the same kind of Xeon (run24): gathers at 13 904-1098 MB/s (median 968) against scalar loads at 13
- * 755-878 (789) and at 15, the old default for text, 729-819 (783). Hence AUTO: gather at <= 13 on Intel,
- * scalar elsewhere (Zen 4 at 13, scalar: 857-880 MB/s against 801-871 at 15, alternating here). (Scalar loads on two vectors of 16 with
- * the AVX-512 renormalisation measured no faster on either, Zen 4 1105-1163 MB/s, the Xeon 742-856
- * with TENPAK_RANS_NARROW512=1 at 59b5489, and was removed.) */
+ * 755-878 (789) and at 15, the old default for text, 729-819 (783). Hence AUTO: gather at <= 13
+ * on Intel, scalar elsewhere (Zen 4 at 13, scalar: 857-880 MB/s against 801-871 at 15, alternating
+ * here). (Scalar loads on two vectors of 16 with the AVX-512 renormalisation measured no faster on
+ * either, Zen 4 1105-1163 MB/s, the Xeon 742-856 with TENPAK_RANS_NARROW512=1 at 59b5489, and was
+ * removed.) */
 static int rans_lookup = -1;
 
 static tp_rans_lookup lookup_default(void) {
