@@ -25,7 +25,8 @@ static void usage(FILE *f) {
             "  --json FILE        Google Benchmark JSON (context as `tenpak bench`), names\n"
             "                     model/<model>/<codec>/ppN and model/<model>/<codec>/tgN\n"
             "Each row runs in its own process (its peak RSS is its own). bytes/token: the weight bytes one\n"
-            "forward reads per token; roofline: decode bytes/token x tokens/s / the copy bandwidth of this run.\n");
+            "forward reads per token; roofline: decode bytes/token x tokens/s / the copy bandwidth of this run\n"
+            "(bytes read + written, buffers twice the last-level cache: memory's rate, not the cache's).\n");
 }
 
 static int parse_count(const char *flag, const char *v, int *out) {

@@ -449,7 +449,7 @@ tp_status tp_bench_model_run(const tp_bench_model_opts *o, int *failed_rows, tp_
     free(ids);
     /* after the last fork: the copy kernel starts OpenMP threads (and CUDA its own), which a forked
      * child would lack */
-    double copy_bw = o->device == TP_DEVICE_CUDA ? device_copy_bandwidth() : tp_bench_copy_bandwidth(0);
+    double copy_bw = o->device == TP_DEVICE_CUDA ? device_copy_bandwidth() : tp_bench_copy_bandwidth(TP_COPY_MEMORY);
     if (o->out && first == TP_OK) {
         fprintf(o->out, "tenpak bench-model: %s (%s, %d layers, d_model %d, vocab %d); %s, %d threads, isa %s;\n"
                         "  device %s; %scopy bandwidth (roofline) %.2f GB/s; tokens: %s; artifacts run %s\n",

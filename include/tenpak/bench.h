@@ -77,9 +77,12 @@ tp_status tp_bench_run(const tp_bench_opts *o, int *ran, tp_err *e);
 /* Pieces of the harness for other benchmarks that write the same JSON (`tenpak bench-model`). */
 struct cJSON;
 /* STREAM-style copy bandwidth (bytes read + written per second, best of 10 runs of copy/f32/cpu
- * over 64 MiB buffers, 4 MiB when quick); 0 when the kernel is missing. Uses OpenMP threads: in a
- * program that forks workers, call it after the last fork (libgomp does not survive a fork). */
-double tp_bench_copy_bandwidth(int quick);
+ * over 64 MiB buffers (mode 0), 4 MiB (1: quick) or TP_COPY_MEMORY: twice the last-level cache, 64
+ * MiB to 1 GiB, memory's figure on a host with a large L3); 0 when the kernel is missing. Uses
+ * OpenMP threads: in a program that forks workers, call it after the last fork (libgomp does not
+ * survive a fork). */
+#define TP_COPY_MEMORY 2
+double tp_bench_copy_bandwidth(int mode);
 /* The JSON "context" object `tenpak bench` writes (machine, caches, cpu_model, isa, threads,
  * blas_core / blas_threads / blas_config, copy_bandwidth_bytes_per_second = copy_bw); the caller
  * owns it and may add or replace fields (e.g. "executable"). */
