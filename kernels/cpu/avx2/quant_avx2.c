@@ -62,28 +62,36 @@ static void decode_row(const tp_qmat *q, int64_t r, const float *sf, const float
     const __m256 c15 = _mm256_set1_ps(1.5f);
     const uint8_t *cp = q->codes + r * q->code_stride;
     const uint8_t *rp = q->rcodes ? q->rcodes + r * q->rcode_stride : NULL;
-    const int64_t cols = q->cols, full = cols & ~(int64_t)7;
+    const int64_t cols = q->cols;
+    int64_t full = cols & ~(int64_t)7;
     const int g = q->g;
     int64_t c = 0;
-    if (q->kind == TP_Q_NF4) {
+    if (q->kind == TP_Q_NF4 && g % 8 == 0) {
         for (; c < full; c += 8) {
             __m256 w = _mm256_mul_ps(nf4_lookup(codes8(cp + c / 2, sh4, m15), lo, hi),
                                      _mm256_broadcast_ss(sf + c / g));
             if (stream) _mm256_stream_ps(dst + c, w);
             else _mm256_storeu_ps(dst + c, w);
         }
-    } else {
-        for (; c < full; c += 8) {
-            int64_t gi = c / g;
-            __m256 qf = _mm256_cvtepi32_ps(codes8(cp + c / 2, sh4, m15));
-            __m256 w = _mm256_fmadd_ps(qf, _mm256_broadcast_ss(sf + gi), _mm256_broadcast_ss(of + gi));
-            if (rp) {
-                __m256 rq = _mm256_sub_ps(_mm256_cvtepi32_ps(rcodes8(rp + c / 4, sh2, m3)), c15);
-                w = _mm256_fmadd_ps(rq, _mm256_broadcast_ss(rf + gi), w);
+    } else if (g % 8 == 0) {
+        /* group by group: the scales broadcast once a group, no division per 8 columns (a 64-bit
+         * c / g per 8 weights was most of a prefill tile's decode) */
+        for (int64_t gi = 0; c < full; gi++) {
+            const __m256 s = _mm256_broadcast_ss(sf + gi), o = _mm256_broadcast_ss(of + gi);
+            const __m256 rs = rp ? _mm256_broadcast_ss(rf + gi) : s;
+            const int64_t e = c + g < full ? c + g : full;
+            for (; c < e; c += 8) {
+                __m256 w = _mm256_fmadd_ps(_mm256_cvtepi32_ps(codes8(cp + c / 2, sh4, m15)), s, o);
+                if (rp) {
+                    __m256 rq = _mm256_sub_ps(_mm256_cvtepi32_ps(rcodes8(rp + c / 4, sh2, m3)), c15);
+                    w = _mm256_fmadd_ps(rq, rs, w);
+                }
+                if (stream) _mm256_stream_ps(dst + c, w);
+                else _mm256_storeu_ps(dst + c, w);
             }
-            if (stream) _mm256_stream_ps(dst + c, w);
-            else _mm256_storeu_ps(dst + c, w);
         }
+    } else {
+        full = 0; /* 8 columns may straddle two groups: the scalar loop below */
     }
     for (; c < cols; c++) dst[c] = deq_scalar(q, r, c, sf, of, rf);
 }
