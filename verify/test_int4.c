@@ -134,6 +134,24 @@ Test(int4, dequant_any_group_exact) {
             tp_dequantize_cpu(&a, D2);
             cr_expect_eq(memcmp(D, D2, R * C * 4), 0, "%s g%d: tp_dequantize_cpu differs from the reference",
                          tp_qkind_name(kinds[k]), gs[gi]);
+            /* the GEMV and both GEMM paths (register kernels, sgemm tiles) at the same group */
+            const int64_t nb[] = {1, 3, 20};
+            for (int b = 0; b < 3; b++) {
+                float *X = tp_alloc(nb[b] * C * 4), *Y = tp_alloc(nb[b] * R * 4), *Yr = tp_alloc(nb[b] * R * 4);
+                for (int64_t i = 0; i < nb[b] * C; i++) X[i] = (float)tp_rng_normal(&rng);
+                for (int64_t i = 0; i < nb[b] * R; i++) Y[i] = NAN;
+                cr_assert_eq(tp_qgemm_ref(&a, X, nb[b], Yr), TP_OK);
+                if (nb[b] == 1) cr_assert_eq(tp_qgemv_cpu(&a, X, Y), TP_OK);
+                else cr_assert_eq(tp_qgemm_cpu(&a, X, nb[b], Y), TP_OK);
+                double num = 0, den = 0;
+                for (int64_t i = 0; i < nb[b] * R; i++) {
+                    num += ((double)Y[i] - Yr[i]) * ((double)Y[i] - Yr[i]);
+                    den += (double)Yr[i] * Yr[i];
+                }
+                cr_expect(sqrt(num / den) <= 1e-5, "%s g%d batch %lld: rel L2 %.3g against the reference",
+                          tp_qkind_name(kinds[k]), gs[gi], (long long)nb[b], sqrt(num / den));
+                tp_free(X); tp_free(Y); tp_free(Yr);
+            }
             tp_free(W); tp_free(D); tp_free(D2);
             tp_qmat_free(&a);
         }

@@ -194,7 +194,7 @@ static float gemv_row(const tp_qmat *q, int64_t r, const float *x, const float *
             r1 = _mm256_fmadd_ps(_mm256_broadcast_ss(rs->sf + gi), t, prev);
             if (!nf4) yo += rs->of[gi] * xsum[gi];
         }
-    } else {
+    } else if (g % 8 == 0 && (g & (g - 1)) == 0) {
         const uint64_t gshift = (uint64_t)__builtin_ctzll(g);
         for (; c + 32 <= cols; c += 32) {
             a0 = _mm256_fmadd_ps(deq8(q, cp, rp, c, c >> gshift, rs), _mm256_loadu_ps(x + c), a0);
@@ -203,8 +203,9 @@ static float gemv_row(const tp_qmat *q, int64_t r, const float *x, const float *
             a3 = _mm256_fmadd_ps(deq8(q, cp, rp, c + 24, (c + 24) >> gshift, rs), _mm256_loadu_ps(x + c + 24), a3);
         }
     }
-    /* what is left: whole 8-chunks in the direct form, then single elements */
-    for (; c + 8 <= cols; c += 8)
+    /* what is left: whole 8-chunks in the direct form (one group each: g a multiple of 8), then
+     * single elements; any other g runs element by element (an 8-chunk could straddle groups) */
+    for (; g % 8 == 0 && c + 8 <= cols; c += 8)
         a0 = _mm256_fmadd_ps(deq8(q, cp, rp, c, c / g, rs), _mm256_loadu_ps(x + c), a0);
     for (; c < cols; c++) yo += deq_scalar(q, r, (int64_t)c, rs->sf, rs->of, rs->rf) * x[c];
     __m256 s = _mm256_add_ps(_mm256_add_ps(r0, r1), _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
