@@ -23,6 +23,7 @@ typedef struct tp_artifact_model {
     char codec[256], model_sha256[65], model_type[32];
     char model_dir[4096];    /* the checkpoint folder used */
     size_t packed_bytes;     /* TP_EXEC_PACKED: memory the packed views hold beyond the map */
+    size_t format_bytes;     /* TP_EXEC_PACKED: the packed records' bytes (what a forward reads) */
     int files_checked;       /* 1: config.json and tokenizer.json matched the recorded sha256; 0: the
                               * artifact predates those records (made before they were written) */
 } tp_artifact_model;

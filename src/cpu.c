@@ -37,6 +37,15 @@ tp_isa tp_cpu_best_isa(void) {
     return TP_ISA_PORTABLE;
 }
 
+int tp_cpu_is_intel(void) {
+    static int v = -1;
+    if (v < 0) {
+        unsigned a, b, c, d;
+        v = __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu; /* GenuineIntel */
+    }
+    return v;
+}
+
 tp_isa tp_cpu_isa(void) {
     if (isa_override < 0) {
         /* TENPAK_ISA=portable|avx2|avx512|avx512vbmi caps the level (to test or time a lower path) */

@@ -268,10 +268,18 @@ Test(int4, gemv_rows_alone_same_bits) {
                     tp_qmat one = tp_qmat_rows(&q, r, r + 1);
                     tp_qgemv_cpu(&one, x, y1 + r);
                 }
+                float *y2 = tp_alloc(R * 4);
+                memset(y2, 0xff, R * 4);
+                tp_qgemv_set_streaming(2); /* 2 rows a pass (the streaming walk) */
+                tp_qgemv_cpu(&q, x, y2);
+                tp_qgemv_set_streaming(0);
                 tp_cpu_set_isa(saved);
                 const char *kn = tp_qkind_name(kinds[ki]);
                 cr_expect_eq(memcmp(y, y1, R * 4), 0, "%s %s, %lldx%lld g%d: a row alone differs from its pass", kn,
                              tp_isa_name((tp_isa)isa), (long long)R, (long long)C, gs[gi]);
+                cr_expect_eq(memcmp(y, y2, R * 4), 0, "%s %s, %lldx%lld g%d: 2 rows a pass differ from 4", kn,
+                             tp_isa_name((tp_isa)isa), (long long)R, (long long)C, gs[gi]);
+                tp_free(y2);
                 /* error against sum_c |w_rc| amax_c, amax_c the largest |x| of c's 128-column chunk:
                  * the AVX-512 kernels round x to 2^-22 of that (and the outlier makes some rows'
                  * sums cancel, where |y| alone would measure the cancellation, not the kernel) */

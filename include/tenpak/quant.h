@@ -140,6 +140,13 @@ tp_status tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y
  * prepared once per group size. TP_ERR_NOMEM when scratch cannot be had (y_i then undefined). */
 #define TP_QGEMV_MULTI 4
 tp_status tp_qgemv_multi_cpu(const tp_qmat *const *q, int k, const float *x, float *const *y);
+/* How the AVX-512 INT4 GEMV walks rows: 4 a pass (x's loads shared; the fastest from cache) or 2
+ * (one memory stream fewer a core: the faster from DRAM on Intel, where the hardware prefetchers
+ * lose 4 interleaved row streams: TinyLlama-shaped int4 decode, Intel Xeon, +10-11% alternating,
+ * while cache-resident shapes lose ~8%). mode 0: 4; 1 (weights stream from memory, set by the
+ * model loader when its packed weights exceed the last-level cache): 2 on Intel CPUs, 4
+ * elsewhere; 2: 2 everywhere (tests). Every row gets the same bits either way. */
+void tp_qgemv_set_streaming(int mode);
 
 
 #ifdef __cplusplus

@@ -68,6 +68,7 @@ tp_isa tp_cpu_best_isa(void);           /* what this CPU supports */
 tp_isa tp_cpu_isa(void);                /* what the cpu backend uses now */
 void tp_cpu_set_isa(tp_isa isa);        /* clamped to tp_cpu_best_isa() */
 const char *tp_isa_name(tp_isa isa);
+int tp_cpu_is_intel(void);             /* 1 on a GenuineIntel CPU (tunings measured per vendor) */
 int tp_num_threads(void);
 const char *tp_cpu_model(void);
 double tp_cpu_mhz(void);

@@ -133,6 +133,13 @@ static int qx_ok(const tp_qmat *q) {
            (q->g & (q->g - 1)) == 0 && q->cols > 0;
 }
 
+static int streaming; /* tp_qgemv_set_streaming's mode */
+void tp_qgemv_set_streaming(int mode) { __atomic_store_n(&streaming, mode, __ATOMIC_RELAXED); }
+static int rows_a_pass(void) {
+    const int m = __atomic_load_n(&streaming, __ATOMIC_RELAXED);
+    return m == 2 || (m == 1 && tp_cpu_is_intel()) ? 2 : 4;
+}
+
 /* x prepared for the AVX-512 GEMV in one allocation into *out; *out NULL (use AVX2) when x is
  * not finite. */
 static tp_status qx_make(const tp_qmat *q, const float *x, int vnni, tp_qx **out) {
@@ -154,6 +161,7 @@ static tp_status qx_make(const tp_qmat *q, const float *x, int vnni, tp_qx **out
         tp_free(mem);
         return TP_OK;
     }
+    p->rpp = rows_a_pass();
     *out = p;
     return TP_OK;
 }

@@ -9,7 +9,6 @@
  * SIMD decoders hash the bytes they write (kernels/cpu/rans_cpu.h), so the checksum needs no second
  * pass. */
 #include <stdlib.h>
-#include <cpuid.h>
 #include <string.h>
 
 #include <xxhash.h>
@@ -231,15 +230,6 @@ static tp_rans_lookup lookup_default(void) {
     return TP_RANS_LOOKUP_AUTO;
 }
 
-static int cpu_is_intel(void) {
-    static int v = -1;
-    if (v < 0) {
-        unsigned a, b, c, d;
-        v = __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu; /* GenuineIntel */
-    }
-    return v;
-}
-
 tp_rans_lookup tp_ent_rans_lookup(void) {
     int l = __atomic_load_n(&rans_lookup, __ATOMIC_RELAXED);
     if (l < 0) {
@@ -256,7 +246,7 @@ const char *tp_rans_lookup_name(tp_rans_lookup l) {
 }
 tp_rans_lookup tp_rans_lookup_at(tp_rans_lookup l, int scale_bits) {
     if (l != TP_RANS_LOOKUP_AUTO) return l;
-    return scale_bits <= 13 && cpu_is_intel() ? TP_RANS_LOOKUP_GATHER : TP_RANS_LOOKUP_SCALAR;
+    return scale_bits <= 13 && tp_cpu_is_intel() ? TP_RANS_LOOKUP_GATHER : TP_RANS_LOOKUP_SCALAR;
 }
 
 static size_t dec_groups_portable(uint32_t x[32], const uint8_t **pp, const uint8_t *end,

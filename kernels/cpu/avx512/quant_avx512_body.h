@@ -191,7 +191,8 @@ QX_ALWAYS_INLINE void qx_r2_split(__m256i rb, __m512i *re, __m512i *ro) {
     *ro = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(w, 2), lo), _mm512_and_si512(_mm512_slli_epi16(w, 2), hi));
 }
 
-/* R rows from r (R = 4 shares x's loads; R = 1 for the rest: the same per-row arithmetic). */
+/* R rows from r (R = 4 shares x's loads; R = 2 where the weights stream from memory on Intel
+ * (tp_qgemv_set_streaming); R = 1 for the rest: the same per-row arithmetic). */
 QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float *y, float *const csc[8],
                               __mmask16 lastm, const __m512 rep[2], const int R, const int mode, const int r2) {
     const int64_t cols = q->cols, nfull = cols / 128;
@@ -265,7 +266,8 @@ QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float
 #undef QX_CHUNK
 #undef QX_SCALE
     if (R == 4) _mm_storeu_ps(y + r, tp_hsum4_512(acc[0], acc[1], acc[2], acc[3]));
-    else y[r] = _mm_cvtss_f32(tp_hsum4_512(acc[0], acc[0], acc[0], acc[0]));
+    else
+        for (int i = 0; i < R; i++) y[r + i] = _mm_cvtss_f32(tp_hsum4_512(acc[i], acc[i], acc[i], acc[i]));
 }
 
 /* One function per mode runs a whole row range (4-row passes, then single rows): the row loop
@@ -278,11 +280,17 @@ QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float
         int64_t r = r0;                                                                            \
         for (; r + 4 <= r1; r += 4) qx_rows(q, p, r, y, csc, lastm, rep, 4, MODE, R2);            \
         for (; r < r1; r++) qx_rows(q, p, r, y, csc, lastm, rep, 1, MODE, R2);                    \
+    }                                                                                              \
+    __attribute__((unused)) static void qx_range2_##MODE##SUF(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y, \
+                                      float *const csc[8], __mmask16 lastm, const __m512 rep[2]) { \
+        int64_t r = r0;                                                                            \
+        for (; r + 2 <= r1; r += 2) qx_rows(q, p, r, y, csc, lastm, rep, 2, MODE, R2);            \
+        for (; r < r1; r++) qx_rows(q, p, r, y, csc, lastm, rep, 1, MODE, R2);                    \
     }
 QX_DEFINE_MODE(QX_BCAST, 0, )
 QX_DEFINE_MODE(QX_DIRECT, 0, )
 QX_DEFINE_MODE(QX_PERM, 0, )
-QX_DEFINE_MODE(QX_SMALL, 0, )
+QX_DEFINE_MODE(QX_SMALL, 0, ) /* its 2-row form is never used (rows of <= 512 columns stay at 4) */
 QX_DEFINE_MODE(QX_BCAST, 1, _r2)
 QX_DEFINE_MODE(QX_DIRECT, 1, _r2)
 QX_DEFINE_MODE(QX_PERM, 1, _r2)
@@ -304,10 +312,11 @@ tp_status QX_ROWS(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, floa
     const int64_t ng = q->ngroups;
     const __mmask16 lastm = qx_mask16(ng - (ng - 1) / 16 * 16);
     __m512 rep[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    const int two = p->rpp == 2; /* tp_qgemv_set_streaming */
     if (r2) {
-        if (q->g >= 128) f = qx_range_QX_BCAST_r2;
-        else if (q->g == 8) f = qx_range_QX_DIRECT_r2;
-        else f = qx_range_QX_PERM_r2;
+        if (q->g >= 128) f = two ? qx_range2_QX_BCAST_r2 : qx_range_QX_BCAST_r2;
+        else if (q->g == 8) f = two ? qx_range2_QX_DIRECT_r2 : qx_range_QX_DIRECT_r2;
+        else f = two ? qx_range2_QX_PERM_r2 : qx_range_QX_PERM_r2;
     } else if (q->g == 128 && ng <= 4) {
         /* gsum and xsg repeated for 4 rows: lane l holds group l % ng */
         int32_t ri[16];
@@ -316,9 +325,9 @@ tp_status QX_ROWS(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, floa
         rep[0] = _mm512_permutexvar_ps(rl, _mm512_loadu_ps(p->gsum));
         rep[1] = _mm512_permutexvar_ps(rl, _mm512_loadu_ps(p->xsg));
         f = qx_range_QX_SMALL;
-    } else if (q->g >= 128) f = qx_range_QX_BCAST;
-    else if (q->g == 8) f = qx_range_QX_DIRECT;
-    else f = qx_range_QX_PERM;
+    } else if (q->g >= 128) f = two ? qx_range2_QX_BCAST : qx_range_QX_BCAST;
+    else if (q->g == 8) f = two ? qx_range2_QX_DIRECT : qx_range_QX_DIRECT;
+    else f = two ? qx_range2_QX_PERM : qx_range_QX_PERM;
     f(q, p, r0, r1, y, csc, lastm, rep);
     tp_free(heap);
     return TP_OK;
