@@ -11,10 +11,10 @@
 
 #include "pipeline/artifact.h"
 #include "pipeline/codec.h"
-#include "tenpak/quant.h"
 #include "pipeline/config.h"
 #include "pipeline/gguf_model.h"
 #include "pipeline/linear.h"
+#include "tenpak/quant.h"
 #include "tenpak/sha256.h"
 
 const char *tp_exec_name(tp_exec x) { return x == TP_EXEC_DEQUANT ? "dequant" : "packed"; }
