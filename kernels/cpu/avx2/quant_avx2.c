@@ -63,17 +63,19 @@ static void decode_row(const tp_qmat *q, int64_t r, const float *sf, const float
     const uint8_t *cp = q->codes + r * q->code_stride;
     const uint8_t *rp = q->rcodes ? q->rcodes + r * q->rcode_stride : NULL;
     const int64_t cols = q->cols;
-    int64_t full = cols & ~(int64_t)7;
     const int g = q->g;
+    /* whole 8-column steps lie in one group only when g is a multiple of 8; otherwise every
+     * column goes through the scalar loop below */
+    const int64_t full = g % 8 ? 0 : cols & ~(int64_t)7;
     int64_t c = 0;
-    if (q->kind == TP_Q_NF4 && g % 8 == 0) {
+    if (q->kind == TP_Q_NF4) {
         for (; c < full; c += 8) {
             __m256 w = _mm256_mul_ps(nf4_lookup(codes8(cp + c / 2, sh4, m15), lo, hi),
                                      _mm256_broadcast_ss(sf + c / g));
             if (stream) _mm256_stream_ps(dst + c, w);
             else _mm256_storeu_ps(dst + c, w);
         }
-    } else if (g % 8 == 0) {
+    } else {
         /* group by group: the scales broadcast once a group, no division per 8 columns (llama-mini
          * pp512 on the Intel Xeon, alternating binaries: no change measurable in its noise) */
         for (int64_t gi = 0; c < full; gi++) {
@@ -90,8 +92,6 @@ static void decode_row(const tp_qmat *q, int64_t r, const float *sf, const float
                 else _mm256_storeu_ps(dst + c, w);
             }
         }
-    } else {
-        full = 0; /* 8 columns may straddle two groups: the scalar loop below */
     }
     for (; c < cols; c++) dst[c] = deq_scalar(q, r, c, sf, of, rf);
 }

@@ -270,7 +270,8 @@ QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float
         for (int i = 0; i < R; i++) y[r + i] = _mm_cvtss_f32(tp_hsum4_512(acc[i], acc[i], acc[i], acc[i]));
 }
 
-/* One function per mode runs a whole row range (4-row passes, then single rows): the row loop
+/* One function per mode runs a whole row range (4-row passes, or 2-row ones where the weights
+ * stream from memory on Intel (tp_qx.rpp), then single rows): the row loop
  * inside it, so the loop-invariant set-up is hoisted and no indirect call is made per 4 rows
  * (with one call per pass, llama-mini's 384-column rows spent ~10% of a decoding step on the
  * call and its frame). */
@@ -278,19 +279,16 @@ QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float
     static void qx_range_##MODE##SUF(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y, \
                                      float *const csc[8], __mmask16 lastm, const __m512 rep[2]) {  \
         int64_t r = r0;                                                                            \
-        for (; r + 4 <= r1; r += 4) qx_rows(q, p, r, y, csc, lastm, rep, 4, MODE, R2);            \
-        for (; r < r1; r++) qx_rows(q, p, r, y, csc, lastm, rep, 1, MODE, R2);                    \
-    }                                                                                              \
-    __attribute__((unused)) static void qx_range2_##MODE##SUF(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, float *y, \
-                                      float *const csc[8], __mmask16 lastm, const __m512 rep[2]) { \
-        int64_t r = r0;                                                                            \
-        for (; r + 2 <= r1; r += 2) qx_rows(q, p, r, y, csc, lastm, rep, 2, MODE, R2);            \
+        if (MODE != QX_SMALL && p->rpp == 2) /* tp_qgemv_set_streaming */                          \
+            for (; r + 2 <= r1; r += 2) qx_rows(q, p, r, y, csc, lastm, rep, 2, MODE, R2);        \
+        else                                                                                       \
+            for (; r + 4 <= r1; r += 4) qx_rows(q, p, r, y, csc, lastm, rep, 4, MODE, R2);        \
         for (; r < r1; r++) qx_rows(q, p, r, y, csc, lastm, rep, 1, MODE, R2);                    \
     }
 QX_DEFINE_MODE(QX_BCAST, 0, )
 QX_DEFINE_MODE(QX_DIRECT, 0, )
 QX_DEFINE_MODE(QX_PERM, 0, )
-QX_DEFINE_MODE(QX_SMALL, 0, ) /* its 2-row form is never used (rows of <= 512 columns stay at 4) */
+QX_DEFINE_MODE(QX_SMALL, 0, ) /* always 4 rows a pass (rows of <= 512 columns) */
 QX_DEFINE_MODE(QX_BCAST, 1, _r2)
 QX_DEFINE_MODE(QX_DIRECT, 1, _r2)
 QX_DEFINE_MODE(QX_PERM, 1, _r2)
@@ -312,11 +310,10 @@ tp_status QX_ROWS(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, floa
     const int64_t ng = q->ngroups;
     const __mmask16 lastm = qx_mask16(ng - (ng - 1) / 16 * 16);
     __m512 rep[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-    const int two = p->rpp == 2; /* tp_qgemv_set_streaming */
     if (r2) {
-        if (q->g >= 128) f = two ? qx_range2_QX_BCAST_r2 : qx_range_QX_BCAST_r2;
-        else if (q->g == 8) f = two ? qx_range2_QX_DIRECT_r2 : qx_range_QX_DIRECT_r2;
-        else f = two ? qx_range2_QX_PERM_r2 : qx_range_QX_PERM_r2;
+        if (q->g >= 128) f = qx_range_QX_BCAST_r2;
+        else if (q->g == 8) f = qx_range_QX_DIRECT_r2;
+        else f = qx_range_QX_PERM_r2;
     } else if (q->g == 128 && ng <= 4) {
         /* gsum and xsg repeated for 4 rows: lane l holds group l % ng */
         int32_t ri[16];
@@ -325,9 +322,9 @@ tp_status QX_ROWS(const tp_qmat *q, const tp_qx *p, int64_t r0, int64_t r1, floa
         rep[0] = _mm512_permutexvar_ps(rl, _mm512_loadu_ps(p->gsum));
         rep[1] = _mm512_permutexvar_ps(rl, _mm512_loadu_ps(p->xsg));
         f = qx_range_QX_SMALL;
-    } else if (q->g >= 128) f = two ? qx_range2_QX_BCAST : qx_range_QX_BCAST;
-    else if (q->g == 8) f = two ? qx_range2_QX_DIRECT : qx_range_QX_DIRECT;
-    else f = two ? qx_range2_QX_PERM : qx_range_QX_PERM;
+    } else if (q->g >= 128) f = qx_range_QX_BCAST;
+    else if (q->g == 8) f = qx_range_QX_DIRECT;
+    else f = qx_range_QX_PERM;
     f(q, p, r0, r1, y, csc, lastm, rep);
     tp_free(heap);
     return TP_OK;
