@@ -2,6 +2,7 @@
  * AVX-512 GEMV (int4; VNNI at the avx512vbmi level), the AVX2 kernels or the portable C path, by
  * tp_cpu_isa(). */
 #include <cblas.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -133,16 +134,73 @@ static int qx_ok(const tp_qmat *q) {
            (q->g & (q->g - 1)) == 0 && q->cols > 0;
 }
 
-static int streaming; /* tp_qgemv_set_streaming's mode */
-void tp_qgemv_set_streaming(int mode) { __atomic_store_n(&streaming, mode, __ATOMIC_RELAXED); }
-static int rows_a_pass(void) {
-    const int m = __atomic_load_n(&streaming, __ATOMIC_RELAXED);
-    return m == 2 || (m == 1 && tp_cpu_is_intel()) ? 2 : 4;
+/* tp_qgemv_set_streaming. Mode 1 measures: which walk streams faster from memory differs between
+ * hosts of the same CPU model and between days on one (a 2-vCPU Intel Xeon guest: TinyLlama-shaped
+ * int4 decode 2 rows a pass +12% one day, 4 rows +6% another, alternating binaries), so after a
+ * warm-up round (the first pass over a model's weights ran ~20% slower), CAL_ROUNDS rounds of
+ * CAL_BYTES of AVX-512 GEMV weights alternate 2 and 4 rows a pass, and the walk whose best round
+ * streamed faster is kept (in-process rounds, same host moment: TinyLlama-shaped decode on that
+ * guest, 20 rounds each, 2 rows 20-25 GB/s, 4 rows 17-22). Either walk gives the same bits (test_int4
+ * gemv_rows_alone_same_bits), so only the speed depends on the choice. */
+#define CAL_BYTES (64.0 * 1024 * 1024)
+#define CAL_ROUNDS 8
+static struct {
+    pthread_mutex_t mu;
+    int mode;            /* the mode set */
+    int rpp;             /* mode 1: the walk chosen, 0 while measuring */
+    int round;           /* mode 1: the round being measured (0 warm-up; odd: 2 rows a pass, even: 4) */
+    double bytes, secs;  /* the round so far */
+    double best[2];      /* the best round's bytes/s, 4 and 2 rows a pass */
+} cal = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+void tp_qgemv_set_streaming(int mode) {
+    pthread_mutex_lock(&cal.mu);
+    cal.mode = mode;
+    cal.rpp = 0;
+    cal.round = 0;
+    cal.bytes = cal.secs = cal.best[0] = cal.best[1] = 0;
+    pthread_mutex_unlock(&cal.mu);
+}
+/* the rows a pass for a GEMV starting now; *measure set when its time is to be reported
+ * (cal_report) */
+static int rows_a_pass(int *measure) {
+    *measure = 0;
+    pthread_mutex_lock(&cal.mu);
+    int r = cal.mode == 2 ? 2 : 4;
+    if (cal.mode == 1) {
+        if (cal.rpp) r = cal.rpp;
+        else {
+            r = cal.round % 2 ? 2 : 4;
+            *measure = 1;
+        }
+    }
+    pthread_mutex_unlock(&cal.mu);
+    return r;
+}
+static void cal_report(int rpp, double bytes, double secs) {
+    pthread_mutex_lock(&cal.mu);
+    if (cal.mode == 1 && !cal.rpp && rpp == (cal.round % 2 ? 2 : 4)) {
+        cal.bytes += bytes;
+        cal.secs += secs;
+        if (cal.bytes >= CAL_BYTES) {
+            const double bw = cal.secs > 0 ? cal.bytes / cal.secs : 0;
+            if (cal.round > 0 && bw > cal.best[cal.round % 2]) cal.best[cal.round % 2] = bw;
+            cal.bytes = cal.secs = 0;
+            if (++cal.round == CAL_ROUNDS + 1) cal.rpp = cal.best[1] > cal.best[0] ? 2 : 4;
+        }
+    }
+    pthread_mutex_unlock(&cal.mu);
+}
+int tp_qgemv_streaming_rows(void) {
+    pthread_mutex_lock(&cal.mu);
+    const int r = cal.mode == 2 ? 2 : cal.mode == 1 ? cal.rpp : 4;
+    pthread_mutex_unlock(&cal.mu);
+    return r;
 }
 
 /* x prepared for the AVX-512 GEMV in one allocation into *out; *out NULL (use AVX2) when x is
  * not finite. */
-static tp_status qx_make(const tp_qmat *q, const float *x, int vnni, tp_qx **out) {
+static tp_status qx_make(const tp_qmat *q, const float *x, int vnni, int rpp, tp_qx **out) {
     const int64_t nchunk = (q->cols + 127) / 128;
     const int64_t most = q->ngroups > nchunk ? q->ngroups : nchunk;
     const int64_t pad = (most + 15) / 16 * 16 + 16;
@@ -161,7 +219,7 @@ static tp_status qx_make(const tp_qmat *q, const float *x, int vnni, tp_qx **out
         tp_free(mem);
         return TP_OK;
     }
-    p->rpp = rows_a_pass();
+    p->rpp = rpp;
     *out = p;
     return TP_OK;
 }
@@ -345,6 +403,9 @@ tp_status tp_qgemv_multi_cpu(const tp_qmat *const *q, int k, const float *x, flo
     void *own[TP_QGEMV_MULTI] = {0};
     tp_status s = TP_OK;
     int64_t work = 0;
+    int measure = 0, rpp = 4, any_qx = 0;
+    if (isa >= TP_ISA_AVX512) rpp = rows_a_pass(&measure);
+    double qx_bytes = 0;
     for (int i = 0; i < k && s == TP_OK; i++) {
         const tp_qmat *qi = q[i];
         tp_qx *qx = NULL;
@@ -354,8 +415,12 @@ tp_status tp_qgemv_multi_cpu(const tp_qmat *const *q, int k, const float *x, flo
             for (int p = 0; p < i && !shared; p++)
                 if (m.j[p].qx && same_prep(q[p], qi, 1)) { qx = (tp_qx *)m.j[p].qx; shared = 1; }
             if (!shared) {
-                if (qx_make(qi, x, vnni, &qx) != TP_OK) { s = TP_ERR_NOMEM; break; }
+                if (qx_make(qi, x, vnni, rpp, &qx) != TP_OK) { s = TP_ERR_NOMEM; break; }
                 own[i] = qx;
+            }
+            if (qx) {
+                any_qx = 1;
+                qx_bytes += (double)tp_qmat_bytes(qi);
             }
         }
         float *nx = NULL;
@@ -382,9 +447,11 @@ tp_status tp_qgemv_multi_cpu(const tp_qmat *const *q, int k, const float *x, flo
         work += qi->rows * qi->cols;
     }
     if (s == TP_OK) {
+        const double t0 = measure && any_qx ? tp_now() : 0;
         if (work >= TP_CPU_PAR_MIN) tp_pool_run(m.first[k], qmulti_task, &m);
         else
             for (int t = 0; t < m.first[k]; t++) qmulti_task(&m, t, m.first[k]);
+        if (measure && any_qx) cal_report(rpp, qx_bytes, tp_now() - t0);
         for (int i = 0; i < k; i++) s = m.j[i].nomem ? TP_ERR_NOMEM : s;
     }
     for (int i = 0; i < k; i++) tp_free(own[i]);
