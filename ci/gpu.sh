@@ -122,6 +122,12 @@ $T verify --self-test --filter '/(cuda[a-z0-9-]*|cublas|cusparselt)/' --json "$O
 vrc=$?
 echo "verify: rc=$vrc in $(( $(date +%s) - t0 )) s; $(grep -c PASS "$OUT/verify.txt") PASS, $(grep -c FAIL "$OUT/verify.txt") FAIL"
 grep -E 'FAIL|skipped|ACCEPTED' "$OUT/verify.txt" | head -n 30
+# the same kernels as bench times them: the output of a replayed graph (state kept across runs)
+t0=$(date +%s)
+$T verify --graph --filter '/(cuda[a-z0-9-]*|cublas|cusparselt)/' > "$OUT/verify-graph.txt" 2>&1
+r=$?; vrc=$(( vrc || r ))
+echo "verify --graph: rc=$r in $(( $(date +%s) - t0 )) s; $(grep -c PASS "$OUT/verify-graph.txt") PASS, $(grep -c FAIL "$OUT/verify-graph.txt") FAIL, $(grep -c 'no graph' "$OUT/verify-graph.txt") without a graph"
+grep -E 'FAIL' "$OUT/verify-graph.txt" | head -n 30
 t0=$(date +%s)
 $T bench --filter "$FILTER" --min-time ${TENPAK_GPU_MIN_TIME:-0.1} --repetitions ${TENPAK_GPU_REPS:-5} \
     --json "$OUT/bench.json" > "$OUT/bench.txt" 2>&1

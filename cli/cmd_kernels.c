@@ -77,12 +77,17 @@ int tp_cmd_verify(int argc, char **argv) {
             have_seed = 1;
         } else if (tp_arg(argc, argv, &i, "--json", &v)) json = v;
         else if (tp_flag(argv, i, "--self-test")) o.self_test = 1;
+        else if (tp_flag(argv, i, "--graph")) o.graph = 1;
         else if (tp_flag(argv, i, "--help")) {
             printf("usage: tenpak verify [--filter REGEX] [--backend NAME] [--seed N] [--json FILE] [--self-test]\n"
+                   "                    [--graph]\n"
                    "  Runs every registry kernel against its op's reference on fresh random inputs\n"
                    "  (outputs poisoned with NaN first). Prints one line per case and ends with\n"
                    "  'N passed, N failed'; exit status 1 if anything failed. --self-test also\n"
-                   "  corrupts every output just past its bound and requires the check to reject it.\n");
+                   "  corrupts every output just past its bound and requires the check to reject it.\n"
+                   "  --graph: a device kernel's output is that of the second replay of a captured\n"
+                   "  graph of 3 runs (how `tenpak bench` times it), so state it keeps between runs\n"
+                   "  is checked too; CPU kernels run once as without it.\n");
             return 0;
         } else {
             fprintf(stderr, "tenpak verify: unknown option '%s' (see --help)\n", argv[i]);
@@ -90,8 +95,8 @@ int tp_cmd_verify(int argc, char **argv) {
         }
     }
     if (!have_seed) o.seed = tp_seed_from_time();
-    printf("tenpak verify: seed %llu (replay with --seed %llu)%s\n", (unsigned long long)o.seed,
-           (unsigned long long)o.seed, o.self_test ? ", self-test" : "");
+    printf("tenpak verify: seed %llu (replay with --seed %llu)%s%s\n", (unsigned long long)o.seed,
+           (unsigned long long)o.seed, o.self_test ? ", self-test" : "", o.graph ? ", graph replays" : "");
     o.out = stdout;
     cJSON *arr = json ? cJSON_CreateArray() : NULL;
     o.json = arr;
@@ -108,6 +113,7 @@ int tp_cmd_verify(int argc, char **argv) {
         snprintf(seed, sizeof seed, "%llu", (unsigned long long)o.seed);
         cJSON_AddStringToObject(root, "seed", seed);
         cJSON_AddBoolToObject(root, "self_test", o.self_test);
+        cJSON_AddBoolToObject(root, "graph", o.graph);
         cJSON_AddNumberToObject(root, "passed", r.passed);
         cJSON_AddNumberToObject(root, "failed", r.failed);
         cJSON_AddNumberToObject(root, "skipped", r.skipped);

@@ -124,6 +124,26 @@ tp_status tp_kernel_run_once(const tp_kernel *k, const tp_case *c, void *out) {
 }
 
 
+tp_status tp_kernel_run_replayed(const tp_kernel *k, const tp_case *c, void *out, int launches, int replays,
+                                 int *graphed) {
+    const tp_device_backend *d = tp_registry_device();
+    *graphed = 0;
+    if (!d || !k->fetch || launches < 1 || replays < 1) return tp_kernel_run_once(k, c, out);
+    void *state = k->prepare ? k->prepare(c) : NULL;
+    void *g = d->graph_make(k, c, state, out, launches);
+    tp_status st = TP_OK;
+    if (g) {
+        *graphed = 1;
+        for (int i = 0; i < replays && st == TP_OK; i++)
+            if (!d->graph_launch(g)) st = TP_ERR_IO;
+    } else st = k->run(c, state, out);
+    if (k->sync) k->sync(state);
+    if (k->fetch && st == TP_OK) k->fetch(c, state, out);
+    d->graph_free(g);
+    if (k->release) k->release(state);
+    return st;
+}
+
 const char *tp_cmp_metric_name(tp_cmp cmp) {
     switch (cmp) {
     case TP_CMP_EXACT: return "bytes_differing";

@@ -139,6 +139,13 @@ tp_status tp_case_make(tp_case *c, const tp_op *op, const tp_shape *s, uint64_t 
 void tp_case_free(tp_case *c);
 /* Run kernel k on case c into out, handling device prepare/sync/fetch; run's status. */
 tp_status tp_kernel_run_once(const tp_kernel *k, const tp_case *c, void *out);
+/* A device kernel (one with fetch) as `tenpak bench` times it: `launches` run() calls captured
+ * into a graph (nothing runs while capturing), the graph replayed `replays` times, then sync and
+ * fetch: the output is the last replay's, so state a kernel keeps on the device across runs must
+ * be right for every replay. *graphed 0 (and one plain run) where no graph could be made or for
+ * a kernel without a device. */
+tp_status tp_kernel_run_replayed(const tp_kernel *k, const tp_case *c, void *out, int launches, int replays,
+                                 int *graphed);
 
 
 /* Compare out against c->ref with the op's rule. Returns 1 on pass; *metric gets the value

@@ -16,6 +16,8 @@ typedef struct tp_verify_opts {
     const char *backend; /* only this backend; NULL = all */
     uint64_t seed;       /* run seed; each case derives its own from it and its name */
     int self_test;       /* also corrupt each output and require the comparison to reject it */
+    int graph;           /* device kernels: the output of 2 replays of a graph of 3 runs
+                            (tp_kernel_run_replayed), as bench times them */
     FILE *out;           /* one line per case; NULL = quiet */
     void *json;          /* a cJSON array to append one object per case to, or NULL */
 } tp_verify_opts;

@@ -19,6 +19,7 @@ PY
 "$T" verify --filter 'gemv/int4_g32/' --seed 7 --json "$tmp/v2.json" >/dev/null || fail "second run"
 cmp -s <(grep -v '"date"' "$tmp/v.json") <(grep -v '"date"' "$tmp/v2.json") || fail "--seed does not replay"
 "$T" verify --filter 'dequant/nf4' --self-test | tail -n1 | grep -Eq '^[0-9]+ passed, 0 failed$' || fail "self-test"
+"$T" verify --filter 'dequant/nf4' --graph | tail -n1 | grep -Eq '^[0-9]+ passed, 0 failed$' || fail "--graph (CPU kernels: run once)"
 "$T" verify --filter '(' >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad regex must exit 2"
 "$T" verify --bogus >/dev/null 2>&1; [ $? -eq 2 ] || fail "unknown option must exit 2"
 "$T" verify --seed x >/dev/null 2>&1; [ $? -eq 2 ] || fail "bad seed must exit 2"

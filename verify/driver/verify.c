@@ -109,7 +109,9 @@ tp_status tp_verify_run(const tp_verify_opts *o, tp_verify_result *res, tp_err *
                 int is_isa = (k->flags & TP_K_ISA) != 0;
                 if (is_isa) tp_cpu_set_isa(items[t].isa);
                 poison(&c, out);
-                tp_status run_st = tp_kernel_run_once(k, &c, out);
+                int graphed = 0;
+                tp_status run_st = o->graph ? tp_kernel_run_replayed(k, &c, out, 3, 2, &graphed)
+                                            : tp_kernel_run_once(k, &c, out);
                 /* back to the machine's level at once: the next case's setup (e.g. k-means) runs
                  * with the cpu backend's default, not with the level last tested */
                 if (is_isa) tp_cpu_set_isa(saved_isa);
@@ -136,6 +138,7 @@ tp_status tp_verify_run(const tp_verify_opts *o, tp_verify_result *res, tp_err *
                     if (o->self_test)
                         fprintf(o->out, "  self-test: %s (corrupted %s=%.3g)", rejected ? "rejected" : "ACCEPTED",
                                 tp_cmp_metric_name(op->cmp), bad_metric);
+                    if (o->graph && k->fetch) fprintf(o->out, graphed ? "  (graph replays)" : "  (no graph: one run)");
                     if (run_st != TP_OK) fprintf(o->out, "  (the kernel failed: %s)", tp_status_name(run_st));
                     if (!ok) fprintf(o->out, "  (replay: --seed %llu)", (unsigned long long)o->seed);
                     fputc('\n', o->out);
