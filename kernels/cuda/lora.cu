@@ -10,12 +10,21 @@
  *           pre-scaled by 16^-k once per chunk and shared by the 4 rows; y = sum_groups
  *           s * sum(q x) + o * sum(x));
  *   expand: after its base rows a block sums P into T (shared memory) and adds s B[row] . T[b].
- * Every block takes a ticket (atomic counter) on entry and the first `units` tickets do the
- * shrink units before their base rows; a block waits for "all units done" only after its own
- * units, and every lower ticket is already running, so the wait cannot deadlock (the decoupled
- * look-back argument). Counters are never reset: they grow by nblocks / units per run and the
- * run's epoch says which values mean "this run". The wait is bounded (~1 s): past it the state
- * is marked failed and fetch writes NaN.
+ * The units are claimed from a counter (atomicAdd) by NHELP extra blocks that do nothing else
+ * (blockIdx >= the base blocks: they run beside the base blocks, on the SMs a grid of less than a
+ * wave leaves idle or as a second block of an SM), and by every base block when it reaches the
+ * expand: it first claims and works any unit still unclaimed, then waits for "all units done".
+ * A claimed unit belongs to a running block that never waits before finishing it, so the wait
+ * cannot deadlock whether or not the helpers are scheduled. The last block to leave (a third
+ * counter) sets the three counters back to zero, so every run, replayed from a CUDA graph or
+ * launched anew, starts from zero. The wait is bounded (~1 s): past it, or with a counter out of
+ * step, the state is marked failed and fetch writes NaN.
+ * Until run28 the first blocks to start did the units before their own base rows, every block
+ * took a ticket first, and the counters carried a run number (epoch) passed as an argument: a
+ * graph replays its captured arguments, so from the second replay on every ticket was out of
+ * range, the blocks skipped their units and the wait passed on the earlier runs' count; the
+ * bench's graph-timed figures of the fused kernel (run5-run28: +43-55% over the INT4 GEMV) timed
+ * runs without their shrink. The verify runs were single stream launches, correct.
  * fused = 0: the same code as two launches (shrink kernel, then base + expand), for comparison.
  * Batches (BGMV): the warp's rows are applied to 4 batch columns per pass (codes re-read from
  * L1 for the next 4). SGMV (segments of columns, one adapter each): its own two kernels,
@@ -29,7 +38,7 @@ __constant__ float c_lora_nf4[16];
 /* LR_CHUNK: SGMV's shrink chunk; LR_UCHUNK: the fused kernel's shrink unit (b, 128 columns): small,
  * so the blocks that take the units start their base rows ~one memory round trip late, not ~3 us
  * (run27: with 1024-column units the fused LoRA took 12.9 us against the INT4 GEMV's 9.0) */
-enum { LR_WARPS = 8, LR_R = 4, LR_THREADS = 256, LR_CHUNK = 1024, LR_UCHUNK = 128 };
+enum { LR_WARPS = 8, LR_R = 4, LR_THREADS = 256, LR_CHUNK = 1024, LR_UCHUNK = 128, LR_NHELP = 32, LR_PST = 1024 };
 
 struct LArgs {
     const uint8_t *codes;
@@ -45,11 +54,11 @@ struct LRun {
     const int *idx; /* batch */
     float *P;       /* units x r */
     float *Y;       /* batch x rows */
-    unsigned long long *tick, *done;
+    unsigned long long *claim, *done, *left; /* units claimed (+ one past the end per block), units
+                                                done, blocks finished: zero between runs */
     int *err;
-    unsigned long long epoch;
     float sc[8];    /* alpha / r per adapter */
-    int batch, nchunk, units, nblocks, fused;
+    int batch, nchunk, units, nblocks, nhelp, fused; /* nblocks: base blocks; nhelp: shrink-only blocks */
 };
 
 template <int KIND>
@@ -123,6 +132,47 @@ static __device__ void lora_unit(const LArgs &a, const LRun &p, int u, float *re
     __syncthreads();
 }
 
+/* The fused kernel's shrink: the block claims units until none is left and works them; its last
+ * claim is one past the end (so every block adds exactly its units + 1 to the counter). */
+template <int RK>
+static __device__ void lora_claim_units(const LArgs &a, const LRun &p, float *red, long long *s_u) {
+    int ndone = 0;
+    for (;;) {
+        if (threadIdx.x == 0) {
+            const unsigned long long v = atomicAdd(p.claim, 1ULL);
+            long long u = -1;
+            if (v < (unsigned long long)p.units) u = (long long)v;
+            else if (v >= (unsigned long long)(p.units + p.nblocks + p.nhelp)) atomicExch(p.err, 1); /* out of step */
+            *s_u = u;
+        }
+        __syncthreads();
+        const long long u = *s_u;
+        __syncthreads(); /* every thread has read s_u before thread 0 writes the next claim */
+        if (u < 0) break;
+        lora_unit<RK>(a, p, (int)u, red);
+        ndone++;
+    }
+    if (ndone) {
+        __threadfence(); /* this thread's P writes visible before the count */
+        __syncthreads();
+        if (threadIdx.x == 0) atomicAdd(p.done, (unsigned long long)ndone);
+    }
+}
+
+/* The fused kernel's blocks leave through here: the last one sets the counters back to zero for
+ * the next run (every other block has finished with them). */
+static __device__ void lora_leave(const LRun &p) {
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        __threadfence();
+        if (atomicAdd(p.left, 1ULL) == (unsigned long long)(p.nblocks + p.nhelp) - 1) {
+            atomicExch(p.claim, 0ULL);
+            atomicExch(p.done, 0ULL);
+            atomicExch(p.left, 0ULL);
+        }
+    }
+}
+
 template <int RK>
 __global__ void __launch_bounds__(LR_THREADS) lora_shrink(LArgs a, LRun p) {
     __shared__ float red[LR_WARPS * RK];
@@ -152,41 +202,21 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
     extern __shared__ float Tsh[]; /* batch x RK */
     __shared__ float red[LR_WARPS * RK];
     __shared__ float nf4[16];
-    __shared__ long long s_ticket;
+    __shared__ float pst[LR_PST];
+    __shared__ long long s_unit;
     tp_pdl_trigger();
-    /* PDL: the fused kernel reads X and counts tickets at once; the two-kernel one (after
-     * lora_shrink, whose wait covers X) waits only before it reads the partials P */
+    /* PDL: the fused kernel reads X at once; the two-kernel one (after lora_shrink, whose wait
+     * covers X) waits only before it reads the partials P */
     if (p.fused) tp_pdl_wait();
-    if (threadIdx.x < 16) nf4[threadIdx.x] = c_lora_nf4[threadIdx.x];
-    if (p.fused && NB == 1 && FAST) {
-        /* the first two code chunks of the lane's rows and the B rows of the expand are on their
-         * way to L2 while the block takes its ticket and works a shrink unit */
-        const int ln = threadIdx.x & 31;
-        const long long q0 = ((long long)blockIdx.x * LR_WARPS + (threadIdx.x >> 5)) * LR_R, nch = a.cols >> 5;
-#pragma unroll
-        for (int i = 0; i < LR_R; i++) {
-            const long long r = q0 + i < a.rows ? q0 + i : a.rows - 1;
-            const char *cp = (const char *)(a.codes + r * a.cstride);
-            if (ln < nch) lr_prefetch_l2(cp + (long long)ln * 16);
-            if (ln + 32 < nch) lr_prefetch_l2(cp + (long long)(ln + 32) * 16);
-        }
-        if (ln < LR_R && q0 + ln < a.rows) lr_prefetch_l2(a.B + ((long long)p.idx[0] * a.rows + q0 + ln) * RK);
+    if (p.fused && blockIdx.x >= p.nblocks) { /* a helper: shrink units only */
+        lora_claim_units<RK>(a, p, red, &s_unit);
+        lora_leave(p);
+        return;
     }
-    if (p.fused) {
-        if (threadIdx.x == 0) s_ticket = (long long)(atomicAdd(p.tick, 1ULL) - p.epoch * (unsigned long long)p.nblocks);
-        __syncthreads();
-        const long long t = s_ticket;
-        if (t < 0 || t >= p.nblocks) {
-            if (threadIdx.x == 0) atomicExch(p.err, 1);
-        } else {
-            int ndone = 0;
-            for (long long u = t; u < p.units; u += p.nblocks, ndone++) lora_unit<RK>(a, p, (int)u, red);
-            if (ndone) {
-                __threadfence(); /* this thread's P writes visible before the count */
-                __syncthreads();
-                if (threadIdx.x == 0) atomicAdd(p.done, (unsigned long long)ndone);
-            }
-        }
+    if (threadIdx.x < 16) nf4[threadIdx.x] = c_lora_nf4[threadIdx.x];
+    if (p.fused && NB == 1 && (threadIdx.x & 31) < LR_R) { /* the expand's B rows on their way to L2 */
+        const long long row = ((long long)blockIdx.x * LR_WARPS + (threadIdx.x >> 5)) * LR_R + (threadIdx.x & 31);
+        if (row < a.rows) lr_prefetch_l2(a.B + ((long long)p.idx[0] * a.rows + row) * RK);
     }
     __syncthreads();
 
@@ -272,24 +302,37 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
             for (int nb = 0; nb < NB; nb++) acc[i][nb] = warp_sum(acc[i][nb]);
         if (bt == 0) { /* T for the whole batch, once */
             if (!p.fused) tp_pdl_wait();
-            if (p.fused && threadIdx.x == 0) {
-                const unsigned long long target = (p.epoch + 1) * (unsigned long long)p.units;
-                unsigned it = 0;
-                while (*(volatile unsigned long long *)p.done < target) {
-                    if (*(volatile int *)p.err || ++it > FAM_SPIN_LIMIT) {
-                        atomicExch(p.err, 1);
-                        break;
+            if (p.fused) {
+                lora_claim_units<RK>(a, p, red, &s_unit); /* any unit no helper has taken yet */
+                if (threadIdx.x == 0) {
+                    unsigned it = 0;
+                    while (*(volatile unsigned long long *)p.done < (unsigned long long)p.units) {
+                        if (*(volatile int *)p.err || ++it > FAM_SPIN_LIMIT) {
+                            atomicExch(p.err, 1);
+                            break;
+                        }
+                        __nanosleep(64);
                     }
-                    __nanosleep(64);
+                    __threadfence();
                 }
-                __threadfence();
+                __syncthreads();
             }
-            __syncthreads();
-            for (int i = threadIdx.x; i < p.batch * RK; i += blockDim.x) {
-                const int b = i / RK, k = i % RK;
+            /* T[b][k] = sum over chunks u in order of P[b][u][k]: the partials staged in shared
+             * memory LR_PST floats at a time (all loads in flight together), then summed by
+             * thread k (LR_PST is a multiple of RK, so a slice's element j belongs to k = j % RK) */
+            for (int b = 0; b < p.batch; b++) {
+                const float *Pb = p.P + (long long)b * p.nchunk * RK;
+                const int n = p.nchunk * RK;
                 float t = 0.f;
-                for (int u = 0; u < p.nchunk; u++) t += __ldcg(p.P + ((long long)b * p.nchunk + u) * RK + k);
-                Tsh[i] = t;
+                for (int o = 0; o < n; o += LR_PST) {
+                    const int m = n - o < LR_PST ? n - o : LR_PST;
+                    for (int j = threadIdx.x; j < m; j += blockDim.x) pst[j] = __ldcg(Pb + o + j);
+                    __syncthreads();
+                    if (threadIdx.x < RK)
+                        for (int j = threadIdx.x; j < m; j += RK) t += pst[j];
+                    __syncthreads();
+                }
+                if (threadIdx.x < RK) Tsh[b * RK + threadIdx.x] = t;
             }
             __syncthreads();
         }
@@ -309,6 +352,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
         if (lane < LR_R * NB && row < a.rows && b < p.batch)
             p.Y[(long long)b * a.rows + row] = v + lora_expand<RK>(a, p, Tsh, row, b);
     }
+    if (p.fused) lora_leave(p);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -687,11 +731,12 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     p.nchunk = (int)((cols + LR_UCHUNK - 1) / LR_UCHUNK);
     p.units = p.batch * p.nchunk;
     p.nblocks = (int)((rows + LR_WARPS * LR_R - 1) / (LR_WARPS * LR_R));
+    p.nhelp = fused ? (p.units < LR_NHELP ? p.units : LR_NHELP) : 0;
     p.fused = fused;
     for (int i = 0; i < nad; i++) p.sc[i] = tp_lora_scale(&ad[i]);
-    /* work area: X | idx | P | Y | tick, done | err */
+    /* work area: X | idx | P | Y | claim, done, left | err */
     size_t wsz[6] = {(size_t)(batch * cols) * 4, (size_t)batch * 4, (size_t)p.units * s->r * 4,
-                     (size_t)(batch * rows) * 4, 16, 4};
+                     (size_t)(batch * rows) * 4, 24, 4};
     size_t woff[6], wtotal = 0;
     for (int i = 0; i < 6; i++) {
         woff[i] = wtotal;
@@ -708,8 +753,9 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     p.idx = (const int *)(w + woff[1]);
     p.P = (float *)(w + woff[2]);
     p.Y = (float *)(w + woff[3]);
-    p.tick = (unsigned long long *)(w + woff[4]);
-    p.done = p.tick + 1;
+    p.claim = (unsigned long long *)(w + woff[4]);
+    p.done = p.claim + 1;
+    p.left = p.claim + 2;
     p.err = (int *)(w + woff[5]);
     s->out_count = (size_t)(batch * rows);
     return s;
@@ -778,8 +824,9 @@ template <int KIND, int RK, int NB>
 static void lora_launch3(lora_state *s, const LArgs &a) {
     const LRun &p = s->run;
     if (!p.fused) TP_CU(&s->base, tp_cu_launch(2, lora_shrink<RK>, dim3(p.units), dim3(LR_THREADS), 0, a, p));
-    if (s->fast) TP_CU(&s->base, tp_cu_launch(2, lora_main<KIND, RK, NB, true>, dim3(p.nblocks), dim3(LR_THREADS), s->tsh_bytes, a, p));
-    else TP_CU(&s->base, tp_cu_launch(2, lora_main<KIND, RK, NB, false>, dim3(p.nblocks), dim3(LR_THREADS), s->tsh_bytes, a, p));
+    const dim3 grid(p.nblocks + p.nhelp);
+    if (s->fast) TP_CU(&s->base, tp_cu_launch(2, lora_main<KIND, RK, NB, true>, grid, dim3(LR_THREADS), s->tsh_bytes, a, p));
+    else TP_CU(&s->base, tp_cu_launch(2, lora_main<KIND, RK, NB, false>, grid, dim3(LR_THREADS), s->tsh_bytes, a, p));
 }
 template <int KIND, int RK>
 static void lora_launch2(lora_state *s, const LArgs &a) {
@@ -813,7 +860,6 @@ extern "C" tp_status tp_cuda_lora_run(const tp_case *c, void *state, void *out) 
         }
     }
     TP_CU_LAUNCHED(&s->base);
-    if (!s->sgmv) s->run.epoch++;
     return TP_OK;
 }
 
@@ -823,7 +869,7 @@ extern "C" void tp_cuda_lora_fetch(const tp_case *c, void *state, void *out) {
         int err = 0;
         TP_CU(&s->base, cudaMemcpy(&err, s->run.err, 4, cudaMemcpyDeviceToHost));
         if (!s->base.failed && err) {
-            fprintf(stderr, "cuda: lora: the fused kernel's shrink wait failed (bad ticket or timeout)\n");
+            fprintf(stderr, "cuda: lora: the fused kernel's shrink wait failed (unit counter out of step or timeout)\n");
             s->base.failed = 1;
         }
         if (!s->base.failed) TP_CU(&s->base, cudaMemcpy(out, s->run.Y, s->out_count * 4, cudaMemcpyDeviceToHost));
