@@ -59,6 +59,7 @@ struct LRun {
     int *err;
     float sc[8];    /* alpha / r per adapter */
     int batch, nchunk, units, nblocks, nhelp, fused; /* nblocks: base blocks; nhelp: shrink-only blocks */
+    int base_only; /* TENPAK_CUDA_LORA_BASE_ONLY (a measurement knob, wrong results): the base rows alone */
 };
 
 template <int KIND>
@@ -208,6 +209,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
     /* PDL: the fused kernel reads X at once; the two-kernel one (after lora_shrink, whose wait
      * covers X) waits only before it reads the partials P */
     if (p.fused) tp_pdl_wait();
+    if (p.base_only) p.fused = 0;
     if (p.fused && blockIdx.x >= p.nblocks) { /* a helper: shrink units only */
         lora_claim_units<RK>(a, p, red, &s_unit);
         lora_leave(p);
@@ -300,7 +302,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
         for (int i = 0; i < LR_R; i++)
 #pragma unroll
             for (int nb = 0; nb < NB; nb++) acc[i][nb] = warp_sum(acc[i][nb]);
-        if (bt == 0) { /* T for the whole batch, once */
+        if (bt == 0 && !p.base_only) { /* T for the whole batch, once */
             if (!p.fused) tp_pdl_wait();
             if (p.fused) {
                 lora_claim_units<RK>(a, p, red, &s_unit); /* any unit no helper has taken yet */
@@ -350,7 +352,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
         const long long row = r0 + mi;
         const int b = b0 + mnb;
         if (lane < LR_R * NB && row < a.rows && b < p.batch)
-            p.Y[(long long)b * a.rows + row] = v + lora_expand<RK>(a, p, Tsh, row, b);
+            p.Y[(long long)b * a.rows + row] = p.base_only ? v : v + lora_expand<RK>(a, p, Tsh, row, b);
     }
     if (p.fused) lora_leave(p);
 }
@@ -731,7 +733,8 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     p.nchunk = (int)((cols + LR_UCHUNK - 1) / LR_UCHUNK);
     p.units = p.batch * p.nchunk;
     p.nblocks = (int)((rows + LR_WARPS * LR_R - 1) / (LR_WARPS * LR_R));
-    p.nhelp = fused ? (p.units < LR_NHELP ? p.units : LR_NHELP) : 0;
+    p.base_only = getenv("TENPAK_CUDA_LORA_BASE_ONLY") != NULL;
+    p.nhelp = fused && !p.base_only ? (p.units < LR_NHELP ? p.units : LR_NHELP) : 0;
     p.fused = fused;
     for (int i = 0; i < nad; i++) p.sc[i] = tp_lora_scale(&ad[i]);
     /* work area: X | idx | P | Y | claim, done, left | err */
@@ -823,7 +826,7 @@ static void sgmv_launch(lora_state *s, const LArgs &a) {
 template <int KIND, int RK, int NB>
 static void lora_launch3(lora_state *s, const LArgs &a) {
     const LRun &p = s->run;
-    if (!p.fused) TP_CU(&s->base, tp_cu_launch(2, lora_shrink<RK>, dim3(p.units), dim3(LR_THREADS), 0, a, p));
+    if (!p.fused && !p.base_only) TP_CU(&s->base, tp_cu_launch(2, lora_shrink<RK>, dim3(p.units), dim3(LR_THREADS), 0, a, p));
     const dim3 grid(p.nblocks + p.nhelp);
     if (s->fast) TP_CU(&s->base, tp_cu_launch(2, lora_main<KIND, RK, NB, true>, grid, dim3(LR_THREADS), s->tsh_bytes, a, p));
     else TP_CU(&s->base, tp_cu_launch(2, lora_main<KIND, RK, NB, false>, grid, dim3(LR_THREADS), s->tsh_bytes, a, p));
