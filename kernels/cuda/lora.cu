@@ -3,7 +3,7 @@
  * BA is never formed.
  *
  * One launch (fused = 1). Work of a run:
- *   shrink: T[b][k] = sum_c A_i[k][c] X[b][c], cut into units (b, 1024-column chunk); a unit's r
+ *   shrink: T[b][k] = sum_c A_i[k][c] X[b][c], cut into units (b, 128-column chunk); a unit's r
  *           partial dots go to P[unit][k] (no atomics on data: T is summed in a fixed order);
  *   base  : a warp owns 4 rows, a lane 32-column chunks (16 bytes of codes, int4.cu's decoding
  *           idea re-written here: the exponent trick turns nibbles into q*16^k, activations are
@@ -15,7 +15,9 @@
  * wave leaves idle or as a second block of an SM), and by every base block when it reaches the
  * expand: it first claims and works any unit still unclaimed, then waits for "all units done".
  * A claimed unit belongs to a running block that never waits before finishing it, so the wait
- * cannot deadlock whether or not the helpers are scheduled. The last block to leave (a third
+ * cannot deadlock whether or not the helpers are scheduled. That is for one column (GEMV, 2 blocks
+ * an SM); with several (BGMV, 1 block an SM, no room for helpers) every block claims units
+ * before its base rows instead. The last block to leave (a third
  * counter) sets the three counters back to zero, so every run, replayed from a CUDA graph or
  * launched anew, starts from zero. The wait is bounded (~1 s): past it, or with a counter out of
  * step, the state is marked failed and fetch writes NaN.
@@ -134,7 +136,7 @@ static __device__ void lora_unit(const LArgs &a, const LRun &p, int u, float *re
 }
 
 /* The fused kernel's shrink: the block claims units until none is left and works them; its last
- * claim is one past the end (so every block adds exactly its units + 1 to the counter). */
+ * claim is one past the end. */
 template <int RK>
 static __device__ void lora_claim_units(const LArgs &a, const LRun &p, float *red, long long *s_u) {
     int ndone = 0;
@@ -143,7 +145,7 @@ static __device__ void lora_claim_units(const LArgs &a, const LRun &p, float *re
             const unsigned long long v = atomicAdd(p.claim, 1ULL);
             long long u = -1;
             if (v < (unsigned long long)p.units) u = (long long)v;
-            else if (v >= (unsigned long long)(p.units + p.nblocks + p.nhelp)) atomicExch(p.err, 1); /* out of step */
+            else if (v >= (unsigned long long)(p.units + 2 * (p.nblocks + p.nhelp))) atomicExch(p.err, 1); /* out of step */
             *s_u = u;
         }
         __syncthreads();
@@ -216,6 +218,10 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
         return;
     }
     if (threadIdx.x < 16) nf4[threadIdx.x] = c_lora_nf4[threadIdx.x];
+    /* several columns (BGMV): every block claims units before its base rows (as before b5b976b),
+     * so their shrink runs on all SMs at once; its claims end with one past the end, as at the
+     * expand, which then finds none */
+    if (p.fused && NB > 1) lora_claim_units<RK>(a, p, red, &s_unit);
     if (p.fused && NB == 1 && (threadIdx.x & 31) < LR_R) { /* the expand's B rows on their way to L2 */
         const long long row = ((long long)blockIdx.x * LR_WARPS + (threadIdx.x >> 5)) * LR_R + (threadIdx.x & 31);
         if (row < a.rows) lr_prefetch_l2(a.B + ((long long)p.idx[0] * a.rows + row) * RK);
@@ -734,7 +740,9 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     p.units = p.batch * p.nchunk;
     p.nblocks = (int)((rows + LR_WARPS * LR_R - 1) / (LR_WARPS * LR_R));
     p.base_only = getenv("TENPAK_CUDA_LORA_BASE_ONLY") != NULL;
-    p.nhelp = fused && !p.base_only ? (p.units < LR_NHELP ? p.units : LR_NHELP) : 0;
+    /* helpers for one column only: with more (NB = 4, 1 block an SM) they could not sit beside the
+     * base blocks, and run29 measured BGMV 16 columns 91 -> 105 us (stream) with them */
+    p.nhelp = fused && !p.base_only && batch == 1 ? (p.units < LR_NHELP ? p.units : LR_NHELP) : 0;
     p.fused = fused;
     for (int i = 0; i < nad; i++) p.sc[i] = tp_lora_scale(&ad[i]);
     /* work area: X | idx | P | Y | claim, done, left | err */
