@@ -302,13 +302,13 @@ Test(int4, gemv_rows_alone_same_bits) {
 /* The GEMM of many activation rows (>= 16: the tiles decoded to fp32 and multiplied by OpenBLAS's
  * sgemm) over several tiles and a short last one (4500x1000: tiles of 2048 rows; 2100x2048: 1024),
  * and the micro-kernel path just under it (15 rows), every kind, against the reference. */
-/* Mode 1 of tp_qgemv_set_streaming measures which walk streams faster (2 or 4 rows a pass) over
+/* Mode 1 of tp_qgemv_set_streaming measures which walk streams fastest (4, 2 or 1 rows a pass) over
  * its first rounds of GEMV weights, then keeps one: every product on the way and after, whichever
  * walk ran it, has the bits of mode 0's. */
 Test(int4, gemv_streaming_measured_same_bits) {
     tp_rng rng;
     tp_rng_seed(&rng, test_seed() ^ 23);
-    const int64_t R = 1037, C = 4000; /* 2.1 MB a product: the 9 rounds of 64 MiB in ~290 calls */
+    const int64_t R = 1037, C = 4000; /* 2.1 MB a product: the 10 rounds of 64 MiB in ~320 calls */
     tp_qmat q;
     cr_assert_eq(tp_qmat_alloc(&q, TP_Q_INT4, R, C, 128), TP_OK);
     for (int64_t i = 0; i < R * q.code_stride; i++) q.codes[i] = (uint8_t)tp_rng_next(&rng);
@@ -333,7 +333,7 @@ Test(int4, gemv_streaming_measured_same_bits) {
     tp_qgemv_set_streaming(0);
     cr_expect_eq(differ, 0, "%d of %d products in mode 1 differ from mode 0's", differ, calls);
     if (tp_cpu_isa() >= TP_ISA_AVX512) /* the measured walk is the AVX-512 kernel's */
-        cr_expect(rows == 2 || rows == 4, "after %d products mode 1 chose %d rows a pass", calls, rows);
+        cr_expect(rows == 1 || rows == 2 || rows == 4, "after %d products mode 1 chose %d rows a pass", calls, rows);
     tp_free(x); tp_free(y0); tp_free(y);
     tp_qmat_free(&q);
 }

@@ -140,16 +140,16 @@ tp_status tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y
  * prepared once per group size. TP_ERR_NOMEM when scratch cannot be had (y_i then undefined). */
 #define TP_QGEMV_MULTI 4
 tp_status tp_qgemv_multi_cpu(const tp_qmat *const *q, int k, const float *x, float *const *y);
-/* How the AVX-512 INT4 GEMV walks rows: 4 a pass (x's loads shared; the fastest from cache) or 2
- * (one memory stream fewer a core). Which streams faster from memory is a property of the host
+/* How the AVX-512 INT4 GEMV walks rows: 4 a pass (x's loads shared; the fastest from cache), 2 or
+ * 1 (fewer memory streams a core). Which streams faster from memory is a property of the host
  * and its moment, not of the CPU model: on one 2-vCPU Intel Xeon guest, TinyLlama-shaped int4
  * decode ran +10-11% with 2 rows a pass one day and -6% another (alternating binaries).
  * mode 0: 4 rows; 1 (weights stream from memory, set by the model loader when its packed weights
- * exceed the last-level cache): measured: after a warm-up round, 8 rounds of 64 MiB of GEMV weights alternate
- * 4 and 2 rows a pass, then the walk with the faster best round is kept; 2: 2 rows (tests).
+ * exceed the last-level cache): measured: after a warm-up round, 9 rounds of 64 MiB of GEMV weights take
+ * 4, 2 and 1 rows a pass in turn, then the walk with the fastest best round is kept; 2: 2 rows (tests).
  * Setting a mode restarts the measurement. Every row gets the same bits either way. */
 void tp_qgemv_set_streaming(int mode);
-/* the rows a pass the GEMV walks now: 4 or 2, 0 while mode 1 is still measuring */
+/* the rows a pass the GEMV walks now: 4, 2 or 1; 0 while mode 1 is still measuring */
 int tp_qgemv_streaming_rows(void);
 
 

@@ -138,19 +138,20 @@ static int qx_ok(const tp_qmat *q) {
  * hosts of the same CPU model and between days on one (a 2-vCPU Intel Xeon guest: TinyLlama-shaped
  * int4 decode 2 rows a pass +12% one day, 4 rows +6% another, alternating binaries), so after a
  * warm-up round (the first pass over a model's weights ran ~20% slower), CAL_ROUNDS rounds of
- * CAL_BYTES of AVX-512 GEMV weights alternate 2 and 4 rows a pass, and the walk whose best round
- * streamed faster is kept (in-process rounds, same host moment: TinyLlama-shaped decode on that
- * guest, 20 rounds each, 2 rows 20-25 GB/s, 4 rows 17-22). Either walk gives the same bits (test_int4
+ * CAL_BYTES of AVX-512 GEMV weights take 4, 2 and 1 rows a pass in turn, and the walk whose best
+ * round streamed fastest is kept (in-process rounds, same host moment: TinyLlama-shaped decode on
+ * that guest, 20 rounds each, 2 rows 20-25 GB/s, 4 rows 17-22; on the day before, 1 row a pass
+ * had decoded 38.1-40.4 tok/s, 2 rows 37.9-38.4, 4 rows 34.3-35.8, separate processes). Either walk gives the same bits (test_int4
  * gemv_rows_alone_same_bits), so only the speed depends on the choice. */
 #define CAL_BYTES (64.0 * 1024 * 1024)
-#define CAL_ROUNDS 8
+#define CAL_ROUNDS 9
 static struct {
     pthread_mutex_t mu;
     int mode;            /* the mode set */
     int rpp;             /* mode 1: the walk chosen, 0 while measuring */
-    int round;           /* mode 1: the round being measured (0 warm-up; odd: 2 rows a pass, even: 4) */
+    int round;           /* mode 1: the round being measured (0: warm-up, 4 rows; then cal_rows) */
     double bytes, secs;  /* the round so far */
-    double best[2];      /* the best round's bytes/s, 4 and 2 rows a pass */
+    double best[3];      /* the best round's bytes/s, 4, 2 and 1 rows a pass */
 } cal = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 void tp_qgemv_set_streaming(int mode) {
@@ -158,9 +159,10 @@ void tp_qgemv_set_streaming(int mode) {
     cal.mode = mode;
     cal.rpp = 0;
     cal.round = 0;
-    cal.bytes = cal.secs = cal.best[0] = cal.best[1] = 0;
+    cal.bytes = cal.secs = cal.best[0] = cal.best[1] = cal.best[2] = 0;
     pthread_mutex_unlock(&cal.mu);
 }
+static const int cal_rows[3] = {4, 2, 1}; /* round r walks cal_rows[r % 3] */
 /* the rows a pass for a GEMV starting now; *measure set when its time is to be reported
  * (cal_report) */
 static int rows_a_pass(int *measure) {
@@ -170,7 +172,7 @@ static int rows_a_pass(int *measure) {
     if (cal.mode == 1) {
         if (cal.rpp) r = cal.rpp;
         else {
-            r = cal.round % 2 ? 2 : 4;
+            r = cal_rows[cal.round % 3];
             *measure = 1;
         }
     }
@@ -179,14 +181,18 @@ static int rows_a_pass(int *measure) {
 }
 static void cal_report(int rpp, double bytes, double secs) {
     pthread_mutex_lock(&cal.mu);
-    if (cal.mode == 1 && !cal.rpp && rpp == (cal.round % 2 ? 2 : 4)) {
+    if (cal.mode == 1 && !cal.rpp && rpp == cal_rows[cal.round % 3]) {
         cal.bytes += bytes;
         cal.secs += secs;
         if (cal.bytes >= CAL_BYTES) {
             const double bw = cal.secs > 0 ? cal.bytes / cal.secs : 0;
-            if (cal.round > 0 && bw > cal.best[cal.round % 2]) cal.best[cal.round % 2] = bw;
+            if (cal.round > 0 && bw > cal.best[cal.round % 3]) cal.best[cal.round % 3] = bw;
             cal.bytes = cal.secs = 0;
-            if (++cal.round == CAL_ROUNDS + 1) cal.rpp = cal.best[1] > cal.best[0] ? 2 : 4;
+            if (++cal.round == CAL_ROUNDS + 1) {
+                int w = 0;
+                for (int i = 1; i < 3; i++) w = cal.best[i] > cal.best[w] ? i : w;
+                cal.rpp = cal_rows[w];
+            }
         }
     }
     pthread_mutex_unlock(&cal.mu);

@@ -39,7 +39,7 @@ typedef struct tp_qx {
     float *xs;      /* nchunk: 2^-e of each chunk (0 for an all-zero chunk) */
     float *xsg;     /* pad: g <= 128: xs of each group's chunk */
     float *gsum;    /* pad: per group, the sum of the rounded x times its chunk's xs */
-    int rpp;        /* rows a pass, 4 or 2 (tp_qgemv_set_streaming) */
+    int rpp;        /* rows a pass, 4, 2 or 1 (tp_qgemv_set_streaming) */
 } tp_qx;
 /* Returns 0 (nothing usable) when x holds a NaN or an infinity. */
 int tp_qx_prep_avx512(const tp_qmat *q, const float *x, tp_qx *p);

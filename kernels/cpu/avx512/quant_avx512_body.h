@@ -191,8 +191,8 @@ QX_ALWAYS_INLINE void qx_r2_split(__m256i rb, __m512i *re, __m512i *ro) {
     *ro = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(w, 2), lo), _mm512_and_si512(_mm512_slli_epi16(w, 2), hi));
 }
 
-/* R rows from r (R = 4 shares x's loads; R = 2 where the weights stream from memory on Intel
- * (tp_qgemv_set_streaming); R = 1 for the rest: the same per-row arithmetic). */
+/* R rows from r (R = 4 shares x's loads; R = 2 or 1 where tp_qgemv_set_streaming's measurement
+ * found them faster; R = 1 also for the last rows: the same per-row arithmetic). */
 QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float *y, float *const csc[8],
                               __mmask16 lastm, const __m512 rep[2], const int R, const int mode, const int r2) {
     const int64_t cols = q->cols, nfull = cols / 128;
@@ -270,8 +270,8 @@ QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float
         for (int i = 0; i < R; i++) y[r + i] = _mm_cvtss_f32(tp_hsum4_512(acc[i], acc[i], acc[i], acc[i]));
 }
 
-/* One function per mode runs a whole row range (4-row passes, or 2-row ones where the weights
- * stream from memory on Intel (tp_qx.rpp), then single rows): the row loop
+/* One function per mode runs a whole row range (4-row passes, or the 2- or 1-row ones that
+ * tp_qx.rpp asks for, then single rows): the row loop
  * inside it, so the loop-invariant set-up is hoisted and no indirect call is made per 4 rows
  * (with one call per pass, llama-mini's 384-column rows spent ~10% of a decoding step on the
  * call and its frame). */
@@ -281,7 +281,7 @@ QX_ALWAYS_INLINE void qx_rows(const tp_qmat *q, const tp_qx *p, int64_t r, float
         int64_t r = r0;                                                                            \
         if (MODE != QX_SMALL && p->rpp == 2) /* tp_qgemv_set_streaming */                          \
             for (; r + 2 <= r1; r += 2) qx_rows(q, p, r, y, csc, lastm, rep, 2, MODE, R2);        \
-        else                                                                                       \
+        else if (MODE == QX_SMALL || p->rpp != 1)                                                  \
             for (; r + 4 <= r1; r += 4) qx_rows(q, p, r, y, csc, lastm, rep, 4, MODE, R2);        \
         for (; r < r1; r++) qx_rows(q, p, r, y, csc, lastm, rep, 1, MODE, R2);                    \
     }
