@@ -218,7 +218,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
         return;
     }
     if (threadIdx.x < 16) nf4[threadIdx.x] = c_lora_nf4[threadIdx.x];
-    /* several columns (BGMV): every block claims units before its base rows (as before b5b976b),
+    /* several columns (BGMV): every block claims units before its base rows (as before ea8865e),
      * so their shrink runs on all SMs at once; its claims end with one past the end, as at the
      * expand, which then finds none */
     if (p.fused && NB > 1) lora_claim_units<RK>(a, p, red, &s_unit);
