@@ -141,47 +141,47 @@ static int qx_ok(const tp_qmat *q) {
  * CAL_BYTES of AVX-512 GEMV weights take 4, 2 and 1 rows a pass in turn, and the walk whose best
  * round streamed fastest is kept (in-process rounds, same host moment: TinyLlama-shaped decode on
  * that guest, 20 rounds each, 2 rows 20-25 GB/s, 4 rows 17-22; on the day before, 1 row a pass
- * had decoded 38.1-40.4 tok/s, 2 rows 37.9-38.4, 4 rows 34.3-35.8, separate processes). Either walk gives the same bits (test_int4
- * gemv_rows_alone_same_bits), so only the speed depends on the choice. */
+ * had decoded 38.1-40.4 tok/s, 2 rows 37.9-38.4, 4 rows 34.3-35.8, separate processes). Every walk
+ * gives the same bits (test_int4 gemv_rows_alone_same_bits, gemv_streaming_measured_same_bits),
+ * so only the speed depends on the choice. */
 #define CAL_BYTES (64.0 * 1024 * 1024)
 #define CAL_ROUNDS 9
 static struct {
     pthread_mutex_t mu;
-    int mode;            /* the mode set */
-    int rpp;             /* mode 1: the walk chosen, 0 while measuring */
+    int walk;            /* the rows a pass every GEMV takes, 0 while mode 1 measures: read without
+                            the lock (an atomic), written under it */
     int round;           /* mode 1: the round being measured (0: warm-up, 4 rows; then cal_rows) */
     double bytes, secs;  /* the round so far */
     double best[3];      /* the best round's bytes/s, 4, 2 and 1 rows a pass */
-} cal = {.mu = PTHREAD_MUTEX_INITIALIZER};
+} cal = {.mu = PTHREAD_MUTEX_INITIALIZER, .walk = 4};
 
 void tp_qgemv_set_streaming(int mode) {
     pthread_mutex_lock(&cal.mu);
-    cal.mode = mode;
-    cal.rpp = 0;
     cal.round = 0;
     cal.bytes = cal.secs = cal.best[0] = cal.best[1] = cal.best[2] = 0;
+    __atomic_store_n(&cal.walk, mode == 1 ? 0 : mode == 2 ? 2 : 4, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&cal.mu);
 }
+int tp_qgemv_streaming_rows(void) { return __atomic_load_n(&cal.walk, __ATOMIC_ACQUIRE); }
 static const int cal_rows[3] = {4, 2, 1}; /* round r walks cal_rows[r % 3] */
 /* the rows a pass for a GEMV starting now; *measure set when its time is to be reported
- * (cal_report) */
+ * (cal_report). The lock is taken only while mode 1 measures. */
 static int rows_a_pass(int *measure) {
+    int r = tp_qgemv_streaming_rows();
     *measure = 0;
+    if (r) return r;
     pthread_mutex_lock(&cal.mu);
-    int r = cal.mode == 2 ? 2 : 4;
-    if (cal.mode == 1) {
-        if (cal.rpp) r = cal.rpp;
-        else {
-            r = cal_rows[cal.round % 3];
-            *measure = 1;
-        }
+    r = cal.walk;
+    if (!r) {
+        r = cal_rows[cal.round % 3];
+        *measure = 1;
     }
     pthread_mutex_unlock(&cal.mu);
     return r;
 }
 static void cal_report(int rpp, double bytes, double secs) {
     pthread_mutex_lock(&cal.mu);
-    if (cal.mode == 1 && !cal.rpp && rpp == cal_rows[cal.round % 3]) {
+    if (!cal.walk && rpp == cal_rows[cal.round % 3]) {
         cal.bytes += bytes;
         cal.secs += secs;
         if (cal.bytes >= CAL_BYTES) {
@@ -191,17 +191,11 @@ static void cal_report(int rpp, double bytes, double secs) {
             if (++cal.round == CAL_ROUNDS + 1) {
                 int w = 0;
                 for (int i = 1; i < 3; i++) w = cal.best[i] > cal.best[w] ? i : w;
-                cal.rpp = cal_rows[w];
+                __atomic_store_n(&cal.walk, cal_rows[w], __ATOMIC_RELEASE);
             }
         }
     }
     pthread_mutex_unlock(&cal.mu);
-}
-int tp_qgemv_streaming_rows(void) {
-    pthread_mutex_lock(&cal.mu);
-    const int r = cal.mode == 2 ? 2 : cal.mode == 1 ? cal.rpp : 4;
-    pthread_mutex_unlock(&cal.mu);
-    return r;
 }
 
 /* x prepared for the AVX-512 GEMV in one allocation into *out; *out NULL (use AVX2) when x is
