@@ -3,6 +3,8 @@
 # (TENPAK_CUDA_LORA_BASE_ONLY, wrong results: timing only) against the whole kernel and the INT4
 # GEMV (gemv_simt), alternating, graph-timed; BGMV 16 columns after the units moved back before the
 # base rows for batches; `verify --graph` of the LoRA kernels first (the change's correctness).
+# waitfirst: TENPAK_CUDA_LORA_WAIT_FIRST, the PDL wait before the first code loads (as before the
+# base blocks loaded their first chunk ahead of it).
 #   device run: `TENPAK_GIT_COMMIT=<sha> bash ci/gpu_run30.sh`, carry .gpu/debs .gpu/cusparselt
 # Results: $OUT/run30/.
 set -u
@@ -16,8 +18,9 @@ $T verify --graph --filter 'lora_(int4|nf4)_g[0-9]+_r[0-9]+(_a4)?/cuda' > $R/ver
 echo "verify --graph (LoRA): $(tail -n1 $R/verify-graph-lora.txt)"; grep FAIL $R/verify-graph-lora.txt | head -5
 F='^gemv/(lora_int4_g128_r16/cuda|int4_g128/cuda)/4096x4096$|^gemm/lora_int4_g128_r16_a4/cuda/4096x4096x16$'
 for i in 1 2 3; do
-    for m in full base; do
-        if [ $m = base ]; then export TENPAK_CUDA_LORA_BASE_ONLY=1; else unset TENPAK_CUDA_LORA_BASE_ONLY; fi
+    for m in full full-waitfirst base base-waitfirst; do
+        case $m in base*) export TENPAK_CUDA_LORA_BASE_ONLY=1 ;; *) unset TENPAK_CUDA_LORA_BASE_ONLY ;; esac
+        case $m in *waitfirst) export TENPAK_CUDA_LORA_WAIT_FIRST=1 ;; *) unset TENPAK_CUDA_LORA_WAIT_FIRST ;; esac
         echo "== $m (round $i)"
         $T bench --filter "$F" --min-time 0.05 --repetitions 3 2>&1 | grep -E "^(gemv|gemm)/" | awk '{print $1, $3}'
     done

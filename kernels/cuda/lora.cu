@@ -62,6 +62,7 @@ struct LRun {
     float sc[8];    /* alpha / r per adapter */
     int batch, nchunk, units, nblocks, nhelp, fused; /* nblocks: base blocks; nhelp: shrink-only blocks */
     int base_only; /* TENPAK_CUDA_LORA_BASE_ONLY (a measurement knob, wrong results): the base rows alone */
+    int wait_first; /* TENPAK_CUDA_LORA_WAIT_FIRST (timing knob, same results): PDL wait before the first codes */
 };
 
 template <int KIND>
@@ -102,7 +103,13 @@ FAM_UNROLL
         e0 = fmaf(Bp[k], T[(long long)b * RK + k], e0);
         e1 = fmaf(Bp[k + 1], T[(long long)b * RK + k + 1], e1);
     }
-    return p.sc[ad] * (e0 + e1);
+    /* p.sc[ad] by selection: a kernel parameter indexed by a register is copied to the stack
+     * (the whole LRun, 128 bytes a thread, at every block's start) */
+    float sc = p.sc[0];
+FAM_UNROLL
+    for (int i = 1; i < 8; i++)
+        if (ad == i) sc = p.sc[i];
+    return sc * (e0 + e1);
 }
 
 static __device__ __forceinline__ void lr_prefetch_l2(const void *ptr) {
@@ -208,11 +215,18 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
     __shared__ float pst[LR_PST];
     __shared__ long long s_unit;
     tp_pdl_trigger();
-    /* PDL: the fused kernel reads X at once; the two-kernel one (after lora_shrink, whose wait
-     * covers X) waits only before it reads the partials P */
-    if (p.fused) tp_pdl_wait();
-    if (p.base_only) p.fused = 0;
-    if (p.fused && blockIdx.x >= p.nblocks) { /* a helper: shrink units only */
+    /* PDL: the fused kernel's helpers and batches read X at once; its base blocks of one column
+     * (early) load their first code chunk, weights no kernel writes, before the wait, as
+     * gemv_simt does (p.wait_first: the wait first, as before, for comparison); the two-kernel
+     * one (after lora_shrink, whose wait covers X) waits only before it reads the partials P */
+    const bool fused0 = p.fused != 0;
+    const bool helper = p.fused && !p.base_only && blockIdx.x >= p.nblocks;
+    const bool early = fused0 && NB == 1 && FAST && !helper && !p.wait_first;
+    if (fused0 && !early) tp_pdl_wait();
+    /* fused: not p.fused = 0 (a written parameter is copied to the stack, and the p.sc[ad] read
+     * then indexes that copy) */
+    const bool fused = fused0 && !p.base_only;
+    if (helper) { /* a helper: shrink units only */
         lora_claim_units<RK>(a, p, red, &s_unit);
         lora_leave(p);
         return;
@@ -221,8 +235,8 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
     /* several columns (BGMV): every block claims units before its base rows (as before ea8865e),
      * so their shrink runs on all SMs at once; its claims end with one past the end, as at the
      * expand, which then finds none */
-    if (p.fused && NB > 1) lora_claim_units<RK>(a, p, red, &s_unit);
-    if (p.fused && NB == 1 && (threadIdx.x & 31) < LR_R) { /* the expand's B rows on their way to L2 */
+    if (fused && NB > 1) lora_claim_units<RK>(a, p, red, &s_unit);
+    if (fused && NB == 1 && (threadIdx.x & 31) < LR_R) { /* the expand's B rows on their way to L2 */
         const long long row = ((long long)blockIdx.x * LR_WARPS + (threadIdx.x >> 5)) * LR_R + (threadIdx.x & 31);
         if (row < a.rows) lr_prefetch_l2(a.B + ((long long)p.idx[0] * a.rows + row) * RK);
     }
@@ -253,6 +267,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
                 cs[i] = co[i] = ns[i] = no[i] = 0;
             }
             if (lane < nch) lora_load_chunk<KIND, NB>(a, rr, lane, cur, cs, co);
+            if (early && bt == 0) tp_pdl_wait(); /* X, P and Y from here on */
             for (long long ch = lane; ch < nch; ch += 32) {
                 if (ch + 32 < nch) lora_load_chunk<KIND, NB>(a, rr, ch + 32, nxt, ns, no);
                 uint32_t w[LR_R][4];
@@ -309,8 +324,8 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
 #pragma unroll
             for (int nb = 0; nb < NB; nb++) acc[i][nb] = warp_sum(acc[i][nb]);
         if (bt == 0 && !p.base_only) { /* T for the whole batch, once */
-            if (!p.fused) tp_pdl_wait();
-            if (p.fused) {
+            if (!fused) tp_pdl_wait();
+            if (fused) {
                 lora_claim_units<RK>(a, p, red, &s_unit); /* any unit no helper has taken yet */
                 if (threadIdx.x == 0) {
                     unsigned it = 0;
@@ -360,7 +375,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
         if (lane < LR_R * NB && row < a.rows && b < p.batch)
             p.Y[(long long)b * a.rows + row] = p.base_only ? v : v + lora_expand<RK>(a, p, Tsh, row, b);
     }
-    if (p.fused) lora_leave(p);
+    if (fused) lora_leave(p);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -740,6 +755,7 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     p.units = p.batch * p.nchunk;
     p.nblocks = (int)((rows + LR_WARPS * LR_R - 1) / (LR_WARPS * LR_R));
     p.base_only = getenv("TENPAK_CUDA_LORA_BASE_ONLY") != NULL;
+    p.wait_first = getenv("TENPAK_CUDA_LORA_WAIT_FIRST") != NULL;
     /* helpers for one column only: with more (NB = 4, 1 block an SM) they could not sit beside the
      * base blocks, and run29 measured BGMV 16 columns 91 -> 105 us (stream) with them */
     p.nhelp = fused && !p.base_only && batch == 1 ? (p.units < LR_NHELP ? p.units : LR_NHELP) : 0;
