@@ -17,10 +17,15 @@
  * A claimed unit belongs to a running block that never waits before finishing it, so the wait
  * cannot deadlock whether or not the helpers are scheduled. That is for one column (GEMV, 2 blocks
  * an SM); with several (BGMV, 1 block an SM, no room for helpers) every block claims units
- * before its base rows instead. The last block to leave (a third
- * counter) sets the three counters back to zero, so every run, replayed from a CUDA graph or
- * launched anew, starts from zero. The wait is bounded (~1 s): past it, or with a counter out of
- * step, the state is marked failed and fetch writes NaN.
+ * before its base rows instead. The counters are never reset: every call of a block's claim loop
+ * ends with exactly one claim that finds no unit, so a run makes a fixed number of claims
+ * (p.claims: the units and one per call) and run k's are k claims .. (k + 1) claims - 1 (runs do
+ * not overlap: a block claims only after its tp_pdl_wait, which returns once the run before has
+ * finished); unit = claim mod p.claims, and the run's units take `done` to (k + 1) units. So the
+ * blocks leave without a last atomic (until 706e3d4 the last block to leave, found by a third
+ * counter, set the counters back to zero: one more L2 round trip at every block's end). The wait
+ * is bounded (~1 s): past it, or with `done` past its run's count, the state is marked failed and
+ * fetch writes NaN.
  * Until run28 the first blocks to start did the units before their own base rows, every block
  * took a ticket first, and the counters carried a run number (epoch) passed as an argument: a
  * graph replays its captured arguments, so from the second replay on every ticket was out of
@@ -56,11 +61,11 @@ struct LRun {
     const int *idx; /* batch */
     float *P;       /* units x r */
     float *Y;       /* batch x rows */
-    unsigned long long *claim, *done, *left; /* units claimed (+ one past the end per block), units
-                                                done, blocks finished: zero between runs */
+    unsigned long long *claim, *done; /* claims made, units done: over all runs (never reset) */
     int *err;
     float sc[8];    /* alpha / r per adapter */
     int batch, nchunk, units, nblocks, nhelp, fused; /* nblocks: base blocks; nhelp: shrink-only blocks */
+    int claims; /* claims a run makes: units + one that finds none per call of lora_claim_units */
     int base_only; /* TENPAK_CUDA_LORA_BASE_ONLY (a measurement knob, wrong results): the base rows alone */
     int wait_first; /* TENPAK_CUDA_LORA_WAIT_FIRST (timing knob, same results): PDL wait before the first codes */
 };
@@ -112,6 +117,23 @@ FAM_UNROLL
     return sc * (e0 + e1);
 }
 
+/* lora_expand with the row of B already in registers (bq = B_i[row][0 .. RK - 1]): the same sums */
+template <int RK>
+static __device__ __forceinline__ float lora_expand_reg(const LRun &p, const float (&bq)[RK], const float *T, int b) {
+    const int ad = p.idx[b];
+    float e0 = 0.f, e1 = 0.f;
+#pragma unroll
+    for (int k = 0; k < RK; k += 2) {
+        e0 = fmaf(bq[k], T[(long long)b * RK + k], e0);
+        e1 = fmaf(bq[k + 1], T[(long long)b * RK + k + 1], e1);
+    }
+    float sc = p.sc[0];
+#pragma unroll
+    for (int i = 1; i < 8; i++)
+        if (ad == i) sc = p.sc[i];
+    return sc * (e0 + e1);
+}
+
 static __device__ __forceinline__ void lr_prefetch_l2(const void *ptr) {
     asm volatile("prefetch.global.L2 [%0];" ::"l"(ptr));
 }
@@ -143,22 +165,25 @@ static __device__ void lora_unit(const LArgs &a, const LRun &p, int u, float *re
 }
 
 /* The fused kernel's shrink: the block claims units until none is left and works them; its last
- * claim is one past the end. */
+ * claim finds none (claim mod p.claims >= units). Returns that claim (its run: / p.claims). With
+ * d_out, thread 0 also reads `done` as it makes its first claim (both in flight at once) and
+ * *d_out is that value: the caller's wait can skip its first poll. */
 template <int RK>
-static __device__ void lora_claim_units(const LArgs &a, const LRun &p, float *red, long long *s_u) {
+static __device__ unsigned long long lora_claim_units(const LArgs &a, const LRun &p, float *red, unsigned long long *s_v,
+                                                      unsigned long long *d_out) {
     int ndone = 0;
-    for (;;) {
+    unsigned long long v;
+    for (bool first = true;; first = false) {
         if (threadIdx.x == 0) {
-            const unsigned long long v = atomicAdd(p.claim, 1ULL);
-            long long u = -1;
-            if (v < (unsigned long long)p.units) u = (long long)v;
-            else if (v >= (unsigned long long)(p.units + 2 * (p.nblocks + p.nhelp))) atomicExch(p.err, 1); /* out of step */
-            *s_u = u;
+            s_v[0] = atomicAdd(p.claim, 1ULL);
+            if (first && d_out) s_v[1] = *(volatile unsigned long long *)p.done;
         }
         __syncthreads();
-        const long long u = *s_u;
-        __syncthreads(); /* every thread has read s_u before thread 0 writes the next claim */
-        if (u < 0) break;
+        v = s_v[0];
+        if (first && d_out) *d_out = s_v[1];
+        __syncthreads(); /* every thread has read s_v before thread 0 writes the next claim */
+        const unsigned long long u = v % (unsigned long long)p.claims;
+        if (u >= (unsigned long long)p.units) break;
         lora_unit<RK>(a, p, (int)u, red);
         ndone++;
     }
@@ -167,20 +192,7 @@ static __device__ void lora_claim_units(const LArgs &a, const LRun &p, float *re
         __syncthreads();
         if (threadIdx.x == 0) atomicAdd(p.done, (unsigned long long)ndone);
     }
-}
-
-/* The fused kernel's blocks leave through here: the last one sets the counters back to zero for
- * the next run (every other block has finished with them). */
-static __device__ void lora_leave(const LRun &p) {
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        __threadfence();
-        if (atomicAdd(p.left, 1ULL) == (unsigned long long)(p.nblocks + p.nhelp) - 1) {
-            atomicExch(p.claim, 0ULL);
-            atomicExch(p.done, 0ULL);
-            atomicExch(p.left, 0ULL);
-        }
-    }
+    return v;
 }
 
 template <int RK>
@@ -213,7 +225,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
     __shared__ float red[LR_WARPS * RK];
     __shared__ float nf4[16];
     __shared__ float pst[LR_PST];
-    __shared__ long long s_unit;
+    __shared__ unsigned long long s_claim[2];
     tp_pdl_trigger();
     /* PDL: the fused kernel's helpers and batches read X at once; its base blocks of one column
      * (early) load their first code chunk, weights no kernel writes, before the wait, as
@@ -227,15 +239,14 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
      * then indexes that copy) */
     const bool fused = fused0 && !p.base_only;
     if (helper) { /* a helper: shrink units only */
-        lora_claim_units<RK>(a, p, red, &s_unit);
-        lora_leave(p);
+        lora_claim_units<RK>(a, p, red, s_claim, NULL);
         return;
     }
     if (threadIdx.x < 16) nf4[threadIdx.x] = c_lora_nf4[threadIdx.x];
     /* several columns (BGMV): every block claims units before its base rows (as before ea8865e),
      * so their shrink runs on all SMs at once; its claims end with one past the end, as at the
      * expand, which then finds none */
-    if (fused && NB > 1) lora_claim_units<RK>(a, p, red, &s_unit);
+    if (fused && NB > 1) lora_claim_units<RK>(a, p, red, s_claim, NULL);
     if (fused && NB == 1 && (threadIdx.x & 31) < LR_R) { /* the expand's B rows on their way to L2 */
         const long long row = ((long long)blockIdx.x * LR_WARPS + (threadIdx.x >> 5)) * LR_R + (threadIdx.x & 31);
         if (row < a.rows) lr_prefetch_l2(a.B + ((long long)p.idx[0] * a.rows + row) * RK);
@@ -323,19 +334,39 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
         for (int i = 0; i < LR_R; i++)
 #pragma unroll
             for (int nb = 0; nb < NB; nb++) acc[i][nb] = warp_sum(acc[i][nb]);
+        /* one column, rank <= 16: lane i < LR_R loads its row of B into registers now, so the
+         * loads are in flight with the claim and the wait below, not after them */
+        constexpr bool BREG = NB == 1 && RK <= 16;
+        float bq[BREG ? RK : 1];
+        if (BREG && fused && lane < LR_R) {
+            const float4 *bp = (const float4 *)(a.B + ((long long)p.idx[0] * a.rows + (r0 + lane < a.rows ? r0 + lane : a.rows - 1)) * RK);
+#pragma unroll
+            for (int j = 0; j < (BREG ? RK : 4) / 4; j++) {
+                const float4 f = __ldg(bp + j);
+                bq[(4 * j) % (BREG ? RK : 1)] = f.x;
+                bq[(4 * j + 1) % (BREG ? RK : 1)] = f.y;
+                bq[(4 * j + 2) % (BREG ? RK : 1)] = f.z;
+                bq[(4 * j + 3) % (BREG ? RK : 1)] = f.w;
+            }
+        }
         if (bt == 0 && !p.base_only) { /* T for the whole batch, once */
             if (!fused) tp_pdl_wait();
             if (fused) {
-                lora_claim_units<RK>(a, p, red, &s_unit); /* any unit no helper has taken yet */
+                /* any unit no helper has taken yet; then this run's units done */
+                unsigned long long d = 0;
+                const unsigned long long v = lora_claim_units<RK>(a, p, red, s_claim, &d);
                 if (threadIdx.x == 0) {
+                    const unsigned long long target = (v / (unsigned long long)p.claims + 1) * (unsigned long long)p.units;
                     unsigned it = 0;
-                    while (*(volatile unsigned long long *)p.done < (unsigned long long)p.units) {
+                    while (d < target) {
                         if (*(volatile int *)p.err || ++it > FAM_SPIN_LIMIT) {
                             atomicExch(p.err, 1);
                             break;
                         }
                         __nanosleep(64);
+                        d = *(volatile unsigned long long *)p.done;
                     }
+                    if (d > target) atomicExch(p.err, 1); /* out of step */
                     __threadfence();
                 }
                 __syncthreads();
@@ -373,9 +404,10 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
         const long long row = r0 + mi;
         const int b = b0 + mnb;
         if (lane < LR_R * NB && row < a.rows && b < p.batch)
-            p.Y[(long long)b * a.rows + row] = p.base_only ? v : v + lora_expand<RK>(a, p, Tsh, row, b);
+            p.Y[(long long)b * a.rows + row] = p.base_only ? v
+                                               : BREG && fused ? v + lora_expand_reg<BREG ? RK : 1>(p, bq, Tsh, b)
+                                                               : v + lora_expand<RK>(a, p, Tsh, row, b);
     }
-    if (fused) lora_leave(p);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -760,10 +792,11 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
      * base blocks, and run29 measured BGMV 16 columns 91 -> 105 us (stream) with them */
     p.nhelp = fused && !p.base_only && batch == 1 ? (p.units < LR_NHELP ? p.units : LR_NHELP) : 0;
     p.fused = fused;
+    p.claims = p.units + p.nhelp + p.nblocks * (s->nb > 1 ? 2 : 1); /* see lora_claim_units */
     for (int i = 0; i < nad; i++) p.sc[i] = tp_lora_scale(&ad[i]);
-    /* work area: X | idx | P | Y | claim, done, left | err */
+    /* work area: X | idx | P | Y | claim, done | err */
     size_t wsz[6] = {(size_t)(batch * cols) * 4, (size_t)batch * 4, (size_t)p.units * s->r * 4,
-                     (size_t)(batch * rows) * 4, 24, 4};
+                     (size_t)(batch * rows) * 4, 16, 4};
     size_t woff[6], wtotal = 0;
     for (int i = 0; i < 6; i++) {
         woff[i] = wtotal;
@@ -782,7 +815,6 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     p.Y = (float *)(w + woff[3]);
     p.claim = (unsigned long long *)(w + woff[4]);
     p.done = p.claim + 1;
-    p.left = p.claim + 2;
     p.err = (int *)(w + woff[5]);
     s->out_count = (size_t)(batch * rows);
     return s;
