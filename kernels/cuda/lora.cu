@@ -42,9 +42,11 @@
 
 __constant__ float c_lora_nf4[16];
 
-/* LR_CHUNK: SGMV's shrink chunk; LR_UCHUNK: the fused kernel's shrink unit (b, 128 columns): small,
- * so the blocks that take the units start their base rows ~one memory round trip late, not ~3 us
- * (run27: with 1024-column units the fused LoRA took 12.9 us against the INT4 GEMV's 9.0) */
+/* LR_CHUNK: SGMV's shrink chunk; LR_UCHUNK: the fused kernel's shrink unit (b, 128 columns) for one
+ * column, LR_CHUNK for batches (lora_uchunk). For batches every block claims units before its base
+ * rows, one claim (an L2 round trip) and a unit's loads after another: 128-column units made 512
+ * units of 16 columns at 4096 columns, ~4 in a row per block (run30: BGMV 102.6 us against 80.2 for
+ * its base rows alone); 1024-column units make 64, at most one a block. */
 enum { LR_WARPS = 8, LR_R = 4, LR_THREADS = 256, LR_CHUNK = 1024, LR_UCHUNK = 128, LR_NHELP = 32, LR_PST = 1024 };
 
 struct LArgs {
@@ -54,7 +56,22 @@ struct LArgs {
     const float *B; /* nad x rows x r */
     long long rows, cols, cstride, ngroups;
     int g;
+    int cpg_shift; /* log2(g / 32) when g / 32 is a power of two (a chunk's group by a shift, not a
+                      64-bit division in the load path: run30, the base rows 16% over gemv_simt), else -1 */
 };
+
+/* the fused kernel's shrink unit in columns (LR_UCHUNK / LR_CHUNK above) */
+FAM_HD int lora_uchunk(long long batch) { return batch == 1 ? LR_UCHUNK : LR_CHUNK; }
+
+/* LArgs.cpg_shift for group size g */
+FAM_HD int lora_cpg_shift(int g) {
+    if (g < 32 || g % 32) return -1;
+    const int c = g / 32;
+    if (c & (c - 1)) return -1;
+    int s = 0;
+    while ((1 << s) < c) s++;
+    return s;
+}
 
 struct LRun {
     const float *X; /* batch x cols */
@@ -66,6 +83,7 @@ struct LRun {
     float sc[8];    /* alpha / r per adapter */
     int batch, nchunk, units, nblocks, nhelp, fused; /* nblocks: base blocks; nhelp: shrink-only blocks */
     int claims; /* claims a run makes: units + one that finds none per call of lora_claim_units */
+    int uchunk; /* columns of a shrink unit: lora_uchunk(batch) */
     int base_only; /* TENPAK_CUDA_LORA_BASE_ONLY (a measurement knob, wrong results): the base rows alone */
     int wait_first; /* TENPAK_CUDA_LORA_WAIT_FIRST (timing knob, same results): PDL wait before the first codes */
 };
@@ -84,8 +102,8 @@ FAM_HD float lora_elem(const LArgs &a, const float *nf4, long long r, long long 
 template <int RK>
 FAM_HD void lora_unit_acc(const LArgs &a, const LRun &p, int u, int tid, int nt, float acc[RK]) {
     const int b = u / p.nchunk, ch = u % p.nchunk;
-    const long long c0 = (long long)ch * LR_UCHUNK;
-    const long long c1 = c0 + LR_UCHUNK < a.cols ? c0 + LR_UCHUNK : a.cols;
+    const long long c0 = (long long)ch * p.uchunk;
+    const long long c1 = c0 + p.uchunk < a.cols ? c0 + p.uchunk : a.cols;
     const float *A = a.A + (long long)p.idx[b] * RK * a.cols;
     const float *x = p.X + (long long)b * a.cols;
 FAM_UNROLL
@@ -209,13 +227,43 @@ __global__ void __launch_bounds__(LR_THREADS) lora_shrink(LArgs a, LRun p) {
 template <int KIND, int NB>
 static __device__ __forceinline__ void lora_load_chunk(const LArgs &a, const long long (&rr)[LR_R], long long ch,
                                                        uint4 (&c)[LR_R], uint16_t (&sc)[LR_R], uint16_t (&of)[LR_R]) {
+    const long long cg = a.cpg_shift >= 0 ? ch >> a.cpg_shift : (long long)((unsigned)ch / (unsigned)(a.g >> 5));
 #pragma unroll
     for (int i = 0; i < LR_R; i++) {
         const uint4 *p = (const uint4 *)(a.codes + rr[i] * a.cstride) + ch;
         c[i] = NB == 1 ? __ldcs(p) : __ldg(p); /* streamed once (GEMV) / re-read per batch tile */
-        const long long gi = rr[i] * a.ngroups + (ch * 32) / a.g;
+        const long long gi = rr[i] * a.ngroups + cg;
         sc[i] = __ldg(a.scale + gi);
         of[i] = KIND == TP_Q_NF4 ? (uint16_t)0 : __ldg(a.offset + gi);
+    }
+}
+
+/* T[b][k] = sum over chunks u of P[b][u][k] in a fixed order, every thread at work: outputs o =
+ * b RK + k in passes of up to blockDim; in a pass of oc outputs, thread t sums output t % oc over
+ * chunks u = q, q + nq, ... (q = t / oc, nq = blockDim / oc), straight from L2 (its loads all
+ * in flight together), into pst[t]; then thread o sums its nq partials in q order. Until run30
+ * one thread per k summed the chunks from shared memory in a serial chain, per batch column
+ * (BGMV 16 columns: 16 such chains). pst: blockDim floats. */
+template <int RK>
+static __device__ void lora_sum_T(const LRun &p, float *Tsh, float *pst) {
+    const int O = p.batch * RK, nt = blockDim.x, t = threadIdx.x;
+    for (int o0 = 0; o0 < O; o0 += nt) {
+        const int oc = O - o0 < nt ? O - o0 : nt, nq = nt / oc, q = t / oc, o = o0 + t % oc;
+        if (q < nq) {
+            const int b = o / RK, k = o % RK;
+            const float *Pb = p.P + (long long)b * p.nchunk * RK + k;
+            float sum = 0.f;
+#pragma unroll 8
+            for (int u = q; u < p.nchunk; u += nq) sum += __ldcg(Pb + (long long)u * RK);
+            pst[t] = sum;
+        }
+        __syncthreads();
+        if (t < oc) {
+            float sum = 0.f;
+            for (int j = 0; j < nq; j++) sum += pst[j * oc + t];
+            Tsh[o0 + t] = sum;
+        }
+        __syncthreads();
     }
 }
 
@@ -371,24 +419,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
                 }
                 __syncthreads();
             }
-            /* T[b][k] = sum over chunks u in order of P[b][u][k]: the partials staged in shared
-             * memory LR_PST floats at a time (all loads in flight together), then summed by
-             * thread k (LR_PST is a multiple of RK, so a slice's element j belongs to k = j % RK) */
-            for (int b = 0; b < p.batch; b++) {
-                const float *Pb = p.P + (long long)b * p.nchunk * RK;
-                const int n = p.nchunk * RK;
-                float t = 0.f;
-                for (int o = 0; o < n; o += LR_PST) {
-                    const int m = n - o < LR_PST ? n - o : LR_PST;
-                    for (int j = threadIdx.x; j < m; j += blockDim.x) pst[j] = __ldcg(Pb + o + j);
-                    __syncthreads();
-                    if (threadIdx.x < RK)
-                        for (int j = threadIdx.x; j < m; j += RK) t += pst[j];
-                    __syncthreads();
-                }
-                if (threadIdx.x < RK) Tsh[b * RK + threadIdx.x] = t;
-            }
-            __syncthreads();
+            lora_sum_T<RK>(p, Tsh, pst);
         }
         float v = 0.f;
         int mi = 0, mnb = 0;
@@ -755,6 +786,7 @@ static void lora_upload(lora_state *s, const tp_qmat *q, const tp_lora *ad, int 
         a.cstride = q->code_stride;
         a.ngroups = q->ngroups;
         a.g = q->g;
+        a.cpg_shift = lora_cpg_shift(q->g);
     }
 }
 
@@ -783,7 +815,8 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     lora_upload(s, q, ad, nad);
     LRun &p = s->run;
     p.batch = (int)batch;
-    p.nchunk = (int)((cols + LR_UCHUNK - 1) / LR_UCHUNK);
+    p.uchunk = lora_uchunk(batch);
+    p.nchunk = (int)((cols + p.uchunk - 1) / p.uchunk);
     p.units = p.batch * p.nchunk;
     p.nblocks = (int)((rows + LR_WARPS * LR_R - 1) / (LR_WARPS * LR_R));
     p.base_only = getenv("TENPAK_CUDA_LORA_BASE_ONLY") != NULL;
@@ -968,6 +1001,7 @@ static void emu_args(const tp_qmat *q, const tp_lora *ad, int nad, float *A, flo
     a.cstride = q->code_stride;
     a.ngroups = q->ngroups;
     a.g = q->g;
+    a.cpg_shift = lora_cpg_shift(q->g);
 }
 
 template <int RK>
@@ -980,7 +1014,8 @@ static tp_status lora_emulate_rk(const tp_qmat *q, const tp_lora *ad, int nad, c
     LRun p;
     memset(&p, 0, sizeof p);
     p.batch = (int)batch;
-    p.nchunk = (int)((cols + LR_UCHUNK - 1) / LR_UCHUNK);
+    p.uchunk = lora_uchunk(batch);
+    p.nchunk = (int)((cols + p.uchunk - 1) / p.uchunk);
     p.units = p.batch * p.nchunk;
     float *P = (float *)calloc((size_t)p.units * RK, 4), *T = (float *)calloc((size_t)batch * RK, 4);
     if (!A || !B || !P || !T) {
