@@ -1,10 +1,9 @@
 #!/bin/bash
-# GPU run 31: the fused LoRA after run31 (group index by a shift, T summed by every thread, 1024-column units for batches). lora_main's base rows alone
+# GPU run 31: the fused LoRA after run30 (group index by a shift, T summed by every thread,
+# 1024-column units for batches). lora_main's base rows alone
 # (TENPAK_CUDA_LORA_BASE_ONLY, wrong results: timing only) against the whole kernel and the INT4
 # GEMV (gemv_simt), alternating, graph-timed; BGMV 16 columns after the units moved back before the
 # base rows for batches; `verify --graph` of the LoRA kernels first (the change's correctness).
-# waitfirst: TENPAK_CUDA_LORA_WAIT_FIRST, the PDL wait before the first code loads (as before the
-# base blocks loaded their first chunk ahead of it).
 #   device run: `TENPAK_GIT_COMMIT=<sha> bash ci/gpu_run31.sh`, carry .gpu/debs .gpu/cusparselt
 # Results: $OUT/run31/.
 set -u
