@@ -13,6 +13,8 @@ grep -E "^cuda:|^build" $R/gpu.log
 P=/tmp/tenpak-deps/usr/lib/x86_64-linux-gnu
 export LD_LIBRARY_PATH=$P:$P/openblas-pthread
 T=build-gpu/tenpak
+$T verify --self-test --filter 'lora_(int4|nf4)_g[0-9]+_r[0-9]+(_a4|_s4)?/cuda' > $R/verify-lora.txt 2>&1
+echo "verify --self-test (LoRA): $(tail -n1 $R/verify-lora.txt)"; grep FAIL $R/verify-lora.txt | head -5
 $T verify --graph --filter 'lora_(int4|nf4)_g[0-9]+_r[0-9]+(_a4)?/cuda' > $R/verify-graph-lora.txt 2>&1
 echo "verify --graph (LoRA): $(tail -n1 $R/verify-graph-lora.txt)"; grep FAIL $R/verify-graph-lora.txt | head -5
 F='^gemv/(lora_int4_g128_r16/cuda|int4_g128/cuda)/4096x4096$|^gemm/lora_int4_g128_r16_a4/cuda/4096x4096x16$'
