@@ -79,15 +79,11 @@ struct LRun {
     float *P;       /* units x r */
     float *Y;       /* batch x rows */
     unsigned long long *claim, *done; /* claims made, units done: over all runs (never reset) */
-    unsigned long long *entry;        /* base blocks started (when they do not claim): over all runs */
-    unsigned long long *TT;           /* T[b][k] of the last run, tagged: (run + 1) << 32 | float bits */
     int *err;
     float sc[8];    /* alpha / r per adapter */
     int batch, nchunk, units, nblocks, nhelp, fused; /* nblocks: base blocks; nhelp: shrink-only blocks */
     int claims; /* claims a run makes: units + one that finds none per call of lora_claim_units */
     int uchunk; /* columns of a shrink unit: lora_uchunk(batch) */
-    int base_claims; /* base blocks claim leftover units (batches; or a grid that may not all be
-                        resident at once, so helpers might wait for base blocks' SMs) */
     int base_only; /* TENPAK_CUDA_LORA_BASE_ONLY (a measurement knob, wrong results): the base rows alone */
     int wait_first; /* TENPAK_CUDA_LORA_WAIT_FIRST (timing knob, same results): PDL wait before the first codes */
 };
@@ -139,38 +135,21 @@ FAM_UNROLL
     return sc * (e0 + e1);
 }
 
-/* s_i B_i[row] . T[b] with T read from the tagged words p.TT (the completer's, lora_claim_units)
- * until every word of batch column b carries tag `want` (run + 1; bounded wait); the same sums
- * as lora_expand. BREG: B's row in bq, else read from B. */
-template <int RK, bool BREG>
-static __device__ float lora_expand_tagged(const LArgs &a, const LRun &p, const float (&bq)[BREG ? RK : 1], long long row,
-                                           int b, unsigned want) {
+/* lora_expand with the row of B already in registers (bq = B_i[row][0 .. RK - 1]): the same sums */
+template <int RK>
+static __device__ __forceinline__ float lora_expand_reg(const LRun &p, const float (&bq)[RK], const float *T, int b) {
     const int ad = p.idx[b];
-    const float *Bp = a.B + ((long long)ad * a.rows + row) * RK;
-    const volatile unsigned long long *tt = p.TT + (long long)b * RK;
+    float e0 = 0.f, e1 = 0.f;
+#pragma unroll
+    for (int k = 0; k < RK; k += 2) {
+        e0 = fmaf(bq[k], T[(long long)b * RK + k], e0);
+        e1 = fmaf(bq[k + 1], T[(long long)b * RK + k + 1], e1);
+    }
     float sc = p.sc[0];
 #pragma unroll
     for (int i = 1; i < 8; i++)
         if (ad == i) sc = p.sc[i];
-    for (unsigned it = 0;; it++) {
-        float e0 = 0.f, e1 = 0.f;
-        bool ok = true;
-#pragma unroll 16
-        for (int k = 0; k < RK; k += 2) {
-            const unsigned long long w0 = tt[k], w1 = tt[k + 1];
-            ok = ok && (unsigned)(w0 >> 32) == want && (unsigned)(w1 >> 32) == want;
-            const float b0 = BREG ? bq[k % (BREG ? RK : 1)] : __ldg(Bp + k);
-            const float b1 = BREG ? bq[(k + 1) % (BREG ? RK : 1)] : __ldg(Bp + k + 1);
-            e0 = fmaf(b0, __uint_as_float((unsigned)w0), e0);
-            e1 = fmaf(b1, __uint_as_float((unsigned)w1), e1);
-        }
-        if (ok) return sc * (e0 + e1);
-        if (*(volatile int *)p.err || it > FAM_SPIN_LIMIT) {
-            atomicExch(p.err, 1);
-            return 0.f;
-        }
-        __nanosleep(64);
-    }
+    return sc * (e0 + e1);
 }
 
 static __device__ __forceinline__ void lr_prefetch_l2(const void *ptr) {
@@ -203,6 +182,79 @@ static __device__ void lora_unit(const LArgs &a, const LRun &p, int u, float *re
     __syncthreads();
 }
 
+/* The fused kernel's shrink: the block claims units until none is left and works them; its last
+ * claim finds none (claim mod p.claims >= units). Returns that claim (its run: / p.claims). With
+ * d_out, thread 0 also reads `done` as it makes its first claim (both in flight at once) and
+ * *d_out is that value: the caller's wait can skip its first poll. */
+template <int RK>
+static __device__ unsigned long long lora_claim_units(const LArgs &a, const LRun &p, float *red, unsigned long long *s_v,
+                                                      unsigned long long *d_out) {
+    int ndone = 0;
+    unsigned long long v;
+    for (bool first = true;; first = false) {
+        if (threadIdx.x == 0) {
+            s_v[0] = atomicAdd(p.claim, 1ULL);
+            if (first && d_out) s_v[1] = *(volatile unsigned long long *)p.done;
+        }
+        __syncthreads();
+        v = s_v[0];
+        if (first && d_out) *d_out = s_v[1];
+        __syncthreads(); /* every thread has read s_v before thread 0 writes the next claim */
+        const unsigned long long u = v % (unsigned long long)p.claims;
+        if (u >= (unsigned long long)p.units) break;
+        lora_unit<RK>(a, p, (int)u, red);
+        ndone++;
+    }
+    if (ndone) {
+        __threadfence(); /* this thread's P writes visible before the count */
+        __syncthreads();
+        if (threadIdx.x == 0) atomicAdd(p.done, (unsigned long long)ndone);
+    }
+    return v;
+}
+
+template <int RK>
+__global__ void __launch_bounds__(LR_THREADS) lora_shrink(LArgs a, LRun p) {
+    __shared__ float red[LR_WARPS * RK];
+    /* PDL (common.cuh): X may come from the kernel before; lora_main, which reads X before its own
+     * wait, may start only once this grid is past that point */
+    tp_pdl_wait();
+    tp_pdl_trigger();
+    lora_unit<RK>(a, p, blockIdx.x, red);
+}
+
+/* Experiment switches (ci/gpu_run32.sh rebuilds with them changed; the defaults are the kernel):
+ * TENPAK_LORA_MINB: __launch_bounds__' blocks an SM for one column (2: at most 128 registers);
+ * TENPAK_LORA_SCALE_AT_USE 1: a chunk's scale and offset loaded when it is used, as gemv_simt
+ * does, not with the next chunk's codes. */
+#ifndef TENPAK_LORA_MINB
+#define TENPAK_LORA_MINB 2
+#endif
+#ifndef TENPAK_LORA_SCALE_AT_USE
+#define TENPAK_LORA_SCALE_AT_USE 0
+#endif
+
+/* the group of chunk ch (32 columns) within a row */
+static __device__ __forceinline__ long long lora_chunk_group(const LArgs &a, long long ch) {
+    return a.cpg_shift >= 0 ? ch >> a.cpg_shift : (long long)((unsigned)ch / (unsigned)(a.g >> 5));
+}
+
+/* codes (16 bytes per row), scale and offset bits of chunk ch of the warp's rows */
+template <int KIND, int NB>
+static __device__ __forceinline__ void lora_load_chunk(const LArgs &a, const long long (&rr)[LR_R], long long ch,
+                                                       uint4 (&c)[LR_R], uint16_t (&sc)[LR_R], uint16_t (&of)[LR_R]) {
+    const long long cg = lora_chunk_group(a, ch);
+#pragma unroll
+    for (int i = 0; i < LR_R; i++) {
+        const uint4 *p = (const uint4 *)(a.codes + rr[i] * a.cstride) + ch;
+        c[i] = NB == 1 ? __ldcs(p) : __ldg(p); /* streamed once (GEMV) / re-read per batch tile */
+        if (TENPAK_LORA_SCALE_AT_USE) continue;
+        const long long gi = rr[i] * a.ngroups + cg;
+        sc[i] = __ldg(a.scale + gi);
+        of[i] = KIND == TP_Q_NF4 ? (uint16_t)0 : __ldg(a.offset + gi);
+    }
+}
+
 /* T[b][k] = sum over chunks u of P[b][u][k] in a fixed order, every thread at work: outputs o =
  * b RK + k in passes of up to blockDim; in a pass of oc outputs, thread t sums output t % oc over
  * chunks u = q, q + nq, ... (q = t / oc, nq = blockDim / oc), straight from L2 (its loads all
@@ -232,75 +284,8 @@ static __device__ void lora_sum_T(const LRun &p, float *Tsh, float *pst) {
     }
 }
 
-/* The fused kernel's shrink: the block claims units until none is left and works them; its last
- * claim finds none (claim mod p.claims >= units). Returns that claim (its run: / p.claims). The
- * block whose count of units done completes its run's (done reaches (run + 1) units) sums P into
- * T (lora_sum_T, into Tsh) and publishes T tagged with run + 1 in p.TT: the expand of every warp
- * reads its T words from there and checks their tags (no flag, no block-wide wait). */
-template <int RK>
-static __device__ unsigned long long lora_claim_units(const LArgs &a, const LRun &p, float *red, unsigned long long *s_v,
-                                                      float *Tsh, float *pst) {
-    int ndone = 0;
-    unsigned long long v;
-    for (;;) {
-        if (threadIdx.x == 0) s_v[0] = atomicAdd(p.claim, 1ULL);
-        __syncthreads();
-        v = s_v[0];
-        __syncthreads(); /* every thread has read s_v before thread 0 writes the next claim */
-        const unsigned long long u = v % (unsigned long long)p.claims;
-        if (u >= (unsigned long long)p.units) break;
-        lora_unit<RK>(a, p, (int)u, red);
-        ndone++;
-    }
-    if (ndone) {
-        const unsigned long long run = v / (unsigned long long)p.claims;
-        __threadfence(); /* this thread's P writes visible before the count */
-        __syncthreads();
-        if (threadIdx.x == 0) {
-            const unsigned long long target = (run + 1) * (unsigned long long)p.units;
-            const unsigned long long now = atomicAdd(p.done, (unsigned long long)ndone) + ndone;
-            if (now > target) atomicExch(p.err, 1); /* out of step */
-            s_v[1] = now == target;
-        }
-        __syncthreads();
-        if (s_v[1]) { /* the last units of the run: every P written before its count */
-            __threadfence();
-            lora_sum_T<RK>(p, Tsh, pst);
-            const unsigned long long tag = (run + 1) << 32;
-            for (int o = threadIdx.x; o < p.batch * RK; o += blockDim.x)
-                *(volatile unsigned long long *)(p.TT + o) = tag | __float_as_uint(Tsh[o]);
-        }
-    }
-    return v;
-}
-
-template <int RK>
-__global__ void __launch_bounds__(LR_THREADS) lora_shrink(LArgs a, LRun p) {
-    __shared__ float red[LR_WARPS * RK];
-    /* PDL (common.cuh): X may come from the kernel before; lora_main, which reads X before its own
-     * wait, may start only once this grid is past that point */
-    tp_pdl_wait();
-    tp_pdl_trigger();
-    lora_unit<RK>(a, p, blockIdx.x, red);
-}
-
-/* codes (16 bytes per row), scale and offset bits of chunk ch of the warp's rows */
-template <int KIND, int NB>
-static __device__ __forceinline__ void lora_load_chunk(const LArgs &a, const long long (&rr)[LR_R], long long ch,
-                                                       uint4 (&c)[LR_R], uint16_t (&sc)[LR_R], uint16_t (&of)[LR_R]) {
-    const long long cg = a.cpg_shift >= 0 ? ch >> a.cpg_shift : (long long)((unsigned)ch / (unsigned)(a.g >> 5));
-#pragma unroll
-    for (int i = 0; i < LR_R; i++) {
-        const uint4 *p = (const uint4 *)(a.codes + rr[i] * a.cstride) + ch;
-        c[i] = NB == 1 ? __ldcs(p) : __ldg(p); /* streamed once (GEMV) / re-read per batch tile */
-        const long long gi = rr[i] * a.ngroups + cg;
-        sc[i] = __ldg(a.scale + gi);
-        of[i] = KIND == TP_Q_NF4 ? (uint16_t)0 : __ldg(a.offset + gi);
-    }
-}
-
 template <int KIND, int RK, int NB, bool FAST>
-__global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a, LRun p) {
+__global__ void __launch_bounds__(LR_THREADS, NB == 1 ? TENPAK_LORA_MINB : 1) lora_main(LArgs a, LRun p) {
     extern __shared__ float Tsh[]; /* batch x RK */
     __shared__ float red[LR_WARPS * RK];
     __shared__ float nf4[16];
@@ -314,26 +299,19 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
     const bool fused0 = p.fused != 0;
     const bool helper = p.fused && !p.base_only && blockIdx.x >= p.nblocks;
     const bool early = fused0 && NB == 1 && FAST && !helper && !p.wait_first;
+    if (fused0 && !early) tp_pdl_wait();
     /* fused: not p.fused = 0 (a written parameter is copied to the stack, and the p.sc[ad] read
      * then indexes that copy) */
     const bool fused = fused0 && !p.base_only;
-    /* a base block that claims no units learns its run from the entry counter (thread 0, after the
-     * wait; the result is first used after the base rows) */
-    const bool entry = fused && !helper && !p.base_claims;
-    unsigned long long ent = 0;
-    if (fused0 && !early) {
-        tp_pdl_wait();
-        if (entry && threadIdx.x == 0) ent = atomicAdd(p.entry, 1ULL);
-    }
     if (helper) { /* a helper: shrink units only */
-        lora_claim_units<RK>(a, p, red, s_claim, Tsh, pst);
+        lora_claim_units<RK>(a, p, red, s_claim, NULL);
         return;
     }
     if (threadIdx.x < 16) nf4[threadIdx.x] = c_lora_nf4[threadIdx.x];
     /* several columns (BGMV): every block claims units before its base rows (as before ea8865e),
      * so their shrink runs on all SMs at once; its claims end with one past the end, as at the
      * expand, which then finds none */
-    if (fused && NB > 1) lora_claim_units<RK>(a, p, red, s_claim, Tsh, pst);
+    if (fused && NB > 1) lora_claim_units<RK>(a, p, red, s_claim, NULL);
     if (fused && NB == 1 && (threadIdx.x & 31) < LR_R) { /* the expand's B rows on their way to L2 */
         const long long row = ((long long)blockIdx.x * LR_WARPS + (threadIdx.x >> 5)) * LR_R + (threadIdx.x & 31);
         if (row < a.rows) lr_prefetch_l2(a.B + ((long long)p.idx[0] * a.rows + row) * RK);
@@ -346,7 +324,6 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
 #pragma unroll
     for (int i = 0; i < LR_R; i++) rr[i] = r0 + i < a.rows ? r0 + i : a.rows - 1;
     const int ntiles = (p.batch + NB - 1) / NB;
-    unsigned want = 0; /* fused: the tag of this run's T (run + 1) */
     for (int bt = 0; bt < ntiles; bt++) {
         const int b0 = bt * NB;
         float acc[LR_R][NB];
@@ -366,10 +343,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
                 cs[i] = co[i] = ns[i] = no[i] = 0;
             }
             if (lane < nch) lora_load_chunk<KIND, NB>(a, rr, lane, cur, cs, co);
-            if (early && bt == 0) { /* X, P, Y and the counters from here on */
-                tp_pdl_wait();
-                if (entry && threadIdx.x == 0) ent = atomicAdd(p.entry, 1ULL);
-            }
+            if (early && bt == 0) tp_pdl_wait(); /* X, P and Y from here on */
             for (long long ch = lane; ch < nch; ch += 32) {
                 if (ch + 32 < nch) lora_load_chunk<KIND, NB>(a, rr, ch + 32, nxt, ns, no);
                 uint32_t w[LR_R][4];
@@ -380,8 +354,14 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
                     w[i][1] = cur[i].y;
                     w[i][2] = cur[i].z;
                     w[i][3] = cur[i].w;
-                    s[i] = fam_h2f(cs[i]);
-                    o[i] = fam_h2f(co[i]);
+                    if (TENPAK_LORA_SCALE_AT_USE) {
+                        const long long gi = rr[i] * a.ngroups + lora_chunk_group(a, ch);
+                        s[i] = fam_h2f(__ldg(a.scale + gi));
+                        o[i] = KIND == TP_Q_NF4 ? 0.f : fam_h2f(__ldg(a.offset + gi));
+                    } else {
+                        s[i] = fam_h2f(cs[i]);
+                        o[i] = fam_h2f(co[i]);
+                    }
                     cur[i] = nxt[i];
                     cs[i] = ns[i];
                     co[i] = no[i];
@@ -441,16 +421,28 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
             }
         }
         if (bt == 0 && !p.base_only) { /* T for the whole batch, once */
-            if (!fused) { /* two kernels: lora_shrink's P, complete once the wait returns */
-                tp_pdl_wait();
-                lora_sum_T<RK>(p, Tsh, pst);
-            } else if (p.base_claims) { /* any unit no helper has taken yet: its run from the claim */
-                want = (unsigned)(lora_claim_units<RK>(a, p, red, s_claim, Tsh, pst) / (unsigned long long)p.claims + 1);
-            } else {
-                if (threadIdx.x == 0) s_claim[0] = ent;
+            if (!fused) tp_pdl_wait();
+            if (fused) {
+                /* any unit no helper has taken yet; then this run's units done */
+                unsigned long long d = 0;
+                const unsigned long long v = lora_claim_units<RK>(a, p, red, s_claim, &d);
+                if (threadIdx.x == 0) {
+                    const unsigned long long target = (v / (unsigned long long)p.claims + 1) * (unsigned long long)p.units;
+                    unsigned it = 0;
+                    while (d < target) {
+                        if (*(volatile int *)p.err || ++it > FAM_SPIN_LIMIT) {
+                            atomicExch(p.err, 1);
+                            break;
+                        }
+                        __nanosleep(64);
+                        d = *(volatile unsigned long long *)p.done;
+                    }
+                    if (d > target) atomicExch(p.err, 1); /* out of step */
+                    __threadfence();
+                }
                 __syncthreads();
-                want = (unsigned)(s_claim[0] / (unsigned long long)p.nblocks + 1);
             }
+            lora_sum_T<RK>(p, Tsh, pst);
         }
         float v = 0.f;
         int mi = 0, mnb = 0;
@@ -467,8 +459,8 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? 2 : 1) lora_main(LArgs a
         const int b = b0 + mnb;
         if (lane < LR_R * NB && row < a.rows && b < p.batch)
             p.Y[(long long)b * a.rows + row] = p.base_only ? v
-                                               : fused ? v + lora_expand_tagged<RK, BREG>(a, p, bq, row, b, want)
-                                                       : v + lora_expand<RK>(a, p, Tsh, row, b);
+                                               : BREG && fused ? v + lora_expand_reg<BREG ? RK : 1>(p, bq, Tsh, b)
+                                                               : v + lora_expand<RK>(a, p, Tsh, row, b);
     }
 }
 
@@ -856,17 +848,13 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
      * base blocks, and run29 measured BGMV 16 columns 91 -> 105 us (stream) with them */
     p.nhelp = fused && !p.base_only && batch == 1 ? (p.units < LR_NHELP ? p.units : LR_NHELP) : 0;
     p.fused = fused;
-    /* one column: 2 blocks an SM (__launch_bounds__), so a grid of at most 2 an SM is resident at
-     * once and the helpers always run: base blocks need not claim (and take their run from the
-     * entry counter) */
-    p.base_claims = fused && (s->nb > 1 || p.nblocks + p.nhelp > 2 * tp_cu_sm_count());
-    p.claims = p.units + p.nhelp + (p.base_claims ? p.nblocks * (s->nb > 1 ? 2 : 1) : 0); /* see lora_claim_units */
+    p.claims = p.units + p.nhelp + p.nblocks * (s->nb > 1 ? 2 : 1); /* see lora_claim_units */
     for (int i = 0; i < nad; i++) p.sc[i] = tp_lora_scale(&ad[i]);
-    /* work area: X | idx | P | Y | claim, done, entry | err | TT */
-    size_t wsz[7] = {(size_t)(batch * cols) * 4, (size_t)batch * 4, (size_t)p.units * s->r * 4,
-                     (size_t)(batch * rows) * 4, 24, 4, (size_t)batch * s->r * 8};
-    size_t woff[7], wtotal = 0;
-    for (int i = 0; i < 7; i++) {
+    /* work area: X | idx | P | Y | claim, done | err */
+    size_t wsz[6] = {(size_t)(batch * cols) * 4, (size_t)batch * 4, (size_t)p.units * s->r * 4,
+                     (size_t)(batch * rows) * 4, 16, 4};
+    size_t woff[6], wtotal = 0;
+    for (int i = 0; i < 6; i++) {
         woff[i] = wtotal;
         wtotal += (wsz[i] + 255) & ~(size_t)255;
     }
@@ -883,8 +871,6 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     p.Y = (float *)(w + woff[3]);
     p.claim = (unsigned long long *)(w + woff[4]);
     p.done = p.claim + 1;
-    p.entry = p.claim + 2;
-    p.TT = (unsigned long long *)(w + woff[6]);
     p.err = (int *)(w + woff[5]);
     s->out_count = (size_t)(batch * rows);
     return s;
