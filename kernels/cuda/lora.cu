@@ -774,6 +774,28 @@ struct lora_state {
     size_t out_count, tsh_bytes;
 };
 
+/* blocks of lora_main (one column) resident at once on an SM, for s's kernel and shared memory */
+template <int KIND, int RK>
+static int lora_bps1(const lora_state *s) {
+    int n = 0;
+    const cudaError_t e = s->fast ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, lora_main<KIND, RK, 1, true>, LR_THREADS, s->tsh_bytes)
+                                  : cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, lora_main<KIND, RK, 1, false>, LR_THREADS, s->tsh_bytes);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return 1;
+    }
+    return n > 0 ? n : 1;
+}
+static int lora_blocks_per_sm1(const lora_state *s) {
+    if (s->kind == TP_Q_NF4) return s->r == 8 ? lora_bps1<TP_Q_NF4, 8>(s) : lora_bps1<TP_Q_NF4, 16>(s);
+    switch (s->r) {
+    case 8: return lora_bps1<TP_Q_INT4, 8>(s);
+    case 16: return lora_bps1<TP_Q_INT4, 16>(s);
+    case 32: return lora_bps1<TP_Q_INT4, 32>(s);
+    default: return lora_bps1<TP_Q_INT4, 64>(s);
+    }
+}
+
 /* the weights (codes, scales, offsets, every adapter's A and B) into s->ncopy rotated copies */
 static void lora_upload(lora_state *s, const tp_qmat *q, const tp_lora *ad, int nad) {
     const long long rows = q->rows, cols = q->cols;
@@ -846,7 +868,16 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     p.wait_first = getenv("TENPAK_CUDA_LORA_WAIT_FIRST") != NULL;
     /* helpers for one column only: with more (NB = 4, 1 block an SM) they could not sit beside the
      * base blocks, and run29 measured BGMV 16 columns 91 -> 105 us (stream) with them */
-    p.nhelp = fused && !p.base_only && batch == 1 ? (p.units < LR_NHELP ? p.units : LR_NHELP) : 0;
+    /* and only as many as fit beside the base blocks at once (run32: with one block an SM, helpers
+     * beyond the SMs the base blocks leave free started as they left, at the kernel's end) */
+    if (fused && !p.base_only && batch == 1) {
+        const long long room = (long long)lora_blocks_per_sm1(s) * tp_cu_sm_count() - p.nblocks;
+        long long nh = p.units < LR_NHELP ? p.units : LR_NHELP;
+        if (nh > room) nh = room > 0 ? room : 0;
+        p.nhelp = (int)nh;
+    } else {
+        p.nhelp = 0;
+    }
     p.fused = fused;
     p.claims = p.units + p.nhelp + p.nblocks * (s->nb > 1 ? 2 : 1); /* see lora_claim_units */
     for (int i = 0; i < nad; i++) p.sc[i] = tp_lora_scale(&ad[i]);
