@@ -10,9 +10,10 @@
  *           pre-scaled by 16^-k once per chunk and shared by the 4 rows; y = sum_groups
  *           s * sum(q x) + o * sum(x));
  *   expand: after its base rows a block sums P into T (shared memory) and adds s B[row] . T[b].
- * The units are claimed from a counter (atomicAdd) by NHELP extra blocks that do nothing else
- * (blockIdx >= the base blocks: they run beside the base blocks, on the SMs a grid of less than a
- * wave leaves idle or as a second block of an SM), and by every base block when it reaches the
+ * The units are claimed from a counter (atomicAdd) by up to NHELP extra blocks that do nothing
+ * else (blockIdx >= the base blocks: they run beside the base blocks, on the SMs a grid of less
+ * than a wave leaves idle or as a second block of an SM; only as many as the occupancy leaves room
+ * for, so none waits for a base block's SM), and by every base block when it reaches the
  * expand: it first claims and works any unit still unclaimed, then waits for "all units done".
  * A claimed unit belongs to a running block that never waits before finishing it, so the wait
  * cannot deadlock whether or not the helpers are scheduled. That is for one column (GEMV, 2 blocks
