@@ -6,8 +6,8 @@
 # its own small kernel needs no room beside 1-block-an-SM base blocks.
 #   A: the defaults (TENPAK_LORA_MINB 2)      E: TENPAK_LORA_MINB 1
 #   F: TENPAK_LORA_MINB 0 (no minimum-blocks hint: ptxas's default heuristics give 127 registers,
-#      2 blocks an SM, so 32 helpers still fit; a scratch copy of gemv_simt's loop inside lora_main
-#      took 116 registers with no hint, 124 with a hint of 2 and 197 with 1, so the registers
+#      2 blocks an SM, so 32 helpers still fit; gemv_simt's loop as lora_main's body (a scratch
+#      copy) took 116 registers with no hint and 197 with a hint of 1 (alone, 124 with 2), so the registers
 #      follow the hint, not the code; whether the speed does is what F measures)
 #   device run: `TENPAK_GIT_COMMIT=<sha> bash ci/gpu_run34.sh`, carry .gpu/debs .gpu/cusparselt
 FILTER='^gemv/(lora_int4_g128_r16/cuda|lora_int4_g128_r16/cuda-2k|int4_g128/cuda)/4096x4096$|^gemm/lora_int4_g128_r16_a4/cuda/4096x4096x16$' \

@@ -227,7 +227,8 @@ __global__ void __launch_bounds__(LR_THREADS) lora_shrink(LArgs a, LRun p) {
 /* Experiment switches (ci/gpu_run32.sh rebuilds with them changed; the defaults are the kernel):
  * TENPAK_LORA_MINB: __launch_bounds__' blocks an SM for one column (2: at most 128 registers; 0:
  * no hint, ptxas's default heuristics: 127 registers for int4 r16, where a hint of 1 gives 223 and
- * of 2 a squeezed 128; gemv_simt, with no hint, 116 and 9.1 us against capped lora_main's 10.6);
+ * of 2 128 with another schedule; gemv_simt, with no hint, 116 and 9.1 us against 10.6 for
+ * lora_main's base rows with a hint of 2, run32);
  * TENPAK_LORA_SCALE_AT_USE 1: a chunk's scale and offset loaded when it is used, as gemv_simt
  * does, not with the next chunk's codes. */
 #ifndef TENPAK_LORA_MINB
