@@ -5,4 +5,4 @@
 #   A: the defaults (32 helpers at 4096 rows)   E: TENPAK_LORA_MINB 1 (4 helpers on an H100)
 #   device run: `TENPAK_GIT_COMMIT=<sha> bash ci/gpu_run33.sh`, carry .gpu/debs .gpu/cusparselt
 # (run at 1e6b15f as a script of its own with the same steps)
-exec bash ci/gpu_lora_variants.sh run33 A 'E=s/^#define TENPAK_LORA_MINB 2$/#define TENPAK_LORA_MINB 1/'
+exec bash ci/gpu_variants.sh run33 A 'E=s/^#define TENPAK_LORA_MINB 2$/#define TENPAK_LORA_MINB 1/'

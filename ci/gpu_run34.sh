@@ -11,5 +11,5 @@
 #      follow the hint, not the code; whether the speed does is what F measures)
 #   device run: `TENPAK_GIT_COMMIT=<sha> bash ci/gpu_run34.sh`, carry .gpu/debs .gpu/cusparselt
 FILTER='^gemv/(lora_int4_g128_r16/cuda|lora_int4_g128_r16/cuda-2k|int4_g128/cuda)/4096x4096$|^gemm/lora_int4_g128_r16_a4/cuda/4096x4096x16$' \
-    exec bash ci/gpu_lora_variants.sh run34 A 'E=s/^#define TENPAK_LORA_MINB 2$/#define TENPAK_LORA_MINB 1/' \
+    exec bash ci/gpu_variants.sh run34 A 'E=s/^#define TENPAK_LORA_MINB 2$/#define TENPAK_LORA_MINB 1/' \
     'F=s/^#define TENPAK_LORA_MINB 2$/#define TENPAK_LORA_MINB 0/'

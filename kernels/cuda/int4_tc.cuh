@@ -220,8 +220,17 @@ static __device__ __forceinline__ void tc_tile(const QArgs &a, const uint16_t *_
  * scales in registers: D-1 k-blocks in flight while one is computed (a ring, unrolled so that
  * every stage index is a constant). PDL (common.cuh): the first D-1 stages of codes are loaded
  * before tp_pdl_wait() when the activations are not part of a stage (XPF false). */
+/* TENPAK_QMM_HINT1 0 (an experiment switch, ci/gpu_run35.sh): launch bounds of MINB 1 written as
+ * no minimum-blocks hint (0), so ptxas uses its default schedule: 79 registers instead of 115 for
+ * qmm_x1 't' at g32, 77 / 99 at g64, 112 / 116 for qmm_tc 'u' at g128 (sm_90, nvcc 13); the hint
+ * of 1 lets it schedule for up to 255 (lora.cu: 197 against 116 for the same loop). */
+#ifndef TENPAK_QMM_HINT1
+#define TENPAK_QMM_HINT1 1
+#endif
+#define TP_QMM_MINB(m) ((m) == 1 && !TENPAK_QMM_HINT1 ? 0 : (m))
+
 template <int G, int NT, int MT, int KS, int MINB = 1, int XP = -1, int D = 2, bool L3 = false>
-__global__ void __launch_bounds__(32 * KS, MINB) qmm_tc(QArgs a, const uint16_t *__restrict__ X, int batch, int nslices,
+__global__ void __launch_bounds__(32 * KS, TP_QMM_MINB(MINB)) qmm_tc(QArgs a, const uint16_t *__restrict__ X, int batch, int nslices,
                                                    float *__restrict__ Y) {
     constexpr bool XPF = XP < 0 ? NT <= 2 : XP != 0; /* activations prefetched with the codes */
     static_assert(D >= 2 && D <= 8, "stages");
@@ -364,7 +373,7 @@ static __device__ __forceinline__ void x1_compute(const X1Stage<G> &st, const ui
  * once per block rather than once per 16 rows; the next tile's first stages are loaded before the
  * reduction of the current one. Without PERS, one tile per block. */
 template <int G, int KS, int D, int MINB, bool PERS = false>
-__global__ void __launch_bounds__(32 * KS, MINB) qmm_x1(QArgs a, const uint16_t *__restrict__ X, float *__restrict__ Y) {
+__global__ void __launch_bounds__(32 * KS, TP_QMM_MINB(MINB)) qmm_x1(QArgs a, const uint16_t *__restrict__ X, float *__restrict__ Y) {
     static_assert(D >= 2 && D <= 8, "stages");
     typedef typename X1Scale<G>::T ST;
     extern __shared__ __align__(16) unsigned char x1_smem[];
