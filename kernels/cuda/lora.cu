@@ -116,16 +116,15 @@ FAM_UNROLL
     }
 }
 
-/* s_i B_i[row] . T[b] */
-template <int RK>
-FAM_HD float lora_expand(const LArgs &a, const LRun &p, const float *T, long long row, int b) {
+/* s_i B_i[row] . T[b] with bv[k] = B_i[row][k]: a pointer into B, or the row in registers */
+template <int RK, class BV>
+FAM_HD float lora_expand_with(const LRun &p, const BV &bv, const float *T, int b) {
     const int ad = p.idx[b];
-    const float *Bp = a.B + ((long long)ad * a.rows + row) * RK;
     float e0 = 0.f, e1 = 0.f;
 FAM_UNROLL
     for (int k = 0; k < RK; k += 2) {
-        e0 = fmaf(Bp[k], T[(long long)b * RK + k], e0);
-        e1 = fmaf(Bp[k + 1], T[(long long)b * RK + k + 1], e1);
+        e0 = fmaf(bv[k], T[(long long)b * RK + k], e0);
+        e1 = fmaf(bv[k + 1], T[(long long)b * RK + k + 1], e1);
     }
     /* p.sc[ad] by selection: a kernel parameter indexed by a register is copied to the stack
      * (the whole LRun, 128 bytes a thread, at every block's start) */
@@ -136,21 +135,11 @@ FAM_UNROLL
     return sc * (e0 + e1);
 }
 
-/* lora_expand with the row of B already in registers (bq = B_i[row][0 .. RK - 1]): the same sums */
+/* s_i B_i[row] . T[b], B read from memory */
 template <int RK>
-static __device__ __forceinline__ float lora_expand_reg(const LRun &p, const float (&bq)[RK], const float *T, int b) {
-    const int ad = p.idx[b];
-    float e0 = 0.f, e1 = 0.f;
-#pragma unroll
-    for (int k = 0; k < RK; k += 2) {
-        e0 = fmaf(bq[k], T[(long long)b * RK + k], e0);
-        e1 = fmaf(bq[k + 1], T[(long long)b * RK + k + 1], e1);
-    }
-    float sc = p.sc[0];
-#pragma unroll
-    for (int i = 1; i < 8; i++)
-        if (ad == i) sc = p.sc[i];
-    return sc * (e0 + e1);
+FAM_HD float lora_expand(const LArgs &a, const LRun &p, const float *T, long long row, int b) {
+    const float *Bp = a.B + ((long long)p.idx[b] * a.rows + row) * RK;
+    return lora_expand_with<RK>(p, Bp, T, b);
 }
 
 static __device__ __forceinline__ void lr_prefetch_l2(const void *ptr) {
@@ -463,7 +452,7 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? TENPAK_LORA_MINB : 1) lo
         const int b = b0 + mnb;
         if (lane < LR_R * NB && row < a.rows && b < p.batch)
             p.Y[(long long)b * a.rows + row] = p.base_only ? v
-                                               : BREG && fused ? v + lora_expand_reg<BREG ? RK : 1>(p, bq, Tsh, b)
+                                               : BREG && fused ? v + lora_expand_with<BREG ? RK : 1>(p, bq, Tsh, b)
                                                                : v + lora_expand<RK>(a, p, Tsh, row, b);
     }
 }
