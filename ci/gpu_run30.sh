@@ -5,6 +5,7 @@
 # base rows for batches; `verify --graph` of the LoRA kernels first (the change's correctness).
 # waitfirst: TENPAK_CUDA_LORA_WAIT_FIRST, the PDL wait before the first code loads (as before the
 # base blocks loaded their first chunk ahead of it).
+# TENPAK_CUDA_LORA_WAIT_FIRST existed from 706e3d4 to f87f038 (removed: no difference measured).
 #   device run: `TENPAK_GIT_COMMIT=<sha> bash ci/gpu_run30.sh`, carry .gpu/debs .gpu/cusparselt
 # Results: $OUT/run30/.
 set -u

@@ -21,7 +21,11 @@ names=(); dirty=0 # dirty: the build folder holds a changed lora.cu
 for spec in "$@"; do
     name=${spec%%=*}; names+=("$name")
     cp /tmp/src-orig $L
-    [ "$name" != "$spec" ] && sed -i "${spec#*=}" $L
+    if [ "$name" != "$spec" ]; then
+        sed -i "${spec#*=}" $L
+        # a sed that matches nothing would time the committed build under another name
+        if cmp -s $L /tmp/src-orig; then echo "variant $name: the sed changed nothing in $L" >&2; cp /tmp/src-orig $L; exit 2; fi
+    fi
     if [ "$name" != "$spec" ] || [ $dirty = 1 ]; then
         t0=$(date +%s); cmake --build build-gpu -j "$(nproc)" --target tenpak > $R/build-$name.log 2>&1
         echo "build $name: rc=$? in $(( $(date +%s) - t0 )) s"

@@ -86,7 +86,6 @@ struct LRun {
     int claims; /* claims a run makes: units + one that finds none per call of lora_claim_units */
     int uchunk; /* columns of a shrink unit: lora_uchunk(batch) */
     int base_only; /* TENPAK_CUDA_LORA_BASE_ONLY (a measurement knob, wrong results): the base rows alone */
-    int wait_first; /* TENPAK_CUDA_LORA_WAIT_FIRST (timing knob, same results): PDL wait before the first codes */
 };
 
 template <int KIND>
@@ -213,18 +212,15 @@ __global__ void __launch_bounds__(LR_THREADS) lora_shrink(LArgs a, LRun p) {
     lora_unit<RK>(a, p, blockIdx.x, red);
 }
 
-/* Experiment switches (ci/gpu_run32.sh rebuilds with them changed; the defaults are the kernel):
+/* Experiment switch (ci/gpu_run34.sh rebuilds with it changed; the default is the kernel):
  * TENPAK_LORA_MINB: __launch_bounds__' blocks an SM for one column (2: at most 128 registers; 0:
  * no hint, ptxas's default heuristics: 127 registers for int4 r16, where a hint of 1 gives 223 and
  * of 2 128 with another schedule; gemv_simt, with no hint, 116 and 9.1 us against 10.6 for
- * lora_main's base rows with a hint of 2, run32);
- * TENPAK_LORA_SCALE_AT_USE 1: a chunk's scale and offset loaded when it is used, as gemv_simt
- * does, not with the next chunk's codes. */
+ * lora_main's base rows with a hint of 2, run32). Two other switches measured no difference and
+ * were removed: TENPAK_LORA_SCALE_AT_USE (scale / offset loaded at use, run32: 10.8 against 10.6
+ * us) and TENPAK_CUDA_LORA_WAIT_FIRST (the PDL wait before the first codes, run30: 12.8 both). */
 #ifndef TENPAK_LORA_MINB
 #define TENPAK_LORA_MINB 2
-#endif
-#ifndef TENPAK_LORA_SCALE_AT_USE
-#define TENPAK_LORA_SCALE_AT_USE 0
 #endif
 
 /* the group of chunk ch (32 columns) within a row */
@@ -241,7 +237,6 @@ static __device__ __forceinline__ void lora_load_chunk(const LArgs &a, const lon
     for (int i = 0; i < LR_R; i++) {
         const uint4 *p = (const uint4 *)(a.codes + rr[i] * a.cstride) + ch;
         c[i] = NB == 1 ? __ldcs(p) : __ldg(p); /* streamed once (GEMV) / re-read per batch tile */
-        if (TENPAK_LORA_SCALE_AT_USE) continue;
         const long long gi = rr[i] * a.ngroups + cg;
         sc[i] = __ldg(a.scale + gi);
         of[i] = KIND == TP_Q_NF4 ? (uint16_t)0 : __ldg(a.offset + gi);
@@ -287,11 +282,11 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? TENPAK_LORA_MINB : 1) lo
     tp_pdl_trigger();
     /* PDL: the fused kernel's helpers and batches read X at once; its base blocks of one column
      * (early) load their first code chunk, weights no kernel writes, before the wait, as
-     * gemv_simt does (p.wait_first: the wait first, as before, for comparison); the two-kernel
-     * one (after lora_shrink, whose wait covers X) waits only before it reads the partials P */
+     * gemv_simt does; the two-kernel one (after lora_shrink, whose wait covers X) waits only
+     * before it reads the partials P */
     const bool fused0 = p.fused != 0;
     const bool helper = p.fused && !p.base_only && blockIdx.x >= p.nblocks;
-    const bool early = fused0 && NB == 1 && FAST && !helper && !p.wait_first;
+    const bool early = fused0 && NB == 1 && FAST && !helper;
     if (fused0 && !early) tp_pdl_wait();
     /* fused: not p.fused = 0 (a written parameter is copied to the stack, and the p.sc[ad] read
      * then indexes that copy) */
@@ -347,14 +342,8 @@ __global__ void __launch_bounds__(LR_THREADS, NB == 1 ? TENPAK_LORA_MINB : 1) lo
                     w[i][1] = cur[i].y;
                     w[i][2] = cur[i].z;
                     w[i][3] = cur[i].w;
-                    if (TENPAK_LORA_SCALE_AT_USE) {
-                        const long long gi = rr[i] * a.ngroups + lora_chunk_group(a, ch);
-                        s[i] = fam_h2f(__ldg(a.scale + gi));
-                        o[i] = KIND == TP_Q_NF4 ? 0.f : fam_h2f(__ldg(a.offset + gi));
-                    } else {
-                        s[i] = fam_h2f(cs[i]);
-                        o[i] = fam_h2f(co[i]);
-                    }
+                    s[i] = fam_h2f(cs[i]);
+                    o[i] = fam_h2f(co[i]);
                     cur[i] = nxt[i];
                     cs[i] = ns[i];
                     co[i] = no[i];
@@ -858,7 +847,6 @@ extern "C" void *tp_cuda_lora_prepare(const tp_qmat *q, const tp_lora *ad, int n
     p.units = p.batch * p.nchunk;
     p.nblocks = (int)((rows + LR_WARPS * LR_R - 1) / (LR_WARPS * LR_R));
     p.base_only = getenv("TENPAK_CUDA_LORA_BASE_ONLY") != NULL;
-    p.wait_first = getenv("TENPAK_CUDA_LORA_WAIT_FIRST") != NULL;
     /* helpers for one column only: with more (NB = 4, 1 block an SM) they could not sit beside the
      * base blocks, and run29 measured BGMV 16 columns 91 -> 105 us (stream) with them */
     /* and only as many as fit beside the base blocks at once (run32: with one block an SM, helpers
