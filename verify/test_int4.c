@@ -204,27 +204,61 @@ Test(core, fp16_conversion_f16c) {
 }
 
 /* W4A8 is a different op from the fp32-activation GEMV: its cost is int8 rounding of the
- * activations, about 1-2% relative L2 against the fp32-activation reference on these weights
- * (1% outliers at 6x). State it: within 2.5e-2. */
+ * activations. Two checks. Exact: every x element moves by at most half its group's step s, so
+ * every row's difference is at most the sum over its groups of scale * s/2 * sum |code-8| (plus
+ * float rounding). Statistical: about 1-2% relative L2 against the fp32-activation reference on
+ * these weights (1% outliers at 6x), stated as the mean over 16 draws of x within 2.5e-2. One
+ * draw of 96 rows is too noisy for that bound: over 400 seeds g128's single-draw figure reached
+ * 0.0235, and CI once drew 0.0253 (seed not identifiable from its log); the 16-draw mean's spread
+ * is a quarter of that. */
 Test(int4, a8_activation_error) {
     tp_rng rng;
     tp_rng_seed(&rng, test_seed() ^ 14);
     const int64_t R = 96, C = 64 * 9 + 17; /* ends in a short group */
     const int gs[] = {64, 128};
+    enum { DRAWS = 16 };
     for (int k = 0; k < 2; k++) {
         float *W = tp_alloc(R * C * 4), *x = tp_alloc(C * 4), *y0 = tp_alloc(R * 4), *y1 = tp_alloc(R * 4);
         random_weights(W, R * C, &rng);
-        for (int64_t i = 0; i < C; i++) x[i] = tp_rng_normal(&rng);
         tp_qmat q;
         cr_assert_eq(tp_qmat_alloc(&q, TP_Q_INT4, R, C, gs[k]), TP_OK);
         tp_quantize_ref(&q, W, 0);
-        tp_qgemv_ref(&q, x, y0);
-        tp_qgemv_a8_ref(&q, x, y1);
-        const double rel = tp_rel_l2_f32(y1, y0, (size_t)R);
-        fprintf(stderr, "W4A8 g%d vs fp32 activations: rel_l2 %.4f\n", gs[k], rel);
-        cr_expect_leq(rel, 2.5e-2, "g%d: W4A8 vs fp32 activations rel_l2 %.3g", gs[k], rel);
-        cr_expect_gt(rel, 0.0, "int8 activations should round something");
+        int8_t *xq = tp_alloc((size_t)C);
+        float *xs = tp_alloc((size_t)q.ngroups * sizeof *xs);
+        double mean = 0, worst = 0;
+        for (int d = 0; d < DRAWS; d++) {
+            for (int64_t i = 0; i < C; i++) x[i] = tp_rng_normal(&rng);
+            tp_qgemv_ref(&q, x, y0);
+            tp_qgemv_a8_ref(&q, x, y1);
+            tp_quantize_x8_ref(x, C, gs[k], xq, xs);
+            for (int64_t r = 0; r < R; r++) {
+                double bound = 0, mag = 0;
+                for (int64_t gi = 0; gi < q.ngroups; gi++) {
+                    const double sc = tp_f16_to_f32(q.scale[r * q.ngroups + gi]);
+                    const double off = tp_f16_to_f32(q.offset[r * q.ngroups + gi]);
+                    const int64_t c0 = gi * gs[k], c1 = c0 + gs[k] < C ? c0 + gs[k] : C;
+                    double codes = 0;
+                    for (int64_t c = c0; c < c1; c++) {
+                        const int code = tp_qmat_code(&q, r, c);
+                        codes += abs(code - 8);
+                        mag += fabs(sc * code + off) * fabs(x[c]);
+                    }
+                    bound += sc * codes * xs[gi] * 0.5;
+                }
+                cr_assert_leq(fabs((double)y1[r] - y0[r]), bound + 1e-5 * mag,
+                              "g%d draw %d row %lld: W4A8 moved by %.3g, int8 rounding allows %.3g", gs[k], d,
+                              (long long)r, fabs((double)y1[r] - y0[r]), bound);
+            }
+            const double rel = tp_rel_l2_f32(y1, y0, (size_t)R);
+            cr_expect_gt(rel, 0.0, "int8 activations should round something");
+            mean += rel / DRAWS;
+            worst = rel > worst ? rel : worst;
+        }
+        fprintf(stderr, "W4A8 g%d vs fp32 activations: rel_l2 mean %.4f over %d draws (worst %.4f)\n", gs[k], mean,
+                DRAWS, worst);
+        cr_expect_leq(mean, 2.5e-2, "g%d: W4A8 vs fp32 activations mean rel_l2 %.3g", gs[k], mean);
         tp_qmat_free(&q);
+        tp_free(xq); tp_free(xs);
         tp_free(W); tp_free(x); tp_free(y0); tp_free(y1);
     }
 }
