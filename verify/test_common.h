@@ -23,8 +23,11 @@ static inline uint64_t test_seed(void) {
         const char *s = getenv("TENPAK_SEED");
         seed = s && *s ? strtoull(s, NULL, 10) : tp_seed_from_time();
         have = 1;
-        fprintf(stderr, "seed %llu (replay: TENPAK_SEED=%llu)\n", (unsigned long long)seed,
-                (unsigned long long)seed);
+        /* each test runs in its own worker, so the seed line names the test it belongs to
+         * (CI's log interleaves the workers' lines) */
+        const struct criterion_test *t = criterion_current_test;
+        fprintf(stderr, "seed %llu for %s::%s (replay: TENPAK_SEED=%llu)\n", (unsigned long long)seed,
+                t ? t->category : "?", t ? t->name : "?", (unsigned long long)seed);
     }
     return seed;
 }
