@@ -21,6 +21,7 @@ typedef struct lrctx {
     float *W, *X, *imp;
     tp_lowrank lr;
     tp_tenpakx tx;
+    uint16_t *f16; /* gemv: the factors' binary16 image (tp_lowrank_pack), for the cpu-f16 backend */
 } lrctx;
 
 #define PAR(c) ((const lrparam *)(c)->op->param)
@@ -120,6 +121,10 @@ static tp_status lrsetup(tp_case *c, tp_rng *rng) {
             for (int64_t i = 0; i < cols * p->rank; i++) x->lr.R[i] = tp_f16_to_f32(tp_f32_to_f16(tp_rng_normal(rng) * 0.1f));
         } while (!strcmp(op, "gemv") && rows * cols <= (1 << 20) && !lowrank_conditioned(&x->lr, x->X) && ++tries < 1000);
         if (tries == 1000) return TP_ERR_INTERNAL;
+        if (!strcmp(op, "gemv")) {
+            if (!(x->f16 = tp_alloc(tp_lowrank_bytes(&x->lr)))) return TP_ERR_NOMEM;
+            tp_lowrank_pack(&x->lr, x->f16);
+        }
     }
     if (!strcmp(op, "fit")) {
         c->out_bytes = p->tenpakx ? tp_tenpakx_bytes(&x->tx) : tp_lowrank_bytes(&x->lr);
@@ -142,6 +147,7 @@ static void lrteardown(tp_case *c) {
     tp_free(x->imp);
     tp_lowrank_free(&x->lr);
     tp_tenpakx_free(&x->tx);
+    tp_free(x->f16);
     free(x);
 }
 
@@ -210,6 +216,13 @@ static tp_status product_cpu_run(const tp_case *c, void *s, void *out) { (void)s
 static tp_status lrgemv_ref(const tp_case *c, void *out) { return tp_lowrank_gemv_ref(&CTX(c)->lr, CTX(c)->X, out); }
 static tp_status lrgemv_ref_run(const tp_case *c, void *s, void *out) { (void)s; return lrgemv_ref(c, out); }
 static tp_status lrgemv_cpu_run(const tp_case *c, void *s, void *out) { (void)s; return tp_lowrank_gemv_cpu(&CTX(c)->lr, CTX(c)->X, out); }
+/* the packed model's path: the binary16 factors as the artifact holds them */
+static tp_status lrgemv_f16_run(const tp_case *c, void *s, void *out) {
+    (void)s;
+    const tp_lowrank *m = &CTX(c)->lr;
+    const tp_lowrank16 v = {m->rows, m->cols, m->rank, CTX(c)->f16, CTX(c)->f16 + m->rows * m->rank};
+    return tp_lowrank16_gemv_cpu(&v, CTX(c)->X, out);
+}
 
 /* ---- tenpakx ---- */
 static tp_status txfit_ref(const tp_case *c, void *out) {
@@ -381,8 +394,10 @@ const tp_kernel tp_kernels_lowrank[] = {
     {.op = &product_r32, .backend = "cpu", .run = product_cpu_run, .flags = TP_K_ISA},
     {.op = &gemv_r32, .backend = "ref", .run = lrgemv_ref_run},
     {.op = &gemv_r32, .backend = "cpu", .run = lrgemv_cpu_run, .flags = TP_K_ISA},
+    {.op = &gemv_r32, .backend = "cpu-f16", .run = lrgemv_f16_run, .flags = TP_K_ISA},
     {.op = &gemv_r64, .backend = "ref", .run = lrgemv_ref_run},
     {.op = &gemv_r64, .backend = "cpu", .run = lrgemv_cpu_run, .flags = TP_K_ISA},
+    {.op = &gemv_r64, .backend = "cpu-f16", .run = lrgemv_f16_run, .flags = TP_K_ISA},
     {.op = &tx_fit, .backend = "ref", .run = txfit_run},
     {.op = &tx_decode, .backend = "ref", .run = txdecode_ref_run},
     {.op = &tx_decode, .backend = "cpu", .run = txdecode_cpu_run, .flags = TP_K_ISA},

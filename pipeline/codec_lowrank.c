@@ -3,6 +3,7 @@
  * lowrank+vq+int4 (pipeline/codec.c). The blob is tp_lowrank_pack's image: L then R in fp16.
  * Packed execution: the factored GEMV, one per row of the activations. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,37 +51,60 @@ static tp_status lr_decode_add(const tp_codec_stage *s, const uint8_t *blob, int
     return TP_OK;
 }
 
+/* The packed view: the binary16 factors where the blob holds them (the artifact is mapped; x86 is
+ * little-endian, as the image), copied only when the blob is not 2-byte aligned. The GEMV widens
+ * them as it reads (tp_lowrank16_gemv_cpu: the bits of the fp32 GEMV on the unpacked factors, from
+ * half the bytes, and no fp32 copy of them in memory). */
+typedef struct lrview {
+    tp_lowrank16 v;
+    uint16_t *owned;
+} lrview;
 static void *lr_open(const tp_codec_stage *s, const uint8_t *blob, int64_t rows, int64_t cols, tp_err *e) {
-    tp_lowrank *m = malloc(sizeof *m);
-    if (!m || tp_lowrank_alloc(m, rows, cols, (int)P(s, "r")) != TP_OK) { free(m); return tp_codec_oom_null(e, rows, cols); }
-    tp_lowrank_unpack(m, blob);
-    return m;
+    lrview *p = calloc(1, sizeof *p);
+    if (!p) return tp_codec_oom_null(e, rows, cols);
+    const int r = (int)P(s, "r");
+    const uint16_t *f = (const uint16_t *)(const void *)blob;
+    if ((uintptr_t)blob % sizeof(uint16_t)) {
+        const size_t nb = tp_lowrank_bytes_for(rows, cols, r);
+        if (!(p->owned = malloc(nb))) {
+            free(p);
+            return tp_codec_oom_null(e, rows, cols);
+        }
+        memcpy(p->owned, blob, nb);
+        f = p->owned;
+    }
+    p->v = (tp_lowrank16){.rows = rows, .cols = cols, .rank = r, .L = f, .R = f + rows * r};
+    return p;
 }
-static tp_status lr_mul(const void *p, const float *X, int64_t n, float *Y) {
-    const tp_lowrank *m = p;
+static tp_status lr_mul(const void *vp, const float *X, int64_t n, float *Y) {
+    const tp_lowrank16 *m = &((const lrview *)vp)->v;
     for (int64_t i = 0; i < n; i++)
-        if (tp_lowrank_gemv_cpu(m, X + i * m->cols, Y + i * m->rows) != TP_OK) return TP_ERR_NOMEM;
+        if (tp_lowrank16_gemv_cpu(m, X + i * m->cols, Y + i * m->rows) != TP_OK) return TP_ERR_NOMEM;
     return TP_OK;
 }
-static void lr_row(const void *p, int64_t r, float *dst) {
-    const tp_lowrank *m = p; /* lr(r, j) as lowrank.h defines it: fmaf in t order */
+static void lr_row(const void *vp, int64_t r, float *dst) {
+    const tp_lowrank16 *m = &((const lrview *)vp)->v; /* lr(r, j) as lowrank.h defines it: fmaf in t order */
     for (int64_t j = 0; j < m->cols; j++) {
         float acc = 0;
-        for (int t = 0; t < m->rank; t++) acc = fmaf(m->L[r * m->rank + t], m->R[(int64_t)t * m->cols + j], acc);
+        for (int t = 0; t < m->rank; t++)
+            acc = fmaf(tp_f16_to_f32(m->L[r * m->rank + t]), tp_f16_to_f32(m->R[(int64_t)t * m->cols + j]), acc);
         dst[j] = acc;
     }
 }
-static void lr_corrupt(void *p, uint64_t k) {
-    tp_lowrank *m = p; /* one factor of L moved far */
+static void lr_corrupt(void *vp, uint64_t k) {
+    lrview *p = vp; /* one factor of L moved far, in the loaded view (a private mapping or the copy) */
+    tp_lowrank16 *m = &p->v;
     size_t i = (size_t)(k % (uint64_t)(m->rows * m->rank));
-    m->L[i] = -8.0f * m->L[i] + 1.0f;
+    uint16_t *L = (uint16_t *)(uintptr_t)m->L;
+    L[i] = tp_f32_to_f16(-8.0f * tp_f16_to_f32(L[i]) + 1.0f);
 }
-static size_t lr_bytes(const void *p) {
-    const tp_lowrank *m = p;
-    return sizeof *m + (size_t)m->rank * (size_t)(m->rows + m->cols) * sizeof(float);
+static size_t lr_bytes(const void *vp) {
+    const lrview *p = vp;
+    return sizeof *p + (p->owned ? tp_lowrank_bytes_for(p->v.rows, p->v.cols, p->v.rank) : 0);
 }
-static void lr_close(void *p) {
-    if (p) tp_lowrank_free(p);
+static void lr_close(void *vp) {
+    lrview *p = vp;
+    if (p) free(p->owned);
     free(p);
 }
 static const tp_codec_exec lr_exec = {lr_open, lr_mul, lr_row, lr_corrupt, lr_bytes, lr_close};

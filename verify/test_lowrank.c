@@ -8,6 +8,46 @@
 Test(lowrank, registry) { verify_filter("^[a-z]+/lowrank_"); }
 Test(tenpakx, registry) { verify_filter("^[a-z]+/tenpakx_"); }
 
+/* The packed model's low-rank GEMV reads the binary16 factors where the artifact holds them
+ * (tp_lowrank16_gemv_cpu) and must give the bits of the fp32 GEMV on the widened factors at every
+ * ISA level (the chain and zip tests rest on it). Shapes: ranks that are not a multiple of 8 (the
+ * row kernel's scalar tail), rows not a multiple of 8 or of the 128-row tasks, columns not a
+ * multiple of 32 or 8 (the dot's tails), factors with fp16 subnormals and large values. */
+Test(lowrank, f16_factors_same_bits) {
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 62);
+    const int64_t shapes[][3] = {{1, 1, 1}, {37, 23, 5}, {300, 389, 32}, {129, 1031, 13}, {1000, 200, 64}, {8, 40, 9}};
+    const tp_isa top = tp_cpu_best_isa(), saved = tp_cpu_isa();
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int64_t R = shapes[si][0], C = shapes[si][1];
+        const int k = (int)shapes[si][2];
+        tp_lowrank m;
+        cr_assert_eq(tp_lowrank_alloc(&m, R, C, k), TP_OK);
+        for (int64_t i = 0; i < R * k; i++) {
+            float v = tp_rng_normal(&rng) * (tp_rng_below(&rng, 50) ? 0.1f : tp_rng_below(&rng, 2) ? 1e-6f : 300.0f);
+            m.L[i] = tp_f16_to_f32(tp_f32_to_f16(v));
+        }
+        for (int64_t i = 0; i < C * k; i++) m.R[i] = tp_f16_to_f32(tp_f32_to_f16(tp_rng_normal(&rng) * 0.1f));
+        uint16_t *h = tp_alloc(tp_lowrank_bytes(&m));
+        float *x = tp_alloc((size_t)C * 4), *y32 = tp_alloc((size_t)R * 4), *y16 = tp_alloc((size_t)R * 4);
+        for (int64_t i = 0; i < C; i++) x[i] = tp_rng_normal(&rng);
+        tp_lowrank_pack(&m, h);
+        const tp_lowrank16 v = {R, C, k, h, h + R * k};
+        for (int isa = TP_ISA_PORTABLE; isa <= (int)top; isa++) {
+            tp_cpu_set_isa((tp_isa)isa);
+            for (int64_t i = 0; i < R; i++) y32[i] = y16[i] = NAN; /* poisoned */
+            cr_assert_eq(tp_lowrank_gemv_cpu(&m, x, y32), TP_OK);
+            cr_assert_eq(tp_lowrank16_gemv_cpu(&v, x, y16), TP_OK);
+            for (int64_t i = 0; i < R; i++)
+                cr_assert(memcmp(&y32[i], &y16[i], 4) == 0, "%lldx%lld rank %d, isa %d, row %lld: f16 %a, fp32 %a",
+                          (long long)R, (long long)C, k, isa, (long long)i, y16[i], y32[i]);
+        }
+        tp_cpu_set_isa(saved);
+        tp_free(h); tp_free(x); tp_free(y32); tp_free(y16);
+        tp_lowrank_free(&m);
+    }
+}
+
 static double werr(const float *W, const tp_lowrank *m, const float *imp) {
     float *P = tp_alloc((size_t)(m->rows * m->cols) * 4);
     tp_lowrank_product_ref(m, P);

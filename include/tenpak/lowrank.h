@@ -51,6 +51,15 @@ tp_status tp_lowrank_gemv_ref(const tp_lowrank *m, const float *x, float *y); /*
 /* ---- cpu (kernels/cpu/lowrank_cpu.c): threaded, AVX2 / portable ---- */
 void tp_lowrank_product_cpu(const tp_lowrank *m, float *W);
 tp_status tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y);
+/* The GEMV on binary16 factors where they lie (tp_lowrank_pack's image: L rows x rank, then R
+ * rank x cols): each factor widened exactly and summed in tp_lowrank_gemv_cpu's order, so y has its
+ * bits for the widened factors, from half the bytes and no fp32 copy (the packed model's view). */
+typedef struct tp_lowrank16 {
+    int64_t rows, cols;
+    int rank;
+    const uint16_t *L, *R;
+} tp_lowrank16;
+tp_status tp_lowrank16_gemv_cpu(const tp_lowrank16 *m, const float *x, float *y);
 
 /* ---- tenpakx (storage: common/lowrank.c; decode and GEMV: reference/lowrank_ref.c, kernels/cpu) ---- */
 typedef struct tp_tenpakx {

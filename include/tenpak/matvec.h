@@ -31,5 +31,10 @@ void tp_matvec_cols_avx2(const float *B, int64_t ldb, int64_t K, const float *x,
  * not depend on which rows share its block (the rows past r1 of the last block sum zeros). */
 void tp_matvec_rows_short_avx2(const float *A, int64_t lda, int64_t K, const float *x, float *y, int64_t r0,
                                int64_t r1);
+/* The same with binary16 A, widened exactly: the bits of tp_matvec_rows_short_avx2 on the widened
+ * values; and tp_dot_avx2's order (tp_dot_fma8x4) with a binary16 a. */
+void tp_matvec_rows_short_f16_avx2(const uint16_t *A, int64_t lda, int64_t K, const float *x, float *y, int64_t r0,
+                                   int64_t r1);
+float tp_dot_f16_avx2(const uint16_t *a, const float *b, int64_t n);
 
 #endif

@@ -43,48 +43,89 @@ void tp_lowrank_product_cpu(const tp_lowrank *m, float *W) {
 }
 
 /* The GEMV on the worker pool, t = R x then y = L t, each in tasks of LR_TASK outputs (fixed by the
- * shape, so any thread count gives the same bits; a slow thread holds up one task). */
+ * shape, so any thread count gives the same bits; a slow thread holds up one task). The factors are
+ * fp32 (tp_lowrank) or binary16 (tp_lowrank16, read where the artifact holds them), the binary16
+ * ones widened exactly and summed in the same order: the same bits either way. */
 #define LR_TASK 32
 typedef struct lrjob {
-    const tp_lowrank *m;
+    int64_t rows, cols;
+    int k;
+    const float *L, *R;        /* fp32 factors, or */
+    const uint16_t *L16, *R16; /* binary16 ones */
     const float *x;
     float *t, *y;
     int avx2;
 } lrjob;
+/* tp_dot_portable's order with a binary16 a, widened exactly: the same bits as on the widened row */
+static float dot16_portable(const uint16_t *a, const float *b, int64_t n) {
+    float s[8] = {0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            const float ak = tp_f16_to_f32(a[i + k]);
+            s[k] += ak * b[i + k];
+        }
+    float t = 0;
+    for (; i < n; i++) {
+        const float ai = tp_f16_to_f32(a[i]);
+        t += ai * b[i];
+    }
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
+}
 static void lr_t_task(void *vc, int task, int n) {
     const lrjob *j = vc;
-    const int64_t cols = j->m->cols, i1 = (int64_t)(task + 1) * LR_TASK < j->m->rank ? (int64_t)(task + 1) * LR_TASK : j->m->rank;
+    const int64_t cols = j->cols, i1 = (int64_t)(task + 1) * LR_TASK < j->k ? (int64_t)(task + 1) * LR_TASK : j->k;
     (void)n;
-    for (int64_t i = (int64_t)task * LR_TASK; i < i1; i++)
-        j->t[i] = j->avx2 ? tp_dot_avx2(j->m->R + i * cols, j->x, cols) : tp_dot_portable(j->m->R + i * cols, j->x, cols);
+    for (int64_t i = (int64_t)task * LR_TASK; i < i1; i++) {
+        if (j->R16)
+            j->t[i] = j->avx2 ? tp_dot_f16_avx2(j->R16 + i * cols, j->x, cols) : dot16_portable(j->R16 + i * cols, j->x, cols);
+        else
+            j->t[i] = j->avx2 ? tp_dot_avx2(j->R + i * cols, j->x, cols) : tp_dot_portable(j->R + i * cols, j->x, cols);
+    }
 }
 static void lr_y_task(void *vc, int task, int n) {
     const lrjob *j = vc;
-    const int64_t k = j->m->rank, rows = j->m->rows;
+    const int64_t k = j->k, rows = j->rows;
     const int64_t r0 = (int64_t)task * LR_TASK * 4, r1 = r0 + LR_TASK * 4 < rows ? r0 + LR_TASK * 4 : rows;
     (void)n;
-    if (j->avx2) tp_matvec_rows_short_avx2(j->m->L, k, k, j->t, j->y, r0, r1);
+    if (j->L16) {
+        if (j->avx2) tp_matvec_rows_short_f16_avx2(j->L16, k, k, j->t, j->y, r0, r1);
+        else
+            for (int64_t i = r0; i < r1; i++) j->y[i] = dot16_portable(j->L16 + i * k, j->t, k);
+    } else if (j->avx2)
+        tp_matvec_rows_short_avx2(j->L, k, k, j->t, j->y, r0, r1);
     else
-        for (int64_t i = r0; i < r1; i++) j->y[i] = tp_dot_portable(j->m->L + i * k, j->t, k);
+        for (int64_t i = r0; i < r1; i++) j->y[i] = tp_dot_portable(j->L + i * k, j->t, k);
 }
 
-tp_status tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y) {
-    const int64_t rows = m->rows, cols = m->cols;
-    const int k = m->rank;
+static tp_status lr_gemv(lrjob *j) {
+    const int64_t rows = j->rows, cols = j->cols;
+    const int k = j->k;
     float *t = tp_alloc((size_t)k * sizeof(float));
     if (!t) return TP_ERR_NOMEM;
-    lrjob j = {m, x, t, y, tp_cpu_isa() >= TP_ISA_AVX2};
+    j->t = t;
+    j->avx2 = tp_cpu_isa() >= TP_ISA_AVX2;
     const int par = (rows + cols) * (int64_t)k >= TP_CPU_PAR_MIN;
     const int nt = (int)((k + LR_TASK - 1) / LR_TASK), ny = (int)((rows + 4 * LR_TASK - 1) / (4 * LR_TASK));
     if (par) {
-        tp_pool_run(nt, lr_t_task, &j);
-        tp_pool_run(ny, lr_y_task, &j);
+        tp_pool_run(nt, lr_t_task, j);
+        tp_pool_run(ny, lr_y_task, j);
     } else {
-        for (int i = 0; i < nt; i++) lr_t_task(&j, i, nt);
-        for (int i = 0; i < ny; i++) lr_y_task(&j, i, ny);
+        for (int i = 0; i < nt; i++) lr_t_task(j, i, nt);
+        for (int i = 0; i < ny; i++) lr_y_task(j, i, ny);
     }
     tp_free(t);
     return TP_OK;
+}
+
+tp_status tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y) {
+    lrjob j = {.rows = m->rows, .cols = m->cols, .k = m->rank, .L = m->L, .R = m->R, .x = x, .y = y};
+    return lr_gemv(&j);
+}
+
+tp_status tp_lowrank16_gemv_cpu(const tp_lowrank16 *m, const float *x, float *y) {
+    lrjob j = {.rows = m->rows, .cols = m->cols, .k = m->rank, .L16 = m->L, .R16 = m->R, .x = x, .y = y};
+    return lr_gemv(&j);
 }
 
 tp_status tp_tenpakx_fit(tp_tenpakx *m, const float *W, const tp_tenpakx_cfg *cfg, tp_err *e) {
