@@ -48,14 +48,12 @@ void tp_vq_lookup_rows_avx512(const tp_vqmat *m, const float *T, int Kp, int64_t
  * table_planes: the tables of v1 - v0 <= TP_VQ_PCHUNK vectors (into T, stride 16 ceil(K/16), K <= 256
  * entries, from m->cb16) as four byte planes of 32-bit integers, 1024 bytes a vector, scale 2^e;
  * 0 where an entry is not finite.
- * lookup: acc (rt int32, 64-byte aligned, tile order of tp_vq_planes_row) += the entries of
- * the codes of nb vectors (ct: nb x rt). flush: y (tile order) += acc 2^-e, acc = 0. */
+ * lookup: y (rt floats, 64-byte aligned, tile order of tp_vq_planes_row) += 2^-e times the exact
+ * integer sum of the entries of the codes of nb vectors (ct: nb x rt). */
 #define TP_VQ_PCHUNK 16
 int tp_vq_table_planes_avx512vbmi(const float *cb16, int d, int K, const float *xp, int64_t v0, int64_t v1,
                                   float *T, uint8_t *P, int *e);
-void tp_vq_lookup_planes_avx512vbmi(const uint8_t *ct, int64_t rt, const uint8_t *P, int64_t nb,
-                                    uint32_t *acc);
-void tp_vq_planes_flush_avx512vbmi(uint32_t *acc, int64_t rt, int e, float *y);
+void tp_vq_lookup_planes_avx512vbmi(const uint8_t *ct, int64_t rt, const uint8_t *P, int64_t nb, int e, float *y);
 /* row (within its 64-row tile) of tile position q: the unpacks' order (q = 16 i + 4 l + e holds
  * row 16 l + 4 i + e, so the map is its own inverse) */
 static inline int tp_vq_planes_row(int q) { return 16 * ((q & 15) >> 2) + 4 * (q >> 4) + (q & 3); }

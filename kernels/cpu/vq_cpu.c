@@ -448,17 +448,14 @@ static void planes_task(void *vc, int p, int np) {
     const int Ks = (K + 15) / 16 * 16; /* the table's stride (16-wide blocks) */
     float *T = tp_alloc((size_t)(TP_VQ_PCHUNK * Ks) * sizeof(float));
     uint8_t *P = tp_alloc((size_t)TP_VQ_PCHUNK * 1024);
-    uint32_t *acc = tp_alloc((size_t)rt * sizeof(uint32_t));
-    const int ok = T && P && acc;
+    const int ok = T && P;
     if (!ok) set_nomem(&j->nomem);
     memset(yo, 0, (size_t)rt * sizeof(float));
-    if (acc) memset(acc, 0, (size_t)rt * sizeof(uint32_t));
     for (int64_t ch = nch * p / np; ok && ch < nch * (p + 1) / np; ch++) {
         const int64_t v0 = ch * TP_VQ_PCHUNK, v1 = v0 + TP_VQ_PCHUNK < nvec ? v0 + TP_VQ_PCHUNK : nvec;
         int e;
         if (tp_vq_table_planes_avx512vbmi(m->cb16, d, K, j->xp, v0, v1, T, P, &e)) {
-            tp_vq_lookup_planes_avx512vbmi(m->codes8t + v0 * rt, rt, P, v1 - v0, acc);
-            tp_vq_planes_flush_avx512vbmi(acc, rt, e, yo);
+            tp_vq_lookup_planes_avx512vbmi(m->codes8t + v0 * rt, rt, P, v1 - v0, e, yo);
         } else {
             if (!j->yr[p]) {
                 j->yr[p] = tp_alloc((size_t)rows * sizeof(float));
@@ -473,7 +470,6 @@ static void planes_task(void *vc, int p, int np) {
     }
     tp_free(T);
     tp_free(P);
-    tp_free(acc);
 }
 
 static void planes_reduce_task(void *vc, int t, int nt) {
