@@ -21,7 +21,9 @@
  * On a shared machine the spin gives way: the caller spins only 10 us for the workers still in a
  * run, and when it had to wait more than 2 ms for one (a worker that another process took off
  * its core: a time slice) the workers sleep between runs for the next 100 ms, as does a worker that finds itself
- * preempted while spinning (ci/busy_core_check.sh: 2 threads beside a busy process at 0.74-0.96x
+ * preempted by another process while spinning, three times within 10 ms (a gap in its clock reads
+ * with an involuntary context switch: see preempted_by_process; a VM's own pauses and the odd
+ * kernel thread are not a busy neighbour) (ci/busy_core_check.sh: 2 threads beside a busy process at 0.74-0.96x
  * the time of 1 thread; spinning throughout, 1.07-1.20x). The spin: with the
  * earlier 20000 polls (about 5 us) the workers slept between most kernels of a token and each run
  * paid a futex wake-up; llama-mini decode, idle Zen 4: tenpakx 341 -> 441 tok/s, vq d8+int4
@@ -30,6 +32,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -61,6 +64,31 @@ static atomic_uint nap; /* bumped by tp_pool_nap: spinning workers go to sleep *
 #define PREEMPT_NS 50000LL
 #define QUIET_NS 100000000LL
 static _Thread_local long long quiet_until;
+/* A gap is a preemption by another process of this machine only when the thread's involuntary
+ * context switches went up across it, and a process that keeps the core busy preempts again and
+ * again: quiet mode starts at the third such gap within PREEMPT_WINDOW_NS. A virtual CPU also stops
+ * for other reasons, and kernel threads (kworkers, kdamond) preempt now and then; sleeping helps
+ * neither. On a 2-vCPU KVM guest (Intel Xeon, 2026-12-06) that reports no steal time, a thread
+ * spinning alone on an idle guest saw 50-60 gaps over 50 us a second, 5-10 of them with a context
+ * switch, so every worker found a gap within ~20 ms of spinning and the pool slept between runs
+ * nearly all the time, each run paying a futex wake-up (llama-mini decode, 2 threads, alternating
+ * binaries: tenpakx 370-373 -> 501-535 tok/s, int4 g128 1378-1386 -> 1716-1737 with the switch
+ * test and a 400 us gap, which ci/busy_core_check.sh then failed in 2 of 4 runs). getrusage is a
+ * system call, made only after a gap. */
+#define PREEMPT_WINDOW_NS 10000000LL
+static _Thread_local long nivcsw_seen = -1;
+static _Thread_local long long preempt_at[2];
+static int preempted_by_process(long long t) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_THREAD, &ru) != 0) return 1; /* cannot tell: as before, a preemption */
+    const int switched = nivcsw_seen >= 0 && ru.ru_nivcsw != nivcsw_seen;
+    nivcsw_seen = ru.ru_nivcsw;
+    if (!switched) return 0;
+    const int third = preempt_at[1] && t - preempt_at[1] < PREEMPT_WINDOW_NS;
+    preempt_at[1] = preempt_at[0];
+    preempt_at[0] = t;
+    return third;
+}
 #define CONTENDED_NS 2000000LL
 static atomic_llong contended_until; /* set by the caller after a long wait for a worker */
 
@@ -76,7 +104,7 @@ static void spin_while_eq(atomic_uint *a, unsigned v) {
         CPU_RELAX();
         if (i % 64 == 0) {
             long long t = mono_ns();
-            if (prev && t - prev > PREEMPT_NS) {
+            if (prev && t - prev > PREEMPT_NS && preempted_by_process(t)) {
                 quiet_until = t + QUIET_NS;
                 return;
             }
