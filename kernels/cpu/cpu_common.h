@@ -67,22 +67,41 @@ static inline __m256 tp_hsum8x8(const __m256 a[8]) {
     return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
+/* 8 elements of a (fp32, or binary16 widened exactly by F16C) from element i */
+static inline __attribute__((always_inline)) __m256 tp_ld8(const void *a, int a16, int64_t i) {
+#ifdef __F16C__
+    if (a16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(const void *)((const uint16_t *)a + i)));
+#endif
+    return _mm256_loadu_ps((const float *)a + i);
+}
+static inline __attribute__((always_inline)) float tp_ld1(const void *a, int a16, int64_t i) {
+#ifdef __F16C__
+    if (a16) return _cvtsh_ss(((const uint16_t *)a)[i]);
+#endif
+    return ((const float *)a)[i];
+}
+
 /* a . b in a fixed order (four 8-wide FMA accumulators over 32 elements a step, then 8 a step into
- * the first, their sum, then the scalar tail): tp_dot_avx2 and every row of tp_matvec_rows_avx2. */
-static inline float tp_dot_fma8x4(const float *a, const float *b, int64_t n) {
+ * the first, their sum, then the scalar tail): tp_dot_avx2 and every row of tp_matvec_rows_avx2.
+ * a16: a is binary16 (F16C builds), widened exactly, so the bits are those of the widened row. */
+static inline __attribute__((always_inline)) float tp_dot_fma8x4_any(const void *a, int a16, const float *b, int64_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
+        s0 = _mm256_fmadd_ps(tp_ld8(a, a16, i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(tp_ld8(a, a16, i + 8), _mm256_loadu_ps(b + i + 8), s1);
+        s2 = _mm256_fmadd_ps(tp_ld8(a, a16, i + 16), _mm256_loadu_ps(b + i + 16), s2);
+        s3 = _mm256_fmadd_ps(tp_ld8(a, a16, i + 24), _mm256_loadu_ps(b + i + 24), s3);
     }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(tp_ld8(a, a16, i), _mm256_loadu_ps(b + i), s0);
     float s = tp_hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) s += a[i] * b[i];
+    for (; i < n; i++) {
+        const float ai = tp_ld1(a, a16, i);
+        s += ai * b[i];
+    }
     return s;
 }
+static inline float tp_dot_fma8x4(const float *a, const float *b, int64_t n) { return tp_dot_fma8x4_any(a, 0, b, n); }
 #endif
 
 #endif

@@ -63,8 +63,10 @@ void tp_matvec_cols_avx2(const float *B, int64_t ldb, int64_t K, const float *x,
     }
 }
 
-void tp_matvec_rows_short_avx2(const float *A, int64_t lda, int64_t K, const float *x, float *y, int64_t r0,
-                               int64_t r1) {
+/* Rows of A (fp32, or binary16 widened exactly: a16) in blocks of 8, tp_matvec_rows_short_avx2's
+ * order for both, so a binary16 A gives the bits of its widened copy. */
+static inline __attribute__((always_inline)) void rows_short(const void *A, int a16, int64_t lda, int64_t K,
+                                                             const float *x, float *y, int64_t r0, int64_t r1) {
     const int64_t K8 = K & ~(int64_t)7;
     for (int64_t r = r0; r < r1; r += 8) {
         const int nr = r1 - r >= 8 ? 8 : (int)(r1 - r);
@@ -72,59 +74,26 @@ void tp_matvec_rows_short_avx2(const float *A, int64_t lda, int64_t K, const flo
         for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
         for (int64_t k = 0; k < K8; k += 8) {
             const __m256 xv = _mm256_loadu_ps(x + k);
-            for (int i = 0; i < nr; i++) acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(A + (r + i) * lda + k), xv, acc[i]);
-        }
-        float s[8];
-        _mm256_storeu_ps(s, tp_hsum8x8(acc));
-        for (int i = 0; i < nr; i++) {
-            float t = s[i];
-            for (int64_t k = K8; k < K; k++) t += A[(r + i) * lda + k] * x[k];
-            y[r + i] = t;
-        }
-    }
-}
-
-/* The same two products with binary16 A (a low-rank view's factors where the artifact holds them):
- * each element widened exactly by F16C, then the fp32 kernels' operations in their order, so the
- * bits are those of tp_dot_fma8x4 / tp_matvec_rows_short_avx2 on the widened values. */
-float tp_dot_f16_avx2(const uint16_t *a, const float *b, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm256_fmadd_ps(ld16(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(ld16(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-        s2 = _mm256_fmadd_ps(ld16(a + i + 16), _mm256_loadu_ps(b + i + 16), s2);
-        s3 = _mm256_fmadd_ps(ld16(a + i + 24), _mm256_loadu_ps(b + i + 24), s3);
-    }
-    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(ld16(a + i), _mm256_loadu_ps(b + i), s0);
-    float s = tp_hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
-    for (; i < n; i++) {
-        const float ai = _cvtsh_ss(a[i]);
-        s += ai * b[i];
-    }
-    return s;
-}
-
-void tp_matvec_rows_short_f16_avx2(const uint16_t *A, int64_t lda, int64_t K, const float *x, float *y, int64_t r0,
-                                   int64_t r1) {
-    const int64_t K8 = K & ~(int64_t)7;
-    for (int64_t r = r0; r < r1; r += 8) {
-        const int nr = r1 - r >= 8 ? 8 : (int)(r1 - r);
-        __m256 acc[8];
-        for (int i = 0; i < 8; i++) acc[i] = _mm256_setzero_ps();
-        for (int64_t k = 0; k < K8; k += 8) {
-            const __m256 xv = _mm256_loadu_ps(x + k);
-            for (int i = 0; i < nr; i++) acc[i] = _mm256_fmadd_ps(ld16(A + (r + i) * lda + k), xv, acc[i]);
+            for (int i = 0; i < nr; i++) acc[i] = _mm256_fmadd_ps(tp_ld8(A, a16, (r + i) * lda + k), xv, acc[i]);
         }
         float s[8];
         _mm256_storeu_ps(s, tp_hsum8x8(acc));
         for (int i = 0; i < nr; i++) {
             float t = s[i];
             for (int64_t k = K8; k < K; k++) {
-                const float a = _cvtsh_ss(A[(r + i) * lda + k]);
+                const float a = tp_ld1(A, a16, (r + i) * lda + k);
                 t += a * x[k];
             }
             y[r + i] = t;
         }
     }
 }
+void tp_matvec_rows_short_avx2(const float *A, int64_t lda, int64_t K, const float *x, float *y, int64_t r0,
+                               int64_t r1) {
+    rows_short(A, 0, lda, K, x, y, r0, r1);
+}
+void tp_matvec_rows_short_f16_avx2(const uint16_t *A, int64_t lda, int64_t K, const float *x, float *y, int64_t r0,
+                                   int64_t r1) {
+    rows_short(A, 1, lda, K, x, y, r0, r1);
+}
+float tp_dot_f16_avx2(const uint16_t *a, const float *b, int64_t n) { return tp_dot_fma8x4_any(a, 1, b, n); }
