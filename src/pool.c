@@ -71,10 +71,13 @@ static _Thread_local long long quiet_until;
  * neither. On a 2-vCPU KVM guest (Intel Xeon, 2026-12-06) that reports no steal time, a thread
  * spinning alone on an idle guest saw 50-60 gaps over 50 us a second, 5-10 of them with a context
  * switch, so every worker found a gap within ~20 ms of spinning and the pool slept between runs
- * nearly all the time, each run paying a futex wake-up (llama-mini decode, 2 threads, alternating
- * binaries: tenpakx 370-373 -> 501-535 tok/s, int4 g128 1378-1386 -> 1716-1737 with the switch
- * test and a 400 us gap, which ci/busy_core_check.sh then failed in 2 of 4 runs). getrusage is a
- * system call, made only after a gap. */
+ * nearly all the time, each run paying a futex wake-up. Alternating binaries there, 2 threads:
+ * llama-mini decode tenpakx 409-420 -> 556-565 tok/s, int4 g128 1470-1502 -> 1947-1970,
+ * TinyLlama-shaped int4 g128 34.7-36.5 -> 34.3-38.0; ci/busy_core_check.sh 6 of 6 runs within its
+ * bound (the old test 6 of 6 in the same hour). A single switched gap over 400 us instead of three
+ * in 10 ms decoded as fast but failed busy_core_check in 2 of 4 runs; no quiet mode at all was
+ * slower on this host type under memory-bandwidth load (the previous session's alternating runs).
+ * getrusage is a system call, made only after a gap. */
 #define PREEMPT_WINDOW_NS 10000000LL
 static _Thread_local long nivcsw_seen = -1;
 static _Thread_local long long preempt_at[2];
