@@ -33,16 +33,28 @@ static inline void tp_cpu_for(int64_t n, int64_t chunk, int par, void (*body)(vo
     tp_pool_run((int)((n + chunk - 1) / chunk), tp_cpu_range_task, &r);
 }
 
-/* a . b with 8 partial sums: vectorisable without -ffast-math, and better rounded than one chain */
-static inline float tp_dot_portable(const float *a, const float *b, int64_t n) {
+/* element i of a: fp32, or binary16 widened exactly (a16) */
+static inline __attribute__((always_inline)) float tp_elem(const void *a, int a16, int64_t i) {
+    return a16 ? tp_f16_to_f32(((const uint16_t *)a)[i]) : ((const float *)a)[i];
+}
+/* a . b with 8 partial sums: vectorisable without -ffast-math, and better rounded than one chain.
+ * a16: a is binary16, widened exactly, so the bits are those of the widened row. */
+static inline __attribute__((always_inline)) float tp_dot_portable_any(const void *a, int a16, const float *b, int64_t n) {
     float s[8] = {0};
     int64_t i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) s[k] += a[i + k] * b[i + k];
+        for (int k = 0; k < 8; k++) {
+            const float ak = tp_elem(a, a16, i + k);
+            s[k] += ak * b[i + k];
+        }
     float t = 0;
-    for (; i < n; i++) t += a[i] * b[i];
+    for (; i < n; i++) {
+        const float ai = tp_elem(a, a16, i);
+        t += ai * b[i];
+    }
     return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
 }
+static inline float tp_dot_portable(const float *a, const float *b, int64_t n) { return tp_dot_portable_any(a, 0, b, n); }
 
 /* a . b by the AVX2 loop below, for dispatchers compiled without AVX2 (kernels/cpu/avx2/vq_avx2.c) */
 float tp_dot_avx2(const float *a, const float *b, int64_t n);
@@ -74,12 +86,6 @@ static inline __attribute__((always_inline)) __m256 tp_ld8(const void *a, int a1
 #endif
     return _mm256_loadu_ps((const float *)a + i);
 }
-static inline __attribute__((always_inline)) float tp_ld1(const void *a, int a16, int64_t i) {
-#ifdef __F16C__
-    if (a16) return _cvtsh_ss(((const uint16_t *)a)[i]);
-#endif
-    return ((const float *)a)[i];
-}
 
 /* a . b in a fixed order (four 8-wide FMA accumulators over 32 elements a step, then 8 a step into
  * the first, their sum, then the scalar tail): tp_dot_avx2 and every row of tp_matvec_rows_avx2.
@@ -96,7 +102,7 @@ static inline __attribute__((always_inline)) float tp_dot_fma8x4_any(const void 
     for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(tp_ld8(a, a16, i), _mm256_loadu_ps(b + i), s0);
     float s = tp_hsum8(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
     for (; i < n; i++) {
-        const float ai = tp_ld1(a, a16, i);
+        const float ai = tp_elem(a, a16, i);
         s += ai * b[i];
     }
     return s;

@@ -50,37 +50,25 @@ void tp_lowrank_product_cpu(const tp_lowrank *m, float *W) {
 typedef struct lrjob {
     int64_t rows, cols;
     int k;
-    const float *L, *R;        /* fp32 factors, or */
-    const uint16_t *L16, *R16; /* binary16 ones */
+    const void *L, *R; /* fp32 factors, or binary16 ones (a16) */
+    int a16;
     const float *x;
     float *t, *y;
     int avx2;
 } lrjob;
-/* tp_dot_portable's order with a binary16 a, widened exactly: the same bits as on the widened row */
-static float dot16_portable(const uint16_t *a, const float *b, int64_t n) {
-    float s[8] = {0};
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) {
-            const float ak = tp_f16_to_f32(a[i + k]);
-            s[k] += ak * b[i + k];
-        }
-    float t = 0;
-    for (; i < n; i++) {
-        const float ai = tp_f16_to_f32(a[i]);
-        t += ai * b[i];
-    }
-    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7])) + t;
+/* element i of a factor array, as an address */
+static const void *lr_at(const lrjob *j, const void *base, int64_t i) {
+    return (const char *)base + i * (j->a16 ? (int64_t)sizeof(uint16_t) : (int64_t)sizeof(float));
 }
 static void lr_t_task(void *vc, int task, int n) {
     const lrjob *j = vc;
     const int64_t cols = j->cols, i1 = (int64_t)(task + 1) * LR_TASK < j->k ? (int64_t)(task + 1) * LR_TASK : j->k;
     (void)n;
     for (int64_t i = (int64_t)task * LR_TASK; i < i1; i++) {
-        if (j->R16)
-            j->t[i] = j->avx2 ? tp_dot_f16_avx2(j->R16 + i * cols, j->x, cols) : dot16_portable(j->R16 + i * cols, j->x, cols);
-        else
-            j->t[i] = j->avx2 ? tp_dot_avx2(j->R + i * cols, j->x, cols) : tp_dot_portable(j->R + i * cols, j->x, cols);
+        const void *r = lr_at(j, j->R, i * cols);
+        j->t[i] = !j->avx2 ? tp_dot_portable_any(r, j->a16, j->x, cols)
+                  : j->a16 ? tp_dot_f16_avx2(r, j->x, cols)
+                           : tp_dot_avx2(r, j->x, cols);
     }
 }
 static void lr_y_task(void *vc, int task, int n) {
@@ -88,14 +76,12 @@ static void lr_y_task(void *vc, int task, int n) {
     const int64_t k = j->k, rows = j->rows;
     const int64_t r0 = (int64_t)task * LR_TASK * 4, r1 = r0 + LR_TASK * 4 < rows ? r0 + LR_TASK * 4 : rows;
     (void)n;
-    if (j->L16) {
-        if (j->avx2) tp_matvec_rows_short_f16_avx2(j->L16, k, k, j->t, j->y, r0, r1);
-        else
-            for (int64_t i = r0; i < r1; i++) j->y[i] = dot16_portable(j->L16 + i * k, j->t, k);
-    } else if (j->avx2)
-        tp_matvec_rows_short_avx2(j->L, k, k, j->t, j->y, r0, r1);
+    if (!j->avx2)
+        for (int64_t i = r0; i < r1; i++) j->y[i] = tp_dot_portable_any(lr_at(j, j->L, i * k), j->a16, j->t, k);
+    else if (j->a16)
+        tp_matvec_rows_short_f16_avx2(j->L, k, k, j->t, j->y, r0, r1);
     else
-        for (int64_t i = r0; i < r1; i++) j->y[i] = tp_dot_portable(j->L + i * k, j->t, k);
+        tp_matvec_rows_short_avx2(j->L, k, k, j->t, j->y, r0, r1);
 }
 
 static tp_status lr_gemv(lrjob *j) {
@@ -119,12 +105,12 @@ static tp_status lr_gemv(lrjob *j) {
 }
 
 tp_status tp_lowrank_gemv_cpu(const tp_lowrank *m, const float *x, float *y) {
-    lrjob j = {.rows = m->rows, .cols = m->cols, .k = m->rank, .L = m->L, .R = m->R, .x = x, .y = y};
+    lrjob j = {.rows = m->rows, .cols = m->cols, .k = m->rank, .L = m->L, .R = m->R, .a16 = 0, .x = x, .y = y};
     return lr_gemv(&j);
 }
 
 tp_status tp_lowrank16_gemv_cpu(const tp_lowrank16 *m, const float *x, float *y) {
-    lrjob j = {.rows = m->rows, .cols = m->cols, .k = m->rank, .L16 = m->L, .R16 = m->R, .x = x, .y = y};
+    lrjob j = {.rows = m->rows, .cols = m->cols, .k = m->rank, .L = m->L, .R = m->R, .a16 = 1, .x = x, .y = y};
     return lr_gemv(&j);
 }
 

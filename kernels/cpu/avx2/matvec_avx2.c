@@ -81,7 +81,7 @@ static inline __attribute__((always_inline)) void rows_short(const void *A, int 
         for (int i = 0; i < nr; i++) {
             float t = s[i];
             for (int64_t k = K8; k < K; k++) {
-                const float a = tp_ld1(A, a16, (r + i) * lda + k);
+                const float a = tp_elem(A, a16, (r + i) * lda + k);
                 t += a * x[k];
             }
             y[r + i] = t;
