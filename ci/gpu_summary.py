@@ -52,6 +52,14 @@ def main():
             print(f"- GEMV {shape}: {100 * frac:.1f}% of copy bandwidth (target >= 80%: "
                   f"{'met' if frac >= 0.8 else 'missed'}), {sp:.2f}x cuBLAS FP16 (target >= 3x: "
                   f"{'met' if sp >= 3 else 'missed'})")
+    for shape in ("8192x8192", "28672x8192"):
+        ref = rows.get(f"gemv/int4_g128_f16a/cuda/{shape}")
+        for g in (32, 64):
+            r = rows.get(f"gemv/int4_g{g}_f16a/cuda/{shape}")
+            if r and ref:
+                q = r["bytes_per_second"] / ref["bytes_per_second"]
+                print(f"- GEMV g{g} {shape}: {100 * r['bytes_per_second'] / bw:.1f}% of copy bandwidth, "
+                      f"{q:.2f} of g128's fraction (target >= 0.85: {'met' if q >= 0.85 else 'missed'})")
     for shape in ("8192x8192x16", "28672x8192x16"):
         r = rows.get(f"gemm/int4_g128_f16a/cuda/{shape}")
         base = rows.get(f"gemm/f16/cublas/{shape}")
