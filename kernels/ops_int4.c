@@ -219,7 +219,8 @@ static const tp_shape verify_2d[] = {
     TP_SHAPE2(31, 1000), TP_SHAPE2(256, 4096), TP_SHAPE_END};
 static const tp_shape verify_3d[] = {
     TP_SHAPE3(1, 1, 1), TP_SHAPE3(3, 7, 2), TP_SHAPE3(17, 100, 3), TP_SHAPE3(33, 257, 5),
-    TP_SHAPE3(64, 1000, 16), TP_SHAPE3(5, 130, 64), TP_SHAPE3(130, 2048, 17), TP_SHAPE_END};
+    TP_SHAPE3(64, 1000, 16), TP_SHAPE3(5, 130, 64), TP_SHAPE3(130, 2048, 17), TP_SHAPE3(77, 384, 33),
+    TP_SHAPE3(200, 2176, 40), TP_SHAPE_END};
 static const tp_shape bench_quant[] = {TP_SHAPE2(1024, 1024), TP_SHAPE_END};
 static const tp_shape bench_2d[] = {TP_SHAPE2(4096, 4096), TP_SHAPE2(11008, 4096), TP_SHAPE_END};
 static const tp_shape bench_3d[] = {TP_SHAPE3(4096, 4096, 4), TP_SHAPE3(4096, 4096, 16),
@@ -335,7 +336,8 @@ static void *q_cuda_simt_prepare(const tp_case *c) { return q_cuda_prepare_any(c
 #endif
 
 /* GEMV_FLAGS: TP_K_ISA, plus TP_K_AVX512 where the codec has an AVX-512 GEMV (int4, int4r2, nf4), so verify
- * runs it at both AVX-512 levels (BW and VNNI) as well as at AVX2 and portable */
+ * runs it at both AVX-512 levels (BW and VNNI) as well as at AVX2 and portable; the GEMM takes the same
+ * flags (int4 at the top level runs on AMX where the CPU has it: tp_cpu_amx) */
 #define INT4_KERNELS(K, G, GEMV_FLAGS)                                                              \
     {.op = &quant_##K##_##G, .backend = "ref", .run = quant_run},                                   \
     {.op = &dequant_##K##_##G, .backend = "ref", .run = dequant_ref_run},                            \
@@ -343,7 +345,7 @@ static void *q_cuda_simt_prepare(const tp_case *c) { return q_cuda_prepare_any(c
     {.op = &gemv_##K##_##G, .backend = "ref", .run = gemv_ref_run},                                  \
     {.op = &gemv_##K##_##G, .backend = "cpu", .run = gemv_cpu_run, .flags = GEMV_FLAGS},             \
     {.op = &gemm_##K##_##G, .backend = "ref", .run = gemm_ref_run},                                  \
-    {.op = &gemm_##K##_##G, .backend = "cpu", .run = gemm_cpu_run, .flags = TP_K_ISA},               \
+    {.op = &gemm_##K##_##G, .backend = "cpu", .run = gemm_cpu_run, .flags = GEMV_FLAGS},             \
     INT4_CUDA_KERNELS(K, G)
 #define INT4_F16A_KERNELS(K, G)                                                                     \
     {.op = &gemv_f16a_##K##_##G, .backend = "ref", .run = gemv_ref_run},                             \

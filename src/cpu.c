@@ -9,6 +9,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static int isa_override = -1;
 
@@ -58,6 +62,35 @@ tp_isa tp_cpu_isa(void) {
         isa_override = want > (int)best ? (int)best : want;
     }
     return (tp_isa)isa_override;
+}
+
+/* AMX with bf16 (Sapphire Rapids and later): CPUID leaf 7 EDX bits 22 (AMX-BF16) and 24
+ * (AMX-TILE), the OS saving the tile state (XCR0 bits 17 and 18) and the process's permission to
+ * use it (Linux: arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA, once; it holds for every thread). */
+static int amx_hw = -1;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+static void amx_probe(void) {
+    amx_hw = 0;
+#if defined(__linux__) && defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22)) || !(d & (1u << 24))) return;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 27))) return; /* OSXSAVE */
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    if ((lo & (3u << 17)) != (3u << 17)) return;
+    if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */) != 0) return;
+    amx_hw = 1;
+#endif
+}
+int tp_cpu_amx(void) {
+    static int off = -1;
+    if (off < 0) {
+        const char *e = getenv("TENPAK_AMX");
+        off = e && strcmp(e, "0") == 0;
+    }
+    if (off || tp_cpu_isa() < TP_ISA_AVX512VBMI) return 0;
+    pthread_once(&amx_once, amx_probe);
+    return amx_hw;
 }
 
 void tp_cpu_set_isa(tp_isa isa) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tenpak/quant.h"
+#include "kernels/cpu/quant_cpu.h"
 #include "verify/test_common.h"
 
 Test(int4, registry_int4) { verify_filter("^[a-z]+/int4_g"); }
@@ -398,4 +399,57 @@ Test(int4, gemm_tiles_against_reference) {
         }
         tp_free(W); tp_free(X); tp_free(Y); tp_free(Yr);
     }
+}
+
+/* The AMX GEMM (kernels/cpu/amx/quant_amx.c; only where tp_cpu_amx()): against the double
+ * reference on awkward shapes (outputs not a multiple of 16 or 32, batches not a multiple of the
+ * 32-token block, K in several 1024-column chunks with a short last one, one to many groups), with
+ * a bound of 1e-6: splitting x into three bf16 pieces is exact, so only fp32 sums remain (measured
+ * 1e-7 .. 3e-7); with the third piece dropped the same draws gave 1.5e-5 .. 1.8e-5. The bits
+ * do not depend on the blocking the thread count chooses (panels of outputs, blocks of tokens):
+ * rows [r0, r1) alone, and the first tokens alone, give the same bits as inside the whole. */
+Test(int4, gemm_amx_matches_reference) {
+    if (!tp_cpu_amx()) {
+        cr_log_info("int4 gemm_amx: skipped: no AMX (tiles + bf16) here, or capped by TENPAK_ISA / TENPAK_AMX");
+        return;
+    }
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 31);
+    const int64_t shapes[][3] = {{77, 384, 33}, {200, 2176, 40}, {1, 128, 16}, {33, 1024, 64}, {130, 96, 17}};
+    const int gs[] = {128, 64, 32};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (size_t gi = 0; gi < 3; gi++) {
+            const int64_t R = shapes[si][0], C = shapes[si][1], B = shapes[si][2];
+            if (C % gs[gi]) continue;
+            float *W = tp_alloc(R * C * 4), *X = tp_alloc(B * C * 4), *Y = tp_alloc(B * R * 4),
+                  *Yr = tp_alloc(B * R * 4), *Ys = tp_alloc(B * R * 4);
+            random_weights(W, R * C, &rng);
+            for (int64_t i = 0; i < B * C; i++) X[i] = tp_rng_normal(&rng) * (i % 7 == 0 ? 1e-3f : 1.0f);
+            tp_qmat q;
+            cr_assert_eq(tp_qmat_alloc(&q, TP_Q_INT4, R, C, gs[gi]), TP_OK);
+            tp_quantize_ref(&q, W, 0);
+            cr_assert(tp_qgemm_amx_shape_ok(&q));
+            cr_assert_eq(tp_qgemm_ref(&q, X, B, Yr), TP_OK);
+            memset(Y, 0xff, B * R * 4); /* NaN */
+            cr_assert_eq(tp_qgemm_amx(&q, X, B, Y), TP_OK);
+            double e = 0, n = 0;
+            for (int64_t i = 0; i < B * R; i++) { e += (double)(Y[i] - Yr[i]) * (Y[i] - Yr[i]); n += (double)Yr[i] * Yr[i]; }
+            cr_expect(sqrt(e / n) <= 1e-6, "amx g%d %lldx%lldx%lld: rel L2 %.3g", gs[gi], (long long)R, (long long)C,
+                      (long long)B, sqrt(e / n));
+            /* rows [r0, r1) as a matrix of their own, the first b tokens alone */
+            const int64_t r0 = R / 3, r1 = R - R / 5, b = B > 17 ? 17 : B;
+            const tp_qmat v = tp_qmat_rows(&q, r0, r1);
+            memset(Ys, 0xff, B * R * 4);
+            cr_assert_eq(tp_qgemm_amx(&v, X, B, Ys), TP_OK);
+            for (int64_t t = 0; t < B; t++)
+                cr_expect(memcmp(Ys + t * (r1 - r0), Y + t * R + r0, (size_t)(r1 - r0) * 4) == 0,
+                          "amx g%d %lldx%lldx%lld: rows %lld..%lld alone differ at token %lld", gs[gi], (long long)R,
+                          (long long)C, (long long)B, (long long)r0, (long long)r1, (long long)t);
+            memset(Ys, 0xff, B * R * 4);
+            cr_assert_eq(tp_qgemm_amx(&q, X, b, Ys), TP_OK);
+            cr_expect(memcmp(Ys, Y, (size_t)(b * R) * 4) == 0, "amx g%d %lldx%lldx%lld: the first %lld tokens alone differ",
+                      gs[gi], (long long)R, (long long)C, (long long)B, (long long)b);
+            tp_qmat_free(&q);
+            tp_free(W); tp_free(X); tp_free(Y); tp_free(Yr); tp_free(Ys);
+        }
 }

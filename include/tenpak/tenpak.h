@@ -68,6 +68,10 @@ tp_isa tp_cpu_best_isa(void);           /* what this CPU supports */
 tp_isa tp_cpu_isa(void);                /* what the cpu backend uses now */
 void tp_cpu_set_isa(tp_isa isa);        /* clamped to tp_cpu_best_isa() */
 const char *tp_isa_name(tp_isa isa);
+/* Intel AMX (tiles + bf16) usable here: the hardware, the OS and the process's permission, the ISA
+ * level not capped below avx512vbmi, and TENPAK_AMX not "0". The INT4 GEMM of many rows then runs
+ * on it (kernels/cpu/amx/quant_amx.c); everything else is unchanged. */
+int tp_cpu_amx(void);
 int tp_cpu_is_intel(void);             /* 1 on a GenuineIntel CPU (tunings measured per vendor) */
 int tp_num_threads(void);
 const char *tp_cpu_model(void);

@@ -10,6 +10,11 @@
  * the offset term of the group identity used by the AVX2 GEMV. */
 void tp_qgemv_xsum(const tp_qmat *q, const float *x, float *xsum);
 
+/* The AMX INT4 GEMM (kernels/cpu/amx/quant_amx.c): kind int4, g a multiple of 32 dividing cols;
+ * call only where tp_cpu_amx(). Y is batch x rows. */
+int tp_qgemm_amx_shape_ok(const tp_qmat *q);
+tp_status tp_qgemm_amx(const tp_qmat *q, const float *X, int64_t batch, float *Y);
+
 void tp_dequant_rows_avx2(const tp_qmat *q, int64_t r0, int64_t r1, float *W);
 void tp_qgemv_rows_avx2(const tp_qmat *q, const float *x, const float *xsum, int64_t r0,
                         int64_t r1, float *y);
