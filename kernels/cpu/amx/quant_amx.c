@@ -31,6 +31,7 @@
 #define AMX_KC 1024    /* columns of a K chunk (rounded down to whole groups) */
 #define AMX_PANEL 128  /* outputs of a task at most */
 #define AMX_TB 32      /* tokens per block (two A tiles) */
+#define AMX_PIECES (4 << 20) /* bytes of x pieces at most (a slab of tokens) */
 
 typedef struct {
     uint8_t palette, start;
@@ -220,26 +221,36 @@ static void amx_task(void *vc, int task, int ntasks) {
 }
 
 tp_status tp_qgemm_amx(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
-    const int64_t bpad = (batch + AMX_TB - 1) / AMX_TB * AMX_TB;
     /* a token's pieces 64 bytes apart more than cols: the 16 rows of an A tile would otherwise
      * fall in one L1 set whenever cols is a multiple of 2048 */
     const int64_t cs = q->cols + 32;
-    uint16_t *P = tp_alloc((size_t)(3 * bpad * cs) * 2);
-    float *xsum = tp_alloc((size_t)(bpad * q->ngroups) * sizeof(float));
+    /* tokens in slabs whose pieces take at most AMX_PIECES bytes (each slab decodes the codes
+     * again): TinyLlama's 5632-column down projection in slabs of 96 tokens, its other matrices
+     * in one; the slab does not change any token's bits */
+    int64_t slab = AMX_PIECES / (6 * cs) / AMX_TB * AMX_TB;
+    if (slab < AMX_TB) slab = AMX_TB;
+    if (slab > (batch + AMX_TB - 1) / AMX_TB * AMX_TB) slab = (batch + AMX_TB - 1) / AMX_TB * AMX_TB;
+    uint16_t *P = tp_alloc((size_t)(3 * slab * cs) * 2);
+    float *xsum = tp_alloc((size_t)(slab * q->ngroups) * sizeof(float));
     if (!P || !xsum) {
         tp_free(P);
         tp_free(xsum);
         return TP_ERR_NOMEM;
     }
-    amx_split(X, batch, bpad, q->cols, cs, q->g, P, xsum);
     /* panels: at most AMX_PANEL outputs, at least as many as twice the threads when the rows allow */
     int64_t panel = AMX_PANEL, nt = tp_pool_threads();
     while (panel > 32 && (q->rows + panel - 1) / panel < 2 * nt) panel -= 32;
-    amx_job j = {q, P, xsum, batch, bpad, cs, panel, Y, 0};
     const int ntasks = (int)((q->rows + panel - 1) / panel);
-    if (ntasks > 1) tp_pool_run(ntasks, amx_task, &j);
-    else amx_task(&j, 0, 1);
+    int nomem = 0;
+    for (int64_t b0 = 0; b0 < batch && !nomem; b0 += slab) {
+        const int64_t nb = batch - b0 < slab ? batch - b0 : slab, bpad = (nb + AMX_TB - 1) / AMX_TB * AMX_TB;
+        amx_split(X + b0 * q->cols, nb, bpad, q->cols, cs, q->g, P, xsum);
+        amx_job j = {q, P, xsum, nb, bpad, cs, panel, Y + b0 * q->rows, 0};
+        if (ntasks > 1) tp_pool_run(ntasks, amx_task, &j);
+        else amx_task(&j, 0, 1);
+        nomem = j.nomem;
+    }
     tp_free(P);
     tp_free(xsum);
-    return j.nomem ? TP_ERR_NOMEM : TP_OK;
+    return nomem ? TP_ERR_NOMEM : TP_OK;
 }
