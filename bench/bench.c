@@ -274,6 +274,7 @@ static cJSON *make_context(double copy_bw) {
     cJSON_AddStringToObject(ctx, "cpu_model", tp_cpu_model());
     cJSON_AddStringToObject(ctx, "isa", tp_isa_name(tp_cpu_isa()));
     cJSON_AddStringToObject(ctx, "isa_best", tp_isa_name(tp_cpu_best_isa()));
+    cJSON_AddBoolToObject(ctx, "amx", tp_cpu_amx()); /* the INT4 GEMM of many rows on AMX tiles */
     cJSON_AddNumberToObject(ctx, "threads", tp_num_threads());
     cJSON_AddStringToObject(ctx, "blas_core", tp_blas_core());
     cJSON_AddNumberToObject(ctx, "blas_threads", tp_blas_threads());
@@ -533,8 +534,8 @@ tp_status tp_bench_run(const tp_bench_opts *o, int *ran, tp_err *e) {
                    "label,error_occurred,error_message,min_time,max_time,stddev_time,flops_per_second,"
                    "roofline_fraction\n");
     else if (f) {
-        fprintf(f, "tenpak bench: %s, %d threads, isa %s; copy bandwidth (roofline) %.2f GB/s\n",
-                tp_cpu_model(), tp_num_threads(), tp_isa_name(tp_cpu_isa()), copy_bw * 1e-9);
+        fprintf(f, "tenpak bench: %s, %d threads, isa %s%s; copy bandwidth (roofline) %.2f GB/s\n",
+                tp_cpu_model(), tp_num_threads(), tp_isa_name(tp_cpu_isa()), tp_cpu_amx() ? "+amx" : "", copy_bw * 1e-9);
         if (m)
             fprintf(f, "matrix %s (sha256 %.16s), shard %d/%d: %zu benchmark(s) in %d of its %d cells\n", m->name,
                     m->sha256, o->shard_i + 1, o->shard_n, nw,

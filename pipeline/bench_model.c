@@ -451,10 +451,10 @@ tp_status tp_bench_model_run(const tp_bench_model_opts *o, int *failed_rows, tp_
      * child would lack */
     double copy_bw = o->device == TP_DEVICE_CUDA ? device_copy_bandwidth() : tp_bench_copy_bandwidth(TP_COPY_MEMORY);
     if (o->out && first == TP_OK) {
-        fprintf(o->out, "tenpak bench-model: %s (%s, %d layers, d_model %d, vocab %d); %s, %d threads, isa %s;\n"
+        fprintf(o->out, "tenpak bench-model: %s (%s, %d layers, d_model %d, vocab %d); %s, %d threads, isa %s%s;\n"
                         "  device %s; %scopy bandwidth (roofline) %.2f GB/s; tokens: %s; artifacts run %s\n",
                 model, cfg.model_type, cfg.n_layer, cfg.d_model, cfg.vocab, tp_cpu_model(), tp_num_threads(),
-                tp_isa_name(tp_cpu_isa()), tp_device_name(o->device), o->device == TP_DEVICE_CUDA ? "device " : "",
+                tp_isa_name(tp_cpu_isa()), tp_cpu_amx() ? "+amx" : "", tp_device_name(o->device), o->device == TP_DEVICE_CUDA ? "device " : "",
                 copy_bw * 1e-9, src, tp_exec_name(o->exec));
         print_table(o, model, rows, nrows, copy_bw);
     }
