@@ -26,8 +26,9 @@ int tp_cmd_list(int argc, char **argv) {
     }
     char caches[256];
     tp_cpu_caches_desc(caches, sizeof caches);
-    printf("machine: %s, %d threads, best isa %s (cpu backend uses %s)\n", tp_cpu_model(),
-           tp_num_threads(), tp_isa_name(tp_cpu_best_isa()), tp_isa_name(tp_cpu_isa()));
+    printf("machine: %s, %d threads, best isa %s (cpu backend uses %s%s)\n", tp_cpu_model(),
+           tp_num_threads(), tp_isa_name(tp_cpu_best_isa()), tp_isa_name(tp_cpu_isa()),
+           tp_cpu_amx() ? ", the INT4 GEMM on AMX" : "");
     printf("caches: %s\n", caches);
     printf("blas: OpenBLAS core %s, %d threads (%s)\n", tp_blas_core(), tp_blas_threads(), tp_blas_config());
 #ifdef TENPAK_HAVE_CUDA
