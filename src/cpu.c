@@ -71,6 +71,8 @@ static int amx_hw = -1;
 static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
 static void amx_probe(void) {
     amx_hw = 0;
+    const char *e = getenv("TENPAK_AMX");
+    if (e && strcmp(e, "0") == 0) return; /* off: not even the permission is asked for */
 #if defined(__linux__) && defined(__x86_64__)
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d) || !(d & (1u << 22)) || !(d & (1u << 24))) return;
@@ -83,12 +85,7 @@ static void amx_probe(void) {
 #endif
 }
 int tp_cpu_amx(void) {
-    static int off = -1;
-    if (off < 0) {
-        const char *e = getenv("TENPAK_AMX");
-        off = e && strcmp(e, "0") == 0;
-    }
-    if (off || tp_cpu_isa() < TP_ISA_AVX512VBMI) return 0;
+    if (tp_cpu_isa() < TP_ISA_AVX512VBMI) return 0;
     pthread_once(&amx_once, amx_probe);
     return amx_hw;
 }
