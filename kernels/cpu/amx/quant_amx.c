@@ -145,10 +145,10 @@ static void amx_task(void *vc, int task, int ntasks) {
     uint16_t *W = tp_alloc((size_t)(np * kc) * 2);
     float *acc = tp_alloc((size_t)(bpad * np) * sizeof(float));
     float *sT = tp_alloc((size_t)(2 * ng * np) * sizeof(float));
-    float *cbuf = tp_alloc(4 * 256 * sizeof(float));
-    if (!W || !acc || !sT || !cbuf) {
+    float cbuf[4 * 256] __attribute__((aligned(64))); /* the four C tiles of a group */
+    if (!W || !acc || !sT) {
         j->nomem = 1;
-        tp_free(W); tp_free(acc); tp_free(sT); tp_free(cbuf);
+        tp_free(W); tp_free(acc); tp_free(sT);
         return;
     }
     float *oT = sT + ng * np;
@@ -223,7 +223,6 @@ static void amx_task(void *vc, int task, int ntasks) {
     tp_free(W);
     tp_free(acc);
     tp_free(sT);
-    tp_free(cbuf);
 }
 
 tp_status tp_qgemm_amx(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
@@ -252,8 +251,7 @@ tp_status tp_qgemm_amx(const tp_qmat *q, const float *X, int64_t batch, float *Y
         const int64_t nb = batch - b0 < slab ? batch - b0 : slab, bpad = (nb + AMX_TB - 1) / AMX_TB * AMX_TB;
         amx_split(X + b0 * q->cols, nb, bpad, q->cols, cs, q->g, P, xsum);
         amx_job j = {q, P, xsum, nb, bpad, cs, panel, Y + b0 * q->rows, 0};
-        if (ntasks > 1) tp_pool_run(ntasks, amx_task, &j);
-        else amx_task(&j, 0, 1);
+        tp_pool_run(ntasks, amx_task, &j); /* one task runs on this thread */
         nomem = j.nomem;
     }
     tp_free(P);
