@@ -276,10 +276,43 @@ static void apply_act(float *g, const float *u, size_t n, tp_act a) {
 
 /* Causal attention of rows [0, n) (positions pos0..) of one layer. Q: [n, qd] with row stride qs;
  * K/V cache rows [0, pos0 + n) of the layer; output att [n, qd]. */
+/* One decoded row's attention, a head a task (the worker pool takes the heads together instead of
+ * the calling thread taking them one after another while the others wait): per head the same
+ * products as attention()'s one-row gemm() calls (each output's sum whole, in the matvec's fixed
+ * order) and the same softmax, into a scratch row of its own, so the bits are those of the loop. */
+typedef struct head_ctx {
+    const tp_model *m;
+    const float *Q, *K, *V;
+    float *S, *out;
+    int nk, kstart, pos, hd, grp, win;
+    float scale;
+} head_ctx;
+static void head_part(void *vc, int h, int nh) {
+    const head_ctx *c = vc;
+    const int kh = h / c->grp, kvd = c->m->kvd;
+    float *S = c->S + (size_t)h * c->nk;
+    (void)nh;
+    tp_matvec_rows(c->K + (size_t)c->kstart * kvd + (size_t)kh * c->hd, kvd, c->hd, c->Q + (size_t)h * c->hd, c->scale,
+                   0.0f, S, 0, c->nk);
+    softmax_ctx sc = {S, c->nk, 1, c->pos, c->kstart, c->win};
+    softmax_part(&sc, 0, 1);
+    tp_matvec_cols(c->V + (size_t)c->kstart * kvd + (size_t)kh * c->hd, kvd, c->nk, S, 1.0f, 0.0f,
+                   c->out + (size_t)h * c->hd, 0, c->hd);
+}
+
 static void attention(tp_model *m, const float *Q, int qs, const float *K, const float *V, int n, int pos0) {
     const tp_model_config *c = &m->c;
     int hd = c->head_dim, H = c->n_head, grp = c->n_head / c->n_kv_head, win = c->sliding_window;
     float scale = 1.0f / sqrtf((float)hd);
+    if (n == 1 && H > 1 && H <= ATT_BLOCK && (size_t)H * (size_t)(pos0 + 1) * (size_t)hd >= 65536) {
+        int kstart = win > 0 && pos0 - win + 1 > 0 ? pos0 - win + 1 : 0, nk = pos0 + 1 - kstart;
+        head_ctx hc = {m, Q, K, V, m->S, m->att, nk, kstart, pos0, hd, grp, win, scale};
+        double t0 = tp_now();
+        tp_par_run(H, head_part, &hc);
+        m->gemm_s += tp_now() - t0;
+        m->gemm_flops += 4.0 * H * (double)nk * hd;
+        return;
+    }
     for (int h = 0; h < H; h++) {
         int kh = h / grp;
         for (int r0 = 0; r0 < n; r0 += ATT_BLOCK) {

@@ -66,6 +66,12 @@ static void golden_window(const char *model) {
     cr_assert_eq(tp_model_forward(m, ids + 1, 1, 1, 0, one, &e), TP_OK, "%s", e.msg);
     r = tp_rel_l2_f32(one, gl + 1 * (size_t)V, (size_t)V);
     cr_expect_lt(r, 1e-4, "%s: rewound logits at 1: relative error %g", model, r);
+    /* a long cache, then one token: position 1022 takes the one-row attention that runs the heads
+     * on the worker pool (model_forward.c head_part) */
+    cr_assert_eq(tp_model_forward(m, ids + 2, 1020, 2, 0, NULL, &e), TP_OK, "%s", e.msg);
+    cr_assert_eq(tp_model_forward(m, ids + 1022, 1, 1022, 0, one, &e), TP_OK, "%s", e.msg);
+    r = tp_rel_l2_f32(one, gl + 3 * (size_t)V, (size_t)V);
+    cr_expect_lt(r, 1e-4, "%s: incremental logits at 1022 after a long cache: relative error %g", model, r);
     free(one); free(lg); free(nll); free(gn); free(gl); free(ids);
     tp_model_free(m);
 }
