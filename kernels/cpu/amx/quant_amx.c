@@ -27,7 +27,16 @@
  * tiles path it replaces: 11.0 / 17.9); about 30% of the tile unit's bf16 rate over three passes.
  * Tried and dropped (same host, alternating builds): the pieces stored as contiguous 1 KB tiles
  * instead of token rows (x64 3.74-4.17 ms against 3.48-3.53), K chunks of 512 or 2048 columns,
- * panels of 64 or 256 outputs (no gain). */
+ * panels of 64 or 256 outputs (no gain).
+ * An AMX GEMV (one row of x, decode) was written and measured the same way (2026-12-06, same host,
+ * not kept): TDPBUSD with A = the raw code bytes u = lo + 16 hi straight from the weights and a
+ * second A of the low nibbles (one AND and one 64-byte store per 64 code bytes), B = four signed-
+ * byte limbs of xo and of 16 xe - xo (16 sum lo xe + hi xo = sum u xo + sum lo (16 xe - xo)),
+ * 16-row blocks, two per pass. Single thread, a 512x2048 int4 g128 matrix in L2: 24-27 us a call
+ * against the AVX-512 VNNI GEMV's 23; the parts measured alone (staging the nibbles 8.6 us, the
+ * tile loop 9.8 us, the rest 8.6 us) add up: the vector stores and the tile unit did not overlap,
+ * with the nibbles staged 2 chunks ahead and the C tiles folded 2 chunks behind. TinyLlama-shaped
+ * decode (`tenpak generate -n 128`, 3 alternating rounds): 30.5 against 37.3 tok/s. */
 #include <immintrin.h>
 #include <math.h>
 #include <string.h>
