@@ -274,8 +274,6 @@ static void apply_act(float *g, const float *u, size_t n, tp_act a) {
     else act_part(&c, 0, 1);
 }
 
-/* Causal attention of rows [0, n) (positions pos0..) of one layer. Q: [n, qd] with row stride qs;
- * K/V cache rows [0, pos0 + n) of the layer; output att [n, qd]. */
 /* One decoded row's attention, a head a task (the worker pool takes the heads together instead of
  * the calling thread taking them one after another while the others wait): per head the same
  * products as attention()'s one-row gemm() calls (each output's sum whole, in the matvec's fixed
@@ -300,6 +298,8 @@ static void head_part(void *vc, int h, int nh) {
                    c->out + (size_t)h * c->hd, 0, c->hd);
 }
 
+/* Causal attention of rows [0, n) (positions pos0..) of one layer. Q: [n, qd] with row stride qs;
+ * K/V cache rows [0, pos0 + n) of the layer; output att [n, qd]. */
 static void attention(tp_model *m, const float *Q, int qs, const float *K, const float *V, int n, int pos0) {
     const tp_model_config *c = &m->c;
     int hd = c->head_dim, H = c->n_head, grp = c->n_head / c->n_kv_head, win = c->sliding_window;
