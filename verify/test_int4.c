@@ -408,6 +408,58 @@ Test(int4, gemm_tiles_against_reference) {
  * 1e-7 .. 3e-7); with the third piece dropped the same draws gave 1.5e-5 .. 1.8e-5. The bits
  * do not depend on the blocking the thread count chooses (panels of outputs, blocks of tokens):
  * rows [r0, r1) alone, and the first tokens alone, give the same bits as inside the whole. */
+/* The AVX-512 VNNI GEMM (kernels/cpu/avx512vbmi/qgemm_vnni.c, what tp_qgemm_cpu runs for >= 16
+ * rows of x where there is no AMX): against the double reference on awkward shapes (row counts
+ * not a multiple of its 32-row panels, token counts not a multiple of its 2-token blocks, a short
+ * last group), and the bits of rows alone and of the first tokens alone equal those in the whole. */
+Test(int4, gemm_vnni_matches_reference) {
+    if (tp_cpu_isa() < TP_ISA_AVX512VBMI) {
+        cr_log_info("int4 gemm_vnni: skipped: no AVX-512 VBMI / VNNI here, or capped by TENPAK_ISA");
+        return;
+    }
+    tp_rng rng;
+    tp_rng_seed(&rng, test_seed() ^ 47);
+    const int64_t shapes[][3] = {{77, 384, 33}, {200, 2176, 40}, {1, 128, 16}, {33, 1024, 17}, {130, 384, 19}};
+    const int gs[] = {128, 256};
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
+        for (size_t gi = 0; gi < 2; gi++) {
+            const int64_t R = shapes[si][0], C = shapes[si][1], B = shapes[si][2];
+            float *W = tp_alloc(R * C * 4), *X = tp_alloc(B * C * 4), *Y = tp_alloc(B * R * 4),
+                  *Yr = tp_alloc(B * R * 4), *Ys = tp_alloc(B * R * 4);
+            random_weights(W, R * C, &rng);
+            for (int64_t i = 0; i < B * C; i++) X[i] = tp_rng_normal(&rng) * (i % 7 == 0 ? 1e-3f : 1.0f);
+            tp_qmat q;
+            cr_assert_eq(tp_qmat_alloc(&q, TP_Q_INT4, R, C, gs[gi]), TP_OK);
+            tp_quantize_ref(&q, W, 0);
+            cr_assert(tp_qgemm_vnni_shape_ok(&q));
+            cr_assert_eq(tp_qgemm_ref(&q, X, B, Yr), TP_OK);
+            memset(Y, 0xff, B * R * 4); /* NaN */
+            cr_assert_eq(tp_qgemm_vnni(&q, X, B, Y), 1);
+            double e = 0, n = 0;
+            for (int64_t i = 0; i < B * R; i++) { e += (double)(Y[i] - Yr[i]) * (Y[i] - Yr[i]); n += (double)Yr[i] * Yr[i]; }
+            cr_expect(sqrt(e / n) <= 1e-5, "vnni g%d %lldx%lldx%lld: rel L2 %.3g", gs[gi], (long long)R, (long long)C,
+                      (long long)B, sqrt(e / n));
+            const int64_t r0 = R / 3, r1 = R - R / 5, b = B > 17 ? 17 : B - 1;
+            const tp_qmat v = tp_qmat_rows(&q, r0, r1);
+            memset(Ys, 0xff, B * R * 4);
+            cr_assert_eq(tp_qgemm_vnni(&v, X, B, Ys), 1);
+            for (int64_t t = 0; t < B; t++)
+                cr_expect(memcmp(Ys + t * (r1 - r0), Y + t * R + r0, (size_t)(r1 - r0) * 4) == 0,
+                          "vnni g%d %lldx%lldx%lld: rows %lld..%lld alone differ at token %lld", gs[gi], (long long)R,
+                          (long long)C, (long long)B, (long long)r0, (long long)r1, (long long)t);
+            memset(Ys, 0xff, B * R * 4);
+            cr_assert_eq(tp_qgemm_vnni(&q, X, b, Ys), 1);
+            cr_expect(memcmp(Ys, Y, (size_t)(b * R) * 4) == 0, "vnni g%d %lldx%lldx%lld: the first %lld tokens alone differ",
+                      gs[gi], (long long)R, (long long)C, (long long)B, (long long)b);
+            X[5] = NAN; /* not finite: nothing written, the caller takes the fp32 path */
+            memset(Ys, 0x11, B * R * 4);
+            cr_expect_eq(tp_qgemm_vnni(&q, X, B, Ys), 0);
+            cr_expect(Ys[0] == Ys[B * R - 1] && Ys[0] != 0, "vnni: output written for a NaN x");
+            tp_qmat_free(&q);
+            tp_free(W); tp_free(X); tp_free(Y); tp_free(Yr); tp_free(Ys);
+        }
+}
+
 Test(int4, gemm_amx_matches_reference) {
     if (!tp_cpu_amx()) {
         cr_log_info("int4 gemm_amx: skipped: no AMX (tiles + bf16) here, or capped by TENPAK_ISA / TENPAK_AMX");

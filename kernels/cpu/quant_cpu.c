@@ -255,6 +255,7 @@ static void qgemm_task(void *vc, int t, int nt) {
  * 6 MB 76-81, 4 MB 76-79, and 4 MB less peak RSS than 8. */
 #define QG_SGEMM_MIN 16
 #define QG_AMX_MIN 16
+#define QG_VNNI_MIN 16
 #define QG_TILE_FLOATS (1 << 20)
 static tp_status qgemm_sgemm(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
     const int64_t rows = q->rows, cols = q->cols;
@@ -280,6 +281,11 @@ static tp_status qgemm_sgemm(const tp_qmat *q, const float *X, int64_t batch, fl
 
 tp_status tp_qgemm_cpu(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
     if (batch >= QG_AMX_MIN && tp_qgemm_amx_shape_ok(q) && tp_cpu_amx()) return tp_qgemm_amx(q, X, batch, Y);
+    if (batch >= QG_VNNI_MIN && tp_cpu_isa() >= TP_ISA_AVX512VBMI && tp_qgemm_vnni_shape_ok(q)) {
+        const int r = tp_qgemm_vnni(q, X, batch, Y);
+        if (r < 0) return TP_ERR_NOMEM;
+        if (r > 0) return TP_OK; /* 0: x not finite, the sgemm path below propagates it */
+    }
     if (batch >= QG_SGEMM_MIN && tp_cpu_isa() >= TP_ISA_AVX2 && q->cols > 0 && q->rows > 0 && q->cols <= (1 << 30) &&
         q->rows <= (1 << 30) && batch <= (1 << 30))
         return qgemm_sgemm(q, X, batch, Y);

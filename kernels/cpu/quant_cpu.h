@@ -15,6 +15,12 @@ void tp_qgemv_xsum(const tp_qmat *q, const float *x, float *xsum);
 int tp_qgemm_amx_shape_ok(const tp_qmat *q);
 tp_status tp_qgemm_amx(const tp_qmat *q, const float *X, int64_t batch, float *Y);
 
+/* The AVX-512 VNNI INT4 GEMM (kernels/cpu/avx512vbmi/qgemm_vnni.c): kind int4, g a multiple of
+ * 128, cols a multiple of 128; call only at the avx512vbmi level. Y is batch x rows. Returns 1
+ * when done, 0 when X holds a NaN or an infinity (nothing written), -1 when out of memory. */
+int tp_qgemm_vnni_shape_ok(const tp_qmat *q);
+int tp_qgemm_vnni(const tp_qmat *q, const float *X, int64_t batch, float *Y);
+
 void tp_dequant_rows_avx2(const tp_qmat *q, int64_t r0, int64_t r1, float *W);
 void tp_qgemv_rows_avx2(const tp_qmat *q, const float *x, const float *xsum, int64_t r0,
                         int64_t r1, float *y);
