@@ -411,7 +411,7 @@ Test(int4, gemm_tiles_against_reference) {
 /* The AVX-512 VNNI GEMM (kernels/cpu/avx512vbmi/qgemm_vnni.c, what tp_qgemm_cpu runs for >= 16
  * rows of x where there is no AMX): against the double reference on awkward shapes (row counts
  * not a multiple of its 32-row panels, token counts not a multiple of its 2-token blocks, a short
- * last group), and the bits of rows alone and of the first tokens alone equal those in the whole. */
+ * last group; g 32, 64, 128, 256), and the bits of rows alone and of the first tokens alone equal those in the whole. */
 Test(int4, gemm_vnni_matches_reference) {
     if (tp_cpu_isa() < TP_ISA_AVX512VBMI) {
         cr_log_info("int4 gemm_vnni: skipped: no AVX-512 VBMI / VNNI here, or capped by TENPAK_ISA");
@@ -420,9 +420,9 @@ Test(int4, gemm_vnni_matches_reference) {
     tp_rng rng;
     tp_rng_seed(&rng, test_seed() ^ 47);
     const int64_t shapes[][3] = {{77, 384, 33}, {200, 2176, 40}, {1, 128, 16}, {33, 1024, 17}, {130, 384, 19}};
-    const int gs[] = {128, 256};
+    const int gs[] = {128, 256, 64, 32};
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
-        for (size_t gi = 0; gi < 2; gi++) {
+        for (size_t gi = 0; gi < 4; gi++) {
             const int64_t R = shapes[si][0], C = shapes[si][1], B = shapes[si][2];
             float *W = tp_alloc(R * C * 4), *X = tp_alloc(B * C * 4), *Y = tp_alloc(B * R * 4),
                   *Yr = tp_alloc(B * R * 4), *Ys = tp_alloc(B * R * 4);

@@ -15,8 +15,8 @@ void tp_qgemv_xsum(const tp_qmat *q, const float *x, float *xsum);
 int tp_qgemm_amx_shape_ok(const tp_qmat *q);
 tp_status tp_qgemm_amx(const tp_qmat *q, const float *X, int64_t batch, float *Y);
 
-/* The AVX-512 VNNI INT4 GEMM (kernels/cpu/avx512vbmi/qgemm_vnni.c): kind int4, g a multiple of
- * 128, cols a multiple of 128; call only at the avx512vbmi level. Y is batch x rows. Returns 1
+/* The AVX-512 VNNI INT4 GEMM (kernels/cpu/avx512vbmi/qgemm_vnni.c): kind int4, g 32, 64 or a
+ * multiple of 128, cols a multiple of 128; call only at the avx512vbmi level. Y is batch x rows. Returns 1
  * when done, 0 when X holds a NaN or an infinity (nothing written), -1 when out of memory. */
 int tp_qgemm_vnni_shape_ok(const tp_qmat *q);
 int tp_qgemm_vnni(const tp_qmat *q, const float *X, int64_t batch, float *Y);

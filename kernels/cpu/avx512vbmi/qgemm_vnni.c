@@ -1,5 +1,5 @@
 /* The INT4 GEMM of many rows of x (prefill, perplexity windows) on AVX-512 VNNI, for hosts without
- * AMX: Y[t] = W X[t] for W of kind int4 with g a multiple of 128 and cols a multiple of 128.
+ * AMX: Y[t] = W X[t] for W of kind int4 with g 32, 64 or a multiple of 128 and cols a multiple of 128.
  *
  * The products are exact integers, as in the GEMV (kernels/cpu/avx512/quant_avx512_body.h): each
  * token's x is prepared by that kernel's own preparation (tp_qx: per 128-column chunk k an
@@ -8,7 +8,8 @@
  * vector side: a panel of 16 rows' code dwords is transposed once (lane r = row r, byte i = the
  * code byte 4j + i of the chunk), split into low nibbles (the even columns 8j, 8j + 2, ...) and
  * high nibbles (the odd ones), and every token's limb dword is an embedded broadcast of vpdpbusd:
- * per row, token and chunk three exact sums A, B, C (one per limb, |.| < 2^18), folded once as
+ * per row, token and group (a chunk for g >= 128) three exact sums A, B, C (one per limb, |.| <
+ * 2^18), folded once as
  * V = 65536 A + 256 B + C in fp32 (one rounding of an exact integer, ~2^-24 relative) and added
  * as y += s_g 2^-e_k V after the offsets y = sum_g o_g gsum_g. A row's arithmetic depends on its
  * codes and the token's x only: not on the panel, the token block or the thread count.
@@ -24,7 +25,7 @@
 #define VG_TB 2    /* tokens of a register block */
 
 int tp_qgemm_vnni_shape_ok(const tp_qmat *q) {
-    return q->kind == TP_Q_INT4 && q->offset && !q->rcodes && q->g >= 128 && q->g % 128 == 0 && q->cols > 0 &&
+    return q->kind == TP_Q_INT4 && q->offset && !q->rcodes && (q->g == 32 || q->g == 64 || (q->g >= 128 && q->g % 128 == 0)) && q->cols > 0 &&
            q->cols % 128 == 0 && q->rows > 0 && q->code_stride >= q->cols / 2;
 }
 
@@ -79,6 +80,7 @@ static void vg_task(void *vc, int task, int ntasks) {
     const tp_qmat *q = jb->q;
     const int64_t nchunk = q->cols / 128, ng = q->ngroups, cpg = q->g / 128, cs = q->code_stride;
     const int64_t ngp = (ng + 15) / 16 * 16, rb = (int64_t)task * VG_ROWS;
+    const int jg = q->g >= 128 ? 16 : q->g / 8; /* code dwords of a group within a chunk */
     (void)ntasks;
     /* the panel's codes per chunk and row vector: 16 low-nibble vectors, then 16 high-nibble ones */
     __m512i *P = tp_alloc((size_t)nchunk * 2 * 32 * 64);
@@ -126,12 +128,14 @@ static void vg_task(void *vc, int task, int ntasks) {
         }
         const int8_t *X0 = jb->x[t0].limbs, *X1 = jb->x[t0 + 1].limbs;
         for (int64_t k = 0; k < nchunk; k++) {
-            /* accumulators a<row vector><token><limb>, named so that the compiler keeps all twelve
-             * in registers (an array of them was spilled) */
-            __m512i a000 = _mm512_setzero_si512(), a001 = a000, a002 = a000, a010 = a000, a011 = a000, a012 = a000;
-            __m512i a100 = a000, a101 = a000, a102 = a000, a110 = a000, a111 = a000, a112 = a000;
             const __m512i *c0 = P + (k * 2) * 32, *c1 = P + (k * 2 + 1) * 32;
             const int8_t *L0 = X0 + k * 384, *L1 = X1 + k * 384;
+            /* a group's j range (dword j covers columns 8j .. 8j + 7): the whole chunk for g >= 128 */
+            for (int j0 = 0; j0 < 16; j0 += jg) {
+                /* accumulators a<row vector><token><limb>, named so that the compiler keeps all
+                 * twelve in registers (an array of them was spilled) */
+                __m512i a000 = _mm512_setzero_si512(), a001 = a000, a002 = a000, a010 = a000, a011 = a000, a012 = a000;
+                __m512i a100 = a000, a101 = a000, a102 = a000, a110 = a000, a111 = a000, a112 = a000;
 #define VG_B(L, off) _mm512_set1_epi32(*(const int32_t *)(const void *)((L) + (off)))
 #define VG_STEP(acc0, acc1, L, l)                                                                  \
     do {                                                                                           \
@@ -139,27 +143,29 @@ static void vg_task(void *vc, int task, int ntasks) {
         acc0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc0, lo0, be), hi0, bo);                   \
         acc1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(acc1, lo1, be), hi1, bo);                   \
     } while (0)
-            for (int j = 0; j < 16; j++) {
-                const __m512i lo0 = c0[j], hi0 = c0[16 + j], lo1 = c1[j], hi1 = c1[16 + j];
-                VG_STEP(a000, a100, L0, 0);
-                VG_STEP(a001, a101, L0, 1);
-                VG_STEP(a002, a102, L0, 2);
-                VG_STEP(a010, a110, L1, 0);
-                VG_STEP(a011, a111, L1, 1);
-                VG_STEP(a012, a112, L1, 2);
-            }
+                for (int j = j0; j < j0 + jg; j++) {
+                    const __m512i lo0 = c0[j], hi0 = c0[16 + j], lo1 = c1[j], hi1 = c1[16 + j];
+                    VG_STEP(a000, a100, L0, 0);
+                    VG_STEP(a001, a101, L0, 1);
+                    VG_STEP(a002, a102, L0, 2);
+                    VG_STEP(a010, a110, L1, 0);
+                    VG_STEP(a011, a111, L1, 1);
+                    VG_STEP(a012, a112, L1, 2);
+                }
 #undef VG_STEP
 #undef VG_B
-            const __m512i A[2][VG_TB][3] = {{{a000, a001, a002}, {a010, a011, a012}}, {{a100, a101, a102}, {a110, a111, a112}}};
-            const int64_t gi = k / cpg;
-            const __m512 s0 = _mm512_loadu_ps(st0 + gi * 16), s1 = _mm512_loadu_ps(st1 + gi * 16);
-            for (int t = 0; t < VG_TB; t++) {
-                const __m512 xs = _mm512_set1_ps(jb->x[t0 + t].xs[k]);
-                for (int rv = 0; rv < 2; rv++) {
-                    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(A[rv][t][0]), _mm512_set1_ps(65536.0f),
-                                               _mm512_mul_ps(_mm512_cvtepi32_ps(A[rv][t][1]), _mm512_set1_ps(256.0f)));
-                    v = _mm512_add_ps(v, _mm512_cvtepi32_ps(A[rv][t][2]));
-                    F[rv][t] = _mm512_fmadd_ps(v, _mm512_mul_ps(rv ? s1 : s0, xs), F[rv][t]);
+                const __m512i A[2][VG_TB][3] = {{{a000, a001, a002}, {a010, a011, a012}},
+                                                {{a100, a101, a102}, {a110, a111, a112}}};
+                const int64_t gi = q->g >= 128 ? k / cpg : k * (128 / q->g) + j0 / jg;
+                const __m512 s0 = _mm512_loadu_ps(st0 + gi * 16), s1 = _mm512_loadu_ps(st1 + gi * 16);
+                for (int t = 0; t < VG_TB; t++) {
+                    const __m512 xs = _mm512_set1_ps(jb->x[t0 + t].xs[k]);
+                    for (int rv = 0; rv < 2; rv++) {
+                        __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(A[rv][t][0]), _mm512_set1_ps(65536.0f),
+                                                   _mm512_mul_ps(_mm512_cvtepi32_ps(A[rv][t][1]), _mm512_set1_ps(256.0f)));
+                        v = _mm512_add_ps(v, _mm512_cvtepi32_ps(A[rv][t][2]));
+                        F[rv][t] = _mm512_fmadd_ps(v, _mm512_mul_ps(rv ? s1 : s0, xs), F[rv][t]);
+                    }
                 }
             }
         }
