@@ -9,8 +9,8 @@
 # A bit-exactness promise that holds only for this host's pair is a bug, so the suites that promise
 # exactness across hosts (pipeline, zip, entropy, calibration, int4) run under other pairs:
 #   default   three pairs (CI): portable + Core2, avx2 + Sandybridge (or Core2), and this host's best
-#             ISA with SkylakeX's kernels where it has AVX-512 (else Haswell's): the pairs of an old
-#             CPU, of an AVX machine and of an Intel AVX-512 host.
+#             ISA with SkylakeX's kernels where it has AVX-512 (else Haswell's), AMX off where it
+#             has AMX: the pairs of an old CPU, of an AVX machine and of an AVX-512 host.
 #   --full    every ISA cap below the best, and every core type this CPU can execute, each over the
 #             whole suite (about 1.5 min a configuration on 2 cores).
 # A core type whose instructions this CPU lacks would die of SIGILL, so only those it can run are used.
@@ -45,8 +45,12 @@ if [ "$full" = 1 ]; then
 else
   configs+=("TENPAK_ISA=portable OPENBLAS_CORETYPE=Core2")
   if has avx; then configs+=("TENPAK_ISA=avx2 OPENBLAS_CORETYPE=Sandybridge"); fi
-  if [[ " ${cores[*]} " == *" SkylakeX "* ]]; then configs+=("OPENBLAS_CORETYPE=SkylakeX")
-  elif [[ " ${cores[*]} " == *" Haswell "* ]]; then configs+=("OPENBLAS_CORETYPE=Haswell"); fi
+  # on an AMX host the best-ISA pair runs with AMX off: the other stages run with it on, and this
+  # one then takes the prefill path of AVX-512 VNNI hosts without AMX (Ice Lake, Zen 4)
+  noamx=""
+  has amx_tile && noamx=" TENPAK_AMX=0"
+  if [[ " ${cores[*]} " == *" SkylakeX "* ]]; then configs+=("OPENBLAS_CORETYPE=SkylakeX$noamx")
+  elif [[ " ${cores[*]} " == *" Haswell "* ]]; then configs+=("OPENBLAS_CORETYPE=Haswell$noamx"); fi
   regex='^(test_pipeline_|cli_zip_cli|test_entropy|test_calib|test_int4|test_artifact)'
 fi
 
