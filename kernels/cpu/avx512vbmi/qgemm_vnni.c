@@ -67,6 +67,13 @@ static void vg_table16(const uint16_t *src, int64_t ng, int64_t g0, int nrow, fl
     for (int j = 0; j < 16; j++) _mm512_storeu_si512(T + j * 16, r[j]);
 }
 
+/* 4 limb bytes as every dword of a vector (memcpy: the bytes are int8_t; an embedded broadcast) */
+static inline __m512i vg_bcast(const int8_t *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+}
+
 typedef struct {
     const tp_qmat *q;
     const tp_qx *x; /* tokens, padded to a multiple of VG_TB (the padding repeats the last token) */
@@ -136,7 +143,7 @@ static void vg_task(void *vc, int task, int ntasks) {
                  * twelve in registers (an array of them was spilled) */
                 __m512i a000 = _mm512_setzero_si512(), a001 = a000, a002 = a000, a010 = a000, a011 = a000, a012 = a000;
                 __m512i a100 = a000, a101 = a000, a102 = a000, a110 = a000, a111 = a000, a112 = a000;
-#define VG_B(L, off) _mm512_set1_epi32(*(const int32_t *)(const void *)((L) + (off)))
+#define VG_B(L, off) vg_bcast((L) + (off))
 #define VG_STEP(acc0, acc1, L, l)                                                                  \
     do {                                                                                           \
         const __m512i be = VG_B(L, 128 * (l) + 4 * j), bo = VG_B(L, 128 * (l) + 64 + 4 * j);       \
