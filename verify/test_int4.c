@@ -408,6 +408,40 @@ Test(int4, gemm_tiles_against_reference) {
  * 1e-7 .. 3e-7); with the third piece dropped the same draws gave 1.5e-5 .. 1.8e-5. The bits
  * do not depend on the blocking the thread count chooses (panels of outputs, blocks of tokens):
  * rows [r0, r1) alone, and the first tokens alone, give the same bits as inside the whole. */
+/* A random case for the many-row INT4 GEMMs: q (R x C, group g) quantised from random weights,
+ * X (B x C normal, every 7th element 1e-3 of that), Yr the double reference, Y poisoned (NaN) for
+ * the kernel under test, Ys a second output. */
+typedef struct gemm_case {
+    tp_qmat q;
+    int64_t n; /* B x R */
+    float *X, *Y, *Yr, *Ys;
+} gemm_case;
+static void gemm_case_make(gemm_case *c, tp_rng *rng, int64_t R, int64_t C, int64_t B, int g) {
+    float *W = tp_alloc(R * C * 4);
+    c->n = B * R;
+    c->X = tp_alloc(B * C * 4), c->Y = tp_alloc(B * R * 4), c->Yr = tp_alloc(B * R * 4), c->Ys = tp_alloc(B * R * 4);
+    cr_assert(W && c->X && c->Y && c->Yr && c->Ys);
+    random_weights(W, R * C, rng);
+    for (int64_t i = 0; i < B * C; i++) c->X[i] = tp_rng_normal(rng) * (i % 7 == 0 ? 1e-3f : 1.0f);
+    cr_assert_eq(tp_qmat_alloc(&c->q, TP_Q_INT4, R, C, g), TP_OK);
+    tp_quantize_ref(&c->q, W, 0);
+    tp_free(W);
+    cr_assert_eq(tp_qgemm_ref(&c->q, c->X, B, c->Yr), TP_OK);
+    memset(c->Y, 0xff, (size_t)c->n * 4); /* NaN */
+}
+static double gemm_case_rel_l2(const gemm_case *c) {
+    double e = 0, n = 0;
+    for (int64_t i = 0; i < c->n; i++) {
+        e += (double)(c->Y[i] - c->Yr[i]) * (c->Y[i] - c->Yr[i]);
+        n += (double)c->Yr[i] * c->Yr[i];
+    }
+    return sqrt(e / n);
+}
+static void gemm_case_free(gemm_case *c) {
+    tp_qmat_free(&c->q);
+    tp_free(c->X); tp_free(c->Y); tp_free(c->Yr); tp_free(c->Ys);
+}
+
 /* The AVX-512 VNNI GEMM (kernels/cpu/avx512vbmi/qgemm_vnni.c, what tp_qgemm_cpu runs for >= 16
  * rows of x where there is no AMX): against the double reference on awkward shapes (row counts
  * not a multiple of its 32-row panels, token counts not a multiple of its 2-token blocks, a short
@@ -424,21 +458,15 @@ Test(int4, gemm_vnni_matches_reference) {
     for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++)
         for (size_t gi = 0; gi < 4; gi++) {
             const int64_t R = shapes[si][0], C = shapes[si][1], B = shapes[si][2];
-            float *W = tp_alloc(R * C * 4), *X = tp_alloc(B * C * 4), *Y = tp_alloc(B * R * 4),
-                  *Yr = tp_alloc(B * R * 4), *Ys = tp_alloc(B * R * 4);
-            random_weights(W, R * C, &rng);
-            for (int64_t i = 0; i < B * C; i++) X[i] = tp_rng_normal(&rng) * (i % 7 == 0 ? 1e-3f : 1.0f);
-            tp_qmat q;
-            cr_assert_eq(tp_qmat_alloc(&q, TP_Q_INT4, R, C, gs[gi]), TP_OK);
-            tp_quantize_ref(&q, W, 0);
+            gemm_case c;
+            gemm_case_make(&c, &rng, R, C, B, gs[gi]);
+            tp_qmat q = c.q;
+            float *X = c.X, *Y = c.Y, *Ys = c.Ys;
             cr_assert(tp_qgemm_vnni_shape_ok(&q));
-            cr_assert_eq(tp_qgemm_ref(&q, X, B, Yr), TP_OK);
-            memset(Y, 0xff, B * R * 4); /* NaN */
             cr_assert_eq(tp_qgemm_vnni(&q, X, B, Y), 1);
-            double e = 0, n = 0;
-            for (int64_t i = 0; i < B * R; i++) { e += (double)(Y[i] - Yr[i]) * (Y[i] - Yr[i]); n += (double)Yr[i] * Yr[i]; }
-            cr_expect(sqrt(e / n) <= 1e-5, "vnni g%d %lldx%lldx%lld: rel L2 %.3g", gs[gi], (long long)R, (long long)C,
-                      (long long)B, sqrt(e / n));
+            const double err = gemm_case_rel_l2(&c);
+            cr_expect(err <= 1e-5, "vnni g%d %lldx%lldx%lld: rel L2 %.3g", gs[gi], (long long)R, (long long)C,
+                      (long long)B, err);
             const int64_t r0 = R / 3, r1 = R - R / 5, b = B > 17 ? 17 : B - 1;
             const tp_qmat v = tp_qmat_rows(&q, r0, r1);
             memset(Ys, 0xff, B * R * 4);
@@ -455,8 +483,7 @@ Test(int4, gemm_vnni_matches_reference) {
             memset(Ys, 0x11, B * R * 4);
             cr_expect_eq(tp_qgemm_vnni(&q, X, B, Ys), 0);
             cr_expect(Ys[0] == Ys[B * R - 1] && Ys[0] != 0, "vnni: output written for a NaN x");
-            tp_qmat_free(&q);
-            tp_free(W); tp_free(X); tp_free(Y); tp_free(Yr); tp_free(Ys);
+            gemm_case_free(&c);
         }
 }
 
@@ -473,21 +500,15 @@ Test(int4, gemm_amx_matches_reference) {
         for (size_t gi = 0; gi < 3; gi++) {
             const int64_t R = shapes[si][0], C = shapes[si][1], B = shapes[si][2];
             if (C % gs[gi]) continue;
-            float *W = tp_alloc(R * C * 4), *X = tp_alloc(B * C * 4), *Y = tp_alloc(B * R * 4),
-                  *Yr = tp_alloc(B * R * 4), *Ys = tp_alloc(B * R * 4);
-            random_weights(W, R * C, &rng);
-            for (int64_t i = 0; i < B * C; i++) X[i] = tp_rng_normal(&rng) * (i % 7 == 0 ? 1e-3f : 1.0f);
-            tp_qmat q;
-            cr_assert_eq(tp_qmat_alloc(&q, TP_Q_INT4, R, C, gs[gi]), TP_OK);
-            tp_quantize_ref(&q, W, 0);
+            gemm_case c;
+            gemm_case_make(&c, &rng, R, C, B, gs[gi]);
+            tp_qmat q = c.q;
+            float *X = c.X, *Y = c.Y, *Ys = c.Ys;
             cr_assert(tp_qgemm_amx_shape_ok(&q));
-            cr_assert_eq(tp_qgemm_ref(&q, X, B, Yr), TP_OK);
-            memset(Y, 0xff, B * R * 4); /* NaN */
             cr_assert_eq(tp_qgemm_amx(&q, X, B, Y), TP_OK);
-            double e = 0, n = 0;
-            for (int64_t i = 0; i < B * R; i++) { e += (double)(Y[i] - Yr[i]) * (Y[i] - Yr[i]); n += (double)Yr[i] * Yr[i]; }
-            cr_expect(sqrt(e / n) <= 1e-6, "amx g%d %lldx%lldx%lld: rel L2 %.3g", gs[gi], (long long)R, (long long)C,
-                      (long long)B, sqrt(e / n));
+            const double err = gemm_case_rel_l2(&c);
+            cr_expect(err <= 1e-6, "amx g%d %lldx%lldx%lld: rel L2 %.3g", gs[gi], (long long)R, (long long)C,
+                      (long long)B, err);
             /* rows [r0, r1) as a matrix of their own, the first b tokens alone */
             const int64_t r0 = R / 3, r1 = R - R / 5, b = B > 17 ? 17 : B;
             const tp_qmat v = tp_qmat_rows(&q, r0, r1);
@@ -501,7 +522,6 @@ Test(int4, gemm_amx_matches_reference) {
             cr_assert_eq(tp_qgemm_amx(&q, X, b, Ys), TP_OK);
             cr_expect(memcmp(Ys, Y, (size_t)(b * R) * 4) == 0, "amx g%d %lldx%lldx%lld: the first %lld tokens alone differ",
                       gs[gi], (long long)R, (long long)C, (long long)B, (long long)b);
-            tp_qmat_free(&q);
-            tp_free(W); tp_free(X); tp_free(Y); tp_free(Yr); tp_free(Ys);
+            gemm_case_free(&c);
         }
 }
