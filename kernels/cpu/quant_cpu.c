@@ -198,23 +198,32 @@ static void cal_report(int rpp, double bytes, double secs) {
     pthread_mutex_unlock(&cal.mu);
 }
 
+size_t tp_qx_data_bytes(const tp_qmat *q) {
+    const int64_t nchunk = (q->cols + 127) / 128, most = q->ngroups > nchunk ? q->ngroups : nchunk;
+    const int64_t pad = (most + 15) / 16 * 16 + 16;
+    return ((size_t)nchunk * 384 + (size_t)(nchunk + 2 * pad) * sizeof(float) + 63) / 64 * 64;
+}
+
+void tp_qx_layout(const tp_qmat *q, uint8_t *mem, tp_qx *p) {
+    const int64_t nchunk = (q->cols + 127) / 128, most = q->ngroups > nchunk ? q->ngroups : nchunk;
+    p->nchunk = nchunk;
+    p->pad = (most + 15) / 16 * 16 + 16;
+    p->limbs = (int8_t *)mem;
+    p->gsum = (float *)(mem + (size_t)nchunk * 384);
+    p->xsg = p->gsum + p->pad;
+    p->xs = p->xsg + p->pad;
+    p->rpp = 4;
+}
+
 /* x prepared for the AVX-512 GEMV in one allocation into *out; *out NULL (use AVX2) when x is
  * not finite. */
 static tp_status qx_make(const tp_qmat *q, const float *x, int vnni, int rpp, tp_qx **out) {
-    const int64_t nchunk = (q->cols + 127) / 128;
-    const int64_t most = q->ngroups > nchunk ? q->ngroups : nchunk;
-    const int64_t pad = (most + 15) / 16 * 16 + 16;
-    size_t head = (sizeof(tp_qx) + 63) / 64 * 64, limb = (size_t)nchunk * 384;
-    uint8_t *mem = tp_alloc(head + limb + (size_t)(nchunk + 2 * pad) * sizeof(float));
+    const size_t head = (sizeof(tp_qx) + 63) / 64 * 64;
+    uint8_t *mem = tp_alloc(head + tp_qx_data_bytes(q));
     *out = NULL;
     if (!mem) return TP_ERR_NOMEM;
     tp_qx *p = (tp_qx *)mem;
-    p->nchunk = nchunk;
-    p->pad = pad;
-    p->limbs = (int8_t *)(mem + head);
-    p->gsum = (float *)(mem + head + limb);
-    p->xsg = p->gsum + pad;
-    p->xs = p->xsg + pad;
+    tp_qx_layout(q, mem + head, p);
     if (!(vnni ? tp_qx_prep_avx512vnni(q, x, p) : tp_qx_prep_avx512(q, x, p))) {
         tp_free(mem);
         return TP_OK;

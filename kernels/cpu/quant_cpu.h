@@ -52,6 +52,10 @@ typedef struct tp_qx {
     float *gsum;    /* pad: per group, the sum of the rounded x times its chunk's xs */
     int rpp;        /* rows a pass, 4, 2 or 1 (tp_qgemv_set_streaming) */
 } tp_qx;
+/* The arrays of a tp_qx for q in one 64-byte aligned block of tp_qx_data_bytes(q) bytes (a multiple
+ * of 64): tp_qx_layout points p's arrays into mem and sets nchunk, pad and rpp = 4. */
+size_t tp_qx_data_bytes(const tp_qmat *q);
+void tp_qx_layout(const tp_qmat *q, uint8_t *mem, tp_qx *p);
 /* Returns 0 (nothing usable) when x holds a NaN or an infinity. */
 int tp_qx_prep_avx512(const tp_qmat *q, const float *x, tp_qx *p);
 int tp_qx_prep_avx512vnni(const tp_qmat *q, const float *x, tp_qx *p);

@@ -193,7 +193,7 @@ typedef struct {
     const float *X;
     tp_qx *x;
     uint8_t *mem;
-    size_t per;
+    size_t per; /* tp_qx_data_bytes */
     int64_t batch;
     int bad; /* a token's x holds a NaN or an infinity */
 } vg_prep_job;
@@ -201,27 +201,16 @@ typedef struct {
 /* tokens [batch task / ntasks, batch (task + 1) / ntasks) prepared as the GEMV prepares x */
 static void vg_prep_task(void *vc, int task, int ntasks) {
     vg_prep_job *pj = vc;
-    const int64_t nchunk = pj->q->cols / 128, t0 = pj->batch * task / ntasks, t1 = pj->batch * (task + 1) / ntasks;
-    const int64_t most = pj->q->ngroups > nchunk ? pj->q->ngroups : nchunk, pad = (most + 15) / 16 * 16 + 16;
-    for (int64_t t = t0; t < t1; t++) {
-        uint8_t *b = pj->mem + (size_t)t * pj->per;
-        tp_qx *x = &pj->x[t];
-        x->nchunk = nchunk;
-        x->pad = pad;
-        x->limbs = (int8_t *)b;
-        x->gsum = (float *)(b + (size_t)nchunk * 384);
-        x->xsg = x->gsum + pad;
-        x->xs = x->xsg + pad;
-        x->rpp = 4;
-        if (!tp_qx_prep_avx512vnni(pj->q, pj->X + t * pj->q->cols, x)) __atomic_store_n(&pj->bad, 1, __ATOMIC_RELAXED);
+    for (int64_t t = pj->batch * task / ntasks; t < pj->batch * (task + 1) / ntasks; t++) {
+        tp_qx_layout(pj->q, pj->mem + (size_t)t * pj->per, &pj->x[t]);
+        if (!tp_qx_prep_avx512vnni(pj->q, pj->X + t * pj->q->cols, &pj->x[t])) __atomic_store_n(&pj->bad, 1, __ATOMIC_RELAXED);
     }
 }
 
 /* 1: done; 0: x holds a NaN or an infinity (the caller takes another path); -1: out of memory */
 int tp_qgemm_vnni(const tp_qmat *q, const float *X, int64_t batch, float *Y) {
-    const int64_t nchunk = q->cols / 128, most = q->ngroups > nchunk ? q->ngroups : nchunk;
-    const int64_t pad = (most + 15) / 16 * 16 + 16, tpad = (batch + VG_TB - 1) / VG_TB * VG_TB;
-    const size_t per = ((size_t)nchunk * 384 + (size_t)(nchunk + 2 * pad) * sizeof(float) + 63) / 64 * 64;
+    const int64_t tpad = (batch + VG_TB - 1) / VG_TB * VG_TB;
+    const size_t per = tp_qx_data_bytes(q);
     tp_qx *x = tp_alloc((size_t)tpad * sizeof *x);
     uint8_t *mem = tp_alloc((size_t)batch * per);
     if (!x || !mem) {
