@@ -54,6 +54,9 @@ void tp_vq_lookup_rows_avx512(const tp_vqmat *m, const float *T, int Kp, int64_t
 int tp_vq_table_planes_avx512vbmi(const float *cb16, int d, int K, const float *xp, int64_t v0, int64_t v1,
                                   float *T, uint8_t *P, int *e);
 void tp_vq_lookup_planes_avx512vbmi(const uint8_t *ct, int64_t rt, const uint8_t *P, int64_t nb, int e, float *y);
+/* y (row order) of the full 64-row tiles of [r0, r1), r0 a multiple of 64, from np partial ys in
+ * tile order (part i at yp + i rt, added in part order); returns the first row not done */
+int64_t tp_vq_planes_reduce_avx512vbmi(const float *yp, int64_t rt, int np, int64_t r0, int64_t r1, float *y);
 /* row (within its 64-row tile) of tile position q: the unpacks' order (q = 16 i + 4 l + e holds
  * row 16 l + 4 i + e, so the map is its own inverse) */
 static inline int tp_vq_planes_row(int q) { return 16 * ((q & 15) >> 2) + 4 * (q >> 4) + (q & 3); }

@@ -477,7 +477,11 @@ static void planes_reduce_task(void *vc, int t, int nt) {
     const int64_t rows = j->m->rows, rt = j->m->rows_t;
     const int64_t r0 = (int64_t)t * RED_TASK, r1 = r0 + RED_TASK < rows ? r0 + RED_TASK : rows;
     (void)nt;
-    for (int64_t r = r0; r < r1; r++) {
+    int64_t r = r0;
+    int plain = 1; /* no part fell back to the scalar lookup */
+    for (int i = 0; i < j->np; i++) plain &= j->yr[i] == NULL;
+    if (plain) r = tp_vq_planes_reduce_avx512vbmi(j->yp, rt, j->np, r0, r1, j->y);
+    for (; r < r1; r++) {
         const int64_t p = r / 64 * 64;
         const int q = tp_vq_planes_row((int)(r - p)); /* the order is its own inverse */
         float s = 0;

@@ -121,3 +121,31 @@ void tp_vq_lookup_planes_avx512vbmi(const uint8_t *ct, int64_t rt, const uint8_t
         _mm512_store_ps(yr + 48, _mm512_add_ps(_mm512_load_ps(yr + 48), _mm512_scalef_ps(_mm512_cvtepi32_ps(a3), sc)));
     }
 }
+
+/* y[r] for the full 64-row tiles of [r0, r1) (r0 a multiple of 64): the parts' partial ys (tile
+ * order, part i at yp + i * rt) added in part order as planes_reduce_task adds them (each part's
+ * value plus 0, then into the sum), and moved to row order: position q = 16 k + 4 a + b of a tile
+ * holds row 16 a + 4 k + b (tp_vq_planes_row), i.e. 128-bit block a of vector k is block k of the
+ * rows' vector a, a 4 x 4 transpose of blocks. Returns the first row not done (a short last tile
+ * is left to the caller). */
+int64_t tp_vq_planes_reduce_avx512vbmi(const float *yp, int64_t rt, int np, int64_t r0, int64_t r1, float *y) {
+    const __m512 z = _mm512_setzero_ps();
+    int64_t p = r0;
+    for (; p + 64 <= r1; p += 64) {
+        __m512 s0 = z, s1 = z, s2 = z, s3 = z;
+        for (int i = 0; i < np; i++) {
+            const float *t = yp + (size_t)i * (size_t)rt + p;
+            s0 = _mm512_add_ps(s0, _mm512_add_ps(_mm512_loadu_ps(t), z));
+            s1 = _mm512_add_ps(s1, _mm512_add_ps(_mm512_loadu_ps(t + 16), z));
+            s2 = _mm512_add_ps(s2, _mm512_add_ps(_mm512_loadu_ps(t + 32), z));
+            s3 = _mm512_add_ps(s3, _mm512_add_ps(_mm512_loadu_ps(t + 48), z));
+        }
+        const __m512 t0 = _mm512_shuffle_f32x4(s0, s1, 0x44), t1 = _mm512_shuffle_f32x4(s0, s1, 0xEE);
+        const __m512 t2 = _mm512_shuffle_f32x4(s2, s3, 0x44), t3 = _mm512_shuffle_f32x4(s2, s3, 0xEE);
+        _mm512_storeu_ps(y + p, _mm512_shuffle_f32x4(t0, t2, 0x88));
+        _mm512_storeu_ps(y + p + 16, _mm512_shuffle_f32x4(t0, t2, 0xDD));
+        _mm512_storeu_ps(y + p + 32, _mm512_shuffle_f32x4(t1, t3, 0x88));
+        _mm512_storeu_ps(y + p + 48, _mm512_shuffle_f32x4(t1, t3, 0xDD));
+    }
+    return p;
+}
