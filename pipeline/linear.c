@@ -95,18 +95,25 @@ static float *scratch(size_t n, tp_err *e) {
  * with its wait for the slowest thread. The stages are then added in stage order, so y has the
  * same bits as tp_linear_mul's stage-by-stage sum (and any thread count gives them; tested by
  * packed/chain_decode_equals_stagewise). llama-mini tenpakx decode, Zen 4, alternating binaries:
- * 595-632 tok/s against 522-598. */
+ * 595-632 tok/s against 522-598. The pool takes the products largest first (by their packed bytes):
+ * in matrix order the tied lm_head's three stages went low rank + INT4 g32 to one thread and VQ to
+ * the other (0.56 against 0.39 ms, 2-vCPU Intel Xeon); largest first pairs INT4 alone against VQ +
+ * low rank. Same bits (each product lands in its own buffer, added in stage order afterwards);
+ * tenpakx decode there, `tenpak generate -n 256`, alternating binaries, two sets of rounds: median
+ * 537 -> 611 and 424 -> 488 tok/s; vq d8 + int4 g32 733 -> 748. */
 #define CHAIN_TASKS (TP_QGEMV_MULTI * TP_CODEC_MAX_STAGES)
 typedef struct chain_job {
     tp_linear *const *l;
     const float *x;
     float *out[CHAIN_TASKS];
     int mat[CHAIN_TASKS], stg[CHAIN_TASKS];
+    int ord[CHAIN_TASKS]; /* the pool's task t is product ord[t] */
     tp_status st[CHAIN_TASKS];
 } chain_job;
 static void chain_task(void *vc, int t, int nt) {
     chain_job *j = vc;
     (void)nt;
+    t = j->ord[t];
     const tp_linear *l = j->l[j->mat[t]];
     j->st[t] = l->codec.stages[j->stg[t]].method->exec->mul(l->stage[j->stg[t]], j->x, 1, j->out[t]);
 }
@@ -132,12 +139,21 @@ static tp_status chain_mul1(tp_linear *const *l, int k, const float *x, float *c
         chain_n = need;
     }
     int nt = 0;
-    size_t off = 0;
+    size_t off = 0, cost[CHAIN_TASKS];
     for (int i = 0; i < k; i++)
         for (int s = 0; s < l[i]->codec.nstages; s++, nt++) {
             j.mat[nt] = i, j.stg[nt] = s;
             j.out[nt] = s == 0 && !accumulate ? y[i] : chain_buf + off;
             if (j.out[nt] != y[i]) off += (size_t)l[i]->rows;
+            cost[nt] = l[i]->codec.stages[s].method->exec->bytes(l[i]->stage[s]);
+            j.ord[nt] = nt;
+        }
+    /* the largest products first (insertion sort, stable) */
+    for (int a = 1; a < nt; a++)
+        for (int b = a; b > 0 && cost[j.ord[b]] > cost[j.ord[b - 1]]; b--) {
+            const int o = j.ord[b];
+            j.ord[b] = j.ord[b - 1];
+            j.ord[b - 1] = o;
         }
     tp_pool_run(nt, chain_task, &j);
     for (int t = 0; t < nt; t++)
