@@ -5,7 +5,8 @@
  *   payload   the tensor records' bytes, one after the other (codec blobs or raw tensor bytes,
  *             each optionally zstd-compressed), at the offsets the header gives; the writer
  *             starts each record on a 64-byte offset (zero bytes between), readers accept any
- *   header    UTF-8 JSON: format, version, codec spec, selector, lossless stage, source model
+ *   header    UTF-8 JSON: format, version, codec spec (canonical; codec_given: as compress was given
+ *             it), selector, lossless stage, source model
  *             (folder, sha256, model_type), the model's config.json, and one record per tensor:
  *             name, shape, dtype, codec ("raw" = the source bytes unchanged), transposed,
  *             offset, length, decoded_length, lossless, xxh64 (of the stored bytes, hex)

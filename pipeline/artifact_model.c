@@ -217,6 +217,8 @@ tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp
     }
     snprintf(info->model_dir, sizeof info->model_dir, "%s", dir);
     snprintf(info->codec, sizeof info->codec, "%s", tp_json_str(a->header, "codec"));
+    snprintf(info->codec_given, sizeof info->codec_given, "%s",
+             tp_json_str(a->header, "codec_given") ? tp_json_str(a->header, "codec_given") : "");
     snprintf(info->model_type, sizeof info->model_type, "%s", tp_json_str(src, "model_type") ? tp_json_str(src, "model_type") : "");
     char cfg[4200];
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);

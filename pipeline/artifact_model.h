@@ -21,6 +21,8 @@ int tp_exec_parse(const char *s, tp_exec *x);     /* 1 when s names one */
 typedef struct tp_artifact_model {
     tp_compress_result size; /* sizes re-read from the artifact (plan unused) */
     char codec[256], model_sha256[65], model_type[32];
+    char codec_given[256];   /* the spec as `tenpak compress --codec` was given it ("" in artifacts
+                              * made before it was recorded); codec is its canonical form */
     char model_dir[4096];    /* the checkpoint folder used */
     size_t packed_bytes;     /* TP_EXEC_PACKED: memory the packed views hold beyond the map */
     size_t format_bytes;     /* TP_EXEC_PACKED: the packed records' bytes (what a forward reads) */

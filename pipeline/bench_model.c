@@ -81,6 +81,7 @@ typedef struct row_msg {
     int ok;
     char err[512];
     char spec[256];     /* fp32, fp16, or the artifact's canonical codec spec */
+    char given[256];    /* the artifact's spec as compress was given it ("" when not recorded) */
     char mode[16];      /* the weight mode the row ran in */
     double pp_bytes, tg_bytes; /* tp_bench_model_weight_bytes for n = pp and n = 1 */
     double peak_rss;
@@ -120,6 +121,7 @@ static tp_status run_row(const tp_bench_model_opts *o, const row *rw, const int3
         tp_artifact_model info;
         if ((s = tp_model_load_artifact(rw->artifact, o->model_dir, o->exec, &mo, &m, &info, e)) != TP_OK) return s;
         snprintf(r->spec, sizeof r->spec, "%s", info.codec);
+        snprintf(r->given, sizeof r->given, "%s", info.codec_given);
         if (!info.files_checked)
             fprintf(stderr, "bench-model: note: %s records no sha256 of config.json and tokenizer.json (made by an older "
                     "tenpak): they were not checked\n", rw->artifact);
@@ -236,7 +238,10 @@ static tp_status fork_row(const tp_bench_model_opts *o, row *rw, const int32_t *
                        WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     }
     if (!rw->r.ok) return tp_fail(e, TP_ERR_ARG, "%s", rw->r.err);
-    tp_bench_model_codec_name(rw->r.spec, rw->codec, sizeof rw->codec);
+    /* the names take the spec as the user wrote it (`--codec int4:g=128`: model/<m>/int4_g_128/...),
+     * the JSON's "codec" field the canonical one (int4:g=128,refine=0); an artifact from before
+     * the given spec was recorded names its rows by the canonical spec */
+    tp_bench_model_codec_name(rw->r.given[0] ? rw->r.given : rw->r.spec, rw->codec, sizeof rw->codec);
     return TP_OK;
 }
 

@@ -628,6 +628,7 @@ tp_status tp_compress_model(const tp_compress_opts *o, const char *out_path, tp_
         cJSON_AddStringToObject(h, "format", "tenpak-artifact");
         cJSON_AddNumberToObject(h, "version", 1);
         cJSON_AddStringToObject(h, "codec", main.spec);
+        cJSON_AddStringToObject(h, "codec_given", o->codec);
         cJSON_AddStringToObject(h, "select", select);
         cJSON_AddBoolToObject(h, "compress_embeddings", o->compress_embeddings);
         cJSON *ovs = cJSON_AddArrayToObject(h, "overrides");
