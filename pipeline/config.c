@@ -23,7 +23,8 @@ static int get_num(const cJSON *o, double *v, const char *a, const char *b) {
 }
 static int get_int(const cJSON *o, int *v, const char *a, const char *b) {
     double d;
-    if (!get_num(o, &d, a, b) || d != (double)(int)d) return 0;
+    /* the range first: converting a double outside int's range is undefined (fuzz_config: 5e+257) */
+    if (!get_num(o, &d, a, b) || !(d >= -2147483648.0 && d <= 2147483647.0) || d != floor(d)) return 0;
     *v = (int)d;
     return 1;
 }
@@ -126,12 +127,16 @@ tp_status tp_config_parse_json(const cJSON *root, const char *path, tp_model_con
     tp_status rc = TP_OK;
     static const char *const ints[] = {"n_layer", "n_embd", "n_head", "vocab_size", "n_positions", "n_ctx", "n_inner",
                                        "num_hidden_layers", "hidden_size", "num_attention_heads", "intermediate_size",
-                                       "num_key_value_heads", "head_dim", "max_position_embeddings", "bos_token_id", NULL};
+                                       "num_key_value_heads", "head_dim", "max_position_embeddings", "bos_token_id",
+                                       "sliding_window", NULL};
+    /* eos_token_id may be a list (Llama-3); a number must be an integer */
+    static const char *const eos[] = {"eos_token_id", NULL};
     static const char *const nums[] = {"layer_norm_epsilon", "rms_norm_eps", "rope_theta", NULL};
     const char *bad = wrong_type(root, ints, 'i');
+    if (!bad && cJSON_IsNumber(item(root, "eos_token_id"))) bad = wrong_type(root, eos, 'i');
     if (bad || (bad = wrong_type(root, nums, 'n'))) {
         rc = tp_fail(e, TP_ERR_FORMAT, "%s: \"%s\" must be %s", path, bad,
-                     wrong_type(root, ints, 'i') ? "an integer" : "a finite number");
+                     wrong_type(root, nums, 'n') == bad ? "a finite number" : "an integer");
         goto done;
     }
     const cJSON *mt = item(root, "model_type");

@@ -262,6 +262,14 @@ Test(hostile, config_values) {
     expect_config("{" LLAMA ",\"rope_parameters\":{\"rope_theta\":\"big\"}}", "\"rope_theta\" must be a finite number");
     expect_config("{" LLAMA ",\"max_position_embeddings\":\"1024\"}", "must be an integer");
     expect_config("{" LLAMA ",\"num_key_value_heads\":1.5}", "must be an integer");
+    /* integers past int's range (converting them was undefined behaviour: fuzz_config) */
+    expect_config("{" LLAMA ",\"eos_token_id\":50e256}", "\"eos_token_id\" must be an integer");
+    expect_config("{" LLAMA ",\"eos_token_id\":2.5}", "\"eos_token_id\" must be an integer");
+    expect_config("{" LLAMA ",\"sliding_window\":1e300}", "\"sliding_window\" must be an integer");
+    expect_config("{" LLAMA ",\"bos_token_id\":-3e12}", "\"bos_token_id\" must be an integer");
+    expect_config("{" LLAMA ",\"rope_parameters\":{\"rope_type\":\"llama3\",\"factor\":8,\"low_freq_factor\":1,"
+                  "\"high_freq_factor\":4,\"original_max_position_embeddings\":9e99}}",
+                  "original_max_position_embeddings");
     expect_config("{\"model_type\":\"gpt2\",\"n_layer\":1,\"n_embd\":8,\"n_head\":2,\"vocab_size\":10,"
                   "\"layer_norm_epsilon\":0}", "must be > 0");
     /* config and checkpoint agree on the layers (an index of 3 layers beside a config of 2) */

@@ -37,7 +37,18 @@
  * ahead, the L2 distance 8 / 32 / 64 KB: no change beyond the host's spread. For scale: the same
  * decode with the kernel replaced by a loop that only reads the codes (no products) ran 46 against
  * 36 tok/s, and dropping the two limb shifts (wrong results) made the L1 case 7% faster: the
- * products, not the memory walk, are what is left to take. */
+ * products, not the memory walk, are what is left to take.
+ * Tried the next day on the same guest type (kept neither): (1) the raw code bytes u = qe + 16 qo
+ * and u & 0xF0 = 16 qo as the two vpdpbusd operands (no shift, one AND instead of three ops), with
+ * limbs of xe and of xo/16 - xe, which needs the odd elements on a 16 times coarser grid (2^-18 of
+ * the chunk's largest |x|): 512x2048 in L2 19.6 against 22.4 us, 16384x8192 (L3) 1.38 against
+ * 1.57 ms, but TinyLlama-shaped decode 40.4 against 40.0 tok/s (6 alternating rounds), and the
+ * error against the reference rose from ~3e-7 to 2-5e-6 (up to 1.9e-5 over 40 seeds of `verify`,
+ * past its 1e-5 bound); (2) the high nibble by one vgf2p8affineqb instead of a shift and an AND
+ * (same bits): L2 1.5% faster, decode 39.6 against 39.8 tok/s. So 15% fewer vector instructions
+ * do not move the decode, while the read-only loop above did: what binds it there is neither the
+ * instruction count nor the walk alone (a read-only loop over 1 GiB: 27-31 GB/s with two threads,
+ * 15 with one; the decode streams ~23), and stays unidentified without hardware counters. */
 #include <immintrin.h>
 #include <math.h>
 #include <stdlib.h>
