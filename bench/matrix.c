@@ -114,7 +114,7 @@ static tp_status load(const char *path, const cJSON *root, tp_bench_matrix *m, t
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "repetitions");
     m->repetitions = 3;
     if (v) {
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valueint < 1 || v->valueint > 1000)
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= 1000) || v->valuedouble != (double)(int)v->valuedouble)
             return tp_fail(e, TP_ERR_FORMAT, "%s: \"repetitions\" must be an integer from 1 to 1000", path);
         m->repetitions = v->valueint;
     }
@@ -127,7 +127,7 @@ static tp_status load(const char *path, const cJSON *root, tp_bench_matrix *m, t
     }
     v = cJSON_GetObjectItemCaseSensitive(root, "shards");
     if (v) {
-        if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int)v->valuedouble || v->valueint < 1 || v->valueint > 10000)
+        if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1 && v->valuedouble <= 10000) || v->valuedouble != (double)(int)v->valuedouble)
             return tp_fail(e, TP_ERR_FORMAT, "%s: \"shards\" must be an integer from 1 to 10000", path);
         m->shards = v->valueint;
     }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -33,6 +34,14 @@ static void hex64(uint64_t v, char out[17]) { snprintf(out, 17, "%016" PRIx64, v
 const char *tp_json_str(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+int tp_json_int(const cJSON *x, int64_t lo, int64_t hi, int64_t *v) {
+    if (!cJSON_IsNumber(x)) return 0;
+    const double d = x->valuedouble;
+    if (!(d >= (double)lo && d <= (double)hi) || d != floor(d)) return 0;
+    *v = (int64_t)d;
+    return 1;
 }
 
 struct tp_art_writer {

@@ -60,5 +60,8 @@ tp_status tp_artifact_read_record(const tp_artifact *a, const cJSON *rec, uint8_
 tp_status tp_artifact_record_view(const tp_artifact *a, const cJSON *rec, const uint8_t **data, size_t *len,
                                   uint8_t **owned, tp_err *e);
 const char *tp_json_str(const cJSON *o, const char *key); /* NULL if absent or not a string */
+/* 1 when x is a number holding an integer in [lo, hi] (|lo|, |hi| <= 2^53), then *v; 0 otherwise.
+ * The range is checked before converting: a double outside the target type is undefined behaviour. */
+int tp_json_int(const cJSON *x, int64_t lo, int64_t hi, int64_t *v);
 
 #endif

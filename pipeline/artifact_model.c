@@ -276,7 +276,8 @@ tp_status tp_model_load_artifact(const char *artifact, const char *model_dir, tp
             continue;
         }
         info->size.compressed_numel += (uint64_t)t->numel;
-        info->size.compressed_bytes += cJSON_IsNumber(l) ? (uint64_t)l->valuedouble : 0;
+        int64_t lb = 0;
+        info->size.compressed_bytes += tp_json_int(l, 0, (int64_t)9e15, &lb) ? (uint64_t)lb : 0;
         info->size.ncompressed++;
         s = in_record(a, name, install(m, a, rec, t, exec, info, e), e);
     }

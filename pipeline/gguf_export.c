@@ -177,16 +177,19 @@ static tp_status tokenizer_gpt2(tp_gguf_w *w, const char *dir, const tp_model_co
     const char **mg = keep(b, calloc((size_t)nm + 1, sizeof *mg));
     if (b->oom) { cJSON_Delete(root); return tp_fail(e, TP_ERR_NOMEM, "out of memory"); }
     cJSON_ArrayForEach(it, vocab) {
-        int id = cJSON_IsNumber(it) ? (int)it->valuedouble : -1;
-        if (id < 0 || id >= n) { s = tp_fail(e, TP_ERR_FORMAT, "%s: token '%s' has id %d outside the vocab of %d", path, it->string, id, n); break; }
+        int64_t id = -1;
+        if (!tp_json_int(it, 0, n - 1, &id)) {
+            s = tp_fail(e, TP_ERR_FORMAT, "%s: token '%s' has an id outside the vocab of %d", path, it->string, n);
+            break;
+        }
         tok[id] = keep(b, strdup(it->string));
         ty[id] = 1; /* NORMAL */
     }
     cJSON_ArrayForEach(it, added) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
         const char *ct = tp_json_str(it, "content");
-        int i = cJSON_IsNumber(id) ? (int)id->valuedouble : -1;
-        if (s != TP_OK || i < 0 || i >= n || !ct) continue;
+        int64_t i = -1;
+        if (s != TP_OK || !tp_json_int(id, 0, n - 1, &i) || !ct) continue;
         if (!tok[i]) tok[i] = keep(b, strdup(ct));
         ty[i] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "special")) ? 3 : 4; /* CONTROL / USER_DEFINED */
     }
@@ -320,8 +323,8 @@ static tp_status add_tensor(tp_gguf_w *w, const tp_artifact *a, const cJSON *rec
     } else {
         const cJSON *jr = cJSON_GetObjectItemCaseSensitive(rec, "rows"), *jc = cJSON_GetObjectItemCaseSensitive(rec, "cols");
         int transposed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "transposed"));
-        int64_t rows = cJSON_IsNumber(jr) ? (int64_t)jr->valuedouble : 0, cols = cJSON_IsNumber(jc) ? (int64_t)jc->valuedouble : 0;
-        if (rows < 1 || cols < 1 || rows * cols != sh[0] * sh[1]) {
+        int64_t rows = 0, cols = 0;
+        if (!tp_json_int(jr, 1, (int64_t)1e12, &rows) || !tp_json_int(jc, 1, (int64_t)1e12, &cols) || rows * cols != sh[0] * sh[1]) {
             tp_free(blob);
             return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: rows x cols does not match its shape", a->path, name);
         }

@@ -435,6 +435,11 @@ static void add_post(ld *L, const cJSON *p) {
         cJSON_ArrayForEach(x, ids) {
             int32_t **v = seen_a ? &t->suffix : &t->prefix;
             size_t *n = seen_a ? &t->nsuffix : &t->nprefix;
+            /* checked before the conversion: a double past int32's range is undefined behaviour */
+            if (!cJSON_IsNumber(x) || !(x->valuedouble >= 0 && x->valuedouble < 1e8) || x->valuedouble != (double)(int32_t)x->valuedouble) {
+                LFAIL(L, TP_ERR_FORMAT, "%s: TemplateProcessing special token '%s' has a bad id", L->path, name ? name : "?");
+                return;
+            }
             int32_t *nv = realloc(*v, (*n + 1) * sizeof *nv);
             if (!nv) { LFAIL(L, TP_ERR_NOMEM, "%s: out of memory", L->path); return; }
             *v = nv;

@@ -106,6 +106,9 @@ Test(bench_matrix, malformed_files_name_the_key) {
         {"{\"benchmarks\": [\"a\"], \"repetitions\": 0}", "repetitions"},
         {"{\"benchmarks\": [\"a\"], \"min_time\": -1}", "min_time"},
         {"{\"benchmarks\": [\"a\"], \"shards\": 1.5}", "shards"},
+        /* past int's range: refused before any conversion (which would be undefined behaviour) */
+        {"{\"benchmarks\": [\"a\"], \"repetitions\": 1e30}", "repetitions"},
+        {"{\"benchmarks\": [\"a\"], \"shards\": -5e20}", "shards"},
         {"{\"benchmarks\": [\"a\"], \"backends\": [3]}", "backends"},
         {"{\"benchmarks\": [\"a\"], \"report\": {\"rows\": [\"[\"]}}", "row"},
         {"{not json", "JSON"},

@@ -216,6 +216,13 @@ Test(badinput, tokenizer_unknown_pretokenizer) {
                     "\"merges\":[]}}",
                     "'BertPreTokenizer' is not supported");
 }
+/* a TemplateProcessing id past int32's range (converting it was undefined behaviour) */
+Test(badinput, tokenizer_template_id_out_of_range) {
+    expect_tok_fail("{\"post_processor\":{\"type\":\"TemplateProcessing\",\"single\":[{\"SpecialToken\":{\"id\":\"<s>\"}},"
+                    "{\"Sequence\":{\"id\":\"A\"}}],\"special_tokens\":{\"<s>\":{\"id\":\"<s>\",\"ids\":[5e30]}}},"
+                    "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"<s>\":1},\"merges\":[]}}",
+                    "special token '<s>' has a bad id");
+}
 Test(badinput, tokenizer_merge_outside_vocab) {
     expect_tok_fail("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]}}", "missing from the vocab");
 }
