@@ -95,12 +95,17 @@ static float *scratch(size_t n, tp_err *e) {
  * with its wait for the slowest thread. The stages are then added in stage order, so y has the
  * same bits as tp_linear_mul's stage-by-stage sum (and any thread count gives them; tested by
  * packed/chain_decode_equals_stagewise). llama-mini tenpakx decode, Zen 4, alternating binaries:
- * 595-632 tok/s against 522-598. The pool takes the products largest first (by their packed bytes):
- * in matrix order the tied lm_head's three stages went low rank + INT4 g32 to one thread and VQ to
- * the other (0.56 against 0.39 ms, 2-vCPU Intel Xeon); largest first pairs INT4 alone against VQ +
- * low rank. Same bits (each product lands in its own buffer, added in stage order afterwards);
- * tenpakx decode there, `tenpak generate -n 256`, alternating binaries, two sets of rounds: median
- * 537 -> 611 and 424 -> 488 tok/s; vq d8 + int4 g32 733 -> 748. */
+ * 595-632 tok/s against 522-598. The pool takes the products in decreasing order of the memory
+ * their views hold (the exec's bytes: VQ's unpacked and column-major codes are the most; INT4 and
+ * low-rank views over the mapped artifact hold little), not in matrix order; same bits (each
+ * product lands in its own buffer, added in stage order afterwards). With this order the calling
+ * thread ran tenpakx's VQ products and the worker its INT4 and low-rank ones (per 256 tokens 335
+ * and 280 ms of products). llama-mini tenpakx decode, `tenpak generate -n 256`, 2-vCPU Intel Xeon,
+ * alternating binaries, medians of 6-8 rounds: against matrix order 537 -> 611 and 424 -> 488
+ * tok/s (vq d8 + int4 g32 733 -> 748); two other orders measured slower than this one: by packed
+ * bytes (INT4 first) 472 -> 420, by each product's measured time (a running average: the largest
+ * first) 622 -> 589. Why this order wins is not established (a thread keeping one kind of product,
+ * its tables and buffers, is a guess). */
 #define CHAIN_TASKS (TP_QGEMV_MULTI * TP_CODEC_MAX_STAGES)
 typedef struct chain_job {
     tp_linear *const *l;
