@@ -183,8 +183,11 @@ Test(gptq, identity_hessian_clip_is_group_search) {
 
 /* The clip search's property (quant.h): on fresh random groups (normal, with outliers, one-sided,
  * constant, short) and random non-negative weights, its weighted squared error is at most min/max's
- * and its grid is a valid one (scale > 0 and finite); on groups with an outlier it is usually
- * strictly smaller (that is what it is for). */
+ * and its grid is a valid one (scale >= 0 and finite, offset finite; a zero scale only where it
+ * loses nothing: a group whose values all equal an fp16 number, e.g. one element that happens to
+ * be one, which min/max itself codes with scale 0 and its offset exactly, as the format allows;
+ * CI drew one such group on 2026-12-06, seed 860938791651); on groups with an outlier it is
+ * usually strictly smaller (that is what it is for). */
 static double wsse(const float *w, const double *wt, int n, uint16_t s16, uint16_t o16) {
     float s = tp_f16_to_f32(s16), o = tp_f16_to_f32(o16);
     double e = 0;
@@ -215,8 +218,11 @@ Test(gptq, clip_search_at_most_minmax) {
         tp_int4_minmax_ref(w, n, &sm, &om);
         tp_int4_clip_ref(w, wt, n, &sc, &oc);
         float s = tp_f16_to_f32(sc), o = tp_f16_to_f32(oc);
-        cr_expect(s > 0 && isfinite(s) && isfinite(o), "trial %d: scale %g offset %g (seed %llu)", t, s, o, (unsigned long long)test_seed());
         double em = wsse(w, wt, n, sm, om), ec = wsse(w, wt, n, sc, oc);
+        int exact = 1; /* every value equals the offset: what a zero scale codes */
+        for (int i = 0; i < n; i++) exact &= w[i] == o;
+        cr_expect(s >= 0 && isfinite(s) && isfinite(o) && (s > 0 || exact), "trial %d: scale %g offset %g (seed %llu)", t, s,
+                  o, (unsigned long long)test_seed());
         cr_expect_leq(ec, em, "trial %d (kind %d, n %d): clip search %g above min/max %g (seed %llu)", t, kind, n, ec, em,
                       (unsigned long long)test_seed());
         if (kind == 1 && n >= 32) {
