@@ -271,7 +271,8 @@ static tp_status add_tensor(tp_gguf_w *w, const tp_artifact *a, const cJSON *rec
     if (nd < 1 || nd > 2) return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s has %d dimensions", a->path, name, nd);
     for (int i = 0; i < nd; i++) {
         const cJSON *x = cJSON_GetArrayItem(shape, i);
-        if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > 1e12)
+        /* each dimension under 2^31, so the products below stay inside int64_t */
+        if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > 2147483647.0)
             return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s has a bad shape", a->path, name);
         sh[i] = (int64_t)x->valuedouble;
     }
@@ -324,7 +325,7 @@ static tp_status add_tensor(tp_gguf_w *w, const tp_artifact *a, const cJSON *rec
         const cJSON *jr = cJSON_GetObjectItemCaseSensitive(rec, "rows"), *jc = cJSON_GetObjectItemCaseSensitive(rec, "cols");
         int transposed = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(rec, "transposed"));
         int64_t rows = 0, cols = 0;
-        if (!tp_json_int(jr, 1, (int64_t)1e12, &rows) || !tp_json_int(jc, 1, (int64_t)1e12, &cols) || rows * cols != sh[0] * sh[1]) {
+        if (!tp_json_int(jr, 1, INT32_MAX, &rows) || !tp_json_int(jc, 1, INT32_MAX, &cols) || rows * cols != sh[0] * sh[1]) {
             tp_free(blob);
             return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s: rows x cols does not match its shape", a->path, name);
         }
