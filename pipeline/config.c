@@ -21,10 +21,12 @@ static int get_num(const cJSON *o, double *v, const char *a, const char *b) {
     *v = j->valuedouble;
     return 1;
 }
+/* an integer in int's range (tested before any conversion: converting a double outside it is
+ * undefined, as fuzz_config found with 5e+257); NaN and infinities fail */
+static int is_int(double d) { return d == floor(d) && fabs(d) <= 2147483647.0; }
 static int get_int(const cJSON *o, int *v, const char *a, const char *b) {
     double d;
-    /* the range first: converting a double outside int's range is undefined (fuzz_config: 5e+257) */
-    if (!get_num(o, &d, a, b) || !(d >= -2147483648.0 && d <= 2147483647.0) || d != floor(d)) return 0;
+    if (!get_num(o, &d, a, b) || !is_int(d)) return 0;
     *v = (int)d;
     return 1;
 }
@@ -38,8 +40,7 @@ static int get_bool(const cJSON *o, const char *k, int dflt) {
 static const char *wrong_type(const cJSON *o, const char *const *keys, char kind) {
     for (; *keys; keys++) {
         const cJSON *j = item(o, *keys);
-        if (j && (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) ||
-                  (kind == 'i' && (j->valuedouble != floor(j->valuedouble) || fabs(j->valuedouble) > 2147483647.0))))
+        if (j && (!cJSON_IsNumber(j) || !isfinite(j->valuedouble) || (kind == 'i' && !is_int(j->valuedouble))))
             return *keys;
     }
     return NULL;
@@ -132,11 +133,11 @@ tp_status tp_config_parse_json(const cJSON *root, const char *path, tp_model_con
     /* eos_token_id may be a list (Llama-3); a number must be an integer */
     static const char *const eos[] = {"eos_token_id", NULL};
     static const char *const nums[] = {"layer_norm_epsilon", "rms_norm_eps", "rope_theta", NULL};
-    const char *bad = wrong_type(root, ints, 'i');
+    const char *bad = wrong_type(root, ints, 'i'), *want = "an integer";
     if (!bad && cJSON_IsNumber(item(root, "eos_token_id"))) bad = wrong_type(root, eos, 'i');
-    if (bad || (bad = wrong_type(root, nums, 'n'))) {
-        rc = tp_fail(e, TP_ERR_FORMAT, "%s: \"%s\" must be %s", path, bad,
-                     wrong_type(root, nums, 'n') == bad ? "a finite number" : "an integer");
+    if (!bad && (bad = wrong_type(root, nums, 'n'))) want = "a finite number";
+    if (bad) {
+        rc = tp_fail(e, TP_ERR_FORMAT, "%s: \"%s\" must be %s", path, bad, want);
         goto done;
     }
     const cJSON *mt = item(root, "model_type");

@@ -270,11 +270,9 @@ static tp_status add_tensor(tp_gguf_w *w, const tp_artifact *a, const cJSON *rec
     int64_t sh[2] = {0, 1};
     if (nd < 1 || nd > 2) return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s has %d dimensions", a->path, name, nd);
     for (int i = 0; i < nd; i++) {
-        const cJSON *x = cJSON_GetArrayItem(shape, i);
         /* each dimension under 2^31, so the products below stay inside int64_t */
-        if (!cJSON_IsNumber(x) || x->valuedouble < 1 || x->valuedouble > 2147483647.0)
+        if (!tp_json_int(cJSON_GetArrayItem(shape, i), 1, INT32_MAX, &sh[i]))
             return tp_fail(e, TP_ERR_FORMAT, "%s: tensor %s has a bad shape", a->path, name);
-        sh[i] = (int64_t)x->valuedouble;
     }
     int heads = (flags & 1) ? c->n_head : c->n_kv_head;
     uint8_t *blob = NULL;

@@ -198,16 +198,23 @@ static void cal_report(int rpp, double bytes, double secs) {
     pthread_mutex_unlock(&cal.mu);
 }
 
+/* a tp_qx's chunks (*nchunk) and its pad */
+static int64_t qx_pad(const tp_qmat *q, int64_t *nchunk) {
+    *nchunk = (q->cols + 127) / 128;
+    const int64_t most = q->ngroups > *nchunk ? q->ngroups : *nchunk;
+    return (most + 15) / 16 * 16 + 16;
+}
+
 size_t tp_qx_data_bytes(const tp_qmat *q) {
-    const int64_t nchunk = (q->cols + 127) / 128, most = q->ngroups > nchunk ? q->ngroups : nchunk;
-    const int64_t pad = (most + 15) / 16 * 16 + 16;
+    int64_t nchunk;
+    const int64_t pad = qx_pad(q, &nchunk);
     return ((size_t)nchunk * 384 + (size_t)(nchunk + 2 * pad) * sizeof(float) + 63) / 64 * 64;
 }
 
 void tp_qx_layout(const tp_qmat *q, uint8_t *mem, tp_qx *p) {
-    const int64_t nchunk = (q->cols + 127) / 128, most = q->ngroups > nchunk ? q->ngroups : nchunk;
+    int64_t nchunk;
+    p->pad = qx_pad(q, &nchunk);
     p->nchunk = nchunk;
-    p->pad = (most + 15) / 16 * 16 + 16;
     p->limbs = (int8_t *)mem;
     p->gsum = (float *)(mem + (size_t)nchunk * 384);
     p->xsg = p->gsum + p->pad;
